@@ -1,0 +1,81 @@
+//! Per-log configuration. Mirrors Kafka's topic configs so the core can map them one to one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits;
+
+/// When data reaches the disk, and so what the high watermark means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlushMode {
+    /// Group commit: the high watermark is the fdatasync'ed end, readers never see data a power
+    /// loss could take back. Callers share fdatasyncs through `Log::flush_to`.
+    #[default]
+    Group,
+    /// The high watermark follows appends; the caller calls `Log::flush` every
+    /// `flush_interval_ms`.
+    Interval,
+    /// Never fdatasync explicitly; the OS writes back when it likes.
+    Never,
+}
+
+/// Configuration of one `Log`. Can be changed at run time with `Log::set_config`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// Roll the active segment when the next batch would make it larger than this.
+    /// Clamped to `limits::SEGMENT_BYTES_MAX` because index positions are u32.
+    pub segment_bytes: u64,
+    /// Roll a non-empty active segment whose first append is older than this.
+    pub segment_ms: u64,
+    /// Delete non-active segments whose newest record is older than this; `None` keeps forever.
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest non-active segments while the log is larger than this.
+    pub retention_bytes: Option<u64>,
+    /// Larger batches are rejected with `StorageError::BatchTooLarge`.
+    pub max_batch_bytes: u32,
+    /// Bytes of log data between two sparse index entries.
+    pub index_interval_bytes: u32,
+    pub flush: FlushMode,
+    /// Period of the caller's flush timer under `FlushMode::Interval`.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: limits::SEGMENT_BYTES_DEFAULT,
+            segment_ms: limits::SEGMENT_MS_DEFAULT,
+            retention_ms: Some(limits::RETENTION_MS_DEFAULT),
+            retention_bytes: None,
+            max_batch_bytes: limits::BATCH_BYTES_MAX_DEFAULT,
+            index_interval_bytes: limits::INDEX_INTERVAL_BYTES_DEFAULT,
+            flush: FlushMode::Group,
+            flush_interval_ms: limits::FLUSH_INTERVAL_MS_DEFAULT,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The roll size actually used: never above what a u32 position can address.
+    pub fn segment_bytes_effective(&self) -> u64 {
+        self.segment_bytes.clamp(1, limits::SEGMENT_BYTES_MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_names_and_defaults() {
+        let config: LogConfig = serde_json::from_str(r#"{"flush":"interval"}"#).unwrap();
+        assert_eq!(config.flush, FlushMode::Interval);
+        assert_eq!(config.segment_bytes, limits::SEGMENT_BYTES_DEFAULT);
+        assert_eq!(
+            serde_json::to_string(&FlushMode::Never).unwrap(),
+            r#""never""#
+        );
+        assert_eq!(FlushMode::default(), FlushMode::Group);
+    }
+}

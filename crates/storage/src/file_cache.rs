@@ -1,0 +1,173 @@
+//! An LRU of open file handles shared by all logs, so thousands of partitions with three files
+//! per segment do not need thousands of descriptors.
+//!
+//! Handles are `Arc<File>`: evicting one only drops the cache's reference, so a read or write in
+//! flight keeps its descriptor until it finishes (the open count can briefly exceed `max_open`
+//! by the number of operations in flight). Closing a descriptor loses nothing: written data sits
+//! in the page cache, and fdatasync through a later handle syncs the same inode.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+pub struct FileCache {
+    max_open: usize,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// Open files and the tick of their last use.
+    open: HashMap<PathBuf, (Arc<File>, u64)>,
+    /// Last-use tick → path; the first entry is the least recently used.
+    by_use: BTreeMap<u64, PathBuf>,
+    tick: u64,
+}
+
+impl std::fmt::Debug for FileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCache")
+            .field("max_open", &self.max_open)
+            .field("open", &self.open_count())
+            .finish()
+    }
+}
+
+impl FileCache {
+    /// `max_open` is clamped to at least 1.
+    pub fn new(max_open: usize) -> Arc<FileCache> {
+        Arc::new(FileCache {
+            max_open: max_open.max(1),
+            state: Mutex::new(CacheState::default()),
+        })
+    }
+
+    /// Returns an open read-write handle to an existing file.
+    pub fn get(&self, path: &Path) -> io::Result<Arc<File>> {
+        self.get_with(path, false)
+    }
+
+    /// Creates the file if it does not exist and returns a handle to it.
+    pub fn create(&self, path: &Path) -> io::Result<Arc<File>> {
+        self.get_with(path, true)
+    }
+
+    fn get_with(&self, path: &Path, create: bool) -> io::Result<Arc<File>> {
+        let mut state = self.state.lock();
+        state.tick += 1;
+        let tick = state.tick;
+        if let Some((file, last_use)) = state.open.get_mut(path) {
+            let file = Arc::clone(file);
+            let previous = std::mem::replace(last_use, tick);
+            let moved = state.by_use.remove(&previous);
+            debug_assert!(moved.is_some());
+            state.by_use.insert(tick, path.to_path_buf());
+            return Ok(file);
+        }
+        // Opening under the lock keeps the count exact; opening a file is cheap next to the
+        // reads and writes done with it.
+        let file = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(create)
+                .open(path)?,
+        );
+        while state.open.len() >= self.max_open {
+            let (_, victim) = state.by_use.pop_first().expect("by_use mirrors open");
+            state.open.remove(&victim);
+        }
+        state
+            .open
+            .insert(path.to_path_buf(), (Arc::clone(&file), tick));
+        state.by_use.insert(tick, path.to_path_buf());
+        debug_assert_eq!(state.open.len(), state.by_use.len());
+        Ok(file)
+    }
+
+    /// Drops the cached handle of `path` (before deleting or renaming the file).
+    pub fn evict(&self, path: &Path) {
+        let mut state = self.state.lock();
+        if let Some((_, tick)) = state.open.remove(path) {
+            state.by_use.remove(&tick);
+        }
+    }
+
+    /// Drops every cached handle of files inside `dir` (when a log closes).
+    pub fn evict_dir(&self, dir: &Path) {
+        let mut state = self.state.lock();
+        let victims: Vec<(PathBuf, u64)> = state
+            .open
+            .iter()
+            .filter(|(path, _)| path.starts_with(dir))
+            .map(|(path, (_, tick))| (path.clone(), *tick))
+            .collect();
+        for (path, tick) in victims {
+            state.open.remove(&path);
+            state.by_use.remove(&tick);
+        }
+    }
+
+    /// Number of handles currently held by the cache.
+    pub fn open_count(&self) -> usize {
+        self.state.lock().open.len()
+    }
+
+    pub fn max_open(&self) -> usize {
+        self.max_open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn keeps_at_most_max_open_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileCache::new(2);
+        let paths: Vec<PathBuf> = (0..5).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for (i, path) in paths.iter().enumerate() {
+            cache
+                .create(path)
+                .unwrap()
+                .write_all_at(&[i as u8], 0)
+                .unwrap();
+            assert!(cache.open_count() <= 2);
+        }
+        for (i, path) in paths.iter().enumerate() {
+            let mut byte = [0u8];
+            cache
+                .get(path)
+                .unwrap()
+                .read_exact_at(&mut byte, 0)
+                .unwrap();
+            assert_eq!(byte[0], i as u8);
+        }
+        assert_eq!(cache.open_count(), 2);
+        cache.evict_dir(dir.path());
+        assert_eq!(cache.open_count(), 0);
+        assert!(cache.get(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn least_recently_used_is_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileCache::new(2);
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        let c = dir.path().join("c");
+        let handle_a = cache.create(&a).unwrap();
+        cache.create(&b).unwrap();
+        assert!(Arc::ptr_eq(&handle_a, &cache.get(&a).unwrap())); // a is now most recent
+        cache.create(&c).unwrap(); // evicts b
+        assert!(Arc::ptr_eq(&handle_a, &cache.get(&a).unwrap()));
+        let state = cache.state.lock();
+        assert!(!state.open.contains_key(&b));
+    }
+}

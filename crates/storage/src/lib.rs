@@ -1,0 +1,35 @@
+//! porter-storage: segmented, CRC-checked logs on disk, one `Log` per partition. Knows nothing
+//! of network protocols; its record format is Kafka's RecordBatch v2.
+//!
+//! - `log`: a partition's `Log`, an ordered run of `Segment`s; append, group commit, read
+//! - `segment`, `offset_index`, `time_index` (on `index_file`): one segment and its sparse indexes
+//! - `record_batch`: the 61-byte batch header: parse, validate (CRC-32C), patch the base offset
+//! - `recovery`: brings a `Log` back in named passes, cutting a torn tail after a crash
+//! - `retention`: which old segments to delete
+//! - `checkpoint`: the persisted log start offset
+//! - `file_cache`: an LRU of open file handles shared by all logs
+//! - `config`, `error`, `limits`: knobs, the error type, named limits
+//!
+//! All `Log` methods block on file I/O: async callers run them on blocking threads.
+
+mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod file_cache;
+mod index_file;
+pub mod limits;
+mod log;
+mod offset_index;
+pub mod record_batch;
+mod recovery;
+mod retention;
+mod segment;
+mod time_index;
+
+pub use config::{FlushMode, LogConfig};
+pub use error::StorageError;
+pub use file_cache::FileCache;
+pub use log::{AppendInfo, Log, ReadSlice};
+
+/// Position of a record in a partition's log.
+pub type Offset = i64;

@@ -1,0 +1,30 @@
+//! Named limits and defaults for storage (STYLE.md §4). Each says what it bounds and why.
+
+/// Default roll size of a segment: 1 GiB keeps the number of files per partition small while
+/// letting retention free space at a reasonable granularity.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Positions in the offset index are u32, so a segment can never grow past 4 GiB.
+pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
+/// Default age after which a non-empty active segment is rolled: 7 days (Kafka's `segment.ms`).
+pub const SEGMENT_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Default retention: 7 days (Kafka's `retention.ms`).
+pub const RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Largest accepted batch by default; the same as Kafka's `max.message.bytes` (1 MiB + overhead).
+/// Worst case memory of one append call is bounded by the caller's request size, not by this.
+pub const BATCH_BYTES_MAX_DEFAULT: u32 = 1_048_588;
+/// Bytes of log data between two sparse index entries: a read scans at most about this much.
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Period of the caller's flush timer under `FlushMode::Interval`.
+pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
+/// Default number of file descriptors a `FileCache` keeps open (three per segment: log + 2 indexes).
+pub const OPEN_FILES_DEFAULT: usize = 1024;
+/// Size of the buffer used to walk batch headers while looking for an offset: one read covers
+/// a whole index interval of small batches.
+pub const SCAN_CHUNK_BYTES: usize = 16 * 1024;
+/// Size of the buffer used to stream a batch through CRC-32C during recovery, so a corrupt
+/// length field never makes us allocate a huge buffer.
+pub const RECOVERY_CHUNK_BYTES: usize = 64 * 1024;
+
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!((BATCH_BYTES_MAX_DEFAULT as u64) < SEGMENT_BYTES_MAX);
+const _: () = assert!(SCAN_CHUNK_BYTES >= crate::record_batch::HEADER_BYTES);

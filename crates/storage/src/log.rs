@@ -1,0 +1,571 @@
+//! A partition's `Log`: an ordered run of `Segment`s, the offsets that matter to readers, and
+//! the locks that let appends, group commits and reads run side by side.
+//!
+//! Locks, always taken in this order and never held across another log's:
+//! - `append_lock`: one writer at a time (append, roll, retention, delete-records, close). Held
+//!   during the data write, so the write position is known without file cursors.
+//! - `sync_lock`: one fdatasync at a time; group-commit followers wait on it and usually find
+//!   their offset already durable.
+//! - `state`: the segment list and offsets; held only to copy or publish, never across I/O.
+//!   Readers take only this briefly, then read files with no lock.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::checkpoint;
+use crate::config::{FlushMode, LogConfig};
+use crate::file_cache::FileCache;
+use crate::record_batch::{self, BatchHeader};
+use crate::recovery;
+use crate::retention::{self, SegmentSummary};
+use crate::segment::Segment;
+use crate::{Offset, StorageError};
+
+/// Result of a successful `Log::append`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub record_count: u32,
+    /// Largest `maxTimestamp` of the appended batches.
+    pub max_timestamp: i64,
+    pub bytes: u32,
+}
+
+/// Result of `Log::read`: whole batches exactly as stored, and the log's offsets at read time.
+#[derive(Clone, Debug)]
+pub struct ReadSlice {
+    pub bytes: Bytes,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    files: Arc<FileCache>,
+    append_lock: Mutex<()>,
+    sync_lock: Mutex<()>,
+    state: Mutex<LogState>,
+    high_watermark_sender: watch::Sender<Offset>,
+}
+
+struct LogState {
+    config: LogConfig,
+    /// By base offset; never empty; the last one is the active segment.
+    segments: BTreeMap<Offset, Arc<Segment>>,
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+    /// Offsets below this are fdatasync'ed.
+    durable_offset: Offset,
+    high_watermark: Offset,
+    closed: bool,
+}
+
+impl LogState {
+    fn active(&self) -> &Arc<Segment> {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    fn check_open(&self) -> Result<(), StorageError> {
+        if self.closed {
+            Err(StorageError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Segments that may hold data not yet fdatasync'ed: from the one holding `durable_offset`.
+    fn unsynced_segments(&self) -> Vec<Arc<Segment>> {
+        let from = self
+            .segments
+            .range(..=self.durable_offset)
+            .next_back()
+            .map_or(Bound::Unbounded, |(&base, _)| Bound::Included(base));
+        self.segments
+            .range((from, Bound::Unbounded))
+            .map(|(_, s)| Arc::clone(s))
+            .collect()
+    }
+
+    fn set_high_watermark(&mut self, offset: Offset, sender: &watch::Sender<Offset>) {
+        assert!(
+            offset <= self.log_end_offset,
+            "high watermark past the log end"
+        );
+        if offset > self.high_watermark {
+            self.high_watermark = offset;
+            sender.send_replace(offset);
+        }
+    }
+}
+
+impl Log {
+    /// Opens (creating if missing) the log in `dir`. With `after_crash`, the tail of the last
+    /// segment is CRC-checked and cut at the first torn batch; otherwise only walked.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        files: Arc<FileCache>,
+        after_crash: bool,
+    ) -> Result<Log, StorageError> {
+        let recovered = recovery::recover(dir, &config, &files, after_crash)?;
+        let segments: BTreeMap<Offset, Arc<Segment>> = recovered
+            .segments
+            .into_iter()
+            .map(|s| (s.base_offset(), Arc::new(s)))
+            .collect();
+        let active = segments
+            .values()
+            .next_back()
+            .expect("recovery returns a segment");
+        let log_end_offset = active.snapshot().next_offset;
+        // What survived may sit only in the page cache: make it durable before readers see it.
+        active.sync_log(&files)?;
+        let state = LogState {
+            config,
+            segments,
+            log_start_offset: recovered.log_start_offset,
+            log_end_offset,
+            durable_offset: log_end_offset,
+            high_watermark: log_end_offset,
+            closed: false,
+        };
+        tracing::debug!(dir = %dir.display(), log_start = state.log_start_offset, log_end_offset, "opened log");
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            files,
+            append_lock: Mutex::new(()),
+            sync_lock: Mutex::new(()),
+            high_watermark_sender: watch::Sender::new(log_end_offset),
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Validates every batch in `records` (nothing is written if one is bad), assigns offsets
+    /// and writes them at the end of the log. Under `FlushMode::Group` they become readable once
+    /// `flush_to` made them durable.
+    pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let _append = self.append_lock.lock();
+        let (config, mut active, first_offset) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            (
+                state.config.clone(),
+                Arc::clone(state.active()),
+                state.log_end_offset,
+            )
+        };
+        // Zero-copy when the caller handed over the only reference; else the one copy.
+        let mut buffer = records
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let batches = record_batch::validate_all(&buffer, config.max_batch_bytes)?;
+        let mut headers: Vec<BatchHeader> = Vec::with_capacity(batches.len());
+        let mut next_offset = first_offset;
+        for &(position, mut header) in &batches {
+            record_batch::set_base_offset(&mut buffer[position..], next_offset);
+            header.base_offset = next_offset;
+            next_offset = header
+                .last_offset()
+                .checked_add(1)
+                .ok_or_else(|| StorageError::CorruptBatch("offsets overflow".into()))?;
+            headers.push(header);
+        }
+        let result = self.write_batches(&buffer, &batches, &headers, &mut active, now_ms, &config);
+        // Publish what was written even on a failed write, so state follows the segments.
+        let written_end = active.snapshot().next_offset;
+        {
+            let mut state = self.state.lock();
+            assert!(
+                written_end >= state.log_end_offset,
+                "log end offset went backwards"
+            );
+            state.log_end_offset = written_end;
+            if state.config.flush != FlushMode::Group {
+                state.set_high_watermark(written_end, &self.high_watermark_sender);
+            }
+        }
+        result?;
+        debug_assert_eq!(written_end, next_offset);
+        Ok(AppendInfo {
+            base_offset: first_offset,
+            last_offset: next_offset - 1,
+            record_count: headers.iter().map(|h| h.records_count as u32).sum(),
+            max_timestamp: headers
+                .iter()
+                .map(|h| h.max_timestamp)
+                .max()
+                .expect("at least one batch"),
+            bytes: buffer.len() as u32,
+        })
+    }
+
+    /// Writes runs of adjacent batches with one write per segment, rolling when needed.
+    fn write_batches(
+        &self,
+        buffer: &[u8],
+        batches: &[(usize, BatchHeader)],
+        headers: &[BatchHeader],
+        active: &mut Arc<Segment>,
+        now_ms: i64,
+        config: &LogConfig,
+    ) -> Result<(), StorageError> {
+        let mut run_start = 0;
+        let mut run_bytes = 0u64;
+        for (i, header) in headers.iter().enumerate() {
+            if active.should_roll(header, run_bytes, now_ms, config) {
+                let (from, to) = (batches[run_start].0, batches[i].0);
+                if to > from {
+                    active.append(
+                        &self.files,
+                        &buffer[from..to],
+                        &headers[run_start..i],
+                        now_ms,
+                        config.index_interval_bytes,
+                    )?;
+                }
+                *active = self.roll(active, config)?;
+                run_start = i;
+                run_bytes = 0;
+            }
+            run_bytes += header.total_bytes() as u64;
+        }
+        let from = batches[run_start].0;
+        active.append(
+            &self.files,
+            &buffer[from..],
+            &headers[run_start..],
+            now_ms,
+            config.index_interval_bytes,
+        )
+    }
+
+    /// Closes the active segment (indexes written, fdatasync'ed unless `Never`) and starts a new
+    /// one at its end offset.
+    fn roll(&self, old: &Arc<Segment>, config: &LogConfig) -> Result<Arc<Segment>, StorageError> {
+        old.flush_indexes(&self.files, config.flush != FlushMode::Never)?;
+        let base_offset = old.snapshot().next_offset;
+        let segment = Arc::new(Segment::create(&self.dir, base_offset, &self.files)?);
+        let mut state = self.state.lock();
+        assert!(
+            state.active().base_offset() < base_offset,
+            "segments must grow"
+        );
+        state.segments.insert(base_offset, Arc::clone(&segment));
+        tracing::debug!(dir = %self.dir.display(), base_offset, "rolled segment");
+        Ok(segment)
+    }
+
+    /// Group commit: returns once every offset below `end_offset` (or the whole log, if it ends
+    /// sooner) is fdatasync'ed. Concurrent callers share one fdatasync: the first takes the sync
+    /// lock and syncs everything written so far; the others then find their offset durable.
+    pub fn flush_to(&self, end_offset: Offset) -> Result<(), StorageError> {
+        {
+            let state = self.state.lock();
+            state.check_open()?;
+            if state.durable_offset >= end_offset {
+                return Ok(());
+            }
+        }
+        let _sync = self.sync_lock.lock();
+        let (target, segments) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            if state.durable_offset >= end_offset {
+                return Ok(()); // a leader's fdatasync covered us
+            }
+            (state.log_end_offset, state.unsynced_segments())
+        };
+        for segment in &segments {
+            segment.sync_log(&self.files)?;
+        }
+        self.publish_durable(target);
+        Ok(())
+    }
+
+    fn publish_durable(&self, target: Offset) {
+        let mut state = self.state.lock();
+        state.durable_offset = state.durable_offset.max(target);
+        if state.config.flush == FlushMode::Group {
+            let durable = state.durable_offset;
+            state.set_high_watermark(durable, &self.high_watermark_sender);
+        }
+    }
+
+    /// fdatasyncs everything written so far, indexes included (`FlushMode::Interval` timer).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let _sync = self.sync_lock.lock();
+        let (target, segments) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            (state.log_end_offset, state.unsynced_segments())
+        };
+        for segment in &segments {
+            segment.flush_indexes(&self.files, true)?;
+        }
+        self.publish_durable(target);
+        Ok(())
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes` (at least one batch),
+    /// never past the high watermark. `offset == high_watermark` gives empty bytes.
+    pub fn read(&self, offset: Offset, max_bytes: u32) -> Result<ReadSlice, StorageError> {
+        let (mut slice, segments) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            if offset < state.log_start_offset || offset > state.high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: state.log_start_offset,
+                    high_watermark: state.high_watermark,
+                });
+            }
+            let slice = ReadSlice {
+                bytes: Bytes::new(),
+                high_watermark: state.high_watermark,
+                log_start_offset: state.log_start_offset,
+                log_end_offset: state.log_end_offset,
+            };
+            if offset == state.high_watermark {
+                return Ok(slice);
+            }
+            // Offsets are contiguous, so the floor segment holds `offset` unless it is empty.
+            let floor = state
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map_or(Offset::MIN, |(&b, _)| b);
+            let segments: Vec<Arc<Segment>> = state
+                .segments
+                .range(floor..)
+                .take(2)
+                .map(|(_, s)| Arc::clone(s))
+                .collect();
+            (slice, segments)
+        };
+        for segment in segments {
+            if let Some(bytes) =
+                segment.read(&self.files, offset, max_bytes, slice.high_watermark)?
+            {
+                slice.bytes = bytes;
+                break;
+            }
+        }
+        Ok(slice)
+    }
+
+    /// First record with timestamp >= `timestamp` among the readable ones: (offset, timestamp).
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(Offset, i64)>, StorageError> {
+        let (log_start_offset, high_watermark, segments) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            let segments: Vec<Arc<Segment>> = state.segments.values().cloned().collect();
+            (state.log_start_offset, state.high_watermark, segments)
+        };
+        for segment in segments {
+            let snapshot = segment.snapshot();
+            if snapshot.next_offset <= log_start_offset || snapshot.max_timestamp < timestamp {
+                continue;
+            }
+            if segment.base_offset() >= high_watermark {
+                break;
+            }
+            let found = segment.offset_for_timestamp(
+                &self.files,
+                timestamp,
+                log_start_offset,
+                high_watermark,
+            )?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.state.lock().log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.state.lock().log_end_offset
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.state.lock().high_watermark
+    }
+
+    /// Notified on every high-watermark change (long-poll fetch).
+    pub fn subscribe(&self) -> watch::Receiver<Offset> {
+        self.high_watermark_sender.subscribe()
+    }
+
+    /// Moves the log start to `offset` (persisted) and deletes segments wholly below it.
+    /// `offset` may not pass the high watermark. Returns the new log start.
+    pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {
+        let _append = self.append_lock.lock();
+        let (log_start_offset, high_watermark) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            (state.log_start_offset, state.high_watermark)
+        };
+        if offset > high_watermark || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: log_start_offset,
+                high_watermark,
+            });
+        }
+        if offset <= log_start_offset {
+            return Ok(log_start_offset);
+        }
+        self.move_log_start(offset)?;
+        Ok(offset)
+    }
+
+    /// Persists the new start first, then drops and deletes the segments below it: a crash in
+    /// between leaves files recovery deletes. Caller holds the append lock.
+    fn move_log_start(&self, new_start: Offset) -> Result<u64, StorageError> {
+        checkpoint::write_log_start_offset(&self.dir, new_start)?;
+        let removed: Vec<Arc<Segment>> = {
+            let mut state = self.state.lock();
+            assert!(
+                new_start >= state.log_start_offset,
+                "log start went backwards"
+            );
+            state.log_start_offset = new_start;
+            let mut removed = Vec::new();
+            while state.segments.len() > 1 {
+                let mut bases = state.segments.keys();
+                let (_, second) = (bases.next(), *bases.next().expect("two segments"));
+                if second > new_start {
+                    break;
+                }
+                removed.push(state.segments.pop_first().expect("non-empty").1);
+            }
+            removed
+        };
+        let mut freed = 0;
+        for segment in removed {
+            freed += segment.snapshot().size_bytes;
+            segment.delete_files(&self.files)?;
+        }
+        Ok(freed)
+    }
+
+    /// Deletes non-active segments past `retention_ms` or beyond `retention_bytes`.
+    /// Returns the bytes freed.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<u64, StorageError> {
+        let _append = self.append_lock.lock();
+        let (config, segments, log_start_offset) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            let segments: Vec<Arc<Segment>> = state.segments.values().cloned().collect();
+            (state.config.clone(), segments, state.log_start_offset)
+        };
+        let summaries: Vec<SegmentSummary> = segments
+            .iter()
+            .map(|s| {
+                let snapshot = s.snapshot();
+                SegmentSummary {
+                    base_offset: s.base_offset(),
+                    size_bytes: snapshot.size_bytes,
+                    max_timestamp: snapshot.max_timestamp,
+                }
+            })
+            .collect();
+        let total_bytes = summaries.iter().map(|s| s.size_bytes).sum();
+        let inactive = &summaries[..summaries.len() - 1];
+        let count = retention::segments_to_delete(inactive, total_bytes, &config, now_ms);
+        if count == 0 {
+            return Ok(0);
+        }
+        let new_start = summaries[count].base_offset.max(log_start_offset);
+        tracing::info!(dir = %self.dir.display(), segments = count, new_start, "retention deleting segments");
+        self.move_log_start(new_start)
+    }
+
+    /// Takes effect for the next append; leaving `Group` makes everything written readable.
+    pub fn set_config(&self, config: LogConfig) {
+        let mut state = self.state.lock();
+        state.config = config;
+        if state.config.flush != FlushMode::Group {
+            let end = state.log_end_offset;
+            state.set_high_watermark(end, &self.high_watermark_sender);
+        }
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.state.lock().config.clone()
+    }
+
+    /// Bytes of all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        let segments: Vec<Arc<Segment>> = self.state.lock().segments.values().cloned().collect();
+        segments.iter().map(|s| s.snapshot().size_bytes).sum()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes and fdatasyncs data and indexes, then refuses further use. Reopening afterwards
+    /// with `after_crash = false` skips the CRC scan. Idempotent.
+    pub fn close(&self) -> Result<(), StorageError> {
+        let _append = self.append_lock.lock();
+        let _sync = self.sync_lock.lock();
+        let (target, segments) = {
+            let state = self.state.lock();
+            if state.closed {
+                return Ok(());
+            }
+            (state.log_end_offset, state.unsynced_segments())
+        };
+        for segment in &segments {
+            segment.flush_indexes(&self.files, true)?;
+        }
+        self.publish_durable(target);
+        self.state.lock().closed = true;
+        self.files.evict_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Closes the log and removes its directory.
+    pub fn delete(&self) -> Result<(), StorageError> {
+        let _append = self.append_lock.lock();
+        let _sync = self.sync_lock.lock();
+        self.state.lock().closed = true;
+        self.files.evict_dir(&self.dir);
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.lock();
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &state.log_start_offset)
+            .field("log_end_offset", &state.log_end_offset)
+            .field("high_watermark", &state.high_watermark)
+            .field("segments", &state.segments.len())
+            .finish()
+    }
+}

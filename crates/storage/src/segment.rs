@@ -1,0 +1,446 @@
+//! One segment of a log: a `.log` file of whole batches starting at `base_offset`, with its
+//! sparse `.index` and `.timeindex`.
+//!
+//! Only the log's append path writes (the caller holds the log's append lock), so the write
+//! position is known and every write is positional. Readers run concurrently: they snapshot the
+//! written size under the segment's small mutex and read below it without any lock.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::RecordBatchDecoder;
+use parking_lot::Mutex;
+
+use crate::config::LogConfig;
+use crate::file_cache::FileCache;
+use crate::limits;
+use crate::offset_index::{OffsetEntry, OffsetIndex};
+use crate::record_batch::{BatchHeader, HEADER_BYTES};
+use crate::time_index::{TimeEntry, TimeIndex};
+use crate::{Offset, StorageError};
+
+pub(crate) const LOG_SUFFIX: &str = "log";
+pub(crate) const OFFSET_INDEX_SUFFIX: &str = "index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// No record yet: Kafka's `NO_TIMESTAMP`.
+pub(crate) const NO_TIMESTAMP: i64 = -1;
+
+/// `00000000000000000042.log`: zero padding makes a directory listing sort by offset.
+pub(crate) fn file_path(dir: &Path, base_offset: Offset, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+pub(crate) struct Segment {
+    base_offset: Offset,
+    log_path: PathBuf,
+    state: Mutex<SegmentState>,
+}
+
+/// Everything about a segment that changes on append.
+pub(crate) struct SegmentState {
+    /// Bytes of whole batches written; the next write goes here.
+    pub(crate) size_bytes: u64,
+    /// Last offset of the last batch + 1, or `base_offset` when empty.
+    pub(crate) next_offset: Offset,
+    /// Largest batch max timestamp, `NO_TIMESTAMP` when empty.
+    pub(crate) max_timestamp: i64,
+    /// When the first batch was appended (for `segment_ms`); `None` while empty.
+    pub(crate) first_append_ms: Option<i64>,
+    /// Log bytes written since the last offset-index entry.
+    pub(crate) bytes_since_index_entry: u64,
+    pub(crate) offset_index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+}
+
+/// What a reader needs to know about a segment, copied out under its mutex.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SegmentSnapshot {
+    pub(crate) size_bytes: u64,
+    pub(crate) next_offset: Offset,
+    pub(crate) max_timestamp: i64,
+}
+
+impl SegmentState {
+    fn relative(&self, base_offset: Offset, offset: Offset) -> u32 {
+        let relative = offset - base_offset;
+        assert!(
+            (0..=u32::MAX as i64).contains(&relative),
+            "offset {offset} outside segment {base_offset}"
+        );
+        relative as u32
+    }
+
+    /// Records one batch just written at `position`; adds index entries every
+    /// `index_interval_bytes`.
+    pub(crate) fn record_batch(
+        &mut self,
+        base_offset: Offset,
+        position: u64,
+        header: &BatchHeader,
+        index_interval_bytes: u32,
+    ) {
+        assert_eq!(
+            header.base_offset, self.next_offset,
+            "batches must be contiguous"
+        );
+        assert_eq!(position, self.size_bytes, "batches must be adjacent");
+        if self.bytes_since_index_entry >= index_interval_bytes as u64 {
+            let relative_offset = self.relative(base_offset, header.base_offset);
+            assert!(position <= u32::MAX as u64);
+            self.offset_index.push(OffsetEntry {
+                relative_offset,
+                position: position as u32,
+            });
+            self.push_time_entry(relative_offset);
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.total_bytes() as u64;
+        self.size_bytes += header.total_bytes() as u64;
+        self.next_offset = header.last_offset() + 1;
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+    }
+
+    /// Adds a time-index entry "records before `relative_offset` are <= max so far" if the
+    /// maximum grew since the last entry.
+    pub(crate) fn push_time_entry(&mut self, relative_offset: u32) {
+        let last = self.time_index.last();
+        if self.max_timestamp > NO_TIMESTAMP
+            && last.is_none_or(|e| self.max_timestamp > e.timestamp)
+        {
+            debug_assert!(last.is_none_or(|e| e.relative_offset <= relative_offset));
+            self.time_index.push(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset,
+            });
+        }
+    }
+}
+
+impl Segment {
+    /// Creates empty files for a new segment (emptying leftovers with the same name).
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: Offset,
+        files: &FileCache,
+    ) -> Result<Segment, StorageError> {
+        let log_path = file_path(dir, base_offset, LOG_SUFFIX);
+        files.create(&log_path)?.set_len(0)?;
+        let state = SegmentState {
+            size_bytes: 0,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            first_append_ms: None,
+            bytes_since_index_entry: 0,
+            offset_index: OffsetIndex::create(
+                file_path(dir, base_offset, OFFSET_INDEX_SUFFIX),
+                files,
+            )?,
+            time_index: TimeIndex::create(file_path(dir, base_offset, TIME_INDEX_SUFFIX), files)?,
+        };
+        Ok(Segment::from_state(dir, base_offset, state))
+    }
+
+    /// Wraps the state recovery rebuilt.
+    pub(crate) fn from_state(dir: &Path, base_offset: Offset, state: SegmentState) -> Segment {
+        assert!(state.next_offset >= base_offset);
+        Segment {
+            base_offset,
+            log_path: file_path(dir, base_offset, LOG_SUFFIX),
+            state: Mutex::new(state),
+        }
+    }
+
+    pub(crate) fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+
+    pub(crate) fn snapshot(&self) -> SegmentSnapshot {
+        let state = self.state.lock();
+        SegmentSnapshot {
+            size_bytes: state.size_bytes,
+            next_offset: state.next_offset,
+            max_timestamp: state.max_timestamp,
+        }
+    }
+
+    /// True when `batch` should go to a new segment rather than this one.
+    /// `pending_bytes` are batches of the same append call already bound for this segment.
+    pub(crate) fn should_roll(
+        &self,
+        header: &BatchHeader,
+        pending_bytes: u64,
+        now_ms: i64,
+        config: &LogConfig,
+    ) -> bool {
+        let state = self.state.lock();
+        let size_bytes = state.size_bytes + pending_bytes;
+        if size_bytes == 0 {
+            return false; // a batch always fits in an empty segment
+        }
+        let too_big = size_bytes + header.total_bytes() as u64 > config.segment_bytes_effective();
+        let segment_ms = config.segment_ms.min(i64::MAX as u64) as i64;
+        let too_old = state
+            .first_append_ms
+            .is_some_and(|first| now_ms.saturating_sub(first) > segment_ms);
+        let offsets_overflow = header.last_offset() - self.base_offset > u32::MAX as i64;
+        too_big || too_old || offsets_overflow
+    }
+
+    /// Writes adjacent whole batches (already validated, offsets assigned) at the end of the
+    /// segment with one positional write, then indexes them.
+    pub(crate) fn append(
+        &self,
+        files: &FileCache,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+        index_interval_bytes: u32,
+    ) -> Result<(), StorageError> {
+        debug_assert_eq!(
+            headers.iter().map(|h| h.total_bytes()).sum::<usize>(),
+            bytes.len()
+        );
+        let position = self.state.lock().size_bytes;
+        assert!(
+            position + bytes.len() as u64 <= limits::SEGMENT_BYTES_MAX,
+            "segment overflow"
+        );
+        files.get(&self.log_path)?.write_all_at(bytes, position)?;
+        let mut state = self.state.lock();
+        assert_eq!(state.size_bytes, position, "only the append path writes");
+        state.first_append_ms.get_or_insert(now_ms);
+        let mut batch_position = position;
+        for header in headers {
+            state.record_batch(
+                self.base_offset,
+                batch_position,
+                header,
+                index_interval_bytes,
+            );
+            batch_position += header.total_bytes() as u64;
+        }
+        debug_assert_eq!(state.size_bytes, position + bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Writes buffered index entries (with a final time entry so the time index ends at the
+    /// segment's largest timestamp); fdatasyncs all three files when `sync`.
+    pub(crate) fn flush_indexes(&self, files: &FileCache, sync: bool) -> Result<(), StorageError> {
+        let mut state = self.state.lock();
+        let end = state.relative(self.base_offset, state.next_offset);
+        state.push_time_entry(end);
+        state.offset_index.write_pending(files)?;
+        state.time_index.write_pending(files)?;
+        if sync {
+            state.offset_index.sync(files)?;
+            state.time_index.sync(files)?;
+        }
+        drop(state);
+        if sync {
+            self.sync_log(files)?;
+        }
+        Ok(())
+    }
+
+    /// fdatasync of the log file only: group commit does not need the indexes, recovery
+    /// rebuilds their tail.
+    pub(crate) fn sync_log(&self, files: &FileCache) -> Result<(), StorageError> {
+        files.get(&self.log_path)?.sync_data()?;
+        Ok(())
+    }
+
+    /// Position of the batch containing `offset`, found from the offset index then by walking
+    /// headers; `None` when `offset` is at or past the end of this segment.
+    fn find_batch(
+        &self,
+        files: &FileCache,
+        offset: Offset,
+    ) -> Result<Option<(u64, BatchHeader, u64)>, StorageError> {
+        let (size_bytes, start) = {
+            let state = self.state.lock();
+            if offset >= state.next_offset {
+                return Ok(None);
+            }
+            let relative = state.relative(self.base_offset, offset.max(self.base_offset));
+            let entry = state
+                .offset_index
+                .search(files, |e| e.relative_offset <= relative)?;
+            (state.size_bytes, entry.map_or(0, |e| e.position as u64))
+        };
+        let mut reader = HeaderReader::new(files.get(&self.log_path)?, size_bytes);
+        let mut position = start;
+        while position < size_bytes {
+            let header = reader.header_at(position)?;
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header, size_bytes)));
+            }
+            position += header.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from the one containing `offset`, stopping before `high_watermark` and
+    /// `max_bytes` (but always at least one batch). `None` when `offset` is not in this segment.
+    pub(crate) fn read(
+        &self,
+        files: &FileCache,
+        offset: Offset,
+        max_bytes: u32,
+        high_watermark: Offset,
+    ) -> Result<Option<Bytes>, StorageError> {
+        let Some((start, first, size_bytes)) = self.find_batch(files, offset)? else {
+            return Ok(None);
+        };
+        if first.base_offset >= high_watermark {
+            return Ok(Some(Bytes::new()));
+        }
+        let file = files.get(&self.log_path)?;
+        let available = size_bytes - start;
+        let want = (max_bytes as u64)
+            .max(first.total_bytes() as u64)
+            .min(available);
+        let mut buffer = BytesMut::zeroed(want as usize);
+        file.read_exact_at(&mut buffer, start)?;
+        let mut end = 0usize;
+        while end + HEADER_BYTES <= buffer.len() {
+            let header = BatchHeader::parse(&buffer[end..])?;
+            if header.base_offset >= high_watermark || end + header.total_bytes() > buffer.len() {
+                break;
+            }
+            if end > 0 && end + header.total_bytes() > max_bytes as usize {
+                break;
+            }
+            end += header.total_bytes();
+        }
+        assert!(
+            end >= first.total_bytes(),
+            "the first batch is always returned whole"
+        );
+        buffer.truncate(end);
+        Ok(Some(buffer.freeze()))
+    }
+
+    /// First record at or after `from_offset` and below `high_watermark` with a timestamp >=
+    /// `timestamp`: (offset, timestamp).
+    pub(crate) fn offset_for_timestamp(
+        &self,
+        files: &FileCache,
+        timestamp: i64,
+        from_offset: Offset,
+        high_watermark: Offset,
+    ) -> Result<Option<(Offset, i64)>, StorageError> {
+        let indexed_offset = {
+            let state = self.state.lock();
+            if state.max_timestamp < timestamp {
+                return Ok(None);
+            }
+            let entry = state
+                .time_index
+                .search(files, |e| e.timestamp < timestamp)?;
+            self.base_offset + entry.map_or(0, |e| e.relative_offset as i64)
+        };
+        let start_offset = indexed_offset.max(from_offset);
+        let Some((mut position, _, size_bytes)) = self.find_batch(files, start_offset)? else {
+            return Ok(None);
+        };
+        let file = files.get(&self.log_path)?;
+        let mut reader = HeaderReader::new(file.clone(), size_bytes);
+        while position < size_bytes {
+            let header = reader.header_at(position)?;
+            if header.base_offset >= high_watermark {
+                return Ok(None);
+            }
+            if header.max_timestamp >= timestamp && header.last_offset() >= start_offset {
+                if header.is_log_append_time() {
+                    // Every record carries the batch's append time.
+                    return Ok(Some((
+                        header.base_offset.max(start_offset),
+                        header.max_timestamp,
+                    )));
+                }
+                let mut batch = BytesMut::zeroed(header.total_bytes());
+                file.read_exact_at(&mut batch, position)?;
+                let mut batch = batch.freeze();
+                let records = RecordBatchDecoder::decode(&mut batch).map_err(|error| {
+                    StorageError::CorruptBatch(format!("decoding records: {error}"))
+                })?;
+                if let Some(record) = records
+                    .records
+                    .iter()
+                    .find(|r| r.offset >= start_offset && r.timestamp >= timestamp)
+                {
+                    return Ok(Some((record.offset, record.timestamp)));
+                }
+            }
+            position += header.total_bytes() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Removes the segment's files (the caller dropped it from the log first).
+    pub(crate) fn delete_files(&self, files: &FileCache) -> Result<(), StorageError> {
+        let state = self.state.lock();
+        for path in [
+            &self.log_path,
+            state.offset_index.path().to_path_buf().as_path(),
+            state.time_index.path(),
+        ] {
+            files.evict(path);
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads batch headers through a chunk buffer so walking an index interval of small batches
+/// costs one read, not one per batch.
+pub(crate) struct HeaderReader {
+    file: std::sync::Arc<std::fs::File>,
+    size_bytes: u64,
+    chunk: Vec<u8>,
+    chunk_start: u64,
+}
+
+impl HeaderReader {
+    pub(crate) fn new(file: std::sync::Arc<std::fs::File>, size_bytes: u64) -> HeaderReader {
+        HeaderReader {
+            file,
+            size_bytes,
+            chunk: Vec::new(),
+            chunk_start: 0,
+        }
+    }
+
+    /// The header at `position`, checked (magic, lengths) and lying wholly below `size_bytes`.
+    pub(crate) fn header_at(&mut self, position: u64) -> Result<BatchHeader, StorageError> {
+        let in_chunk = position >= self.chunk_start
+            && position + HEADER_BYTES as u64 <= self.chunk_start + self.chunk.len() as u64;
+        if !in_chunk {
+            let length =
+                (limits::SCAN_CHUNK_BYTES as u64).min(self.size_bytes.saturating_sub(position));
+            if length < HEADER_BYTES as u64 {
+                return Err(StorageError::CorruptBatch(format!(
+                    "partial batch header at position {position} of {}",
+                    self.size_bytes
+                )));
+            }
+            self.chunk.resize(length as usize, 0);
+            self.file.read_exact_at(&mut self.chunk, position)?;
+            self.chunk_start = position;
+        }
+        let at = (position - self.chunk_start) as usize;
+        let header = BatchHeader::parse(&self.chunk[at..])?;
+        if position + header.total_bytes() as u64 > self.size_bytes {
+            return Err(StorageError::CorruptBatch(format!(
+                "batch at position {position} ends past the segment end {}",
+                self.size_bytes
+            )));
+        }
+        Ok(header)
+    }
+}
