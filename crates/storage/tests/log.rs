@@ -1,0 +1,448 @@
+//! Behaviour of `Log` through its public API: reads, durability, recovery, timestamps, retention.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::Arc;
+
+use common::*;
+use kafka_protocol::records::Compression;
+use porter_storage::{FileCache, FlushMode, Log, LogConfig, StorageError};
+
+fn open(dir: &std::path::Path, config: LogConfig, after_crash: bool) -> Log {
+    Log::open(dir, config, FileCache::new(64), after_crash).unwrap()
+}
+
+fn segment_files(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == suffix))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(FlushMode::Never), false);
+    let first = log.append(batch(&values(1, 3, 10), 5), 0).unwrap();
+    assert_eq!(
+        (first.base_offset, first.last_offset, first.record_count),
+        (0, 2, 3)
+    );
+    // Two batches in one call.
+    let mut two = batch(&values(2, 2, 10), 6).to_vec();
+    two.extend_from_slice(&batch(&values(3, 1, 10), 7));
+    let second = log.append(two.into(), 0).unwrap();
+    assert_eq!(
+        (second.base_offset, second.last_offset, second.max_timestamp),
+        (3, 5, 7)
+    );
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(log.high_watermark(), 6);
+    let records = read_all(&log, 0);
+    assert_eq!(
+        records.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4, 5]
+    );
+    assert_eq!(records[3].1, values(2, 2, 10)[0]);
+    // Reading mid-batch returns the whole batch containing the offset.
+    assert_eq!(decode(&log.read(4, 1).unwrap().bytes)[0].0, 3);
+    assert!(log.read(6, 100).unwrap().bytes.is_empty());
+    assert!(matches!(
+        log.read(7, 100),
+        Err(StorageError::OffsetOutOfRange { requested: 7, .. })
+    ));
+    assert!(matches!(
+        log.read(-1, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn a_bad_batch_rejects_the_whole_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(FlushMode::Never), false);
+    let mut buffer = batch(&values(1, 2, 10), 5).to_vec();
+    let mut bad = batch(&values(2, 2, 10), 5).to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    buffer.extend_from_slice(&bad);
+    assert!(matches!(
+        log.append(buffer.into(), 0),
+        Err(StorageError::CorruptBatch(_))
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.size_bytes(), 0);
+    let too_large = LogConfig {
+        max_batch_bytes: 100,
+        ..small_config(FlushMode::Never)
+    };
+    log.set_config(too_large);
+    assert!(matches!(
+        log.append(batch(&values(3, 1, 200), 5), 0),
+        Err(StorageError::BatchTooLarge { max: 100, .. })
+    ));
+}
+
+#[test]
+fn reads_stop_at_max_bytes_but_return_one_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(FlushMode::Never), false);
+    let big = batch(&values(1, 1, 500), 0);
+    log.append(big.clone(), 0).unwrap();
+    log.append(batch(&values(2, 1, 10), 0), 0).unwrap();
+    assert_eq!(log.read(0, 10).unwrap().bytes.len(), big.len());
+    let both = log.read(0, 10_000).unwrap();
+    assert_eq!(decode(&both.bytes).len(), 2);
+}
+
+#[test]
+fn group_mode_hides_data_until_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(FlushMode::Group), false);
+    let mut watcher = log.subscribe();
+    let info = log.append(batch(&values(1, 2, 10), 0), 0).unwrap();
+    assert_eq!(log.high_watermark(), 0);
+    assert!(matches!(
+        log.read(1, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    log.flush_to(info.last_offset + 1).unwrap();
+    assert_eq!(log.high_watermark(), 2);
+    assert!(watcher.has_changed().unwrap());
+    assert_eq!(*watcher.borrow_and_update(), 2);
+    assert_eq!(read_all(&log, 0).len(), 2);
+}
+
+#[test]
+fn group_commit_under_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open(dir.path(), small_config(FlushMode::Group), false));
+    let watcher = log.subscribe();
+    let acknowledged = Arc::new(parking_lot::Mutex::new(BTreeMap::new()));
+    let threads: Vec<_> = (0..8u64)
+        .map(|thread| {
+            let log = Arc::clone(&log);
+            let acknowledged = Arc::clone(&acknowledged);
+            std::thread::spawn(move || {
+                let mut last_seen = 0;
+                for i in 0..25 {
+                    let value = values(thread * 1000 + i, 1, 20);
+                    let info = log.append(batch(&value, 0), 0).unwrap();
+                    log.flush_to(info.last_offset + 1).unwrap();
+                    let high_watermark = log.high_watermark();
+                    assert!(
+                        high_watermark > info.last_offset,
+                        "acknowledged offset not visible"
+                    );
+                    assert!(high_watermark >= last_seen, "high watermark went backwards");
+                    last_seen = high_watermark;
+                    acknowledged
+                        .lock()
+                        .insert(info.base_offset, value[0].clone());
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(*watcher.borrow(), 200);
+    let records: BTreeMap<_, _> = read_all(&log, 0).into_iter().collect();
+    assert_eq!(records, *acknowledged.lock());
+}
+
+#[test]
+fn torn_tail_is_cut_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config(FlushMode::Never)
+    };
+    let log = open(dir.path(), config.clone(), false);
+    for i in 0..20 {
+        log.append(batch(&values(i, 2, 30), i as i64), 0).unwrap();
+    }
+    let expected = read_all(&log, 0);
+    drop(log); // crash: no close
+    let segment = segment_files(dir.path(), "log").pop().unwrap();
+    let whole_bytes = std::fs::metadata(&segment).unwrap().len();
+    let half_batch = batch(&values(99, 3, 30), 0);
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(&half_batch[..half_batch.len() / 2]).unwrap();
+    drop(file);
+    let log = open(dir.path(), config.clone(), true);
+    assert_eq!(log.log_end_offset(), 40);
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), whole_bytes);
+    assert_eq!(read_all(&log, 0), expected);
+    let info = log.append(batch(&values(100, 1, 30), 0), 0).unwrap();
+    assert_eq!(info.base_offset, 40);
+    drop(log);
+    // Garbage after whole batches.
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(&[0xab; 100]).unwrap();
+    drop(file);
+    let log = open(dir.path(), config, true);
+    assert_eq!(log.log_end_offset(), 41);
+    assert_eq!(
+        log.append(batch(&values(101, 1, 30), 0), 0)
+            .unwrap()
+            .base_offset,
+        41
+    );
+    assert_eq!(read_all(&log, 0).len(), 42);
+}
+
+#[test]
+fn corrupt_batch_in_the_middle_cuts_the_rest_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config(FlushMode::Never)
+    };
+    let log = open(dir.path(), config.clone(), false);
+    let first = batch(&values(1, 1, 30), 0);
+    log.append(first.clone(), 0).unwrap();
+    log.append(batch(&values(2, 1, 30), 0), 0).unwrap();
+    log.append(batch(&values(3, 1, 30), 0), 0).unwrap();
+    drop(log);
+    let segment = segment_files(dir.path(), "log").pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[first.len() + 70] ^= 0xff; // inside the second batch's records
+    std::fs::write(&segment, bytes).unwrap();
+    let log = open(dir.path(), config, true);
+    assert_eq!(log.log_end_offset(), 1);
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        first.len() as u64
+    );
+}
+
+#[test]
+fn deleted_or_corrupt_indexes_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FlushMode::Never);
+    let log = open(dir.path(), config.clone(), false);
+    for i in 0..60 {
+        log.append(batch(&values(i, 2, 40), i as i64), 0).unwrap();
+    }
+    let expected = read_all(&log, 0);
+    log.close().unwrap();
+    let indexes = segment_files(dir.path(), "index");
+    assert!(indexes.len() > 3, "expected several segments");
+    std::fs::remove_file(&indexes[0]).unwrap();
+    std::fs::write(&indexes[1], [7u8; 13]).unwrap(); // not a multiple of 8
+    let mut reversed = Vec::new();
+    for (offset, position) in [(50u32, 900u32), (10, 100)] {
+        reversed.extend_from_slice(&offset.to_be_bytes());
+        reversed.extend_from_slice(&position.to_be_bytes());
+    }
+    std::fs::write(&indexes[2], reversed).unwrap(); // out of order
+    let last_timeindex = segment_files(dir.path(), "timeindex").pop().unwrap();
+    std::fs::remove_file(last_timeindex).unwrap();
+    let log = open(dir.path(), config, false);
+    assert_eq!(log.log_end_offset(), 120);
+    assert_eq!(read_all(&log, 0), expected);
+    for offset in [0, 17, 33, 64, 119] {
+        let records = decode(&log.read(offset, 1).unwrap().bytes);
+        assert!(
+            records.iter().any(|r| r.0 == offset),
+            "offset {offset} not in its batch"
+        );
+    }
+    assert!(
+        std::fs::metadata(&indexes[0]).is_ok(),
+        "index file recreated"
+    );
+}
+
+#[test]
+fn clean_reopen_keeps_offsets_and_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FlushMode::Interval);
+    let log = open(dir.path(), config.clone(), false);
+    for i in 0..30 {
+        log.append(batch(&values(i, 3, 25), i as i64), 0).unwrap();
+    }
+    log.flush().unwrap();
+    let expected = read_all(&log, 0);
+    log.close().unwrap();
+    assert!(matches!(
+        log.append(batch(&values(1, 1, 1), 0), 0),
+        Err(StorageError::Closed)
+    ));
+    let log = open(dir.path(), config, false);
+    assert_eq!(log.log_end_offset(), 90);
+    assert_eq!(read_all(&log, 0), expected);
+    assert_eq!(
+        log.append(batch(&values(9, 1, 1), 0), 0)
+            .unwrap()
+            .base_offset,
+        90
+    );
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_exact_record() {
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), small_config(FlushMode::Never), false);
+        // Timestamps within a batch out of order: the first record >= ts in offset order wins.
+        for i in 0..20i64 {
+            let timestamps = [i * 100 + 50, i * 100 + 10, i * 100 + 90, i * 100 + 30];
+            log.append(
+                batch_with(&values(i as u64, 4, 20), &timestamps, compression),
+                0,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            log.offset_for_timestamp(0).unwrap(),
+            Some((0, 50)),
+            "{compression:?}"
+        );
+        assert_eq!(
+            log.offset_for_timestamp(60).unwrap(),
+            Some((2, 90)),
+            "{compression:?}"
+        );
+        assert_eq!(
+            log.offset_for_timestamp(1_010).unwrap(),
+            Some((40, 1_050)),
+            "{compression:?}"
+        );
+        assert_eq!(
+            log.offset_for_timestamp(1_095).unwrap(),
+            Some((44, 1_150)),
+            "{compression:?}"
+        );
+        assert_eq!(
+            log.offset_for_timestamp(1_991).unwrap(),
+            None,
+            "{compression:?}"
+        );
+        assert_eq!(
+            log.offset_for_timestamp(1_975).unwrap(),
+            Some((78, 1_990)),
+            "{compression:?}"
+        );
+        log.close().unwrap();
+        let log = open(dir.path(), small_config(FlushMode::Never), false);
+        assert_eq!(
+            log.offset_for_timestamp(1_095).unwrap(),
+            Some((44, 1_150)),
+            "{compression:?}"
+        );
+    }
+}
+
+#[test]
+fn retention_by_time_and_size_and_delete_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FlushMode::Never);
+    let log = open(dir.path(), config.clone(), false);
+    for i in 0..40 {
+        log.append(batch(&values(i, 2, 40), i as i64 * 1000), 0)
+            .unwrap();
+    }
+    let segments = segment_files(dir.path(), "log").len();
+    assert!(segments > 4);
+    // Nothing expired yet.
+    log.set_config(LogConfig {
+        retention_ms: Some(100_000),
+        ..config.clone()
+    });
+    assert_eq!(log.apply_retention(50_000).unwrap(), 0);
+    // At 30 s with 10 s retention, segments whose newest record is before 20 s go (offsets < 40).
+    log.set_config(LogConfig {
+        retention_ms: Some(10_000),
+        ..config.clone()
+    });
+    let freed = log.apply_retention(30_000).unwrap();
+    assert!(freed > 0);
+    let start = log.log_start_offset();
+    assert!(start > 0 && start <= 40, "start {start}");
+    assert!(segment_files(dir.path(), "log").len() < segments);
+    assert!(matches!(
+        log.read(0, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(read_all(&log, start).first().unwrap().0, start);
+    // Size-based.
+    log.set_config(LogConfig {
+        retention_bytes: Some(1500),
+        ..config.clone()
+    });
+    log.apply_retention(0).unwrap();
+    assert!(log.size_bytes() <= 1500 || segment_files(dir.path(), "log").len() == 1);
+    // delete_records_before inside a segment, persisted across reopen.
+    let target = log.log_end_offset() - 3;
+    assert_eq!(log.delete_records_before(target).unwrap(), target);
+    assert!(matches!(
+        log.delete_records_before(1_000),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    log.close().unwrap();
+    let log = open(dir.path(), config, false);
+    assert_eq!(log.log_start_offset(), target);
+    assert_eq!(read_all(&log, target).len(), 3);
+    log.delete().unwrap();
+    assert!(!dir.path().exists());
+}
+
+#[test]
+fn segment_ms_rolls_old_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        segment_ms: 1000,
+        ..small_config(FlushMode::Never)
+    };
+    let log = open(dir.path(), config, false);
+    log.append(batch(&values(1, 1, 10), 0), 0).unwrap();
+    log.append(batch(&values(2, 1, 10), 0), 500).unwrap();
+    assert_eq!(segment_files(dir.path(), "log").len(), 1);
+    log.append(batch(&values(3, 1, 10), 0), 1_501).unwrap();
+    assert_eq!(segment_files(dir.path(), "log").len(), 2);
+    assert_eq!(read_all(&log, 0).len(), 3);
+}
+
+#[test]
+fn file_cache_of_four_serves_twenty_logs() {
+    let root = tempfile::tempdir().unwrap();
+    let files = FileCache::new(4);
+    let logs: Vec<Log> = (0..20)
+        .map(|i| {
+            Log::open(
+                &root.path().join(format!("p{i}")),
+                small_config(FlushMode::Group),
+                files.clone(),
+                false,
+            )
+            .unwrap()
+        })
+        .collect();
+    for round in 0..10u64 {
+        for (i, log) in logs.iter().enumerate() {
+            let info = log
+                .append(batch(&values(round * 100 + i as u64, 2, 60), 0), 0)
+                .unwrap();
+            log.flush_to(info.last_offset + 1).unwrap();
+            assert!(files.open_count() <= 4);
+            let records = decode(&log.read(info.base_offset, 1000).unwrap().bytes);
+            assert_eq!(records[0].1, values(round * 100 + i as u64, 2, 60)[0]);
+        }
+    }
+    for (i, log) in logs.iter().enumerate() {
+        let records = read_all(log, 0);
+        assert_eq!(records.len(), 20);
+        assert_eq!(records[19].1, values(900 + i as u64, 2, 60)[1]);
+        log.close().unwrap();
+    }
+    assert!(files.open_count() <= 4);
+}
