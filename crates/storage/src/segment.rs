@@ -382,8 +382,8 @@ impl Segment {
     pub(crate) fn delete_files(&self, files: &FileCache) -> Result<(), StorageError> {
         let state = self.state.lock();
         for path in [
-            &self.log_path,
-            state.offset_index.path().to_path_buf().as_path(),
+            self.log_path.as_path(),
+            state.offset_index.path(),
             state.time_index.path(),
         ] {
             files.evict(path);
