@@ -1,0 +1,428 @@
+//! The [`Broker`]: what gateways call. It owns the metadata store, the open partitions and the
+//! background work (retention, interval flushes), and it knows the data-directory layout:
+//!
+//! ```text
+//! <data_dir>/
+//!   .lock                   held (flock) while a broker runs on this directory
+//!   .clean-shutdown         present only between a graceful stop and the next start
+//!   metadata/               the metadata journal and snapshot
+//!   logs/<topic>/topic-id   which incarnation of the name this directory belongs to
+//!   logs/<topic>/<n>/       partition n's segments (owned by porter-storage)
+//!   trash/                  deleted topics, removed in the background and at start
+//! ```
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use porter_storage::{FileCache, Log};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::error::{CoreError, Result};
+use crate::metadata::{MetadataCommand, MetadataStore};
+use crate::partition::{now_ms, Partition};
+use crate::topic::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
+
+const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
+const LOCK_FILE: &str = ".lock";
+const TOPIC_ID_FILE: &str = "topic-id";
+/// How often `interval`-mode logs are checked for a due flush.
+const FLUSH_TICK_MS: u64 = 50;
+
+/// A topic together with its open partitions.
+pub struct TopicHandle {
+    pub topic: Topic,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+pub struct Broker {
+    config: BrokerConfig,
+    /// Serialises metadata changes together with the opening/closing of the logs they imply,
+    /// so the topics map and the metadata state never disagree.
+    metadata: Mutex<MetadataStore>,
+    topics: RwLock<HashMap<String, Arc<TopicHandle>>>,
+    files: Arc<FileCache>,
+    /// Kept open so the flock is held for the broker's lifetime.
+    _lock: File,
+    shutdown: CancellationToken,
+}
+
+impl Broker {
+    /// Opens the data directory: takes the lock, replays metadata, removes leftovers of deleted
+    /// topics and opens every partition (scanning tails when the last stop was not clean).
+    /// Blocks on file I/O; call it before serving.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
+        let data_dir = config.data_dir.clone();
+        for sub in ["logs", "trash", "metadata"] {
+            fs::create_dir_all(data_dir.join(sub)).map_err(io(&data_dir))?;
+        }
+        let lock = File::create(data_dir.join(LOCK_FILE)).map_err(io(&data_dir))?;
+        lock.try_lock().map_err(|_| {
+            CoreError::Metadata(format!(
+                "{} is in use by another porter process",
+                data_dir.display()
+            ))
+        })?;
+
+        let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+        let after_crash = !marker.exists();
+        if after_crash {
+            tracing::info!(data_dir = %data_dir.display(), "no clean-shutdown marker: recovering log tails");
+        }
+        let metadata = MetadataStore::open(&data_dir.join("metadata"))?;
+        let files = FileCache::new(config.open_files_max);
+
+        empty_dir(&data_dir.join("trash"))?;
+        remove_stale_topic_dirs(&data_dir.join("logs"), &metadata)?;
+
+        let mut topics = HashMap::new();
+        for topic in metadata.state().topics.values() {
+            let handle = open_topic(&config, &files, topic, after_crash)?;
+            topics.insert(topic.name.clone(), Arc::new(handle));
+        }
+        // From here on, new writes may happen: a crash must be treated as one again.
+        if !after_crash {
+            fs::remove_file(&marker).map_err(io(&marker))?;
+            sync_dir(&data_dir)?;
+        }
+        tracing::info!(topics = topics.len(), "broker opened");
+        Ok(Arc::new(Broker {
+            config,
+            metadata: Mutex::new(metadata),
+            topics: RwLock::new(topics),
+            files,
+            _lock: lock,
+            shutdown: CancellationToken::new(),
+        }))
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Starts retention and interval-flush timers; they stop at [`Broker::shutdown`].
+    pub fn start_background_tasks(self: &Arc<Self>) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_TICK_MS));
+            loop {
+                tokio::select! {
+                    _ = broker.shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let partitions = broker.all_partitions();
+                let result = tokio::task::spawn_blocking(move || {
+                    let now = now_ms();
+                    for p in partitions {
+                        if let Err(e) = p.flush_if_due(now) {
+                            tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "interval flush failed");
+                        }
+                    }
+                })
+                .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "interval flush task panicked");
+                }
+            }
+        });
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let period = Duration::from_millis(broker.config.retention_check_interval_ms.max(1));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tokio::select! {
+                    _ = broker.shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                broker.enforce_retention().await;
+            }
+        });
+    }
+
+    /// Applies time and size retention to every partition now.
+    pub async fn enforce_retention(&self) {
+        let partitions = self.all_partitions();
+        let result = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for p in partitions {
+                match p.log().apply_retention(now) {
+                    Ok(0) => {}
+                    Ok(freed) => tracing::info!(topic = p.topic(), partition = p.index(), freed_bytes = freed, "retention deleted segments"),
+                    Err(e) => tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "retention failed"),
+                }
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "retention task panicked");
+        }
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<TopicHandle>> {
+        let mut topics: Vec<_> = self.topics.read().values().cloned().collect();
+        topics.sort_by(|a, b| a.topic.name.cmp(&b.topic.name));
+        topics
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicHandle>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicHandle>> {
+        self.topics
+            .read()
+            .values()
+            .find(|t| t.topic.id == id)
+            .cloned()
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<Partition>> {
+        let handle = self
+            .topic(topic)
+            .ok_or_else(|| CoreError::UnknownTopic(topic.to_string()))?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| handle.partitions.get(i).cloned())
+            .ok_or_else(|| CoreError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            })
+    }
+
+    /// The topic, created with default settings if it does not exist and auto-creation is on.
+    pub async fn topic_or_auto_create(self: &Arc<Self>, name: &str) -> Result<Arc<TopicHandle>> {
+        if let Some(handle) = self.topic(name) {
+            return Ok(handle);
+        }
+        if !self.config.auto_create_topics {
+            return Err(CoreError::UnknownTopic(name.to_string()));
+        }
+        match self
+            .create_topic(name, self.config.default_partitions, TopicConfig::default())
+            .await
+        {
+            Ok(handle) => Ok(handle),
+            // Another connection created it first.
+            Err(CoreError::TopicExists(_)) => self
+                .topic(name)
+                .ok_or_else(|| CoreError::UnknownTopic(name.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Validates without creating (CreateTopics with `validate_only`).
+    pub fn validate_new_topic(&self, name: &str, partitions: i64) -> Result<()> {
+        validate_topic_name(name)?;
+        if self.topic(name).is_some() {
+            return Err(CoreError::TopicExists(name.to_string()));
+        }
+        if partitions < 1 || partitions > TOPIC_PARTITIONS_MAX as i64 {
+            return Err(CoreError::InvalidPartitions(partitions));
+        }
+        Ok(())
+    }
+
+    /// Creates a topic durably: once this returns, the topic survives a kill -9; if the process
+    /// dies before, the topic exists whole or not at all.
+    pub async fn create_topic(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: u32,
+        config: TopicConfig,
+    ) -> Result<Arc<TopicHandle>> {
+        if self.shutdown.is_cancelled() {
+            return Err(CoreError::ShuttingDown);
+        }
+        self.validate_new_topic(name, partitions as i64)?;
+        let topic = Topic {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            config,
+        };
+        let this = self.clone();
+        run_blocking(move || {
+            let mut metadata = this.metadata.lock();
+            metadata.submit(MetadataCommand::CreateTopic {
+                topic: topic.clone(),
+            })?;
+            let handle = Arc::new(open_topic(&this.config, &this.files, &topic, false)?);
+            this.topics
+                .write()
+                .insert(topic.name.clone(), handle.clone());
+            tracing::info!(topic = %topic.name, partitions, "topic created");
+            Ok(handle)
+        })
+        .await
+    }
+
+    /// Deletes a topic durably and removes its data.
+    pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<()> {
+        let this = self.clone();
+        let name = name.to_string();
+        run_blocking(move || {
+            let name = name.as_str();
+            let mut metadata = this.metadata.lock();
+            let handle = this
+                .topic(name)
+                .ok_or_else(|| CoreError::UnknownTopic(name.to_string()))?;
+            metadata.submit(MetadataCommand::DeleteTopic {
+                name: name.to_string(),
+                id: handle.topic.id,
+            })?;
+            this.topics.write().remove(name);
+            for partition in &handle.partitions {
+                if let Err(e) = partition.log().close() {
+                    tracing::warn!(topic = name, error = %e, "closing a deleted partition failed");
+                }
+            }
+            let dir = this.config.data_dir.join("logs").join(name);
+            let trash = this
+                .config
+                .data_dir
+                .join("trash")
+                .join(handle.topic.id.to_string());
+            fs::rename(&dir, &trash).map_err(io(&dir))?;
+            tracing::info!(topic = name, "topic deleted");
+            std::thread::spawn(move || {
+                if let Err(e) = fs::remove_dir_all(&trash) {
+                    tracing::warn!(dir = %trash.display(), error = %e, "removing deleted topic data failed");
+                }
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Graceful stop: refuses new metadata changes, flushes and closes every log, then writes
+    /// the clean-shutdown marker so the next start skips tail recovery.
+    pub async fn shutdown(self: &Arc<Self>) -> Result<()> {
+        self.shutdown.cancel();
+        let this = self.clone();
+        run_blocking(move || {
+            let _metadata = this.metadata.lock();
+            let mut failed = false;
+            for partition in this.all_partitions() {
+                if let Err(e) = partition.log().close() {
+                    failed = true;
+                    tracing::error!(topic = partition.topic(), partition = partition.index(), error = %e, "closing log failed");
+                }
+            }
+            if failed {
+                // Without a marker the next start scans tails: safe, just slower.
+                return Err(CoreError::Metadata("some logs failed to close".into()));
+            }
+            let marker = this.config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
+            File::create(&marker)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&marker))?;
+            sync_dir(&this.config.data_dir)?;
+            tracing::info!("broker stopped cleanly");
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn open_topic(
+    config: &BrokerConfig,
+    files: &Arc<FileCache>,
+    topic: &Topic,
+    after_crash: bool,
+) -> Result<TopicHandle> {
+    let dir = config.data_dir.join("logs").join(&topic.name);
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let id_file = dir.join(TOPIC_ID_FILE);
+    if fs::read_to_string(&id_file).ok().as_deref() != Some(topic.id.to_string().as_str()) {
+        fs::write(&id_file, topic.id.to_string())
+            .and_then(|_| File::open(&id_file)?.sync_all())
+            .map_err(io(&id_file))?;
+        sync_dir(&dir)?;
+    }
+    let log_config = topic.config.log_config(&config.log_defaults);
+    let partitions = (0..topic.partitions)
+        .map(|i| {
+            let log = Log::open(
+                &dir.join(i.to_string()),
+                log_config.clone(),
+                files.clone(),
+                after_crash,
+            )?;
+            Ok(Arc::new(Partition::new(topic.name.clone(), i as i32, log)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TopicHandle {
+        topic: topic.clone(),
+        partitions,
+    })
+}
+
+/// Removes topic directories that no live topic owns: left by a delete interrupted by a crash,
+/// or by an older incarnation of a re-created name.
+fn remove_stale_topic_dirs(logs: &Path, metadata: &MetadataStore) -> Result<()> {
+    for entry in fs::read_dir(logs).map_err(io(logs))? {
+        let entry = entry.map_err(io(logs))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let live = metadata.state().topics.get(&name);
+        let stored_id = fs::read_to_string(entry.path().join(TOPIC_ID_FILE)).ok();
+        let stale = match (live, stored_id) {
+            (None, _) => true,
+            (Some(topic), Some(id)) => id != topic.id.to_string(),
+            // Created but crashed before the id was written: it is this topic's.
+            (Some(_), None) => false,
+        };
+        if stale {
+            tracing::info!(dir = %entry.path().display(), "removing data of a deleted topic");
+            fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+fn empty_dir(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        let result = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        result.map_err(io(&path))?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> CoreError + '_ {
+    move |source| CoreError::Io {
+        path: PathBuf::from(path),
+        source,
+    }
+}
+
+/// Runs metadata work (journal fsync, directory changes) on the blocking pool.
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -1,0 +1,24 @@
+//! porter-core: the broker's protocol-agnostic model. Gateways (Kafka today; AMQP, MQTT, STOMP, HTTP
+//! later) call into it; it calls `porter-storage`. Nothing here knows a wire format.
+//!
+//! - [`broker`]: the [`Broker`], entry point for gateways: topics, produce, read, lifecycle.
+//! - [`partition`]: one partition of a topic, an async face over a storage `Log`.
+//! - [`topic`]: topic names and per-topic configuration (Kafka config names, Porter defaults).
+//! - [`metadata`]: metadata changes as commands applied to a state machine, persisted in a
+//!   CRC-checked journal with snapshots, so a later Raft layer can replicate the same commands.
+//! - [`config`]: the broker-wide settings the server binary fills in.
+//! - [`error`]: [`CoreError`], the one error type gateways map to their protocol's codes.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod metadata;
+pub mod partition;
+pub mod topic;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use error::CoreError;
+pub use partition::Partition;
+pub use porter_storage::{AppendInfo, FlushMode, LogConfig, Offset, ReadSlice};
+pub use topic::{Topic, TopicConfig};

@@ -1,0 +1,109 @@
+//! One module per Kafka API. [`handle`] routes a decoded request; each handler calls the core and
+//! builds the response. Handlers never see sockets, so they are testable on their own.
+//!
+//! Ordering: Kafka clients pipeline requests and expect responses in order, and a produce must
+//! be appended before the next request on the connection is looked at. So [`handle`] is split in
+//! two stages: the `async fn` itself does the ordered part (a produce's append) and returns a
+//! [`Pending`] future for the part that may overlap later requests (waiting for fsync, a fetch's
+//! long poll). The connection runs pendings concurrently and writes their responses in order.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use kafka_protocol::messages::ApiKey;
+
+use crate::frame::{RequestKind, ResponseKind};
+use porter_core::Broker;
+
+use crate::config::KafkaConfig;
+use crate::frame::Request;
+
+/// What every handler can reach.
+pub struct Context {
+    pub broker: Arc<Broker>,
+    pub config: KafkaConfig,
+}
+
+/// The rest of a request's work; resolves to its response, or None when the client expects no
+/// response (a produce with acks = 0).
+pub type Pending = BoxFuture<'static, Option<ResponseKind>>;
+
+/// The APIs and versions Porter serves: (min, max). Kept within what `kafka-protocol` can
+/// decode, and below versions that need features not built yet (topic IDs in Produce v13 and
+/// Fetch v13+, max-timestamp ListOffsets v7+).
+pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
+    let ours = match api_key {
+        ApiKey::Produce => (3, 11),
+        ApiKey::Fetch => (4, 12),
+        ApiKey::ListOffsets => (1, 6),
+        ApiKey::Metadata => (0, 12),
+        ApiKey::ApiVersions => (0, 3),
+        ApiKey::CreateTopics => (2, 7),
+        ApiKey::DeleteTopics => (1, 6),
+        _ => return None,
+    };
+    let crate_range = api_key.valid_versions();
+    let min = ours.0.max(crate_range.min);
+    let max = ours.1.min(crate_range.max);
+    (min <= max).then_some((min, max))
+}
+
+/// Handles one request: the ordered stage now, the rest as a [`Pending`].
+pub async fn handle(ctx: &Arc<Context>, request: Request) -> Pending {
+    let version = request.version;
+    let ready = |response: ResponseKind| async move { Some(response) }.boxed();
+    match request.body {
+        RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
+        RequestKind::Metadata(req) => {
+            let ctx = ctx.clone();
+            async move {
+                Some(ResponseKind::Metadata(
+                    metadata::handle(&ctx, req, version).await,
+                ))
+            }
+            .boxed()
+        }
+        RequestKind::Produce(req) => produce::handle(ctx, req, version).await,
+        RequestKind::Fetch(req) => {
+            let ctx = ctx.clone();
+            async move { Some(ResponseKind::Fetch(fetch::handle(&ctx, req, version).await)) }
+                .boxed()
+        }
+        RequestKind::ListOffsets(req) => {
+            let ctx = ctx.clone();
+            async move {
+                Some(ResponseKind::ListOffsets(
+                    list_offsets::handle(&ctx, req).await,
+                ))
+            }
+            .boxed()
+        }
+        RequestKind::CreateTopics(req) => {
+            let ctx = ctx.clone();
+            async move {
+                Some(ResponseKind::CreateTopics(
+                    create_topics::handle(&ctx, req, version).await,
+                ))
+            }
+            .boxed()
+        }
+        RequestKind::DeleteTopics(req) => {
+            let ctx = ctx.clone();
+            async move {
+                Some(ResponseKind::DeleteTopics(
+                    delete_topics::handle(&ctx, req, version).await,
+                ))
+            }
+            .boxed()
+        }
+    }
+}

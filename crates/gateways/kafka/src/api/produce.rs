@@ -1,0 +1,164 @@
+//! Produce: validate and append record batches as they arrived (the Kafka format is Porter's
+//! storage format, so no re-encoding), then answer once the data is as durable as the topic's
+//! flush mode promises. acks = 0 gets no answer, but its data is flushed all the same.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use crate::frame::ResponseKind;
+use kafka_protocol::protocol::StrBytes;
+use porter_core::{AppendInfo, CoreError, Partition};
+
+use super::{Context, Pending};
+use crate::error::error_code;
+
+/// One partition's outcome after the ordered stage.
+struct Appended {
+    index: i32,
+    result: Result<(Arc<Partition>, AppendInfo), ResponseError>,
+}
+
+pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -> Pending {
+    let acks = request.acks;
+    if !matches!(acks, -1..=1) {
+        let response = error_response(&request, ResponseError::InvalidRequiredAcks, version);
+        return async move { Some(ResponseKind::Produce(response)) }.boxed();
+    }
+    if request.transactional_id.is_some() {
+        // Transactions arrive in a later release; refuse rather than pretend.
+        let response = error_response(
+            &request,
+            ResponseError::TransactionalIdAuthorizationFailed,
+            version,
+        );
+        return async move { Some(ResponseKind::Produce(response)) }.boxed();
+    }
+
+    // Ordered stage: append every partition's batches before the next request is read.
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let name = topic_data.name.0.to_string();
+        let handle = ctx.broker.topic_or_auto_create(&name).await;
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let result = async {
+                let handle = handle.as_ref().map_err(error_code)?;
+                let partition = ctx
+                    .broker
+                    .partition(&handle.topic.name, data.index)
+                    .map_err(|e| error_code(&e))?;
+                let records = data.records.ok_or(ResponseError::CorruptMessage)?;
+                match partition.append(records).await {
+                    Ok(info) => Ok((partition, info)),
+                    Err(e) => {
+                        log_append_error(&name, data.index, &e);
+                        Err(error_code(&e))
+                    }
+                }
+            }
+            .await;
+            partitions.push(Appended {
+                index: data.index,
+                result,
+            });
+        }
+        topics.push((topic_data.name, partitions));
+    }
+
+    // Concurrent stage: wait for durability, then answer.
+    async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, partitions) in topics {
+            let mut partition_responses = Vec::with_capacity(partitions.len());
+            for appended in partitions {
+                let mut response = PartitionProduceResponse::default()
+                    .with_index(appended.index)
+                    .with_log_append_time_ms(-1);
+                match appended.result {
+                    Ok((partition, info)) => {
+                        let end_offset = info.last_offset + 1;
+                        if acks == 0 {
+                            // Nobody waits, but the data must still reach the disk.
+                            tokio::spawn(async move { partition.wait_durable(end_offset).await });
+                            continue;
+                        }
+                        match partition.wait_durable(end_offset).await {
+                            Ok(()) => {
+                                response = response.with_base_offset(info.base_offset);
+                                if version >= 5 {
+                                    response.log_start_offset = partition.log_start_offset();
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(topic = %name.0, partition = appended.index, error = %e, "flush failed");
+                                response = with_error(response, error_code(&e), &e.to_string(), version);
+                            }
+                        }
+                    }
+                    Err(code) => {
+                        response = with_error(response, code, code.to_string().as_str(), version)
+                    }
+                }
+                partition_responses.push(response);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partition_responses),
+            );
+        }
+        (acks != 0).then(|| ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+    }
+    .boxed()
+}
+
+fn with_error(
+    response: PartitionProduceResponse,
+    code: ResponseError,
+    message: &str,
+    version: i16,
+) -> PartitionProduceResponse {
+    let mut response = response.with_error_code(code.code()).with_base_offset(-1);
+    if version >= 8 {
+        response.error_message = Some(StrBytes::from_string(message.to_string()));
+    }
+    response
+}
+
+fn error_response(request: &ProduceRequest, code: ResponseError, version: i16) -> ProduceResponse {
+    let responses = request
+        .topic_data
+        .iter()
+        .map(|t| {
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_partition_responses(
+                    t.partition_data
+                        .iter()
+                        .map(|p| {
+                            with_error(
+                                PartitionProduceResponse::default().with_index(p.index),
+                                code,
+                                &code.to_string(),
+                                version,
+                            )
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+fn log_append_error(topic: &str, partition: i32, error: &CoreError) {
+    match error {
+        CoreError::Storage(porter_storage::StorageError::Io(_)) => {
+            tracing::error!(topic, partition, %error, "append failed")
+        }
+        _ => tracing::warn!(topic, partition, %error, "produce rejected"),
+    }
+}

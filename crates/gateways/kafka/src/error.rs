@@ -1,0 +1,35 @@
+//! The one place `CoreError` becomes a Kafka error code.
+
+use kafka_protocol::error::ResponseError;
+use porter_core::CoreError;
+use porter_storage::StorageError;
+
+pub fn error_code(error: &CoreError) -> ResponseError {
+    match error {
+        CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        CoreError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        CoreError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        CoreError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        CoreError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        CoreError::LimitExceeded(_) => ResponseError::PolicyViolation,
+        CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        CoreError::Metadata(_) | CoreError::Io { .. } => ResponseError::KafkaStorageError,
+        CoreError::Storage(storage) => match storage {
+            StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
+            StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+            StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            StorageError::Closed => ResponseError::NotLeaderOrFollower,
+            _ => ResponseError::KafkaStorageError,
+        },
+    }
+}
+
+/// The code of a result: 0 for success.
+pub fn code_of<T>(result: &Result<T, CoreError>) -> i16 {
+    match result {
+        Ok(_) => 0,
+        Err(e) => error_code(e).code(),
+    }
+}

@@ -1,0 +1,181 @@
+//! Request frames in, response frames out. A frame is `i32 size | header | body`; the size prefix
+//! was checked by the connection before this code sees the bytes.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::api::supported_versions;
+
+/// The requests Porter serves. (kafka-protocol's own all-APIs enum doubles build times.)
+#[derive(Debug)]
+pub enum RequestKind {
+    ApiVersions(ApiVersionsRequest),
+    Metadata(MetadataRequest),
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+}
+
+#[derive(Debug)]
+pub enum ResponseKind {
+    ApiVersions(ApiVersionsResponse),
+    Metadata(MetadataResponse),
+    Produce(ProduceResponse),
+    Fetch(FetchResponse),
+    ListOffsets(ListOffsetsResponse),
+    CreateTopics(CreateTopicsResponse),
+    DeleteTopics(DeleteTopicsResponse),
+}
+
+impl RequestKind {
+    fn decode(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Result<Option<Self>> {
+        Ok(Some(match api_key {
+            ApiKey::ApiVersions => RequestKind::ApiVersions(Decodable::decode(buf, version)?),
+            ApiKey::Metadata => RequestKind::Metadata(Decodable::decode(buf, version)?),
+            ApiKey::Produce => RequestKind::Produce(Decodable::decode(buf, version)?),
+            ApiKey::Fetch => RequestKind::Fetch(Decodable::decode(buf, version)?),
+            ApiKey::ListOffsets => RequestKind::ListOffsets(Decodable::decode(buf, version)?),
+            ApiKey::CreateTopics => RequestKind::CreateTopics(Decodable::decode(buf, version)?),
+            ApiKey::DeleteTopics => RequestKind::DeleteTopics(Decodable::decode(buf, version)?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+impl ResponseKind {
+    fn encode(&self, buf: &mut BytesMut, version: i16) -> anyhow::Result<()> {
+        match self {
+            ResponseKind::ApiVersions(r) => r.encode(buf, version),
+            ResponseKind::Metadata(r) => r.encode(buf, version),
+            ResponseKind::Produce(r) => r.encode(buf, version),
+            ResponseKind::Fetch(r) => r.encode(buf, version),
+            ResponseKind::ListOffsets(r) => r.encode(buf, version),
+            ResponseKind::CreateTopics(r) => r.encode(buf, version),
+            ResponseKind::DeleteTopics(r) => r.encode(buf, version),
+        }
+    }
+}
+
+/// A decoded request.
+#[derive(Debug)]
+pub struct Request {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub body: RequestKind,
+}
+
+#[derive(Debug)]
+pub enum FrameError {
+    /// Fewer than the 8 bytes every request header starts with.
+    TooShort(usize),
+    UnknownApiKey {
+        api_key: i16,
+        correlation_id: i32,
+    },
+    /// A known API at a version Porter does not serve.
+    UnsupportedVersion {
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    },
+    Malformed {
+        api_key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::TooShort(n) => write!(f, "request of {n} bytes is shorter than a header"),
+            FrameError::UnknownApiKey { api_key, .. } => write!(f, "unknown API key {api_key}"),
+            FrameError::UnsupportedVersion {
+                api_key, version, ..
+            } => write!(f, "unsupported version {version} of {api_key:?}"),
+            FrameError::Malformed {
+                api_key,
+                version,
+                reason,
+            } => write!(f, "malformed {api_key:?} v{version} request: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Decodes one request frame (without its size prefix).
+pub fn decode_request(mut frame: Bytes) -> Result<Request, FrameError> {
+    if frame.len() < 8 {
+        return Err(FrameError::TooShort(frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key = ApiKey::try_from(raw_key).map_err(|_| FrameError::UnknownApiKey {
+        api_key: raw_key,
+        correlation_id,
+    })?;
+    match supported_versions(api_key) {
+        Some((min, max)) if (min..=max).contains(&version) => {}
+        _ => {
+            return Err(FrameError::UnsupportedVersion {
+                api_key,
+                version,
+                correlation_id,
+            })
+        }
+    }
+    let malformed = |e: anyhow::Error| FrameError::Malformed {
+        api_key,
+        version,
+        reason: format!("{e:#}"),
+    };
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+        .map_err(malformed)?;
+    let body = RequestKind::decode(api_key, &mut frame, version)
+        .map_err(malformed)?
+        .ok_or(FrameError::UnsupportedVersion {
+            api_key,
+            version,
+            correlation_id,
+        })?;
+    Ok(Request {
+        api_key,
+        version,
+        header,
+        body,
+    })
+}
+
+/// Encodes a response frame, size prefix included.
+pub fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> anyhow::Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0); // size, patched below
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header.encode(&mut buf, api_key.response_header_version(version))?;
+    body.encode(&mut buf, version)?;
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Reads the API key and version of a frame without decoding it (for logging).
+pub fn peek_api(frame: &[u8]) -> Option<(i16, i16)> {
+    let mut b = frame.get(..4)?;
+    Some((b.get_i16(), b.get_i16()))
+}

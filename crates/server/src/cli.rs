@@ -1,0 +1,99 @@
+//! Command-line interface. Each `serve` flag has a `PORTER_*` environment variable; both override
+//! the TOML file given with `--config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "porter",
+    version,
+    about = "Porter: a message broker that speaks Kafka."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the broker. With no options: data in ./porter-data, Kafka on 0.0.0.0:9092.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file (see docs/configuration.md). Flags and env vars override it.
+    #[arg(long, env = "PORTER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for logs and metadata. [default: ./porter-data]
+    #[arg(long, env = "PORTER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address the Kafka listener binds. [default: 0.0.0.0:9092]
+    #[arg(long, env = "PORTER_KAFKA_LISTEN", value_name = "ADDR")]
+    pub kafka_listen: Option<String>,
+
+    /// Host:port given to Kafka clients in Metadata; what they connect to after bootstrap.
+    /// [default: the listen address, with 0.0.0.0 replaced by localhost]
+    #[arg(long, env = "PORTER_KAFKA_ADVERTISED", value_name = "HOST:PORT")]
+    pub kafka_advertised: Option<String>,
+
+    /// Largest Kafka request accepted, in bytes. [default: 104857600]
+    #[arg(long, env = "PORTER_KAFKA_REQUEST_BYTES_MAX", value_name = "BYTES")]
+    pub kafka_request_bytes_max: Option<u32>,
+
+    /// Default durability of topics: group (ack after fdatasync, shared by concurrent writers),
+    /// interval (fsync every flush-interval-ms, ack on write), never (page cache only).
+    /// [default: group]
+    #[arg(long, env = "PORTER_FLUSH", value_name = "MODE")]
+    pub flush: Option<String>,
+
+    /// fsync period for flush = interval, in milliseconds. [default: 1000]
+    #[arg(long, env = "PORTER_FLUSH_INTERVAL_MS", value_name = "MS")]
+    pub flush_interval_ms: Option<u64>,
+
+    /// Segment size at which a partition's log rolls, in bytes. [default: 1073741824]
+    #[arg(long, env = "PORTER_SEGMENT_BYTES", value_name = "BYTES")]
+    pub segment_bytes: Option<u64>,
+
+    /// Default retention by age in milliseconds; -1 keeps data forever. [default: 604800000]
+    #[arg(
+        long,
+        env = "PORTER_RETENTION_MS",
+        value_name = "MS",
+        allow_hyphen_values = true
+    )]
+    pub retention_ms: Option<i64>,
+
+    /// Default retention by size per partition in bytes; -1 for no limit. [default: -1]
+    #[arg(
+        long,
+        env = "PORTER_RETENTION_BYTES",
+        value_name = "BYTES",
+        allow_hyphen_values = true
+    )]
+    pub retention_bytes: Option<i64>,
+
+    /// Largest record batch accepted, in bytes (Kafka's message.max.bytes). [default: 1048588]
+    #[arg(long, env = "PORTER_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<u32>,
+
+    /// Create topics on first produce or metadata request. [default: true]
+    #[arg(long, env = "PORTER_AUTO_CREATE_TOPICS", value_name = "BOOL")]
+    pub auto_create_topics: Option<bool>,
+
+    /// Partitions of auto-created topics. [default: 1]
+    #[arg(long, env = "PORTER_DEFAULT_PARTITIONS", value_name = "N")]
+    pub default_partitions: Option<u32>,
+
+    /// Log format: human or json. [default: human]
+    #[arg(long, env = "PORTER_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Log filter, e.g. info or porter_storage=debug,info. [default: info]
+    #[arg(long, env = "PORTER_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}

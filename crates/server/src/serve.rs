@@ -1,0 +1,82 @@
+//! `porter serve`: open the broker, bind listeners, serve, and stop in a fixed order on
+//! SIGTERM / SIGINT: stop accepting, let connections answer what they read (bounded), flush and
+//! close every log, write the clean-shutdown marker, exit 0.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use porter_core::Broker;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{LogFormat, Settings};
+
+/// How long connections get to finish in-flight requests at shutdown.
+const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
+
+pub fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run(settings: Settings) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("porter")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let started = Instant::now();
+    let data_dir = settings.broker.data_dir.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(settings.broker))
+        .await?
+        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+    broker.start_background_tasks();
+
+    let listener = TcpListener::bind(settings.kafka.listen)
+        .await
+        .with_context(|| format!("binding Kafka listener {}", settings.kafka.listen))?;
+    tracing::info!(
+        kafka = %listener.local_addr()?,
+        advertised = %format!("{}:{}", settings.kafka.advertised_host, settings.kafka.advertised_port),
+        data_dir = %data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "porter is listening"
+    );
+
+    let shutdown = CancellationToken::new();
+    let kafka = tokio::spawn(porter_gateway_kafka::serve(
+        listener,
+        broker.clone(),
+        settings.kafka,
+        shutdown.clone(),
+        SHUTDOWN_DRAIN_MAX,
+    ));
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections");
+    shutdown.cancel();
+    kafka.await.context("Kafka listener task")?;
+    broker.shutdown().await.context("closing the broker")?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,276 @@
+//! Effective settings: defaults, overridden by the TOML file, then env vars, then flags.
+//! (Clap already ranks a flag above its env var; here the pair is ranked above the file.)
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+use porter_core::{BrokerConfig, FlushMode, TopicConfig};
+use porter_gateway_kafka::KafkaConfig;
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+
+/// The TOML file. Every field is optional; see docs/configuration.md.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub kafka: KafkaSection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub topics: TopicsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub format: Option<String>,
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    pub listen: Option<String>,
+    pub advertised: Option<String>,
+    pub request_bytes_max: Option<u32>,
+    pub request_memory_bytes_max: Option<u64>,
+    pub inflight_requests_max: Option<usize>,
+    pub connections_max: Option<usize>,
+    pub fetch_wait_ms_max: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub flush: Option<String>,
+    pub flush_interval_ms: Option<u64>,
+    pub segment_bytes: Option<u64>,
+    pub segment_ms: Option<u64>,
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub max_message_bytes: Option<u32>,
+    pub index_interval_bytes: Option<u32>,
+    pub open_files_max: Option<usize>,
+    pub retention_check_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsSection {
+    pub auto_create: Option<bool>,
+    pub default_partitions: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub broker: BrokerConfig,
+    pub kafka: KafkaConfig,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+impl Settings {
+    pub fn load(args: &ServeArgs) -> Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Settings::merge(args, file)
+    }
+
+    fn merge(args: &ServeArgs, file: FileConfig) -> Result<Settings> {
+        let mut broker = BrokerConfig::default();
+        if let Some(dir) = args.data_dir.clone().or(file.data_dir) {
+            broker.data_dir = dir;
+        }
+        let s = &file.storage;
+        let log = &mut broker.log_defaults;
+        if let Some(mode) = args.flush.as_deref().or(s.flush.as_deref()) {
+            log.flush = match mode {
+                "group" => FlushMode::Group,
+                "interval" => FlushMode::Interval,
+                "never" => FlushMode::Never,
+                other => bail!("flush must be group, interval or never, not {other:?}"),
+            };
+        }
+        if let Some(v) = args.flush_interval_ms.or(s.flush_interval_ms) {
+            log.flush_interval_ms = v.max(1);
+        }
+        if let Some(v) = args.segment_bytes.or(s.segment_bytes) {
+            log.segment_bytes = v;
+        }
+        if let Some(v) = s.segment_ms {
+            log.segment_ms = v;
+        }
+        if let Some(v) = args.retention_ms.or(s.retention_ms) {
+            log.retention_ms = (v >= 0).then_some(v as u64);
+        }
+        if let Some(v) = args.retention_bytes.or(s.retention_bytes) {
+            log.retention_bytes = (v >= 0).then_some(v as u64);
+        }
+        if let Some(v) = args.max_message_bytes.or(s.max_message_bytes) {
+            log.max_batch_bytes = v;
+        }
+        if let Some(v) = s.index_interval_bytes {
+            log.index_interval_bytes = v;
+        }
+        if let Some(v) = s.open_files_max {
+            broker.open_files_max = v.max(16);
+        }
+        if let Some(v) = s.retention_check_interval_ms {
+            broker.retention_check_interval_ms = v;
+        }
+        if let Some(v) = args.auto_create_topics.or(file.topics.auto_create) {
+            broker.auto_create_topics = v;
+        }
+        if let Some(v) = args.default_partitions.or(file.topics.default_partitions) {
+            if v == 0 {
+                bail!("default_partitions must be at least 1");
+            }
+            broker.default_partitions = v;
+        }
+        // The defaults must themselves be valid topic settings.
+        TopicConfig::default().log_config(&broker.log_defaults);
+
+        let k = &file.kafka;
+        let mut kafka = KafkaConfig::default();
+        if let Some(listen) = args.kafka_listen.as_deref().or(k.listen.as_deref()) {
+            kafka.listen =
+                resolve(listen).with_context(|| format!("kafka listen address {listen:?}"))?;
+        }
+        let (host, port) = match args.kafka_advertised.as_deref().or(k.advertised.as_deref()) {
+            Some(advertised) => split_host_port(advertised)?,
+            None if kafka.listen.ip().is_unspecified() => {
+                ("localhost".to_string(), kafka.listen.port())
+            }
+            None => (kafka.listen.ip().to_string(), kafka.listen.port()),
+        };
+        kafka.advertised_host = host;
+        kafka.advertised_port = port;
+        if let Some(v) = args.kafka_request_bytes_max.or(k.request_bytes_max) {
+            kafka.request_bytes_max = v;
+        }
+        if let Some(v) = k.request_memory_bytes_max {
+            kafka.request_memory_bytes_max = v;
+        }
+        kafka.request_memory_bytes_max = kafka
+            .request_memory_bytes_max
+            .max(kafka.request_bytes_max as u64);
+        if let Some(v) = k.inflight_requests_max {
+            kafka.inflight_requests_max = v.max(1);
+        }
+        if let Some(v) = k.connections_max {
+            kafka.connections_max = v.max(1);
+        }
+        if let Some(v) = k.fetch_wait_ms_max {
+            kafka.fetch_wait_ms_max = v;
+        }
+
+        let log_format = match args.log_format.as_deref().or(file.log.format.as_deref()) {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("log format must be human or json, not {other:?}"),
+        };
+        let log_filter = args
+            .log
+            .clone()
+            .or(file.log.filter)
+            .unwrap_or_else(|| "info".to_string());
+        Ok(Settings {
+            broker,
+            kafka,
+            log_format,
+            log_filter,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("resolves to no address"))
+}
+
+fn split_host_port(s: &str) -> Result<(String, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("advertised address {s:?} must be HOST:PORT"))?;
+    let port = port
+        .parse()
+        .with_context(|| format!("advertised port in {s:?}"))?;
+    Ok((
+        host.trim_matches(|c| c == '[' || c == ']').to_string(),
+        port,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_config_defaults() {
+        let s = Settings::merge(&ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(s.broker.data_dir, PathBuf::from("porter-data"));
+        assert_eq!(s.kafka.listen.to_string(), "0.0.0.0:9092");
+        assert_eq!(
+            (s.kafka.advertised_host.as_str(), s.kafka.advertised_port),
+            ("localhost", 9092)
+        );
+        assert!(matches!(s.broker.log_defaults.flush, FlushMode::Group));
+    }
+
+    #[test]
+    fn flags_beat_file() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            data_dir = "/from/file"
+            [kafka]
+            listen = "127.0.0.1:1111"
+            [storage]
+            flush = "never"
+            retention_ms = -1
+            "#,
+        )
+        .unwrap();
+        let args = ServeArgs {
+            data_dir: Some("/from/flag".into()),
+            kafka_listen: Some("127.0.0.1:2222".into()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::merge(&args, file).unwrap();
+        assert_eq!(s.broker.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(s.kafka.listen.port(), 2222);
+        assert_eq!(s.kafka.advertised_host, "127.0.0.1");
+        assert!(matches!(s.broker.log_defaults.flush, FlushMode::Never));
+        assert_eq!(s.broker.log_defaults.retention_ms, None);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(toml::from_str::<FileConfig>("nonsense = 1").is_err());
+        let args = ServeArgs {
+            flush: Some("sometimes".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::merge(&args, FileConfig::default()).is_err());
+    }
+}
