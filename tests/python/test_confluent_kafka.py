@@ -77,16 +77,18 @@ def test_100k_records_round_trip_across_restart(porter, codec):
 
 
 def offsets_for_times(bootstrap: str, topic: str, timestamps_ms: list[int]) -> list[int]:
+    """One ListOffsets per timestamp: a request naming the same partition twice is not a
+    meaningful query (Kafka rejects duplicates), so each lookup gets its own call."""
     consumer = make_consumer(bootstrap)
+    offsets = []
     try:
-        found = consumer.offsets_for_times(
-            [TopicPartition(topic, 0, t) for t in timestamps_ms], timeout=REQUEST_S_MAX
-        )
+        for t in timestamps_ms:
+            [found] = consumer.offsets_for_times([TopicPartition(topic, 0, t)], timeout=REQUEST_S_MAX)
+            assert found.error is None, f"ListOffsets error for {found}: {found.error}"
+            offsets.append(found.offset)
     finally:
         consumer.close()
-    for tp in found:
-        assert tp.error is None, f"ListOffsets error for {tp}: {tp.error}"
-    return [tp.offset for tp in found]
+    return offsets
 
 
 def test_list_offsets_by_timestamp_and_watermarks(porter):
