@@ -8,6 +8,7 @@
 //!   metadata/               the metadata journal and snapshot
 //!   logs/<topic>/topic-id   which incarnation of the name this directory belongs to
 //!   logs/<topic>/<n>/       partition n's segments (owned by porter-storage)
+//!   internal/consumer-offsets/  committed offsets and group state (an internal log)
 //!   trash/                  deleted topics, removed in the background and at start
 //! ```
 
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::error::{CoreError, Result};
+use crate::group::GroupCoordinator;
 use crate::metadata::{MetadataCommand, MetadataStore};
 use crate::partition::{now_ms, Partition};
 use crate::topic::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
@@ -33,6 +35,8 @@ const LOCK_FILE: &str = ".lock";
 const TOPIC_ID_FILE: &str = "topic-id";
 /// How often `interval`-mode logs are checked for a due flush.
 const FLUSH_TICK_MS: u64 = 50;
+/// How often group sessions and rebalance deadlines are checked.
+const GROUP_TICK_MS: u64 = 100;
 
 /// A topic together with its open partitions.
 pub struct TopicHandle {
@@ -47,6 +51,7 @@ pub struct Broker {
     metadata: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<TopicHandle>>>,
     files: Arc<FileCache>,
+    groups: GroupCoordinator,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -58,7 +63,7 @@ impl Broker {
     /// Blocks on file I/O; call it before serving.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
         let data_dir = config.data_dir.clone();
-        for sub in ["logs", "trash", "metadata"] {
+        for sub in ["logs", "trash", "metadata", "internal"] {
             fs::create_dir_all(data_dir.join(sub)).map_err(io(&data_dir))?;
         }
         let lock = File::create(data_dir.join(LOCK_FILE)).map_err(io(&data_dir))?;
@@ -80,6 +85,12 @@ impl Broker {
         empty_dir(&data_dir.join("trash"))?;
         remove_stale_topic_dirs(&data_dir.join("logs"), &metadata)?;
 
+        let groups = GroupCoordinator::open(
+            &data_dir.join("internal").join("consumer-offsets"),
+            files.clone(),
+            after_crash,
+            config.groups.clone(),
+        )?;
         let mut topics = HashMap::new();
         for topic in metadata.state().topics.values() {
             let handle = open_topic(&config, &files, topic, after_crash)?;
@@ -96,6 +107,7 @@ impl Broker {
             metadata: Mutex::new(metadata),
             topics: RwLock::new(topics),
             files,
+            groups,
             _lock: lock,
             shutdown: CancellationToken::new(),
         }))
@@ -103,6 +115,10 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    pub fn groups(&self) -> &GroupCoordinator {
+        &self.groups
     }
 
     /// Starts retention and interval-flush timers; they stop at [`Broker::shutdown`].
@@ -127,6 +143,16 @@ impl Broker {
                 .await;
                 if let Err(e) = result {
                     tracing::error!(error = %e, "interval flush task panicked");
+                }
+            }
+        });
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(GROUP_TICK_MS));
+            loop {
+                tokio::select! {
+                    _ = broker.shutdown.cancelled() => return,
+                    _ = tick.tick() => broker.groups.tick().await,
                 }
             }
         });
@@ -321,6 +347,10 @@ impl Broker {
                     failed = true;
                     tracing::error!(topic = partition.topic(), partition = partition.index(), error = %e, "closing log failed");
                 }
+            }
+            if let Err(e) = this.groups.close() {
+                failed = true;
+                tracing::error!(error = %e, "closing the consumer offsets log failed");
             }
             if failed {
                 // Without a marker the next start scans tails: safe, just slower.

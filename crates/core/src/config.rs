@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use porter_storage::LogConfig;
 
+use crate::group::GroupConfig;
+
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub data_dir: PathBuf,
@@ -17,6 +19,7 @@ pub struct BrokerConfig {
     pub open_files_max: usize,
     /// How often time and size retention is enforced (Kafka: log.retention.check.interval.ms).
     pub retention_check_interval_ms: u64,
+    pub groups: GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -28,6 +31,7 @@ impl Default for BrokerConfig {
             log_defaults: LogConfig::default(),
             open_files_max: 4096,
             retention_check_interval_ms: 300_000,
+            groups: GroupConfig::default(),
         }
     }
 }

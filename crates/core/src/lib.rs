@@ -4,6 +4,7 @@
 //! - [`broker`]: the [`Broker`], entry point for gateways: topics, produce, read, lifecycle.
 //! - [`partition`]: one partition of a topic, an async face over a storage `Log`.
 //! - [`topic`]: topic names and per-topic configuration (Kafka config names, Porter defaults).
+//! - [`group`]: consumer groups: membership, rebalancing, durable committed offsets.
 //! - [`metadata`]: metadata changes as commands applied to a state machine, persisted in a
 //!   CRC-checked journal with snapshots, so a later Raft layer can replicate the same commands.
 //! - [`config`]: the broker-wide settings the server binary fills in.
@@ -12,6 +13,7 @@
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod metadata;
 pub mod partition;
 pub mod topic;

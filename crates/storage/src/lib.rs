@@ -4,6 +4,7 @@
 //! - `log`: a partition's `Log`, an ordered run of `Segment`s; append, group commit, read
 //! - `segment`, `offset_index`, `time_index` (on `index_file`): one segment and its sparse indexes
 //! - `record_batch`: the 61-byte batch header: parse, validate (CRC-32C), patch the base offset
+//! - `records`: whole records in and out of batches, for writers that don't speak Kafka
 //! - `recovery`: brings a `Log` back in named passes, cutting a torn tail after a crash
 //! - `retention`: which old segments to delete
 //! - `checkpoint`: the persisted log start offset
@@ -21,6 +22,7 @@ pub mod limits;
 mod log;
 mod offset_index;
 pub mod record_batch;
+pub mod records;
 mod recovery;
 mod retention;
 mod segment;

@@ -1,0 +1,652 @@
+//! Consumer groups: membership and rebalancing ([`state`]), and committed offsets ([`offsets`]).
+//!
+//! The [`GroupCoordinator`] is the one place a gateway asks about groups. The rebalance protocol
+//! is Kafka's classic one (JoinGroup / SyncGroup / Heartbeat / LeaveGroup) with opaque
+//! subscription and assignment bytes: the clients choose the assignor (range, roundrobin,
+//! cooperative-sticky), the coordinator only orders the dance. Other protocols' shared
+//! subscriptions can use the same groups later.
+
+pub mod member;
+pub mod offsets;
+pub mod state;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use porter_storage::FileCache;
+
+use crate::error::{CoreError, Result};
+pub use offsets::{Change, CommittedOffset, GroupSnapshot, MemberSnapshot, OffsetStore};
+use state::{Group, GroupState};
+
+/// Errors of the group protocol, mapped to protocol codes by each gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("unknown member id")]
+    UnknownMemberId,
+    #[error("illegal generation")]
+    IllegalGeneration,
+    #[error("rebalance in progress")]
+    RebalanceInProgress,
+    #[error("member id required")]
+    MemberIdRequired,
+    #[error("inconsistent group protocol")]
+    InconsistentGroupProtocol,
+    #[error("fenced instance id")]
+    FencedInstanceId,
+    #[error("group id not found")]
+    GroupIdNotFound,
+    #[error("group is not empty")]
+    NonEmptyGroup,
+    #[error("invalid session timeout")]
+    InvalidSessionTimeout,
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("group is full")]
+    GroupMaxSizeReached,
+    #[error("offset metadata too large")]
+    OffsetMetadataTooLarge,
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("the broker is shutting down")]
+    CoordinatorNotAvailable,
+}
+
+/// A JoinGroup, protocol-neutral.
+#[derive(Clone, Debug)]
+pub struct JoinRequest {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// KIP-394 (JoinGroup v4+): new members get an id first and must join again with it.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct JoinedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Clone, Debug)]
+pub struct JoinOutcome {
+    pub error: Option<GroupError>,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Filled for the leader only: everyone's subscription, to compute the assignment.
+    pub members: Vec<JoinedMember>,
+}
+
+impl JoinOutcome {
+    pub fn error(error: GroupError, member_id: &str) -> Self {
+        JoinOutcome {
+            error: Some(error),
+            generation: -1,
+            protocol_type: None,
+            protocol: None,
+            leader: String::new(),
+            member_id: member_id.to_string(),
+            members: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SyncOutcome {
+    pub error: Option<GroupError>,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncOutcome {
+    pub fn error(error: GroupError) -> Self {
+        SyncOutcome {
+            error: Some(error),
+            protocol_type: None,
+            protocol: None,
+            assignment: Bytes::new(),
+        }
+    }
+}
+
+/// What DescribeGroups reports.
+#[derive(Clone, Debug)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// Named limits and timings of the coordinator.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    /// Kafka's group.initial.rebalance.delay.ms.
+    pub initial_rebalance_delay: Duration,
+    pub session_timeout_min: Duration,
+    pub session_timeout_max: Duration,
+    pub groups_max: usize,
+    pub members_per_group_max: usize,
+    /// Kafka's offset.metadata.max.bytes.
+    pub offset_metadata_bytes_max: usize,
+    pub group_id_bytes_max: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay: Duration::from_millis(500),
+            session_timeout_min: Duration::from_millis(1_000),
+            session_timeout_max: Duration::from_secs(30 * 60),
+            groups_max: 100_000,
+            members_per_group_max: 1_000,
+            offset_metadata_bytes_max: 4096,
+            group_id_bytes_max: 1024,
+        }
+    }
+}
+
+/// An offset to commit for one partition.
+#[derive(Clone, Debug)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    groups: Mutex<HashMap<String, Group>>,
+    store: Arc<OffsetStore>,
+}
+
+impl GroupCoordinator {
+    /// Opens the offsets log and restores groups from it. Blocking.
+    pub fn open(
+        dir: &Path,
+        files: Arc<FileCache>,
+        after_crash: bool,
+        config: GroupConfig,
+    ) -> Result<GroupCoordinator> {
+        let store = Arc::new(OffsetStore::open(dir, files, after_crash)?);
+        let now = Instant::now();
+        let mut groups = HashMap::new();
+        for (id, snapshot) in store.groups() {
+            groups.insert(id.clone(), restore(id, snapshot, now));
+        }
+        Ok(GroupCoordinator {
+            config,
+            groups: Mutex::new(groups),
+            store,
+        })
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn check_group_id(&self, group_id: &str) -> std::result::Result<(), GroupError> {
+        if group_id.is_empty() || group_id.len() > self.config.group_id_bytes_max {
+            return Err(GroupError::InvalidGroupId);
+        }
+        Ok(())
+    }
+
+    pub async fn join(&self, group_id: &str, request: JoinRequest) -> JoinOutcome {
+        let member_id = request.member_id.clone();
+        let fail = |e| JoinOutcome::error(e, &member_id);
+        if let Err(e) = self.check_group_id(group_id) {
+            return fail(e);
+        }
+        if request.session_timeout < self.config.session_timeout_min
+            || request.session_timeout > self.config.session_timeout_max
+        {
+            return fail(GroupError::InvalidSessionTimeout);
+        }
+        let receiver = {
+            let mut groups = self.groups.lock();
+            if !groups.contains_key(group_id) && groups.len() >= self.config.groups_max {
+                return fail(GroupError::GroupMaxSizeReached);
+            }
+            let group = groups
+                .entry(group_id.to_string())
+                .or_insert_with(|| Group::new(group_id.to_string()));
+            if request.member_id.is_empty()
+                && group.members.len() >= self.config.members_per_group_max
+            {
+                return fail(GroupError::GroupMaxSizeReached);
+            }
+            let new_id = format!(
+                "{}-{}",
+                if request.client_id.is_empty() {
+                    "member"
+                } else {
+                    request.client_id.as_str()
+                },
+                uuid::Uuid::new_v4()
+            );
+            group.join(
+                request,
+                new_id,
+                self.config.initial_rebalance_delay,
+                Instant::now(),
+            )
+        };
+        let outcome = receiver
+            .await
+            .unwrap_or_else(|_| fail(GroupError::CoordinatorNotAvailable));
+        self.persist_dirty(group_id).await;
+        outcome
+    }
+
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncOutcome {
+        let receiver = {
+            let mut groups = self.groups.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return SyncOutcome::error(GroupError::UnknownMemberId);
+            };
+            group.sync(member_id, instance_id, generation, assignments)
+        };
+        let outcome = receiver
+            .await
+            .unwrap_or_else(|_| SyncOutcome::error(GroupError::CoordinatorNotAvailable));
+        self.persist_dirty(group_id).await;
+        outcome
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> std::result::Result<(), GroupError> {
+        let mut groups = self.groups.lock();
+        let group = groups
+            .get_mut(group_id)
+            .ok_or(GroupError::UnknownMemberId)?;
+        group.heartbeat(member_id, instance_id, generation, Instant::now())
+    }
+
+    /// LeaveGroup: (member id, instance id) pairs; a result per member.
+    pub async fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, GroupError> {
+        let results = {
+            let mut groups = self.groups.lock();
+            let group = groups
+                .get_mut(group_id)
+                .ok_or(GroupError::UnknownMemberId)?;
+            group.leave(members, self.config.initial_rebalance_delay, Instant::now())
+        };
+        self.persist_dirty(group_id).await;
+        Ok(results)
+    }
+
+    /// Timer work for every group: session expiry, rebalance deadlines.
+    pub async fn tick(&self) {
+        let now = Instant::now();
+        let mut dirty = Vec::new();
+        {
+            let mut groups = self.groups.lock();
+            for group in groups.values_mut() {
+                let expired = group.tick(self.config.initial_rebalance_delay, now);
+                for member in expired {
+                    tracing::info!(group = %group.id, %member, "member session expired; rebalancing");
+                }
+                if group.dirty {
+                    dirty.push(group.id.clone());
+                }
+            }
+        }
+        for group in dirty {
+            self.persist_dirty(&group).await;
+        }
+    }
+
+    /// Writes a group's snapshot when it reached Stable or Empty since the last write.
+    async fn persist_dirty(&self, group_id: &str) {
+        let snapshot = {
+            let mut groups = self.groups.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return;
+            };
+            if !group.dirty {
+                return;
+            }
+            group.dirty = false;
+            snapshot_of(group)
+        };
+        let change = Change::Group {
+            group: group_id.to_string(),
+            snapshot,
+        };
+        if let Err(e) = self.write(vec![change]).await {
+            tracing::error!(group = group_id, error = %e, "persisting group state failed");
+        }
+    }
+
+    /// Appends changes to the offsets log and waits until they are durable.
+    async fn write(&self, changes: Vec<Change>) -> Result<()> {
+        let store = self.store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let end = store.write(changes)?;
+            store.wait_durable(end)
+        })
+        .await;
+        match result {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// OffsetCommit. `generation < 0` with an empty member id is a commit from outside the
+    /// group protocol (e.g. a consumer using assign()), allowed while the group has no members.
+    pub async fn commit_offsets(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        commits: Vec<OffsetCommit>,
+        topic_exists: impl Fn(&str, i32) -> bool,
+    ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, CoreError> {
+        let group_check = self.check_group_id(group_id).and_then(|_| {
+            let mut groups = self.groups.lock();
+            match groups.get_mut(group_id) {
+                Some(group) if generation < 0 && member_id.is_empty() => {
+                    if group.members.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(GroupError::IllegalGeneration)
+                    }
+                }
+                Some(group) => {
+                    group.validate_member(member_id, instance_id, generation)?;
+                    match group.state {
+                        GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
+                            Err(GroupError::RebalanceInProgress)
+                        }
+                        _ => {
+                            if let Some(m) = group.members.get_mut(member_id) {
+                                m.last_heartbeat = Instant::now();
+                            }
+                            Ok(())
+                        }
+                    }
+                }
+                None if generation < 0 => Ok(()),
+                None => Err(GroupError::IllegalGeneration),
+            }
+        });
+        if let Err(e) = group_check {
+            return Ok(vec![Err(e); commits.len()]);
+        }
+        let now = crate::partition::now_ms();
+        let mut results = Vec::with_capacity(commits.len());
+        let mut changes = Vec::new();
+        for commit in commits {
+            let result = if commit
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > self.config.offset_metadata_bytes_max)
+            {
+                Err(GroupError::OffsetMetadataTooLarge)
+            } else if !topic_exists(&commit.topic, commit.partition) {
+                Err(GroupError::UnknownTopicOrPartition)
+            } else {
+                changes.push(Change::Commit {
+                    group: group_id.to_string(),
+                    topic: commit.topic,
+                    partition: commit.partition,
+                    offset: CommittedOffset {
+                        offset: commit.offset,
+                        leader_epoch: commit.leader_epoch,
+                        metadata: commit.metadata,
+                        commit_timestamp_ms: now,
+                    },
+                });
+                Ok(())
+            };
+            results.push(result);
+        }
+        self.write(changes).await?;
+        Ok(results)
+    }
+
+    /// Committed offsets of a group: all of them, or the requested partitions.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Vec<((String, i32), Option<CommittedOffset>)> {
+        let all = self.store.offsets(group_id);
+        match partitions {
+            None => all.into_iter().map(|(k, v)| (k, Some(v))).collect(),
+            Some(wanted) => wanted
+                .iter()
+                .map(|k| (k.clone(), all.get(k).cloned()))
+                .collect(),
+        }
+    }
+
+    /// Whether a rebalance is under way (OffsetFetch answers with an error then, KIP-447 style,
+    /// only when asked to wait for stable offsets; Porter has no pending transactional offsets).
+    pub fn group_ids(&self) -> Vec<(String, String, &'static str)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<_> = groups
+            .values()
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state.name(),
+                )
+            })
+            .collect();
+        for id in self.store.groups_with_offsets() {
+            if !groups.contains_key(&id) {
+                out.push((id, String::new(), GroupState::Empty.name()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.lock();
+        let Some(group) = groups.get(group_id) else {
+            return self
+                .store
+                .groups_with_offsets()
+                .contains(&group_id.to_string())
+                .then(|| GroupDescription {
+                    group_id: group_id.to_string(),
+                    state: GroupState::Empty.name(),
+                    protocol_type: String::new(),
+                    protocol: String::new(),
+                    members: Vec::new(),
+                });
+        };
+        let protocol = group.protocol.clone().unwrap_or_default();
+        Some(GroupDescription {
+            group_id: group.id.clone(),
+            state: group.state.name(),
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: group
+                .members
+                .values()
+                .map(|m| MemberDescription {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// DeleteGroups: only groups without members.
+    pub async fn delete_group(&self, group_id: &str) -> std::result::Result<(), GroupError> {
+        {
+            let mut groups = self.groups.lock();
+            match groups.get(group_id) {
+                Some(group) if !group.members.is_empty() => return Err(GroupError::NonEmptyGroup),
+                Some(_) => {
+                    groups.remove(group_id);
+                }
+                None if self
+                    .store
+                    .groups_with_offsets()
+                    .contains(&group_id.to_string()) => {}
+                None => return Err(GroupError::GroupIdNotFound),
+            }
+        }
+        self.write(vec![Change::DeleteGroup {
+            group: group_id.to_string(),
+        }])
+        .await
+        .map_err(|e| {
+            tracing::error!(group = group_id, error = %e, "deleting group failed");
+            GroupError::CoordinatorNotAvailable
+        })
+    }
+
+    /// OffsetDelete: drops committed offsets of partitions the group no longer consumes.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, GroupError> {
+        let known = self.store.offsets(group_id);
+        if known.is_empty() && !self.groups.lock().contains_key(group_id) {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        let changes = partitions
+            .iter()
+            .filter(|k| known.contains_key(*k))
+            .map(|(topic, partition)| Change::DeleteOffset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+            })
+            .collect();
+        self.write(changes).await.map_err(|e| {
+            tracing::error!(group = group_id, error = %e, "deleting offsets failed");
+            GroupError::CoordinatorNotAvailable
+        })?;
+        Ok(partitions.iter().map(|_| Ok(())).collect())
+    }
+
+    pub fn close(&self) -> Result<()> {
+        self.store.close()
+    }
+}
+
+fn snapshot_of(group: &Group) -> GroupSnapshot {
+    GroupSnapshot {
+        generation: group.generation,
+        protocol_type: group.protocol_type.clone(),
+        protocol: group.protocol.clone(),
+        leader: group.leader.clone(),
+        members: group
+            .members
+            .values()
+            .map(|m| MemberSnapshot {
+                id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                session_timeout_ms: m.session_timeout.as_millis() as u64,
+                rebalance_timeout_ms: m.rebalance_timeout.as_millis() as u64,
+                protocols: m
+                    .protocols
+                    .iter()
+                    .map(|(n, b)| (n.clone(), b.to_vec()))
+                    .collect(),
+                assignment: m.assignment.to_vec(),
+            })
+            .collect(),
+    }
+}
+
+/// A group as it was persisted; its members get a fresh session to reconnect in.
+fn restore(id: String, snapshot: GroupSnapshot, now: Instant) -> Group {
+    let mut group = Group::new(id);
+    group.generation = snapshot.generation;
+    group.protocol_type = snapshot.protocol_type;
+    group.protocol = snapshot.protocol;
+    group.leader = snapshot.leader;
+    for m in snapshot.members {
+        if let Some(instance_id) = &m.instance_id {
+            group
+                .static_members
+                .insert(instance_id.clone(), m.id.clone());
+        }
+        group.members.insert(
+            m.id.clone(),
+            member::Member {
+                id: m.id,
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                session_timeout: Duration::from_millis(m.session_timeout_ms),
+                rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms),
+                protocols: m
+                    .protocols
+                    .into_iter()
+                    .map(|(n, b)| (n, Bytes::from(b)))
+                    .collect(),
+                assignment: Bytes::from(m.assignment),
+                last_heartbeat: now,
+                join_waiter: None,
+                sync_waiter: None,
+            },
+        );
+    }
+    group.state = if group.members.is_empty() {
+        GroupState::Empty
+    } else {
+        GroupState::Stable
+    };
+    group
+}
