@@ -74,7 +74,7 @@ pub async fn run(
                     Ok(request) => {
                         let (api_key, version) = (request.api_key, request.version);
                         let correlation_id = request.header.correlation_id;
-                        let rest = api::handle(&ctx, request).await;
+                        let rest = api::handle(&ctx, request, peer).await;
                         pending.push_back(
                             rest.map(move |response| Answer { api_key, version, correlation_id, response, _permit: permit })
                                 .boxed(),

@@ -33,3 +33,24 @@ pub fn code_of<T>(result: &Result<T, CoreError>) -> i16 {
         Err(e) => error_code(e).code(),
     }
 }
+
+/// The one place a group-protocol error becomes a Kafka error code.
+pub fn group_code(error: porter_core::group::GroupError) -> ResponseError {
+    use porter_core::group::GroupError as G;
+    match error {
+        G::UnknownMemberId => ResponseError::UnknownMemberId,
+        G::IllegalGeneration => ResponseError::IllegalGeneration,
+        G::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        G::MemberIdRequired => ResponseError::MemberIdRequired,
+        G::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        G::FencedInstanceId => ResponseError::FencedInstanceId,
+        G::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        G::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        G::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        G::InvalidGroupId => ResponseError::InvalidGroupId,
+        G::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        G::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        G::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        G::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+    }
+}

@@ -11,10 +11,14 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod group_admin;
 pub mod list_offsets;
+pub mod membership;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -49,6 +53,18 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ApiVersions => (0, 3),
         ApiKey::CreateTopics => (2, 7),
         ApiKey::DeleteTopics => (1, 6),
+        ApiKey::FindCoordinator => (0, 4),
+        ApiKey::JoinGroup => (0, 9),
+        ApiKey::SyncGroup => (0, 5),
+        ApiKey::Heartbeat => (0, 4),
+        ApiKey::LeaveGroup => (0, 5),
+        // v9+ belong to the KIP-848 consumer protocol, v10 to topic IDs.
+        ApiKey::OffsetCommit => (2, 8),
+        ApiKey::OffsetFetch => (1, 8),
+        ApiKey::OffsetDelete => (0, 0),
+        ApiKey::ListGroups => (0, 4),
+        ApiKey::DescribeGroups => (0, 5),
+        ApiKey::DeleteGroups => (0, 2),
         _ => return None,
     };
     let crate_range = api_key.valid_versions();
@@ -58,9 +74,16 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// Handles one request: the ordered stage now, the rest as a [`Pending`].
-pub async fn handle(ctx: &Arc<Context>, request: Request) -> Pending {
+pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> Pending {
     let version = request.version;
     let ready = |response: ResponseKind| async move { Some(response) }.boxed();
+    // Runs a handler as the concurrent stage.
+    macro_rules! later {
+        ($kind:ident, |$c:ident| $body:expr) => {{
+            let $c = ctx.clone();
+            async move { Some(ResponseKind::$kind($body)) }.boxed()
+        }};
+    }
     match request.body {
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(req) => {
@@ -104,6 +127,46 @@ pub async fn handle(ctx: &Arc<Context>, request: Request) -> Pending {
                 ))
             }
             .boxed()
+        }
+        RequestKind::FindCoordinator(req) => ready(ResponseKind::FindCoordinator(
+            group_admin::find_coordinator(ctx, req, version),
+        )),
+        RequestKind::JoinGroup(req) => {
+            let client_id = request
+                .header
+                .client_id
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            later!(JoinGroup, |c| membership::join(
+                &c, req, version, client_id, peer
+            )
+            .await)
+        }
+        RequestKind::SyncGroup(req) => {
+            later!(SyncGroup, |c| membership::sync(&c, req, version).await)
+        }
+        RequestKind::Heartbeat(req) => {
+            ready(ResponseKind::Heartbeat(membership::heartbeat(ctx, req)))
+        }
+        RequestKind::LeaveGroup(req) => {
+            later!(LeaveGroup, |c| membership::leave(&c, req, version).await)
+        }
+        RequestKind::OffsetCommit(req) => {
+            later!(OffsetCommit, |c| offsets::commit(&c, req, version).await)
+        }
+        RequestKind::OffsetFetch(req) => {
+            ready(ResponseKind::OffsetFetch(offsets::fetch(ctx, req, version)))
+        }
+        RequestKind::OffsetDelete(req) => later!(OffsetDelete, |c| offsets::delete(&c, req).await),
+        RequestKind::ListGroups(req) => ready(ResponseKind::ListGroups(group_admin::list(
+            ctx, req, version,
+        ))),
+        RequestKind::DescribeGroups(req) => ready(ResponseKind::DescribeGroups(
+            group_admin::describe(ctx, req, version),
+        )),
+        RequestKind::DeleteGroups(req) => {
+            later!(DeleteGroups, |c| group_admin::delete(&c, req).await)
         }
     }
 }
