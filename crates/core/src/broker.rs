@@ -35,6 +35,8 @@ const LOCK_FILE: &str = ".lock";
 const TOPIC_ID_FILE: &str = "topic-id";
 /// How often `interval`-mode logs are checked for a due flush.
 const FLUSH_TICK_MS: u64 = 50;
+/// Producer ids reserved per metadata command.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 /// How often group sessions and rebalance deadlines are checked.
 const GROUP_TICK_MS: u64 = 100;
 
@@ -52,6 +54,8 @@ pub struct Broker {
     topics: RwLock<HashMap<String, Arc<TopicHandle>>>,
     files: Arc<FileCache>,
     groups: GroupCoordinator,
+    /// Reserved but unused producer ids: [next, end).
+    producer_ids: Mutex<(i64, i64)>,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -108,6 +112,7 @@ impl Broker {
             topics: RwLock::new(topics),
             files,
             groups,
+            producer_ids: Mutex::new((0, 0)),
             _lock: lock,
             shutdown: CancellationToken::new(),
         }))
@@ -248,6 +253,34 @@ impl Broker {
                 .ok_or_else(|| CoreError::UnknownTopic(name.to_string())),
             Err(e) => Err(e),
         }
+    }
+
+    /// A producer id never handed out before (InitProducerId). Ids are reserved in blocks
+    /// through the metadata journal, so a restart skips the rest of a block rather than reuse it.
+    pub async fn allocate_producer_id(self: &Arc<Self>) -> Result<i64> {
+        {
+            let mut ids = self.producer_ids.lock();
+            if ids.0 < ids.1 {
+                ids.0 += 1;
+                return Ok(ids.0 - 1);
+            }
+        }
+        let this = self.clone();
+        run_blocking(move || {
+            let mut metadata = this.metadata.lock();
+            let mut ids = this.producer_ids.lock();
+            if ids.0 >= ids.1 {
+                let start = metadata.state().next_producer_id;
+                metadata.submit(MetadataCommand::AllocateProducerIds {
+                    start,
+                    count: PRODUCER_ID_BLOCK,
+                })?;
+                *ids = (start, start + PRODUCER_ID_BLOCK);
+            }
+            ids.0 += 1;
+            Ok(ids.0 - 1)
+        })
+        .await
     }
 
     /// Validates without creating (CreateTopics with `validate_only`).

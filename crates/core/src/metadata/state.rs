@@ -12,6 +12,9 @@ use crate::topic::Topic;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataState {
     pub topics: BTreeMap<String, Topic>,
+    /// The first producer id not yet reserved.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl MetadataState {
@@ -29,6 +32,15 @@ impl MetadataState {
                 Some(topic) if topic.id == *id => Ok(()),
                 _ => Err(CoreError::UnknownTopic(name.clone())),
             },
+            MetadataCommand::AllocateProducerIds { start, count } => {
+                if *start != self.next_producer_id || *count <= 0 {
+                    return Err(CoreError::Metadata(format!(
+                        "producer id block {start}+{count} does not follow {}",
+                        self.next_producer_id
+                    )));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -40,6 +52,9 @@ impl MetadataState {
             }
             MetadataCommand::DeleteTopic { name, .. } => {
                 self.topics.remove(&name);
+            }
+            MetadataCommand::AllocateProducerIds { start, count } => {
+                self.next_producer_id = start + count;
             }
         }
     }
