@@ -19,6 +19,44 @@ pub enum FlushMode {
     Never,
 }
 
+/// What happens to old data (Kafka's `cleanup.policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CleanupPolicy {
+    /// Whole old segments are deleted by time/size retention.
+    #[default]
+    #[serde(rename = "delete")]
+    Delete,
+    /// Old segments are compacted (`Log::compact`): the last record per key survives.
+    /// Time/size retention does not apply.
+    #[serde(rename = "compact")]
+    Compact,
+    /// Both: compacted, and whole segments still deleted by retention.
+    #[serde(rename = "compact,delete")]
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// True when time/size retention applies.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// True when `Log::compact` does anything.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+}
+
+/// Which timestamp records carry (Kafka's `message.timestamp.type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimestampType {
+    /// The producer's timestamps are stored as sent.
+    #[default]
+    CreateTime,
+    /// `append` stamps each batch with the broker's clock (attribute bit 3 and `maxTimestamp`).
+    LogAppendTime,
+}
+
 /// Configuration of one `Log`. Can be changed at run time with `Log::set_config`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -39,6 +77,12 @@ pub struct LogConfig {
     pub flush: FlushMode,
     /// Period of the caller's flush timer under `FlushMode::Interval`.
     pub flush_interval_ms: u64,
+    pub cleanup_policy: CleanupPolicy,
+    /// Records younger than this (by timestamp) are never compacted away.
+    pub min_compaction_lag_ms: u64,
+    /// How long a tombstone (null value) survives compaction: counted from its timestamp.
+    pub delete_retention_ms: u64,
+    pub timestamp_type: TimestampType,
 }
 
 impl Default for LogConfig {
@@ -52,6 +96,10 @@ impl Default for LogConfig {
             index_interval_bytes: limits::INDEX_INTERVAL_BYTES_DEFAULT,
             flush: FlushMode::Group,
             flush_interval_ms: limits::FLUSH_INTERVAL_MS_DEFAULT,
+            cleanup_policy: CleanupPolicy::Delete,
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: limits::DELETE_RETENTION_MS_DEFAULT,
+            timestamp_type: TimestampType::CreateTime,
         }
     }
 }
@@ -77,5 +125,24 @@ mod tests {
             r#""never""#
         );
         assert_eq!(FlushMode::default(), FlushMode::Group);
+        let config: LogConfig = serde_json::from_str(
+            r#"{"cleanup_policy":"compact,delete","timestamp_type":"LogAppendTime"}"#,
+        )
+        .unwrap();
+        assert_eq!(config.cleanup_policy, CleanupPolicy::CompactDelete);
+        assert_eq!(config.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(config.delete_retention_ms, 86_400_000);
+        assert_eq!(config.min_compaction_lag_ms, 0);
+        assert_eq!(
+            serde_json::to_string(&CleanupPolicy::Compact).unwrap(),
+            r#""compact""#
+        );
+        assert_eq!(
+            serde_json::to_string(&TimestampType::CreateTime).unwrap(),
+            r#""CreateTime""#
+        );
+        let default = LogConfig::default();
+        assert_eq!(default.cleanup_policy, CleanupPolicy::Delete);
+        assert_eq!(default.timestamp_type, TimestampType::CreateTime);
     }
 }

@@ -28,7 +28,7 @@ mod retention;
 mod segment;
 mod time_index;
 
-pub use config::{FlushMode, LogConfig};
+pub use config::{CleanupPolicy, FlushMode, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use file_cache::FileCache;
 pub use log::{AppendInfo, Log, ReadSlice};

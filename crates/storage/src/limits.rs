@@ -14,6 +14,9 @@ pub const RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
 pub const BATCH_BYTES_MAX_DEFAULT: u32 = 1_048_588;
 /// Bytes of log data between two sparse index entries: a read scans at most about this much.
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Default time a tombstone survives compaction: 1 day (Kafka's `delete.retention.ms`), long
+/// enough for a consumer that fell behind to see the delete.
+pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
 /// Period of the caller's flush timer under `FlushMode::Interval`.
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
 /// Default number of file descriptors a `FileCache` keeps open (three per segment: log + 2 indexes).

@@ -36,6 +36,9 @@ pub struct AppendInfo {
     /// Largest `maxTimestamp` of the appended batches.
     pub max_timestamp: i64,
     pub bytes: u32,
+    /// The broker time stamped into the batches under `TimestampType::LogAppendTime`; -1 under
+    /// `CreateTime`.
+    pub log_append_time: i64,
 }
 
 /// Result of `Log::read`: whole batches exactly as stored, and the log's offsets at read time.
@@ -207,6 +210,7 @@ impl Log {
                 .max()
                 .expect("at least one batch"),
             bytes: buffer.len() as u32,
+            log_append_time: -1,
         })
     }
 
