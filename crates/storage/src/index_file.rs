@@ -79,6 +79,12 @@ impl<E: IndexEntry> IndexFile<E> {
         &self.path
     }
 
+    /// After the file was renamed (compaction's swap); pending entries must be written first.
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        assert!(self.pending.is_empty(), "rename only a written index");
+        self.path = path;
+    }
+
     pub(crate) fn len(&self) -> u64 {
         self.entries_on_disk + self.pending.len() as u64
     }

@@ -6,7 +6,9 @@
 //! - `record_batch`: the 61-byte batch header: parse, validate (CRC-32C), patch the base offset
 //! - `records`: whole records in and out of batches, for writers that don't speak Kafka
 //! - `recovery`: brings a `Log` back in named passes, cutting a torn tail after a crash
-//! - `retention`: which old segments to delete
+//! - `retention`: which old segments to delete (cleanup policy `delete`)
+//! - `compaction`: the log cleaner (cleanup policy `compact`): last record per key, crash-safe
+//!   segment swap
 //! - `checkpoint`: the persisted log start offset
 //! - `file_cache`: an LRU of open file handles shared by all logs
 //! - `config`, `error`, `limits`: knobs, the error type, named limits
@@ -14,6 +16,7 @@
 //! All `Log` methods block on file I/O: async callers run them on blocking threads.
 
 mod checkpoint;
+mod compaction;
 pub mod config;
 pub mod error;
 pub mod file_cache;
@@ -28,10 +31,12 @@ mod retention;
 mod segment;
 mod time_index;
 
+pub use compaction::{CleanerCrashPoint, CleanerLimits, CompactionStats};
 pub use config::{CleanupPolicy, FlushMode, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use file_cache::FileCache;
 pub use log::{AppendInfo, Log, ReadSlice};
+pub use record_batch::BatchHeader;
 
 /// Position of a record in a partition's log.
 pub type Offset = i64;

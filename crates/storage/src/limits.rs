@@ -17,6 +17,21 @@ pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Default time a tombstone survives compaction: 1 day (Kafka's `delete.retention.ms`), long
 /// enough for a consumer that fell behind to see the delete.
 pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+/// Default bound on the cleaner's key → offset map (`CleanerLimits::key_map_bytes_max`):
+/// about 1.6 million distinct keys per pass at `KEY_MAP_ENTRY_BYTES` each.
+pub const KEY_MAP_BYTES_DEFAULT: usize = 64 << 20;
+/// Memory of one key-map entry: a 16-byte key hash and an 8-byte offset, padded to 32 bytes by
+/// the u128's alignment, plus the hash table's control byte and 7/8 load factor, rounded up.
+pub const KEY_MAP_ENTRY_BYTES: usize = 40;
+/// Default cleaner I/O throttle (reads + writes): leaves most of a disk to produce and fetch.
+pub const CLEANER_IO_BYTES_PER_SEC_DEFAULT: u64 = 50 << 20;
+/// The cleaner reads segments in chunks of this size (or one batch, if larger).
+pub const CLEANER_READ_CHUNK_BYTES: usize = 1 << 20;
+/// The cleaner writes a cleaned segment in chunks of this size.
+pub const CLEANER_WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// Most key-hash buckets one compaction splits its keys into when they overflow the key map;
+/// each bucket is one more read of the log. Past this the run stops with what it cleaned.
+pub const CLEANER_PASSES_MAX: u64 = 1 << 12;
 /// Period of the caller's flush timer under `FlushMode::Interval`.
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 1000;
 /// Default number of file descriptors a `FileCache` keeps open (three per segment: log + 2 indexes).

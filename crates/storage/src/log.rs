@@ -2,6 +2,8 @@
 //! the locks that let appends, group commits and reads run side by side.
 //!
 //! Locks, always taken in this order and never held across another log's:
+//! - `cleaner_lock`: one segment-list rewriter at a time besides appends: compaction (for its
+//!   whole run), retention and delete-records (which delete segments compaction may be reading).
 //! - `append_lock`: one writer at a time (append, roll, retention, delete-records, close). Held
 //!   during the data write, so the write position is known without file cursors.
 //! - `sync_lock`: one fdatasync at a time; group-commit followers wait on it and usually find
@@ -19,12 +21,13 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::checkpoint;
-use crate::config::{FlushMode, LogConfig};
+use crate::compaction::{self, CleanerCrashPoint, CleanerLimits, CompactionStats};
+use crate::config::{FlushMode, LogConfig, TimestampType};
 use crate::file_cache::FileCache;
 use crate::record_batch::{self, BatchHeader};
 use crate::recovery;
 use crate::retention::{self, SegmentSummary};
-use crate::segment::Segment;
+use crate::segment::{Segment, NO_TIMESTAMP};
 use crate::{Offset, StorageError};
 
 /// Result of a successful `Log::append`.
@@ -53,6 +56,7 @@ pub struct ReadSlice {
 pub struct Log {
     dir: PathBuf,
     files: Arc<FileCache>,
+    cleaner_lock: Mutex<()>,
     append_lock: Mutex<()>,
     sync_lock: Mutex<()>,
     state: Mutex<LogState>,
@@ -96,6 +100,19 @@ impl LogState {
             .map_or(Bound::Unbounded, |(&base, _)| Bound::Included(base));
         self.segments
             .range((from, Bound::Unbounded))
+            .map(|(_, s)| Arc::clone(s))
+            .collect()
+    }
+
+    /// The segment holding `offset` and every later one (reads walk on past gaps).
+    fn segments_from(&self, offset: Offset) -> Vec<Arc<Segment>> {
+        let floor = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(Offset::MIN, |(&b, _)| b);
+        self.segments
+            .range(floor..)
             .map(|(_, s)| Arc::clone(s))
             .collect()
     }
@@ -147,6 +164,7 @@ impl Log {
         Ok(Log {
             dir: dir.to_path_buf(),
             files,
+            cleaner_lock: Mutex::new(()),
             append_lock: Mutex::new(()),
             sync_lock: Mutex::new(()),
             high_watermark_sender: watch::Sender::new(log_end_offset),
@@ -173,9 +191,17 @@ impl Log {
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let batches = record_batch::validate_all(&buffer, config.max_batch_bytes)?;
+        let log_append_time = match config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => NO_TIMESTAMP,
+        };
         let mut headers: Vec<BatchHeader> = Vec::with_capacity(batches.len());
         let mut next_offset = first_offset;
         for &(position, mut header) in &batches {
+            if config.timestamp_type == TimestampType::LogAppendTime {
+                let end = position + header.total_bytes();
+                header = record_batch::set_log_append_time(&mut buffer[position..end], now_ms);
+            }
             record_batch::set_base_offset(&mut buffer[position..], next_offset);
             header.base_offset = next_offset;
             next_offset = header
@@ -210,7 +236,7 @@ impl Log {
                 .max()
                 .expect("at least one batch"),
             bytes: buffer.len() as u32,
-            log_append_time: -1,
+            log_append_time,
         })
     }
 
@@ -343,20 +369,10 @@ impl Log {
             if offset == state.high_watermark {
                 return Ok(slice);
             }
-            // Offsets are contiguous, so the floor segment holds `offset` unless it is empty.
-            let floor = state
-                .segments
-                .range(..=offset)
-                .next_back()
-                .map_or(Offset::MIN, |(&b, _)| b);
-            let segments: Vec<Arc<Segment>> = state
-                .segments
-                .range(floor..)
-                .take(2)
-                .map(|(_, s)| Arc::clone(s))
-                .collect();
-            (slice, segments)
+            (slice, state.segments_from(offset))
         };
+        // The floor segment holds `offset` unless compaction removed it (a gap) or the
+        // segment is empty: then the next batch is in a later segment.
         for segment in segments {
             if let Some(bytes) =
                 segment.read(&self.files, offset, max_bytes, slice.high_watermark)?
@@ -366,6 +382,75 @@ impl Log {
             }
         }
         Ok(slice)
+    }
+
+    /// Headers of the batches from the one holding `from_offset` (or the first after it, or the
+    /// log start) to the log end, at most `max_batches`, in offset order. Reads headers only:
+    /// the core rebuilds idempotent-producer state from them after a restart.
+    pub fn batch_headers(
+        &self,
+        from_offset: Offset,
+        max_batches: usize,
+    ) -> Result<Vec<BatchHeader>, StorageError> {
+        let (from_offset, segments) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            let from_offset = from_offset.max(state.log_start_offset);
+            (from_offset, state.segments_from(from_offset))
+        };
+        let mut headers = Vec::new();
+        for segment in segments {
+            if headers.len() >= max_batches {
+                break;
+            }
+            segment.batch_headers(&self.files, from_offset, max_batches, &mut headers)?;
+        }
+        debug_assert!(headers
+            .windows(2)
+            .all(|w| w[0].last_offset() < w[1].base_offset));
+        Ok(headers)
+    }
+
+    /// Offset and timestamp of the readable record with the largest timestamp, the earliest
+    /// such offset on ties (Kafka's ListOffsets `MAX_TIMESTAMP`, KIP-734); `None` when empty.
+    pub fn max_timestamp(&self) -> Result<Option<(Offset, i64)>, StorageError> {
+        let (log_start_offset, high_watermark, segments) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            let segments: Vec<Arc<Segment>> = state.segments.values().cloned().collect();
+            (state.log_start_offset, state.high_watermark, segments)
+        };
+        // Whole segments answer from their time index; the one or two the log start or the
+        // high watermark cut are walked.
+        let mut best: Option<(i64, &Arc<Segment>)> = None;
+        for segment in &segments {
+            let snapshot = segment.snapshot();
+            if snapshot.next_offset <= log_start_offset || snapshot.size_bytes == 0 {
+                continue;
+            }
+            if segment.base_offset() >= high_watermark {
+                break;
+            }
+            let whole =
+                segment.base_offset() >= log_start_offset && snapshot.next_offset <= high_watermark;
+            let segment_max = if whole {
+                Some(snapshot.max_timestamp)
+            } else {
+                segment.visible_max_timestamp(&self.files, log_start_offset, high_watermark)?
+            };
+            if let Some(segment_max) = segment_max {
+                if best.is_none_or(|(max, _)| segment_max > max) {
+                    best = Some((segment_max, segment));
+                }
+            }
+        }
+        let Some((max, segment)) = best else {
+            return Ok(None);
+        };
+        let found =
+            segment.offset_for_timestamp(&self.files, max, log_start_offset, high_watermark)?;
+        debug_assert!(found.is_none_or(|(_, timestamp)| timestamp == max));
+        Ok(found)
     }
 
     /// First record with timestamp >= `timestamp` among the readable ones: (offset, timestamp).
@@ -420,6 +505,7 @@ impl Log {
     /// Moves the log start to `offset` (persisted) and deletes segments wholly below it.
     /// `offset` may not pass the high watermark. Returns the new log start.
     pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {
+        let _cleaner = self.cleaner_lock.lock();
         let _append = self.append_lock.lock();
         let (log_start_offset, high_watermark) = {
             let state = self.state.lock();
@@ -470,9 +556,11 @@ impl Log {
         Ok(freed)
     }
 
-    /// Deletes non-active segments past `retention_ms` or beyond `retention_bytes`.
+    /// Deletes non-active segments past `retention_ms` or beyond `retention_bytes`, when the
+    /// cleanup policy includes delete (a `Compact`-only log keeps every segment).
     /// Returns the bytes freed.
     pub fn apply_retention(&self, now_ms: i64) -> Result<u64, StorageError> {
+        let _cleaner = self.cleaner_lock.lock();
         let _append = self.append_lock.lock();
         let (config, segments, log_start_offset) = {
             let state = self.state.lock();
@@ -480,6 +568,9 @@ impl Log {
             let segments: Vec<Arc<Segment>> = state.segments.values().cloned().collect();
             (state.config.clone(), segments, state.log_start_offset)
         };
+        if !config.cleanup_policy.deletes() {
+            return Ok(0);
+        }
         let summaries: Vec<SegmentSummary> = segments
             .iter()
             .map(|s| {
@@ -500,6 +591,65 @@ impl Log {
         let new_start = summaries[count].base_offset.max(log_start_offset);
         tracing::info!(dir = %self.dir.display(), segments = count, new_start, "retention deleting segments");
         self.move_log_start(new_start)
+    }
+
+    /// Compacts the non-active segments when the cleanup policy includes compact (see
+    /// `compaction`): keeps the last record per key, drops tombstones after
+    /// `delete_retention_ms`, leaves segments younger than `min_compaction_lag_ms`. Appends and
+    /// reads run concurrently; retention and delete-records wait for it. Called periodically by
+    /// the core, on a blocking thread.
+    pub fn compact(
+        &self,
+        now_ms: i64,
+        limits: &CleanerLimits,
+    ) -> Result<CompactionStats, StorageError> {
+        self.compact_until(now_ms, limits, None)
+    }
+
+    /// `compact`, stopping at `crash_point` with the files a crash there leaves (tests only).
+    #[doc(hidden)]
+    pub fn compact_until(
+        &self,
+        now_ms: i64,
+        limits: &CleanerLimits,
+        crash_point: Option<CleanerCrashPoint>,
+    ) -> Result<CompactionStats, StorageError> {
+        let _cleaner = self.cleaner_lock.lock();
+        let (config, segments, high_watermark) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            let segments: Vec<Arc<Segment>> = state.segments.values().cloned().collect();
+            (state.config.clone(), segments, state.high_watermark)
+        };
+        if !config.cleanup_policy.compacts() {
+            return Ok(CompactionStats::default());
+        }
+        let cleanable = compaction::cleanable_count(&segments, high_watermark, now_ms, &config);
+        if cleanable == 0 {
+            return Ok(CompactionStats::default());
+        }
+        let cleaner = compaction::Cleaner {
+            dir: &self.dir,
+            files: &self.files,
+            config: &config,
+            now_ms,
+            limits: *limits,
+            high_watermark,
+            crash_point,
+        };
+        let stats = compaction::compact(&cleaner, segments, cleanable, &mut |old, new| {
+            let new = Arc::new(new);
+            let mut state = self.state.lock();
+            let slot = state
+                .segments
+                .get_mut(&old.base_offset())
+                .expect("the cleaner lock keeps segments from being deleted");
+            assert!(Arc::ptr_eq(slot, old), "one cleaner at a time");
+            *slot = Arc::clone(&new);
+            new
+        })?;
+        tracing::info!(dir = %self.dir.display(), ?stats, "compacted log");
+        Ok(stats)
     }
 
     /// Takes effect for the next append; leaving `Group` makes everything written readable.

@@ -1,7 +1,9 @@
 //! Brings a log directory back to a consistent state in named passes (STYLE.md §7). The log
 //! files are the truth; indexes are checked and rebuilt from them when they do not make sense.
 //!
-//! 1. `remove_temp_files`: interrupted checkpoint writes.
+//! 1. `remove_temp_files`: interrupted checkpoint writes and interrupted cleans (`*.cleaned`);
+//!    then `complete_swaps`: a durable `X.log.swap` means a clean was committed, so its files
+//!    replace segment `X`'s (see `compaction`).
 //! 2. `list_segments`: `.log` files by base offset; orphan index files go.
 //! 3. `load_segment`: per segment, check the indexes (size, order, last entry points at a batch
 //!    with that offset) or rebuild them. The last segment is walked from its last index entry to
@@ -13,6 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::checkpoint::{self, TEMP_SUFFIX};
+use crate::compaction::{CLEANED_SUFFIX, SWAP_SUFFIX};
 use crate::config::LogConfig;
 use crate::file_cache::FileCache;
 use crate::index_file::IndexFile;
@@ -39,6 +42,7 @@ pub(crate) fn recover(
 ) -> Result<Recovered, StorageError> {
     fs::create_dir_all(dir)?;
     remove_temp_files(dir)?;
+    complete_swaps(dir)?;
     let bases = list_segments(dir)?;
     let mut segments = Vec::with_capacity(bases.len());
     for (i, &base_offset) in bases.iter().enumerate() {
@@ -60,12 +64,73 @@ pub(crate) fn recover(
 fn remove_temp_files(dir: &Path) -> Result<(), StorageError> {
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.to_string_lossy().ends_with(TEMP_SUFFIX) {
+        let name = path.to_string_lossy();
+        if name.ends_with(TEMP_SUFFIX) || name.ends_with(CLEANED_SUFFIX) {
             tracing::info!(path = %path.display(), "removing interrupted temp file");
             fs::remove_file(&path)?;
         }
     }
     Ok(())
+}
+
+/// Pass 1, second half: finishes swaps a crash interrupted. The cleaner renames the index
+/// `.swap` files before the log's, so an index `.swap` without its log `.swap` is an unfinished
+/// rename and goes; with the log `.swap` present, each index takes its `.swap` version or, if
+/// that is missing (already renamed, or the rename was lost), is deleted and later rebuilt from
+/// the new log. The log is renamed last.
+fn complete_swaps(dir: &Path) -> Result<(), StorageError> {
+    let mut swapped_logs = Vec::new();
+    let mut swapped_indexes = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let Some(final_name) = name.strip_suffix(SWAP_SUFFIX) else {
+            continue;
+        };
+        if final_name.ends_with(&format!(".{LOG_SUFFIX}")) {
+            swapped_logs.push(dir.join(final_name));
+        } else {
+            swapped_indexes.push((path.clone(), dir.join(final_name)));
+        }
+    }
+    if swapped_logs.is_empty() && swapped_indexes.is_empty() {
+        return Ok(());
+    }
+    for log_path in &swapped_logs {
+        for suffix in [OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let index_path = log_path.with_extension(suffix);
+            let index_swap = swap_path(&index_path);
+            if index_swap.exists() {
+                fs::rename(&index_swap, &index_path)?;
+            } else {
+                remove_if_present(&index_path)?;
+            }
+        }
+        tracing::info!(path = %log_path.display(), "completing an interrupted segment swap");
+        fs::rename(swap_path(log_path), log_path)?;
+    }
+    for (swap, final_path) in swapped_indexes {
+        if swap.exists() && !swapped_logs.contains(&final_path.with_extension(LOG_SUFFIX)) {
+            tracing::info!(path = %swap.display(), "removing an index of an unfinished swap");
+            fs::remove_file(&swap)?;
+        }
+    }
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+pub(crate) fn swap_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(SWAP_SUFFIX);
+    name.into()
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StorageError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Pass 2: base offsets of `.log` files, sorted. Index files without a log are removed.
@@ -123,6 +188,7 @@ fn load_segment(
     };
     let start = offset_index.last();
     let mut state = SegmentState {
+        retired: None,
         size_bytes: start.map_or(0, |e| e.position as u64),
         next_offset: base_offset + start.map_or(0, |e| e.relative_offset as i64),
         max_timestamp: time_index.last().map_or(NO_TIMESTAMP, |e| e.timestamp),
@@ -146,6 +212,7 @@ fn load_segment(
         &mut state,
         file_bytes,
         verify_crc,
+        !is_last,
         config,
     )?;
     if valid_bytes < file_bytes {
@@ -174,7 +241,10 @@ fn load_segment(
         rescan_max_timestamp(&log_file, &mut state)?;
     }
     if let Some(next_base) = next_base {
-        if state.next_offset != next_base {
+        if state.next_offset < next_base {
+            // Compaction removed the segment's last records: its range still runs to the next.
+            state.next_offset = next_base;
+        } else if state.next_offset != next_base {
             tracing::warn!(
                 segment = base_offset,
                 next_offset = state.next_offset,
@@ -227,13 +297,16 @@ fn check_indexes(
 
 /// Walks whole batches from `state.size_bytes`, recording each into `state` (and its indexes),
 /// and returns the end of the last valid one. A batch is valid when its header parses, it lies
-/// within the file, its base offset continues the log, and (if `verify_crc`) its CRC matches.
+/// within the file, its base offset continues the log (or, with `gaps_allowed`, for a compacted
+/// segment, lies past it), and (if `verify_crc`) its CRC matches. The active segment is never
+/// compacted, so it must be contiguous.
 fn scan_batches(
     log_file: &std::fs::File,
     base_offset: Offset,
     state: &mut SegmentState,
     file_bytes: u64,
     verify_crc: bool,
+    gaps_allowed: bool,
     config: &LogConfig,
 ) -> Result<u64, StorageError> {
     let readable_bytes = file_bytes.min(limits::SEGMENT_BYTES_MAX);
@@ -246,9 +319,9 @@ fn scan_batches(
             Err(StorageError::CorruptBatch(_)) => break,
             Err(error) => return Err(error),
         };
-        if header.base_offset != state.next_offset
-            || header.last_offset() - base_offset > u32::MAX as i64
-        {
+        let continues = header.base_offset == state.next_offset
+            || (gaps_allowed && header.base_offset > state.next_offset);
+        if !continues || header.last_offset() - base_offset > u32::MAX as i64 {
             break;
         }
         if verify_crc && !crc_matches(log_file, position, header.total_bytes() as u64, header.crc)?

@@ -5,8 +5,10 @@
 //! position is known and every write is positional. Readers run concurrently: they snapshot the
 //! written size under the segment's small mutex and read below it without any lock.
 
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
@@ -39,6 +41,10 @@ pub(crate) struct Segment {
 
 /// Everything about a segment that changes on append.
 pub(crate) struct SegmentState {
+    /// Set when compaction replaced this segment's files: a handle to the old log file, which
+    /// readers still holding this `Segment` keep using (its path now names the new file).
+    /// Lookups then walk from the start, since the index paths also name the new files.
+    pub(crate) retired: Option<Arc<File>>,
     /// Bytes of whole batches written; the next write goes here.
     pub(crate) size_bytes: u64,
     /// Last offset of the last batch + 1, or `base_offset` when empty.
@@ -62,7 +68,7 @@ pub(crate) struct SegmentSnapshot {
 }
 
 impl SegmentState {
-    fn relative(&self, base_offset: Offset, offset: Offset) -> u32 {
+    pub(crate) fn relative(&self, base_offset: Offset, offset: Offset) -> u32 {
         let relative = offset - base_offset;
         assert!(
             (0..=u32::MAX as i64).contains(&relative),
@@ -80,9 +86,10 @@ impl SegmentState {
         header: &BatchHeader,
         index_interval_bytes: u32,
     ) {
-        assert_eq!(
-            header.base_offset, self.next_offset,
-            "batches must be contiguous"
+        // Appends are contiguous; a compacted segment has gaps, never overlaps.
+        assert!(
+            header.base_offset >= self.next_offset,
+            "batches must not overlap"
         );
         assert_eq!(position, self.size_bytes, "batches must be adjacent");
         if self.bytes_since_index_entry >= index_interval_bytes as u64 {
@@ -127,6 +134,7 @@ impl Segment {
         let log_path = file_path(dir, base_offset, LOG_SUFFIX);
         files.create(&log_path)?.set_len(0)?;
         let state = SegmentState {
+            retired: None,
             size_bytes: 0,
             next_offset: base_offset,
             max_timestamp: NO_TIMESTAMP,
@@ -153,6 +161,47 @@ impl Segment {
 
     pub(crate) fn base_offset(&self) -> Offset {
         self.base_offset
+    }
+
+    /// The log file to read, taken under the segment's mutex so a concurrent swap (which holds
+    /// it while renaming) can never hand us the new file with this segment's positions.
+    fn log_file(&self, state: &SegmentState, files: &FileCache) -> std::io::Result<Arc<File>> {
+        match &state.retired {
+            Some(file) => Ok(Arc::clone(file)),
+            None => files.get(&self.log_path),
+        }
+    }
+
+    /// A handle to the log file and the bytes written, consistent with each other.
+    pub(crate) fn log_file_and_size(
+        &self,
+        files: &FileCache,
+    ) -> Result<(Arc<File>, u64), StorageError> {
+        let state = self.state.lock();
+        Ok((self.log_file(&state, files)?, state.size_bytes))
+    }
+
+    /// Compaction's swap: under the segment's mutex, pins the current log file for readers
+    /// still holding this segment, evicts the three paths from the cache, then runs `rename`
+    /// (which puts the cleaned files at those paths).
+    pub(crate) fn retire(
+        &self,
+        files: &FileCache,
+        rename: impl FnOnce() -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut state = self.state.lock();
+        assert!(state.retired.is_none(), "a segment is retired once");
+        let pinned = files.get(&self.log_path)?;
+        for path in [
+            self.log_path.as_path(),
+            state.offset_index.path(),
+            state.time_index.path(),
+        ] {
+            files.evict(path);
+        }
+        rename()?;
+        state.retired = Some(pinned);
+        Ok(())
     }
 
     pub(crate) fn snapshot(&self) -> SegmentSnapshot {
@@ -228,6 +277,9 @@ impl Segment {
     /// segment's largest timestamp); fdatasyncs all three files when `sync`.
     pub(crate) fn flush_indexes(&self, files: &FileCache, sync: bool) -> Result<(), StorageError> {
         let mut state = self.state.lock();
+        if state.retired.is_some() {
+            return Ok(()); // its paths belong to the segment that replaced it
+        }
         let end = state.relative(self.base_offset, state.next_offset);
         state.push_time_entry(end);
         state.offset_index.write_pending(files)?;
@@ -246,34 +298,55 @@ impl Segment {
     /// fdatasync of the log file only: group commit does not need the indexes, recovery
     /// rebuilds their tail.
     pub(crate) fn sync_log(&self, files: &FileCache) -> Result<(), StorageError> {
-        files.get(&self.log_path)?.sync_data()?;
+        let file = {
+            let state = self.state.lock();
+            if state.retired.is_some() {
+                return Ok(());
+            }
+            files.get(&self.log_path)?
+        };
+        file.sync_data()?;
         Ok(())
     }
 
     /// Position of the batch containing `offset`, found from the offset index then by walking
     /// headers; `None` when `offset` is at or past the end of this segment.
+    /// With compaction's gaps this is the first batch ending at or after `offset`.
     fn find_batch(
         &self,
         files: &FileCache,
         offset: Offset,
-    ) -> Result<Option<(u64, BatchHeader, u64)>, StorageError> {
-        let (size_bytes, start) = {
+    ) -> Result<Option<FoundBatch>, StorageError> {
+        let (file, size_bytes, start) = {
             let state = self.state.lock();
             if offset >= state.next_offset {
                 return Ok(None);
             }
-            let relative = state.relative(self.base_offset, offset.max(self.base_offset));
-            let entry = state
-                .offset_index
-                .search(files, |e| e.relative_offset <= relative)?;
-            (state.size_bytes, entry.map_or(0, |e| e.position as u64))
+            let entry = if state.retired.is_some() {
+                None
+            } else {
+                let relative = state.relative(self.base_offset, offset.max(self.base_offset));
+                state
+                    .offset_index
+                    .search(files, |e| e.relative_offset <= relative)?
+            };
+            (
+                self.log_file(&state, files)?,
+                state.size_bytes,
+                entry.map_or(0, |e| e.position as u64),
+            )
         };
-        let mut reader = HeaderReader::new(files.get(&self.log_path)?, size_bytes);
+        let mut reader = HeaderReader::new(Arc::clone(&file), size_bytes);
         let mut position = start;
         while position < size_bytes {
             let header = reader.header_at(position)?;
             if header.last_offset() >= offset {
-                return Ok(Some((position, header, size_bytes)));
+                return Ok(Some(FoundBatch {
+                    position,
+                    header,
+                    size_bytes,
+                    file,
+                }));
             }
             position += header.total_bytes() as u64;
         }
@@ -289,13 +362,18 @@ impl Segment {
         max_bytes: u32,
         high_watermark: Offset,
     ) -> Result<Option<Bytes>, StorageError> {
-        let Some((start, first, size_bytes)) = self.find_batch(files, offset)? else {
+        let Some(FoundBatch {
+            position: start,
+            header: first,
+            size_bytes,
+            file,
+        }) = self.find_batch(files, offset)?
+        else {
             return Ok(None);
         };
         if first.base_offset >= high_watermark {
             return Ok(Some(Bytes::new()));
         }
-        let file = files.get(&self.log_path)?;
         let available = size_bytes - start;
         let want = (max_bytes as u64)
             .max(first.total_bytes() as u64)
@@ -335,16 +413,25 @@ impl Segment {
             if state.max_timestamp < timestamp {
                 return Ok(None);
             }
-            let entry = state
-                .time_index
-                .search(files, |e| e.timestamp < timestamp)?;
+            let entry = if state.retired.is_some() {
+                None
+            } else {
+                state
+                    .time_index
+                    .search(files, |e| e.timestamp < timestamp)?
+            };
             self.base_offset + entry.map_or(0, |e| e.relative_offset as i64)
         };
         let start_offset = indexed_offset.max(from_offset);
-        let Some((mut position, _, size_bytes)) = self.find_batch(files, start_offset)? else {
+        let Some(FoundBatch {
+            mut position,
+            size_bytes,
+            file,
+            ..
+        }) = self.find_batch(files, start_offset)?
+        else {
             return Ok(None);
         };
-        let file = files.get(&self.log_path)?;
         let mut reader = HeaderReader::new(file.clone(), size_bytes);
         while position < size_bytes {
             let header = reader.header_at(position)?;
@@ -361,10 +448,7 @@ impl Segment {
                 }
                 let mut batch = BytesMut::zeroed(header.total_bytes());
                 file.read_exact_at(&mut batch, position)?;
-                let mut batch = batch.freeze();
-                let records = RecordBatchDecoder::decode(&mut batch).map_err(|error| {
-                    StorageError::CorruptBatch(format!("decoding records: {error}"))
-                })?;
+                let records = decode_batch(batch.freeze())?;
                 if let Some(record) = records
                     .records
                     .iter()
@@ -376,6 +460,66 @@ impl Segment {
             position += header.total_bytes() as u64;
         }
         Ok(None)
+    }
+
+    /// Up to `max_batches` headers, from the batch ending at or after `from_offset` to the end
+    /// of the segment, appended to `out`. Reads headers only.
+    pub(crate) fn batch_headers(
+        &self,
+        files: &FileCache,
+        from_offset: Offset,
+        max_batches: usize,
+        out: &mut Vec<BatchHeader>,
+    ) -> Result<(), StorageError> {
+        let Some(found) = self.find_batch(files, from_offset)? else {
+            return Ok(());
+        };
+        let mut reader = HeaderReader::new(found.file, found.size_bytes);
+        let mut position = found.position;
+        while position < found.size_bytes && out.len() < max_batches {
+            let header = reader.header_at(position)?;
+            out.push(header);
+            position += header.total_bytes() as u64;
+        }
+        Ok(())
+    }
+
+    /// Largest timestamp among records at or after `from_offset` and below `high_watermark`,
+    /// by walking headers (only for a segment the log start or high watermark cuts; whole
+    /// segments use `snapshot().max_timestamp`). A batch straddling `from_offset` is decoded.
+    pub(crate) fn visible_max_timestamp(
+        &self,
+        files: &FileCache,
+        from_offset: Offset,
+        high_watermark: Offset,
+    ) -> Result<Option<i64>, StorageError> {
+        let Some(found) = self.find_batch(files, from_offset)? else {
+            return Ok(None);
+        };
+        let mut reader = HeaderReader::new(Arc::clone(&found.file), found.size_bytes);
+        let mut position = found.position;
+        let mut best: Option<i64> = None;
+        while position < found.size_bytes {
+            let header = reader.header_at(position)?;
+            if header.base_offset >= high_watermark {
+                break;
+            }
+            let batch_max = if header.base_offset < from_offset && !header.is_log_append_time() {
+                let mut batch = BytesMut::zeroed(header.total_bytes());
+                found.file.read_exact_at(&mut batch, position)?;
+                decode_batch(batch.freeze())?
+                    .records
+                    .iter()
+                    .filter(|r| r.offset >= from_offset && r.offset < high_watermark)
+                    .map(|r| r.timestamp)
+                    .max()
+            } else {
+                Some(header.max_timestamp)
+            };
+            best = best.max(batch_max);
+            position += header.total_bytes() as u64;
+        }
+        Ok(best)
     }
 
     /// Removes the segment's files (the caller dropped it from the log first).
@@ -397,17 +541,33 @@ impl Segment {
     }
 }
 
+/// Where `find_batch` found a batch, with the handle and size it was found under.
+struct FoundBatch {
+    position: u64,
+    header: BatchHeader,
+    size_bytes: u64,
+    file: Arc<File>,
+}
+
+/// Decodes (and decompresses) the records of one whole batch.
+pub(crate) fn decode_batch(
+    mut batch: Bytes,
+) -> Result<kafka_protocol::records::RecordSet, StorageError> {
+    RecordBatchDecoder::decode(&mut batch)
+        .map_err(|error| StorageError::CorruptBatch(format!("decoding records: {error}")))
+}
+
 /// Reads batch headers through a chunk buffer so walking an index interval of small batches
 /// costs one read, not one per batch.
 pub(crate) struct HeaderReader {
-    file: std::sync::Arc<std::fs::File>,
+    file: Arc<File>,
     size_bytes: u64,
     chunk: Vec<u8>,
     chunk_start: u64,
 }
 
 impl HeaderReader {
-    pub(crate) fn new(file: std::sync::Arc<std::fs::File>, size_bytes: u64) -> HeaderReader {
+    pub(crate) fn new(file: Arc<File>, size_bytes: u64) -> HeaderReader {
         HeaderReader {
             file,
             size_bytes,
