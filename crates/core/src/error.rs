@@ -33,6 +33,8 @@ pub enum CoreError {
     Metadata(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Sequence(#[from] crate::producer_state::SequenceError),
 }
 
 impl CoreError {

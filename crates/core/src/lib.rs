@@ -3,6 +3,7 @@
 //!
 //! - [`broker`]: the [`Broker`], entry point for gateways: topics, produce, read, lifecycle.
 //! - [`partition`]: one partition of a topic, an async face over a storage `Log`.
+//! - [`producer_state`]: idempotent producers: sequence checks, duplicate detection.
 //! - [`topic`]: topic names and per-topic configuration (Kafka config names, Porter defaults).
 //! - [`group`]: consumer groups: membership, rebalancing, durable committed offsets.
 //! - [`metadata`]: metadata changes as commands applied to a state machine, persisted in a
@@ -16,6 +17,7 @@ pub mod error;
 pub mod group;
 pub mod metadata;
 pub mod partition;
+pub mod producer_state;
 pub mod topic;
 
 pub use broker::Broker;

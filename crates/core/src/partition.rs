@@ -1,14 +1,21 @@
 //! One partition: an async face over a storage [`Log`]. Every storage call blocks on file I/O, so
 //! each runs on tokio's blocking pool, never on a reactor thread.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use porter_storage::{AppendInfo, FlushMode, Log, Offset, ReadSlice};
+use parking_lot::Mutex;
+use porter_storage::record_batch::BatchHeader;
+use porter_storage::{AppendInfo, FlushMode, Log, Offset, ReadSlice, StorageError};
 use tokio::sync::watch;
 
 use crate::error::{CoreError, Result};
+use crate::producer_state::{ProducerState, Verdict};
+
+/// Bytes read per call while rebuilding producer state at start.
+const PRODUCER_REPLAY_READ_BYTES: u32 = 1 << 20;
 
 pub struct Partition {
     topic: String,
@@ -16,16 +23,31 @@ pub struct Partition {
     log: Arc<Log>,
     /// When the interval flusher last synced this log (unix ms).
     last_flush_ms: AtomicI64,
+    /// Idempotent-producer state. Locked across check + append + record, so the check and
+    /// the log always agree (appends to one partition are serial anyway).
+    producers: Arc<Mutex<ProducerState>>,
+    producer_snapshot: PathBuf,
 }
 
 impl Partition {
-    pub(crate) fn new(topic: String, index: i32, log: Log) -> Self {
-        Partition {
+    /// Wraps an opened log and rebuilds its producer state: the last snapshot, then the
+    /// batches appended after it. Blocking.
+    pub(crate) fn open(topic: String, index: i32, log: Log) -> Result<Self> {
+        let topic_dir = log
+            .dir()
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        let producer_snapshot = ProducerState::snapshot_path(&topic_dir, index);
+        let producers = rebuild_producer_state(&log, &producer_snapshot)?;
+        Ok(Partition {
             topic,
             index,
             log: Arc::new(log),
             last_flush_ms: AtomicI64::new(now_ms()),
-        }
+            producers: Arc::new(Mutex::new(producers)),
+            producer_snapshot,
+        })
     }
 
     pub fn topic(&self) -> &str {
@@ -38,9 +60,77 @@ impl Partition {
 
     /// Appends one or more record batches and returns their offsets. The data is written (in
     /// the page cache) but not necessarily durable: see [`Partition::wait_durable`].
+    ///
+    /// Batches from idempotent producers are checked first: a retry of a batch already in
+    /// the log returns the original offsets without writing again.
     pub async fn append(&self, records: Bytes) -> Result<AppendInfo> {
         let log = self.log.clone();
-        blocking(move || log.append(records, now_ms())).await
+        let producers = self.producers.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let headers = batch_headers(&records);
+            let mut state = producers.lock();
+            let mut duplicates = Vec::new();
+            for header in &headers {
+                match state.check(header)? {
+                    Verdict::Append => {}
+                    Verdict::Duplicate {
+                        first_offset,
+                        last_offset,
+                    } => duplicates.push((first_offset, last_offset)),
+                }
+            }
+            if !duplicates.is_empty() {
+                if duplicates.len() != headers.len() {
+                    return Err(CoreError::Storage(StorageError::CorruptBatch(
+                        "a request mixing retried and new batches of one producer".into(),
+                    )));
+                }
+                let (first, _) = duplicates[0];
+                let (_, last) = duplicates[duplicates.len() - 1];
+                return Ok(AppendInfo {
+                    base_offset: first,
+                    last_offset: last,
+                    record_count: (last - first + 1) as u32,
+                    max_timestamp: -1,
+                    bytes: 0,
+                    log_append_time: -1,
+                });
+            }
+            let now = now_ms();
+            let info = log.append(records, now)?;
+            let mut base = info.base_offset;
+            for header in &headers {
+                let mut header = *header;
+                header.base_offset = base;
+                base = header.last_offset() + 1;
+                state.record(&header, now);
+            }
+            state.end_offset = state.end_offset.max(info.last_offset + 1);
+            Ok(info)
+        })
+        .await;
+        match result {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Idempotent producers known to this partition: (id, epoch, last sequence, last seen ms).
+    pub fn producers(&self) -> Vec<(i64, i16, i32, i64)> {
+        self.producers.lock().producers()
+    }
+
+    /// Saves the producer state and closes the log (graceful shutdown, topic deletion).
+    pub fn close(&self) -> Result<()> {
+        {
+            let mut state = self.producers.lock();
+            state.expire(now_ms());
+            state.end_offset = self.log.log_end_offset();
+            if let Err(e) = state.save(&self.producer_snapshot) {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "saving producer state failed; it will be rebuilt from the log");
+            }
+        }
+        Ok(self.log.close()?)
     }
 
     /// Returns once every offset below `end_offset` is as durable as the topic's flush mode
@@ -126,4 +216,50 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Headers of the batches in a produce buffer. Stops at the first unparsable header: the log's
+/// own validation rejects such a buffer with a precise error.
+fn batch_headers(records: &[u8]) -> Vec<BatchHeader> {
+    let mut headers = Vec::new();
+    let mut position = 0;
+    while position < records.len() {
+        match BatchHeader::parse(&records[position..]) {
+            Ok(header) => {
+                position += header.total_bytes();
+                headers.push(header);
+            }
+            Err(_) => break,
+        }
+    }
+    headers
+}
+
+fn rebuild_producer_state(log: &Log, snapshot: &std::path::Path) -> Result<ProducerState> {
+    let mut state = ProducerState::load(snapshot);
+    let end = log.log_end_offset();
+    if state.end_offset > end || state.end_offset < log.log_start_offset() {
+        // The log lost its tail (or its head) since the snapshot: start over from the log.
+        state = ProducerState::default();
+    }
+    let mut from = state.end_offset.max(log.log_start_offset());
+    while from < end {
+        let headers = read_batch_headers(log, from)?;
+        let Some(last) = headers.last().map(|h| h.last_offset()) else {
+            break;
+        };
+        for header in headers.iter().filter(|h| h.last_offset() >= from) {
+            state.record(header, header.max_timestamp);
+        }
+        from = last + 1;
+    }
+    state.end_offset = end;
+    state.expire(now_ms());
+    Ok(state)
+}
+
+/// Headers of the batches from the one holding `from`.
+fn read_batch_headers(log: &Log, from: Offset) -> Result<Vec<BatchHeader>> {
+    let slice = log.read(from, PRODUCER_REPLAY_READ_BYTES)?;
+    Ok(batch_headers(&slice.bytes))
 }

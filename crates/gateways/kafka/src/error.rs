@@ -1,6 +1,7 @@
 //! The one place `CoreError` becomes a Kafka error code.
 
 use kafka_protocol::error::ResponseError;
+use porter_core::producer_state::SequenceError;
 use porter_core::CoreError;
 use porter_storage::StorageError;
 
@@ -16,6 +17,12 @@ pub fn error_code(error: &CoreError) -> ResponseError {
         CoreError::LimitExceeded(_) => ResponseError::PolicyViolation,
         CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         CoreError::Metadata(_) | CoreError::Io { .. } => ResponseError::KafkaStorageError,
+        CoreError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        CoreError::Sequence(SequenceError::FencedEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
         CoreError::Storage(storage) => match storage {
             StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
             StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,

@@ -88,7 +88,9 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
                         }
                         match partition.wait_durable(end_offset).await {
                             Ok(()) => {
-                                response = response.with_base_offset(info.base_offset);
+                                response = response
+                                    .with_base_offset(info.base_offset)
+                                    .with_log_append_time_ms(info.log_append_time);
                                 if version >= 5 {
                                     response.log_start_offset = partition.log_start_offset();
                                 }
