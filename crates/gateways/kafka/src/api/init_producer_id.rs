@@ -19,7 +19,7 @@ pub async fn handle(ctx: &Arc<Context>, request: InitProducerIdRequest) -> InitP
     }
     let (id, epoch) = (request.producer_id.0, request.producer_epoch);
     // Bumping keeps the id, so the partitions' producer state fences the old epoch.
-    if id >= 0 && epoch >= 0 && epoch < i16::MAX - 1 {
+    if id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
         return InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch + 1);
