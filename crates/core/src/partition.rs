@@ -14,8 +14,8 @@ use tokio::sync::watch;
 use crate::error::{CoreError, Result};
 use crate::producer_state::{ProducerState, Verdict};
 
-/// Bytes read per call while rebuilding producer state at start.
-const PRODUCER_REPLAY_READ_BYTES: u32 = 1 << 20;
+/// Batch headers read per call while rebuilding producer state at start.
+const PRODUCER_REPLAY_BATCHES: usize = 4096;
 
 pub struct Partition {
     topic: String,
@@ -153,6 +153,26 @@ impl Partition {
         blocking(move || log.read(offset, max_bytes)).await
     }
 
+    /// The record with the largest timestamp: (offset, timestamp) (ListOffsets -3, KIP-734).
+    pub async fn max_timestamp(&self) -> Result<Option<(Offset, i64)>> {
+        let log = self.log.clone();
+        blocking(move || log.max_timestamp()).await
+    }
+
+    /// Compacts the log if its cleanup policy says so (the background cleaner's call).
+    pub(crate) fn compact_if_due(
+        &self,
+        now_ms: i64,
+        limits: &porter_storage::CleanerLimits,
+    ) -> Result<()> {
+        if !self.log.config().cleanup_policy.compacts() {
+            return Ok(());
+        }
+        let stats = self.log.compact(now_ms, limits)?;
+        tracing::debug!(topic = %self.topic, partition = self.index, ?stats, "compaction pass");
+        Ok(())
+    }
+
     /// The first record with a timestamp at or after `timestamp_ms`: (offset, timestamp).
     pub async fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(Offset, i64)>> {
         let log = self.log.clone();
@@ -244,7 +264,7 @@ fn rebuild_producer_state(log: &Log, snapshot: &std::path::Path) -> Result<Produ
     }
     let mut from = state.end_offset.max(log.log_start_offset());
     while from < end {
-        let headers = read_batch_headers(log, from)?;
+        let headers = log.batch_headers(from, PRODUCER_REPLAY_BATCHES)?;
         let Some(last) = headers.last().map(|h| h.last_offset()) else {
             break;
         };
@@ -256,10 +276,4 @@ fn rebuild_producer_state(log: &Log, snapshot: &std::path::Path) -> Result<Produ
     state.end_offset = end;
     state.expire(now_ms());
     Ok(state)
-}
-
-/// Headers of the batches from the one holding `from`.
-fn read_batch_headers(log: &Log, from: Offset) -> Result<Vec<BatchHeader>> {
-    let slice = log.read(from, PRODUCER_REPLAY_READ_BYTES)?;
-    Ok(batch_headers(&slice.bytes))
 }

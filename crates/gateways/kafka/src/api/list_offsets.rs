@@ -1,5 +1,6 @@
 //! ListOffsets: earliest (-2), latest (-1), or the first offset whose record timestamp is at or
-//! after the given time (found with the time index, then the records of one batch).
+//! after the given time (found with the time index, then the records of one batch), or the
+//! record with the largest timestamp (-3, v7+).
 
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use crate::error::error_code;
 
 pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
+/// KIP-734 (v7+): the record with the largest timestamp.
+pub const MAX_TIMESTAMP: i64 = -3;
 
 pub async fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -34,6 +37,13 @@ pub async fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOffs
             let response = match p.timestamp {
                 LATEST_TIMESTAMP => response.with_offset(partition.high_watermark()),
                 EARLIEST_TIMESTAMP => response.with_offset(partition.log_start_offset()),
+                MAX_TIMESTAMP => match partition.max_timestamp().await {
+                    Ok(Some((offset, timestamp))) => {
+                        response.with_offset(offset).with_timestamp(timestamp)
+                    }
+                    Ok(None) => response,
+                    Err(e) => response.with_error_code(error_code(&e).code()),
+                },
                 t if t < 0 => response.with_error_code(ResponseError::InvalidRequest.code()),
                 t => match partition.offset_for_timestamp(t).await {
                     Ok(Some((offset, timestamp))) => {
