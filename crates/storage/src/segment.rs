@@ -199,9 +199,9 @@ impl Segment {
         ] {
             files.evict(path);
         }
-        rename()?;
+        // Before the rename: if it fails halfway, readers still get the old file.
         state.retired = Some(pinned);
-        Ok(())
+        rename()
     }
 
     pub(crate) fn snapshot(&self) -> SegmentSnapshot {

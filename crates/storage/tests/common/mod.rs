@@ -98,3 +98,84 @@ pub fn read_all(log: &porter_storage::Log, from: Offset) -> Vec<(Offset, Vec<u8>
     }
     out
 }
+
+/// One keyed record for `keyed_batch`: (key, value (None = tombstone), timestamp).
+pub type Keyed<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
+
+/// One batch of keyed records, as a producer with `producer_id` (-1: not idempotent) sends it.
+pub fn keyed_batch(records: &[Keyed], compression: Compression, producer_id: i64) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value, timestamp))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: if producer_id >= 0 { 3 } else { -1 },
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // offset - sequence must be constant or the encoder splits the batch; without a
+            // producer the header's base sequence is -1.
+            sequence: if producer_id >= 0 { 100 } else { -1 } + i as i32,
+            timestamp: *timestamp,
+            key: key.map(Bytes::copy_from_slice),
+            value: value.map(Bytes::copy_from_slice),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// Every record readable, decoded: (offset, key, value, timestamp).
+pub type Full = (Offset, Option<Vec<u8>>, Option<Vec<u8>>, i64);
+
+pub fn read_full(log: &porter_storage::Log) -> Vec<Full> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.high_watermark() {
+        let slice = log.read(next, 4096).unwrap();
+        if slice.bytes.is_empty() {
+            break; // a gap at the end left by compaction
+        }
+        let mut buf = slice.bytes.clone();
+        let sets = RecordBatchDecoder::decode_all(&mut buf).unwrap();
+        let mut last = next;
+        for record in sets.into_iter().flat_map(|s| s.records) {
+            last = record.offset;
+            if record.offset >= next {
+                out.push((
+                    record.offset,
+                    record.key.map(|k| k.to_vec()),
+                    record.value.map(|v| v.to_vec()),
+                    record.timestamp,
+                ));
+            }
+        }
+        next = last + 1;
+    }
+    out
+}
+
+/// Headers of every batch in bytes returned by `Log::read`.
+pub fn headers_of(bytes: &Bytes) -> Vec<porter_storage::BatchHeader> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let header = porter_storage::BatchHeader::parse(&bytes[at..]).unwrap();
+        at += header.total_bytes();
+        out.push(header);
+    }
+    out
+}
