@@ -328,12 +328,12 @@ pub(crate) fn compact(
             )?;
             stats.bytes_written += output.state.size_bytes;
             stats.bytes_freed += before.saturating_sub(output.state.size_bytes);
-            let cleaned = output.swap(cleaner, segment)?;
+            let cleaned = output.swap(cleaner, segment, &mut throttle)?;
             *segment = install(segment, cleaned);
             stats.segments_cleaned += 1;
         }
     }
-    stats.bytes_read = throttle.bytes - stats.bytes_written;
+    stats.bytes_read = throttle.bytes.saturating_sub(stats.bytes_written);
     Ok(stats)
 }
 
@@ -572,7 +572,12 @@ impl Output {
 
     /// Step 4: makes the cleaned files durable, commits them as `.swap`, and replaces the old
     /// segment's files. Returns the new segment, to be installed by the caller.
-    fn swap(mut self, cleaner: &Cleaner<'_>, old: &Segment) -> Result<Segment, StorageError> {
+    fn swap(
+        mut self,
+        cleaner: &Cleaner<'_>,
+        old: &Segment,
+        throttle: &mut Throttle,
+    ) -> Result<Segment, StorageError> {
         let files = cleaner.files;
         let crash = |point| {
             if cleaner.crash_point == Some(point) {
@@ -583,11 +588,7 @@ impl Output {
                 Ok(())
             }
         };
-        self.write_buffer(&mut Throttle {
-            start: Instant::now(),
-            bytes: 0,
-            bytes_per_sec: 0,
-        })?;
+        self.write_buffer(throttle)?;
         assert_eq!(self.written, self.state.size_bytes);
         assert!(
             self.state.next_offset <= self.next_offset,
