@@ -11,6 +11,10 @@
 //!   internal/consumer-offsets/  committed offsets and group state (an internal log)
 //!   trash/                  deleted topics, removed in the background and at start
 //! ```
+//!
+//! Changes to existing topics (configs, partition growth, DeleteRecords) live in [`admin`].
+
+mod admin;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -29,6 +33,8 @@ use crate::group::GroupCoordinator;
 use crate::metadata::{MetadataCommand, MetadataStore};
 use crate::partition::{now_ms, Partition};
 use crate::topic::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
+
+pub use admin::DELETE_RECORDS_TO_HIGH_WATERMARK;
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
 const LOCK_FILE: &str = ".lock";

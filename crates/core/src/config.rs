@@ -1,10 +1,13 @@
 //! Broker-wide settings. The server binary fills these from its TOML file, env vars and flags.
+//! Also the shape of a config description ([`ConfigEntry`]), shared by topic and broker configs:
+//! what DescribeConfigs-like admin calls report.
 
 use std::path::PathBuf;
 
 use porter_storage::LogConfig;
 
 use crate::group::GroupConfig;
+use crate::topic::{config_value, TOPIC_CONFIGS};
 
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -33,5 +36,134 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 300_000,
             groups: GroupConfig::default(),
         }
+    }
+}
+
+/// How a config's value is typed, as admin tools display it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigKind {
+    Boolean,
+    Int,
+    Long,
+    String,
+    /// Comma-separated items (`cleanup.policy`); the only kind incremental APPEND/SUBTRACT apply to.
+    List,
+}
+
+/// Where a config's effective value comes from, most specific first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic (CreateTopics, AlterConfigs, IncrementalAlterConfigs).
+    TopicOverride,
+    /// Set by the operator in the broker's configuration (file, env, flags): static.
+    BrokerConfig,
+    /// Porter's built-in default.
+    Default,
+}
+
+/// One value a config could take from one source; the first synonym of an entry is in effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    pub name: String,
+    pub value: String,
+    pub source: ConfigSource,
+}
+
+/// A config with its effective value, for admin tools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: ConfigSource,
+    pub kind: ConfigKind,
+    pub doc: &'static str,
+    /// Broker configs are static: changing them needs a restart.
+    pub read_only: bool,
+    /// Every source that sets this config, in precedence order: `synonyms[0]` is in effect.
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+/// The broker-level synonyms of a setting: the operator's value when it differs from the
+/// built-in default, then the built-in default.
+pub(crate) fn broker_synonyms(
+    name: &str,
+    configured: String,
+    builtin: String,
+) -> Vec<ConfigSynonym> {
+    let mut synonyms = Vec::with_capacity(2);
+    if configured != builtin {
+        synonyms.push(ConfigSynonym {
+            name: name.to_string(),
+            value: configured,
+            source: ConfigSource::BrokerConfig,
+        });
+    }
+    synonyms.push(ConfigSynonym {
+        name: name.to_string(),
+        value: builtin,
+        source: ConfigSource::Default,
+    });
+    synonyms
+}
+
+impl BrokerConfig {
+    /// The broker's settings under Kafka's broker config names, each with its source. All are
+    /// read-only: Porter's broker configuration is static (file, env, flags; then a restart).
+    pub fn describe(&self) -> Vec<ConfigEntry> {
+        let builtin = BrokerConfig::default();
+        let entry = |name: &str, kind, doc, configured: String, builtin: String| {
+            let synonyms = broker_synonyms(name, configured, builtin);
+            ConfigEntry {
+                name: name.to_string(),
+                value: synonyms[0].value.clone(),
+                source: synonyms[0].source,
+                kind,
+                doc,
+                read_only: true,
+                synonyms,
+            }
+        };
+        let mut entries = vec![
+            entry(
+                "auto.create.topics.enable",
+                ConfigKind::Boolean,
+                "Create a topic on first produce or metadata request for it",
+                self.auto_create_topics.to_string(),
+                builtin.auto_create_topics.to_string(),
+            ),
+            entry(
+                "log.dirs",
+                ConfigKind::String,
+                "The data directory",
+                self.data_dir.display().to_string(),
+                builtin.data_dir.display().to_string(),
+            ),
+            entry(
+                "log.retention.check.interval.ms",
+                ConfigKind::Long,
+                "How often time and size retention is enforced",
+                self.retention_check_interval_ms.to_string(),
+                builtin.retention_check_interval_ms.to_string(),
+            ),
+            entry(
+                "num.partitions",
+                ConfigKind::Int,
+                "Partitions of an auto-created topic",
+                self.default_partitions.to_string(),
+                builtin.default_partitions.to_string(),
+            ),
+        ];
+        for spec in TOPIC_CONFIGS {
+            let value_of = |log: &LogConfig| config_value(log, spec.name).expect("a known key");
+            entries.push(entry(
+                spec.broker_name,
+                spec.kind,
+                spec.doc,
+                value_of(&self.log_defaults),
+                value_of(&builtin.log_defaults),
+            ));
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
     }
 }

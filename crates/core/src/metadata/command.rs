@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::topic::Topic;
+use crate::topic::{Topic, TopicConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -20,5 +20,19 @@ pub enum MetadataCommand {
     AllocateProducerIds {
         start: i64,
         count: i64,
+    },
+    /// Replaces a topic's whole override set (AlterConfigs; IncrementalAlterConfigs after the
+    /// changes are merged), so applying it never depends on the state before.
+    SetTopicConfig {
+        name: String,
+        id: uuid::Uuid,
+        config: TopicConfig,
+    },
+    /// Grows a topic to `partitions` in total. Partition counts never shrink: a consumer's
+    /// partition n must stay the same partition.
+    CreatePartitions {
+        name: String,
+        id: uuid::Uuid,
+        partitions: u32,
     },
 }

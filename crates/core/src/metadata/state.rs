@@ -1,4 +1,5 @@
-//! The state the metadata commands build: today the topics; queues, exchanges, bindings and
+//! The state the metadata commands build: today the topics (with their configs and partition
+//! counts) and the producer-id watermark; queues, exchanges, bindings and
 //! consumer groups join it as commands of their own.
 
 use std::collections::BTreeMap;
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::MetadataCommand;
 use crate::error::{CoreError, Result};
-use crate::topic::Topic;
+use crate::topic::{Topic, TOPIC_PARTITIONS_MAX};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataState {
@@ -41,6 +42,29 @@ impl MetadataState {
                 }
                 Ok(())
             }
+            MetadataCommand::SetTopicConfig { name, id, config } => {
+                self.topic(name, *id)?;
+                config.validate()
+            }
+            MetadataCommand::CreatePartitions {
+                name,
+                id,
+                partitions,
+            } => {
+                let topic = self.topic(name, *id)?;
+                if *partitions <= topic.partitions || *partitions > TOPIC_PARTITIONS_MAX {
+                    return Err(CoreError::InvalidPartitions(*partitions as i64));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The live topic `name` if it is the incarnation `id`.
+    fn topic(&self, name: &str, id: uuid::Uuid) -> Result<&Topic> {
+        match self.topics.get(name) {
+            Some(topic) if topic.id == id => Ok(topic),
+            _ => Err(CoreError::UnknownTopic(name.to_string())),
         }
     }
 
@@ -56,6 +80,97 @@ impl MetadataState {
             MetadataCommand::AllocateProducerIds { start, count } => {
                 self.next_producer_id = start + count;
             }
+            MetadataCommand::SetTopicConfig { name, config, .. } => {
+                let topic = self
+                    .topics
+                    .get_mut(&name)
+                    .expect("checked: the topic exists");
+                topic.config = config;
+            }
+            MetadataCommand::CreatePartitions {
+                name, partitions, ..
+            } => {
+                let topic = self
+                    .topics
+                    .get_mut(&name)
+                    .expect("checked: the topic exists");
+                assert!(partitions > topic.partitions, "partition counts only grow");
+                topic.partitions = partitions;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topic::TopicConfig;
+
+    fn with_topic() -> (MetadataState, uuid::Uuid) {
+        let mut state = MetadataState::default();
+        let id = uuid::Uuid::new_v4();
+        let command = MetadataCommand::CreateTopic {
+            topic: Topic {
+                name: "t".into(),
+                id,
+                partitions: 3,
+                config: TopicConfig::default(),
+            },
+        };
+        state.check(&command).unwrap();
+        state.apply(command);
+        (state, id)
+    }
+
+    #[test]
+    fn partition_counts_only_grow() {
+        let (mut state, id) = with_topic();
+        let grow = |partitions| MetadataCommand::CreatePartitions {
+            name: "t".into(),
+            id,
+            partitions,
+        };
+        assert!(state.check(&grow(3)).is_err());
+        assert!(state.check(&grow(2)).is_err());
+        assert!(state.check(&grow(TOPIC_PARTITIONS_MAX + 1)).is_err());
+        let stale = MetadataCommand::CreatePartitions {
+            name: "t".into(),
+            id: uuid::Uuid::new_v4(),
+            partitions: 6,
+        };
+        assert!(
+            state.check(&stale).is_err(),
+            "another incarnation of the name"
+        );
+        state.check(&grow(6)).unwrap();
+        state.apply(grow(6));
+        assert_eq!(state.topics["t"].partitions, 6);
+    }
+
+    #[test]
+    fn set_topic_config_replaces_the_whole_override_set() {
+        let (mut state, id) = with_topic();
+        let set = |pairs: &[(&str, &str)]| MetadataCommand::SetTopicConfig {
+            name: "t".into(),
+            id,
+            config: TopicConfig::from_pairs(pairs.iter().copied()).unwrap(),
+        };
+        state.apply(set(&[("retention.ms", "1"), ("flush", "never")]));
+        let command = set(&[("segment.ms", "10")]);
+        state.check(&command).unwrap();
+        state.apply(command);
+        assert_eq!(
+            state.topics["t"].config,
+            TopicConfig::from_pairs([("segment.ms", "10")]).unwrap()
+        );
+        // A hand-made invalid override set is refused before it reaches the journal.
+        let mut bad = TopicConfig::default();
+        bad.overrides.insert("retention.ms".into(), "soon".into());
+        let command = MetadataCommand::SetTopicConfig {
+            name: "t".into(),
+            id,
+            config: bad,
+        };
+        assert!(state.check(&command).is_err());
     }
 }
