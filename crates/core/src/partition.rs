@@ -27,6 +27,9 @@ pub struct Partition {
     /// the log always agree (appends to one partition are serial anyway).
     producers: Arc<Mutex<ProducerState>>,
     producer_snapshot: PathBuf,
+    /// Log end offset at the last compaction: a log that has not grown since is not cleaned
+    /// again (each pass reads the whole log).
+    compacted_at_end: AtomicI64,
 }
 
 impl Partition {
@@ -47,6 +50,7 @@ impl Partition {
             last_flush_ms: AtomicI64::new(now_ms()),
             producers: Arc::new(Mutex::new(producers)),
             producer_snapshot,
+            compacted_at_end: AtomicI64::new(-1),
         })
     }
 
@@ -166,6 +170,10 @@ impl Partition {
         limits: &porter_storage::CleanerLimits,
     ) -> Result<()> {
         if !self.log.config().cleanup_policy.compacts() {
+            return Ok(());
+        }
+        let end = self.log.log_end_offset();
+        if self.compacted_at_end.swap(end, Ordering::Relaxed) == end {
             return Ok(());
         }
         let stats = self.log.compact(now_ms, limits)?;
