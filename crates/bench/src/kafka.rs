@@ -1,0 +1,291 @@
+//! The Kafka-protocol driver (librdkafka through the rdkafka crate), usable against any broker
+//! that speaks Kafka.
+//!
+//! Closed loop (no `--rate`): producers send as fast as librdkafka batches, then consumers read
+//! everything back: produce and consume throughput measured separately.
+//! Open loop (`--rate R`): one producer sends R records/s on a fixed schedule while a consumer
+//! reads concurrently; latency is measured from each record's *intended* send time, so a stall
+//! shows up in the percentiles instead of silently slowing the sender (coordinated omission).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::proc_stats;
+use crate::report::RunResult;
+use crate::stats::{latency_histogram, now_us, sent_at, stamped_payload, Latency};
+use crate::CommonArgs;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct KafkaArgs {
+    /// Bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Topic name prefix; each run uses a fresh topic.
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 100)]
+    pub record_bytes: usize,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: u64,
+    /// Producer threads (closed loop).
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// acks: 0, 1 or all.
+    #[arg(long, default_value = "1")]
+    pub acks: String,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+    /// Open loop: records per second, produced and consumed concurrently.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub async fn run(args: KafkaArgs) -> Result<RunResult> {
+    let topic = format!("{}-{}", args.topic, now_us());
+    create_topic(&args, &topic).await?;
+    let before = args.common.broker_pid.and_then(proc_stats::sample);
+    let mut result = tokio::task::spawn_blocking({
+        let args = args.clone();
+        move || match args.rate {
+            None => closed_loop(&args, &topic),
+            Some(rate) => open_loop(&args, &topic, rate),
+        }
+    })
+    .await??;
+    let after = args.common.broker_pid.and_then(proc_stats::sample);
+    if let (Some(b), Some(a)) = (before, after) {
+        let cpu = a.cpu_seconds - b.cpu_seconds;
+        result.broker = Some(proc_stats::ProcSample {
+            cpu_seconds: cpu,
+            rss_peak_kib: a.rss_peak_kib,
+        });
+        let records = (result.produced + result.consumed) as f64 / 2.0;
+        if records > 0.0 {
+            result.broker_cpu_seconds_per_million = Some(cpu / (records / 1e6));
+        }
+    }
+    result.label = args.common.label.clone();
+    result.record_bytes = args.record_bytes;
+    result.json_path = args.common.json.clone();
+    Ok(result)
+}
+
+async fn create_topic(args: &KafkaArgs, topic: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .create()?;
+    let new = NewTopic::new(topic, args.partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics(
+            [&new],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+    for r in results {
+        if let Err((name, code)) = r {
+            if code != RDKafkaErrorCode::TopicAlreadyExists {
+                bail!("creating topic {name}: {code}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn producer(args: &KafkaArgs, linger_ms: u64) -> Result<BaseProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .set("acks", &args.acks)
+        .set("compression.type", &args.compression)
+        .set("linger.ms", linger_ms.to_string())
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create()
+        .context("creating producer")
+}
+
+fn consumer(args: &KafkaArgs, topic: &str) -> Result<BaseConsumer> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .set("group.id", format!("{topic}-reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.max.messages.kbytes", "262144")
+        .create()
+        .context("creating consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..args.partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+/// Sends one record, waiting for queue room instead of failing when librdkafka's queue is full.
+fn send(producer: &BaseProducer, topic: &str, payload: &[u8], errors: &AtomicU64) {
+    let mut record = BaseRecord::<(), [u8]>::to(topic).payload(payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err(_) => {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+fn closed_loop(args: &KafkaArgs, topic: &str) -> Result<RunResult> {
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.common.max_seconds);
+    let per_producer = args.records / args.producers.max(1) as u64;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..args.producers.max(1))
+        .map(|_| {
+            let (args, topic, errors) = (args.clone(), topic.to_string(), errors.clone());
+            std::thread::spawn(move || -> Result<u64> {
+                let producer = producer(&args, args.linger_ms)?;
+                let payload = stamped_payload(args.record_bytes, 0);
+                let mut sent = 0;
+                while sent < per_producer && Instant::now() < deadline {
+                    send(&producer, &topic, &payload, &errors);
+                    sent += 1;
+                    if sent % 10_000 == 0 {
+                        producer.poll(Duration::ZERO);
+                    }
+                }
+                producer.flush(Duration::from_secs(60))?;
+                Ok(sent)
+            })
+        })
+        .collect();
+    let mut produced = 0;
+    for h in handles {
+        produced += h
+            .join()
+            .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    }
+    let produce_seconds = started.elapsed().as_secs_f64();
+
+    let consumer = consumer(args, topic)?;
+    let started = Instant::now();
+    let mut consumed = 0u64;
+    while consumed < produced && Instant::now() < deadline + Duration::from_secs(30) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => consumed += 1,
+            Some(Err(_)) => {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {}
+        }
+    }
+    let consume_seconds = started.elapsed().as_secs_f64();
+    Ok(RunResult {
+        scenario: format!(
+            "kafka closed loop, {} partitions, acks={}",
+            args.partitions, args.acks
+        ),
+        produced,
+        consumed,
+        errors: errors.load(Ordering::Relaxed),
+        produce_seconds,
+        consume_seconds,
+        produce_records_per_sec: produced as f64 / produce_seconds,
+        produce_mb_per_sec: produced as f64 * args.record_bytes as f64 / produce_seconds / 1e6,
+        consume_records_per_sec: consumed as f64 / consume_seconds,
+        ..RunResult::default()
+    })
+}
+
+fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
+    let errors = Arc::new(AtomicU64::new(0));
+    let total = args
+        .records
+        .min(rate.saturating_mul(args.common.max_seconds).max(1));
+    let consumer_handle = {
+        let (args, topic, errors) = (args.clone(), topic.to_string(), errors.clone());
+        std::thread::spawn(
+            move || -> Result<(u64, hdrhistogram::Histogram<u64>, f64)> {
+                let consumer = consumer(&args, &topic)?;
+                let mut histogram = latency_histogram();
+                let started = Instant::now();
+                let deadline = started + Duration::from_secs(args.common.max_seconds + 30);
+                let mut consumed = 0;
+                while consumed < total && Instant::now() < deadline {
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(m)) => {
+                            if let Some(sent) = m.payload().and_then(sent_at) {
+                                let _ = histogram.record(now_us().saturating_sub(sent).max(1));
+                            }
+                            consumed += 1;
+                        }
+                        Some(Err(_)) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => {}
+                    }
+                }
+                Ok((consumed, histogram, started.elapsed().as_secs_f64()))
+            },
+        )
+    };
+    // Give the consumer time to connect and be assigned before the clock starts.
+    std::thread::sleep(Duration::from_millis(500));
+    let producer = producer(args, 0)?;
+    let started = Instant::now();
+    let started_us = now_us();
+    let interval_ns = 1_000_000_000u64 / rate.max(1);
+    for i in 0..total {
+        let intended = Duration::from_nanos(i * interval_ns);
+        if let Some(wait) = intended.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let payload = stamped_payload(args.record_bytes, started_us + intended.as_micros() as u64);
+        send(&producer, topic, &payload, &errors);
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    let produce_seconds = started.elapsed().as_secs_f64();
+    let (consumed, histogram, consume_seconds) = consumer_handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+    Ok(RunResult {
+        scenario: format!(
+            "kafka open loop at {rate} rec/s, {} partitions, acks={}",
+            args.partitions, args.acks
+        ),
+        produced: total,
+        consumed,
+        errors: errors.load(Ordering::Relaxed),
+        produce_seconds,
+        consume_seconds,
+        produce_records_per_sec: total as f64 / produce_seconds,
+        produce_mb_per_sec: total as f64 * args.record_bytes as f64 / produce_seconds / 1e6,
+        consume_records_per_sec: consumed as f64 / consume_seconds,
+        end_to_end: Latency::of(&histogram),
+        ..RunResult::default()
+    })
+}
