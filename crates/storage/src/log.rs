@@ -176,21 +176,24 @@ impl Log {
     /// and writes them at the end of the log. Under `FlushMode::Group` they become readable once
     /// `flush_to` made them durable.
     pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
-        let _append = self.append_lock.lock();
-        let (config, mut active, first_offset) = {
+        // CPU work (the one copy, CRC-32C validation) happens before the append lock, so
+        // concurrent producers to one partition overlap it and only take turns for the write.
+        let config = {
             let state = self.state.lock();
             state.check_open()?;
-            (
-                state.config.clone(),
-                Arc::clone(state.active()),
-                state.log_end_offset,
-            )
+            state.config.clone()
         };
         // Zero-copy when the caller handed over the only reference; else the one copy.
         let mut buffer = records
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let batches = record_batch::validate_all(&buffer, config.max_batch_bytes)?;
+        let _append = self.append_lock.lock();
+        let (mut active, first_offset) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            (Arc::clone(state.active()), state.log_end_offset)
+        };
         let log_append_time = match config.timestamp_type {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => NO_TIMESTAMP,
