@@ -42,6 +42,13 @@ served_apis! {
     ListOffsets => ListOffsetsRequest, ListOffsetsResponse;
     CreateTopics => CreateTopicsRequest, CreateTopicsResponse;
     DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;
+    CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
+    DeleteRecords => DeleteRecordsRequest, DeleteRecordsResponse;
+    DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse;
+    AlterConfigs => AlterConfigsRequest, AlterConfigsResponse;
+    IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
+    DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+    DescribeLogDirs => DescribeLogDirsRequest, DescribeLogDirsResponse;
     FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
     JoinGroup => JoinGroupRequest, JoinGroupResponse;
     SyncGroup => SyncGroupRequest, SyncGroupResponse;

@@ -7,11 +7,19 @@
 //! [`Pending`] future for the part that may overlap later requests (waiting for fsync, a fetch's
 //! long poll). The connection runs pendings concurrently and writes their responses in order.
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod config_resources;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod group_admin;
+pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod membership;
 pub mod metadata;
@@ -65,6 +73,14 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ListGroups => (0, 4),
         ApiKey::DescribeGroups => (0, 5),
         ApiKey::DeleteGroups => (0, 2),
+        // Topic admin. None of these versions carries topic ids.
+        ApiKey::CreatePartitions => (0, 3),
+        ApiKey::DeleteRecords => (0, 2),
+        ApiKey::DescribeConfigs => (1, 4),
+        ApiKey::AlterConfigs => (0, 2),
+        ApiKey::IncrementalAlterConfigs => (0, 1),
+        ApiKey::DescribeCluster => (0, 2),
+        ApiKey::DescribeLogDirs => (1, 4),
         _ => return None,
     };
     let crate_range = api_key.valid_versions();
@@ -128,6 +144,30 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> P
             }
             .boxed()
         }
+        RequestKind::CreatePartitions(req) => {
+            later!(CreatePartitions, |c| create_partitions::handle(&c, req)
+                .await)
+        }
+        RequestKind::DeleteRecords(req) => {
+            later!(DeleteRecords, |c| delete_records::handle(&c, req).await)
+        }
+        RequestKind::DescribeConfigs(req) => ready(ResponseKind::DescribeConfigs(
+            describe_configs::handle(ctx, req),
+        )),
+        RequestKind::AlterConfigs(req) => {
+            later!(AlterConfigs, |c| alter_configs::handle(&c, req).await)
+        }
+        RequestKind::IncrementalAlterConfigs(req) => {
+            later!(IncrementalAlterConfigs, |c| {
+                incremental_alter_configs::handle(&c, req).await
+            })
+        }
+        RequestKind::DescribeCluster(req) => ready(ResponseKind::DescribeCluster(
+            describe_cluster::handle(ctx, req, version),
+        )),
+        RequestKind::DescribeLogDirs(req) => ready(ResponseKind::DescribeLogDirs(
+            describe_log_dirs::handle(ctx, req),
+        )),
         RequestKind::FindCoordinator(req) => ready(ResponseKind::FindCoordinator(
             group_admin::find_coordinator(ctx, req, version),
         )),
