@@ -1,12 +1,33 @@
-"""CreateTopics / DeleteTopics / Metadata through confluent-kafka's AdminClient."""
+"""Admin APIs through confluent-kafka's AdminClient: CreateTopics / DeleteTopics / Metadata, topic
+configs (Describe/Alter/IncrementalAlterConfigs), CreatePartitions, DeleteRecords, DescribeCluster."""
 
 from __future__ import annotations
 
-import pytest
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import NewTopic
+import warnings
 
-from kafka_helpers import REQUEST_S_MAX, admin_client, all_topics, create_topic, kafka_error_code
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+from kafka_helpers import (
+    REQUEST_S_MAX,
+    DeliveryTracker,
+    admin_client,
+    all_topics,
+    create_topic,
+    flush_all,
+    kafka_error_code,
+    make_producer,
+    watermarks,
+)
 
 
 def test_create_six_partitions_then_delete(porter):
@@ -49,3 +70,237 @@ def test_invalid_topic_name_is_rejected(porter, name):
     # INVALID_TOPIC_EXCEPTION (17); confluent-kafka names it TOPIC_EXCEPTION.
     assert kafka_error_code(raised.value) == KafkaError.TOPIC_EXCEPTION, raised.value
     assert name not in all_topics(porter.bootstrap)
+
+
+# --- Topic configs, partition growth, DeleteRecords, DescribeCluster ---------------------------
+
+def source_of(entry) -> int:
+    return getattr(entry.source, "value", entry.source)
+
+
+def describe_topic(bootstrap: str, name: str) -> dict:
+    # The client must outlive its futures: a collected client cancels them.
+    admin = admin_client(bootstrap)
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    futures = admin.describe_configs([resource], request_timeout=REQUEST_S_MAX)
+    return futures[resource].result(timeout=REQUEST_S_MAX)
+
+
+def incremental(bootstrap: str, name: str, *entries: ConfigEntry, validate_only: bool = False) -> None:
+    admin = admin_client(bootstrap)
+    resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=list(entries))
+    futures = admin.incremental_alter_configs(
+        [resource], request_timeout=REQUEST_S_MAX, validate_only=validate_only
+    )
+    futures[resource].result(timeout=REQUEST_S_MAX)
+
+
+def legacy_alter(bootstrap: str, name: str, configs: dict) -> None:
+    admin = admin_client(bootstrap)
+    resource = ConfigResource(ResourceType.TOPIC, name, set_config=configs)
+    with warnings.catch_warnings():
+        # Deprecated in favour of incremental_alter_configs, but it is a Kafka API Porter serves.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        futures = admin.alter_configs([resource], request_timeout=REQUEST_S_MAX)
+    futures[resource].result(timeout=REQUEST_S_MAX)
+
+
+def op(name: str, operation: AlterConfigOpType, value: str | None = None) -> ConfigEntry:
+    return ConfigEntry(name, value, incremental_operation=operation)
+
+
+def test_describe_configs_shows_overrides_with_their_sources(porter):
+    name = "cfg-describe"
+    create_topic(porter.bootstrap, name, 1, {"retention.ms": "3600000", "cleanup.policy": "compact"})
+    configs = describe_topic(porter.bootstrap, name)
+    for key in [
+        "cleanup.policy",
+        "retention.ms",
+        "retention.bytes",
+        "segment.bytes",
+        "min.compaction.lag.ms",
+        "delete.retention.ms",
+        "message.timestamp.type",
+        "flush",
+        "flush.ms",
+    ]:
+        assert key in configs, sorted(configs)
+    assert configs["retention.ms"].value == "3600000"
+    assert source_of(configs["retention.ms"]) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["cleanup.policy"].value == "compact"
+    assert source_of(configs["cleanup.policy"]) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["message.timestamp.type"].value == "CreateTime"
+    assert source_of(configs["segment.bytes"]) == ConfigSource.DEFAULT_CONFIG.value
+    assert not configs["retention.ms"].is_read_only
+
+    admin = admin_client(porter.bootstrap)
+    unknown = ConfigResource(ResourceType.TOPIC, "cfg-no-such-topic")
+    futures = admin.describe_configs([unknown], request_timeout=REQUEST_S_MAX)
+    with pytest.raises(KafkaException) as raised:
+        futures[unknown].result(timeout=REQUEST_S_MAX)
+    assert kafka_error_code(raised.value) == KafkaError.UNKNOWN_TOPIC_OR_PART, raised.value
+
+
+def test_incremental_and_legacy_alter_change_the_topic_durably(porter):
+    name = "cfg-alter"
+    create_topic(porter.bootstrap, name, 2, {"segment.ms": "600000"})
+
+    incremental(
+        porter.bootstrap,
+        name,
+        op("retention.ms", AlterConfigOpType.SET, "7200000"),
+        op("cleanup.policy", AlterConfigOpType.APPEND, "compact"),
+    )
+    configs = describe_topic(porter.bootstrap, name)
+    assert configs["retention.ms"].value == "7200000"
+    assert source_of(configs["retention.ms"]) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["cleanup.policy"].value == "compact,delete"
+    assert configs["segment.ms"].value == "600000"
+
+    incremental(
+        porter.bootstrap,
+        name,
+        op("cleanup.policy", AlterConfigOpType.SUBTRACT, "compact"),
+        op("segment.ms", AlterConfigOpType.DELETE),
+    )
+    configs = describe_topic(porter.bootstrap, name)
+    assert configs["cleanup.policy"].value == "delete"
+    assert source_of(configs["segment.ms"]) == ConfigSource.DEFAULT_CONFIG.value
+
+    # validate_only changes nothing.
+    incremental(porter.bootstrap, name, op("retention.ms", AlterConfigOpType.SET, "1"), validate_only=True)
+    assert describe_topic(porter.bootstrap, name)["retention.ms"].value == "7200000"
+
+    # The legacy API replaces the whole override set.
+    legacy_alter(porter.bootstrap, name, {"retention.ms": "86400000", "message.timestamp.type": "LogAppendTime"})
+    configs = describe_topic(porter.bootstrap, name)
+    assert configs["retention.ms"].value == "86400000"
+    assert configs["message.timestamp.type"].value == "LogAppendTime"
+    assert source_of(configs["cleanup.policy"]) == ConfigSource.DEFAULT_CONFIG.value
+
+    porter.kill9_restart()
+    configs = describe_topic(porter.bootstrap, name)
+    assert configs["retention.ms"].value == "86400000"
+    assert configs["message.timestamp.type"].value == "LogAppendTime"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        op("retention.ms", AlterConfigOpType.SET, "soon"),
+        op("cleanup.policy", AlterConfigOpType.SET, "shred"),
+        op("message.timestamp.type", AlterConfigOpType.SET, "Yesterday"),
+        op("no.such.config", AlterConfigOpType.SET, "1"),
+    ],
+    ids=["not-a-number", "bad-policy", "bad-timestamp-type", "unknown-key"],
+)
+def test_illegal_config_values_are_invalid_config(porter, entry):
+    name = "cfg-illegal"
+    create_topic(porter.bootstrap, name, 1)
+    with pytest.raises(KafkaException) as raised:
+        incremental(porter.bootstrap, name, entry)
+    assert kafka_error_code(raised.value) == KafkaError.INVALID_CONFIG, raised.value
+    assert entry.name in str(raised.value), raised.value
+    with pytest.raises(KafkaException) as raised:
+        legacy_alter(porter.bootstrap, name, {entry.name: entry.value})
+    assert kafka_error_code(raised.value) == KafkaError.INVALID_CONFIG, raised.value
+    assert source_of(describe_topic(porter.bootstrap, name)["retention.ms"]) == ConfigSource.DEFAULT_CONFIG.value
+
+
+def test_append_to_a_scalar_config_is_refused(porter):
+    name = "cfg-append-scalar"
+    create_topic(porter.bootstrap, name, 1)
+    with pytest.raises(KafkaException) as raised:
+        incremental(porter.bootstrap, name, op("retention.ms", AlterConfigOpType.APPEND, "5"))
+    assert kafka_error_code(raised.value) == KafkaError.INVALID_REQUEST, raised.value
+
+
+def test_broker_configs_are_described_and_static(porter):
+    admin = admin_client(porter.bootstrap)
+    resource = ConfigResource(ResourceType.BROKER, "0")
+    configs = admin.describe_configs([resource], request_timeout=REQUEST_S_MAX)[resource].result(
+        timeout=REQUEST_S_MAX
+    )
+    assert configs["log.retention.ms"].value == "604800000", sorted(configs)
+    assert configs["log.retention.ms"].is_read_only
+    assert configs["broker.id"].value == "0"
+
+    resource = ConfigResource(ResourceType.BROKER, "0", set_config={"log.retention.ms": "1"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        futures = admin.alter_configs([resource], request_timeout=REQUEST_S_MAX)
+    with pytest.raises(KafkaException) as raised:
+        futures[resource].result(timeout=REQUEST_S_MAX)
+    assert kafka_error_code(raised.value) == KafkaError.INVALID_REQUEST, raised.value
+
+
+def test_create_partitions_three_to_six_then_produce_to_the_last(porter):
+    name = "grow"
+    create_topic(porter.bootstrap, name, 3)
+    admin = admin_client(porter.bootstrap)
+
+    futures = admin.create_partitions([NewPartitions(name, 6)], validate_only=True, request_timeout=REQUEST_S_MAX)
+    futures[name].result(timeout=REQUEST_S_MAX)
+    assert len(all_topics(porter.bootstrap)[name].partitions) == 3
+
+    futures = admin.create_partitions([NewPartitions(name, 6)], request_timeout=REQUEST_S_MAX)
+    futures[name].result(timeout=REQUEST_S_MAX)
+    assert sorted(all_topics(porter.bootstrap)[name].partitions) == list(range(6))
+
+    producer = make_producer(porter.bootstrap)
+    tracker = DeliveryTracker()
+    producer.produce(name, value=b"to the new partition", partition=5, on_delivery=tracker)
+    flush_all(producer, tracker, 1)
+    assert tracker.offsets == {5: [0]}
+
+    for count in (6, 4):
+        futures = admin.create_partitions([NewPartitions(name, count)], request_timeout=REQUEST_S_MAX)
+        with pytest.raises(KafkaException) as raised:
+            futures[name].result(timeout=REQUEST_S_MAX)
+        assert kafka_error_code(raised.value) == KafkaError.INVALID_PARTITIONS, raised.value
+
+    porter.kill9_restart()
+    assert sorted(all_topics(porter.bootstrap)[name].partitions) == list(range(6))
+    assert watermarks(porter.bootstrap, name, 5) == (0, 1)
+
+
+def test_delete_records_moves_the_low_watermark(porter):
+    name = "trim"
+    create_topic(porter.bootstrap, name, 1)
+    producer = make_producer(porter.bootstrap)
+    tracker = DeliveryTracker()
+    for i in range(10):
+        producer.produce(name, value=f"m{i}".encode(), partition=0, on_delivery=tracker)
+    flush_all(producer, tracker, 10)
+    assert watermarks(porter.bootstrap, name, 0) == (0, 10)
+
+    admin = admin_client(porter.bootstrap)
+    futures = admin.delete_records([TopicPartition(name, 0, 4)], request_timeout=REQUEST_S_MAX)
+    (deleted,) = [f.result(timeout=REQUEST_S_MAX) for f in futures.values()]
+    assert deleted.low_watermark == 4
+    assert watermarks(porter.bootstrap, name, 0) == (4, 10)
+
+    futures = admin.delete_records([TopicPartition(name, 0, 11)], request_timeout=REQUEST_S_MAX)
+    with pytest.raises(KafkaException) as raised:
+        [f.result(timeout=REQUEST_S_MAX) for f in futures.values()]
+    assert kafka_error_code(raised.value) == KafkaError.OFFSET_OUT_OF_RANGE, raised.value
+
+    porter.restart()
+    assert watermarks(porter.bootstrap, name, 0) == (4, 10)
+
+
+def test_describe_cluster(porter):
+    admin = admin_client(porter.bootstrap)
+    cluster = admin.describe_cluster(request_timeout=REQUEST_S_MAX).result(timeout=REQUEST_S_MAX)
+    assert cluster.cluster_id
+    assert cluster.controller is not None and cluster.controller.id == 0
+    assert [node.id for node in cluster.nodes] == [0]
+    assert cluster.nodes[0].port == porter.port
+
+
+def test_create_topic_with_an_illegal_config_is_invalid_config(porter):
+    with pytest.raises(KafkaException) as raised:
+        create_topic(porter.bootstrap, "cfg-bad-create", 1, {"cleanup.policy": "compact,shred"})
+    assert kafka_error_code(raised.value) == KafkaError.INVALID_CONFIG, raised.value
+    assert "cleanup.policy" in str(raised.value), raised.value
+    assert "cfg-bad-create" not in all_topics(porter.bootstrap)
