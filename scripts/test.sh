@@ -12,8 +12,10 @@
 #   5. test    cargo nextest run --workspace (cargo test --workspace if nextest is missing)
 #   6. doc     cargo test --workspace --doc (nextest does not run doctests)
 #   7. e2e     pytest tests/python against target/debug/porter
+#   8. node    kafkajs tests in tests/node (node --test) against target/debug/porter; `npm ci` there
+#              only when package-lock.json (or the node version) changed since the last install
 # Knobs: PORTER_CRASH_CYCLES (passed through to the crash test), PYTEST_ARGS (extra pytest args,
-# e.g. "-k kcat -x"), PORTER_SKIP_E2E=1 (skip step 7; it then says so in the summary).
+# e.g. "-k kcat -x"), PORTER_SKIP_E2E=1 (skip steps 7 and 8; it then says so in the summary).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +24,8 @@ cd "$ROOT"
 VENV_DIR="$ROOT/.venv"
 REQUIREMENTS="$ROOT/tests/python/requirements.txt"
 VENV_STAMP="$VENV_DIR/.porter-requirements.sha256"
+NODE_DIR="$ROOT/tests/node"
+NODE_STAMP="$NODE_DIR/node_modules/.porter-package-lock.sha256"
 LOG_DIR="$ROOT/target/test-logs"
 PORTER_BIN="${PORTER_BIN:-$ROOT/target/debug/porter}"
 
@@ -131,7 +135,28 @@ e2e_tests() {
     "$VENV_DIR/bin/python" -m pytest -q tests/python "${pytest_args[@]}"
 }
 
-# count_results: "passed failed" totals over the cargo, nextest and pytest logs of this run.
+node_tests() {
+    if [[ ! -x "$PORTER_BIN" ]]; then
+        echo "porter binary not found at $PORTER_BIN (cargo build --workspace should have built it)" >&2
+        return 1
+    fi
+    command -v node >/dev/null 2>&1 || { echo "node not found: install Node.js 20+ (with npm)" >&2; return 1; }
+    command -v npm >/dev/null 2>&1 || { echo "npm not found: install npm" >&2; return 1; }
+    echo "node $(node --version), npm $(npm --version 2>/dev/null)"
+    # The stamp covers the lockfile and the node version; npm ci wipes node_modules, stamp included.
+    local wanted
+    wanted="$( (sha256sum "$NODE_DIR/package-lock.json" | cut -d' ' -f1; node --version) | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$NODE_STAMP" && "$(cat "$NODE_STAMP")" == "$wanted" ]]; then
+        echo "npm: ${NODE_DIR#"$ROOT"/}/node_modules up to date"
+    else
+        echo "npm: npm ci in ${NODE_DIR#"$ROOT"/}"
+        (cd "$NODE_DIR" && npm ci --no-audit --no-fund)
+        echo "$wanted" >"$NODE_STAMP"
+    fi
+    (cd "$NODE_DIR" && npm test --silent)
+}
+
+# count_results: "passed failed" totals over the cargo, nextest, pytest and node logs of this run.
 count_results() {
     local passed=0 failed=0 p f line
     if [[ -f "$LOG_DIR/test.log" ]]; then
@@ -157,6 +182,12 @@ count_results() {
         p=$(sed -nE 's/.*\b([0-9]+) passed.*/\1/p' <<<"$line"); f=$(sed -nE 's/.*\b([0-9]+) failed.*/\1/p' <<<"$line")
         passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
     fi
+    if [[ -f "$LOG_DIR/node.log" ]]; then
+        # node --test: "# pass 5" / "# fail 0" (TAP, not a tty) or "ℹ pass 5" (spec reporter)
+        p=$(sed -nE 's/^(#|ℹ) pass ([0-9]+)$/\2/p' "$LOG_DIR/node.log" | tail -n 1)
+        f=$(sed -nE 's/^(#|ℹ) fail ([0-9]+)$/\2/p' "$LOG_DIR/node.log" | tail -n 1)
+        passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    fi
     echo "$passed $failed"
 }
 
@@ -170,8 +201,10 @@ run_step test "unit and integration tests (nextest, else cargo test)" unit_tests
 run_step doc "cargo test --workspace --doc" cargo test --workspace --doc
 if [[ "${PORTER_SKIP_E2E:-0}" == "1" ]]; then
     banner e2e "SKIPPED (PORTER_SKIP_E2E=1)"
+    banner node "SKIPPED (PORTER_SKIP_E2E=1)"
 else
     run_step e2e "pytest tests/python (PORTER_BIN=${PORTER_BIN#"$ROOT"/})" e2e_tests
+    run_step node "kafkajs tests in tests/node (PORTER_BIN=${PORTER_BIN#"$ROOT"/})" node_tests
 fi
 
 read -r TOTAL_PASSED TOTAL_FAILED < <(count_results)
