@@ -351,7 +351,7 @@ impl Broker {
             })?;
             this.topics.write().remove(name);
             for partition in &handle.partitions {
-                if let Err(e) = partition.log().close() {
+                if let Err(e) = partition.close() {
                     tracing::warn!(topic = name, error = %e, "closing a deleted partition failed");
                 }
             }
@@ -382,7 +382,7 @@ impl Broker {
             let _metadata = this.metadata.lock();
             let mut failed = false;
             for partition in this.all_partitions() {
-                if let Err(e) = partition.log().close() {
+                if let Err(e) = partition.close() {
                     failed = true;
                     tracing::error!(topic = partition.topic(), partition = partition.index(), error = %e, "closing log failed");
                 }
@@ -431,7 +431,11 @@ fn open_topic(
                 files.clone(),
                 after_crash,
             )?;
-            Ok(Arc::new(Partition::new(topic.name.clone(), i as i32, log)))
+            Ok(Arc::new(Partition::open(
+                topic.name.clone(),
+                i as i32,
+                log,
+            )?))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(TopicHandle {
