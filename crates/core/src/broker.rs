@@ -169,6 +169,17 @@ impl Broker {
         });
         let broker = self.clone();
         tokio::spawn(async move {
+            let period = Duration::from_millis(broker.config.compaction_interval_ms.max(1));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tokio::select! {
+                    _ = broker.shutdown.cancelled() => return,
+                    _ = tick.tick() => broker.compact_now().await,
+                }
+            }
+        });
+        let broker = self.clone();
+        tokio::spawn(async move {
             let period = Duration::from_millis(broker.config.retention_check_interval_ms.max(1));
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
@@ -179,6 +190,24 @@ impl Broker {
                 broker.enforce_retention().await;
             }
         });
+    }
+
+    /// Runs one cleaner pass over every compacted partition now.
+    pub async fn compact_now(&self) {
+        let partitions = self.all_partitions();
+        let limits = self.config.cleaner.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for p in partitions {
+                if let Err(e) = p.compact_if_due(now, &limits) {
+                    tracing::error!(topic = p.topic(), partition = p.index(), error = %e, "compaction failed");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "compaction task panicked");
+        }
     }
 
     /// Applies time and size retention to every partition now.

@@ -22,6 +22,10 @@ pub struct BrokerConfig {
     pub open_files_max: usize,
     /// How often time and size retention is enforced (Kafka: log.retention.check.interval.ms).
     pub retention_check_interval_ms: u64,
+    /// How often compacted topics are cleaned (Kafka: log.cleaner.backoff.ms).
+    pub compaction_interval_ms: u64,
+    /// Memory and I/O bounds of the cleaner.
+    pub cleaner: porter_storage::CleanerLimits,
     pub groups: GroupConfig,
 }
 
@@ -34,6 +38,8 @@ impl Default for BrokerConfig {
             log_defaults: LogConfig::default(),
             open_files_max: 4096,
             retention_check_interval_ms: 300_000,
+            compaction_interval_ms: 15_000,
+            cleaner: porter_storage::CleanerLimits::default(),
             groups: GroupConfig::default(),
         }
     }

@@ -60,6 +60,8 @@ served_apis! {
     ListGroups => ListGroupsRequest, ListGroupsResponse;
     DescribeGroups => DescribeGroupsRequest, DescribeGroupsResponse;
     DeleteGroups => DeleteGroupsRequest, DeleteGroupsResponse;
+    InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
+    DescribeProducers => DescribeProducersRequest, DescribeProducersResponse;
 }
 
 /// A decoded request.

@@ -30,9 +30,10 @@ pub fn find_coordinator(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    // Transactions are not built yet: don't hand out a coordinator for them.
-    let error =
-        (request.key_type != KEY_TYPE_GROUP).then_some(ResponseError::CoordinatorNotAvailable);
+    // Transactions are not built yet: refuse transactional ids with a non-retriable error so
+    // a transactional producer fails at once with a clear cause instead of retrying.
+    let error = (request.key_type != KEY_TYPE_GROUP)
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed);
     let node = BrokerId(ctx.config.node_id);
     let host = text(&ctx.config.advertised_host);
     let port = ctx.config.advertised_port as i32;

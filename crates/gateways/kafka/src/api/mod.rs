@@ -17,9 +17,11 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod fetch;
 pub mod group_admin;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod membership;
 pub mod metadata;
@@ -51,12 +53,12 @@ pub type Pending = BoxFuture<'static, Option<ResponseKind>>;
 
 /// The APIs and versions Porter serves: (min, max). Kept within what `kafka-protocol` can
 /// decode, and below versions that need features not built yet (topic IDs in Produce v13 and
-/// Fetch v13+, max-timestamp ListOffsets v7+).
+/// Fetch v13+).
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
     let ours = match api_key {
         ApiKey::Produce => (3, 11),
         ApiKey::Fetch => (4, 12),
-        ApiKey::ListOffsets => (1, 6),
+        ApiKey::ListOffsets => (1, 7),
         ApiKey::Metadata => (0, 12),
         ApiKey::ApiVersions => (0, 3),
         ApiKey::CreateTopics => (2, 7),
@@ -81,6 +83,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         ApiKey::IncrementalAlterConfigs => (0, 1),
         ApiKey::DescribeCluster => (0, 2),
         ApiKey::DescribeLogDirs => (1, 4),
+        ApiKey::InitProducerId => (0, 4),
+        ApiKey::DescribeProducers => (0, 0),
         _ => return None,
     };
     let crate_range = api_key.valid_versions();
@@ -205,6 +209,12 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> P
         RequestKind::DescribeGroups(req) => ready(ResponseKind::DescribeGroups(
             group_admin::describe(ctx, req, version),
         )),
+        RequestKind::DescribeProducers(req) => ready(ResponseKind::DescribeProducers(
+            describe_producers::handle(ctx, req),
+        )),
+        RequestKind::InitProducerId(req) => {
+            later!(InitProducerId, |c| init_producer_id::handle(&c, req).await)
+        }
         RequestKind::DeleteGroups(req) => {
             later!(DeleteGroups, |c| group_admin::delete(&c, req).await)
         }
