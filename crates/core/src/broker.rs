@@ -195,7 +195,7 @@ impl Broker {
     /// Runs one cleaner pass over every compacted partition now.
     pub async fn compact_now(&self) {
         let partitions = self.all_partitions();
-        let limits = self.config.cleaner.clone();
+        let limits = self.config.cleaner;
         let result = tokio::task::spawn_blocking(move || {
             let now = now_ms();
             for p in partitions {
