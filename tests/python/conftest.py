@@ -50,12 +50,15 @@ def port_accepts(port: int) -> bool:
 class PorterServer:
     """One `porter serve` process; restartable on the same data directory and port."""
 
-    def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: int):
+    def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: int, advertised: str | None = None):
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
+        # What Metadata tells clients to connect to: the listener itself unless a test puts
+        # something (a fault-injecting proxy) in between.
+        self.advertised = advertised or self.bootstrap
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
@@ -77,7 +80,7 @@ class PorterServer:
             "--kafka-listen",
             self.bootstrap,
             "--kafka-advertised",
-            self.bootstrap,
+            self.advertised,
         ]
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start {self.starts}: {' '.join(command)}\n".encode())
