@@ -419,7 +419,6 @@ fn array_length_lies_close_the_connection() {
 /// INVALID_RECORD); accepting it would let one client push the log end offset by 2^31 with a
 /// single record and hand consumers a batch they cannot decode.
 #[test]
-#[ignore = "broker bug: record counts inside a batch are not validated (reported)"]
 fn record_count_lie_is_rejected() {
     let mut h = Harness::new();
     let mut client = h.server.connect();

@@ -173,7 +173,57 @@ pub fn validate(bytes: &[u8], max_batch_bytes: u32) -> Result<BatchHeader, Stora
             header.crc
         )));
     }
+    check_record_count(&bytes[..total], &header)?;
     Ok(header)
+}
+
+/// Checks that the batch holds exactly `records_count` records. Without this a producer could
+/// claim 2^31 records in a one-record batch and move the log end by that much. Uncompressed
+/// records are walked by their length prefixes (cheap); compressed ones are decoded, as Kafka's
+/// own log validator does.
+fn check_record_count(batch: &[u8], header: &BatchHeader) -> Result<(), StorageError> {
+    let count = if header.compression() == 0 {
+        let mut position = HEADER_BYTES;
+        let mut count = 0i64;
+        while position < batch.len() {
+            let (length, used) = read_varint(&batch[position..]).ok_or_else(|| {
+                StorageError::CorruptBatch(format!("record {count} has a bad length prefix"))
+            })?;
+            if length < 0 || position + used + length as usize > batch.len() {
+                return Err(StorageError::CorruptBatch(format!(
+                    "record {count} of {length} bytes runs past the batch end"
+                )));
+            }
+            position += used + length as usize;
+            count += 1;
+        }
+        count
+    } else {
+        let mut bytes = bytes::Bytes::copy_from_slice(batch);
+        kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|e| StorageError::CorruptBatch(format!("undecodable records: {e}")))?
+            .records
+            .len() as i64
+    };
+    if count != header.records_count as i64 {
+        return Err(StorageError::CorruptBatch(format!(
+            "header says {} records, the batch holds {count}",
+            header.records_count
+        )));
+    }
+    Ok(())
+}
+
+/// A zigzag varint (Kafka's record framing): (value, bytes used).
+fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for (i, &b) in bytes.iter().take(10).enumerate() {
+        raw |= ((b & 0x7f) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+        }
+    }
+    None
 }
 
 /// Validates a buffer of concatenated batches; every byte must belong to a valid batch.
@@ -347,6 +397,25 @@ pub(crate) mod tests {
         trailing.extend_from_slice(&[0; 7]);
         assert!(validate_all(&trailing, 1 << 20).is_err());
         assert!(validate_all(&[], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn header_count_must_match_the_records_inside() {
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let good = encode_batch(&[1, 2, 3], b"abc", compression);
+            assert!(validate(&good, 1 << 20).is_ok());
+            // Claim 1000 records (count and delta agree, CRC recomputed): still refused.
+            let mut lie = BytesMut::from(&good[..]);
+            lie[23..27].copy_from_slice(&999i32.to_be_bytes());
+            lie[57..61].copy_from_slice(&1000i32.to_be_bytes());
+            let crc = compute_crc(&lie);
+            lie[17..21].copy_from_slice(&crc.to_be_bytes());
+            let err = validate(&lie, 1 << 20).unwrap_err();
+            assert!(
+                matches!(err, StorageError::CorruptBatch(_)),
+                "{compression:?}: {err}"
+            );
+        }
     }
 
     #[test]
