@@ -22,7 +22,22 @@ pub async fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOffs
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
+        // Kafka refuses a partition asked for twice in one request: the answers would be ambiguous.
+        let mut seen = std::collections::HashMap::new();
+        for p in &topic.partitions {
+            *seen.entry(p.partition_index).or_insert(0) += 1;
+        }
         for p in topic.partitions {
+            if seen[&p.partition_index] > 1 {
+                partitions.push(
+                    ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_timestamp(-1)
+                        .with_offset(-1),
+                );
+                continue;
+            }
             let response = ListOffsetsPartitionResponse::default()
                 .with_partition_index(p.partition_index)
                 .with_timestamp(-1)
