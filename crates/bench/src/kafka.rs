@@ -25,6 +25,9 @@ use crate::report::RunResult;
 use crate::stats::{latency_histogram, now_us, sent_at, stamped_payload, Latency};
 use crate::CommonArgs;
 
+/// Open-loop pacing granularity.
+const PACING_TICK: Duration = Duration::from_micros(500);
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct KafkaArgs {
     /// Bootstrap servers.
@@ -42,6 +45,9 @@ pub struct KafkaArgs {
     /// Producer threads (closed loop).
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
+    /// Consumer threads (closed loop); partitions are dealt out among them.
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
     /// acks: 0, 1 or all.
     #[arg(long, default_value = "1")]
     pub acks: String,
@@ -121,7 +127,8 @@ fn producer(args: &KafkaArgs, linger_ms: u64) -> Result<BaseProducer> {
         .context("creating producer")
 }
 
-fn consumer(args: &KafkaArgs, topic: &str) -> Result<BaseConsumer> {
+/// A consumer of partitions `p` with `p % of == index`.
+fn consumer(args: &KafkaArgs, topic: &str, index: usize, of: usize) -> Result<BaseConsumer> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
         .set("group.id", format!("{topic}-reader"))
@@ -133,7 +140,7 @@ fn consumer(args: &KafkaArgs, topic: &str) -> Result<BaseConsumer> {
         .create()
         .context("creating consumer")?;
     let mut assignment = TopicPartitionList::new();
-    for p in 0..args.partitions {
+    for p in (0..args.partitions).filter(|p| *p as usize % of.max(1) == index) {
         assignment.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
@@ -190,18 +197,35 @@ fn closed_loop(args: &KafkaArgs, topic: &str) -> Result<RunResult> {
     }
     let produce_seconds = started.elapsed().as_secs_f64();
 
-    let consumer = consumer(args, topic)?;
+    let consumed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let mut consumed = 0u64;
-    while consumed < produced && Instant::now() < deadline + Duration::from_secs(30) {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(_)) => consumed += 1,
-            Some(Err(_)) => {
-                errors.fetch_add(1, Ordering::Relaxed);
-            }
-            None => {}
-        }
+    let readers = args.consumers.max(1).min(args.partitions.max(1) as usize);
+    let handles: Vec<_> = (0..readers)
+        .map(|index| {
+            let (args, topic) = (args.clone(), topic.to_string());
+            let (consumed, errors) = (consumed.clone(), errors.clone());
+            std::thread::spawn(move || -> Result<()> {
+                let consumer = consumer(&args, &topic, index, readers)?;
+                let give_up = deadline + Duration::from_secs(30);
+                while consumed.load(Ordering::Relaxed) < produced && Instant::now() < give_up {
+                    match consumer.poll(Duration::from_millis(100)) {
+                        Some(Ok(_)) => {
+                            consumed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(Err(_)) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => {}
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
     }
+    let consumed = consumed.load(Ordering::Relaxed);
     let consume_seconds = started.elapsed().as_secs_f64();
     Ok(RunResult {
         scenario: format!(
@@ -229,7 +253,7 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
         let (args, topic, errors) = (args.clone(), topic.to_string(), errors.clone());
         std::thread::spawn(
             move || -> Result<(u64, hdrhistogram::Histogram<u64>, f64)> {
-                let consumer = consumer(&args, &topic)?;
+                let consumer = consumer(&args, &topic, 0, 1)?;
                 let mut histogram = latency_histogram();
                 let started = Instant::now();
                 let deadline = started + Duration::from_secs(args.common.max_seconds + 30);
@@ -254,18 +278,24 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
     };
     // Give the consumer time to connect and be assigned before the clock starts.
     std::thread::sleep(Duration::from_millis(500));
-    let producer = producer(args, 0)?;
+    let producer = producer(args, args.linger_ms)?;
     let started = Instant::now();
     let started_us = now_us();
     let interval_ns = 1_000_000_000u64 / rate.max(1);
     for i in 0..total {
         let intended = Duration::from_nanos(i * interval_ns);
+        // Sleep only when a whole tick ahead: a sleep overshoots by tens of microseconds, so
+        // sleeping per record would throttle the sender below the asked rate.
         if let Some(wait) = intended.checked_sub(started.elapsed()) {
-            std::thread::sleep(wait);
+            if wait >= PACING_TICK {
+                std::thread::sleep(wait);
+            }
         }
         let payload = stamped_payload(args.record_bytes, started_us + intended.as_micros() as u64);
         send(&producer, topic, &payload, &errors);
-        producer.poll(Duration::ZERO);
+        if i % 1000 == 0 {
+            producer.poll(Duration::ZERO);
+        }
     }
     producer.flush(Duration::from_secs(60))?;
     let produce_seconds = started.elapsed().as_secs_f64();

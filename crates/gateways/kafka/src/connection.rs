@@ -156,14 +156,27 @@ async fn read_frames(
             Ok(permit) => permit,
             Err(_) => return,
         };
-        let mut buf = BytesMut::zeroed(size as usize);
-        if let Err(e) = reader.read_exact(&mut buf).await {
-            let _ = tx
-                .send(Inbound::Invalid(format!(
-                    "connection ended inside a {size}-byte frame: {e}"
-                )))
-                .await;
-            return;
+        // Read into spare capacity: zero-filling a large produce first would cost a pass
+        // over its bytes for nothing.
+        let mut buf = BytesMut::with_capacity(size as usize);
+        while buf.len() < size as usize {
+            let ended = match (&mut reader)
+                .take((size as usize - buf.len()) as u64)
+                .read_buf(&mut buf)
+                .await
+            {
+                Ok(0) => Some("end of stream".to_string()),
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(reason) = ended {
+                let _ = tx
+                    .send(Inbound::Invalid(format!(
+                        "connection ended inside a {size}-byte frame: {reason}"
+                    )))
+                    .await;
+                return;
+            }
         }
         let frame = Inbound::Frame {
             bytes: buf.freeze(),
