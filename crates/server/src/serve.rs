@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::settings::{LogFormat, Settings};
 
+/// Threads for blocking file I/O (appends, reads, fsyncs). Bounds memory and contention; more
+/// concurrent I/O than this waits in tokio's queue.
+const BLOCKING_THREADS_MAX: usize = 64;
 /// How long connections get to finish in-flight requests at shutdown.
 const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
 
@@ -30,6 +33,7 @@ pub fn run(settings: Settings) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("porter")
+        .max_blocking_threads(BLOCKING_THREADS_MAX)
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(settings))
