@@ -58,6 +58,7 @@ pub struct StorageSection {
     pub index_interval_bytes: Option<u32>,
     pub open_files_max: Option<usize>,
     pub retention_check_interval_ms: Option<u64>,
+    pub compaction_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,6 +132,9 @@ impl Settings {
         }
         if let Some(v) = s.retention_check_interval_ms {
             broker.retention_check_interval_ms = v;
+        }
+        if let Some(v) = s.compaction_interval_ms {
+            broker.compaction_interval_ms = v;
         }
         if let Some(v) = args.auto_create_topics.or(file.topics.auto_create) {
             broker.auto_create_topics = v;
@@ -248,6 +252,7 @@ mod tests {
             [storage]
             flush = "never"
             retention_ms = -1
+            compaction_interval_ms = 200
             "#,
         )
         .unwrap();
@@ -262,6 +267,7 @@ mod tests {
         assert_eq!(s.kafka.advertised_host, "127.0.0.1");
         assert!(matches!(s.broker.log_defaults.flush, FlushMode::Never));
         assert_eq!(s.broker.log_defaults.retention_ms, None);
+        assert_eq!(s.broker.compaction_interval_ms, 200);
     }
 
     #[test]
