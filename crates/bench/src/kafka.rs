@@ -249,22 +249,25 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
     let total = args
         .records
         .min(rate.saturating_mul(args.common.max_seconds).max(1));
-    let consumer_handle = {
-        let (args, topic, errors) = (args.clone(), topic.to_string(), errors.clone());
-        std::thread::spawn(
-            move || -> Result<(u64, hdrhistogram::Histogram<u64>, f64)> {
-                let consumer = consumer(&args, &topic, 0, 1)?;
+    // Consumer threads share a counter; each keeps its own histogram, merged at the end.
+    let consumed_total = Arc::new(AtomicU64::new(0));
+    let readers = args.consumers.max(1).min(args.partitions.max(1) as usize);
+    let consumer_handles: Vec<_> = (0..readers)
+        .map(|index| {
+            let (args, topic, errors) = (args.clone(), topic.to_string(), errors.clone());
+            let consumed_total = consumed_total.clone();
+            std::thread::spawn(move || -> Result<(hdrhistogram::Histogram<u64>, f64)> {
+                let consumer = consumer(&args, &topic, index, readers)?;
                 let mut histogram = latency_histogram();
                 let started = Instant::now();
                 let deadline = started + Duration::from_secs(args.common.max_seconds + 30);
-                let mut consumed = 0;
-                while consumed < total && Instant::now() < deadline {
+                while consumed_total.load(Ordering::Relaxed) < total && Instant::now() < deadline {
                     match consumer.poll(Duration::from_millis(100)) {
                         Some(Ok(m)) => {
                             if let Some(sent) = m.payload().and_then(sent_at) {
                                 let _ = histogram.record(now_us().saturating_sub(sent).max(1));
                             }
-                            consumed += 1;
+                            consumed_total.fetch_add(1, Ordering::Relaxed);
                         }
                         Some(Err(_)) => {
                             errors.fetch_add(1, Ordering::Relaxed);
@@ -272,10 +275,10 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
                         None => {}
                     }
                 }
-                Ok((consumed, histogram, started.elapsed().as_secs_f64()))
-            },
-        )
-    };
+                Ok((histogram, started.elapsed().as_secs_f64()))
+            })
+        })
+        .collect();
     // Give the consumer time to connect and be assigned before the clock starts.
     std::thread::sleep(Duration::from_millis(500));
     let producer = producer(args, args.linger_ms)?;
@@ -299,9 +302,16 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
     }
     producer.flush(Duration::from_secs(60))?;
     let produce_seconds = started.elapsed().as_secs_f64();
-    let (consumed, histogram, consume_seconds) = consumer_handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+    let mut histogram = latency_histogram();
+    let mut consume_seconds: f64 = 0.0;
+    for h in consumer_handles {
+        let (part, seconds) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+        histogram.add(part)?;
+        consume_seconds = consume_seconds.max(seconds);
+    }
+    let consumed = consumed_total.load(Ordering::Relaxed);
     Ok(RunResult {
         scenario: format!(
             "kafka open loop at {rate} rec/s, {} partitions, acks={}",

@@ -43,6 +43,7 @@ pub struct KafkaSection {
     pub inflight_requests_max: Option<usize>,
     pub connections_max: Option<usize>,
     pub fetch_wait_ms_max: Option<u64>,
+    pub fetch_response_bytes_max: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +181,9 @@ impl Settings {
         }
         if let Some(v) = k.fetch_wait_ms_max {
             kafka.fetch_wait_ms_max = v;
+        }
+        if let Some(v) = k.fetch_response_bytes_max {
+            kafka.fetch_response_bytes_max = v.max(1);
         }
 
         let log_format = match args.log_format.as_deref().or(file.log.format.as_deref()) {

@@ -20,6 +20,9 @@ pub struct KafkaConfig {
     pub inflight_requests_max: usize,
     /// Open client connections. Accepting waits when the limit is reached.
     pub connections_max: usize,
+    /// Upper bound on the records in one Fetch response, whatever the client asks (Kafka:
+    /// fetch.max.bytes). Each response is held in memory while it is encoded and written.
+    pub fetch_response_bytes_max: u32,
     /// Upper bound on a Fetch's `max_wait_ms`, so a hostile value can't pin a request forever.
     pub fetch_wait_ms_max: u64,
     pub node_id: i32,
@@ -36,6 +39,7 @@ impl Default for KafkaConfig {
             request_memory_bytes_max: 512 * 1024 * 1024,
             inflight_requests_max: 32,
             connections_max: 10_000,
+            fetch_response_bytes_max: 50 * 1024 * 1024,
             fetch_wait_ms_max: 30_000,
             node_id: 0,
             cluster_id: "porter".into(),

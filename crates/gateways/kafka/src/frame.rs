@@ -30,6 +30,10 @@ macro_rules! served_apis {
             fn encode(&self, buf: &mut BytesMut, version: i16) -> anyhow::Result<()> {
                 match self { $(ResponseKind::$api(r) => r.encode(buf, version),)* }
             }
+
+            fn compute_size(&self, version: i16) -> anyhow::Result<usize> {
+                match self { $(ResponseKind::$api(r) => r.compute_size(version),)* }
+            }
         }
     };
 }
@@ -164,7 +168,9 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> anyhow::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(256);
+    // Sized up front: a fetch response can be tens of MiB, and growing by doubling would
+    // briefly hold two or three copies of it.
+    let mut buf = BytesMut::with_capacity(64 + body.compute_size(version)?);
     buf.put_i32(0); // size, patched below
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header.encode(&mut buf, api_key.response_header_version(version))?;
