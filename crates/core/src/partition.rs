@@ -27,9 +27,10 @@ pub struct Partition {
     /// the log always agree (appends to one partition are serial anyway).
     producers: Arc<Mutex<ProducerState>>,
     producer_snapshot: PathBuf,
-    /// Log end offset at the last compaction: a log that has not grown since is not cleaned
-    /// again (each pass reads the whole log).
+    /// Log end offset and time of the last compaction: a log that has not grown since is not
+    /// cleaned again (each pass reads the whole log) until its tombstones may have expired.
     compacted_at_end: AtomicI64,
+    compacted_at_ms: AtomicI64,
 }
 
 impl Partition {
@@ -51,6 +52,7 @@ impl Partition {
             producers: Arc::new(Mutex::new(producers)),
             producer_snapshot,
             compacted_at_end: AtomicI64::new(-1),
+            compacted_at_ms: AtomicI64::new(0),
         })
     }
 
@@ -172,10 +174,18 @@ impl Partition {
         if !self.log.config().cleanup_policy.compacts() {
             return Ok(());
         }
+        // A log that has not grown needs no pass, except to drop tombstones whose
+        // delete.retention.ms has run out since the last one.
         let end = self.log.log_end_offset();
-        if self.compacted_at_end.swap(end, Ordering::Relaxed) == end {
+        let config = self.log.config();
+        let idle_for = now_ms - self.compacted_at_ms.load(Ordering::Relaxed);
+        if self.compacted_at_end.load(Ordering::Relaxed) == end
+            && idle_for < config.delete_retention_ms as i64
+        {
             return Ok(());
         }
+        self.compacted_at_end.store(end, Ordering::Relaxed);
+        self.compacted_at_ms.store(now_ms, Ordering::Relaxed);
         let stats = self.log.compact(now_ms, limits)?;
         tracing::debug!(topic = %self.topic, partition = self.index, ?stats, "compaction pass");
         Ok(())

@@ -394,15 +394,17 @@ impl GroupCoordinator {
                     if group.members.is_empty() {
                         Ok(())
                     } else {
-                        Err(GroupError::IllegalGeneration)
+                        // An outsider committing to a group with live members (Kafka's answer).
+                        Err(GroupError::UnknownMemberId)
                     }
                 }
                 Some(group) => {
                     group.validate_member(member_id, instance_id, generation)?;
                     match group.state {
-                        GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                            Err(GroupError::RebalanceInProgress)
-                        }
+                        // While members rejoin, the current generation may still commit: that is
+                        // how an eager consumer saves its progress in its revoke callback.
+                        // Once all rejoined and assignments are pending, commits would race them.
+                        GroupState::CompletingRebalance => Err(GroupError::RebalanceInProgress),
                         _ => {
                             if let Some(m) = group.members.get_mut(member_id) {
                                 m.last_heartbeat = Instant::now();

@@ -39,12 +39,16 @@ pub async fn handle(
     };
     // Auto-creation is always allowed before v4, which added the flag.
     let allow_create = version < 4 || request.allow_auto_topic_creation;
+    // Without an authorizer every operation is allowed; clients that ask (v8+) get the full
+    // set, as Kafka answers, instead of the "not requested" marker some admin clients misread.
+    let topic_operations = (version >= 8 && request.include_topic_authorized_operations)
+        .then_some(TOPIC_OPERATIONS_ALL);
 
     let mut topics = Vec::new();
     match requested {
         None => {
             for handle in ctx.broker.topics() {
-                topics.push(describe(&handle, node, version));
+                topics.push(describe(&handle, node, version, topic_operations));
             }
         }
         Some(names) => {
@@ -62,7 +66,7 @@ pub async fn handle(
                         .ok_or(ResponseError::UnknownTopicOrPartition)
                 };
                 topics.push(match found {
-                    Ok(handle) => describe(&handle, node, version),
+                    Ok(handle) => describe(&handle, node, version, topic_operations),
                     Err(code) => MetadataResponseTopic::default()
                         .with_name(Some(TopicName(StrBytes::from_string(name))))
                         .with_error_code(code.code()),
@@ -80,11 +84,26 @@ pub async fn handle(
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(ctx.config.cluster_id.clone()));
     }
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
+    }
     response
 }
 
 /// Fields a version lacks must stay at their defaults, or encoding fails.
-fn describe(handle: &TopicHandle, node: BrokerId, version: i16) -> MetadataResponseTopic {
+/// Kafka's AclOperation bits a topic supports: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS.
+const TOPIC_OPERATIONS_ALL: i32 = 0xDF8;
+/// ... and the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+/// IDEMPOTENT_WRITE.
+const CLUSTER_OPERATIONS_ALL: i32 = 0x1FA0;
+
+fn describe(
+    handle: &TopicHandle,
+    node: BrokerId,
+    version: i16,
+    operations: Option<i32>,
+) -> MetadataResponseTopic {
     let partitions = (0..handle.topic.partitions as i32)
         .map(|index| {
             MetadataResponsePartition::default()
@@ -102,6 +121,9 @@ fn describe(handle: &TopicHandle, node: BrokerId, version: i16) -> MetadataRespo
         .with_partitions(partitions);
     if version >= 10 {
         topic.topic_id = handle.topic.id;
+    }
+    if let Some(operations) = operations {
+        topic.topic_authorized_operations = operations;
     }
     topic
 }
