@@ -223,7 +223,8 @@ fn closed_loop(args: &KafkaArgs, topic: &str) -> Result<RunResult> {
         })
         .collect();
     for h in handles {
-        h.join().map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+        h.join()
+            .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
     }
     let consumed = consumed.load(Ordering::Relaxed);
     let consume_seconds = started.elapsed().as_secs_f64();

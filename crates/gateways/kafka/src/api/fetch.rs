@@ -30,8 +30,8 @@ pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> 
         .min(Duration::from_millis(ctx.config.fetch_wait_ms_max));
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
-    let max_bytes = (request.max_bytes.max(0) as usize)
-        .min(ctx.config.fetch_response_bytes_max as usize);
+    let max_bytes =
+        (request.max_bytes.max(0) as usize).min(ctx.config.fetch_response_bytes_max as usize);
 
     let mut wanted = Vec::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
