@@ -13,7 +13,7 @@ use crate::settings::{LogFormat, Settings};
 
 /// Threads for blocking file I/O (appends, reads, fsyncs). Bounds memory and contention; more
 /// concurrent I/O than this waits in tokio's queue.
-const BLOCKING_THREADS_MAX: usize = 64;
+const BLOCKING_THREADS_MAX: usize = 16;
 /// How long connections get to finish in-flight requests at shutdown.
 const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
 
