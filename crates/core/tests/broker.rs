@@ -1,60 +1,11 @@
 //! The broker core against a real data directory: topics are durable and atomic, deleted topics
 //! leave nothing behind, and data survives clean and unclean restarts.
 
-use std::sync::Arc;
+mod common;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use common::{config, produce};
+
 use porter_core::{Broker, BrokerConfig, CoreError, TopicConfig};
-
-fn config(dir: &std::path::Path) -> BrokerConfig {
-    BrokerConfig {
-        data_dir: dir.to_path_buf(),
-        ..BrokerConfig::default()
-    }
-}
-
-fn batch(values: &[&str]) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
-async fn produce(broker: &Arc<Broker>, topic: &str, partition: i32, values: &[&str]) -> i64 {
-    let p = broker.partition(topic, partition).unwrap();
-    let info = p.append(batch(values)).await.unwrap();
-    p.wait_durable(info.last_offset + 1).await.unwrap();
-    info.base_offset
-}
 
 #[tokio::test]
 async fn topics_and_data_survive_clean_and_unclean_restarts() {
