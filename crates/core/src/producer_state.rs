@@ -78,6 +78,13 @@ fn sequence_after(last: i32, records: i32) -> i32 {
     ((last as i64 + records as i64) % (i32::MAX as i64 + 1)) as i32
 }
 
+/// Sequence of a batch's last record. From `lastOffsetDelta`, not `recordsCount`: compaction
+/// removes records from a producer's last batch (down to an empty header) but keeps its offset
+/// range, and sequences advance with offsets inside a batch (Kafka's `lastSequence`).
+fn last_sequence(header: &BatchHeader) -> i32 {
+    sequence_after(header.base_sequence, header.last_offset_delta)
+}
+
 impl ProducerState {
     /// Checks one batch (with `header.base_offset` not yet assigned).
     pub fn check(&self, header: &BatchHeader) -> Result<Verdict, SequenceError> {
@@ -95,8 +102,12 @@ impl ProducerState {
                 got: header.producer_epoch,
             });
         }
+        if header.records_count < 1 {
+            // Only compaction writes empty batches; the log's validation refuses this one.
+            return Ok(Verdict::Append);
+        }
         let first = header.base_sequence;
-        let last = sequence_after(first, header.records_count - 1);
+        let last = last_sequence(header);
         if header.producer_epoch > entry.epoch {
             // A bumped epoch restarts the sequence (KIP-360).
             return if first == 0 {
@@ -151,7 +162,7 @@ impl ProducerState {
         }
         entry.batches.push_back(BatchRecord {
             first_sequence: header.base_sequence,
-            last_sequence: sequence_after(header.base_sequence, header.records_count - 1),
+            last_sequence: last_sequence(header),
             first_offset: header.base_offset,
             last_offset: header.last_offset(),
         });
@@ -312,6 +323,40 @@ mod tests {
         let mut state = ProducerState::default();
         state.record(&header(1, 0, i32::MAX - 1, 2, 0), 1);
         assert_eq!(state.check(&header(1, 0, 0, 1, -1)), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn compacted_batches_keep_their_last_sequence() {
+        // Batches of 3 records (offsets 0..=2, 3..=5); compaction left 1 record of the first
+        // and none of the second: the next batch still continues after sequence 5.
+        let mut state = ProducerState::default();
+        let mut partly = header(1, 0, 0, 1, 0);
+        partly.last_offset_delta = 2;
+        let mut empty = header(1, 0, 3, 0, 3);
+        empty.last_offset_delta = 2;
+        state.record(&partly, 1);
+        state.record(&empty, 1);
+        assert_eq!(state.producers(), vec![(1, 0, 5, 1)]);
+        assert_eq!(state.check(&header(1, 0, 6, 1, -1)), Ok(Verdict::Append));
+        assert!(matches!(
+            state.check(&header(1, 0, 4, 1, -1)),
+            Err(SequenceError::OutOfOrder { expected: 6, .. })
+        ));
+        // A retry of the original second batch is recognised by its sequence range.
+        assert_eq!(
+            state.check(&header(1, 0, 3, 3, -1)),
+            Ok(Verdict::Duplicate {
+                first_offset: 3,
+                last_offset: 5
+            })
+        );
+        // Wraps like any sequence.
+        let mut wrapped = ProducerState::default();
+        let mut last = header(2, 0, i32::MAX - 1, 0, 0);
+        last.last_offset_delta = 2;
+        wrapped.record(&last, 1);
+        assert_eq!(wrapped.producers()[0].2, 0);
+        assert_eq!(wrapped.check(&header(2, 0, 1, 1, -1)), Ok(Verdict::Append));
     }
 
     #[test]

@@ -331,7 +331,6 @@ fn last_value_per_key_survives_restart_and_kill9() {
 /// librdkafka or Java client instance gets a new producer id) pins its superseded values and
 /// tombstones forever.
 #[test]
-#[ignore = "broker bug: the cleaner keeps every producer's last batch whole, forever"]
 fn superseded_records_in_a_gone_producers_last_batch_are_removed() {
     let (server, _config) = start_server();
     let topic = "short-lived-producers";

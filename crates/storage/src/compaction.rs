@@ -11,10 +11,12 @@
 //! 3. Clean: each cleanable segment is decided batch by batch; a record goes when its key's
 //!    map offset is higher (a later record supersedes it), or when it is the key's latest
 //!    record, a tombstone (null value), and its timestamp is `delete_retention_ms` old. Kept:
-//!    keyless records, control batches (transaction markers), and the last batch of each
-//!    idempotent producer (whole, so its sequence state survives a restart). A segment with
-//!    nothing to remove is not rewritten; a changed batch is re-encoded with the same codec,
-//!    offsets, producer fields, base sequence and timestamp type.
+//!    keyless records and control batches (transaction markers). The last batch of each
+//!    idempotent producer is filtered like any other, but never dropped: emptied, it stays as
+//!    a header-only batch (`recordsCount` 0, Kafka's `RETAIN_EMPTY`) so the producer's epoch
+//!    and last sequence survive a restart; it goes once the producer writes a later batch. A
+//!    segment with nothing to remove is not rewritten; a changed batch is re-encoded with the
+//!    same codec, offsets, producer fields, base sequence and timestamp type.
 //! 4. Swap, per segment `X`, crash-safe: write `X.{log,index,timeindex}.cleaned` and fsync
 //!    them; rename the indexes then the log to `.swap` and fsync the directory (the commit
 //!    point: recovery completes any `X.log.swap`, and deletes any `.cleaned`); then, holding
@@ -386,6 +388,8 @@ struct Decider<'a> {
 enum BatchFate {
     Keep,
     Drop,
+    /// Every record goes, but the batch is a producer's last: keep its header only.
+    Empty,
     Rewrite(Vec<Record>, kafka_protocol::records::Compression),
 }
 
@@ -396,12 +400,11 @@ impl Decider<'_> {
         bytes: &Bytes,
         stats: &mut CompactionStats,
     ) -> Result<BatchFate, StorageError> {
-        if header.is_control()
-            || (header.producer_id >= 0
-                && self.producers.get(&header.producer_id) == Some(&header.base_offset))
-        {
+        if header.is_control() {
             return Ok(BatchFate::Keep);
         }
+        let producers_last = header.producer_id >= 0
+            && self.producers.get(&header.producer_id) == Some(&header.base_offset);
         let set = decode_batch(bytes.clone())?;
         let count = set.records.len();
         let tombstone_cutoff = self
@@ -440,8 +443,9 @@ impl Decider<'_> {
             })
             .collect();
         Ok(match kept.len() {
+            n if n == count && (n > 0 || producers_last) => BatchFate::Keep,
+            0 if producers_last => BatchFate::Empty,
             0 => BatchFate::Drop,
-            n if n == count => BatchFate::Keep,
             _ => BatchFate::Rewrite(kept, set.compression),
         })
     }
@@ -467,6 +471,11 @@ fn clean_segment(
         match fate {
             BatchFate::Keep => output.push(&header, &bytes, decider.cleaner, throttle)?,
             BatchFate::Drop => {}
+            BatchFate::Empty => {
+                let (empty, empty_header) = record_batch::encode_empty(&header);
+                assert_eq!(empty_header.last_offset(), header.last_offset());
+                output.push(&empty_header, &empty, decider.cleaner, throttle)?;
+            }
             BatchFate::Rewrite(records, compression) => {
                 let mut buffer = BytesMut::new();
                 RecordBatchEncoder::encode(

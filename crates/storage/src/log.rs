@@ -423,10 +423,41 @@ impl Log {
             let segments: Vec<Arc<Segment>> = state.segments.values().cloned().collect();
             (state.log_start_offset, state.high_watermark, segments)
         };
-        // Whole segments answer from their time index; the one or two the log start or the
-        // high watermark cut are walked.
+        // Whole segments answer from their snapshot; the one or two the log start or the high
+        // watermark cut are walked. A snapshot's maximum may be an empty batch's (compaction
+        // keeps a producer's emptied last batch with its old `maxTimestamp`): when no record
+        // carries it, every segment is walked, skipping empty batches.
+        for trust_snapshots in [true, false] {
+            let Some((max, segment)) = self.largest_timestamp(
+                &segments,
+                log_start_offset,
+                high_watermark,
+                trust_snapshots,
+            )?
+            else {
+                return Ok(None);
+            };
+            let found =
+                segment.offset_for_timestamp(&self.files, max, log_start_offset, high_watermark)?;
+            debug_assert!(found.is_none_or(|(_, timestamp)| timestamp == max));
+            if found.is_some() || !trust_snapshots {
+                return Ok(found);
+            }
+        }
+        unreachable!("the second round returns")
+    }
+
+    /// The largest timestamp of readable records and the first segment holding it; with
+    /// `trust_snapshots`, segments wholly readable answer from `snapshot().max_timestamp`.
+    fn largest_timestamp<'s>(
+        &self,
+        segments: &'s [Arc<Segment>],
+        log_start_offset: Offset,
+        high_watermark: Offset,
+        trust_snapshots: bool,
+    ) -> Result<Option<(i64, &'s Arc<Segment>)>, StorageError> {
         let mut best: Option<(i64, &Arc<Segment>)> = None;
-        for segment in &segments {
+        for segment in segments {
             let snapshot = segment.snapshot();
             if snapshot.next_offset <= log_start_offset || snapshot.size_bytes == 0 {
                 continue;
@@ -436,7 +467,7 @@ impl Log {
             }
             let whole =
                 segment.base_offset() >= log_start_offset && snapshot.next_offset <= high_watermark;
-            let segment_max = if whole {
+            let segment_max = if whole && trust_snapshots {
                 Some(snapshot.max_timestamp)
             } else {
                 segment.visible_max_timestamp(&self.files, log_start_offset, high_watermark)?
@@ -447,13 +478,7 @@ impl Log {
                 }
             }
         }
-        let Some((max, segment)) = best else {
-            return Ok(None);
-        };
-        let found =
-            segment.offset_for_timestamp(&self.files, max, log_start_offset, high_watermark)?;
-        debug_assert!(found.is_none_or(|(_, timestamp)| timestamp == max));
-        Ok(found)
+        Ok(best)
     }
 
     /// First record with timestamp >= `timestamp` among the readable ones: (offset, timestamp).

@@ -55,8 +55,9 @@ fn be_i16(b: &[u8], at: usize) -> i16 {
 
 impl BatchHeader {
     /// Parses the header at the start of `bytes` and checks what the header alone can tell:
-    /// magic 2, a length that covers at least the header, a record count matching
-    /// `lastOffsetDelta`. Does not check the CRC nor that the whole batch is in `bytes`.
+    /// magic 2, a length that covers at least the header, a record count (0 for an empty batch
+    /// compaction left) that fits in `lastOffsetDelta`. Does not check the CRC nor that the
+    /// whole batch is in `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<BatchHeader, StorageError> {
         if bytes.len() < HEADER_BYTES {
             return Err(StorageError::CorruptBatch(format!(
@@ -91,14 +92,15 @@ impl BatchHeader {
                 header.batch_length
             )));
         }
-        if header.records_count < 1 {
+        // Compaction leaves empty batches (a producer's last one, kept for its sequence state)
+        // and gaps inside a batch, so on disk the count may be 0 and the delta may exceed
+        // count - 1; `validate` (the produce path) insists on contiguous offsets and a record.
+        if header.records_count < 0 || header.last_offset_delta < 0 {
             return Err(StorageError::CorruptBatch(format!(
-                "records count {} (must be at least 1)",
-                header.records_count
+                "records count {} and last offset delta {} (neither may be negative)",
+                header.records_count, header.last_offset_delta
             )));
         }
-        // Compaction leaves gaps inside a batch, so on disk the delta may exceed count - 1;
-        // `validate` (the produce path) insists on contiguous offsets.
         if header.last_offset_delta < header.records_count - 1 {
             return Err(StorageError::CorruptBatch(format!(
                 "last offset delta {} is too small for records count {}",
@@ -142,11 +144,18 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[CRC_COVERED_START..])
 }
 
-/// Validates one whole batch that starts at `bytes[0]`: header checks, the batch fits in `bytes`,
+/// Validates one whole batch from a producer that starts at `bytes[0]`: header checks, at least
+/// one record with contiguous offsets, the batch fits in `bytes`,
 /// is at most `max_batch_bytes`, and its CRC matches. Returns the header; the batch is
 /// `bytes[..header.total_bytes()]`.
 pub fn validate(bytes: &[u8], max_batch_bytes: u32) -> Result<BatchHeader, StorageError> {
     let header = BatchHeader::parse(bytes)?;
+    if header.records_count < 1 {
+        return Err(StorageError::CorruptBatch(format!(
+            "records count {} (must be at least 1)",
+            header.records_count
+        )));
+    }
     if header.last_offset_delta != header.records_count - 1 {
         return Err(StorageError::CorruptBatch(format!(
             "last offset delta {} does not match records count {}",
@@ -280,6 +289,43 @@ pub(crate) fn restore_header_fields(batch: &mut [u8], original: &BatchHeader) ->
     header.crc = compute_crc(batch);
     batch[17..21].copy_from_slice(&header.crc.to_be_bytes());
     header
+}
+
+/// The header-only batch (`recordsCount` 0) compaction writes when it removes every record of
+/// an idempotent producer's last batch (Kafka's `writeEmptyHeader`): it keeps `original`'s
+/// offsets (`baseOffset`, `lastOffsetDelta`), producer id, epoch, base sequence, leader epoch,
+/// timestamp type and transactional/control bits, so the producer's sequence state survives.
+/// Uncompressed; both timestamps are `original`'s `maxTimestamp` (the producer's last activity,
+/// which producer expiration reads after a restart). Returns the bytes and their header.
+pub(crate) fn encode_empty(original: &BatchHeader) -> (Vec<u8>, BatchHeader) {
+    let header = BatchHeader {
+        batch_length: (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32,
+        attributes: original.attributes & !ATTRIBUTE_COMPRESSION_MASK,
+        base_timestamp: original.max_timestamp,
+        records_count: 0,
+        crc: 0,
+        ..*original
+    };
+    let mut batch = Vec::with_capacity(HEADER_BYTES);
+    batch.extend_from_slice(&header.base_offset.to_be_bytes());
+    batch.extend_from_slice(&header.batch_length.to_be_bytes());
+    batch.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
+    batch.push(header.magic as u8);
+    batch.extend_from_slice(&[0; 4]); // crc, below
+    batch.extend_from_slice(&header.attributes.to_be_bytes());
+    batch.extend_from_slice(&header.last_offset_delta.to_be_bytes());
+    batch.extend_from_slice(&header.base_timestamp.to_be_bytes());
+    batch.extend_from_slice(&header.max_timestamp.to_be_bytes());
+    batch.extend_from_slice(&header.producer_id.to_be_bytes());
+    batch.extend_from_slice(&header.producer_epoch.to_be_bytes());
+    batch.extend_from_slice(&header.base_sequence.to_be_bytes());
+    batch.extend_from_slice(&header.records_count.to_be_bytes());
+    assert_eq!(batch.len(), HEADER_BYTES);
+    let crc = compute_crc(&batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let header = BatchHeader { crc, ..header };
+    debug_assert_eq!(BatchHeader::parse(&batch).ok(), Some(header));
+    (batch, header)
 }
 
 /// Overwrites `baseOffset` of the batch at the start of `batch`. The CRC does not cover it.
@@ -423,8 +469,15 @@ pub(crate) mod tests {
         let mut batch = BytesMut::from(&encode_batch(&[1, 2], b"abc", Compression::None)[..]);
         batch[57..61].copy_from_slice(&5i32.to_be_bytes());
         assert!(BatchHeader::parse(&batch).is_err());
-        batch[57..61].copy_from_slice(&0i32.to_be_bytes());
+        batch[57..61].copy_from_slice(&(-1i32).to_be_bytes());
         assert!(BatchHeader::parse(&batch).is_err());
+        // No records (what compaction leaves of a producer's last batch) parses; a produce
+        // needs a record.
+        batch[57..61].copy_from_slice(&0i32.to_be_bytes());
+        assert!(BatchHeader::parse(&batch).is_ok());
+        let crc = compute_crc(&batch);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(validate(&batch, 1 << 20).is_err());
         // A compacted batch (gap inside) parses, but a produce must be contiguous.
         batch[57..61].copy_from_slice(&1i32.to_be_bytes());
         batch[23..27].copy_from_slice(&3i32.to_be_bytes());
@@ -432,6 +485,39 @@ pub(crate) mod tests {
         let crc = compute_crc(&batch);
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
         assert!(validate(&batch, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn empty_batch_keeps_offsets_producer_fields_and_a_valid_crc() {
+        for compression in [Compression::None, Compression::Gzip] {
+            let mut batch = BytesMut::from(&encode_batch(&[10, 30, 20], b"abc", compression)[..]);
+            set_base_offset(&mut batch, 100);
+            batch[43..51].copy_from_slice(&7i64.to_be_bytes());
+            batch[51..53].copy_from_slice(&3i16.to_be_bytes());
+            batch[53..57].copy_from_slice(&41i32.to_be_bytes());
+            let original = set_log_append_time(&mut batch, 777);
+            let (empty, header) = encode_empty(&original);
+            assert_eq!(empty.len(), HEADER_BYTES);
+            assert_eq!(BatchHeader::parse(&empty).unwrap(), header);
+            assert_eq!(header.crc, compute_crc(&empty));
+            assert_eq!(header.records_count, 0);
+            assert_eq!((header.base_offset, header.last_offset()), (100, 102));
+            assert_eq!(
+                (
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence
+                ),
+                (7, 3, 41)
+            );
+            assert_eq!((header.base_timestamp, header.max_timestamp), (777, 777));
+            assert!(header.is_log_append_time());
+            assert_eq!(header.compression(), 0);
+            let decoded = crate::segment::decode_batch(Bytes::from(empty.clone())).unwrap();
+            assert!(decoded.records.is_empty());
+            // Never accepted from a producer.
+            assert!(validate(&empty, 1 << 20).is_err());
+        }
     }
 
     #[test]

@@ -438,7 +438,11 @@ impl Segment {
             if header.base_offset >= high_watermark {
                 return Ok(None);
             }
-            if header.max_timestamp >= timestamp && header.last_offset() >= start_offset {
+            // An empty batch (compaction's) keeps its old `maxTimestamp` but has no record.
+            if header.records_count > 0
+                && header.max_timestamp >= timestamp
+                && header.last_offset() >= start_offset
+            {
                 if header.is_log_append_time() {
                     // Every record carries the batch's append time.
                     return Ok(Some((
@@ -485,8 +489,9 @@ impl Segment {
     }
 
     /// Largest timestamp among records at or after `from_offset` and below `high_watermark`,
-    /// by walking headers (only for a segment the log start or high watermark cuts; whole
-    /// segments use `snapshot().max_timestamp`). A batch straddling `from_offset` is decoded.
+    /// by walking headers (for a segment the log start or high watermark cuts, or whose
+    /// `snapshot().max_timestamp` is an empty batch's). A batch straddling `from_offset` is
+    /// decoded; empty batches are skipped.
     pub(crate) fn visible_max_timestamp(
         &self,
         files: &FileCache,
@@ -504,7 +509,9 @@ impl Segment {
             if header.base_offset >= high_watermark {
                 break;
             }
-            let batch_max = if header.base_offset < from_offset && !header.is_log_append_time() {
+            let batch_max = if header.records_count == 0 {
+                None // compaction's empty batch: its `maxTimestamp` is no record's
+            } else if header.base_offset < from_offset && !header.is_log_append_time() {
                 let mut batch = BytesMut::zeroed(header.total_bytes());
                 found.file.read_exact_at(&mut batch, position)?;
                 decode_batch(batch.freeze())?

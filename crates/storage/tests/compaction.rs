@@ -381,9 +381,127 @@ fn compaction_keeps_log_append_time_and_producer_state() {
     );
     assert!(rewritten.is_log_append_time());
     assert_eq!(rewritten.max_timestamp, 1_000);
-    // The producer's last batch is kept whole.
+    // Nothing in the producer's last batch is removed: it is kept as it is.
     assert_eq!(headers[1].base_offset, last_of_producer.base_offset);
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((2, 1_000)));
+}
+
+/// Kafka's `RETAIN_EMPTY`: the records of a producer's last batch are removed like any
+/// others; when none survives, a header-only batch keeps the producer's offsets, epoch and
+/// sequence, and goes once the producer writes again.
+#[test]
+fn a_producers_emptied_last_batch_stays_as_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        delete_retention_ms: 100,
+        ..compact_config()
+    };
+    let log = open(dir.path(), config.clone(), false);
+    let mut all: Vec<Full> = Vec::new();
+    let push = |all: &mut Vec<Full>, base: i64, records: &[Keyed]| {
+        for (i, (key, value, ts)) in records.iter().enumerate() {
+            let owned = |b: &Option<&[u8]>| b.map(|b| b.to_vec());
+            all.push((base + i as i64, owned(key), owned(value), *ts));
+        }
+    };
+    // Producer 9: a batch of `c`, then its last batch: `a` (superseded below) and a tombstone
+    // for `b`. Its timestamps are the log's largest, so no record carries the empty batch's.
+    let first: Vec<Keyed> = vec![(Some(b"c"), Some(b"1"), 10)];
+    let info = log
+        .append(keyed_batch(&first, Compression::None, 9), 10)
+        .unwrap();
+    push(&mut all, info.base_offset, &first);
+    let last: Vec<Keyed> = vec![(Some(b"a"), Some(b"old"), 4_000), (Some(b"b"), None, 5_000)];
+    let last_info = log
+        .append(keyed_batch(&last, Compression::Gzip, 9), 20)
+        .unwrap();
+    push(&mut all, last_info.base_offset, &last);
+    let later: Vec<Keyed> = vec![(Some(b"a"), Some(b"new"), 30), (Some(b"c"), Some(b"2"), 30)];
+    let info = log
+        .append(keyed_batch(&later, Compression::None, -1), 30)
+        .unwrap();
+    push(&mut all, info.base_offset, &later);
+    all.extend(fill(&log, 3, 40, &[Compression::None], 100)); // roll the above out
+    let active = active_base(dir.path());
+    // The model: last record per key, tombstones below the active segment gone.
+    let expected: Vec<Full> = last_per_key(&all, active)
+        .into_iter()
+        .filter(|r| r.0 >= active || r.2.is_some())
+        .collect();
+
+    let stats = log.compact(1_000_000, &UNTHROTTLED).unwrap();
+    assert!(stats.records_superseded >= 2 && stats.tombstones_removed == 1);
+    let check = |log: &Log, what: &str| {
+        assert_eq!(read_full(log), expected, "{what}");
+        let headers = log.batch_headers(0, usize::MAX).unwrap();
+        let producers: Vec<_> = headers.iter().filter(|h| h.producer_id == 9).collect();
+        assert_eq!(producers.len(), 1, "{what}: only the last batch stays");
+        let empty = producers[0];
+        assert_eq!(
+            (
+                empty.base_offset,
+                empty.last_offset_delta,
+                empty.records_count,
+                empty.producer_epoch,
+                empty.base_sequence,
+            ),
+            (last_info.base_offset, 1, 0, 3, 100),
+            "{what}"
+        );
+        assert_eq!(empty.max_timestamp, 5_000, "{what}");
+        assert_eq!(empty.total_bytes(), record_batch::HEADER_BYTES, "{what}");
+        // A read starting in it returns it (Kafka clients skip it) and what follows.
+        let slice = log.read(last_info.base_offset + 1, 4096).unwrap();
+        assert_eq!(headers_of(&slice.bytes)[0], *empty, "{what}");
+        let mut bytes = slice.bytes.clone();
+        assert!(kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes).is_ok());
+        assert_eq!(
+            read_all(log, 0),
+            expected
+                .iter()
+                .map(|r| (r.0, r.2.clone().unwrap_or_default()))
+                .collect::<Vec<_>>(),
+            "{what}"
+        );
+        // Time lookups see records only: the empty batch's 5 000 is nobody's timestamp.
+        assert_eq!(log.offset_for_timestamp(1_000).unwrap(), None, "{what}");
+        assert_eq!(
+            log.offset_for_timestamp(0).unwrap(),
+            Some((expected[0].0, expected[0].3)),
+            "{what}"
+        );
+        let newest = expected.iter().map(|r| r.3).max().unwrap();
+        let at = expected.iter().find(|r| r.3 == newest).unwrap().0;
+        assert_eq!(log.max_timestamp().unwrap(), Some((at, newest)), "{what}");
+    };
+    check(&log, "compacted");
+    assert_eq!(
+        log.compact(1_000_000, &UNTHROTTLED)
+            .unwrap()
+            .segments_cleaned,
+        0,
+        "an empty last batch is kept as it is"
+    );
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), config.clone(), false);
+    check(&log, "after a clean reopen");
+    drop(log); // kill -9
+    for index in files_ending(dir.path(), "index") {
+        std::fs::remove_file(dir.path().join(index)).unwrap(); // rebuilt from the log
+    }
+    let log = open(dir.path(), config.clone(), true);
+    check(&log, "after a crash");
+
+    // Once producer 9 writes again, its empty batch is no longer its last and goes.
+    let again: Vec<Keyed> = vec![(Some(b"d"), Some(b"1"), 200)];
+    log.append(keyed_batch(&again, Compression::None, 9), 200)
+        .unwrap();
+    fill(&log, 3, 40, &[Compression::None], 300);
+    log.compact(1_000_000, &UNTHROTTLED).unwrap();
+    let headers = log.batch_headers(0, usize::MAX).unwrap();
+    assert!(headers.iter().all(|h| h.records_count > 0));
+    assert_eq!(headers.iter().filter(|h| h.producer_id == 9).count(), 1);
 }
 
 #[test]
