@@ -73,8 +73,8 @@ fn create_compacted_topic(server: &Server, topic: &str, delete_retention_ms: &st
     assert_eq!(results[0].clone(), Ok(topic.to_string()));
 }
 
-/// An idempotent producer (the broker keeps each producer's last batch whole, so the tests
-/// end every run with records of fresh keys).
+/// An idempotent producer, as modern clients are by default: the cleaner must keep each
+/// producer's last batch header (its sequence state) while still removing the records in it.
 fn producer(server: &Server) -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", server.bootstrap())
@@ -324,11 +324,10 @@ fn last_value_per_key_survives_restart_and_kill9() {
     );
 }
 
-/// Kafka keeps the last batch of each *active* idempotent producer so its sequence state
-/// survives, but still filters the records inside it (an emptied batch stays as a header:
-/// `BatchRetention.RETAIN_EMPTY`). Porter keeps that batch whole, and for every producer id
-/// found in the log, expired or not, so a producer that wrote once and went away (each
-/// librdkafka or Java client instance gets a new producer id) pins its superseded values and
+/// Kafka keeps the last batch of each idempotent producer so its sequence state survives, but
+/// still filters the records inside it (an emptied batch stays as a header:
+/// `BatchRetention.RETAIN_EMPTY`). Keeping the batch whole would let every short-lived
+/// producer (each client instance gets a new producer id) pin its superseded values and
 /// tombstones forever.
 #[test]
 fn superseded_records_in_a_gone_producers_last_batch_are_removed() {
