@@ -8,6 +8,8 @@
 //! - [`group`]: consumer groups: membership, rebalancing, durable committed offsets.
 //! - [`metadata`]: metadata changes as commands applied to a state machine, persisted in a
 //!   CRC-checked journal with snapshots, so a later Raft layer can replicate the same commands.
+//! - [`routing`]: exchanges, bindings and routing decisions after AMQP 0-9-1 (RabbitMQ's model),
+//!   neutral so other protocols can route through the same graph.
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`], the one error type gateways map to their protocol's codes.
 
@@ -18,6 +20,7 @@ pub mod group;
 pub mod metadata;
 pub mod partition;
 pub mod producer_state;
+pub mod routing;
 pub mod topic;
 
 pub use broker::Broker;

@@ -1,0 +1,1 @@
+//! RoutingTable tests: declare, bind, delete and route rules, each checked against RabbitMQ.
