@@ -6,6 +6,10 @@
 //! [`SourceBindings`] keeps one exchange's outgoing bindings together with their compiled matchers
 //! (topic patterns, headers patterns), so a publish never re-parses a binding key.
 
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
 use serde::{Deserialize, Serialize};
 
 use super::error::RoutingError;
@@ -33,7 +37,7 @@ impl Destination {
 
 /// One binding, as `queue.bind` / `exchange.bind` state it. Serialisable so a bind can become a
 /// metadata command.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Binding {
     /// The exchange messages come from.
     pub source: String,
@@ -102,12 +106,33 @@ impl Matcher {
 }
 
 /// One exchange's outgoing bindings, in the order they were made (deterministic, so snapshots
-/// and replays produce identical tables). Lookups are linear: the count is bounded by
-/// [`BINDINGS_PER_EXCHANGE_MAX`](super::limits::BINDINGS_PER_EXCHANGE_MAX), and a publish scans
-/// every binding of a topic or headers exchange anyway.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// and replays produce identical tables). A publish scans them linearly (bounded by
+/// [`BINDINGS_PER_EXCHANGE_MAX`](super::limits::BINDINGS_PER_EXCHANGE_MAX)); a bind checks for a
+/// duplicate through a fingerprint count first, so adding a new binding is O(1) rather than a
+/// full comparison against every existing one, and building an exchange's bindings is not
+/// quadratic.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SourceBindings {
     entries: Vec<(Binding, Matcher)>,
+    /// How many entries have each [`fingerprint`]. Derived from `entries`, never serialised.
+    fingerprints: HashMap<u64, u32>,
+}
+
+/// Equality is that of the entries; `fingerprints` is derived from them.
+impl PartialEq for SourceBindings {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for SourceBindings {}
+
+/// A hash of the whole binding, for the duplicate check. `DefaultHasher::new()` is fixed-keyed:
+/// the same binding always has the same fingerprint within a process, which is all that is needed.
+fn fingerprint(binding: &Binding) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    binding.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl SourceBindings {
@@ -120,7 +145,20 @@ impl SourceBindings {
     }
 
     pub(crate) fn contains(&self, binding: &Binding) -> bool {
-        self.entries.iter().any(|(existing, _)| existing == binding)
+        self.fingerprints.contains_key(&fingerprint(binding))
+            && self.entries.iter().any(|(existing, _)| existing == binding)
+    }
+
+    fn forget(&mut self, binding: &Binding) {
+        let key = fingerprint(binding);
+        let count = self
+            .fingerprints
+            .get_mut(&key)
+            .expect("every entry's fingerprint is counted");
+        *count -= 1;
+        if *count == 0 {
+            self.fingerprints.remove(&key);
+        }
     }
 
     /// Adds a binding known to be absent.
@@ -130,23 +168,42 @@ impl SourceBindings {
             .entries
             .first()
             .is_none_or(|(first, _)| first.source == binding.source));
+        *self.fingerprints.entry(fingerprint(&binding)).or_insert(0) += 1;
         self.entries.push((binding, matcher));
     }
 
     /// Removes `binding`; whether it was there.
     pub(crate) fn remove(&mut self, binding: &Binding) -> bool {
+        if !self.contains(binding) {
+            return false;
+        }
         let before = self.entries.len();
         self.entries.retain(|(existing, _)| existing != binding);
-        debug_assert!(before - self.entries.len() <= 1, "bindings are unique");
-        self.entries.len() != before
+        debug_assert_eq!(before - self.entries.len(), 1, "bindings are unique");
+        self.forget(binding);
+        true
     }
 
     /// Removes every binding to `destination`; how many there were.
     pub(crate) fn remove_destination(&mut self, destination: &Destination) -> usize {
-        let before = self.entries.len();
-        self.entries
-            .retain(|(binding, _)| binding.destination != *destination);
-        before - self.entries.len()
+        let (removed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .partition(|(binding, _)| binding.destination == *destination);
+        self.entries = kept;
+        for (binding, _) in &removed {
+            self.forget(binding);
+        }
+        removed.len()
+    }
+
+    /// Test support: the fingerprint counts are exactly those of the entries.
+    #[cfg(test)]
+    pub(crate) fn assert_consistent(&self) {
+        let mut expected: HashMap<u64, u32> = HashMap::new();
+        for (binding, _) in &self.entries {
+            *expected.entry(fingerprint(binding)).or_insert(0) += 1;
+        }
+        assert_eq!(self.fingerprints, expected);
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Binding> {
@@ -209,6 +266,7 @@ mod tests {
         assert!(!set.remove(&to_exchange));
         assert_eq!(set.remove_destination(&Destination::Queue("q".into())), 2);
         assert!(set.is_empty());
+        assert!(set.fingerprints.is_empty(), "counts follow the entries");
     }
 
     #[test]

@@ -192,9 +192,16 @@ impl RoutingTable {
     }
 
     /// A queue now exists: the default exchange routes to it and it can be bound. Whether it was
-    /// new.
+    /// new. The name cannot be empty: a `queue.declare` with an empty name asks the gateway to
+    /// generate one, which it does before calling this.
     pub fn add_queue(&mut self, name: &str) -> Result<bool, RoutingError> {
         validate_name(name)?;
+        if name.is_empty() {
+            return Err(RoutingError::InvalidName {
+                len_bytes: 0,
+                reason: "a queue name cannot be empty",
+            });
+        }
         Ok(self.queues.insert(name.to_string()))
     }
 

@@ -174,6 +174,33 @@ impl PartialEq for HeaderValue {
 
 impl Eq for HeaderValue {}
 
+/// Consistent with `==`: floats hash by bit pattern.
+impl std::hash::Hash for HeaderValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        use HeaderValue::*;
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Void => {}
+            Bool(v) => v.hash(state),
+            I8(v) => v.hash(state),
+            U8(v) => v.hash(state),
+            I16(v) => v.hash(state),
+            U16(v) => v.hash(state),
+            I32(v) => v.hash(state),
+            U32(v) => v.hash(state),
+            I64(v) => v.hash(state),
+            U64(v) | Timestamp(v) => v.hash(state),
+            F32(v) => v.to_bits().hash(state),
+            F64(v) => v.to_bits().hash(state),
+            Decimal { scale, value } => (scale, value).hash(state),
+            String(v) => v.hash(state),
+            Bytes(v) => v.hash(state),
+            Array(v) => v.hash(state),
+            Table(v) => v.hash(state),
+        }
+    }
+}
+
 impl From<&str> for HeaderValue {
     fn from(s: &str) -> Self {
         HeaderValue::String(s.to_string())

@@ -1,1 +1,0 @@
-//! RoutingTable tests: declare, bind, delete and route rules, each checked against RabbitMQ.
