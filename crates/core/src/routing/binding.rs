@@ -3,7 +3,7 @@
 //! queue twice with different keys or arguments makes two bindings, binding it twice with the same
 //! ones makes one.
 //!
-//! [`SourceBindings`] keeps one exchange's outgoing bindings together with their compiled matchers
+//! `SourceBindings` keeps one exchange's outgoing bindings together with their compiled matchers
 //! (topic patterns, headers patterns), so a publish never re-parses a binding key.
 
 use std::collections::hash_map::DefaultHasher;
