@@ -34,6 +34,8 @@ pub enum CoreError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
+    Routing(#[from] crate::routing::RoutingError),
+    #[error(transparent)]
     Sequence(#[from] crate::producer_state::SequenceError),
 }
 

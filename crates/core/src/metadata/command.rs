@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::routing::{Binding, Exchange};
 use crate::topic::{Topic, TopicConfig};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,4 +36,22 @@ pub enum MetadataCommand {
         id: uuid::Uuid,
         partitions: u32,
     },
+    /// A change to a virtual host's exchanges, queues or bindings (the RabbitMQ model). The
+    /// default vhost `/` exists without being declared.
+    Routing {
+        vhost: String,
+        change: RoutingChange,
+    },
+}
+
+/// One change to a [`crate::routing::RoutingTable`], applied with RabbitMQ's rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RoutingChange {
+    DeclareExchange { exchange: Exchange },
+    DeleteExchange { name: String, if_unused: bool },
+    AddQueue { name: String },
+    RemoveQueue { name: String },
+    Bind { binding: Binding },
+    Unbind { binding: Binding },
 }

@@ -7,8 +7,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::command::MetadataCommand;
+use super::command::RoutingChange;
 use crate::error::{CoreError, Result};
+use crate::routing::{RoutingError, RoutingTable};
 use crate::topic::{Topic, TOPIC_PARTITIONS_MAX};
+
+/// The virtual host that exists without being declared, as in RabbitMQ.
+pub const DEFAULT_VHOST: &str = "/";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataState {
@@ -16,12 +21,29 @@ pub struct MetadataState {
     /// The first producer id not yet reserved.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Exchanges, queues and bindings per virtual host.
+    #[serde(default)]
+    pub vhosts: BTreeMap<String, RoutingTable>,
 }
 
 impl MetadataState {
     /// Whether `command` can be applied to this state. Checked before the command is journaled.
     pub fn check(&self, command: &MetadataCommand) -> Result<()> {
         match command {
+            MetadataCommand::Routing { vhost, change } => {
+                let mut table = match self.vhosts.get(vhost) {
+                    Some(table) => table.clone(),
+                    None if vhost == DEFAULT_VHOST => RoutingTable::new(),
+                    None => {
+                        return Err(CoreError::Routing(RoutingError::VhostNotFound(
+                            vhost.clone(),
+                        )))
+                    }
+                };
+                // Every routing change is validated fully before it mutates, so trying it on a
+                // copy is the check; apply() then repeats it on the real table.
+                apply_routing(&mut table, change.clone()).map_err(CoreError::Routing)
+            }
             MetadataCommand::CreateTopic { topic } => {
                 crate::topic::validate_topic_name(&topic.name)?;
                 if self.topics.contains_key(&topic.name) {
@@ -71,6 +93,10 @@ impl MetadataState {
     /// Applies a checked command. Must not fail: replay depends on it.
     pub fn apply(&mut self, command: MetadataCommand) {
         match command {
+            MetadataCommand::Routing { vhost, change } => {
+                let table = self.vhosts.entry(vhost).or_default();
+                apply_routing(table, change).expect("checked: the change applies");
+            }
             MetadataCommand::CreateTopic { topic } => {
                 self.topics.insert(topic.name.clone(), topic);
             }
@@ -172,5 +198,21 @@ mod tests {
             config: bad,
         };
         assert!(state.check(&command).is_err());
+    }
+}
+
+fn apply_routing(table: &mut RoutingTable, change: RoutingChange) -> Result<(), RoutingError> {
+    match change {
+        RoutingChange::DeclareExchange { exchange } => table.declare_exchange(exchange).map(drop),
+        RoutingChange::DeleteExchange { name, if_unused } => {
+            table.delete_exchange(&name, if_unused).map(drop)
+        }
+        RoutingChange::AddQueue { name } => table.add_queue(&name).map(drop),
+        RoutingChange::RemoveQueue { name } => {
+            table.remove_queue(&name);
+            Ok(())
+        }
+        RoutingChange::Bind { binding } => table.bind(binding).map(drop),
+        RoutingChange::Unbind { binding } => table.unbind(&binding).map(drop),
     }
 }

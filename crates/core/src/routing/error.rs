@@ -6,6 +6,9 @@
 /// Every operation that returns one has left the [`RoutingTable`](super::RoutingTable) unchanged.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RoutingError {
+    /// 530 NOT_ALLOWED on connection.open: the virtual host does not exist.
+    #[error("no virtual host {0:?}")]
+    VhostNotFound(String),
     /// 404 NOT_FOUND: publish to, bind to/from, or passively declare an exchange that does not exist.
     #[error("no exchange {0:?}")]
     ExchangeNotFound(String),
