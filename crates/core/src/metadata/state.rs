@@ -127,6 +127,22 @@ impl MetadataState {
     }
 }
 
+fn apply_routing(table: &mut RoutingTable, change: RoutingChange) -> Result<(), RoutingError> {
+    match change {
+        RoutingChange::DeclareExchange { exchange } => table.declare_exchange(exchange).map(drop),
+        RoutingChange::DeleteExchange { name, if_unused } => {
+            table.delete_exchange(&name, if_unused).map(drop)
+        }
+        RoutingChange::AddQueue { name } => table.add_queue(&name).map(drop),
+        RoutingChange::RemoveQueue { name } => {
+            table.remove_queue(&name);
+            Ok(())
+        }
+        RoutingChange::Bind { binding } => table.bind(binding).map(drop),
+        RoutingChange::Unbind { binding } => table.unbind(&binding).map(drop),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,21 +214,5 @@ mod tests {
             config: bad,
         };
         assert!(state.check(&command).is_err());
-    }
-}
-
-fn apply_routing(table: &mut RoutingTable, change: RoutingChange) -> Result<(), RoutingError> {
-    match change {
-        RoutingChange::DeclareExchange { exchange } => table.declare_exchange(exchange).map(drop),
-        RoutingChange::DeleteExchange { name, if_unused } => {
-            table.delete_exchange(&name, if_unused).map(drop)
-        }
-        RoutingChange::AddQueue { name } => table.add_queue(&name).map(drop),
-        RoutingChange::RemoveQueue { name } => {
-            table.remove_queue(&name);
-            Ok(())
-        }
-        RoutingChange::Bind { binding } => table.bind(binding).map(drop),
-        RoutingChange::Unbind { binding } => table.unbind(&binding).map(drop),
     }
 }
