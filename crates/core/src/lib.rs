@@ -10,6 +10,8 @@
 //!   CRC-checked journal with snapshots, so a later Raft layer can replicate the same commands.
 //! - [`routing`]: exchanges, bindings and routing decisions after AMQP 0-9-1 (RabbitMQ's model),
 //!   neutral so other protocols can route through the same graph.
+//! - [`queue`]: a queue's delivery state over its log: consumers, fair dispatch, acks, requeues,
+//!   settled ranges persisted as ack records and restored after a crash.
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`], the one error type gateways map to their protocol's codes.
 
@@ -20,6 +22,7 @@ pub mod group;
 pub mod metadata;
 pub mod partition;
 pub mod producer_state;
+pub mod queue;
 pub mod routing;
 pub mod topic;
 

@@ -1,0 +1,1 @@
+//! QueueState tests.
