@@ -36,6 +36,8 @@ pub enum CoreError {
     #[error(transparent)]
     Routing(#[from] crate::routing::RoutingError),
     #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    #[error(transparent)]
     Sequence(#[from] crate::producer_state::SequenceError),
 }
 
