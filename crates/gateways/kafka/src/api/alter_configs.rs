@@ -10,7 +10,8 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use porter_core::TopicConfig;
 
-use super::config_resources::{alter_resource, duplicated, Refusal, RESOURCE_TOPIC};
+use super::config_resources::{alter_resource, Refusal, RESOURCE_TOPIC};
+use super::duplicated;
 use super::Context;
 
 pub async fn handle(ctx: &Arc<Context>, request: AlterConfigsRequest) -> AlterConfigsResponse {

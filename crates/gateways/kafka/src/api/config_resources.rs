@@ -1,7 +1,6 @@
 //! What DescribeConfigs, AlterConfigs and IncrementalAlterConfigs share: Kafka's resource types,
 //! the outcome of one resource, and the routing of a change to a topic or (refused) broker.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -65,17 +64,6 @@ pub fn kind_code(kind: ConfigKind) -> i8 {
         ConfigKind::Long => 5,
         ConfigKind::List => 7,
     }
-}
-
-/// Indexes of resources named more than once in one request: Kafka refuses them all, since
-/// which change should win is ambiguous.
-pub fn duplicated(resources: impl Iterator<Item = (i8, String)>) -> Vec<bool> {
-    let keys: Vec<(i8, String)> = resources.collect();
-    let mut counts: HashMap<&(i8, String), usize> = HashMap::new();
-    for key in &keys {
-        *counts.entry(key).or_default() += 1;
-    }
-    keys.iter().map(|k| counts[k] > 1).collect()
 }
 
 /// Changes a resource's configs with `change` (current overrides and broker defaults in, the

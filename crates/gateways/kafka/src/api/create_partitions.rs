@@ -2,7 +2,6 @@
 //! otherwise), since a key's partition must not move under its consumers. Porter is one node, so
 //! an explicit assignment may only name this broker, once per new partition.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -12,23 +11,17 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use porter_core::CoreError;
 
 use super::config_resources::Refusal;
-use super::Context;
+use super::{duplicated, Context};
 
 pub async fn handle(
     ctx: &Arc<Context>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let mut seen = HashSet::new();
-    let duplicated: HashSet<String> = request
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.0.to_string()))
-        .map(|t| t.name.0.to_string())
-        .collect();
+    let duplicates = duplicated(request.topics.iter().map(|t| t.name.0.to_string()));
     let mut results = Vec::with_capacity(request.topics.len());
-    for topic in request.topics {
+    for (topic, duplicate) in request.topics.into_iter().zip(duplicates) {
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        let outcome = if duplicated.contains(topic.name.as_str()) {
+        let outcome = if duplicate {
             Err(Refusal::new(
                 ResponseError::InvalidRequest,
                 "topic named twice in one request",

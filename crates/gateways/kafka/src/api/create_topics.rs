@@ -1,7 +1,6 @@
 //! CreateTopics: each topic is created durably and independently; one bad topic fails alone.
 //! Porter is a single node, so a replication factor above 1 is refused rather than faked.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -12,7 +11,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use porter_core::{CoreError, TopicConfig};
 
-use super::Context;
+use super::{duplicated, Context};
 use crate::error::error_code;
 
 /// Kafka's config-source code for a per-topic override.
@@ -23,19 +22,12 @@ pub async fn handle(
     request: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
-    let mut seen = HashSet::new();
-    let duplicated: HashSet<String> = request
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.0.to_string()))
-        .map(|t| t.name.0.to_string())
-        .collect();
-
+    let duplicates = duplicated(request.topics.iter().map(|t| t.name.0.to_string()));
     let mut results = Vec::with_capacity(request.topics.len());
-    for topic in request.topics {
+    for (topic, duplicate) in request.topics.into_iter().zip(duplicates) {
         let name = topic.name.0.to_string();
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
-        if duplicated.contains(&name) {
+        if duplicate {
             results.push(failed(
                 result,
                 ResponseError::InvalidRequest,

@@ -13,7 +13,8 @@ use porter_core::config::ConfigKind;
 use porter_core::topic::{topic_config_key, ConfigOp};
 use porter_core::CoreError;
 
-use super::config_resources::{alter_resource, duplicated, Refusal, RESOURCE_TOPIC};
+use super::config_resources::{alter_resource, Refusal, RESOURCE_TOPIC};
+use super::duplicated;
 use super::Context;
 
 /// Kafka's `AlterConfigOp.OpType` codes.

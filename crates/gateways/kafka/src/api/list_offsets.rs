@@ -10,7 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::Context;
+use super::{duplicated, Context};
 use crate::error::error_code;
 
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -22,13 +22,9 @@ pub async fn handle(ctx: &Arc<Context>, request: ListOffsetsRequest) -> ListOffs
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
-        // Kafka refuses a partition asked for twice in one request: the answers would be ambiguous.
-        let mut seen = std::collections::HashMap::new();
-        for p in &topic.partitions {
-            *seen.entry(p.partition_index).or_insert(0) += 1;
-        }
-        for p in topic.partitions {
-            if seen[&p.partition_index] > 1 {
+        let duplicates = duplicated(topic.partitions.iter().map(|p| p.partition_index));
+        for (p, duplicate) in topic.partitions.into_iter().zip(duplicates) {
+            if duplicate {
                 partitions.push(
                     ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index)

@@ -93,6 +93,18 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
     (min <= max).then_some((min, max))
 }
 
+/// For each key, whether it occurs more than once: Kafka refuses every entry of a resource
+/// (topic, partition, config resource) named twice in one request, as the answers would be
+/// ambiguous.
+pub fn duplicated<K: std::hash::Hash + Eq>(keys: impl IntoIterator<Item = K>) -> Vec<bool> {
+    let keys: Vec<K> = keys.into_iter().collect();
+    let mut counts: std::collections::HashMap<&K, usize> = std::collections::HashMap::new();
+    for key in &keys {
+        *counts.entry(key).or_default() += 1;
+    }
+    keys.iter().map(|k| counts[k] > 1).collect()
+}
+
 /// Handles one request: the ordered stage now, the rest as a [`Pending`].
 pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> Pending {
     let version = request.version;
