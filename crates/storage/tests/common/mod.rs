@@ -11,37 +11,12 @@ use porter_storage::{FlushMode, LogConfig, Offset};
 /// One batch holding `values`, the i-th record with timestamp `timestamps[i]`.
 pub fn batch_with(values: &[Vec<u8>], timestamps: &[i64], compression: Compression) -> Bytes {
     assert_eq!(values.len(), timestamps.len());
-    let records: Vec<Record> = values
+    let records: Vec<Keyed> = values
         .iter()
         .zip(timestamps)
-        .enumerate()
-        .map(|(i, (value, &timestamp))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value)),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
+        .map(|(value, &timestamp)| (None, Some(value.as_slice()), timestamp))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    keyed_batch(&records, compression, -1)
 }
 
 /// One uncompressed batch of `values`, all stamped `timestamp`.
