@@ -31,7 +31,7 @@ use crate::config::BrokerConfig;
 use crate::error::{CoreError, Result};
 use crate::group::GroupCoordinator;
 use crate::metadata::{MetadataCommand, MetadataStore};
-use crate::partition::{now_ms, Partition};
+use crate::partition::{now_ms, run_blocking, Partition};
 use crate::topic::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
 
 pub use admin::DELETE_RECORDS_TO_HIGH_WATERMARK;
@@ -516,15 +516,5 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> CoreError + '_ {
     move |source| CoreError::Io {
         path: PathBuf::from(path),
         source,
-    }
-}
-
-/// Runs metadata work (journal fsync, directory changes) on the blocking pool.
-async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

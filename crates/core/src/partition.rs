@@ -72,7 +72,7 @@ impl Partition {
     pub async fn append(&self, records: Bytes) -> Result<AppendInfo> {
         let log = self.log.clone();
         let producers = self.producers.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        run_blocking(move || {
             let headers = batch_headers(&records);
             let mut state = producers.lock();
             let mut duplicates = Vec::new();
@@ -114,11 +114,7 @@ impl Partition {
             state.end_offset = state.end_offset.max(info.last_offset + 1);
             Ok(info)
         })
-        .await;
-        match result {
-            Ok(result) => result,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        .await
     }
 
     /// Idempotent producers known to this partition: (id, epoch, last sequence, last seen ms).
@@ -239,14 +235,22 @@ impl Partition {
     }
 }
 
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, porter_storage::StorageError> + Send + 'static,
+/// Runs file work on tokio's blocking pool, never on a reactor thread.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(CoreError::from),
+        Ok(result) => result,
         // The closure panicked: a bug, not bad input. Propagate like any other panic.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// [`run_blocking`] for a storage call.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, porter_storage::StorageError> + Send + 'static,
+) -> Result<T> {
+    run_blocking(move || f().map_err(CoreError::from)).await
 }
 
 pub fn now_ms() -> i64 {

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use porter_storage::{Log, LogConfig, Offset};
 
-use super::{io, run_blocking, Broker, TopicHandle};
+use super::{io, Broker, TopicHandle};
 use crate::error::{CoreError, Result};
 use crate::metadata::MetadataCommand;
-use crate::partition::{blocking, Partition};
+use crate::partition::{blocking, run_blocking, Partition};
 use crate::topic::{Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
 
 /// DeleteRecords' offset meaning "everything below the high watermark".

@@ -365,15 +365,11 @@ impl GroupCoordinator {
     /// Appends changes to the offsets log and waits until they are durable.
     async fn write(&self, changes: Vec<Change>) -> Result<()> {
         let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || {
+        crate::partition::run_blocking(move || {
             let end = store.write(changes)?;
             store.wait_durable(end)
         })
-        .await;
-        match result {
-            Ok(result) => result,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        .await
     }
 
     /// OffsetCommit. `generation < 0` with an empty member id is a commit from outside the
@@ -468,8 +464,8 @@ impl GroupCoordinator {
         }
     }
 
-    /// Whether a rebalance is under way (OffsetFetch answers with an error then, KIP-447 style,
-    /// only when asked to wait for stable offsets; Porter has no pending transactional offsets).
+    /// Every known group (with members, or only committed offsets): (id, protocol type, state),
+    /// sorted, for ListGroups.
     pub fn group_ids(&self) -> Vec<(String, String, &'static str)> {
         let groups = self.groups.lock();
         let mut out: Vec<_> = groups

@@ -1,7 +1,7 @@
 //! Request frames in, response frames out. A frame is `i32 size | header | body`; the size prefix
 //! was checked by the connection before this code sees the bytes.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -178,10 +178,4 @@ pub fn encode_response(
     let size = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
-}
-
-/// Reads the API key and version of a frame without decoding it (for logging).
-pub fn peek_api(frame: &[u8]) -> Option<(i16, i16)> {
-    let mut b = frame.get(..4)?;
-    Some((b.get_i16(), b.get_i16()))
 }
