@@ -22,6 +22,16 @@ pub enum CoreError {
     },
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
+    /// AMQP 406 PRECONDITION_FAILED (channel): an inequivalent re-declare, a bad argument,
+    /// `if-unused`/`if-empty` not met, an invalid property.
+    #[error("PRECONDITION_FAILED - {0}")]
+    PreconditionFailed(String),
+    /// AMQP 405 RESOURCE_LOCKED (channel): another connection's exclusive queue.
+    #[error("RESOURCE_LOCKED - {0}")]
+    ResourceLocked(String),
+    /// AMQP 403 ACCESS_REFUSED (channel): e.g. consuming a queue an exclusive consumer holds.
+    #[error("ACCESS_REFUSED - {0}")]
+    AccessRefused(String),
     #[error("broker is shutting down")]
     ShuttingDown,
     #[error("{path}: {source}")]

@@ -12,6 +12,8 @@
 //!   neutral so other protocols can route through the same graph.
 //! - [`queue`]: a queue's delivery state over its log: consumers, fair dispatch, acks, requeues,
 //!   settled ranges persisted as ack records and restored after a crash.
+//! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
+//! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`], the one error type gateways map to their protocol's codes.
 
@@ -19,12 +21,14 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod group;
+pub mod message;
 pub mod metadata;
 pub mod partition;
 pub mod producer_state;
 pub mod queue;
 pub mod routing;
 pub mod topic;
+pub mod vhost;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;
@@ -32,3 +36,4 @@ pub use error::CoreError;
 pub use partition::Partition;
 pub use porter_storage::{AppendInfo, FlushMode, LogConfig, Offset, ReadSlice};
 pub use topic::{Topic, TopicConfig};
+pub use vhost::VirtualHost;

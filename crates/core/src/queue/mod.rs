@@ -13,14 +13,19 @@
 //! [`PersistedAcks::apply`] (also for compaction snapshots) and rebuilds with
 //! [`QueueState::restore`] after a restart.
 
+pub mod api;
+pub mod definition;
 pub mod error;
 pub mod limits;
 pub mod range_set;
+pub mod runtime;
 pub mod state;
 
 #[cfg(test)]
 mod tests;
 
+pub use definition::{Overflow, QueueArguments, QueueDefinition};
 pub use error::QueueError;
+pub use runtime::Queue;
 pub use range_set::RangeSet;
 pub use state::{AckChange, Delivery, PersistedAcks, QueueState, SettleOutcome};
