@@ -9,12 +9,16 @@
 //!   logs/<topic>/topic-id   which incarnation of the name this directory belongs to
 //!   logs/<topic>/<n>/       partition n's segments (owned by porter-storage)
 //!   internal/consumer-offsets/  committed offsets and group state (an internal log)
+//!   queues/<queue id>/      a queue's log (segments) and its ack file (see [`queues`])
 //!   trash/                  deleted topics, removed in the background and at start
 //! ```
 //!
 //! Changes to existing topics (configs, partition growth, DeleteRecords) live in [`admin`].
 
 mod admin;
+mod queues;
+
+pub use queues::QUEUES_MAX;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -62,6 +66,16 @@ pub struct Broker {
     groups: GroupCoordinator,
     /// Reserved but unused producer ids: [next, end).
     producer_ids: Mutex<(i64, i64)>,
+    /// Running queues by vhost, then name.
+    queues: RwLock<queues::QueueMap>,
+    /// Each vhost's routing table as of its last change: publishes route on a snapshot instead
+    /// of locking the metadata store.
+    routes: RwLock<HashMap<String, Arc<crate::routing::RoutingTable>>>,
+    /// Serialises queue declare/delete, which journal and then open or remove files.
+    pub(crate) queue_lifecycle: tokio::sync::Mutex<()>,
+    /// This incarnation: random per start. Transient messages carry it so that after a restart
+    /// they are recognised and dropped.
+    epoch: u64,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -73,7 +87,7 @@ impl Broker {
     /// Blocks on file I/O; call it before serving.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
         let data_dir = config.data_dir.clone();
-        for sub in ["logs", "trash", "metadata", "internal"] {
+        for sub in ["logs", "trash", "metadata", "internal", "queues"] {
             fs::create_dir_all(data_dir.join(sub)).map_err(io(&data_dir))?;
         }
         let lock = File::create(data_dir.join(LOCK_FILE)).map_err(io(&data_dir))?;
@@ -111,17 +125,32 @@ impl Broker {
             fs::remove_file(&marker).map_err(io(&marker))?;
             sync_dir(&data_dir)?;
         }
-        tracing::info!(topics = topics.len(), "broker opened");
-        Ok(Arc::new(Broker {
+        let broker = Arc::new(Broker {
             config,
             metadata: Mutex::new(metadata),
             topics: RwLock::new(topics),
             files,
             groups,
             producer_ids: Mutex::new((0, 0)),
+            queues: RwLock::new(HashMap::new()),
+            routes: RwLock::new(HashMap::new()),
+            queue_lifecycle: tokio::sync::Mutex::new(()),
+            epoch: Uuid::new_v4().as_u64_pair().0,
             _lock: lock,
             shutdown: CancellationToken::new(),
-        }))
+        });
+        broker.open_queues(after_crash)?;
+        tracing::info!(
+            topics = broker.topics.read().len(),
+            queues = broker
+                .queues
+                .read()
+                .values()
+                .map(HashMap::len)
+                .sum::<usize>(),
+            "broker opened"
+        );
+        Ok(broker)
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -409,7 +438,7 @@ impl Broker {
         let this = self.clone();
         run_blocking(move || {
             let _metadata = this.metadata.lock();
-            let mut failed = false;
+            let mut failed = this.close_queues();
             for partition in this.all_partitions() {
                 if let Err(e) = partition.close() {
                     failed = true;

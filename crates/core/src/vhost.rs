@@ -9,12 +9,18 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::message::Message;
+use crate::metadata::command::RoutingChange;
 use crate::queue::api::{DeclaredQueue, OwnerId};
-use crate::queue::{Queue, QueueDefinition};
-use crate::routing::{Binding, Exchange};
+use crate::queue::dead_letter::is_automatic_cycle;
+use crate::queue::runtime::AppendOutcome;
+use crate::queue::{Queue, QueueArguments, QueueDefinition};
+use crate::routing::{Binding, Destination, Exchange, RoutingError, DEFAULT_EXCHANGE};
 use crate::Broker;
+
+/// Prefix of server-named queues, as RabbitMQ names them.
+pub const SERVER_NAMED_PREFIX: &str = "amq.gen-";
 
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
@@ -62,40 +68,116 @@ impl VirtualHost {
     }
 
     /// `exchange.declare`. With `passive`, only checks it exists (404 otherwise). A re-declare
-    /// must be equivalent (406).
+    /// must be equivalent (406); an equivalent one changes nothing and writes nothing.
     pub async fn declare_exchange(&self, exchange: Exchange, passive: bool) -> Result<()> {
-        let _ = (exchange, passive);
-        todo!()
+        let routes = self.broker.routes(&self.name)?;
+        if passive {
+            routes.check_exchange(&exchange.name)?;
+            return Ok(());
+        }
+        if let Some(existing) = routes.exchange(&exchange.name) {
+            existing.check_equivalent(&exchange)?;
+            return Ok(());
+        }
+        self.broker
+            .submit_routing(&self.name, RoutingChange::DeclareExchange { exchange })
+            .await
     }
 
     /// `exchange.delete`. Deleting a missing exchange succeeds, as in RabbitMQ 3.x.
     pub async fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<()> {
-        let _ = (name, if_unused);
-        todo!()
+        let routes = self.broker.routes(&self.name)?;
+        if name != DEFAULT_EXCHANGE && routes.exchange(name).is_none() {
+            return Ok(());
+        }
+        self.broker
+            .submit_routing(
+                &self.name,
+                RoutingChange::DeleteExchange {
+                    name: name.to_string(),
+                    if_unused,
+                },
+            )
+            .await
     }
 
     /// `queue.bind` / `exchange.bind` (the destination says which). Idempotent.
     pub async fn bind(&self, binding: Binding, owner: OwnerId) -> Result<()> {
-        let _ = (binding, owner);
-        todo!()
+        self.check_destination(&binding.destination, owner)?;
+        let routes = self.broker.routes(&self.name)?;
+        if routes.bindings_from(&binding.source).any(|b| *b == binding) {
+            return Ok(());
+        }
+        self.broker
+            .submit_routing(&self.name, RoutingChange::Bind { binding })
+            .await
     }
 
     /// `queue.unbind` / `exchange.unbind`. Unbinding a missing binding succeeds.
     pub async fn unbind(&self, binding: Binding, owner: OwnerId) -> Result<()> {
-        let _ = (binding, owner);
-        todo!()
+        self.check_destination(&binding.destination, owner)?;
+        let routes = self.broker.routes(&self.name)?;
+        if !routes.bindings_from(&binding.source).any(|b| *b == binding) {
+            return Ok(());
+        }
+        self.broker
+            .submit_routing(&self.name, RoutingChange::Unbind { binding })
+            .await
+    }
+
+    /// A queue destination must exist (404) and not be another connection's exclusive queue
+    /// (405).
+    fn check_destination(&self, destination: &Destination, owner: OwnerId) -> Result<()> {
+        if let Destination::Queue(name) = destination {
+            self.queue(name, owner)?;
+        }
+        Ok(())
     }
 
     /// `queue.declare`. An empty name asks for a server-named queue (`amq.gen-…`). With
     /// `passive`, only looks it up (404). Exclusive queues of another connection are 405.
     pub async fn declare_queue(
         &self,
-        definition: QueueDefinition,
+        mut definition: QueueDefinition,
         passive: bool,
         owner: OwnerId,
     ) -> Result<DeclaredQueue> {
-        let _ = (definition, passive, owner);
-        todo!()
+        if passive {
+            let queue = self.queue(&definition.name, owner)?;
+            return Ok(declared(&queue));
+        }
+        if definition.name.is_empty() {
+            definition.name = server_name();
+        } else if definition.name.starts_with("amq.") {
+            return Err(CoreError::AccessRefused(format!(
+                "queue name '{}' contains reserved prefix 'amq.*'",
+                definition.name
+            )));
+        }
+        QueueArguments::parse(&definition.arguments).map_err(CoreError::PreconditionFailed)?;
+        if let Some(exchange) = definition.arguments.get("x-dead-letter-exchange") {
+            // RabbitMQ accepts a DLX that does not exist yet; only the name must be valid.
+            let _ = exchange;
+        }
+        let _lifecycle = self.broker.queue_lifecycle.lock().await;
+        if let Some(existing) = self.broker.find_queue(&self.name, &definition.name) {
+            self.check_owner(&existing, owner)?;
+            existing
+                .definition()
+                .check_equivalent(&definition)
+                .map_err(CoreError::PreconditionFailed)?;
+            if definition.exclusive_owner.is_some()
+                != existing.definition().exclusive_owner.is_some()
+            {
+                return Err(CoreError::ResourceLocked(format!(
+                    "cannot obtain exclusive access to locked queue '{}' in vhost '{}'",
+                    definition.name, self.name
+                )));
+            }
+            return Ok(declared(&existing));
+        }
+        let queue = self.broker.create_queue(&self.name, definition).await?;
+        Ok(declared(&queue))
     }
 
     /// `queue.delete`; returns the ready messages it held. A missing queue is 0, not 404, as in
@@ -107,43 +189,163 @@ impl VirtualHost {
         if_empty: bool,
         owner: OwnerId,
     ) -> Result<u64> {
-        let _ = (name, if_unused, if_empty, owner);
-        todo!()
+        let _lifecycle = self.broker.queue_lifecycle.lock().await;
+        let Some(queue) = self.broker.find_queue(&self.name, name) else {
+            return Ok(0);
+        };
+        self.check_owner(&queue, owner)?;
+        if if_unused && queue.consumer_count() > 0 {
+            return Err(CoreError::PreconditionFailed(format!(
+                "queue '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        if if_empty && queue.ready() > 0 {
+            return Err(CoreError::PreconditionFailed(format!(
+                "queue '{name}' in vhost '{}' is not empty",
+                self.name
+            )));
+        }
+        self.broker.remove_queue(&self.name, queue).await
     }
 
     /// `queue.purge`: drops every ready message; returns how many.
     pub async fn purge_queue(&self, name: &str, owner: OwnerId) -> Result<u64> {
-        let _ = (name, owner);
-        todo!()
+        self.queue(name, owner)?.purge()
     }
 
     /// A queue to consume from or `basic.get`: 404 if missing, 405 if another connection's
     /// exclusive queue.
     pub fn queue(&self, name: &str, owner: OwnerId) -> Result<Arc<Queue>> {
-        let _ = (name, owner);
-        todo!()
+        let queue = self.broker.find_queue(&self.name, name).ok_or_else(|| {
+            CoreError::Routing(RoutingError::QueueNotFound(format!(
+                "{name}' in vhost '{}",
+                self.name
+            )))
+        })?;
+        self.check_owner(&queue, owner)?;
+        Ok(queue)
+    }
+
+    fn check_owner(&self, queue: &Queue, owner: OwnerId) -> Result<()> {
+        match queue.definition().exclusive_owner {
+            Some(holder) if holder != owner => Err(CoreError::ResourceLocked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be \
+                 originally declared on another connection or the exclusive property value does \
+                 not match that of the original declaration.",
+                queue.name(),
+                self.name
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// `basic.publish`: routes through `exchange` (404 if missing, 403 if internal), appends to
     /// every destination queue and dead-letters what overflow pushes out. Returns once appended;
     /// `outcome.durable.wait()` resolves when it is durable.
     pub async fn publish(&self, exchange: &str, message: Message) -> Result<PublishOutcome> {
-        let _ = (exchange, message);
-        todo!()
+        message
+            .properties
+            .validate()
+            .map_err(CoreError::PreconditionFailed)?;
+        let queues = self.route(exchange, &message)?;
+        let mut outcome = PublishOutcome {
+            routed: !queues.is_empty(),
+            rejected: false,
+            durable: DurableWait::default(),
+        };
+        let persistent = message.properties.is_persistent();
+        for queue in queues {
+            match queue.append(&message).await? {
+                AppendOutcome::Appended { end } => {
+                    if persistent && queue.definition().durable {
+                        outcome.durable.waits.push((queue, end));
+                    }
+                }
+                AppendOutcome::Rejected => outcome.rejected = true,
+                AppendOutcome::Gone => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A dead letter: routed like a publish, minus the queues it already expired out of in a
+    /// cycle with no rejection (RabbitMQ drops those to stop endless loops). No confirms, no
+    /// mandatory: a dead letter nobody routes is dropped.
+    pub(crate) async fn publish_dead_letter(&self, exchange: &str, message: Message) -> Result<()> {
+        let queues = self.route(exchange, &message)?;
+        for queue in queues {
+            if is_automatic_cycle(&message, queue.name()) {
+                tracing::debug!(queue = %queue.name(), "dead letter cycle: dropped");
+                continue;
+            }
+            queue.append(&message).await?;
+        }
+        Ok(())
+    }
+
+    fn route(&self, exchange: &str, message: &Message) -> Result<Vec<Arc<Queue>>> {
+        let routes = self.broker.routes(&self.name)?;
+        let empty = crate::routing::Headers::new();
+        let headers = message.properties.headers.as_ref().unwrap_or(&empty);
+        let result = routes.route(exchange, &message.routing_key, headers)?;
+        if result.depth_limit_reached {
+            tracing::warn!(vhost = %self.name, exchange, "exchange-to-exchange bindings deeper than the limit were not followed");
+        }
+        Ok(result
+            .queues
+            .iter()
+            .filter_map(|name| self.broker.find_queue(&self.name, name))
+            .collect())
     }
 
     /// A connection closed: its exclusive queues are deleted.
     pub async fn release_owner(&self, owner: OwnerId) {
-        let _ = owner;
-        todo!()
+        let owned: Vec<Arc<Queue>> = self
+            .broker
+            .queues_of(&self.name)
+            .into_iter()
+            .filter(|q| q.definition().exclusive_owner == Some(owner))
+            .collect();
+        for queue in owned {
+            let (name, id) = (queue.name().to_string(), queue.definition().id);
+            if let Err(e) = self.broker.delete_queue_by_id(&self.name, &name, id).await {
+                tracing::warn!(vhost = %self.name, queue = %name, error = %e, "deleting an exclusive queue failed");
+            }
+        }
     }
+}
+
+fn declared(queue: &Queue) -> DeclaredQueue {
+    DeclaredQueue {
+        name: queue.name().to_string(),
+        message_count: queue.ready(),
+        consumer_count: queue.consumer_count(),
+    }
+}
+
+/// `amq.gen-` and 22 URL-safe characters from a random UUID, like RabbitMQ's names.
+fn server_name() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = uuid::Uuid::new_v4().as_u128();
+    let suffix: String = (0..22)
+        .map(|_| {
+            let c = ALPHABET[(bits & 63) as usize] as char;
+            bits >>= 6;
+            c
+        })
+        .collect();
+    format!("{SERVER_NAMED_PREFIX}{suffix}")
 }
 
 impl Broker {
     /// The virtual host `name`: `VhostNotFound` (AMQP 530 NOT_ALLOWED on connection.open) if it
     /// was never created. `/` always exists.
     pub fn vhost(self: &Arc<Self>, name: &str) -> Result<VirtualHost> {
-        let _ = name;
-        todo!()
+        self.routes(name)?;
+        Ok(VirtualHost {
+            broker: self.clone(),
+            name: name.to_string(),
+        })
     }
 }

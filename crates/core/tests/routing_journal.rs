@@ -3,7 +3,19 @@
 
 use porter_core::metadata::command::RoutingChange;
 use porter_core::metadata::{MetadataCommand, MetadataStore};
+use porter_core::queue::QueueDefinition;
 use porter_core::routing::{Binding, Destination, Exchange, ExchangeKind, Headers};
+
+fn queue(name: &str) -> QueueDefinition {
+    QueueDefinition {
+        name: name.into(),
+        id: Default::default(),
+        durable: true,
+        exclusive_owner: None,
+        auto_delete: false,
+        arguments: Default::default(),
+    }
+}
 
 fn change(change: RoutingChange) -> MetadataCommand {
     MetadataCommand::Routing {
@@ -21,8 +33,8 @@ fn routing_changes_replay_after_a_crash() {
             change(RoutingChange::DeclareExchange {
                 exchange: Exchange::new("orders", ExchangeKind::Topic),
             }),
-            change(RoutingChange::AddQueue {
-                name: "inventory".into(),
+            change(RoutingChange::DeclareQueue {
+                queue: queue("inventory"),
             }),
             change(RoutingChange::Bind {
                 binding: Binding::new(
@@ -42,7 +54,7 @@ fn routing_changes_replay_after_a_crash() {
         // A vhost that was never declared.
         let unknown = store.submit(MetadataCommand::Routing {
             vhost: "elsewhere".into(),
-            change: RoutingChange::AddQueue { name: "q".into() },
+            change: RoutingChange::DeclareQueue { queue: queue("q") },
         });
         assert!(unknown.is_err());
         // Dropped without a clean close, like a kill -9.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::queue::QueueDefinition;
 use crate::routing::{Binding, Exchange};
 use crate::topic::{Topic, TopicConfig};
 
@@ -42,16 +43,38 @@ pub enum MetadataCommand {
         vhost: String,
         change: RoutingChange,
     },
+    /// A new, empty virtual host (predeclared `amq.*` exchanges only).
+    CreateVhost {
+        name: String,
+    },
+    /// Removes a virtual host with everything in it. The caller deletes its queues' files.
+    DeleteVhost {
+        name: String,
+    },
 }
 
 /// One change to a [`crate::routing::RoutingTable`], applied with RabbitMQ's rules.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RoutingChange {
-    DeclareExchange { exchange: Exchange },
-    DeleteExchange { name: String, if_unused: bool },
-    AddQueue { name: String },
-    RemoveQueue { name: String },
-    Bind { binding: Binding },
-    Unbind { binding: Binding },
+    DeclareExchange {
+        exchange: Exchange,
+    },
+    DeleteExchange {
+        name: String,
+        if_unused: bool,
+    },
+    /// Adds the queue (its definition) and its implicit default-exchange binding.
+    DeclareQueue {
+        queue: QueueDefinition,
+    },
+    RemoveQueue {
+        name: String,
+    },
+    Bind {
+        binding: Binding,
+    },
+    Unbind {
+        binding: Binding,
+    },
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::command::MetadataCommand;
 use super::command::RoutingChange;
 use crate::error::{CoreError, Result};
+use crate::queue::QueueDefinition;
 use crate::routing::{RoutingError, RoutingTable};
 use crate::topic::{Topic, TOPIC_PARTITIONS_MAX};
 
@@ -24,12 +25,36 @@ pub struct MetadataState {
     /// Exchanges, queues and bindings per virtual host.
     #[serde(default)]
     pub vhosts: BTreeMap<String, RoutingTable>,
+    /// Queue definitions per virtual host (the routing table holds only their names).
+    #[serde(default)]
+    pub queues: BTreeMap<String, BTreeMap<String, QueueDefinition>>,
 }
 
 impl MetadataState {
     /// Whether `command` can be applied to this state. Checked before the command is journaled.
     pub fn check(&self, command: &MetadataCommand) -> Result<()> {
         match command {
+            MetadataCommand::CreateVhost { name } => {
+                if name.is_empty() || name.len() > 255 {
+                    return Err(CoreError::PreconditionFailed(format!(
+                        "invalid virtual host name {name:?}"
+                    )));
+                }
+                if self.vhost_exists(name) {
+                    return Err(CoreError::PreconditionFailed(format!(
+                        "virtual host {name:?} exists"
+                    )));
+                }
+                Ok(())
+            }
+            MetadataCommand::DeleteVhost { name } => {
+                if !self.vhost_exists(name) {
+                    return Err(CoreError::Routing(RoutingError::VhostNotFound(
+                        name.clone(),
+                    )));
+                }
+                Ok(())
+            }
             MetadataCommand::Routing { vhost, change } => {
                 let mut table = match self.vhosts.get(vhost) {
                     Some(table) => table.clone(),
@@ -82,6 +107,16 @@ impl MetadataState {
         }
     }
 
+    /// Whether `name` exists: `/` always does (until deleted, it is implicit).
+    pub fn vhost_exists(&self, name: &str) -> bool {
+        self.vhosts.contains_key(name) || name == DEFAULT_VHOST
+    }
+
+    /// The definition of queue `name` in `vhost`.
+    pub fn queue(&self, vhost: &str, name: &str) -> Option<&QueueDefinition> {
+        self.queues.get(vhost).and_then(|queues| queues.get(name))
+    }
+
     /// The live topic `name` if it is the incarnation `id`.
     fn topic(&self, name: &str, id: uuid::Uuid) -> Result<&Topic> {
         match self.topics.get(name) {
@@ -94,8 +129,25 @@ impl MetadataState {
     pub fn apply(&mut self, command: MetadataCommand) {
         match command {
             MetadataCommand::Routing { vhost, change } => {
+                let queues = self.queues.entry(vhost.clone()).or_default();
+                match &change {
+                    RoutingChange::DeclareQueue { queue } => {
+                        queues.insert(queue.name.clone(), queue.clone());
+                    }
+                    RoutingChange::RemoveQueue { name } => {
+                        queues.remove(name);
+                    }
+                    _ => {}
+                }
                 let table = self.vhosts.entry(vhost).or_default();
                 apply_routing(table, change).expect("checked: the change applies");
+            }
+            MetadataCommand::CreateVhost { name } => {
+                self.vhosts.insert(name, RoutingTable::new());
+            }
+            MetadataCommand::DeleteVhost { name } => {
+                self.vhosts.remove(&name);
+                self.queues.remove(&name);
             }
             MetadataCommand::CreateTopic { topic } => {
                 self.topics.insert(topic.name.clone(), topic);
@@ -133,7 +185,7 @@ fn apply_routing(table: &mut RoutingTable, change: RoutingChange) -> Result<(), 
         RoutingChange::DeleteExchange { name, if_unused } => {
             table.delete_exchange(&name, if_unused).map(drop)
         }
-        RoutingChange::AddQueue { name } => table.add_queue(&name).map(drop),
+        RoutingChange::DeclareQueue { queue } => table.add_queue(&queue.name).map(drop),
         RoutingChange::RemoveQueue { name } => {
             table.remove_queue(&name);
             Ok(())

@@ -37,7 +37,9 @@ pub enum ConsumerEvent {
     Deliver(QueueDelivery),
     /// The broker ended the consumer (its queue was deleted): AMQP's server-sent
     /// `basic.cancel`.
-    Cancelled { consumer_tag: Arc<str> },
+    Cancelled {
+        consumer_tag: Arc<str>,
+    },
 }
 
 pub type ConsumerSink = mpsc::Sender<ConsumerEvent>;

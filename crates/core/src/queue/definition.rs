@@ -13,6 +13,10 @@ pub const MAX_PRIORITY_MAX: u8 = 10;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueDefinition {
     pub name: String,
+    /// Which incarnation of the name: the queue's files live under `queues/<id>`. Set by the
+    /// broker when the queue is created; ignored in a declare request.
+    #[serde(default)]
+    pub id: uuid::Uuid,
     /// Survives a broker restart. Non-durable queues are deleted when the broker starts.
     pub durable: bool,
     /// The connection that owns an exclusive queue; `None` for shared queues. Exclusive queues
@@ -195,9 +199,15 @@ mod tests {
             ("x-expires", HeaderValue::I64(60_000)),
             ("x-max-length", HeaderValue::I16(10)),
             ("x-max-length-bytes", HeaderValue::U32(1 << 20)),
-            ("x-overflow", HeaderValue::String("reject-publish-dlx".into())),
+            (
+                "x-overflow",
+                HeaderValue::String("reject-publish-dlx".into()),
+            ),
             ("x-dead-letter-exchange", HeaderValue::String("dlx".into())),
-            ("x-dead-letter-routing-key", HeaderValue::String("dead".into())),
+            (
+                "x-dead-letter-routing-key",
+                HeaderValue::String("dead".into()),
+            ),
             ("x-max-priority", HeaderValue::U8(200)),
             ("x-single-active-consumer", HeaderValue::Bool(true)),
         ]))
@@ -232,6 +242,7 @@ mod tests {
     fn redeclare_must_match() {
         let a = QueueDefinition {
             name: "q".into(),
+            id: uuid::Uuid::nil(),
             durable: true,
             exclusive_owner: None,
             auto_delete: false,
@@ -242,7 +253,8 @@ mod tests {
         b.durable = false;
         assert!(a.check_equivalent(&b).is_err());
         let mut c = a.clone();
-        c.arguments.insert("x-max-length".into(), HeaderValue::I32(6));
+        c.arguments
+            .insert("x-max-length".into(), HeaderValue::I32(6));
         assert!(a.check_equivalent(&c).is_err());
         let mut d = a.clone();
         d.arguments.insert("x-custom".into(), HeaderValue::I32(6));

@@ -13,8 +13,11 @@
 //! [`PersistedAcks::apply`] (also for compaction snapshots) and rebuilds with
 //! [`QueueState::restore`] after a restart.
 
+pub mod ack_log;
 pub mod api;
+pub mod dead_letter;
 pub mod definition;
+mod delivery;
 pub mod error;
 pub mod limits;
 pub mod range_set;
@@ -26,6 +29,6 @@ mod tests;
 
 pub use definition::{Overflow, QueueArguments, QueueDefinition};
 pub use error::QueueError;
-pub use runtime::Queue;
 pub use range_set::RangeSet;
+pub use runtime::Queue;
 pub use state::{AckChange, Delivery, PersistedAcks, QueueState, SettleOutcome};

@@ -124,6 +124,8 @@ pub struct QueueState {
     consumers: Vec<Consumer>,
     cursor: usize,
     next_delivery_tag: u64,
+    /// RabbitMQ's `x-single-active-consumer`: only the longest-standing consumer receives.
+    single_active: bool,
     /// Changes not yet taken by the caller.
     pending_changes: Vec<AckChange>,
 }
@@ -152,6 +154,7 @@ impl QueueState {
             consumers: Vec::new(),
             cursor: 0,
             next_delivery_tag: 1,
+            single_active: false,
             pending_changes: Vec::new(),
         }
     }
@@ -214,6 +217,17 @@ impl QueueState {
         }
         self.requeued.extend(span);
         Ok(())
+    }
+
+    /// Only the first consumer (the longest-standing one) receives; when it goes, the next in
+    /// line takes over (RabbitMQ's `x-single-active-consumer`).
+    pub fn set_single_active(&mut self, single_active: bool) {
+        self.single_active = single_active;
+    }
+
+    /// The consumer deliveries go to under single-active-consumer.
+    pub fn active_consumer(&self) -> Option<&str> {
+        self.consumers.first().map(|c| &*c.tag)
     }
 
     // ---- inputs ----
@@ -347,7 +361,11 @@ impl QueueState {
         if !self.has_ready() || self.unacked.len() >= UNACKED_PER_QUEUE_MAX {
             return None;
         }
-        let count = self.consumers.len();
+        let count = if self.single_active {
+            self.consumers.len().min(1)
+        } else {
+            self.consumers.len()
+        };
         let index = (0..count)
             .map(|i| (self.cursor + i) % count)
             .find(|&i| self.consumers[i].has_room())?;
@@ -392,6 +410,45 @@ impl QueueState {
         })
     }
 
+    /// The offset the next delivery would take, without taking it (TTL checks at the head).
+    pub fn peek_ready(&self) -> Option<Offset> {
+        match self.requeued.first() {
+            Some(&offset) => Some(offset),
+            None if self.next_fresh < self.log_end => Some(self.next_fresh),
+            None => None,
+        }
+    }
+
+    /// Settles the message [`Self::peek_ready`] names without delivering it: expired at the
+    /// head, dropped by `x-max-length`, or a transient message from before a restart.
+    pub fn discard_next_ready(&mut self) -> Option<Offset> {
+        let (offset, _) = self.take_ready()?;
+        self.settle_offsets(&[offset]);
+        self.check_invariants();
+        Some(offset)
+    }
+
+    /// `queue.purge`: settles every ready message (not the unacked ones); returns how many.
+    /// The fresh part is one range however long the backlog.
+    pub fn purge_ready(&mut self) -> u64 {
+        let requeued: Vec<Offset> = std::mem::take(&mut self.requeued).into_iter().collect();
+        self.settle_offsets(&requeued);
+        let fresh = self.next_fresh..self.log_end;
+        let count = requeued.len() as u64 + (fresh.end - fresh.start) as u64;
+        if !fresh.is_empty() {
+            self.next_fresh = self.log_end;
+            if self.next_fresh > self.delivered_watermark {
+                self.delivered_watermark = self.next_fresh;
+                self.pending_changes
+                    .push(AckChange::DeliveredWatermark(self.delivered_watermark));
+            }
+            self.settled.insert(fresh.clone());
+            self.pending_changes.push(AckChange::Settled(fresh));
+        }
+        self.check_invariants();
+        count
+    }
+
     /// The durable records produced since the last call, in order. See [`AckChange`] for the
     /// one ordering rule.
     pub fn take_ack_changes(&mut self) -> Vec<AckChange> {
@@ -403,6 +460,11 @@ impl QueueState {
     /// Messages ready for delivery (`queue.declare-ok` message-count).
     pub fn ready(&self) -> u64 {
         self.requeued.len() as u64 + (self.log_end - self.next_fresh) as u64
+    }
+
+    /// Whether `delivery_tag` is outstanding (delivered, not yet settled or requeued).
+    pub fn is_unacked(&self, delivery_tag: u64) -> bool {
+        self.unacked.contains_key(&delivery_tag)
     }
 
     /// Messages delivered and not yet acked.

@@ -1,0 +1,301 @@
+//! Queues through the broker's gateway-facing API (what the AMQP gateway calls): publish, consume,
+//! ack, requeue, restart, TTL and dead-lettering, overflow. Real files in a temp dir.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use porter_core::message::{Message, Properties};
+use porter_core::queue::api::{ConsumeRequest, ConsumerEvent, QueueDelivery, CONSUMER_BUFFER_MAX};
+use porter_core::queue::QueueDefinition;
+use porter_core::routing::{Binding, Destination, Exchange, ExchangeKind, FieldTable, HeaderValue};
+use porter_core::{Broker, BrokerConfig, VirtualHost};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn open(dir: &std::path::Path) -> Arc<Broker> {
+    Broker::open(BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        ..BrokerConfig::default()
+    })
+    .unwrap()
+}
+
+fn durable(name: &str, arguments: &[(&str, HeaderValue)]) -> QueueDefinition {
+    QueueDefinition {
+        name: name.into(),
+        id: Default::default(),
+        durable: true,
+        exclusive_owner: None,
+        auto_delete: false,
+        arguments: arguments
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<FieldTable>(),
+    }
+}
+
+fn message(routing_key: &str, body: &str, persistent: bool) -> Message {
+    Message {
+        exchange: String::new(),
+        routing_key: routing_key.into(),
+        properties: Properties {
+            delivery_mode: Some(if persistent { 2 } else { 1 }),
+            ..Properties::default()
+        },
+        body: Bytes::copy_from_slice(body.as_bytes()),
+    }
+}
+
+async fn publish(vhost: &VirtualHost, exchange: &str, m: Message) {
+    let outcome = vhost.publish(exchange, m).await.unwrap();
+    assert!(outcome.routed);
+    outcome.durable.wait().await.unwrap();
+}
+
+fn consume(
+    vhost: &VirtualHost,
+    queue: &str,
+    tag: &str,
+    prefetch: u16,
+) -> mpsc::Receiver<ConsumerEvent> {
+    let (sink, events) = mpsc::channel(CONSUMER_BUFFER_MAX);
+    vhost
+        .queue(queue, 1)
+        .unwrap()
+        .consume(ConsumeRequest {
+            consumer_tag: tag.into(),
+            prefetch,
+            no_ack: false,
+            exclusive: false,
+            owner: 1,
+            sink,
+        })
+        .unwrap();
+    events
+}
+
+async fn next(events: &mut mpsc::Receiver<ConsumerEvent>) -> QueueDelivery {
+    match tokio::time::timeout(WAIT, events.recv()).await {
+        Ok(Some(ConsumerEvent::Deliver(d))) => d,
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+}
+
+fn body(d: &QueueDelivery) -> String {
+    String::from_utf8(d.message.body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn acked_messages_never_come_back_and_unacked_come_back_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = open(dir.path());
+        let vhost = broker.vhost("/").unwrap();
+        vhost
+            .declare_queue(durable("jobs", &[]), false, 1)
+            .await
+            .unwrap();
+        for i in 0..10 {
+            publish(&vhost, "", message("jobs", &format!("m{i}"), true)).await;
+        }
+        let mut events = consume(&vhost, "jobs", "c1", 0);
+        let mut tags = Vec::new();
+        for i in 0..10 {
+            let d = next(&mut events).await;
+            assert_eq!(body(&d), format!("m{i}"));
+            assert!(!d.redelivered);
+            tags.push(d.queue_tag);
+        }
+        // Ack the first six; nack one with requeue: it comes straight back, flagged.
+        let queue = vhost.queue("jobs", 1).unwrap();
+        queue.ack(&tags[..6]).unwrap();
+        queue.nack(&tags[6..7], true).unwrap();
+        let again = next(&mut events).await;
+        assert_eq!(body(&again), "m6");
+        assert!(again.redelivered);
+        broker.shutdown().await.unwrap();
+    }
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    let declared = vhost
+        .declare_queue(durable("jobs", &[]), true, 1)
+        .await
+        .unwrap();
+    assert_eq!(declared.message_count, 4, "m6..m9 unacked at the stop");
+    let mut events = consume(&vhost, "jobs", "c2", 0);
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let d = next(&mut events).await;
+        assert!(d.redelivered, "{} may have been delivered", body(&d));
+        got.push(body(&d));
+    }
+    assert_eq!(got, ["m6", "m7", "m8", "m9"]);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn transient_queues_and_messages_do_not_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = open(dir.path());
+        let vhost = broker.vhost("/").unwrap();
+        let mut transient = durable("scratch", &[]);
+        transient.durable = false;
+        vhost.declare_queue(transient, false, 1).await.unwrap();
+        vhost
+            .declare_queue(durable("keep", &[]), false, 1)
+            .await
+            .unwrap();
+        publish(&vhost, "", message("keep", "persistent", true)).await;
+        publish(&vhost, "", message("keep", "transient", false)).await;
+        broker.shutdown().await.unwrap();
+    }
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    assert!(vhost.queue("scratch", 1).is_err());
+    let queue = vhost.queue("keep", 1).unwrap();
+    let first = queue.get(true).await.unwrap().expect("the persistent one");
+    assert_eq!(body(&first), "persistent");
+    assert!(
+        queue.get(true).await.unwrap().is_none(),
+        "transient dropped"
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn ttl_dead_letters_with_x_death() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    vhost
+        .declare_exchange(Exchange::new("dlx", ExchangeKind::Fanout), false)
+        .await
+        .unwrap();
+    vhost
+        .declare_queue(durable("retry-later", &[]), false, 1)
+        .await
+        .unwrap();
+    vhost
+        .bind(
+            Binding::new("dlx", Destination::Queue("retry-later".into()), ""),
+            1,
+        )
+        .await
+        .unwrap();
+    vhost
+        .declare_queue(
+            durable(
+                "delay",
+                &[
+                    ("x-message-ttl", HeaderValue::I32(100)),
+                    ("x-dead-letter-exchange", HeaderValue::String("dlx".into())),
+                ],
+            ),
+            false,
+            1,
+        )
+        .await
+        .unwrap();
+    publish(&vhost, "", message("delay", "later", true)).await;
+    let mut events = consume(&vhost, "retry-later", "c", 0);
+    let d = next(&mut events).await;
+    assert_eq!(body(&d), "later");
+    let Some(HeaderValue::Array(deaths)) = d.message.properties.header("x-death") else {
+        panic!("no x-death: {:?}", d.message.properties);
+    };
+    let HeaderValue::Table(first) = &deaths[0] else {
+        panic!()
+    };
+    assert_eq!(first["reason"], HeaderValue::String("expired".into()));
+    assert_eq!(first["queue"], HeaderValue::String("delay".into()));
+    assert_eq!(first["count"], HeaderValue::I64(1));
+    assert_eq!(vhost.queue("delay", 1).unwrap().ready(), 0);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn max_length_overflow_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    vhost
+        .declare_queue(
+            durable("head", &[("x-max-length", HeaderValue::I32(2))]),
+            false,
+            1,
+        )
+        .await
+        .unwrap();
+    vhost
+        .declare_queue(
+            durable(
+                "reject",
+                &[
+                    ("x-max-length", HeaderValue::I32(2)),
+                    ("x-overflow", HeaderValue::String("reject-publish".into())),
+                ],
+            ),
+            false,
+            1,
+        )
+        .await
+        .unwrap();
+    for i in 0..4 {
+        publish(&vhost, "", message("head", &format!("h{i}"), true)).await;
+        let outcome = vhost
+            .publish("", message("reject", &format!("r{i}"), true))
+            .await
+            .unwrap();
+        assert_eq!(outcome.rejected, i >= 2, "publish {i}");
+    }
+    let head = vhost.queue("head", 1).unwrap();
+    assert_eq!(head.ready(), 2);
+    assert_eq!(body(&head.get(true).await.unwrap().unwrap()), "h2");
+    let reject = vhost.queue("reject", 1).unwrap();
+    assert_eq!(body(&reject.get(true).await.unwrap().unwrap()), "r0");
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn prefetch_one_dispatches_fairly_and_cancel_requeues() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    vhost
+        .declare_queue(durable("work", &[]), false, 1)
+        .await
+        .unwrap();
+    let mut a = consume(&vhost, "work", "a", 1);
+    let mut b = consume(&vhost, "work", "b", 1);
+    for i in 0..4 {
+        publish(&vhost, "", message("work", &format!("w{i}"), true)).await;
+    }
+    let da = next(&mut a).await;
+    let db = next(&mut b).await;
+    // Each holds one; nothing more until an ack.
+    assert!(tokio::time::timeout(Duration::from_millis(200), a.recv())
+        .await
+        .is_err());
+    let queue = vhost.queue("work", 1).unwrap();
+    queue.ack(&[da.queue_tag]).unwrap();
+    let second = next(&mut a).await;
+    queue.ack(&[second.queue_tag]).unwrap();
+    // b goes away holding db: it is redelivered to a after a's ack.
+    queue.cancel("b");
+    drop(b);
+    let _ = db;
+    let mut redelivered = false;
+    for _ in 0..3 {
+        let held = next(&mut a).await;
+        redelivered |= held.redelivered;
+        queue.ack(&[held.queue_tag]).unwrap();
+        if queue.ready() == 0 && queue.unacked() == 0 {
+            break;
+        }
+    }
+    assert!(redelivered);
+    broker.shutdown().await.unwrap();
+}
