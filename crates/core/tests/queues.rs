@@ -299,3 +299,147 @@ async fn prefetch_one_dispatches_fairly_and_cancel_requeues() {
     assert!(redelivered);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn acked_prefixes_are_reclaimed_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    vhost
+        .declare_queue(durable("big", &[]), false, 1)
+        .await
+        .unwrap();
+    let chunk = "x".repeat(64 << 10);
+    // 40 MiB: more than two of a queue's 16 MiB segments.
+    for _ in 0..640 {
+        publish(&vhost, "", message("big", &chunk, true)).await;
+    }
+    let queue_dir = std::fs::read_dir(dir.path().join("queues"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let segments = |dir: &std::path::Path| {
+        std::fs::read_dir(dir.join("log"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".log")
+            })
+            .count()
+    };
+    assert!(segments(&queue_dir) >= 3);
+    let queue = vhost.queue("big", 1).unwrap();
+    while let Some(d) = queue.get(false).await.unwrap() {
+        queue.ack(&[d.queue_tag]).unwrap();
+    }
+    // Reclaimed by the queue's maintenance pass (once a second).
+    let deadline = std::time::Instant::now() + WAIT;
+    while segments(&queue_dir) > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "segments not reclaimed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn declare_rules_exclusive_auto_delete_and_server_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    use porter_core::CoreError;
+    // Server-named, exclusive to connection 7.
+    let mut exclusive = durable("", &[]);
+    exclusive.exclusive_owner = Some(7);
+    exclusive.durable = false;
+    let declared = vhost.declare_queue(exclusive, false, 7).await.unwrap();
+    assert!(declared.name.starts_with("amq.gen-"), "{}", declared.name);
+    assert!(matches!(
+        vhost.queue(&declared.name, 8),
+        Err(CoreError::ResourceLocked(_))
+    ));
+    // Re-declare with other arguments: 406.
+    vhost
+        .declare_queue(durable("q", &[]), false, 1)
+        .await
+        .unwrap();
+    let different = durable("q", &[("x-max-length", HeaderValue::I32(1))]);
+    assert!(matches!(
+        vhost.declare_queue(different, false, 1).await,
+        Err(CoreError::PreconditionFailed(_))
+    ));
+    assert!(matches!(
+        vhost
+            .declare_queue(durable("amq.mine", &[]), false, 1)
+            .await,
+        Err(CoreError::AccessRefused(_))
+    ));
+    // if-empty refuses while messages wait; purge empties.
+    publish(&vhost, "", message("q", "m", true)).await;
+    assert!(vhost.delete_queue("q", false, true, 1).await.is_err());
+    assert_eq!(vhost.purge_queue("q", 1).await.unwrap(), 1);
+    assert_eq!(vhost.delete_queue("q", false, true, 1).await.unwrap(), 0);
+    // Connection 7 goes: its exclusive queue goes with it.
+    vhost.release_owner(7).await;
+    assert!(vhost.queue(&declared.name, 7).is_err());
+    // Auto-delete: gone with its last consumer.
+    let mut auto = durable("auto", &[]);
+    auto.auto_delete = true;
+    vhost.declare_queue(auto, false, 1).await.unwrap();
+    let events = consume(&vhost, "auto", "only", 0);
+    vhost.queue("auto", 1).unwrap().cancel("only");
+    drop(events);
+    let deadline = std::time::Instant::now() + WAIT;
+    while vhost.queue("auto", 1).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "auto-delete queue stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn single_active_consumer_hands_over_on_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    vhost
+        .declare_queue(
+            durable(
+                "sac",
+                &[("x-single-active-consumer", HeaderValue::Bool(true))],
+            ),
+            false,
+            1,
+        )
+        .await
+        .unwrap();
+    let mut first = consume(&vhost, "sac", "first", 0);
+    let mut second = consume(&vhost, "sac", "second", 0);
+    for i in 0..3 {
+        publish(&vhost, "", message("sac", &format!("s{i}"), true)).await;
+    }
+    let queue = vhost.queue("sac", 1).unwrap();
+    for _ in 0..3 {
+        let d = next(&mut first).await;
+        queue.ack(&[d.queue_tag]).unwrap();
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), second.recv())
+            .await
+            .is_err()
+    );
+    queue.cancel("first");
+    publish(&vhost, "", message("sac", "after", true)).await;
+    assert_eq!(body(&next(&mut second).await), "after");
+    broker.shutdown().await.unwrap();
+}
