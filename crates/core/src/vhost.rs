@@ -50,13 +50,13 @@ pub struct PublishOutcome {
 /// The fsyncs a publish must wait for before it is confirmed.
 #[derive(Default)]
 pub struct DurableWait {
-    pub(crate) waits: Vec<(Arc<Queue>, porter_storage::Offset)>,
+    pub(crate) waits: Vec<(Arc<Queue>, usize, porter_storage::Offset)>,
 }
 
 impl DurableWait {
     pub async fn wait(self) -> Result<()> {
-        for (queue, end) in self.waits {
-            queue.wait_durable(end).await?;
+        for (queue, lane, end) in self.waits {
+            queue.wait_durable(lane, end).await?;
         }
         Ok(())
     }
@@ -257,9 +257,9 @@ impl VirtualHost {
         let persistent = message.properties.is_persistent();
         for queue in queues {
             match queue.append(&message).await? {
-                AppendOutcome::Appended { end } => {
+                AppendOutcome::Appended { lane, end } => {
                     if persistent && queue.definition().durable {
-                        outcome.durable.waits.push((queue, end));
+                        outcome.durable.waits.push((queue, lane, end));
                     }
                 }
                 AppendOutcome::Rejected => outcome.rejected = true,

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use super::api::{ConsumerEvent, QueueDelivery};
 use super::dead_letter::{dead_letter, DeadReason};
-use super::runtime::Queue;
+use super::runtime::{queue_tag, split_tag, Inner, Position, Queue};
+use super::state::Delivery;
 use crate::error::Result;
 use crate::partition::{blocking, now_ms, run_blocking};
+use porter_storage::Offset;
 
 /// Deliveries taken from the state per round, before their messages are loaded and sent.
 const DELIVERY_BATCH_MAX: usize = 256;
@@ -59,42 +61,37 @@ impl Queue {
                 if inner.deleted {
                     return Ok(None);
                 }
-                let now = now_ms() as u64;
-                let mut deliveries = Vec::new();
-                while deliveries.len() < DELIVERY_BATCH_MAX {
-                    match inner.state.next_delivery(now) {
-                        Some(d) => deliveries.push(d),
-                        None => break,
-                    }
-                }
-                (deliveries, inner.state.take_ack_changes())
+                let deliveries = self.take_deliveries(&mut inner);
+                (deliveries, inner.take_changes())
             };
             self.persist_before_send(changes).await?;
             if deliveries.is_empty() {
                 break;
             }
-            for delivery in deliveries {
+            for (lane, delivery) in deliveries {
                 let tag = delivery.consumer_tag.clone().expect("consumer delivery");
-                let stored = self.load(delivery.offset, true).await?;
+                let position = (lane, delivery.offset);
+                let queue_tag = queue_tag(lane, delivery.delivery_tag);
+                let stored = self.load(position, true).await?;
                 if let Some(reason) = self.unusable(&stored, now_ms()) {
-                    self.discard_delivery(delivery.offset, delivery.delivery_tag, reason)?;
+                    self.discard_delivery(position, queue_tag, reason)?;
                     continue;
                 }
                 let (sink, remaining) = {
                     let mut inner = self.inner.lock();
                     let sink = inner.consumers.get(&tag).map(|s| s.sink.clone());
-                    if sink.is_some() && !inner.state.is_unacked(delivery.delivery_tag) {
+                    if sink.is_some() && !inner.states[lane].is_unacked(delivery.delivery_tag) {
                         // no_ack: settled on delivery.
-                        inner.forget(delivery.offset);
+                        inner.forget(position);
                     }
-                    (sink, inner.state.ready())
+                    (sink, inner.ready())
                 };
                 // A consumer cancelled since: its deliveries were requeued with it.
                 let Some(sink) = sink else { continue };
                 let event = ConsumerEvent::Deliver(QueueDelivery {
                     queue: self.name.clone(),
                     consumer_tag: Some(tag.clone()),
-                    queue_tag: delivery.delivery_tag,
+                    queue_tag,
                     redelivered: delivery.redelivered,
                     message: Arc::new(stored.message.clone()),
                     remaining,
@@ -110,23 +107,58 @@ impl Queue {
         self.expire_head().await
     }
 
+    /// Up to `DELIVERY_BATCH_MAX` deliveries, highest lane first.
+    fn take_deliveries(&self, inner: &mut Inner) -> Vec<(usize, Delivery)> {
+        let now = now_ms() as u64;
+        let mut deliveries = Vec::new();
+        if inner.states.len() == 1 {
+            while deliveries.len() < DELIVERY_BATCH_MAX {
+                match inner.states[0].next_delivery(now) {
+                    Some(d) => deliveries.push((0, d)),
+                    None => break,
+                }
+            }
+            return deliveries;
+        }
+        'batch: while deliveries.len() < DELIVERY_BATCH_MAX {
+            for lane in (0..inner.states.len()).rev() {
+                // The lanes' own prefetch is off; room is counted across lanes.
+                let room: Vec<Arc<str>> = inner
+                    .consumers
+                    .keys()
+                    .filter(|tag| inner.has_room(tag))
+                    .cloned()
+                    .collect();
+                if room.is_empty() {
+                    break 'batch;
+                }
+                if let Some(d) = inner.states[lane]
+                    .next_delivery_where(now, |tag| room.iter().any(|r| &**r == tag))
+                {
+                    deliveries.push((lane, d));
+                    continue 'batch;
+                }
+            }
+            break;
+        }
+        deliveries
+    }
+
     /// A taken delivery that must not go out: settle it (dead-lettering expired ones).
     fn discard_delivery(
         &self,
-        offset: porter_storage::Offset,
-        tag: u64,
+        position: Position,
+        queue_tag: u64,
         reason: Option<DeadReason>,
     ) -> Result<()> {
-        let unacked = self.inner.lock().state.is_unacked(tag);
+        let (lane, lane_tag) = split_tag(queue_tag);
+        let unacked = self.inner.lock().states[lane].is_unacked(lane_tag);
         if unacked {
-            return self.settle_dead(&[tag], reason);
+            return self.settle_dead(&[queue_tag], reason);
         }
         // Delivered to a no_ack consumer: already settled.
         let mut inner = self.inner.lock();
-        match reason {
-            Some(reason) => self.dead_letter_offset(&mut inner, offset, reason),
-            None => inner.forget(offset),
-        }
+        self.discarded(&mut inner, position, reason);
         Ok(())
     }
 
@@ -138,23 +170,22 @@ impl Queue {
                 if !(inner.head_check || self.args.message_ttl_ms.is_some()) {
                     return Ok(None);
                 }
-                inner.state.peek_ready()
+                inner
+                    .head_lane()
+                    .and_then(|lane| Some((lane, inner.states[lane].peek_ready()?)))
             };
-            let Some(offset) = head else {
+            let Some(position) = head else {
                 return Ok(None);
             };
-            let stored = self.load(offset, false).await?;
-            let now = now_ms();
-            match self.unusable(&stored, now) {
+            let stored = self.load(position, false).await?;
+            match self.unusable(&stored, now_ms()) {
                 None => return Ok(self.expires_at(&stored)),
                 Some(reason) => {
+                    let (lane, offset) = position;
                     let mut inner = self.inner.lock();
-                    if inner.state.peek_ready() == Some(offset) {
-                        inner.state.discard_next_ready();
-                        match reason {
-                            Some(reason) => self.dead_letter_offset(&mut inner, offset, reason),
-                            None => inner.forget(offset),
-                        }
+                    if inner.states[lane].peek_ready() == Some(offset) {
+                        inner.states[lane].discard_next_ready();
+                        self.discarded(&mut inner, position, reason);
                     }
                 }
             }
@@ -178,14 +209,14 @@ impl Queue {
         let vhost = broker.vhost(&self.vhost)?;
         let now_s = (now_ms() / 1000) as u64;
         for letter in dead {
-            let message = match (&letter.message, letter.offset) {
+            let message = match (&letter.message, letter.position) {
                 (Some(message), _) => message.clone(),
-                (None, Some(offset)) => {
-                    let stored = self.load(offset, true).await;
+                (None, Some(position)) => {
+                    let stored = self.load(position, true).await;
                     match stored {
                         Ok(stored) => Arc::new(stored.message.clone()),
                         Err(e) => {
-                            tracing::warn!(queue = %self.name, offset, error = %e, "dead letter lost: message unreadable");
+                            tracing::warn!(queue = %self.name, ?position, error = %e, "dead letter lost: message unreadable");
                             continue;
                         }
                     }
@@ -208,33 +239,54 @@ impl Queue {
 
     /// Ack-file fsync, log reclamation, `x-expires`.
     async fn maintain(self: &Arc<Self>) -> Result<()> {
-        let acks = self.acks.clone();
-        run_blocking(move || acks.lock().sync()).await?;
-        let (prefix, idle_since) = {
-            let inner = self.inner.lock();
-            let pending_dead = inner.dead.iter().filter_map(|d| d.offset).min();
-            let prefix = inner.state.settled_prefix();
-            let prefix = pending_dead.map_or(prefix, |d| prefix.min(d));
-            let idle = inner.consumers.is_empty().then_some(inner.last_used_ms);
-            (prefix.min(self.log.high_watermark()), idle)
-        };
-        if prefix > self.log.log_start_offset() {
-            let log = self.log.clone();
-            let start = blocking(move || log.delete_records_before(prefix)).await?;
-            let mut inner = self.inner.lock();
-            inner.state.on_log_start(start);
-            let keep = inner.cache.split_off(&start);
-            let dropped: usize = inner.cache.values().map(|m| m.message.body.len()).sum();
-            inner.cache = keep;
-            inner.cache_bytes -= dropped;
-            drop(inner);
-            self.acks.lock().forget_below(start);
+        for lane in 0..self.lanes.len() {
+            let acks = self.lanes[lane].acks.clone();
+            run_blocking(move || acks.lock().sync()).await?;
+            self.reclaim(lane).await?;
         }
+        let idle_since = {
+            let inner = self.inner.lock();
+            inner.consumers.is_empty().then_some(inner.last_used_ms)
+        };
         if let (Some(expires), Some(idle_since)) = (self.args.expires_ms, idle_since) {
             if now_ms() - idle_since >= expires as i64 {
                 self.delete_later("x-expires: unused");
             }
         }
+        Ok(())
+    }
+
+    /// Deletes `lane`'s log below its settled prefix (whole segments), keeping anything a
+    /// pending dead letter still has to read.
+    async fn reclaim(&self, lane: usize) -> Result<()> {
+        let log = self.lanes[lane].log.clone();
+        let prefix = {
+            let inner = self.inner.lock();
+            let pending_dead = inner
+                .dead
+                .iter()
+                .filter_map(|d| d.position)
+                .filter(|&(l, _)| l == lane)
+                .map(|(_, offset)| offset)
+                .min();
+            let prefix = inner.states[lane].settled_prefix();
+            pending_dead.map_or(prefix, |d| prefix.min(d))
+        };
+        let prefix = prefix.min(log.high_watermark());
+        if prefix <= log.log_start_offset() {
+            return Ok(());
+        }
+        let start = blocking(move || log.delete_records_before(prefix)).await?;
+        let mut inner = self.inner.lock();
+        inner.states[lane].on_log_start(start);
+        let stale: Vec<Position> = inner
+            .cache
+            .range((lane, Offset::MIN)..(lane, start))
+            .map(|(&p, _)| p)
+            .collect();
+        stale.into_iter().for_each(|p| inner.forget(p));
+        drop(inner);
+        self.lanes[lane].acks.lock().forget_below(start);
         Ok(())
     }
 }

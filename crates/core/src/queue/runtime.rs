@@ -2,6 +2,11 @@
 //! its consumers' sinks, and the delivery task ([`super::delivery`]) that moves ready messages to
 //! consumers, expires them, dead-letters them and reclaims the log behind the acks.
 //!
+//! Priority queues (`x-max-priority`) keep one *lane* per priority level: its own log, ack file
+//! and [`QueueState`], as RabbitMQ keeps one backing queue per priority. Deliveries take from the
+//! highest lane with a ready message; a consumer's prefetch counts across all lanes. A queue
+//! without priorities has one lane. Queue delivery tags carry their lane in the low bits.
+//!
 //! Locking: one `parking_lot` mutex over the mutable state, never held across an `.await`. It is
 //! held across a log append so that offsets reach the state in log order; that is one page-cache
 //! write, done on the blocking pool.
@@ -39,41 +44,65 @@ pub struct Queue {
     pub(crate) vhost: String,
     pub(crate) definition: QueueDefinition,
     pub(crate) args: QueueArguments,
-    pub(crate) log: Arc<Log>,
+    pub(crate) lanes: Vec<LaneFiles>,
     pub(crate) dir: PathBuf,
     /// This broker incarnation; transient messages carry it (see `StoredMessage::epoch`).
     pub(crate) epoch: u64,
     pub(crate) inner: Mutex<Inner>,
-    pub(crate) acks: Arc<Mutex<AckLog>>,
     pub(crate) wake: Notify,
     pub(crate) broker: Weak<Broker>,
     pub(crate) closed: CancellationToken,
 }
 
+/// One priority level's files.
+pub(crate) struct LaneFiles {
+    pub(crate) log: Arc<Log>,
+    pub(crate) acks: Arc<Mutex<AckLog>>,
+}
+
+/// Where a message is: (lane, offset in that lane's log).
+pub(crate) type Position = (usize, Offset);
+
+/// Low bits of a queue delivery tag that name the lane.
+const LANE_BITS: u32 = 4;
+const _: () = assert!(super::definition::MAX_PRIORITY_MAX < (1 << LANE_BITS));
+
+pub(crate) fn queue_tag(lane: usize, lane_tag: u64) -> u64 {
+    (lane_tag << LANE_BITS) | lane as u64
+}
+
+pub(crate) fn split_tag(tag: u64) -> (usize, u64) {
+    ((tag & ((1 << LANE_BITS) - 1)) as usize, tag >> LANE_BITS)
+}
+
 pub(crate) struct Subscriber {
     pub(crate) sink: ConsumerSink,
     pub(crate) owner: OwnerId,
+    /// Across all lanes; 0 = unlimited.
+    pub(crate) prefetch: u16,
+    pub(crate) no_ack: bool,
 }
 
 /// A message on its way to the dead-letter exchange: in the log (settled, not yet reclaimed) or,
 /// for `reject-publish-dlx`, never appended.
 pub(crate) struct DeadLetter {
-    pub(crate) offset: Option<Offset>,
+    pub(crate) position: Option<Position>,
     pub(crate) message: Option<Arc<Message>>,
     pub(crate) reason: DeadReason,
 }
 
 pub(crate) struct Inner {
-    pub(crate) state: QueueState,
+    /// One per lane, lowest priority first.
+    pub(crate) states: Vec<QueueState>,
     pub(crate) consumers: HashMap<Arc<str>, Subscriber>,
     pub(crate) exclusive_consumer: bool,
     pub(crate) ever_consumed: bool,
     pub(crate) last_used_ms: i64,
-    /// Undelivered messages by offset, at most `QUEUE_CACHE_BYTES_MAX` of bodies.
-    pub(crate) cache: BTreeMap<Offset, Arc<StoredMessage>>,
+    /// Undelivered messages by position, at most `QUEUE_CACHE_BYTES_MAX` of bodies.
+    pub(crate) cache: BTreeMap<Position, Arc<StoredMessage>>,
     pub(crate) cache_bytes: usize,
     /// Body sizes of unsettled messages, kept only under `x-max-length-bytes`.
-    pub(crate) sizes: BTreeMap<Offset, u32>,
+    pub(crate) sizes: BTreeMap<Position, u32>,
     pub(crate) sized_bytes: u64,
     pub(crate) dead: Vec<DeadLetter>,
     /// The head may hold a message that must not be delivered (TTL, per-message expiration, a
@@ -83,35 +112,76 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Forgets what a settled offset held in memory.
-    pub(crate) fn forget(&mut self, offset: Offset) {
-        if let Some(m) = self.cache.remove(&offset) {
+    /// Forgets what a settled message held in memory.
+    pub(crate) fn forget(&mut self, position: Position) {
+        if let Some(m) = self.cache.remove(&position) {
             self.cache_bytes -= m.message.body.len();
         }
-        if let Some(size) = self.sizes.remove(&offset) {
+        if let Some(size) = self.sizes.remove(&position) {
             self.sized_bytes -= u64::from(size);
         }
     }
 
-    fn cache_insert(&mut self, offset: Offset, message: Arc<StoredMessage>) {
+    fn cache_insert(&mut self, position: Position, message: Arc<StoredMessage>) {
         let len = message.message.body.len();
-        if self.cache_bytes + len <= QUEUE_CACHE_BYTES_MAX && !self.cache.contains_key(&offset) {
+        if self.cache_bytes + len <= QUEUE_CACHE_BYTES_MAX && !self.cache.contains_key(&position) {
             self.cache_bytes += len;
-            self.cache.insert(offset, message);
+            self.cache.insert(position, message);
         }
     }
 
-    fn cache_take(&mut self, offset: Offset) -> Option<Arc<StoredMessage>> {
-        let message = self.cache.remove(&offset)?;
+    fn cache_take(&mut self, position: Position) -> Option<Arc<StoredMessage>> {
+        let message = self.cache.remove(&position)?;
         self.cache_bytes -= message.message.body.len();
         Some(message)
+    }
+
+    /// Ready messages in all lanes.
+    pub(crate) fn ready(&self) -> u64 {
+        self.states.iter().map(QueueState::ready).sum()
+    }
+
+    /// The lane the next delivery comes from: the highest with a ready message.
+    pub(crate) fn head_lane(&self) -> Option<usize> {
+        (0..self.states.len())
+            .rev()
+            .find(|&lane| self.states[lane].peek_ready().is_some())
+    }
+
+    /// Whether `tag` may take one more message, counting what it holds in every lane.
+    pub(crate) fn has_room(&self, tag: &str) -> bool {
+        match self.consumers.get(tag) {
+            Some(s) if s.no_ack || s.prefetch == 0 => true,
+            Some(s) => {
+                let held: usize = self.states.iter().map(|st| st.consumer_unacked(tag)).sum();
+                held < usize::from(s.prefetch)
+            }
+            None => false,
+        }
+    }
+
+    /// The state a queue tag belongs to, and the lane's own tag.
+    fn lane_of(&mut self, tag: u64) -> Result<(usize, u64)> {
+        let (lane, lane_tag) = split_tag(tag);
+        if lane >= self.states.len() {
+            return Err(super::QueueError::UnknownDeliveryTag(tag).into());
+        }
+        Ok((lane, lane_tag))
+    }
+
+    /// Changes to persist, per lane.
+    pub(crate) fn take_changes(&mut self) -> Vec<Vec<AckChange>> {
+        self.states
+            .iter_mut()
+            .map(QueueState::take_ack_changes)
+            .collect()
     }
 }
 
 /// What one queue did with a published message.
 pub(crate) enum AppendOutcome {
-    /// In the log; durable once the log is synced to `end`.
-    Appended { end: Offset },
+    /// In `lane`'s log; durable once that log is synced to `end`.
+    Appended { lane: usize, end: Offset },
     /// Refused by `x-overflow = reject-publish(-dlx)`.
     Rejected,
     /// The queue is being deleted.
@@ -146,24 +216,44 @@ impl Queue {
             retention_bytes: None,
             ..LogConfig::default()
         };
-        let log = Log::open(&dir.join("log"), config, files, after_crash)?;
-        let acks = AckLog::open(&dir.join("acks"))?;
-        let mut state = QueueState::restore(
-            acks.persisted(),
-            log.log_start_offset(),
-            log.log_end_offset(),
-        )?;
-        state.set_single_active(args.single_active_consumer);
-        let restored_backlog = state.ready() > 0;
+        let lane_count = args.max_priority.map_or(1, |p| usize::from(p) + 1);
+        let mut lanes = Vec::with_capacity(lane_count);
+        let mut states = Vec::with_capacity(lane_count);
+        for lane in 0..lane_count {
+            let suffix = if lane == 0 {
+                String::new()
+            } else {
+                format!("-p{lane}")
+            };
+            let log = Log::open(
+                &dir.join(format!("log{suffix}")),
+                config.clone(),
+                files.clone(),
+                after_crash,
+            )?;
+            let acks = AckLog::open(&dir.join(format!("acks{suffix}")))?;
+            let mut state = QueueState::restore(
+                acks.persisted(),
+                log.log_start_offset(),
+                log.log_end_offset(),
+            )?;
+            state.set_single_active(args.single_active_consumer);
+            states.push(state);
+            lanes.push(LaneFiles {
+                log: Arc::new(log),
+                acks: Arc::new(Mutex::new(acks)),
+            });
+        }
+        let restored_backlog = states.iter().any(|s| s.ready() > 0);
         let queue = Arc::new(Queue {
             name: Arc::from(definition.name.as_str()),
             vhost: vhost.to_string(),
             args,
-            log: Arc::new(log),
+            lanes,
             dir: dir.to_path_buf(),
             epoch,
             inner: Mutex::new(Inner {
-                state,
+                states,
                 consumers: HashMap::new(),
                 exclusive_consumer: false,
                 ever_consumed: false,
@@ -176,7 +266,6 @@ impl Queue {
                 head_check: restored_backlog,
                 deleted: false,
             }),
-            acks: Arc::new(Mutex::new(acks)),
             wake: Notify::new(),
             broker,
             closed: CancellationToken::new(),
@@ -197,6 +286,11 @@ impl Queue {
         &self.definition
     }
 
+    /// The lane a message of this priority goes to.
+    fn lane_for(&self, priority: Option<u8>) -> usize {
+        usize::from(priority.unwrap_or(0)).min(self.lanes.len() - 1)
+    }
+
     /// `basic.consume`. 530 NOT_ALLOWED if the tag is in use on this queue, 403 ACCESS_REFUSED if
     /// an exclusive consumer holds the queue (or this one asks for exclusivity and others exist).
     pub fn consume(&self, request: ConsumeRequest) -> Result<()> {
@@ -213,14 +307,23 @@ impl Queue {
                     self.name, self.vhost
                 )));
             }
-            inner
-                .state
-                .add_consumer(&request.consumer_tag, request.prefetch, request.no_ack)?;
+            // One lane: its state enforces prefetch. Several: `Inner::has_room` does, across
+            // lanes, and the lanes' own limit is off.
+            let lane_prefetch = if self.lanes.len() == 1 {
+                request.prefetch
+            } else {
+                0
+            };
+            for state in &mut inner.states {
+                state.add_consumer(&request.consumer_tag, lane_prefetch, request.no_ack)?;
+            }
             inner.consumers.insert(
                 Arc::from(request.consumer_tag.as_str()),
                 Subscriber {
                     sink: request.sink,
                     owner: request.owner,
+                    prefetch: request.prefetch,
+                    no_ack: request.no_ack,
                 },
             );
             inner.exclusive_consumer |= request.exclusive;
@@ -239,7 +342,9 @@ impl Queue {
             if inner.consumers.remove(consumer_tag).is_none() {
                 return;
             }
-            let _ = inner.state.remove_consumer(consumer_tag);
+            for state in &mut inner.states {
+                let _ = state.remove_consumer(consumer_tag);
+            }
             if inner.consumers.is_empty() {
                 inner.exclusive_consumer = false;
             }
@@ -264,35 +369,39 @@ impl Queue {
             .any(|s| s.owner == owner)
     }
 
-    /// `basic.get`: the next ready message, or `None` (`get-empty`). With `no_ack` it is settled
-    /// at once.
+    /// `basic.get`: the next ready message (highest priority first), or `None` (`get-empty`).
+    /// With `no_ack` it is settled at once.
     pub async fn get(&self, no_ack: bool) -> Result<Option<QueueDelivery>> {
         loop {
-            let (delivery, changes) = {
+            let (taken, changes) = {
                 let mut inner = self.inner.lock();
                 if inner.deleted {
                     return Ok(None);
                 }
                 inner.last_used_ms = now_ms();
-                let delivery = inner.state.get(now_ms() as u64);
-                (delivery, inner.state.take_ack_changes())
+                let now = now_ms() as u64;
+                let taken = inner
+                    .head_lane()
+                    .and_then(|lane| Some((lane, inner.states[lane].get(now)?)));
+                (taken, inner.take_changes())
             };
             self.persist_before_send(changes).await?;
-            let Some(delivery) = delivery else {
+            let Some((lane, delivery)) = taken else {
                 return Ok(None);
             };
-            let stored = self.load(delivery.offset, true).await?;
+            let tag = queue_tag(lane, delivery.delivery_tag);
+            let stored = self.load((lane, delivery.offset), true).await?;
             if let Some(reason) = self.unusable(&stored, now_ms()) {
-                self.settle_dead(&[delivery.delivery_tag], reason)?;
+                self.settle_dead(&[tag], reason)?;
                 continue;
             }
             let remaining = {
                 let mut inner = self.inner.lock();
                 if no_ack {
-                    inner.state.ack(delivery.delivery_tag, false)?;
-                    inner.forget(delivery.offset);
+                    inner.states[lane].ack(delivery.delivery_tag, false)?;
+                    inner.forget((lane, delivery.offset));
                 }
-                inner.state.ready()
+                inner.ready()
             };
             if no_ack {
                 self.persist_changes()?;
@@ -300,7 +409,7 @@ impl Queue {
             return Ok(Some(QueueDelivery {
                 queue: self.name.clone(),
                 consumer_tag: None,
-                queue_tag: delivery.delivery_tag,
+                queue_tag: tag,
                 redelivered: delivery.redelivered,
                 message: Arc::new(stored.message.clone()),
                 remaining,
@@ -313,17 +422,12 @@ impl Queue {
     pub fn ack(&self, queue_tags: &[u64]) -> Result<()> {
         let result = {
             let mut inner = self.inner.lock();
-            let mut result = Ok(());
-            for &tag in queue_tags {
-                match inner.state.ack(tag, false) {
-                    Ok(outcome) => outcome.acked.iter().for_each(|&o| inner.forget(o)),
-                    Err(e) => {
-                        result = Err(e.into());
-                        break;
-                    }
-                }
-            }
-            result
+            queue_tags.iter().try_for_each(|&tag| {
+                let (lane, lane_tag) = inner.lane_of(tag)?;
+                let outcome = inner.states[lane].ack(lane_tag, false)?;
+                outcome.acked.iter().for_each(|&o| inner.forget((lane, o)));
+                Ok(())
+            })
         };
         self.persist_changes()?;
         self.wake.notify_one();
@@ -338,7 +442,8 @@ impl Queue {
         let result = {
             let mut inner = self.inner.lock();
             queue_tags.iter().try_for_each(|&tag| {
-                inner.state.nack(tag, false, true).map(drop)?;
+                let (lane, lane_tag) = inner.lane_of(tag)?;
+                inner.states[lane].nack(lane_tag, false, true)?;
                 Ok(())
             })
         };
@@ -351,44 +456,41 @@ impl Queue {
     pub(crate) fn settle_dead(&self, queue_tags: &[u64], reason: Option<DeadReason>) -> Result<()> {
         let result = {
             let mut inner = self.inner.lock();
-            let mut result = Ok(());
-            for &tag in queue_tags {
-                match inner.state.nack(tag, false, false) {
-                    Ok(outcome) => {
-                        for offset in outcome.dead {
-                            match reason {
-                                Some(reason) => self.dead_letter_offset(&mut inner, offset, reason),
-                                None => inner.forget(offset),
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        result = Err(e.into());
-                        break;
-                    }
+            queue_tags.iter().try_for_each(|&tag| {
+                let (lane, lane_tag) = inner.lane_of(tag)?;
+                let outcome = inner.states[lane].nack(lane_tag, false, false)?;
+                for offset in outcome.dead {
+                    self.discarded(&mut inner, (lane, offset), reason);
                 }
-            }
-            result
+                Ok(())
+            })
         };
         self.persist_changes()?;
         self.wake.notify_one();
         result
     }
 
-    /// Records a settled offset for dead-lettering (or forgets it, without a DLX).
-    pub(crate) fn dead_letter_offset(&self, inner: &mut Inner, offset: Offset, reason: DeadReason) {
-        if self.args.dead_letter_exchange.is_some() {
-            // Keep the cached copy: the delivery task republishes it.
-            if let Some(size) = inner.sizes.remove(&offset) {
-                inner.sized_bytes -= u64::from(size);
+    /// A settled message that was not acked: queued for dead-lettering with `reason` (if the
+    /// queue has a dead-letter exchange), otherwise forgotten.
+    pub(crate) fn discarded(
+        &self,
+        inner: &mut Inner,
+        position: Position,
+        reason: Option<DeadReason>,
+    ) {
+        match reason {
+            Some(reason) if self.args.dead_letter_exchange.is_some() => {
+                // Keep the cached copy: the delivery task republishes it.
+                if let Some(size) = inner.sizes.remove(&position) {
+                    inner.sized_bytes -= u64::from(size);
+                }
+                inner.dead.push(DeadLetter {
+                    position: Some(position),
+                    message: None,
+                    reason,
+                });
             }
-            inner.dead.push(DeadLetter {
-                offset: Some(offset),
-                message: None,
-                reason,
-            });
-        } else {
-            inner.forget(offset);
+            _ => inner.forget(position),
         }
     }
 
@@ -397,7 +499,7 @@ impl Queue {
     pub fn purge(&self) -> Result<u64> {
         let count = {
             let mut inner = self.inner.lock();
-            let count = inner.state.purge_ready();
+            let count = inner.states.iter_mut().map(QueueState::purge_ready).sum();
             inner.cache.clear();
             inner.cache_bytes = 0;
             inner.sizes.clear();
@@ -410,16 +512,21 @@ impl Queue {
 
     /// Ready messages (`message_count`).
     pub fn ready(&self) -> u64 {
-        self.inner.lock().state.ready()
+        self.inner.lock().ready()
     }
 
     /// Delivered and not yet acknowledged.
     pub fn unacked(&self) -> u64 {
-        self.inner.lock().state.unacked()
+        self.inner
+            .lock()
+            .states
+            .iter()
+            .map(QueueState::unacked)
+            .sum()
     }
 
     pub fn consumer_count(&self) -> u32 {
-        self.inner.lock().state.consumers()
+        self.inner.lock().consumers.len() as u32
     }
 
     /// Appends one published message (blocking pool) and applies `x-max-length`.
@@ -427,6 +534,7 @@ impl Queue {
         let now = now_ms();
         let transient = !message.properties.is_persistent();
         let batch = message.encode(now, transient.then_some(self.epoch));
+        let lane = self.lane_for(message.properties.priority);
         let stored = Arc::new(StoredMessage {
             message: message.clone(),
             enqueued_ms: now,
@@ -446,7 +554,7 @@ impl Queue {
                     Overflow::RejectPublishDlx => {
                         if this.args.dead_letter_exchange.is_some() {
                             inner.dead.push(DeadLetter {
-                                offset: None,
+                                position: None,
                                 message: Some(Arc::new(stored.message.clone())),
                                 reason: DeadReason::MaxLen,
                             });
@@ -455,19 +563,21 @@ impl Queue {
                     }
                 }
             }
-            let info = this.log.append(batch, now)?;
+            let info = this.lanes[lane].log.append(batch, now)?;
             debug_assert_eq!(info.base_offset, info.last_offset, "one message per batch");
-            inner.state.on_append(info.last_offset);
+            let position = (lane, info.last_offset);
+            inner.states[lane].on_append(info.last_offset);
             if this.args.max_length_bytes.is_some() {
-                inner.sizes.insert(info.last_offset, len as u32);
+                inner.sizes.insert(position, len as u32);
                 inner.sized_bytes += len;
             }
             if stored.message.properties.expiration.is_some() {
                 inner.head_check = true;
             }
-            inner.cache_insert(info.last_offset, stored);
+            inner.cache_insert(position, stored);
             this.drop_head_over_limit(&mut inner);
             Ok(AppendOutcome::Appended {
+                lane,
                 end: info.last_offset + 1,
             })
         })
@@ -479,10 +589,7 @@ impl Queue {
 
     /// Whether one more message of `len` body bytes would pass `x-max-length(-bytes)`.
     fn would_overflow(&self, inner: &Inner, len: u64) -> bool {
-        let by_count = self
-            .args
-            .max_length
-            .is_some_and(|max| inner.state.ready() >= max);
+        let by_count = self.args.max_length.is_some_and(|max| inner.ready() >= max);
         let by_bytes = self
             .args
             .max_length_bytes
@@ -490,17 +597,14 @@ impl Queue {
         by_count || by_bytes
     }
 
-    /// `x-overflow = drop-head`: drops (dead-letters) the oldest ready messages until the queue
-    /// fits its limits again.
+    /// `x-overflow = drop-head`: drops (dead-letters) messages from the head until the queue fits
+    /// its limits again.
     fn drop_head_over_limit(&self, inner: &mut Inner) {
         if self.args.overflow != Overflow::DropHead {
             return;
         }
         loop {
-            let over_count = self
-                .args
-                .max_length
-                .is_some_and(|max| inner.state.ready() > max);
+            let over_count = self.args.max_length.is_some_and(|max| inner.ready() > max);
             let over_bytes = self
                 .args
                 .max_length_bytes
@@ -508,10 +612,13 @@ impl Queue {
             if !(over_count || over_bytes) {
                 return;
             }
-            let Some(offset) = inner.state.discard_next_ready() else {
+            let Some(lane) = inner.head_lane() else {
                 return;
             };
-            self.dead_letter_offset(inner, offset, DeadReason::MaxLen);
+            let Some(offset) = inner.states[lane].discard_next_ready() else {
+                return;
+            };
+            self.discarded(inner, (lane, offset), Some(DeadReason::MaxLen));
         }
     }
 
@@ -545,25 +652,26 @@ impl Queue {
         )
     }
 
-    /// The message at `offset`: from the cache (taken out of it with `take`), else read from the
-    /// log with read-ahead into the cache.
-    pub(crate) async fn load(&self, offset: Offset, take: bool) -> Result<Arc<StoredMessage>> {
+    /// The message at `position`: from the cache (taken out of it with `take`), else read from
+    /// the lane's log with read-ahead into the cache.
+    pub(crate) async fn load(&self, position: Position, take: bool) -> Result<Arc<StoredMessage>> {
         {
             let mut inner = self.inner.lock();
             let hit = if take {
-                inner.cache_take(offset)
+                inner.cache_take(position)
             } else {
-                inner.cache.get(&offset).cloned()
+                inner.cache.get(&position).cloned()
             };
             if let Some(message) = hit {
                 return Ok(message);
             }
         }
-        if offset >= self.log.high_watermark() {
-            let log = self.log.clone();
+        let (lane, offset) = position;
+        let log = self.lanes[lane].log.clone();
+        if offset >= log.high_watermark() {
+            let log = log.clone();
             blocking(move || log.flush_to(offset + 1)).await?;
         }
-        let log = self.log.clone();
         let slice = blocking(move || log.read(offset, READ_AHEAD_BYTES)).await?;
         let records = decode_batches(slice.bytes)?;
         let mut found = None;
@@ -584,7 +692,7 @@ impl Queue {
             }
             // Read-ahead only for messages still waiting: fresh ones.
             if record.offset > offset {
-                inner.cache_insert(record.offset, stored);
+                inner.cache_insert((lane, record.offset), stored);
             }
         }
         found.ok_or_else(|| {
@@ -595,35 +703,40 @@ impl Queue {
         })
     }
 
-    /// Appends the state's pending ack changes to the ack file (page cache).
+    /// Appends the states' pending ack changes to the ack files (page cache).
     pub(crate) fn persist_changes(&self) -> Result<()> {
-        let changes = self.inner.lock().state.take_ack_changes();
-        self.acks.lock().append(&changes)
-    }
-
-    /// Appends `changes`; a delivered watermark among them is fsynced before returning, since
-    /// deliveries taken after it are about to be sent.
-    pub(crate) async fn persist_before_send(&self, changes: Vec<AckChange>) -> Result<()> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let watermark = changes
-            .iter()
-            .any(|c| matches!(c, AckChange::DeliveredWatermark(_)));
-        self.acks.lock().append(&changes)?;
-        if watermark {
-            let acks = self.acks.clone();
-            run_blocking(move || acks.lock().sync()).await?;
+        let changes = self.inner.lock().take_changes();
+        for (lane, changes) in changes.iter().enumerate() {
+            self.lanes[lane].acks.lock().append(changes)?;
         }
         Ok(())
     }
 
-    /// Returns once the log is durable below `end` (no-op for transient queues).
-    pub(crate) async fn wait_durable(&self, end: Offset) -> Result<()> {
-        if !self.definition.durable || self.log.high_watermark() >= end {
+    /// Appends `changes`; a delivered watermark among them is fsynced before returning, since
+    /// deliveries taken after it are about to be sent.
+    pub(crate) async fn persist_before_send(&self, changes: Vec<Vec<AckChange>>) -> Result<()> {
+        for (lane, changes) in changes.into_iter().enumerate() {
+            if changes.is_empty() {
+                continue;
+            }
+            let watermark = changes
+                .iter()
+                .any(|c| matches!(c, AckChange::DeliveredWatermark(_)));
+            let acks = self.lanes[lane].acks.clone();
+            acks.lock().append(&changes)?;
+            if watermark {
+                run_blocking(move || acks.lock().sync()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns once `lane`'s log is durable below `end` (no-op for transient queues).
+    pub(crate) async fn wait_durable(&self, lane: usize, end: Offset) -> Result<()> {
+        let log = self.lanes[lane].log.clone();
+        if !self.definition.durable || log.high_watermark() >= end {
             return Ok(());
         }
-        let log = self.log.clone();
         blocking(move || log.flush_to(end)).await
     }
 
@@ -661,19 +774,24 @@ impl Queue {
         for (tag, sink) in sinks {
             let _ = sink.try_send(ConsumerEvent::Cancelled { consumer_tag: tag });
         }
+        for lane in &self.lanes {
+            if delete_files {
+                lane.log.delete()?;
+            } else {
+                lane.acks.lock().sync()?;
+                lane.log.flush()?;
+                lane.log.close()?;
+            }
+        }
         if delete_files {
-            self.log.delete()?;
             std::fs::remove_dir_all(&self.dir).or_else(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Ok(()),
                 _ => Err(CoreError::Io {
                     path: self.dir.clone(),
                     source: e,
                 }),
-            })
-        } else {
-            self.acks.lock().sync()?;
-            self.log.flush()?;
-            Ok(self.log.close()?)
+            })?;
         }
+        Ok(())
     }
 }

@@ -358,6 +358,16 @@ impl QueueState {
     /// prefetch 1); requeued offsets first, lowest first, then the next fresh offset. Call until
     /// `None`, then [`Self::take_ack_changes`] and persist them before sending the deliveries.
     pub fn next_delivery(&mut self, now_ms: u64) -> Option<Delivery> {
+        self.next_delivery_where(now_ms, |_| true)
+    }
+
+    /// [`Self::next_delivery`] among the consumers `eligible` also accepts: a priority queue
+    /// keeps one state per priority level and checks each consumer's prefetch across all of them.
+    pub fn next_delivery_where(
+        &mut self,
+        now_ms: u64,
+        eligible: impl Fn(&str) -> bool,
+    ) -> Option<Delivery> {
         if !self.has_ready() || self.unacked.len() >= UNACKED_PER_QUEUE_MAX {
             return None;
         }
@@ -368,7 +378,7 @@ impl QueueState {
         };
         let index = (0..count)
             .map(|i| (self.cursor + i) % count)
-            .find(|&i| self.consumers[i].has_room())?;
+            .find(|&i| self.consumers[i].has_room() && eligible(&self.consumers[i].tag))?;
         self.cursor = (index + 1) % count;
         let (tag, no_ack) = {
             let consumer = &self.consumers[index];
@@ -460,6 +470,14 @@ impl QueueState {
     /// Messages ready for delivery (`queue.declare-ok` message-count).
     pub fn ready(&self) -> u64 {
         self.requeued.len() as u64 + (self.log_end - self.next_fresh) as u64
+    }
+
+    /// Messages `consumer_tag` holds unacknowledged here.
+    pub fn consumer_unacked(&self, consumer_tag: &str) -> usize {
+        self.consumers
+            .iter()
+            .find(|c| &*c.tag == consumer_tag)
+            .map_or(0, |c| c.unacked)
     }
 
     /// Whether `delivery_tag` is outstanding (delivered, not yet settled or requeued).
