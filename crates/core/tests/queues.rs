@@ -496,3 +496,87 @@ async fn priorities_deliver_highest_first_and_prefetch_spans_levels() {
     assert_eq!(rest, ["mid", "low", "none"]);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn per_message_expiration_rejection_dead_letters_and_x_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    vhost
+        .declare_exchange(Exchange::new("dead", ExchangeKind::Direct), false)
+        .await
+        .unwrap();
+    vhost
+        .declare_queue(durable("graveyard", &[]), false, 1)
+        .await
+        .unwrap();
+    vhost
+        .bind(
+            Binding::new("dead", Destination::Queue("graveyard".into()), "rip"),
+            1,
+        )
+        .await
+        .unwrap();
+    let dlx = [
+        ("x-dead-letter-exchange", HeaderValue::String("dead".into())),
+        (
+            "x-dead-letter-routing-key",
+            HeaderValue::String("rip".into()),
+        ),
+    ];
+    vhost
+        .declare_queue(durable("work", &dlx), false, 1)
+        .await
+        .unwrap();
+    // A per-message expiration on a queue without TTL, behind a message that never expires:
+    // RabbitMQ expires at the head only, so it goes once it reaches the head.
+    let mut short = message("work", "short-lived", true);
+    short.properties.expiration = Some("50".into());
+    publish(&vhost, "", short).await;
+    publish(&vhost, "", message("work", "rejected", true)).await;
+    let queue = vhost.queue("work", 1).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let d = queue.get(false).await.unwrap().expect("the second message");
+    assert_eq!(body(&d), "rejected");
+    queue.nack(&[d.queue_tag], false).unwrap();
+    let mut events = consume(&vhost, "graveyard", "g", 0);
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let d = next(&mut events).await;
+        assert_eq!(d.message.routing_key, "rip");
+        let reason = d.message.properties.header("x-first-death-reason").cloned();
+        reasons.push((body(&d), reason));
+    }
+    reasons.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        reasons,
+        [
+            (
+                "rejected".to_string(),
+                Some(HeaderValue::String("rejected".into()))
+            ),
+            (
+                "short-lived".to_string(),
+                Some(HeaderValue::String("expired".into()))
+            ),
+        ]
+    );
+    // x-expires: an unused queue goes by itself.
+    vhost
+        .declare_queue(
+            durable("ephemeral", &[("x-expires", HeaderValue::I32(200))]),
+            false,
+            1,
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while vhost.queue("ephemeral", 1).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "x-expires queue stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    broker.shutdown().await.unwrap();
+}
