@@ -36,6 +36,8 @@ pub const QUEUE_SEGMENT_BYTES: u64 = 16 << 20;
 /// Decoded messages kept in memory per queue, waiting for delivery, so a consumer that keeps up
 /// never reads the log. Past this, messages are read back from the log (page cache) in chunks.
 pub const QUEUE_CACHE_BYTES_MAX: usize = 8 << 20;
+/// Messages up to this body size are appended on the calling task (see `Queue::append`).
+pub const INLINE_APPEND_BYTES_MAX: usize = 64 << 10;
 /// Bytes read per log read when a message is not in the cache (read-ahead for the next ones).
 pub(crate) const READ_AHEAD_BYTES: u32 = 256 << 10;
 
@@ -541,16 +543,16 @@ impl Queue {
             epoch: transient.then_some(self.epoch),
         });
         let this = self.clone();
-        let outcome = run_blocking(move || {
+        let append = move || -> Result<(AppendOutcome, bool)> {
             let mut inner = this.inner.lock();
             if inner.deleted {
-                return Ok(AppendOutcome::Gone);
+                return Ok((AppendOutcome::Gone, false));
             }
             let len = stored.message.body.len() as u64;
             if this.would_overflow(&inner, len) {
                 match this.args.overflow {
                     Overflow::DropHead => {}
-                    Overflow::RejectPublish => return Ok(AppendOutcome::Rejected),
+                    Overflow::RejectPublish => return Ok((AppendOutcome::Rejected, false)),
                     Overflow::RejectPublishDlx => {
                         if this.args.dead_letter_exchange.is_some() {
                             inner.dead.push(DeadLetter {
@@ -559,7 +561,7 @@ impl Queue {
                                 reason: DeadReason::MaxLen,
                             });
                         }
-                        return Ok(AppendOutcome::Rejected);
+                        return Ok((AppendOutcome::Rejected, false));
                     }
                 }
             }
@@ -576,14 +578,28 @@ impl Queue {
             }
             inner.cache_insert(position, stored);
             this.drop_head_over_limit(&mut inner);
-            Ok(AppendOutcome::Appended {
-                lane,
-                end: info.last_offset + 1,
-            })
-        })
-        .await?;
+            // The delivery task only needs waking if someone can take the message, or to
+            // schedule the first message's expiry; waking it per publish costs a context switch.
+            let wake = !inner.consumers.is_empty() || inner.ready() == 1;
+            Ok((
+                AppendOutcome::Appended {
+                    lane,
+                    end: info.last_offset + 1,
+                },
+                wake,
+            ))
+        };
+        // A small append is one write(2) into the page cache: cheaper than the hop to the
+        // blocking pool, which would cost more than the write itself. Large ones take the hop.
+        let (outcome, wake) = if message.body.len() <= INLINE_APPEND_BYTES_MAX {
+            append()?
+        } else {
+            run_blocking(append).await?
+        };
         self.persist_changes()?;
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
         Ok(outcome)
     }
 
