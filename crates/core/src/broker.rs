@@ -76,6 +76,8 @@ pub struct Broker {
     /// This incarnation: random per start. Transient messages carry it so that after a restart
     /// they are recognised and dropped.
     epoch: u64,
+    /// Raised memory and disk alarms, updated by a sampler task; gateways watch it.
+    alarms: tokio::sync::watch::Sender<crate::alarm::AlarmState>,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -136,6 +138,7 @@ impl Broker {
             routes: RwLock::new(HashMap::new()),
             queue_lifecycle: tokio::sync::Mutex::new(()),
             epoch: Uuid::new_v4().as_u64_pair().0,
+            alarms: tokio::sync::watch::Sender::new(Default::default()),
             _lock: lock,
             shutdown: CancellationToken::new(),
         });
@@ -161,8 +164,42 @@ impl Broker {
         &self.groups
     }
 
+    /// Memory and disk alarms: the current state and its changes. Publishing connections are
+    /// blocked while any is raised.
+    pub fn alarms(&self) -> tokio::sync::watch::Receiver<crate::alarm::AlarmState> {
+        self.alarms.subscribe()
+    }
+
     /// Starts retention and interval-flush timers; they stop at [`Broker::shutdown`].
     pub fn start_background_tasks(self: &Arc<Self>) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let period = Duration::from_millis(crate::alarm::ALARM_SAMPLE_INTERVAL_MS);
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = broker.shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let limits = broker.config.alarms.clone();
+                let dir = broker.config.data_dir.clone();
+                let Ok(state) =
+                    tokio::task::spawn_blocking(move || crate::alarm::evaluate(&limits, &dir))
+                        .await
+                else {
+                    continue;
+                };
+                let previous = *broker.alarms.borrow();
+                if state != previous {
+                    if state.any() {
+                        tracing::warn!(memory = state.memory, disk = state.disk, limits = ?broker.config.alarms, "resource alarm raised: publishers blocked");
+                    } else {
+                        tracing::info!("resource alarms cleared: publishers unblocked");
+                    }
+                    broker.alarms.send_replace(state);
+                }
+            }
+        });
         let broker = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_TICK_MS));

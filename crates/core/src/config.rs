@@ -27,6 +27,8 @@ pub struct BrokerConfig {
     /// Memory and I/O bounds of the cleaner.
     pub cleaner: porter_storage::CleanerLimits,
     pub groups: GroupConfig,
+    /// Memory and disk limits that block publishers (see [`crate::alarm`]).
+    pub alarms: crate::alarm::AlarmLimits,
 }
 
 impl Default for BrokerConfig {
@@ -41,6 +43,7 @@ impl Default for BrokerConfig {
             compaction_interval_ms: 15_000,
             cleaner: porter_storage::CleanerLimits::default(),
             groups: GroupConfig::default(),
+            alarms: crate::alarm::AlarmLimits::default(),
         }
     }
 }

@@ -14,9 +14,11 @@
 //!   settled ranges persisted as ack records and restored after a crash.
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
+//! - [`alarm`]: memory and disk alarms that block publishers (RabbitMQ's `connection.blocked`).
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`], the one error type gateways map to their protocol's codes.
 
+pub mod alarm;
 pub mod broker;
 pub mod config;
 pub mod error;
