@@ -18,7 +18,11 @@ pub fn error_code(error: &CoreError) -> ResponseError {
         CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         CoreError::Metadata(_) | CoreError::Io { .. } => ResponseError::KafkaStorageError,
         // Kafka requests never make routing changes; if one surfaces, it is a request error.
-        CoreError::Routing(_) | CoreError::Queue(_) => ResponseError::InvalidRequest,
+        CoreError::Routing(_)
+        | CoreError::Queue(_)
+        | CoreError::PreconditionFailed(_)
+        | CoreError::ResourceLocked(_)
+        | CoreError::AccessRefused(_) => ResponseError::InvalidRequest,
         CoreError::Sequence(SequenceError::OutOfOrder { .. }) => {
             ResponseError::OutOfOrderSequenceNumber
         }
