@@ -217,12 +217,10 @@ impl VirtualHost {
     /// A queue to consume from or `basic.get`: 404 if missing, 405 if another connection's
     /// exclusive queue.
     pub fn queue(&self, name: &str, owner: OwnerId) -> Result<Arc<Queue>> {
-        let queue = self.broker.find_queue(&self.name, name).ok_or_else(|| {
-            CoreError::Routing(RoutingError::QueueNotFound(format!(
-                "{name}' in vhost '{}",
-                self.name
-            )))
-        })?;
+        let queue = self
+            .broker
+            .find_queue(&self.name, name)
+            .ok_or_else(|| CoreError::Routing(RoutingError::QueueNotFound(name.to_string())))?;
         self.check_owner(&queue, owner)?;
         Ok(queue)
     }

@@ -41,6 +41,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTER_KAFKA_ADVERTISED", value_name = "HOST:PORT")]
     pub kafka_advertised: Option<String>,
 
+    /// Address the AMQP 0-9-1 listener binds. [default: 0.0.0.0:5672]
+    #[arg(long, env = "PORTER_AMQP_LISTEN", value_name = "ADDR")]
+    pub amqp_listen: Option<String>,
+
     /// Largest Kafka request accepted, in bytes. [default: 104857600]
     #[arg(long, env = "PORTER_KAFKA_REQUEST_BYTES_MAX", value_name = "BYTES")]
     pub kafka_request_bytes_max: Option<u32>,

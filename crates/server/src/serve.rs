@@ -47,11 +47,22 @@ async fn serve(settings: Settings) -> Result<()> {
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
     broker.start_background_tasks();
 
+    for vhost in &settings.vhosts {
+        broker
+            .create_vhost(vhost)
+            .await
+            .with_context(|| format!("creating virtual host {vhost:?}"))?;
+    }
+
     let listener = TcpListener::bind(settings.kafka.listen)
         .await
         .with_context(|| format!("binding Kafka listener {}", settings.kafka.listen))?;
+    let amqp_listener = TcpListener::bind(settings.amqp.listen)
+        .await
+        .with_context(|| format!("binding AMQP listener {}", settings.amqp.listen))?;
     tracing::info!(
         kafka = %listener.local_addr()?,
+        amqp = %amqp_listener.local_addr()?,
         advertised = %format!("{}:{}", settings.kafka.advertised_host, settings.kafka.advertised_port),
         data_dir = %data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
@@ -67,10 +78,19 @@ async fn serve(settings: Settings) -> Result<()> {
         SHUTDOWN_DRAIN_MAX,
     ));
 
+    let amqp = tokio::spawn(porter_gateway_amqp::serve(
+        amqp_listener,
+        broker.clone(),
+        settings.amqp,
+        shutdown.clone(),
+        SHUTDOWN_DRAIN_MAX,
+    ));
+
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections");
     shutdown.cancel();
     kafka.await.context("Kafka listener task")?;
+    amqp.await.context("AMQP listener task")?;
     broker.shutdown().await.context("closing the broker")?;
     Ok(())
 }

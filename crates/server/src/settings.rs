@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use porter_core::{BrokerConfig, FlushMode, TopicConfig};
+use porter_gateway_amqp::{AmqpConfig, User};
 use porter_gateway_kafka::KafkaConfig;
 use serde::Deserialize;
 
@@ -24,6 +25,44 @@ pub struct FileConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub topics: TopicsSection,
+    #[serde(default)]
+    pub amqp: AmqpSection,
+    #[serde(default)]
+    pub alarms: AlarmsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSection {
+    pub listen: Option<String>,
+    pub frame_max: Option<u32>,
+    pub channel_max: Option<u16>,
+    pub heartbeat_s: Option<u16>,
+    pub connections_max: Option<usize>,
+    pub message_bytes_max: Option<u64>,
+    pub confirms_pending_max: Option<usize>,
+    /// Virtual hosts created at start if missing (`/` always exists).
+    pub vhosts: Option<Vec<String>>,
+    /// Replaces the default `guest` user.
+    pub users: Option<Vec<UserEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub name: String,
+    pub password: String,
+    #[serde(default)]
+    pub loopback_only: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsSection {
+    /// Resident memory above which publishers are blocked; 0 disables.
+    pub memory_high_watermark_bytes: Option<u64>,
+    /// Free disk below which publishers are blocked; 0 disables.
+    pub disk_free_limit_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +118,9 @@ pub enum LogFormat {
 pub struct Settings {
     pub broker: BrokerConfig,
     pub kafka: KafkaConfig,
+    pub amqp: AmqpConfig,
+    /// Virtual hosts to create at start.
+    pub vhosts: Vec<String>,
     pub log_format: LogFormat,
     pub log_filter: String,
 }
@@ -186,6 +228,49 @@ impl Settings {
             kafka.fetch_response_bytes_max = v.max(1);
         }
 
+        let a = &file.amqp;
+        let mut amqp = AmqpConfig::default();
+        if let Some(listen) = args.amqp_listen.as_deref().or(a.listen.as_deref()) {
+            amqp.listen =
+                resolve(listen).with_context(|| format!("amqp listen address {listen:?}"))?;
+        }
+        if let Some(v) = a.frame_max {
+            amqp.frame_max = v.max(porter_gateway_amqp::config::FRAME_MIN_SIZE);
+        }
+        if let Some(v) = a.channel_max {
+            amqp.channel_max = v.max(1);
+        }
+        if let Some(v) = a.heartbeat_s {
+            amqp.heartbeat_s = v;
+        }
+        if let Some(v) = a.connections_max {
+            amqp.connections_max = v.max(1);
+        }
+        if let Some(v) = a.message_bytes_max {
+            amqp.message_bytes_max = v;
+        }
+        if let Some(v) = a.confirms_pending_max {
+            amqp.confirms_pending_max = v.max(1);
+        }
+        if let Some(users) = &file.amqp.users {
+            amqp.users = users
+                .iter()
+                .map(|u| User {
+                    name: u.name.clone(),
+                    password: u.password.clone(),
+                    loopback_only: u.loopback_only,
+                })
+                .collect();
+        }
+        let vhosts = file.amqp.vhosts.clone().unwrap_or_default();
+        let alarms = &mut broker.alarms;
+        if let Some(v) = file.alarms.memory_high_watermark_bytes {
+            alarms.memory_high_watermark_bytes = (v > 0).then_some(v);
+        }
+        if let Some(v) = file.alarms.disk_free_limit_bytes {
+            alarms.disk_free_limit_bytes = (v > 0).then_some(v);
+        }
+
         let log_format = match args.log_format.as_deref().or(file.log.format.as_deref()) {
             None | Some("human") => LogFormat::Human,
             Some("json") => LogFormat::Json,
@@ -199,6 +284,8 @@ impl Settings {
         Ok(Settings {
             broker,
             kafka,
+            amqp,
+            vhosts,
             log_format,
             log_filter,
         })

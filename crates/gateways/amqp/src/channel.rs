@@ -1,0 +1,295 @@
+//! [`Channel`]: one AMQP channel's state — content assembly (publish method, header, bodies),
+//! consumers, per-channel delivery tags and what they stand for in the queues, confirm and
+//! transaction modes — and the frames that change it. The methods themselves are in
+//! [`crate::methods`]; publishing, confirms and transactions in [`crate::publish`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use amq_protocol::frame::AMQPContentHeader;
+use amq_protocol::protocol::basic::{self, AMQPProperties};
+use amq_protocol::protocol::AMQPClass;
+use bytes::{Bytes, BytesMut};
+use porter_core::queue::api::QueueDelivery;
+use porter_core::queue::Queue;
+
+use crate::error::{AmqpError, PRECONDITION_FAILED, UNEXPECTED_FRAME};
+use crate::publish::{Confirmer, TxOp};
+use crate::session::Session;
+
+pub struct ConsumerEntry {
+    pub queue: Arc<Queue>,
+    /// The tag the queue knows (see `session::internal_tag`).
+    pub internal: String,
+    pub no_ack: bool,
+}
+
+pub struct Unacked {
+    pub queue: Arc<Queue>,
+    pub queue_tag: u64,
+    /// From `basic.get`, not a consumer: requeued by the channel itself when it closes.
+    pub from_get: bool,
+}
+
+/// A publish whose content frames are still arriving.
+struct Content {
+    publish: basic::Publish,
+    header: Option<(u64, AMQPProperties)>,
+    body: BytesMut,
+}
+
+pub struct Channel {
+    pub id: u16,
+    /// The server sent `channel.close` and waits for `close-ok`; other frames are dropped.
+    pub closing: bool,
+    /// `basic.qos` prefetch-count for consumers created after it.
+    pub prefetch: u16,
+    pub consumers: HashMap<String, ConsumerEntry>,
+    next_delivery_tag: u64,
+    pub unacked: BTreeMap<u64, Unacked>,
+    pub confirm: Option<Confirmer>,
+    pub tx: Option<Vec<TxOp>>,
+    content: Option<Content>,
+    /// The queue last declared on this channel: an empty queue name in later methods means it.
+    pub last_queue: Option<String>,
+}
+
+impl Channel {
+    pub fn new(id: u16) -> Self {
+        Channel {
+            id,
+            closing: false,
+            prefetch: 0,
+            consumers: HashMap::new(),
+            next_delivery_tag: 1,
+            unacked: BTreeMap::new(),
+            confirm: None,
+            tx: None,
+            content: None,
+            last_queue: None,
+        }
+    }
+
+    /// Whether a method would interrupt a publish's content frames (505 UNEXPECTED_FRAME).
+    pub fn expects_content(&self) -> bool {
+        self.content.is_some()
+    }
+
+    /// A queue name from a method: empty means the last declared on this channel.
+    pub fn queue_name(&self, name: &str) -> Result<String, AmqpError> {
+        if !name.is_empty() {
+            return Ok(name.to_string());
+        }
+        self.last_queue.clone().ok_or_else(|| {
+            AmqpError::connection(
+                crate::error::NOT_ALLOWED,
+                "no previously declared queue on this channel",
+            )
+        })
+    }
+
+    /// `basic.publish` arrived: its header and bodies follow.
+    pub fn start_content(&mut self, publish: basic::Publish) {
+        self.content = Some(Content {
+            publish,
+            header: None,
+            body: BytesMut::new(),
+        });
+    }
+
+    /// The content header of the publish in progress. A body over `message_bytes_max` is a
+    /// channel error, as RabbitMQ's `max_message_size`; the body frames that follow are then
+    /// dropped with the closing channel.
+    pub fn on_header(
+        &mut self,
+        header: AMQPContentHeader,
+        message_bytes_max: u64,
+    ) -> Result<Option<(basic::Publish, AMQPProperties, Bytes)>, AmqpError> {
+        let Some(content) = self.content.as_mut() else {
+            return Err(AmqpError::connection(
+                UNEXPECTED_FRAME,
+                format!("content header on channel {} without a publish", self.id),
+            ));
+        };
+        if content.header.is_some() || header.class_id != 60 {
+            return Err(AmqpError::connection(
+                UNEXPECTED_FRAME,
+                format!("unexpected content header on channel {}", self.id),
+            ));
+        }
+        if header.body_size > message_bytes_max {
+            self.content = None;
+            return Err(AmqpError::channel(
+                PRECONDITION_FAILED,
+                format!(
+                    "message size {} is larger than configured max size {message_bytes_max}",
+                    header.body_size
+                ),
+            )
+            .on(60, 40));
+        }
+        content.body.reserve(header.body_size as usize);
+        content.header = Some((header.body_size, header.properties));
+        Ok(self.complete_content())
+    }
+
+    /// A body frame of the publish in progress; returns the publish when it is whole.
+    pub fn on_body(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<Option<(basic::Publish, AMQPProperties, Bytes)>, AmqpError> {
+        let id = self.id;
+        let unexpected = || {
+            AmqpError::connection(
+                UNEXPECTED_FRAME,
+                format!("content body on channel {id} without a publish and header"),
+            )
+        };
+        let content = self.content.as_mut().ok_or_else(unexpected)?;
+        let Some((size, _)) = content.header else {
+            return Err(unexpected());
+        };
+        if content.body.len() as u64 + bytes.len() as u64 > size {
+            return Err(AmqpError::connection(
+                crate::error::FRAME_ERROR,
+                format!("content body on channel {id} longer than its header's {size} bytes"),
+            ));
+        }
+        content.body.extend_from_slice(bytes);
+        Ok(self.complete_content())
+    }
+
+    fn complete_content(&mut self) -> Option<(basic::Publish, AMQPProperties, Bytes)> {
+        let done = matches!(&self.content, Some(Content { header: Some((size, _)), body, .. }) if body.len() as u64 == *size);
+        if !done {
+            return None;
+        }
+        let content = self.content.take()?;
+        let (_, properties) = content.header?;
+        Some((content.publish, properties, content.body.freeze()))
+    }
+
+    /// A consumer's message: give it this channel's next delivery tag and write it out.
+    pub fn deliver(&mut self, s: &mut Session, client_tag: &str, d: QueueDelivery) {
+        let Some(consumer) = self.consumers.get(client_tag) else {
+            // Cancelled meanwhile: the queue requeued it with the consumer, unless no_ack.
+            return;
+        };
+        let tag = self.next_delivery_tag;
+        self.next_delivery_tag += 1;
+        if !consumer.no_ack {
+            self.unacked.insert(
+                tag,
+                Unacked {
+                    queue: consumer.queue.clone(),
+                    queue_tag: d.queue_tag,
+                    from_get: false,
+                },
+            );
+        }
+        let method = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
+            consumer_tag: client_tag.into(),
+            delivery_tag: tag,
+            redelivered: d.redelivered,
+            exchange: d.message.exchange.as_str().into(),
+            routing_key: d.message.routing_key.as_str().into(),
+        }));
+        s.content(self.id, method, &d.message);
+    }
+
+    /// A `basic.get` result: its delivery tag, tracked unless `no_ack`.
+    pub fn get_ok(&mut self, s: &mut Session, queue: Arc<Queue>, d: QueueDelivery, no_ack: bool) {
+        let tag = self.next_delivery_tag;
+        self.next_delivery_tag += 1;
+        if !no_ack {
+            self.unacked.insert(
+                tag,
+                Unacked {
+                    queue,
+                    queue_tag: d.queue_tag,
+                    from_get: true,
+                },
+            );
+        }
+        let method = AMQPClass::Basic(basic::AMQPMethod::GetOk(basic::GetOk {
+            delivery_tag: tag,
+            redelivered: d.redelivered,
+            exchange: d.message.exchange.as_str().into(),
+            routing_key: d.message.routing_key.as_str().into(),
+            message_count: d.remaining.min(u64::from(u32::MAX)) as u32,
+        }));
+        s.content(self.id, method, &d.message);
+    }
+
+    /// The outstanding tags `delivery_tag` (with `multiple`: and every lower one; 0 with
+    /// `multiple`: all) designates, removed from the channel. 406 for an unknown tag.
+    pub fn take_tags(
+        &mut self,
+        delivery_tag: u64,
+        multiple: bool,
+    ) -> Result<Vec<Unacked>, AmqpError> {
+        if multiple {
+            let upto = if delivery_tag == 0 {
+                u64::MAX
+            } else {
+                delivery_tag
+            };
+            if delivery_tag != 0 && !self.unacked.contains_key(&delivery_tag) {
+                return Err(unknown_tag(delivery_tag));
+            }
+            let keep = self.unacked.split_off(&upto.saturating_add(1));
+            let taken = std::mem::replace(&mut self.unacked, keep);
+            return Ok(taken.into_values().collect());
+        }
+        self.unacked
+            .remove(&delivery_tag)
+            .map(|u| vec![u])
+            .ok_or_else(|| unknown_tag(delivery_tag))
+    }
+
+    /// Ends the channel: consumers cancelled (their unacked messages go back to their queues)
+    /// and unacked `basic.get` messages requeued.
+    pub fn cleanup(&mut self) {
+        for (_, consumer) in self.consumers.drain() {
+            consumer.queue.cancel(&consumer.internal);
+        }
+        let gets: Vec<Unacked> = std::mem::take(&mut self.unacked)
+            .into_values()
+            .filter(|u| u.from_get)
+            .collect();
+        let _ = settle(gets, |queue, tags| queue.nack(tags, true));
+        self.content = None;
+        self.tx = None;
+        if let Some(confirmer) = self.confirm.take() {
+            confirmer.close();
+        }
+    }
+}
+
+fn unknown_tag(tag: u64) -> AmqpError {
+    AmqpError::channel(PRECONDITION_FAILED, format!("unknown delivery tag {tag}"))
+}
+
+/// Applies `op` to each queue's share of `entries`, one call per queue.
+pub fn settle(
+    entries: Vec<Unacked>,
+    op: impl Fn(&Queue, &[u64]) -> Result<(), porter_core::CoreError>,
+) -> Result<(), porter_core::CoreError> {
+    let mut groups: Vec<(Arc<Queue>, Vec<u64>)> = Vec::new();
+    for entry in entries {
+        match groups
+            .iter_mut()
+            .find(|(q, _)| Arc::ptr_eq(q, &entry.queue))
+        {
+            Some((_, tags)) => tags.push(entry.queue_tag),
+            None => groups.push((entry.queue, vec![entry.queue_tag])),
+        }
+    }
+    let mut result = Ok(());
+    for (queue, tags) in groups {
+        if let Err(e) = op(&queue, &tags) {
+            result = Err(e);
+        }
+    }
+    result
+}
