@@ -14,9 +14,12 @@
 // ends, pass, fail or timeout (and SIGKILLed if this process exits first). When a test does not
 // finish successfully, the tail of the server log and of the kafkajs log go to stderr.
 // PORTER_TEST_VERBOSE=1 reports how long each waitFor() waited.
+// Every server also gets a free loopback AMQP 0-9-1 port (porter.amqpPort, porter.amqpUrl, passed as
+// --amqp-listen) and startup waits for it too, once the binary has that flag; the AMQP tests use
+// ./amqp.js on top of this.
 
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
+const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
@@ -66,16 +69,31 @@ function portAccepts (port) {
   })
 }
 
+// Whether `porter serve --help` lists `flag` (e.g. --amqp-listen); cached per flag.
+const flagCache = new Map()
+function binaryHasFlag (flag) {
+  if (!flagCache.has(flag)) {
+    const result = spawnSync(PORTER_BIN, ['serve', '--help'], { timeout: 10_000, encoding: 'utf8' })
+    flagCache.set(flag, `${result.stdout || ''}${result.stderr || ''}`.includes(flag))
+  }
+  return flagCache.get(flag)
+}
+
 function tail (text, lines) {
   return text.split('\n').slice(-lines).join('\n')
 }
 
 class Porter {
-  constructor (dataDir, logPath, port) {
+  constructor (dataDir, logPath, port, amqpPort = null) {
     this.dataDir = dataDir
     this.logPath = logPath
     this.port = port
     this.bootstrap = `127.0.0.1:${port}`
+    // AMQP 0-9-1 gateway, when the binary has it.
+    this.amqpEnabled = binaryHasFlag('--amqp-listen')
+    this.amqpPort = amqpPort
+    this.amqpHost = '127.0.0.1'
+    this.external = false
     this.child = null
     this.exit = null // promise of { code, signal } of the current child
     this.starts = 0
@@ -117,10 +135,15 @@ class Porter {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'porter-node-'))
     const dataDir = path.join(tmp, 'data')
     fs.mkdirSync(dataDir)
-    const server = new Porter(dataDir, path.join(tmp, 'porter.log'), await freeLoopbackPort())
+    const server = new Porter(dataDir, path.join(tmp, 'porter.log'), await freeLoopbackPort(),
+      await freeLoopbackPort())
     server.tmp = tmp
     await server.start()
     return server
+  }
+
+  get amqpUrl () {
+    return `amqp://guest:guest@${this.amqpHost}:${this.amqpPort}/%2F`
   }
 
   get running () {
@@ -136,6 +159,7 @@ class Porter {
     env.NO_COLOR ??= '1'
     const args = ['serve', '--data-dir', this.dataDir, '--kafka-listen', this.bootstrap,
       '--kafka-advertised', this.bootstrap]
+    if (this.amqpEnabled) args.push('--amqp-listen', `${this.amqpHost}:${this.amqpPort}`)
     fs.appendFileSync(this.logPath, `\n=== start ${this.starts}: ${PORTER_BIN} ${args.join(' ')}\n`)
     const log = fs.openSync(this.logPath, 'a')
     let child
@@ -163,11 +187,12 @@ class Porter {
         assert.fail(`porter exited (code ${code}, signal ${signal}${error ? `, ${error.message}` : ''}) ` +
           `during start ${this.starts}\n${this.logTail()}`)
       }
-      if (await portAccepts(this.port)) return
+      if (await portAccepts(this.port) && (!this.amqpEnabled || await portAccepts(this.amqpPort))) return
       await sleep(50)
     }
     await this.kill()
-    assert.fail(`porter did not accept on ${this.bootstrap} within ${READY_MS_MAX} ms\n${this.logTail()}`)
+    const amqp = this.amqpEnabled ? ` and AMQP ${this.amqpHost}:${this.amqpPort}` : ''
+    assert.fail(`porter did not accept on ${this.bootstrap}${amqp} within ${READY_MS_MAX} ms\n${this.logTail()}`)
   }
 
   // SIGTERM and wait; resolves to the exit code. SIGKILLs and throws if it does not exit in time.
@@ -285,4 +310,4 @@ async function waitFor (what, probe, ms = 15_000, everyMs = 100) {
   }
 }
 
-module.exports = { Porter, PORTER_BIN, REPO_ROOT, kafkaFor, porterTest, waitFor, freeLoopbackPort }
+module.exports = { Porter, PORTER_BIN, REPO_ROOT, binaryHasFlag, kafkaFor, porterTest, waitFor, freeLoopbackPort }
