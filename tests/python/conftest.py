@@ -10,18 +10,36 @@ waits until its Kafka port accepts connections, and yields a `PorterServer`:
 directory and port; `kill9_restart()` does the same after SIGKILL. The server is always stopped at
 teardown, and its log (stderr and stdout, all starts appended) is printed there, so a failing test
 shows it. A missing binary fails the test with instructions; nothing is skipped.
+
+Every server also gets a free loopback AMQP 0-9-1 port (`server.amqp_port`, `server.amqp_url`,
+passed as `--amqp-listen`) and startup waits for it too, once the binary has that flag (older
+binaries are started without it, so the Kafka tests never depend on the AMQP gateway).
+
+AMQP tests use the `amqp_broker` fixture instead: a Porter server as above, or, when the environment
+variable AMQP_TEST_URL is set (e.g. amqp://guest:guest@127.0.0.1:5673/%2F, see
+scripts/peers/rabbitmq.sh), that external broker; its `external` is then True and `restart()` /
+`kill9_restart()` skip the test, so one suite validates against a real RabbitMQ and runs on Porter.
+`porter_amqp` is for tests that must control the process (restart, kill -9): it always starts Porter
+and skips when AMQP_TEST_URL is set, unless AMQP_TEST_RESTART_CMD and AMQP_TEST_KILL9_CMD are set
+too (shell commands that restart the external broker keeping its data, gracefully and with SIGKILL,
+e.g. `scripts/peers/rabbitmq.sh restart` / `kill9-restart`): then those tests run against it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
+
+# Fixtures and helpers of the AMQP tests (the `amqp` fixture); harmless for the others.
+pytest_plugins = ["amqp_helpers"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PORTER_BIN = Path(os.environ.get("PORTER_BIN") or REPO_ROOT / "target" / "debug" / "porter")
@@ -31,6 +49,11 @@ READY_S_MAX = 10.0
 # Graceful shutdown drains connections and flushes logs; bounded by the server's own deadline.
 SHUTDOWN_S_MAX = 30.0
 LOG_TAIL_LINES = 80
+# An external AMQP broker (e.g. RabbitMQ from scripts/peers/rabbitmq.sh) for the AMQP tests, and
+# optionally the commands that restart it (see the module docstring).
+AMQP_TEST_URL = os.environ.get("AMQP_TEST_URL") or None
+AMQP_TEST_RESTART_CMD = os.environ.get("AMQP_TEST_RESTART_CMD") or None
+AMQP_TEST_KILL9_CMD = os.environ.get("AMQP_TEST_KILL9_CMD") or None
 
 
 def free_loopback_port() -> int:
@@ -47,15 +70,42 @@ def port_accepts(port: int) -> bool:
         return False
 
 
-class PorterServer:
-    """One `porter serve` process; restartable on the same data directory and port."""
+@functools.lru_cache(maxsize=None)
+def binary_has_flag(binary: Path, flag: str) -> bool:
+    """Whether `binary serve --help` lists `flag` (e.g. --amqp-listen)."""
+    try:
+        result = subprocess.run(
+            [str(binary), "serve", "--help"], capture_output=True, timeout=10, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return flag.encode() in result.stdout + result.stderr
 
-    def __init__(self, binary: Path, data_dir: Path, log_path: Path, port: int, advertised: str | None = None):
+
+class PorterServer:
+    """One `porter serve` process; restartable on the same data directory and ports."""
+
+    external = False
+
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        log_path: Path,
+        port: int,
+        advertised: str | None = None,
+        amqp_port: int | None = None,
+    ):
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
+        # AMQP 0-9-1 gateway, when the binary has it (see the module docstring).
+        self.amqp_enabled = binary_has_flag(binary, "--amqp-listen")
+        self.amqp_port = amqp_port if amqp_port is not None else free_loopback_port()
+        self.amqp_host = "127.0.0.1"
+        self.amqp_url = f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
         # What Metadata tells clients to connect to: the listener itself unless a test puts
         # something (a fault-injecting proxy) in between.
         self.advertised = advertised or self.bootstrap
@@ -82,6 +132,8 @@ class PorterServer:
             "--kafka-advertised",
             self.advertised,
         ]
+        if self.amqp_enabled:
+            command += ["--amqp-listen", f"{self.amqp_host}:{self.amqp_port}"]
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start {self.starts}: {' '.join(command)}\n".encode())
             log.flush()
@@ -99,12 +151,13 @@ class PorterServer:
                 raise AssertionError(
                     f"porter exited with {exit_code} during startup {self.starts}\n{self.log_tail()}"
                 )
-            if port_accepts(self.port):
+            if port_accepts(self.port) and (not self.amqp_enabled or port_accepts(self.amqp_port)):
                 return
             time.sleep(0.05)
         self._kill()
+        amqp = f" and AMQP {self.amqp_host}:{self.amqp_port}" if self.amqp_enabled else ""
         raise AssertionError(
-            f"porter did not accept on {self.bootstrap} within {READY_S_MAX} s\n{self.log_tail()}"
+            f"porter did not accept on {self.bootstrap}{amqp} within {READY_S_MAX} s\n{self.log_tail()}"
         )
 
     def stop(self) -> int:
@@ -145,14 +198,23 @@ class PorterServer:
         return f"--- last {lines} lines of {self.log_path} ---\n" + "\n".join(text[-lines:])
 
 
-@pytest.fixture
-def porter(tmp_path: Path):
+def require_porter_binary() -> None:
     if not (PORTER_BIN.is_file() and os.access(PORTER_BIN, os.X_OK)):
         pytest.fail(
             f"porter binary not found at {PORTER_BIN}: build it with `cargo build -p porter` "
             "(./scripts/test.sh does) or point PORTER_BIN at it",
             pytrace=False,
         )
+
+
+@pytest.fixture
+def porter(tmp_path: Path):
+    yield from run_porter(tmp_path)
+
+
+def run_porter(tmp_path: Path):
+    """The `porter` fixture's body: start a server in tmp_path, yield it, stop it and show its log."""
+    require_porter_binary()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     server = PorterServer(PORTER_BIN, data_dir, tmp_path / "porter.log", free_loopback_port())
@@ -165,3 +227,66 @@ def porter(tmp_path: Path):
         print(server.log_tail())
         if running and exit_code != 0:
             raise AssertionError(f"porter exited {exit_code} on SIGTERM at teardown")
+
+
+class ExternalAmqpBroker:
+    """An AMQP broker this test run does not own (AMQP_TEST_URL): restart() and kill9_restart() run
+    AMQP_TEST_RESTART_CMD / AMQP_TEST_KILL9_CMD, and skip the test when those are not set."""
+
+    external = True
+
+    def __init__(self, url: str):
+        parsed = urllib.parse.urlsplit(url)
+        self.amqp_url = url
+        self.amqp_host = parsed.hostname or "127.0.0.1"
+        self.amqp_port = parsed.port or 5672
+
+    def restart(self) -> None:
+        self._run(AMQP_TEST_RESTART_CMD, "AMQP_TEST_RESTART_CMD")
+
+    def kill9_restart(self) -> None:
+        self._run(AMQP_TEST_KILL9_CMD, "AMQP_TEST_KILL9_CMD")
+
+    @staticmethod
+    def _run(command: str | None, variable: str) -> None:
+        if not command:
+            pytest.skip(f"needs to restart the broker; not possible with AMQP_TEST_URL unless {variable} is set")
+        result = subprocess.run(command, shell=True, cwd=REPO_ROOT, capture_output=True, timeout=180)
+        assert result.returncode == 0, (
+            f"{variable} ({command}) exited {result.returncode}\n{result.stdout.decode()}{result.stderr.decode()}"
+        )
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return f"(external broker at {self.amqp_host}:{self.amqp_port}; no log)"
+
+
+def _porter_with_amqp(tmp_path: Path):
+    require_porter_binary()
+    if not binary_has_flag(PORTER_BIN, "--amqp-listen"):
+        pytest.fail(
+            f"{PORTER_BIN} has no --amqp-listen (the AMQP gateway is not built in yet); rebuild it, "
+            "or run the AMQP tests against another broker with AMQP_TEST_URL=amqp://...",
+            pytrace=False,
+        )
+    return run_porter(tmp_path)
+
+
+@pytest.fixture
+def amqp_broker(tmp_path: Path):
+    """An AMQP 0-9-1 broker: AMQP_TEST_URL if set, else a fresh Porter (with .amqp_url)."""
+    if AMQP_TEST_URL:
+        yield ExternalAmqpBroker(AMQP_TEST_URL)
+        return
+    yield from _porter_with_amqp(tmp_path)
+
+
+@pytest.fixture
+def porter_amqp(tmp_path: Path):
+    """A Porter server with AMQP for tests that restart or kill it; skipped with AMQP_TEST_URL."""
+    if AMQP_TEST_URL:
+        if not (AMQP_TEST_RESTART_CMD and AMQP_TEST_KILL9_CMD):
+            pytest.skip("restarts or kills the broker: Porter only, unless AMQP_TEST_RESTART_CMD and "
+                        "AMQP_TEST_KILL9_CMD are set with AMQP_TEST_URL")
+        yield ExternalAmqpBroker(AMQP_TEST_URL)
+        return
+    yield from _porter_with_amqp(tmp_path)
