@@ -284,7 +284,7 @@ async fn prefetch_one_dispatches_fairly_and_cancel_requeues() {
     let second = next(&mut a).await;
     queue.ack(&[second.queue_tag]).unwrap();
     // b goes away holding db: it is redelivered to a after a's ack.
-    queue.cancel("b");
+    queue.cancel("b", true);
     drop(b);
     let _ = db;
     let mut redelivered = false;
@@ -394,7 +394,7 @@ async fn declare_rules_exclusive_auto_delete_and_server_names() {
     auto.auto_delete = true;
     vhost.declare_queue(auto, false, 1).await.unwrap();
     let events = consume(&vhost, "auto", "only", 0);
-    vhost.queue("auto", 1).unwrap().cancel("only");
+    vhost.queue("auto", 1).unwrap().cancel("only", false);
     drop(events);
     let deadline = std::time::Instant::now() + WAIT;
     while vhost.queue("auto", 1).is_ok() {
@@ -438,7 +438,7 @@ async fn single_active_consumer_hands_over_on_cancel() {
             .await
             .is_err()
     );
-    queue.cancel("first");
+    queue.cancel("first", false);
     publish(&vhost, "", message("sac", "after", true)).await;
     assert_eq!(body(&next(&mut second).await), "after");
     broker.shutdown().await.unwrap();

@@ -80,13 +80,16 @@ impl Queue {
                 let (sink, remaining) = {
                     let mut inner = self.inner.lock();
                     let sink = inner.consumers.get(&tag).map(|s| s.sink.clone());
-                    if sink.is_some() && !inner.states[lane].is_unacked(delivery.delivery_tag) {
-                        // no_ack: settled on delivery.
+                    let unacked = inner.states[lane].is_unacked(delivery.delivery_tag);
+                    if sink.is_none() && unacked {
+                        // Cancelled since it was taken, and never sent: back to the queue.
+                        let _ = inner.states[lane].nack(delivery.delivery_tag, false, true);
+                    } else if !unacked {
+                        // no_ack: settled on delivery (or requeued with its consumer).
                         inner.forget(position);
                     }
                     (sink, inner.ready())
                 };
-                // A consumer cancelled since: its deliveries were requeued with it.
                 let Some(sink) = sink else { continue };
                 let event = ConsumerEvent::Deliver(QueueDelivery {
                     queue: self.name.clone(),
@@ -98,7 +101,7 @@ impl Queue {
                 });
                 if sink.send(event).await.is_err() {
                     // The connection is gone without cancelling: requeue its messages.
-                    self.cancel(&tag);
+                    self.cancel(&tag, true);
                 }
             }
         }

@@ -336,16 +336,22 @@ impl Queue {
         Ok(())
     }
 
-    /// `basic.cancel` or channel close: the consumer goes; its unacked messages are requeued.
-    /// Unknown tags are ignored. An auto-delete queue goes with its last consumer.
-    pub fn cancel(&self, consumer_tag: &str) {
+    /// The consumer goes. With `requeue_unacked` (its connection is gone) its unacked messages
+    /// are requeued; without (AMQP `basic.cancel`) they stay outstanding under their tags until
+    /// acked, or nacked by the channel when it closes. Unknown tags are ignored. An auto-delete
+    /// queue goes with its last consumer.
+    pub fn cancel(&self, consumer_tag: &str, requeue_unacked: bool) {
         let auto_delete = {
             let mut inner = self.inner.lock();
             if inner.consumers.remove(consumer_tag).is_none() {
                 return;
             }
             for state in &mut inner.states {
-                let _ = state.remove_consumer(consumer_tag);
+                let _ = if requeue_unacked {
+                    state.remove_consumer(consumer_tag).map(drop)
+                } else {
+                    state.detach_consumer(consumer_tag)
+                };
             }
             if inner.consumers.is_empty() {
                 inner.exclusive_consumer = false;

@@ -286,6 +286,26 @@ impl QueueState {
         Ok(requeued)
     }
 
+    /// AMQP `basic.cancel`: the consumer gets no more deliveries, but what it holds stays
+    /// outstanding under its tag (the client may still ack it; RabbitMQ requeues it only when
+    /// the channel closes, which the gateway does with `nack(requeue)`).
+    pub fn detach_consumer(&mut self, tag: &str) -> Result<(), QueueError> {
+        let index = self
+            .consumers
+            .iter()
+            .position(|c| &*c.tag == tag)
+            .ok_or_else(|| QueueError::UnknownConsumer(tag.to_string()))?;
+        self.consumers.remove(index);
+        if index < self.cursor {
+            self.cursor -= 1;
+        }
+        if self.cursor >= self.consumers.len() {
+            self.cursor = 0;
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
     /// `basic.ack`. With `multiple`, settles every outstanding tag up to `delivery_tag` held by
     /// the same consumer (or by `basic.get`) as `delivery_tag`. AMQP's `multiple` spans a channel;
     /// the gateway, which knows which consumers share a channel, calls once per queue-consumer.

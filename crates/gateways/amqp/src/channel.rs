@@ -27,8 +27,6 @@ pub struct ConsumerEntry {
 pub struct Unacked {
     pub queue: Arc<Queue>,
     pub queue_tag: u64,
-    /// From `basic.get`, not a consumer: requeued by the channel itself when it closes.
-    pub from_get: bool,
 }
 
 /// A publish whose content frames are still arriving.
@@ -183,7 +181,6 @@ impl Channel {
                 Unacked {
                     queue: consumer.queue.clone(),
                     queue_tag: d.queue_tag,
-                    from_get: false,
                 },
             );
         }
@@ -207,7 +204,6 @@ impl Channel {
                 Unacked {
                     queue,
                     queue_tag: d.queue_tag,
-                    from_get: true,
                 },
             );
         }
@@ -247,17 +243,14 @@ impl Channel {
             .ok_or_else(|| unknown_tag(delivery_tag))
     }
 
-    /// Ends the channel: consumers cancelled (their unacked messages go back to their queues)
-    /// and unacked `basic.get` messages requeued.
+    /// Ends the channel: consumers cancelled, and every message it holds unacknowledged (from
+    /// consumers, cancelled ones included, and `basic.get`) requeued, as RabbitMQ does.
     pub fn cleanup(&mut self) {
         for (_, consumer) in self.consumers.drain() {
-            consumer.queue.cancel(&consumer.internal);
+            consumer.queue.cancel(&consumer.internal, false);
         }
-        let gets: Vec<Unacked> = std::mem::take(&mut self.unacked)
-            .into_values()
-            .filter(|u| u.from_get)
-            .collect();
-        let _ = settle(gets, |queue, tags| queue.nack(tags, true));
+        let held: Vec<Unacked> = std::mem::take(&mut self.unacked).into_values().collect();
+        let _ = settle(held, |queue, tags| queue.nack(tags, true));
         self.content = None;
         self.tx = None;
         if let Some(confirmer) = self.confirm.take() {

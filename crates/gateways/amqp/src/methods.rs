@@ -315,7 +315,7 @@ async fn basic_method(
         }
         basic::AMQPMethod::Cancel(c) => {
             if let Some(consumer) = ch.consumers.remove(c.consumer_tag.as_str()) {
-                consumer.queue.cancel(&consumer.internal);
+                consumer.queue.cancel(&consumer.internal, false);
             }
             if !c.nowait {
                 s.method(
