@@ -113,9 +113,20 @@ impl VirtualHost {
             .await
     }
 
-    /// `queue.unbind` / `exchange.unbind`. Unbinding a missing binding succeeds.
+    /// `queue.unbind` / `exchange.unbind`. Unbinding a missing binding (or from a missing queue)
+    /// succeeds, as in RabbitMQ; the default exchange is 403.
     pub async fn unbind(&self, binding: Binding, owner: OwnerId) -> Result<()> {
-        self.check_destination(&binding.destination, owner)?;
+        if binding.source == DEFAULT_EXCHANGE {
+            return Err(CoreError::Routing(RoutingError::AccessRefused {
+                name: String::new(),
+                reason: "the default exchange cannot be unbound",
+            }));
+        }
+        if let Destination::Queue(name) = &binding.destination {
+            if let Some(queue) = self.broker.find_queue(&self.name, name) {
+                self.check_owner(&queue, owner)?;
+            }
+        }
         let routes = self.broker.routes(&self.name)?;
         if !routes.bindings_from(&binding.source).any(|b| *b == binding) {
             return Ok(());

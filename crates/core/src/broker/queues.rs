@@ -68,6 +68,27 @@ impl Broker {
                 .or_default()
                 .insert(definition.name, queue);
         }
+        // Transient exchanges do not survive a restart either.
+        let transient: Vec<(String, String)> = metadata
+            .state()
+            .vhosts
+            .iter()
+            .flat_map(|(vhost, table)| {
+                table
+                    .exchanges()
+                    .filter(|x| !x.durable)
+                    .map(move |x| (vhost.clone(), x.name.clone()))
+            })
+            .collect();
+        for (vhost, name) in transient {
+            metadata.submit(MetadataCommand::Routing {
+                vhost,
+                change: RoutingChange::DeleteExchange {
+                    name,
+                    if_unused: false,
+                },
+            })?;
+        }
         for entry in fs::read_dir(&root).map_err(io(&root))? {
             let entry = entry.map_err(io(&root))?;
             let name = entry.file_name().to_string_lossy().into_owned();

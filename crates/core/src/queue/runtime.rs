@@ -33,6 +33,8 @@ use crate::Broker;
 
 /// Segment size of queue logs: small, so that acked prefixes are reclaimed soon.
 pub const QUEUE_SEGMENT_BYTES: u64 = 16 << 20;
+/// Largest record batch (one message plus its properties) a queue log accepts.
+pub const QUEUE_BATCH_BYTES_MAX: u32 = 513 << 20;
 /// Decoded messages kept in memory per queue, waiting for delivery, so a consumer that keeps up
 /// never reads the log. Past this, messages are read back from the log (page cache) in chunks.
 pub const QUEUE_CACHE_BYTES_MAX: usize = 8 << 20;
@@ -216,6 +218,8 @@ impl Queue {
             },
             retention_ms: None,
             retention_bytes: None,
+            // One message per batch; gateways bound message size (RabbitMQ allows 512 MiB).
+            max_batch_bytes: QUEUE_BATCH_BYTES_MAX,
             ..LogConfig::default()
         };
         let lane_count = args.max_priority.map_or(1, |p| usize::from(p) + 1);

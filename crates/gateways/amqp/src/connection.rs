@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::authenticate;
 use crate::channel::Channel;
 use crate::config::{AmqpConfig, FRAME_MIN_SIZE};
-use crate::error::{AmqpError, CHANNEL_ERROR, CONNECTION_FORCED, FRAME_ERROR, NOT_ALLOWED};
+use crate::error::{AmqpError, CHANNEL_ERROR, CONNECTION_FORCED, NOT_ALLOWED};
 use crate::frame::{encode, encode_method, Frame, FrameCodec, FrameError};
 use crate::methods::{dispatch, After};
 use crate::publish::{confirms_backlogged, message_of, on_publish};
@@ -442,9 +442,11 @@ impl Connection {
         alarms: &tokio::sync::watch::Receiver<porter_core::alarm::AlarmState>,
     ) -> Result<bool, AmqpError> {
         let channel_id = match &frame {
-            Frame::Method(c, _) | Frame::Header(c, _) | Frame::Body(c, _) | Frame::Heartbeat(c) => {
-                *c
-            }
+            Frame::Method(c, _)
+            | Frame::Header(c, _)
+            | Frame::Body(c, _)
+            | Frame::Heartbeat(c)
+            | Frame::QosPrefetchSize(c) => *c,
         };
         if channel_id == 0 {
             return self.on_connection_frame(frame);
@@ -531,9 +533,14 @@ impl Connection {
                 Err(e) => Err(e),
             },
             Frame::Heartbeat(_) => Err(AmqpError::connection(
-                FRAME_ERROR,
+                crate::error::UNEXPECTED_FRAME,
                 format!("heartbeat frame on channel {channel_id}"),
             )),
+            Frame::QosPrefetchSize(_) => Err(AmqpError::connection(
+                crate::error::NOT_IMPLEMENTED,
+                "prefetch_size!=0",
+            )
+            .on(60, 10)),
         };
         match result {
             Ok(()) => Ok(false),
@@ -589,6 +596,10 @@ impl Connection {
                 ),
             )
             .on(method.get_amqp_class_id(), method.get_amqp_method_id())),
+            Frame::QosPrefetchSize(_) => Err(AmqpError::connection(
+                crate::error::COMMAND_INVALID,
+                "basic.qos on channel 0",
+            )),
             Frame::Header(..) | Frame::Body(..) => Err(AmqpError::connection(
                 crate::error::UNEXPECTED_FRAME,
                 "content frame on channel 0",

@@ -23,6 +23,10 @@ pub enum Frame {
     Header(u16, AMQPContentHeader),
     Body(u16, Bytes),
     Heartbeat(u16),
+    /// `basic.qos` with a non-zero prefetch-size: amq-protocol's `Qos` has no field for it
+    /// (it parses and drops it), so the decoder looks at the raw arguments; RabbitMQ answers
+    /// 540 NOT_IMPLEMENTED.
+    QosPrefetchSize(u16),
 }
 
 /// Why the byte stream is not a valid frame sequence. All are connection errors.
@@ -90,6 +94,9 @@ impl Decoder for FrameCodec {
         let payload = src.split_to(size as usize).freeze();
         src.advance(1);
         let frame = match kind {
+            constants::FRAME_METHOD if is_qos_with_prefetch_size(&payload) => {
+                Frame::QosPrefetchSize(channel)
+            }
             constants::FRAME_METHOD => match parse_class(&payload[..]) {
                 Ok((rest, class)) if rest.is_empty() => Frame::Method(channel, class),
                 _ => {
@@ -115,6 +122,11 @@ impl Decoder for FrameCodec {
         };
         Ok(Some(frame))
     }
+}
+
+/// `basic.qos` (class 60, method 10) whose prefetch-size (the first long) is not zero.
+fn is_qos_with_prefetch_size(payload: &[u8]) -> bool {
+    payload.len() >= 8 && payload[..4] == [0, 60, 0, 10] && payload[4..8] != [0, 0, 0, 0]
 }
 
 /// Appends one frame (method, header, heartbeat) to `out`.

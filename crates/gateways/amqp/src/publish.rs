@@ -151,15 +151,15 @@ pub async fn on_publish(
     }
     let durable = publish_now(channel.id, session, &publish, message).await;
     let Some(confirmer) = channel.confirm.as_mut() else {
+        // Without confirms an overflow refusal is silent, as in RabbitMQ.
         return durable.map(drop);
     };
     match durable {
-        Ok(wait) => confirmer.push(session, Pending::Wait(wait)),
-        Err(e) if e.code == PRECONDITION_FAILED || e.connection => {
-            // Refused by the queue (overflow) or the store: a nack, the channel stays open.
-            if e.connection {
-                tracing::warn!(error = %e.text, "publish failed: nack");
-            }
+        Ok(Published::Durable(wait)) => confirmer.push(session, Pending::Wait(wait)),
+        Ok(Published::Rejected) => confirmer.push(session, Pending::Nack),
+        Err(e) if e.code == crate::error::INTERNAL_ERROR => {
+            // The store failed (disk full, I/O error): a nack, the channel stays open.
+            tracing::warn!(error = %e.text, "publish failed: nack");
             confirmer.push(session, Pending::Nack);
         }
         Err(e) => return Err(e),
@@ -167,14 +167,21 @@ pub async fn on_publish(
     Ok(())
 }
 
-/// Publishes one message; the wait resolves when it is durable (at once if nothing needs
-/// syncing); `Err(406)` when an overflow policy refused it.
+/// What became of a publish that was not an error.
+enum Published {
+    /// Resolves when the message is durable (at once if nothing needs syncing).
+    Durable(DurableWait),
+    /// An `x-overflow = reject-publish(-dlx)` queue refused it.
+    Rejected,
+}
+
+/// Publishes one message.
 async fn publish_now(
     channel: u16,
     session: &mut Session,
     publish: &basic::Publish,
     message: Message,
-) -> Result<DurableWait, AmqpError> {
+) -> Result<Published, AmqpError> {
     let vhost = session.vhost.name().to_string();
     let returned = publish.mandatory.then(|| message.clone());
     let outcome = session
@@ -188,12 +195,9 @@ async fn publish_now(
         }
     }
     if outcome.rejected {
-        return Err(AmqpError::channel(
-            PRECONDITION_FAILED,
-            "rejected by x-overflow",
-        ));
+        return Ok(Published::Rejected);
     }
-    Ok(outcome.durable)
+    Ok(Published::Durable(outcome.durable))
 }
 
 /// `tx.commit`: the held publishes (each made durable) and settlements, in order.
@@ -203,12 +207,12 @@ pub async fn commit(channel: &mut Channel, session: &mut Session) -> Result<(), 
         match op {
             TxOp::Publish(publish, message) => {
                 match publish_now(channel.id, session, &publish, message).await {
-                    Ok(wait) => wait
+                    Ok(Published::Durable(wait)) => wait
                         .wait()
                         .await
                         .map_err(|e| AmqpError::from_core(&e, session.vhost.name()).on(90, 20))?,
                     // Overflow refusals drop the message, as RabbitMQ does in a transaction.
-                    Err(e) if e.code == PRECONDITION_FAILED && !e.connection => {}
+                    Ok(Published::Rejected) => {}
                     Err(e) => return Err(e),
                 }
             }
