@@ -12,7 +12,8 @@
 #   5. test    cargo nextest run --workspace (cargo test --workspace if nextest is missing)
 #   6. doc     cargo test --workspace --doc (nextest does not run doctests)
 #   7. e2e     pytest tests/python against target/debug/porter
-#   8. node    kafkajs tests in tests/node (node --test) against target/debug/porter; `npm ci` there
+#   8. node    kafkajs and amqplib tests in tests/node (node --test: every *.test.js, so amqp*.test.js
+#              too) against target/debug/porter; `npm ci` there
 #              only when package-lock.json (or the node version) changed since the last install
 # Knobs: PORTER_CRASH_CYCLES (passed through to the crash test), PYTEST_ARGS (extra pytest args,
 # e.g. "-k kcat -x"), PORTER_SKIP_E2E=1 (skip steps 7 and 8; it then says so in the summary).
@@ -204,7 +205,7 @@ if [[ "${PORTER_SKIP_E2E:-0}" == "1" ]]; then
     banner node "SKIPPED (PORTER_SKIP_E2E=1)"
 else
     run_step e2e "pytest tests/python (PORTER_BIN=${PORTER_BIN#"$ROOT"/})" e2e_tests
-    run_step node "kafkajs tests in tests/node (PORTER_BIN=${PORTER_BIN#"$ROOT"/})" node_tests
+    run_step node "kafkajs and amqplib tests in tests/node (PORTER_BIN=${PORTER_BIN#"$ROOT"/})" node_tests
 fi
 
 read -r TOTAL_PASSED TOTAL_FAILED < <(count_results)
