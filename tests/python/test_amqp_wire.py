@@ -255,28 +255,50 @@ def field(name: str, tag: bytes, raw_value: bytes) -> bytes:
     return shortstr(name) + tag + raw_value
 
 
-def test_field_table_types_pass_through_unchanged(amqp):
-    """Every field type RabbitMQ defines (including float 'f', double 'd' and the small integers,
-    which pika cannot encode) arrives byte for byte as published, nested in arrays and tables too."""
-    table = b"".join([
-        field("d", b"d", struct.pack("!d", 2.5)),
-        field("f", b"f", struct.pack("!f", 1.25)),
-        field("b", b"b", struct.pack("!b", -5)),
-        field("B", b"B", struct.pack("!B", 200)),
-        field("s", b"s", struct.pack("!h", -300)),
-        field("u", b"u", struct.pack("!H", 60000)),
-        field("I", b"I", struct.pack("!i", -70000)),
-        field("i", b"i", struct.pack("!I", 4_000_000_000)),
-        field("l", b"l", struct.pack("!q", -(2**40))),
-        field("x", b"x", longstr(b"\x00\xff")),
-        field("T", b"T", struct.pack("!Q", 1_700_000_000)),
-        field("D", b"D", struct.pack("!Bi", 2, 314)),
-        field("V", b"V", b""),
-        field("t", b"t", b"\x01"),
-        field("S", b"S", longstr("héllo")),
-        field("A", b"A", longstr(b"I" + struct.pack("!i", 1) + b"d" + struct.pack("!d", 0.5))),
-        field("F", b"F", longstr(field("inner", b"d", struct.pack("!d", -1.5)))),
-    ])
+FIXED_SIZES = {"d": 8, "f": 4, "b": 1, "B": 1, "s": 2, "u": 2, "I": 4, "i": 4, "l": 8, "T": 8, "D": 5, "V": 0, "t": 1}
+
+
+def parse_table(raw_table: bytes) -> list[tuple[str, str, bytes]]:
+    """A field table's entries as (name, type tag, raw value bytes), in wire order."""
+    out, i = [], 0
+    while i < len(raw_table):
+        n = raw_table[i]
+        name = raw_table[i + 1 : i + 1 + n].decode()
+        i += 1 + n
+        tag = chr(raw_table[i])
+        i += 1
+        size = FIXED_SIZES.get(tag)
+        if size is None:  # S, x, A, F: a 4-byte length first
+            size = 4 + struct.unpack("!I", raw_table[i : i + 4])[0]
+        out.append((name, tag, raw_table[i : i + size]))
+        i += size
+    return out
+
+
+FIELD_TABLE = b"".join([
+    field("d", b"d", struct.pack("!d", 2.5)),
+    field("f", b"f", struct.pack("!f", 1.25)),
+    field("b", b"b", struct.pack("!b", -5)),
+    field("B", b"B", struct.pack("!B", 200)),
+    field("s", b"s", struct.pack("!h", -300)),
+    field("u", b"u", struct.pack("!H", 60000)),
+    field("I", b"I", struct.pack("!i", -70000)),
+    field("i", b"i", struct.pack("!I", 4_000_000_000)),
+    field("l", b"l", struct.pack("!q", -(2**40))),
+    field("x", b"x", longstr(b"\x00\xff")),
+    field("T", b"T", struct.pack("!Q", 1_700_000_000)),
+    field("D", b"D", struct.pack("!Bi", 2, 314)),
+    field("V", b"V", b""),
+    field("t", b"t", b"\x01"),
+    field("S", b"S", longstr("héllo")),
+    field("A", b"A", longstr(b"I" + struct.pack("!i", 1) + b"d" + struct.pack("!d", 0.5))),
+    field("F", b"F", longstr(field("inner", b"d", struct.pack("!d", -1.5)))),
+])
+
+
+def publish_and_get_raw_properties(amqp, table: bytes) -> tuple[bytes, bytes]:
+    """Publish (raw frames, confirmed) a message whose headers are `table`, basic.get it back, and
+    return (sent properties, received properties) as raw bytes."""
     # property flags: content-type (bit 15) and headers (bit 13)
     properties = struct.pack("!H", (1 << 15) | (1 << 13)) + shortstr("text/plain") + longstr(table)
     body = b"typed payload"
@@ -302,15 +324,39 @@ def test_field_table_types_pass_through_unchanged(amqp):
         assert (kind, channel) == (2, 1)
         class_id, _weight, size = struct.unpack("!HHQ", header[:12])
         assert (class_id, size) == (60, len(body))
-        assert header[12:] == properties, "properties changed in transit"
         kind, channel, got = conn.read_frame()
         assert (kind, channel, got) == (3, 1, body)
     finally:
         conn.close()
-    # and pika reads the same message fine
+    return properties, header[12:]
+
+
+def test_field_table_types_pass_through_unchanged(amqp):
+    """Every field type RabbitMQ defines (including float 'f', double 'd' and the small integers,
+    which pika cannot encode) arrives with its type tag and value bytes as published, nested in
+    arrays and tables too."""
+    sent, received = publish_and_get_raw_properties(amqp, FIELD_TABLE)
+    prefix = struct.pack("!H", (1 << 15) | (1 << 13)) + shortstr("text/plain")
+    assert received[: len(prefix)] == prefix, "flags and content-type"
+    got = parse_table(received[len(prefix) + 4 :])
+    want = parse_table(FIELD_TABLE)
+    assert sorted(got) == sorted(want), f"changed entries: {sorted(set(got) ^ set(want))}"
+    # and pika reads such a queue fine afterwards
     ch = amqp.channel()
+    q = amqp.name("after-types")
+    ch.queue_declare(q)
     publish_confirmed(ch, "", q, [b"again"])
     assert consume(ch, q, 1)[0].body == b"again"
+
+
+def test_field_table_order_is_preserved(amqp):
+    """RabbitMQ hands the properties on byte for byte: a table's entries keep their wire order
+    (a client that signs or hashes its headers, or shows them in order, sees them unchanged)."""
+    sent, received = publish_and_get_raw_properties(amqp, FIELD_TABLE)
+    prefix_len = 2 + 1 + len("text/plain") + 4
+    order = [name for name, _t, _v in parse_table(received[prefix_len:])]
+    assert order == [name for name, _t, _v in parse_table(FIELD_TABLE)]
+    assert received == sent
 
 
 def test_clean_close_handshake(amqp):
