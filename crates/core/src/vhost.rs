@@ -177,6 +177,7 @@ impl VirtualHost {
                 .definition()
                 .check_equivalent(&definition)
                 .map_err(CoreError::PreconditionFailed)?;
+            existing.touch();
             if definition.exclusive_owner.is_some()
                 != existing.definition().exclusive_owner.is_some()
             {

@@ -42,8 +42,12 @@ impl Queue {
                     tracing::warn!(vhost = %self.vhost, queue = %self.name, error = %e, "queue maintenance failed");
                 }
             }
+            let expires_at = self.check_expiry();
             let next_maintenance = last_maintenance + MAINTENANCE_INTERVAL_MS;
-            let wake_at = deadline.map_or(next_maintenance, |d| d.min(next_maintenance));
+            let wake_at = [deadline, expires_at]
+                .into_iter()
+                .flatten()
+                .fold(next_maintenance, i64::min);
             let sleep_ms = (wake_at - now_ms()).clamp(1, MAINTENANCE_INTERVAL_MS) as u64;
             tokio::select! {
                 _ = self.wake.notified() => {}
@@ -226,13 +230,16 @@ impl Queue {
                 }
                 (None, None) => continue,
             };
-            let copy = dead_letter(
+            let mut copy = dead_letter(
                 &message,
                 &self.name,
                 letter.reason,
                 self.args.dead_letter_routing_key.as_deref(),
                 now_s,
             );
+            // Deliveries of the copy name the exchange it was republished to, as RabbitMQ's
+            // do; `x-death` keeps the original.
+            copy.exchange = exchange.clone();
             if let Err(e) = vhost.publish_dead_letter(&exchange, copy).await {
                 tracing::debug!(queue = %self.name, exchange = %exchange, error = %e, "dead letter dropped");
             }
@@ -247,16 +254,26 @@ impl Queue {
             run_blocking(move || acks.lock().sync()).await?;
             self.reclaim(lane).await?;
         }
+        Ok(())
+    }
+
+    /// `x-expires`: deletes the queue once unused for that long; otherwise returns when it
+    /// would expire, so the task wakes in time.
+    fn check_expiry(&self) -> Option<i64> {
+        let expires = self.args.expires_ms? as i64;
         let idle_since = {
             let inner = self.inner.lock();
-            inner.consumers.is_empty().then_some(inner.last_used_ms)
-        };
-        if let (Some(expires), Some(idle_since)) = (self.args.expires_ms, idle_since) {
-            if now_ms() - idle_since >= expires as i64 {
-                self.delete_later("x-expires: unused");
+            if inner.deleted || !inner.consumers.is_empty() {
+                return None;
             }
+            inner.last_used_ms
+        };
+        let due = idle_since.saturating_add(expires);
+        if now_ms() >= due {
+            self.delete_later("x-expires: unused");
+            return None;
         }
-        Ok(())
+        Some(due)
     }
 
     /// Deletes `lane`'s log below its settled prefix (whole segments), keeping anything a

@@ -33,6 +33,36 @@ use crate::Broker;
 
 /// Segment size of queue logs: small, so that acked prefixes are reclaimed soon.
 pub const QUEUE_SEGMENT_BYTES: u64 = 16 << 20;
+/// A file in the queue's directory: present once a transient message was written.
+const TRANSIENT_MARKER: &str = "has-transient";
+
+/// Counts the unsettled transient messages in the lanes' logs (all from an earlier
+/// incarnation, at open). Reads the unsettled part of each log once. Blocking.
+fn count_transient(lanes: &[LaneFiles], states: &[QueueState]) -> Result<u64> {
+    let mut count = 0;
+    for (lane, state) in lanes.iter().zip(states) {
+        let mut offset = state.settled_prefix();
+        let end = lane.log.log_end_offset();
+        while offset < end {
+            let slice = lane.log.read(offset, 1 << 20)?;
+            let records = decode_batches(slice.bytes)?;
+            let Some(last) = records.last().map(|r| r.offset) else {
+                break;
+            };
+            for record in records.iter().filter(|r| r.offset >= offset) {
+                if state.is_settled(record.offset) {
+                    continue;
+                }
+                if Message::decode(record).is_ok_and(|m| m.epoch.is_some()) {
+                    count += 1;
+                }
+            }
+            offset = last + 1;
+        }
+    }
+    Ok(count)
+}
+
 /// Largest record batch (one message plus its properties) a queue log accepts.
 pub const QUEUE_BATCH_BYTES_MAX: u32 = 513 << 20;
 /// Decoded messages kept in memory per queue, waiting for delivery, so a consumer that keeps up
@@ -56,6 +86,8 @@ pub struct Queue {
     pub(crate) wake: Notify,
     pub(crate) broker: Weak<Broker>,
     pub(crate) closed: CancellationToken,
+    /// Whether this incarnation has written the transient marker.
+    pub(crate) transient_marked: std::sync::atomic::AtomicBool,
 }
 
 /// One priority level's files.
@@ -113,6 +145,9 @@ pub(crate) struct Inner {
     /// transient message from before a restart): the delivery task looks at it.
     pub(crate) head_check: bool,
     pub(crate) deleted: bool,
+    /// Transient messages from before the last restart still in the log: skipped (dropped)
+    /// when reached, and not counted as ready meanwhile.
+    pub(crate) stale_transient: u64,
 }
 
 impl Inner {
@@ -142,7 +177,8 @@ impl Inner {
 
     /// Ready messages in all lanes.
     pub(crate) fn ready(&self) -> u64 {
-        self.states.iter().map(QueueState::ready).sum()
+        let ready: u64 = self.states.iter().map(QueueState::ready).sum();
+        ready.saturating_sub(self.stale_transient)
     }
 
     /// The lane the next delivery comes from: the highest with a ready message.
@@ -251,6 +287,16 @@ impl Queue {
             });
         }
         let restored_backlog = states.iter().any(|s| s.ready() > 0);
+        let marker = dir.join(TRANSIENT_MARKER);
+        let stale_transient = if marker.exists() {
+            let stale = count_transient(&lanes, &states)?;
+            if stale == 0 {
+                let _ = std::fs::remove_file(&marker);
+            }
+            stale
+        } else {
+            0
+        };
         let queue = Arc::new(Queue {
             name: Arc::from(definition.name.as_str()),
             vhost: vhost.to_string(),
@@ -271,10 +317,12 @@ impl Queue {
                 dead: Vec::new(),
                 head_check: restored_backlog,
                 deleted: false,
+                stale_transient,
             }),
             wake: Notify::new(),
             broker,
             closed: CancellationToken::new(),
+            transient_marked: std::sync::atomic::AtomicBool::new(false),
             definition,
         });
         // Without a runtime (a blocking test of the broker) there is nothing to deliver to.
@@ -370,6 +418,12 @@ impl Queue {
         if auto_delete {
             self.delete_later("auto-delete: last consumer gone");
         }
+    }
+
+    /// A re-declare counts as use for `x-expires`, as in RabbitMQ.
+    pub(crate) fn touch(&self) {
+        self.inner.lock().last_used_ms = now_ms();
+        self.wake.notify_one();
     }
 
     /// Whether `owner` (a connection) has consumers here.
@@ -502,7 +556,13 @@ impl Queue {
                     reason,
                 });
             }
-            _ => inner.forget(position),
+            _ => {
+                if reason.is_none() {
+                    // Only stale transient messages are discarded without a reason.
+                    inner.stale_transient = inner.stale_transient.saturating_sub(1);
+                }
+                inner.forget(position);
+            }
         }
     }
 
@@ -574,6 +634,18 @@ impl Queue {
                         return Ok((AppendOutcome::Rejected, false));
                     }
                 }
+            }
+            if transient
+                && !this
+                    .transient_marked
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                // Tells the next start to look for (and not count) transient messages left over.
+                let marker = this.dir.join(TRANSIENT_MARKER);
+                std::fs::File::create(&marker).map_err(|e| CoreError::Io {
+                    path: marker,
+                    source: e,
+                })?;
             }
             let info = this.lanes[lane].log.append(batch, now)?;
             debug_assert_eq!(info.base_offset, info.last_offset, "one message per batch");

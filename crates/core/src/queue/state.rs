@@ -500,6 +500,11 @@ impl QueueState {
             .map_or(0, |c| c.unacked)
     }
 
+    /// Whether `offset` is settled (acked, dropped or dead-lettered).
+    pub fn is_settled(&self, offset: Offset) -> bool {
+        offset < self.log_start || self.settled.contains(offset)
+    }
+
     /// Whether `delivery_tag` is outstanding (delivered, not yet settled or requeued).
     pub fn is_unacked(&self, delivery_tag: u64) -> bool {
         self.unacked.contains_key(&delivery_tag)

@@ -452,15 +452,18 @@ impl Connection {
             return self.on_connection_frame(frame);
         }
         if let Frame::Method(_, AMQPClass::Channel(channel::AMQPMethod::Open(_))) = &frame {
-            if !self.channels.contains_key(&channel_id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.channels.entry(channel_id)
+            {
                 if channel_id > channel_max {
                     return Err(AmqpError::connection(
                         NOT_ALLOWED,
-                        format!("channel {channel_id} is above the negotiated channel_max {channel_max}"),
+                        format!(
+                            "channel {channel_id} is above the negotiated channel_max {channel_max}"
+                        ),
                     )
                     .on(20, 10));
                 }
-                self.channels.insert(channel_id, Channel::new(channel_id));
+                slot.insert(Channel::new(channel_id));
                 self.session.method(
                     channel_id,
                     AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),

@@ -98,7 +98,7 @@ impl Decoder for FrameCodec {
                 Frame::QosPrefetchSize(channel)
             }
             constants::FRAME_METHOD => match parse_class(&payload[..]) {
-                Ok((rest, class)) if rest.is_empty() => Frame::Method(channel, class),
+                Ok((&[], class)) => Frame::Method(channel, class),
                 _ => {
                     return Err(FrameError::Syntax {
                         channel,
@@ -108,7 +108,7 @@ impl Decoder for FrameCodec {
             },
             constants::FRAME_HEADER => {
                 match amq_protocol::frame::parsing::parse_content_header(&payload[..]) {
-                    Ok((rest, header)) if rest.is_empty() => Frame::Header(channel, header),
+                    Ok((&[], header)) => Frame::Header(channel, header),
                     _ => {
                         return Err(FrameError::Syntax {
                             channel,

@@ -93,7 +93,7 @@ impl Confirmer {
 
 /// Work a transaction holds until `tx.commit`.
 pub enum TxOp {
-    Publish(basic::Publish, Message),
+    Publish(Box<(basic::Publish, Message)>),
     Ack(u64, bool),
     Nack(u64, bool, bool),
 }
@@ -146,7 +146,7 @@ pub async fn on_publish(
                 ),
             ));
         }
-        tx.push(TxOp::Publish(publish, message));
+        tx.push(TxOp::Publish(Box::new((publish, message))));
         return Ok(());
     }
     let durable = publish_now(channel.id, session, &publish, message).await;
@@ -205,7 +205,8 @@ pub async fn commit(channel: &mut Channel, session: &mut Session) -> Result<(), 
     let ops = channel.tx.replace(Vec::new()).unwrap_or_default();
     for op in ops {
         match op {
-            TxOp::Publish(publish, message) => {
+            TxOp::Publish(held) => {
+                let (publish, message) = *held;
                 match publish_now(channel.id, session, &publish, message).await {
                     Ok(Published::Durable(wait)) => wait
                         .wait()
