@@ -50,6 +50,8 @@ pub struct Channel {
     content: Option<Content>,
     /// The queue last declared on this channel: an empty queue name in later methods means it.
     pub last_queue: Option<String>,
+    /// A direct reply-to consumer: (client tag, the name handed out for `reply_to`).
+    pub direct_reply: Option<(String, String)>,
 }
 
 impl Channel {
@@ -65,6 +67,7 @@ impl Channel {
             tx: None,
             content: None,
             last_queue: None,
+            direct_reply: None,
         }
     }
 
@@ -167,15 +170,26 @@ impl Channel {
         Some((content.publish, properties, content.body.freeze()))
     }
 
+    /// Whether `client_tag` is a consumer here (a queue's or the direct reply-to one).
+    pub fn has_consumer(&self, client_tag: &str) -> bool {
+        self.consumers.contains_key(client_tag)
+            || self
+                .direct_reply
+                .as_ref()
+                .is_some_and(|(tag, _)| tag == client_tag)
+    }
+
     /// A consumer's message: give it this channel's next delivery tag and write it out.
     pub fn deliver(&mut self, s: &mut Session, client_tag: &str, d: QueueDelivery) {
-        let Some(consumer) = self.consumers.get(client_tag) else {
+        let consumer = self.consumers.get(client_tag);
+        if consumer.is_none() && !self.has_consumer(client_tag) {
             // Cancelled meanwhile: the queue requeued it with the consumer, unless no_ack.
             return;
-        };
+        }
         let tag = self.next_delivery_tag;
         self.next_delivery_tag += 1;
-        if !consumer.no_ack {
+        // Direct replies are no-ack, like the pseudo-queue's consumer.
+        if let Some(consumer) = consumer.filter(|c| !c.no_ack) {
             self.unacked.insert(
                 tag,
                 Unacked {
@@ -245,7 +259,7 @@ impl Channel {
 
     /// Ends the channel: consumers cancelled, and every message it holds unacknowledged (from
     /// consumers, cancelled ones included, and `basic.get`) requeued, as RabbitMQ does.
-    pub fn cleanup(&mut self) {
+    pub fn cleanup(&mut self, replies: &crate::reply_to::ReplyRegistry) {
         for (_, consumer) in self.consumers.drain() {
             consumer.queue.cancel(&consumer.internal, false);
         }
@@ -255,6 +269,9 @@ impl Channel {
         self.tx = None;
         if let Some(confirmer) = self.confirm.take() {
             confirmer.close();
+        }
+        if let Some((_, name)) = self.direct_reply.take() {
+            replies.unregister(&name);
         }
     }
 }

@@ -41,6 +41,7 @@ pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 pub struct Context {
     pub broker: Arc<Broker>,
     pub config: Arc<AmqpConfig>,
+    pub replies: Arc<crate::reply_to::ReplyRegistry>,
 }
 
 type Frames = FramedRead<OwnedReadHalf, FrameCodec>;
@@ -124,7 +125,7 @@ pub async fn run(
         }
     }
     for (_, mut channel) in conn.channels.drain() {
-        channel.cleanup();
+        channel.cleanup(&conn.session.replies);
     }
     conn.session.vhost.release_owner(conn.session.owner).await;
 }
@@ -247,6 +248,7 @@ async fn handshake(
         deliveries: deliveries_tx,
         confirms: confirms_tx,
         confirms_pending: Arc::new(AtomicUsize::new(0)),
+        replies: ctx.replies.clone(),
     };
     tracing::debug!(%peer, user = %session.user, vhost = %session.vhost.name(), frame_max, heartbeat = tune_ok.heartbeat, channel_max = tune_ok.channel_max, "amqp: connection open");
     Ok(Negotiated {
@@ -293,7 +295,7 @@ fn start_method() -> AMQPClass {
     ] {
         capabilities.insert(name.into(), AMQPValue::Boolean(true));
     }
-    capabilities.insert("direct_reply_to".into(), AMQPValue::Boolean(false));
+    capabilities.insert("direct_reply_to".into(), AMQPValue::Boolean(true));
     let mut properties = FieldTable::default();
     properties.insert("capabilities".into(), AMQPValue::FieldTable(capabilities));
     for (key, value) in [
@@ -551,7 +553,7 @@ impl Connection {
             Err(e) => {
                 tracing::debug!(peer = %self.peer, channel = channel_id, code = e.code, text = %e.text, "amqp: channel error");
                 let ch = self.channels.get_mut(&channel_id).expect("checked above");
-                ch.cleanup();
+                ch.cleanup(&self.session.replies);
                 ch.closing = true;
                 self.session.method(
                     channel_id,
@@ -618,7 +620,7 @@ impl Connection {
                     return;
                 };
                 match self.channels.get_mut(&channel_id) {
-                    Some(ch) if !ch.closing && ch.consumers.contains_key(client_tag) => {
+                    Some(ch) if !ch.closing && ch.has_consumer(client_tag) => {
                         ch.deliver(&mut self.session, client_tag, delivery)
                     }
                     // The consumer or channel is gone: give an acked-mode message back.

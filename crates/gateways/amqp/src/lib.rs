@@ -13,14 +13,14 @@
 //! queues (declare incl. passive and server-named, bind, unbind, purge, delete with if-unused
 //! and if-empty), `basic.qos` (prefetch count), consume / cancel (and server-sent cancel when a
 //! queue is deleted, for clients with `consumer_cancel_notify`), publish with `mandatory`
-//! (`basic.return` 312 NO_ROUTE), get, ack / nack / reject with `multiple`, recover, publisher
+//! (`basic.return` 312 NO_ROUTE), get, ack / nack / reject with `multiple`, recover, direct reply-to (`amq.rabbitmq.reply-to`), publisher
 //! confirms (acked after the message is durable, runs coalesced with `multiple`), transactions,
 //! heartbeats, `connection.blocked` / `unblocked` on the broker's memory and disk alarms, and
 //! RabbitMQ's channel- and connection-error codes.
 //!
 //! Not implemented, on purpose or not yet: `basic.qos` `global` (treated as per consumer),
 //! `channel.flow(false)` (answered, deliveries not paused), `immediate` publishing (540, as in
-//! RabbitMQ), direct reply-to, consumer priorities, per-user permissions beyond
+//! RabbitMQ), consumer priorities, per-user permissions beyond
 //! the configured user list.
 
 pub mod auth;
@@ -32,6 +32,7 @@ pub mod error;
 pub mod frame;
 pub mod methods;
 pub mod publish;
+pub mod reply_to;
 pub mod server;
 pub mod session;
 

@@ -11,6 +11,7 @@ use crate::channel::{settle, Channel, ConsumerEntry};
 use crate::convert::table_from_amqp;
 use crate::error::{AmqpError, NOT_ALLOWED, NOT_IMPLEMENTED, PRECONDITION_FAILED};
 use crate::publish::{self, Confirmer, TxOp};
+use crate::reply_to;
 use crate::session::{internal_tag, Session};
 
 /// What the connection must do after a method.
@@ -32,7 +33,7 @@ pub async fn dispatch(
     let id = ch.id;
     match method {
         AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
-            ch.cleanup();
+            ch.cleanup(&s.replies);
             s.method(
                 id,
                 AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
@@ -270,6 +271,9 @@ async fn basic_method(
                 AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})),
             );
         }
+        basic::AMQPMethod::Consume(c) if c.queue.as_str() == reply_to::PSEUDO_QUEUE => {
+            consume_replies(ch, s, c, ids)?;
+        }
         basic::AMQPMethod::Consume(c) => {
             let name = ch.queue_name(c.queue.as_str())?;
             let queue = s.vhost.queue(&name, s.owner).map_err(core)?;
@@ -314,6 +318,15 @@ async fn basic_method(
             }
         }
         basic::AMQPMethod::Cancel(c) => {
+            if ch
+                .direct_reply
+                .as_ref()
+                .is_some_and(|(tag, _)| tag == c.consumer_tag.as_str())
+            {
+                if let Some((_, name)) = ch.direct_reply.take() {
+                    s.replies.unregister(&name);
+                }
+            }
             if let Some(consumer) = ch.consumers.remove(c.consumer_tag.as_str()) {
                 consumer.queue.cancel(&consumer.internal, false);
             }
@@ -392,6 +405,47 @@ async fn basic_method(
             )
             .on(ids.0, ids.1))
         }
+    }
+    Ok(())
+}
+
+/// `basic.consume` of `amq.rabbitmq.reply-to`: no queue, a name handed out for `reply_to`.
+fn consume_replies(
+    ch: &mut Channel,
+    s: &mut Session,
+    c: basic::Consume,
+    ids: (u16, u16),
+) -> Result<(), AmqpError> {
+    if !c.no_ack {
+        return Err(
+            AmqpError::channel(PRECONDITION_FAILED, "reply consumer cannot acknowledge")
+                .on(ids.0, ids.1),
+        );
+    }
+    if ch.direct_reply.is_some() {
+        return Err(
+            AmqpError::channel(PRECONDITION_FAILED, "reply consumer already set").on(ids.0, ids.1),
+        );
+    }
+    let tag = if c.consumer_tag.as_str().is_empty() {
+        format!("amq.ctag-{}", generated_suffix())
+    } else {
+        c.consumer_tag.as_str().to_string()
+    };
+    let name = s
+        .replies
+        .register(s.deliveries.clone(), internal_tag(s.owner, ch.id, &tag))
+        .ok_or_else(|| {
+            AmqpError::channel(PRECONDITION_FAILED, "too many reply consumers").on(ids.0, ids.1)
+        })?;
+    ch.direct_reply = Some((tag.clone(), name));
+    if !c.nowait {
+        s.method(
+            ch.id,
+            AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                consumer_tag: tag.as_str().into(),
+            })),
+        );
     }
     Ok(())
 }

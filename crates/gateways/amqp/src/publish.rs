@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::channel::{settle, Channel};
 use crate::convert::properties_from_amqp;
 use crate::error::{AmqpError, NOT_IMPLEMENTED, PRECONDITION_FAILED};
+use crate::reply_to;
 use crate::session::{ConfirmResult, Session};
 
 /// What a confirmer answers for one publish.
@@ -136,6 +137,18 @@ pub async fn on_publish(
     if publish.immediate {
         return Err(AmqpError::connection(NOT_IMPLEMENTED, "immediate=true").on(60, 40));
     }
+    let mut message = message;
+    if message.properties.reply_to.as_deref() == Some(reply_to::PSEUDO_QUEUE) {
+        // A request expecting a direct reply: name this channel's reply consumer.
+        let Some((_, name)) = &channel.direct_reply else {
+            return Err(AmqpError::channel(
+                PRECONDITION_FAILED,
+                "fast reply consumer does not exist",
+            )
+            .on(60, 40));
+        };
+        message.properties.reply_to = Some(name.clone());
+    }
     if let Some(tx) = channel.tx.as_mut() {
         if tx.len() >= session.config.tx_publishes_max {
             return Err(AmqpError::channel(
@@ -182,6 +195,18 @@ async fn publish_now(
     publish: &basic::Publish,
     message: Message,
 ) -> Result<Published, AmqpError> {
+    if reply_to::is_reply_name(publish.exchange.as_str(), publish.routing_key.as_str()) {
+        let returned = publish.mandatory.then(|| message.clone());
+        if !session
+            .replies
+            .deliver(publish.routing_key.as_str(), message)
+        {
+            if let Some(message) = returned {
+                session.basic_return(channel, &message);
+            }
+        }
+        return Ok(Published::Durable(DurableWait::default()));
+    }
     let vhost = session.vhost.name().to_string();
     let returned = publish.mandatory.then(|| message.clone());
     let outcome = session

@@ -26,6 +26,7 @@ pub async fn serve(
     let ctx = Arc::new(Context {
         broker,
         config: Arc::new(config),
+        replies: Default::default(),
     });
     let tracker = TaskTracker::new();
     loop {

@@ -48,6 +48,8 @@ pub struct Session {
     /// Publishes waiting for their confirm across the connection's channels; bounded by
     /// `AmqpConfig::confirms_pending_max` (the connection stops reading past it).
     pub confirms_pending: Arc<AtomicUsize>,
+    /// Direct reply-to consumers of the whole broker.
+    pub replies: Arc<crate::reply_to::ReplyRegistry>,
 }
 
 impl Session {
