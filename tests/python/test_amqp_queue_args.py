@@ -231,8 +231,12 @@ def test_reject_publish_without_confirms_drops_silently(amqp):
     ch.queue_declare(q, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
     ch.basic_publish("", q, b"kept")
     ch.basic_publish("", q, b"dropped")
-    assert message_count(ch, q) == 1
+    # without confirms a publish is asynchronous: wait for it to land, then make sure it stays one
+    wait_message_count(ch, q, 1)
+    time.sleep(0.2)
     assert ch.is_open
+    assert [d.body for d in get_n(ch, q, 1)] == [b"kept"]
+    assert_empty(ch, q)
 
 
 def test_priority_queue_delivers_highest_first(amqp):
