@@ -67,6 +67,7 @@ with open(log, "wb") as err:
     started = time.monotonic()
     proc = subprocess.Popen(
         [bin_, "serve", "--data-dir", data, "--kafka-listen", f"127.0.0.1:{port}",
+         "--amqp-listen", f"127.0.0.1:{port + 1}",
          "--log-format", "json"],
         stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
 deadline = started + 120

@@ -37,6 +37,9 @@ pub struct Server {
     /// Holds the data dir and the stderr file; removed on drop.
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The AMQP listener's port (each test server gets its own, so parallel tests never share
+    /// the default 5672).
+    pub amqp_port: u16,
     args: Vec<String>,
     /// How many times the process was started: restarts append to the same stderr file.
     pub starts: u32,
@@ -56,6 +59,7 @@ impl Server {
             child: None,
             dir,
             port: free_port(),
+            amqp_port: free_port(),
             args: extra_args.iter().map(|s| s.to_string()).collect(),
             starts: 0,
             sigterms_sent: 0,
@@ -96,11 +100,20 @@ impl Server {
             .open(self.stderr_path())
             .expect("opening stderr file");
         let addr = self.bootstrap();
+        let amqp = if self.args.iter().any(|a| a == "--amqp-listen") {
+            Vec::new()
+        } else {
+            vec![
+                "--amqp-listen".to_string(),
+                format!("127.0.0.1:{}", self.amqp_port),
+            ]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_porter"))
             .arg("serve")
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--kafka-listen", &addr, "--kafka-advertised", &addr])
+            .args(&amqp)
             .args(&self.args)
             .env("NO_COLOR", "1")
             .env_remove("PORTER_CONFIG")
