@@ -4,8 +4,10 @@
 //! - [`stats`]: latency histograms and throughput.
 //! - [`proc_stats`]: the broker's CPU seconds and peak RSS, read from /proc for a pid.
 //! - [`kafka`]: the Kafka-protocol driver (rdkafka).
+//! - [`amqp`]: the AMQP 0-9-1 driver (lapin): the durable work queue.
 //! - [`report`]: the human table and the JSON result.
 
+mod amqp;
 mod kafka;
 mod proc_stats;
 mod report;
@@ -26,6 +28,8 @@ struct Cli {
 enum Command {
     /// Produce and consume over the Kafka protocol (librdkafka).
     Kafka(kafka::KafkaArgs),
+    /// Durable work queue over AMQP 0-9-1 (lapin): persistent messages, confirms, manual acks.
+    Amqp(amqp::AmqpArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let result = match cli.command {
         Command::Kafka(args) => runtime.block_on(kafka::run(args))?,
+        Command::Amqp(args) => runtime.block_on(amqp::run(args))?,
     };
     report::print(&result);
     if let Some(path) = &result.json_path {

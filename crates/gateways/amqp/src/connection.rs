@@ -124,10 +124,7 @@ pub async fn run(
             close_connection(&mut frames, &mut writer, error).await;
         }
     }
-    for (_, mut channel) in conn.channels.drain() {
-        channel.cleanup(&conn.session.replies);
-    }
-    conn.session.vhost.release_owner(conn.session.owner).await;
+    conn.release().await;
 }
 
 /// Sends `connection.close` and waits briefly for `close-ok`.
@@ -341,6 +338,15 @@ struct Connection {
 }
 
 impl Connection {
+    /// Ends every channel (consumers cancelled, unacked messages requeued) and deletes the
+    /// connection's exclusive queues. Idempotent.
+    async fn release(&mut self) {
+        for (_, mut channel) in self.channels.drain() {
+            channel.cleanup(&self.session.replies);
+        }
+        self.session.vhost.release_owner(self.session.owner).await;
+    }
+
     async fn serve(
         &mut self,
         frames: &mut Frames,
@@ -366,6 +372,17 @@ impl Connection {
                     match frame {
                         Some(Ok(frame)) => {
                             if self.on_frame(frame, channel_max, &alarms).await? {
+                                // The client closed. Release what it held (requeue, delete its
+                                // exclusive queues) before close-ok, so a client that reconnects
+                                // right after sees the queues gone, as with RabbitMQ.
+                                self.release().await;
+                                encode_method(
+                                    0,
+                                    AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                                        connection::CloseOk {},
+                                    )),
+                                    &mut self.session.out,
+                                );
                                 self.flush(writer).await?;
                                 return Ok(());
                             }
@@ -574,11 +591,6 @@ impl Connection {
             Frame::Heartbeat(_) => Ok(false),
             Frame::Method(_, AMQPClass::Connection(connection::AMQPMethod::Close(close))) => {
                 tracing::debug!(peer = %self.peer, code = close.reply_code, text = %close.reply_text, "amqp: client closed the connection");
-                encode_method(
-                    0,
-                    AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
-                    &mut self.session.out,
-                );
                 Ok(true)
             }
             Frame::Method(_, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => Ok(true),

@@ -43,6 +43,8 @@ pub struct Server {
     args: Vec<String>,
     /// How many times the process was started: restarts append to the same stderr file.
     pub starts: u32,
+    /// Restarts in a row after a bind conflict (see `wait_ready`).
+    bind_retries: u32,
     /// SIGTERMs this harness sent; more "SIGTERM received" lines than this means someone else
     /// signalled the process (reported when a test fails).
     sigterms_sent: u32,
@@ -62,6 +64,7 @@ impl Server {
             amqp_port: free_port(),
             args: extra_args.iter().map(|s| s.to_string()).collect(),
             starts: 0,
+            bind_retries: 0,
             sigterms_sent: 0,
         };
         server.spawn();
@@ -132,12 +135,22 @@ impl Server {
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 self.child = None;
+                // The test's own client sockets take ephemeral ports, and while the server was
+                // down the kernel may have given one of them the server's port. Such a socket
+                // goes away when its connection fails; start again on the same port.
+                if self.bind_retries < BIND_RETRIES_MAX && self.stderr().ends_with_bind_conflict() {
+                    self.bind_retries += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                    self.spawn();
+                    return;
+                }
                 panic!(
                     "porter exited during start-up with {status}; stderr:\n{}",
                     self.stderr()
                 );
             }
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                self.bind_retries = 0;
                 return;
             }
             if Instant::now() > deadline {
@@ -280,6 +293,21 @@ impl Drop for Server {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Restarts after a bind conflict on the server's own port (see `Server::wait_ready`).
+const BIND_RETRIES_MAX: u32 = 25;
+
+trait BindConflict {
+    fn ends_with_bind_conflict(&self) -> bool;
+}
+
+impl BindConflict for String {
+    fn ends_with_bind_conflict(&self) -> bool {
+        self.lines()
+            .last()
+            .is_some_and(|l| l.contains("Address already in use"))
+    }
 }
 
 pub fn strip_ansi(s: &str) -> String {
