@@ -111,6 +111,8 @@ class PorterServer:
         self.advertised = advertised or self.bootstrap
         self.process: subprocess.Popen | None = None
         self.starts = 0
+        # More `porter serve` flags (e.g. ["--config", path]) for tests that need settings.
+        self.extra_args: list[str] = []
 
     def __iter__(self):
         """Unpacks as (bootstrap, data_dir, restart, kill9_restart)."""
@@ -134,6 +136,7 @@ class PorterServer:
         ]
         if self.amqp_enabled:
             command += ["--amqp-listen", f"{self.amqp_host}:{self.amqp_port}"]
+        command += self.extra_args
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start {self.starts}: {' '.join(command)}\n".encode())
             log.flush()
