@@ -52,6 +52,9 @@ pub struct Channel {
     pub last_queue: Option<String>,
     /// A direct reply-to consumer: (client tag, the name handed out for `reply_to`).
     pub direct_reply: Option<(String, String)>,
+    /// Acks taken off `unacked` but not yet applied: the connection applies them together at
+    /// the end of a batch of frames (one ack-file write per queue instead of one per ack).
+    pending_acks: Vec<Unacked>,
 }
 
 impl Channel {
@@ -68,6 +71,7 @@ impl Channel {
             content: None,
             last_queue: None,
             direct_reply: None,
+            pending_acks: Vec::new(),
         }
     }
 
@@ -257,9 +261,27 @@ impl Channel {
             .ok_or_else(|| unknown_tag(delivery_tag))
     }
 
+    /// Gathers acked deliveries for [`Self::flush_acks`].
+    pub fn defer_acks(&mut self, entries: Vec<Unacked>) {
+        self.pending_acks.extend(entries);
+    }
+
+    /// Applies the gathered acks, one call per queue. The channel already checked every tag, so
+    /// a failure here is the queue's (its store): logged, the messages stay unacked there.
+    pub fn flush_acks(&mut self) {
+        if self.pending_acks.is_empty() {
+            return;
+        }
+        let acks = std::mem::take(&mut self.pending_acks);
+        if let Err(e) = settle(acks, |queue, tags| queue.ack(tags)) {
+            tracing::warn!(channel = self.id, error = %e, "applying acks failed");
+        }
+    }
+
     /// Ends the channel: consumers cancelled, and every message it holds unacknowledged (from
     /// consumers, cancelled ones included, and `basic.get`) requeued, as RabbitMQ does.
     pub fn cleanup(&mut self, replies: &crate::reply_to::ReplyRegistry) {
+        self.flush_acks();
         for (_, consumer) in self.consumers.drain() {
             consumer.queue.cancel(&consumer.internal, false);
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use amq_protocol::frame::{AMQPFrame, ProtocolVersion};
 use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use porter_core::queue::api::{ConsumerEvent, CONSUMER_BUFFER_MAX};
 use porter_core::vhost::next_owner_id;
 use porter_core::Broker;
@@ -45,6 +45,20 @@ pub struct Context {
 }
 
 type Frames = FramedRead<OwnedReadHalf, FrameCodec>;
+
+/// Events handled before one write to the socket.
+const EVENTS_PER_WRITE_MAX: usize = 512;
+/// Outgoing bytes gathered before a write, at most (plus one event's worth).
+const WRITE_BUFFER_BYTES: usize = 256 << 10;
+
+/// What the connection's loop reacts to.
+enum Event {
+    Frame(Option<Result<Frame, FrameError>>),
+    Consumer(ConsumerEvent),
+    Confirm(ConfirmResult),
+    /// A timer or alarm, already handled.
+    Idle,
+}
 
 pub async fn run(
     stream: TcpStream,
@@ -366,33 +380,10 @@ impl Connection {
         let mut heartbeat = tokio::time::interval(tick);
         loop {
             let reading = !self.blocked && !confirms_backlogged(&self.session);
-            tokio::select! {
-                frame = frames.next(), if reading => {
-                    self.last_read = Instant::now();
-                    match frame {
-                        Some(Ok(frame)) => {
-                            if self.on_frame(frame, channel_max, &alarms).await? {
-                                // The client closed. Release what it held (requeue, delete its
-                                // exclusive queues) before close-ok, so a client that reconnects
-                                // right after sees the queues gone, as with RabbitMQ.
-                                self.release().await;
-                                encode_method(
-                                    0,
-                                    AMQPClass::Connection(connection::AMQPMethod::CloseOk(
-                                        connection::CloseOk {},
-                                    )),
-                                    &mut self.session.out,
-                                );
-                                self.flush(writer).await?;
-                                return Ok(());
-                            }
-                        }
-                        Some(Err(FrameError::Io(_))) | None => return Ok(()),
-                        Some(Err(e)) => return Err(AmqpError::from_frame(&e)),
-                    }
-                }
-                Some(event) = deliveries.recv() => self.on_consumer_event(event),
-                Some(confirm) = confirms.recv() => self.on_confirm(confirm),
+            let event = tokio::select! {
+                frame = frames.next(), if reading => Event::Frame(frame),
+                Some(event) = deliveries.recv() => Event::Consumer(event),
+                Some(confirm) = confirms.recv() => Event::Confirm(confirm),
                 _ = heartbeat.tick() => {
                     if !self.heartbeat.is_zero() {
                         if self.last_read.elapsed() > self.heartbeat * 2 && reading {
@@ -403,17 +394,95 @@ impl Connection {
                             encode(&AMQPFrame::Heartbeat, &mut self.session.out);
                         }
                     }
+                    Event::Idle
                 }
                 Ok(()) = alarms.changed() => {
                     let state = *alarms.borrow_and_update();
                     self.on_alarm(state.any(), state.reason());
+                    Event::Idle
                 }
                 _ = shutdown.cancelled() => {
                     self.flush(writer).await?;
                     return Err(AmqpError::connection(CONNECTION_FORCED, "broker shutdown"));
                 }
+            };
+            // Handle this event and whatever else is already waiting (buffered frames,
+            // deliveries, confirms), then write once: one syscall for many frames, and acks
+            // coalesced per queue.
+            let mut next = Some(event);
+            let mut handled = 0;
+            while let Some(event) = next.take() {
+                if self.handle(event, frames, channel_max, &alarms).await? {
+                    self.flush_acks();
+                    self.release().await;
+                    encode_method(
+                        0,
+                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                            connection::CloseOk {},
+                        )),
+                        &mut self.session.out,
+                    );
+                    self.flush(writer).await?;
+                    return Ok(());
+                }
+                handled += 1;
+                if handled >= EVENTS_PER_WRITE_MAX || self.session.out.len() >= WRITE_BUFFER_BYTES {
+                    break;
+                }
+                next = if let Ok(event) = deliveries.try_recv() {
+                    Some(Event::Consumer(event))
+                } else if let Ok(confirm) = confirms.try_recv() {
+                    Some(Event::Confirm(confirm))
+                } else if !self.blocked && !confirms_backlogged(&self.session) {
+                    frames.next().now_or_never().map(Event::Frame)
+                } else {
+                    None
+                };
             }
+            self.flush_acks();
             self.flush(writer).await?;
+        }
+    }
+
+    /// One event; `true` when the client closed the connection.
+    async fn handle(
+        &mut self,
+        event: Event,
+        _frames: &mut Frames,
+        channel_max: u16,
+        alarms: &tokio::sync::watch::Receiver<porter_core::alarm::AlarmState>,
+    ) -> Result<bool, AmqpError> {
+        match event {
+            Event::Frame(frame) => {
+                self.last_read = Instant::now();
+                match frame {
+                    Some(Ok(frame)) => self.on_frame(frame, channel_max, alarms).await,
+                    Some(Err(FrameError::Io(_))) | None => Err(AmqpError {
+                        code: 0,
+                        text: String::new(),
+                        connection: true,
+                        class_id: 0,
+                        method_id: 0,
+                    }),
+                    Some(Err(e)) => Err(AmqpError::from_frame(&e)),
+                }
+            }
+            Event::Consumer(event) => {
+                self.on_consumer_event(event);
+                Ok(false)
+            }
+            Event::Confirm(confirm) => {
+                self.on_confirm(confirm);
+                Ok(false)
+            }
+            Event::Idle => Ok(false),
+        }
+    }
+
+    /// Applies the acks the channels gathered during this batch of events.
+    fn flush_acks(&mut self) {
+        for channel in self.channels.values_mut() {
+            channel.flush_acks();
         }
     }
 

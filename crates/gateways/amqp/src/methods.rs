@@ -31,6 +31,10 @@ pub async fn dispatch(
     let vhost = s.vhost.name().to_string();
     let core = |e: CoreError| AmqpError::from_core(&e, &vhost).on(ids.0, ids.1);
     let id = ch.id;
+    if !matches!(method, AMQPClass::Basic(basic::AMQPMethod::Ack(_))) {
+        // Acks gathered so far take effect before anything else this channel asks.
+        ch.flush_acks();
+    }
     match method {
         AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
             ch.cleanup(&s.replies);
@@ -357,7 +361,7 @@ async fn basic_method(
                 let entries = ch
                     .take_tags(a.delivery_tag, a.multiple)
                     .map_err(|e| e.on(ids.0, ids.1))?;
-                settle(entries, |q, tags| q.ack(tags)).map_err(core)?;
+                ch.defer_acks(entries);
             }
         }
         basic::AMQPMethod::Nack(n) => {
