@@ -51,7 +51,9 @@ const EVENTS_PER_WRITE_MAX: usize = 512;
 /// Outgoing bytes gathered before a write, at most (plus one event's worth).
 const WRITE_BUFFER_BYTES: usize = 256 << 10;
 
-/// What the connection's loop reacts to.
+/// What the connection's loop reacts to. One lives on the stack at a time, so the size of the
+/// frame variant costs nothing worth a heap allocation per frame.
+#[allow(clippy::large_enum_variant)]
 enum Event {
     Frame(Option<Result<Frame, FrameError>>),
     Consumer(ConsumerEvent),
