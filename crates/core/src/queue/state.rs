@@ -265,21 +265,10 @@ impl QueueState {
         Ok(())
     }
 
-    /// `basic.cancel`, or the consumer's channel closed. Its unacked messages are requeued; the
+    /// The consumer's connection is gone: it goes, and its unacked messages are requeued; the
     /// returned offsets are ascending.
     pub fn remove_consumer(&mut self, tag: &str) -> Result<Vec<Offset>, QueueError> {
-        let index = self
-            .consumers
-            .iter()
-            .position(|c| &*c.tag == tag)
-            .ok_or_else(|| QueueError::UnknownConsumer(tag.to_string()))?;
-        self.consumers.remove(index);
-        if index < self.cursor {
-            self.cursor -= 1;
-        }
-        if self.cursor >= self.consumers.len() {
-            self.cursor = 0;
-        }
+        self.unlink_consumer(tag)?;
         let tags = self.tags_owned_by(Some(tag), u64::MAX);
         let requeued = self.requeue_tags(&tags);
         self.check_invariants();
@@ -290,6 +279,13 @@ impl QueueState {
     /// outstanding under its tag (the client may still ack it; RabbitMQ requeues it only when
     /// the channel closes, which the gateway does with `nack(requeue)`).
     pub fn detach_consumer(&mut self, tag: &str) -> Result<(), QueueError> {
+        self.unlink_consumer(tag)?;
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Takes the consumer out of the round-robin order, keeping the cursor on the same next one.
+    fn unlink_consumer(&mut self, tag: &str) -> Result<(), QueueError> {
         let index = self
             .consumers
             .iter()
@@ -302,7 +298,6 @@ impl QueueState {
         if self.cursor >= self.consumers.len() {
             self.cursor = 0;
         }
-        self.check_invariants();
         Ok(())
     }
 

@@ -138,22 +138,22 @@ async fn exchange_method(
             )
         }
         exchange::AMQPMethod::Bind(b) => {
-            let binding = Binding::new(
+            let binding = binding(
                 b.source.as_str(),
                 Destination::Exchange(b.destination.as_str().to_string()),
                 b.routing_key.as_str(),
-            )
-            .with_arguments(table_from_amqp(&b.arguments));
+                &b.arguments,
+            );
             s.vhost.bind(binding, s.owner).await?;
             (exchange::AMQPMethod::BindOk(exchange::BindOk {}), b.nowait)
         }
         exchange::AMQPMethod::Unbind(b) => {
-            let binding = Binding::new(
+            let binding = binding(
                 b.source.as_str(),
                 Destination::Exchange(b.destination.as_str().to_string()),
                 b.routing_key.as_str(),
-            )
-            .with_arguments(table_from_amqp(&b.arguments));
+                &b.arguments,
+            );
             s.vhost.unbind(binding, s.owner).await?;
             (
                 exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {}),
@@ -204,23 +204,23 @@ async fn queue_method(
         }
         queue::AMQPMethod::Bind(b) => {
             let name = name_of(ch, b.queue.as_str())?;
-            let binding = Binding::new(
+            let binding = binding(
                 b.exchange.as_str(),
                 Destination::Queue(name),
                 b.routing_key.as_str(),
-            )
-            .with_arguments(table_from_amqp(&b.arguments));
+                &b.arguments,
+            );
             s.vhost.bind(binding, s.owner).await?;
             (queue::AMQPMethod::BindOk(queue::BindOk {}), b.nowait)
         }
         queue::AMQPMethod::Unbind(b) => {
             let name = name_of(ch, b.queue.as_str())?;
-            let binding = Binding::new(
+            let binding = binding(
                 b.exchange.as_str(),
                 Destination::Queue(name),
                 b.routing_key.as_str(),
-            )
-            .with_arguments(table_from_amqp(&b.arguments));
+                &b.arguments,
+            );
             s.vhost.unbind(binding, s.owner).await?;
             (queue::AMQPMethod::UnbindOk(queue::UnbindOk {}), false)
         }
@@ -494,6 +494,16 @@ async fn tx_method(
         _ => {}
     }
     Ok(())
+}
+
+/// A binding as `queue.bind` / `exchange.bind` and their unbinds state it.
+fn binding(
+    source: &str,
+    destination: Destination,
+    routing_key: &str,
+    arguments: &amq_protocol::types::FieldTable,
+) -> Binding {
+    Binding::new(source, destination, routing_key).with_arguments(table_from_amqp(arguments))
 }
 
 /// 22 URL-safe random characters, as RabbitMQ's generated names.
