@@ -639,7 +639,7 @@ impl Connection {
             Ok(()) => Ok(false),
             Err(e) if e.connection => Err(e),
             Err(e) => {
-                tracing::debug!(peer = %self.peer, channel = channel_id, code = e.code, text = %e.text, "amqp: channel error");
+                tracing::info!(peer = %self.peer, channel = channel_id, code = e.code, text = %e.text, "amqp: channel error");
                 let ch = self.channels.get_mut(&channel_id).expect("checked above");
                 ch.cleanup(&self.session.replies);
                 ch.closing = true;
