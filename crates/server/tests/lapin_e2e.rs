@@ -153,6 +153,12 @@ async fn work_queue_with_confirms_and_competing_consumers() {
         // lapin sometimes reports its own channels as still closing when the close-ok arrives
         // (seen under CPU load); the broker's side is checked below, after the restart.
         let _ = connection.close(200, "bye".into()).await;
+        assert_eq!(
+            amqp.server.count_log(&["channel error"]),
+            0,
+            "no channel was closed by the broker:\n{}",
+            amqp.server.stderr()
+        );
     }
     amqp.server.restart();
     let connection = connect(&amqp.url).await;
