@@ -13,8 +13,9 @@
 # target/bench/amqp/. Stops both brokers on exit.
 # Knobs: RUNS (3), RECORDS (200000 for 100 B; a quarter of it for 4 KiB), MAX_SECONDS (60), RATE,
 # BENCH_ARGS (extra porter-bench amqp flags for every run, e.g. "--prefetch 1000 --ack-every 10"),
-# RABBITMQ_PORT (5679: a node of its own, not the tests' default 5673). If Porter dies during a run,
-# the script stops there and prints the tail of its log (kept in target/bench/amqp/porter.log).
+# RABBITMQ_PORT (5679: a node of its own, not the tests' default 5673), OUT (target/bench/amqp).
+# If Porter dies during a run, the script stops there and prints the tail of its log (kept in
+# $OUT/porter.log).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +23,7 @@ cd "$ROOT"
 RUNS="${RUNS:-3}"
 RECORDS="${RECORDS:-200000}"
 MAX_SECONDS="${MAX_SECONDS:-60}"
-OUT="$ROOT/target/bench/amqp"
+OUT="${OUT:-$ROOT/target/bench/amqp}"
 RABBITMQ_PORT="${RABBITMQ_PORT:-5679}"
 read -r -a EXTRA_ARGS <<<"${BENCH_ARGS:-}"
 export RUST_BACKTRACE=0
