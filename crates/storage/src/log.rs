@@ -4,8 +4,11 @@
 //! Locks, always taken in this order and never held across another log's:
 //! - `cleaner_lock`: one segment-list rewriter at a time besides appends: compaction (for its
 //!   whole run), retention and delete-records (which delete segments compaction may be reading).
-//! - `append_lock`: one writer at a time (append, roll, retention, delete-records, close). Held
-//!   during the data write, so the write position is known without file cursors.
+//!   These never take `append_lock`: they only drop segments from the front, appends only touch
+//!   the active (last) one, and a queue that reclaims acked segments must not stall its
+//!   publishers for the checkpoint fsyncs and the unlink of a 16 MiB file.
+//! - `append_lock`: one writer at a time (append, roll, close, delete). Held during the data
+//!   write, so the write position is known without file cursors.
 //! - `sync_lock`: one fdatasync at a time; group-commit followers wait on it and usually find
 //!   their offset already durable.
 //! - `state`: the segment list and offsets; held only to copy or publish, never across I/O.
@@ -534,7 +537,6 @@ impl Log {
     /// `offset` may not pass the high watermark. Returns the new log start.
     pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {
         let _cleaner = self.cleaner_lock.lock();
-        let _append = self.append_lock.lock();
         let (log_start_offset, high_watermark) = {
             let state = self.state.lock();
             state.check_open()?;
@@ -555,11 +557,14 @@ impl Log {
     }
 
     /// Persists the new start first, then drops and deletes the segments below it: a crash in
-    /// between leaves files recovery deletes. Caller holds the append lock.
+    /// between leaves files recovery deletes. Caller holds the cleaner lock (not the append
+    /// lock: see the module doc). The active segment is never removed.
     fn move_log_start(&self, new_start: Offset) -> Result<u64, StorageError> {
         checkpoint::write_log_start_offset(&self.dir, new_start)?;
         let removed: Vec<Arc<Segment>> = {
             let mut state = self.state.lock();
+            // Closed (or deleted) meanwhile: the checkpoint is on disk, so a reopen applies it.
+            state.check_open()?;
             assert!(
                 new_start >= state.log_start_offset,
                 "log start went backwards"
@@ -589,7 +594,6 @@ impl Log {
     /// Returns the bytes freed.
     pub fn apply_retention(&self, now_ms: i64) -> Result<u64, StorageError> {
         let _cleaner = self.cleaner_lock.lock();
-        let _append = self.append_lock.lock();
         let (config, segments, log_start_offset) = {
             let state = self.state.lock();
             state.check_open()?;
@@ -727,6 +731,8 @@ impl Log {
 
     /// Closes the log and removes its directory.
     pub fn delete(&self) -> Result<(), StorageError> {
+        // The cleaner lock too: retention and delete-records write files without the append lock.
+        let _cleaner = self.cleaner_lock.lock();
         let _append = self.append_lock.lock();
         let _sync = self.sync_lock.lock();
         self.state.lock().closed = true;

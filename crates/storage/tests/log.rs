@@ -395,6 +395,48 @@ fn retention_by_time_and_size_and_delete_records() {
     assert!(!dir.path().exists());
 }
 
+/// A queue reclaims its acked prefix while publishers append (and roll segments): delete-records
+/// runs without the append lock, so both must interleave without losing or reordering records.
+#[test]
+fn delete_records_while_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(open(dir.path(), small_config(FlushMode::Never), false));
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut last = -1;
+            for i in 0..400 {
+                let info = log.append(batch(&values(i, 2, 40), 0), 0).unwrap();
+                assert!(info.base_offset > last, "offsets must grow");
+                last = info.last_offset;
+            }
+        })
+    };
+    let mut start = 0;
+    while !writer.is_finished() || start < log.high_watermark() - 10 {
+        let target = (log.high_watermark() - 10).max(start);
+        start = log.delete_records_before(target).unwrap();
+        assert!(start >= target);
+        let records = read_all(&log, start);
+        let offsets: Vec<_> = records.iter().map(|(offset, _)| *offset).collect();
+        assert!(
+            offsets.windows(2).all(|w| w[1] == w[0] + 1),
+            "gap below the end"
+        );
+        assert!(offsets.first().is_none_or(|first| *first == start));
+    }
+    writer.join().unwrap();
+    assert_eq!(log.log_end_offset(), 800);
+    assert!(
+        segment_files(dir.path(), "log").len() <= 3,
+        "reclaimed segments must go"
+    );
+    log.close().unwrap();
+    let log = open(dir.path(), small_config(FlushMode::Never), false);
+    assert_eq!(log.log_start_offset(), start);
+    assert_eq!(read_all(&log, start).len() as i64, 800 - start);
+}
+
 #[test]
 fn segment_ms_rolls_old_active_segment() {
     let dir = tempfile::tempdir().unwrap();
