@@ -533,6 +533,13 @@ impl Log {
         self.high_watermark_sender.subscribe()
     }
 
+    /// Where the oldest segment ends, unless it is the active one: `delete_records_before` must
+    /// reach this offset to free any file. Lets a caller skip a move that would only rewrite the
+    /// log-start checkpoint.
+    pub fn oldest_segment_end(&self) -> Option<Offset> {
+        self.state.lock().segments.keys().nth(1).copied()
+    }
+
     /// Moves the log start to `offset` (persisted) and deletes segments wholly below it.
     /// `offset` may not pass the high watermark. Returns the new log start.
     pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {

@@ -10,6 +10,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use parking_lot::{Mutex, MutexGuard};
+
 use super::state::{AckChange, PersistedAcks};
 use crate::error::{CoreError, Result};
 
@@ -147,6 +149,48 @@ impl AckLog {
     }
 }
 
+/// An [`AckLog`] shared by a queue's delivery task, its consumers' acks and its maintenance.
+/// Appends hold the lock for a few bytes of page-cache write; an fsync runs outside it, so a slow
+/// disk stalls only the caller that needs durability, never the deliveries and acks around it.
+pub struct SharedAckLog {
+    log: Mutex<AckLog>,
+    /// One fsync at a time: a caller that waited here finds its bytes synced by the one before.
+    sync: Mutex<()>,
+}
+
+impl SharedAckLog {
+    pub fn new(log: AckLog) -> Self {
+        SharedAckLog {
+            log: Mutex::new(log),
+            sync: Mutex::new(()),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, AckLog> {
+        self.log.lock()
+    }
+
+    /// Makes everything appended so far durable. Blocking (an fdatasync).
+    pub fn sync(&self) -> Result<()> {
+        let _one_at_a_time = self.sync.lock();
+        let file = {
+            let mut log = self.log.lock();
+            if !log.unsynced {
+                return Ok(());
+            }
+            let file = log.file.try_clone().map_err(|e| log.io(e))?;
+            // Appends from here on mark it unsynced again and wait for the next sync.
+            log.unsynced = false;
+            file
+        };
+        file.sync_data().map_err(|e| {
+            let mut log = self.log.lock();
+            log.unsynced = true;
+            log.io(e)
+        })
+    }
+}
+
 fn encode(change: &AckChange, out: &mut Vec<u8>) {
     let start = out.len();
     match change {
@@ -236,6 +280,47 @@ mod tests {
         assert_eq!(
             log.persisted().settled.iter().collect::<Vec<_>>(),
             vec![0..records]
+        );
+    }
+
+    /// Appends and syncs from several threads (deliveries, acks, maintenance) interleave, the
+    /// file is rewritten by compaction meanwhile, and everything appended is there on reopen.
+    #[test]
+    fn shared_sync_runs_beside_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acks");
+        let shared = std::sync::Arc::new(SharedAckLog::new(AckLog::open(&path).unwrap()));
+        let per_thread = ACK_LOG_COMPACT_BYTES as i64 / RECORD_BYTES as i64 / 2 + 100;
+        let threads: Vec<_> = (0..3i64)
+            .map(|t| {
+                let shared = std::sync::Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    for k in 0..per_thread {
+                        let offset = t * per_thread + k;
+                        shared
+                            .lock()
+                            .append(&[AckChange::Settled(offset..offset + 1)])
+                            .unwrap();
+                        if k % 5000 == 0 {
+                            shared.sync().unwrap();
+                        }
+                    }
+                    shared.sync().unwrap();
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert!(
+            !shared.lock().unsynced,
+            "the last sync covered every append"
+        );
+        drop(shared);
+        let log = AckLog::open(&path).unwrap();
+        assert_eq!(
+            log.persisted().settled.iter().collect::<Vec<_>>(),
+            vec![0..3 * per_thread]
         );
     }
 }

@@ -21,7 +21,7 @@ use porter_storage::{FileCache, FlushMode, Log, LogConfig, Offset};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::ack_log::AckLog;
+use super::ack_log::{AckLog, SharedAckLog};
 use super::api::{ConsumeRequest, ConsumerEvent, ConsumerSink, OwnerId, QueueDelivery};
 use super::dead_letter::DeadReason;
 use super::definition::{Overflow, QueueArguments, QueueDefinition};
@@ -93,7 +93,7 @@ pub struct Queue {
 /// One priority level's files.
 pub(crate) struct LaneFiles {
     pub(crate) log: Arc<Log>,
-    pub(crate) acks: Arc<Mutex<AckLog>>,
+    pub(crate) acks: Arc<SharedAckLog>,
 }
 
 /// Where a message is: (lane, offset in that lane's log).
@@ -283,7 +283,7 @@ impl Queue {
             states.push(state);
             lanes.push(LaneFiles {
                 log: Arc::new(log),
-                acks: Arc::new(Mutex::new(acks)),
+                acks: Arc::new(SharedAckLog::new(acks)),
             });
         }
         let restored_backlog = states.iter().any(|s| s.ready() > 0);
@@ -823,7 +823,7 @@ impl Queue {
             let acks = self.lanes[lane].acks.clone();
             acks.lock().append(&changes)?;
             if watermark {
-                run_blocking(move || acks.lock().sync()).await?;
+                run_blocking(move || acks.sync()).await?;
             }
         }
         Ok(())
@@ -876,7 +876,7 @@ impl Queue {
             if delete_files {
                 lane.log.delete()?;
             } else {
-                lane.acks.lock().sync()?;
+                lane.acks.sync()?;
                 lane.log.flush()?;
                 lane.log.close()?;
             }
