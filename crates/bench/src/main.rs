@@ -8,8 +8,10 @@
 //! - [`kafka`]: the Kafka-protocol driver (rdkafka).
 //! - [`amqp`]: the AMQP 0-9-1 driver (lapin): work queue, fan-out, peak shaving.
 //! - [`report`]: the human table and the JSON result.
+//! - [`chart`]: SVG charts from result JSON.
 
 mod amqp;
+mod chart;
 mod kafka;
 mod pacing;
 mod proc_stats;
@@ -39,6 +41,8 @@ enum Command {
     /// AMQP 0-9-1 (lapin): durable work queue, fan-out or peak shaving; persistent messages,
     /// confirms, manual acks.
     Amqp(amqp::AmqpArgs),
+    /// SVG charts from result JSON files (or directories of them).
+    Chart(chart::ChartArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -81,6 +85,12 @@ fn main() -> anyhow::Result<()> {
             point.common.json = json_path(&args.common, rate);
             runtime.block_on(amqp::run(point, progress))
         }),
+        Command::Chart(args) => {
+            for path in chart::run(&args)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
     }
 }
 
