@@ -62,6 +62,10 @@ pub struct CommonArgs {
     /// Open-loop sweep: run once at each of these rates (msgs/s, comma-separated), in turn.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub rates: Vec<u64>,
+    /// Open loop: send for this many seconds at the rate (records = rate x duration) instead of
+    /// --records, so every point of a sweep lasts as long.
+    #[arg(long)]
+    pub duration: Option<u64>,
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -76,12 +80,14 @@ fn main() -> anyhow::Result<()> {
         Command::Kafka(args) => sweep(&args.common, |rate, progress| {
             let mut point = args.clone();
             point.rate = rate.or(point.rate);
+            point.records = records(&args.common, point.rate, point.records);
             point.common.json = json_path(&args.common, rate);
             runtime.block_on(kafka::run(point, progress))
         }),
         Command::Amqp(args) => sweep(&args.common, |rate, progress| {
             let mut point = args.clone();
             point.rate = rate.or(point.rate);
+            point.records = records(&args.common, point.rate, point.records);
             point.common.json = json_path(&args.common, rate);
             runtime.block_on(amqp::run(point, progress))
         }),
@@ -91,6 +97,14 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Records of one run: `--records`, or with `--duration` in open loop, rate x duration.
+fn records(common: &CommonArgs, rate: Option<u64>, records: u64) -> u64 {
+    match (common.duration, rate) {
+        (Some(seconds), Some(rate)) => rate.saturating_mul(seconds).max(1),
+        _ => records,
     }
 }
 
@@ -125,4 +139,69 @@ fn sweep(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(duration: Option<u64>, rates: Vec<u64>) -> CommonArgs {
+        CommonArgs {
+            broker_pid: None,
+            json: Some(PathBuf::from("out/r.json")),
+            label: "run".into(),
+            max_seconds: 60,
+            rates,
+            duration,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn duration_sizes_open_loop_runs_only() {
+        assert_eq!(records(&common(Some(10), vec![]), Some(2000), 5), 20_000);
+        assert_eq!(
+            records(&common(Some(10), vec![]), None, 5),
+            5,
+            "closed loop keeps --records"
+        );
+        assert_eq!(records(&common(None, vec![]), Some(2000), 5), 5);
+    }
+
+    #[test]
+    fn a_sweep_writes_a_file_per_rate() {
+        let sweep = common(None, vec![100, 200]);
+        assert_eq!(
+            json_path(&sweep, Some(200)),
+            Some(PathBuf::from("out/r-rate200.json"))
+        );
+        let single = common(None, vec![]);
+        assert_eq!(
+            json_path(&single, Some(200)),
+            Some(PathBuf::from("out/r.json"))
+        );
+    }
+
+    #[test]
+    fn cli_parses_a_sweep() {
+        let cli = Cli::try_parse_from([
+            "porter-bench",
+            "amqp",
+            "--rates",
+            "2000,4000,8000",
+            "--duration",
+            "5",
+            "--quiet",
+        ])
+        .unwrap();
+        let Command::Amqp(args) = cli.command else {
+            panic!("amqp expected")
+        };
+        assert_eq!(args.common.rates, [2000, 4000, 8000]);
+        assert_eq!(args.common.duration, Some(5));
+        assert!(
+            Cli::try_parse_from(["porter-bench", "amqp", "--rate", "1", "--rates", "2"]).is_err(),
+            "--rate and --rates exclude each other"
+        );
+    }
 }
