@@ -6,14 +6,24 @@
 #   ./scripts/bench-amqp.sh
 #
 # Builds release porter and porter-bench, starts Porter (temp data dir, loopback ports) and a
-# private RabbitMQ (scripts/peers/rabbitmq.sh), runs {100 B, 4 KiB} x {1p/1c, 4p/4c} closed loop,
-# brokers alternating, RUNS times each, then one open-loop point per message size at RATE msgs/s
-# (default: half of RabbitMQ's median 1p/1c throughput for that size) to compare latency at equal
-# load. Prints a markdown table of medians with the Porter / RabbitMQ ratio; JSON per run in
-# target/bench/amqp/. Stops both brokers on exit.
+# private RabbitMQ (scripts/peers/rabbitmq.sh), then, brokers alternating, RUNS times each:
+#   1. work queue, closed loop: {100 B, 4 KiB} x {1p/1c, 4p/4c};
+#   2. work queue, open-loop sweep (1p/1c, --rates): per message size, RATES msgs/s (default
+#      0.25, 0.5, 1 and 2 times RabbitMQ's median 1p/1c closed-loop throughput for that size;
+#      RATE=R for one point), OPEN_SECONDS each, for latency against throughput at equal load;
+#   3. fan-out (100 B): one publisher, a fanout exchange, N = 1, 10, 100 durable queues each with a
+#      consumer; FANOUT_DELIVERIES / N messages, so every N moves about as many deliveries;
+#   4. peak shaving (100 B): a PEAK_BURST_SECONDS burst at 10x PEAK_CONSUME_RATE into a
+#      PEAK_MAX_LENGTH reject-publish queue drained at PEAK_CONSUME_RATE.
+# Prints markdown tables of medians (Porter / RabbitMQ ratio; peak: accepted, refused, depth,
+# drain, RSS), writes them to $OUT/summary.md, JSON per run in $OUT, and SVG charts
+# (`porter-bench chart`) in $OUT/charts. Stops both brokers on exit.
 # Knobs: RUNS (3), RECORDS (200000 for 100 B; a quarter of it for 4 KiB), MAX_SECONDS (60), RATE,
-# BENCH_ARGS (extra porter-bench amqp flags for every run, e.g. "--prefetch 1000 --ack-every 10"),
-# RABBITMQ_PORT (5679: a node of its own, not the tests' default 5673), OUT (target/bench/amqp).
+# RATES (comma-separated; overrides the default sweep), OPEN_SECONDS (10), FANOUT_DELIVERIES
+# (200000), FANOUT_SUBSCRIBERS ("1 10 100"), PEAK_CONSUME_RATE (1000), PEAK_BURST_SECONDS (5),
+# PEAK_MAX_LENGTH (10000), BENCH_ARGS (extra porter-bench amqp flags for every run, e.g.
+# "--prefetch 1000 --ack-every 10"), RABBITMQ_PORT (5679: a node of its own, not the tests'
+# default 5673), OUT (target/bench/amqp).
 # If Porter dies during a run, the script stops there and prints the tail of its log (kept in
 # $OUT/porter.log).
 set -euo pipefail
@@ -23,13 +33,19 @@ cd "$ROOT"
 RUNS="${RUNS:-3}"
 RECORDS="${RECORDS:-200000}"
 MAX_SECONDS="${MAX_SECONDS:-60}"
+OPEN_SECONDS="${OPEN_SECONDS:-10}"
+FANOUT_DELIVERIES="${FANOUT_DELIVERIES:-200000}"
+FANOUT_SUBSCRIBERS="${FANOUT_SUBSCRIBERS:-1 10 100}"
+PEAK_CONSUME_RATE="${PEAK_CONSUME_RATE:-1000}"
+PEAK_BURST_SECONDS="${PEAK_BURST_SECONDS:-5}"
+PEAK_MAX_LENGTH="${PEAK_MAX_LENGTH:-10000}"
 OUT="${OUT:-$ROOT/target/bench/amqp}"
 RABBITMQ_PORT="${RABBITMQ_PORT:-5679}"
 read -r -a EXTRA_ARGS <<<"${BENCH_ARGS:-}"
 export RUST_BACKTRACE=0
 export RABBITMQ_PORT
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.txt "$OUT"/porter.log
+rm -f "$OUT"/*.json "$OUT"/*.txt "$OUT"/porter.log "$OUT"/charts/*.svg
 
 cargo build --release -p porter -p porter-bench >&2
 BENCH="$ROOT/target/release/porter-bench"
@@ -71,24 +87,29 @@ RABBIT_VERSION="$("$ROOT/scripts/peers/rabbitmq.sh" ctl version 2>/dev/null | ta
 LAPIN_VERSION="$(grep -A1 '^name = "lapin"' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
 echo "porter $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo '+dirty'), RabbitMQ $RABBIT_VERSION, lapin $LAPIN_VERSION" | tee "$OUT/versions.txt" >&2
 
-run() { # broker size producers consumers run [rate]
-    local broker=$1 size=$2 p=$3 c=$4 n=$5 rate=${6:-}
-    local url=$PORTER_URL pid=$PORTER_PID records=$RECORDS
+# bench BROKER NAME ARGS...: one porter-bench amqp command against BROKER, output in $OUT/NAME.txt,
+# JSON in $OUT/NAME.json (a sweep writes NAME-rateR.json per rate). Stops the script if Porter died.
+bench() {
+    local broker=$1 name=$2
+    shift 2
+    local url=$PORTER_URL pid=$PORTER_PID
     if [[ $broker == rabbitmq ]]; then url=$RABBIT_URL; pid=$RABBIT_PID; fi
-    if [[ $size -gt 1000 ]]; then records=$((RECORDS / 4)); fi
-    local name="$broker-${size}B-${p}p${c}c${rate:+-rate$rate}-$n"
-    local extra=()
-    if [[ -n $rate ]]; then extra=(--rate "$rate" --records $((rate * 10))); else extra=(--records "$records"); fi
-    "$BENCH" amqp --url "$url" --record-bytes "$size" --producers "$p" --consumers "$c" \
-        "${extra[@]}" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} --max-seconds "$MAX_SECONDS" \
-        --broker-pid "$pid" --label "$broker" \
+    "$BENCH" amqp --url "$url" "$@" ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} --max-seconds "$MAX_SECONDS" \
+        --broker-pid "$pid" --label "$broker" --quiet \
         --json "$OUT/$name.json" >"$OUT/$name.txt" 2>&1 || echo "run $name failed: $(tail -n 3 "$OUT/$name.txt")" >&2
-    grep -E '^(==|consumed|end-to-end|errors)' "$OUT/$name.txt" >&2 || true
+    grep -E '^(==|consumed|end-to-end|peak|errors)' "$OUT/$name.txt" >&2 || true
     if ! kill -0 "$PORTER_PID" 2>/dev/null; then
         echo "porter (pid $PORTER_PID) died during $name; last lines of its log:" >&2
         tail -n 40 "$OUT/porter.log" >&2
         exit 1
     fi
+}
+
+run() { # broker size producers consumers run: the closed-loop work queue
+    local broker=$1 size=$2 p=$3 c=$4 n=$5 records=$RECORDS
+    if [[ $size -gt 1000 ]]; then records=$((RECORDS / 4)); fi
+    bench "$broker" "$broker-${size}B-${p}p${c}c-$n" --record-bytes "$size" --producers "$p" \
+        --consumers "$c" --records "$records"
 }
 
 for size in 100 4096; do
@@ -100,19 +121,41 @@ for size in 100 4096; do
     done
 done
 
-# Open loop at equal load: half of RabbitMQ's median closed-loop 1p/1c rate unless RATE is set.
+# Open-loop sweep at equal load: multiples of RabbitMQ's median closed-loop 1p/1c rate unless RATES
+# (or RATE) is set; one porter-bench command per broker and run, OPEN_SECONDS at each rate.
 for size in 100 4096; do
-    rate="${RATE:-$(python3 - "$OUT" "$size" <<'EOF'
+    rates="${RATES:-${RATE:-$(python3 - "$OUT" "$size" <<'EOF'
 import json, glob, statistics, sys
 out, size = sys.argv[1], sys.argv[2]
 runs = [json.load(open(f)) for f in glob.glob(f"{out}/rabbitmq-{size}B-1p1c-[0-9]*.json")]
 rates = [r["consume_records_per_sec"] for r in runs if r["consumed"]]
-print(max(100, int(statistics.median(rates) / 2)) if rates else 1000)
+base = statistics.median(rates) if rates else 4000
+print(",".join(str(max(100, int(base * f))) for f in (0.25, 0.5, 1, 2)))
 EOF
-)}"
+)}}"
     for n in $(seq "$RUNS"); do
-        run porter "$size" 1 1 "$n" "$rate"
-        run rabbitmq "$size" 1 1 "$n" "$rate"
+        for broker in porter rabbitmq; do
+            bench "$broker" "$broker-${size}B-1p1c-open-$n" --record-bytes "$size" \
+                --rates "$rates" --duration "$OPEN_SECONDS"
+        done
+    done
+done
+
+# Fan-out: about FANOUT_DELIVERIES deliveries whatever the number of subscribers.
+for subscribers in $FANOUT_SUBSCRIBERS; do
+    for n in $(seq "$RUNS"); do
+        for broker in porter rabbitmq; do
+            bench "$broker" "$broker-100B-fanout$subscribers-$n" --scenario fanout \
+                --subscribers "$subscribers" --records $((FANOUT_DELIVERIES / subscribers))
+        done
+    done
+done
+
+# Peak shaving: a burst at 10x what the consumers take, into a bounded reject-publish queue.
+for n in $(seq "$RUNS"); do
+    for broker in porter rabbitmq; do
+        bench "$broker" "$broker-100B-peak-$n" --scenario peak --consume-rate "$PEAK_CONSUME_RATE" \
+            --burst-seconds "$PEAK_BURST_SECONDS" --max-length "$PEAK_MAX_LENGTH"
     done
 done
 
@@ -123,20 +166,46 @@ groups = {}
 for f in glob.glob(f"{out}/*.json"):
     name = os.path.basename(f)[:-5]
     broker, key = name.split("-", 1)
-    key = re.sub(r"-\d+$", "", key)
+    # The run number goes; a sweep's "-rateR" stays: "100B-1p1c-open-2-rate500" -> "100B-1p1c-open-rate500".
+    key = re.sub(r"-\d+(-rate\d+)?$", r"\1", key)
     groups.setdefault((key, broker), []).append(json.load(open(f)))
 def med(runs, field):
     return statistics.median(r[field] for r in runs) if runs else float("nan")
 def lat(runs, q):
     return statistics.median(r["end_to_end"][q] for r in runs) / 1000 if runs else float("nan")
-print(open(f"{out}/versions.txt").read().strip() + f"; medians of {len(next(iter(groups.values())))} runs\n")
+def cpu(runs):
+    return statistics.median(x["broker_cpu_seconds_per_million"] or 0 for x in runs) if runs else float("nan")
+def ratio(a, b):
+    return f"{a / b:.1f}x" if b else "-"
+def order(k):
+    rate = re.search(r"rate(\d+)$", k)
+    fan = re.search(r"fanout(\d+)$", k)
+    return ("fanout" in k, "rate" in k, k.split("-")[0] if rate or fan else k,
+            int(fan.group(1)) if fan else 0, int(rate.group(1)) if rate else 0)
+print(open(f"{out}/versions.txt").read().strip() + f"; medians of {max(len(v) for v in groups.values())} runs\n")
+print("msg/s is consumed messages per second; for fan-out, deliveries per second (N per message).\n")
 print("| scenario | Porter msg/s | RabbitMQ msg/s | ratio | Porter p50 / p99 ms | RabbitMQ p50 / p99 ms | Porter CPU s/M | RabbitMQ CPU s/M | errors P / R |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for key in sorted({k for k, _ in groups}, key=lambda k: ("rate" in k, k)):
+for key in sorted({k for k, _ in groups if "peak" not in k}, key=order):
     p, r = groups.get((key, "porter"), []), groups.get((key, "rabbitmq"), [])
     pt, rt = med(p, "consume_records_per_sec"), med(r, "consume_records_per_sec")
-    cpu = lambda runs: statistics.median(x["broker_cpu_seconds_per_million"] or 0 for x in runs) if runs else float("nan")
-    print(f"| {key} | {pt:,.0f} | {rt:,.0f} | {pt / rt:.1f}x | {lat(p, 'p50_us'):.1f} / {lat(p, 'p99_us'):.1f} "
+    print(f"| {key} | {pt:,.0f} | {rt:,.0f} | {ratio(pt, rt)} | {lat(p, 'p50_us'):.1f} / {lat(p, 'p99_us'):.1f} "
           f"| {lat(r, 'p50_us'):.1f} / {lat(r, 'p99_us'):.1f} | {cpu(p):.1f} | {cpu(r):.1f} "
           f"| {sum(x['errors'] for x in p)} / {sum(x['errors'] for x in r)} |")
+peaks = [(b, runs) for (k, b), runs in sorted(groups.items()) if "peak" in k]
+if peaks:
+    first = peaks[0][1][0]
+    print(f"\nPeak shaving: {first['scenario']} ({first['peak']['burst_rate']} msgs/s for "
+          f"{first['peak']['burst_seconds']} s); medians, drain = burst end to last accepted message consumed.\n")
+    print("| broker | published | confirmed | nacked | max depth | drain s | broker RSS peak MiB | consumed | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for broker, runs in peaks:
+        pk = lambda field: statistics.median((r["peak"][field] or 0) for r in runs)
+        drained = [r["peak"]["drain_seconds"] for r in runs if r["peak"]["drain_seconds"] is not None]
+        drain = f"{statistics.median(drained):.1f}" if len(drained) == len(runs) else f"not drained in {len(runs) - len(drained)} runs"
+        print(f"| {broker} | {pk('published'):,.0f} | {pk('confirmed'):,.0f} | {pk('nacked'):,.0f} "
+              f"| {pk('max_queue_depth'):,.0f} | {drain} | {pk('broker_rss_peak_kib') / 1024:.0f} "
+              f"| {med(runs, 'consumed'):,.0f} | {sum(r['errors'] for r in runs)} |")
 EOF
+
+"$BENCH" chart "$OUT" --out "$OUT/charts" | sed "s|^$ROOT/||" | tee "$OUT/charts.txt" >&2

@@ -6,6 +6,7 @@
 //! Open loop (`--rate R`): one producer sends R records/s on a fixed schedule while a consumer
 //! reads concurrently; latency is measured from each record's *intended* send time, so a stall
 //! shows up in the percentiles instead of silently slowing the sender (coordinated omission).
+//! `--rates` sweeps several open-loop points (see `main`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,8 +21,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use crate::pacing::{due, share};
 use crate::proc_stats;
-use crate::report::RunResult;
+use crate::progress::Progress;
+use crate::report::{rate_suffix, RunResult};
 use crate::stats::{latency_histogram, now_us, sent_at, stamped_payload, Latency};
 use crate::CommonArgs;
 
@@ -57,36 +60,29 @@ pub struct KafkaArgs {
     #[arg(long, default_value_t = 5)]
     pub linger_ms: u64,
     /// Open loop: records per second, produced and consumed concurrently.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rates")]
     pub rate: Option<u64>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
-pub async fn run(args: KafkaArgs) -> Result<RunResult> {
+pub async fn run(args: KafkaArgs, progress: Arc<Progress>) -> Result<RunResult> {
     let topic = format!("{}-{}", args.topic, now_us());
     create_topic(&args, &topic).await?;
     let before = args.common.broker_pid.and_then(proc_stats::sample);
     let mut result = tokio::task::spawn_blocking({
         let args = args.clone();
         move || match args.rate {
-            None => closed_loop(&args, &topic),
-            Some(rate) => open_loop(&args, &topic, rate),
+            None => closed_loop(&args, &topic, &progress),
+            Some(rate) => open_loop(&args, &topic, rate, &progress),
         }
     })
     .await??;
     let after = args.common.broker_pid.and_then(proc_stats::sample);
-    if let (Some(b), Some(a)) = (before, after) {
-        let cpu = a.cpu_seconds - b.cpu_seconds;
-        result.broker = Some(proc_stats::ProcSample {
-            cpu_seconds: cpu,
-            rss_peak_kib: a.rss_peak_kib,
-        });
-        let records = (result.produced + result.consumed) as f64 / 2.0;
-        if records > 0.0 {
-            result.broker_cpu_seconds_per_million = Some(cpu / (records / 1e6));
-        }
-    }
+    let records = (result.produced + result.consumed) as f64 / 2.0;
+    (result.broker, result.broker_cpu_seconds_per_million) =
+        proc_stats::cost(before, after, records);
+    result.rate = args.rate;
     result.label = args.common.label.clone();
     result.record_bytes = args.record_bytes;
     result.json_path = args.common.json.clone();
@@ -148,37 +144,39 @@ fn consumer(args: &KafkaArgs, topic: &str, index: usize, of: usize) -> Result<Ba
 }
 
 /// Sends one record, waiting for queue room instead of failing when librdkafka's queue is full.
-fn send(producer: &BaseProducer, topic: &str, payload: &[u8], errors: &AtomicU64) {
+fn send(producer: &BaseProducer, topic: &str, payload: &[u8], progress: &Progress) {
     let mut record = BaseRecord::<(), [u8]>::to(topic).payload(payload);
     loop {
         match producer.send(record) {
-            Ok(()) => return,
+            Ok(()) => {
+                progress.produced(1);
+                return;
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 record = r;
                 producer.poll(Duration::from_millis(1));
             }
             Err(_) => {
-                errors.fetch_add(1, Ordering::Relaxed);
+                progress.error(1);
                 return;
             }
         }
     }
 }
 
-fn closed_loop(args: &KafkaArgs, topic: &str) -> Result<RunResult> {
-    let errors = Arc::new(AtomicU64::new(0));
+fn closed_loop(args: &KafkaArgs, topic: &str, progress: &Arc<Progress>) -> Result<RunResult> {
     let deadline = Instant::now() + Duration::from_secs(args.common.max_seconds);
-    let per_producer = args.records / args.producers.max(1) as u64;
     let started = Instant::now();
     let handles: Vec<_> = (0..args.producers.max(1))
-        .map(|_| {
-            let (args, topic, errors) = (args.clone(), topic.to_string(), errors.clone());
+        .map(|index| {
+            let (args, topic, progress) = (args.clone(), topic.to_string(), progress.clone());
+            let per_producer = share(args.records, index, args.producers);
             std::thread::spawn(move || -> Result<u64> {
                 let producer = producer(&args, args.linger_ms)?;
                 let payload = stamped_payload(args.record_bytes, 0);
                 let mut sent = 0;
                 while sent < per_producer && Instant::now() < deadline {
-                    send(&producer, &topic, &payload, &errors);
+                    send(&producer, &topic, &payload, &progress);
                     sent += 1;
                     if sent % 10_000 == 0 {
                         producer.poll(Duration::ZERO);
@@ -203,7 +201,7 @@ fn closed_loop(args: &KafkaArgs, topic: &str) -> Result<RunResult> {
     let handles: Vec<_> = (0..readers)
         .map(|index| {
             let (args, topic) = (args.clone(), topic.to_string());
-            let (consumed, errors) = (consumed.clone(), errors.clone());
+            let (consumed, progress) = (consumed.clone(), progress.clone());
             std::thread::spawn(move || -> Result<()> {
                 let consumer = consumer(&args, &topic, index, readers)?;
                 let give_up = deadline + Duration::from_secs(30);
@@ -211,10 +209,9 @@ fn closed_loop(args: &KafkaArgs, topic: &str) -> Result<RunResult> {
                     match consumer.poll(Duration::from_millis(100)) {
                         Some(Ok(_)) => {
                             consumed.fetch_add(1, Ordering::Relaxed);
+                            progress.consumed(1);
                         }
-                        Some(Err(_)) => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                        Some(Err(_)) => progress.error(1),
                         None => {}
                     }
                 }
@@ -235,7 +232,7 @@ fn closed_loop(args: &KafkaArgs, topic: &str) -> Result<RunResult> {
         ),
         produced,
         consumed,
-        errors: errors.load(Ordering::Relaxed),
+        errors: progress.errors(),
         produce_seconds,
         consume_seconds,
         produce_records_per_sec: produced as f64 / produce_seconds,
@@ -245,8 +242,12 @@ fn closed_loop(args: &KafkaArgs, topic: &str) -> Result<RunResult> {
     })
 }
 
-fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
-    let errors = Arc::new(AtomicU64::new(0));
+fn open_loop(
+    args: &KafkaArgs,
+    topic: &str,
+    rate: u64,
+    progress: &Arc<Progress>,
+) -> Result<RunResult> {
     let total = args
         .records
         .min(rate.saturating_mul(args.common.max_seconds).max(1));
@@ -255,9 +256,9 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
     let readers = args.consumers.max(1).min(args.partitions.max(1) as usize);
     let consumer_handles: Vec<_> = (0..readers)
         .map(|index| {
-            let (args, topic, errors) = (args.clone(), topic.to_string(), errors.clone());
+            let (args, topic, progress) = (args.clone(), topic.to_string(), progress.clone());
             let consumed_total = consumed_total.clone();
-            std::thread::spawn(move || -> Result<(hdrhistogram::Histogram<u64>, f64)> {
+            std::thread::spawn(move || -> Result<(hdrhistogram::Histogram<u64>, Instant)> {
                 let consumer = consumer(&args, &topic, index, readers)?;
                 let mut histogram = latency_histogram();
                 let started = Instant::now();
@@ -269,14 +270,13 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
                                 let _ = histogram.record(now_us().saturating_sub(sent).max(1));
                             }
                             consumed_total.fetch_add(1, Ordering::Relaxed);
+                            progress.consumed(1);
                         }
-                        Some(Err(_)) => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                        Some(Err(_)) => progress.error(1),
                         None => {}
                     }
                 }
-                Ok((histogram, started.elapsed().as_secs_f64()))
+                Ok((histogram, Instant::now()))
             })
         })
         .collect();
@@ -285,9 +285,8 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
     let producer = producer(args, args.linger_ms)?;
     let started = Instant::now();
     let started_us = now_us();
-    let interval_ns = 1_000_000_000u64 / rate.max(1);
     for i in 0..total {
-        let intended = Duration::from_nanos(i * interval_ns);
+        let intended = due(i, rate);
         // Sleep only when a whole tick ahead: a sleep overshoots by tens of microseconds, so
         // sleeping per record would throttle the sender below the asked rate.
         if let Some(wait) = intended.checked_sub(started.elapsed()) {
@@ -296,7 +295,7 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
             }
         }
         let payload = stamped_payload(args.record_bytes, started_us + intended.as_micros() as u64);
-        send(&producer, topic, &payload, &errors);
+        send(&producer, topic, &payload, progress);
         if i % 1000 == 0 {
             producer.poll(Duration::ZERO);
         }
@@ -304,23 +303,27 @@ fn open_loop(args: &KafkaArgs, topic: &str, rate: u64) -> Result<RunResult> {
     producer.flush(Duration::from_secs(60))?;
     let produce_seconds = started.elapsed().as_secs_f64();
     let mut histogram = latency_histogram();
+    // From the first send, not from the consumers' start: the achieved rate is what a
+    // latency-vs-throughput curve plots, and the consumers' setup is not part of it.
     let mut consume_seconds: f64 = 0.0;
     for h in consumer_handles {
-        let (part, seconds) = h
+        let (part, finished) = h
             .join()
             .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
         histogram.add(part)?;
-        consume_seconds = consume_seconds.max(seconds);
+        consume_seconds = consume_seconds.max(finished.duration_since(started).as_secs_f64());
     }
     let consumed = consumed_total.load(Ordering::Relaxed);
     Ok(RunResult {
         scenario: format!(
-            "kafka open loop at {rate} rec/s, {} partitions, acks={}",
-            args.partitions, args.acks
+            "kafka open loop, {} partitions, acks={}{}",
+            args.partitions,
+            args.acks,
+            rate_suffix(rate)
         ),
         produced: total,
         consumed,
-        errors: errors.load(Ordering::Relaxed),
+        errors: progress.errors(),
         produce_seconds,
         consume_seconds,
         produce_records_per_sec: total as f64 / produce_seconds,

@@ -2,20 +2,30 @@
 //! and its peers are measured the same way. Every run is bounded in records and time.
 //!
 //! - [`stats`]: latency histograms and throughput.
-//! - [`proc_stats`]: the broker's CPU seconds and peak RSS, read from /proc for a pid.
+//! - [`pacing`]: open-loop schedules and rate caps, shared by the drivers.
+//! - [`progress`]: the once-per-second progress line on stderr.
+//! - [`proc_stats`]: the broker's CPU seconds and RSS, read from /proc for a pid.
 //! - [`kafka`]: the Kafka-protocol driver (rdkafka).
-//! - [`amqp`]: the AMQP 0-9-1 driver (lapin): the durable work queue.
+//! - [`amqp`]: the AMQP 0-9-1 driver (lapin): work queue, fan-out, peak shaving.
 //! - [`report`]: the human table and the JSON result.
+//! - [`chart`]: SVG charts from result JSON.
 
 mod amqp;
+mod chart;
 mod kafka;
+mod pacing;
 mod proc_stats;
+mod progress;
 mod report;
 mod stats;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+use crate::progress::{Progress, Reporter};
+use crate::report::RunResult;
 
 #[derive(Parser, Debug)]
 #[command(name = "porter-bench", about = "Broker benchmarks with real clients")]
@@ -28,8 +38,11 @@ struct Cli {
 enum Command {
     /// Produce and consume over the Kafka protocol (librdkafka).
     Kafka(kafka::KafkaArgs),
-    /// Durable work queue over AMQP 0-9-1 (lapin): persistent messages, confirms, manual acks.
+    /// AMQP 0-9-1 (lapin): durable work queue, fan-out or peak shaving; persistent messages,
+    /// confirms, manual acks.
     Amqp(amqp::AmqpArgs),
+    /// SVG charts from result JSON files (or directories of them).
+    Chart(chart::ChartArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -37,7 +50,7 @@ pub struct CommonArgs {
     /// Pid of the broker process, to report its CPU seconds and peak RSS.
     #[arg(long)]
     pub broker_pid: Option<u32>,
-    /// Write the result as JSON to this file.
+    /// Write the result as JSON to this file (with --rates, one file per rate: x-rateR.json).
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// A label for this run in the report (e.g. "porter" or "kafka").
@@ -46,6 +59,16 @@ pub struct CommonArgs {
     /// Stop after this many seconds even if records remain.
     #[arg(long, default_value_t = 60)]
     pub max_seconds: u64,
+    /// Open-loop sweep: run once at each of these rates (msgs/s, comma-separated), in turn.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub rates: Vec<u64>,
+    /// Open loop: send for this many seconds at the rate (records = rate x duration) instead of
+    /// --records, so every point of a sweep lasts as long.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,13 +76,132 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = match cli.command {
-        Command::Kafka(args) => runtime.block_on(kafka::run(args))?,
-        Command::Amqp(args) => runtime.block_on(amqp::run(args))?,
+    match cli.command {
+        Command::Kafka(args) => sweep(&args.common, |rate, progress| {
+            let mut point = args.clone();
+            point.rate = rate.or(point.rate);
+            point.records = records(&args.common, point.rate, point.records);
+            point.common.json = json_path(&args.common, rate);
+            runtime.block_on(kafka::run(point, progress))
+        }),
+        Command::Amqp(args) => sweep(&args.common, |rate, progress| {
+            let mut point = args.clone();
+            point.rate = rate.or(point.rate);
+            point.records = records(&args.common, point.rate, point.records);
+            point.common.json = json_path(&args.common, rate);
+            runtime.block_on(amqp::run(point, progress))
+        }),
+        Command::Chart(args) => {
+            for path in chart::run(&args)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Records of one run: `--records`, or with `--duration` in open loop, rate x duration.
+fn records(common: &CommonArgs, rate: Option<u64>, records: u64) -> u64 {
+    match (common.duration, rate) {
+        (Some(seconds), Some(rate)) => rate.saturating_mul(seconds).max(1),
+        _ => records,
+    }
+}
+
+/// Where a run writes its JSON: `--json` itself, or with a sweep a file per rate next to it.
+fn json_path(common: &CommonArgs, rate: Option<u64>) -> Option<PathBuf> {
+    let path = common.json.as_ref()?;
+    Some(match rate {
+        Some(rate) if !common.rates.is_empty() => report::sweep_path(path, rate),
+        _ => path.clone(),
+    })
+}
+
+/// Runs one point (no `--rates`) or one per rate, each with its own progress line, report and
+/// JSON. A failed point stops the sweep: later rates would only fail harder.
+fn sweep(
+    common: &CommonArgs,
+    mut point: impl FnMut(Option<u64>, Arc<Progress>) -> anyhow::Result<RunResult>,
+) -> anyhow::Result<()> {
+    let rates: Vec<Option<u64>> = match common.rates.as_slice() {
+        [] => vec![None],
+        rates => rates.iter().copied().map(Some).collect(),
     };
-    report::print(&result);
-    if let Some(path) = &result.json_path {
-        std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
+    for rate in rates {
+        let progress = Arc::new(Progress::default());
+        let reporter = Reporter::start(progress.clone(), common.quiet);
+        let result = point(rate, progress);
+        drop(reporter);
+        let result = result?;
+        report::print(&result);
+        if let Some(path) = &result.json_path {
+            std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(duration: Option<u64>, rates: Vec<u64>) -> CommonArgs {
+        CommonArgs {
+            broker_pid: None,
+            json: Some(PathBuf::from("out/r.json")),
+            label: "run".into(),
+            max_seconds: 60,
+            rates,
+            duration,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn duration_sizes_open_loop_runs_only() {
+        assert_eq!(records(&common(Some(10), vec![]), Some(2000), 5), 20_000);
+        assert_eq!(
+            records(&common(Some(10), vec![]), None, 5),
+            5,
+            "closed loop keeps --records"
+        );
+        assert_eq!(records(&common(None, vec![]), Some(2000), 5), 5);
+    }
+
+    #[test]
+    fn a_sweep_writes_a_file_per_rate() {
+        let sweep = common(None, vec![100, 200]);
+        assert_eq!(
+            json_path(&sweep, Some(200)),
+            Some(PathBuf::from("out/r-rate200.json"))
+        );
+        let single = common(None, vec![]);
+        assert_eq!(
+            json_path(&single, Some(200)),
+            Some(PathBuf::from("out/r.json"))
+        );
+    }
+
+    #[test]
+    fn cli_parses_a_sweep() {
+        let cli = Cli::try_parse_from([
+            "porter-bench",
+            "amqp",
+            "--rates",
+            "2000,4000,8000",
+            "--duration",
+            "5",
+            "--quiet",
+        ])
+        .unwrap();
+        let Command::Amqp(args) = cli.command else {
+            panic!("amqp expected")
+        };
+        assert_eq!(args.common.rates, [2000, 4000, 8000]);
+        assert_eq!(args.common.duration, Some(5));
+        assert!(
+            Cli::try_parse_from(["porter-bench", "amqp", "--rate", "1", "--rates", "2"]).is_err(),
+            "--rate and --rates exclude each other"
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! A process's CPU time and peak RSS from /proc, so a run reports what the broker spent.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProcSample {
     pub cpu_seconds: f64,
     pub rss_peak_kib: u64,
@@ -28,6 +29,34 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// The resident set size now (VmRSS), for timelines: VmHWM is the peak over the process's whole
+/// life, so it cannot show what one phase of a run did.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+/// What the broker spent between two samples, and its CPU seconds per million `records`.
+pub fn cost(
+    before: Option<ProcSample>,
+    after: Option<ProcSample>,
+    records: f64,
+) -> (Option<ProcSample>, Option<f64>) {
+    let (Some(b), Some(a)) = (before, after) else {
+        return (None, None);
+    };
+    let cpu = a.cpu_seconds - b.cpu_seconds;
+    let sample = ProcSample {
+        cpu_seconds: cpu,
+        rss_peak_kib: a.rss_peak_kib,
+    };
+    (Some(sample), (records > 0.0).then(|| cpu / (records / 1e6)))
+}
+
 fn clock_ticks_per_second() -> f64 {
     // Linux has used 100 for USER_HZ on every architecture we run on.
     100.0
@@ -40,5 +69,22 @@ mod tests {
         let s = super::sample(std::process::id()).expect("own /proc entry");
         assert!(s.rss_peak_kib > 0);
         assert!(s.cpu_seconds >= 0.0);
+        assert!(super::rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
+        assert_eq!(super::rss_kib(u32::MAX), None);
+    }
+
+    #[test]
+    fn cost_is_the_difference_per_million() {
+        let at = |cpu, rss| {
+            Some(super::ProcSample {
+                cpu_seconds: cpu,
+                rss_peak_kib: rss,
+            })
+        };
+        let (sample, per_million) = super::cost(at(1.0, 10), at(3.0, 20), 500_000.0);
+        assert_eq!(sample, at(2.0, 20));
+        assert_eq!(per_million, Some(4.0));
+        assert_eq!(super::cost(None, at(1.0, 1), 1.0), (None, None));
+        assert_eq!(super::cost(at(1.0, 1), at(1.0, 1), 0.0).1, None);
     }
 }
