@@ -75,7 +75,7 @@ kill -INT "$PERF_PID"
 wait "$PERF_PID" || true
 PERF_PID=""
 perf script -i "$OUT/perf-$SCENARIO.data" 2>/dev/null | inferno-collapse-perf >"$OUT/stacks-$SCENARIO.folded"
-inferno-flamegraph --title "porter under porter-bench $SCENARIO $*" \
+inferno-flamegraph --minwidth 0.5 --title "porter under porter-bench $SCENARIO $*" \
     <"$OUT/stacks-$SCENARIO.folded" >"$OUT/flamegraph-$SCENARIO.svg"
 # The top frames by self time, as text for BENCHMARKS.md.
 awk '{n=$NF; $NF=""; k=split($0, f, ";"); self[f[k]]+=n; total+=n}
