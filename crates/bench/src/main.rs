@@ -5,10 +5,12 @@
 //! - [`proc_stats`]: the broker's CPU seconds and peak RSS, read from /proc for a pid.
 //! - [`kafka`]: the Kafka-protocol driver (rdkafka).
 //! - [`amqp`]: the AMQP 0-9-1 driver (lapin): the durable work queue.
+//! - [`mqtt`]: the MQTT 3.1.1 driver (rumqttc): fan-out and chat.
 //! - [`report`]: the human table and the JSON result.
 
 mod amqp;
 mod kafka;
+mod mqtt;
 mod proc_stats;
 mod report;
 mod stats;
@@ -30,6 +32,8 @@ enum Command {
     Kafka(kafka::KafkaArgs),
     /// Durable work queue over AMQP 0-9-1 (lapin): persistent messages, confirms, manual acks.
     Amqp(amqp::AmqpArgs),
+    /// MQTT 3.1.1 (rumqttc): fan-out to N subscribers, or thousands of chat clients in rooms.
+    Mqtt(mqtt::MqttArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -56,6 +60,7 @@ fn main() -> anyhow::Result<()> {
     let result = match cli.command {
         Command::Kafka(args) => runtime.block_on(kafka::run(args))?,
         Command::Amqp(args) => runtime.block_on(amqp::run(args))?,
+        Command::Mqtt(args) => runtime.block_on(mqtt::run(args))?,
     };
     report::print(&result);
     if let Some(path) = &result.json_path {

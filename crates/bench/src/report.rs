@@ -24,6 +24,28 @@ pub struct RunResult {
     pub broker: Option<ProcSample>,
     /// Broker CPU seconds per million records produced and consumed.
     pub broker_cpu_seconds_per_million: Option<f64>,
+    // Added for MQTT; absent from the JSON of the other drivers, so their results are unchanged.
+    /// MQTT QoS of publishes and subscriptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qos: Option<u8>,
+    /// Fan-out: subscribers of the one topic (`consumed` counts deliveries to all of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscribers: Option<u64>,
+    /// Client connections the run held open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// Deliveries the broker owed for the publishes it accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_deliveries: Option<u64>,
+    /// Owed deliveries that never arrived (also counted in `errors`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    /// Open loop: the offered rate, messages published per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u64>,
+    /// CPU seconds of the benchmark driver itself, to show it was not the bottleneck.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_cpu_seconds: Option<f64>,
     #[serde(skip)]
     pub json_path: Option<PathBuf>,
 }
@@ -52,6 +74,16 @@ pub fn print(r: &RunResult) {
             b.cpu_seconds,
             b.rss_peak_kib as f64 / 1024.0,
             r.broker_cpu_seconds_per_million.unwrap_or(0.0)
+        );
+    }
+    if let (Some(expected), Some(lost)) = (r.expected_deliveries, r.lost) {
+        println!("deliveries expected {expected}  lost {lost}");
+    }
+    if let Some(cpu) = r.driver_cpu_seconds {
+        let busy = r.produce_seconds.max(r.consume_seconds);
+        println!(
+            "driver  cpu {cpu:.2} s  ({:.0}% of one core over the run)",
+            100.0 * cpu / busy.max(f64::EPSILON)
         );
     }
     println!("errors {}", r.errors);
