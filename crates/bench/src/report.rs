@@ -46,6 +46,9 @@ pub struct RunResult {
     /// CPU seconds of the benchmark driver itself, to show it was not the bottleneck.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver_cpu_seconds: Option<f64>,
+    /// CPU seconds the whole machine was busy during the load (all processes and the kernel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_busy_cpu_seconds: Option<f64>,
     #[serde(skip)]
     pub json_path: Option<PathBuf>,
 }
@@ -84,6 +87,13 @@ pub fn print(r: &RunResult) {
         println!(
             "driver  cpu {cpu:.2} s  ({:.0}% of one core over the run)",
             100.0 * cpu / busy.max(f64::EPSILON)
+        );
+    }
+    if let Some(busy) = r.machine_busy_cpu_seconds {
+        let ours = r.broker.map_or(0.0, |b| b.cpu_seconds) + r.driver_cpu_seconds.unwrap_or(0.0);
+        println!(
+            "machine busy {busy:.2} cpu s, of which broker + driver {ours:.2} s; the rest is \
+             kernel network work and anything else running"
         );
     }
     println!("errors {}", r.errors);

@@ -358,6 +358,7 @@ pub struct Meter {
 pub struct Sample {
     broker: Option<proc_stats::ProcSample>,
     driver: Option<proc_stats::ProcSample>,
+    machine_busy: Option<f64>,
 }
 
 impl Meter {
@@ -365,6 +366,7 @@ impl Meter {
         Sample {
             broker: self.broker_pid.and_then(proc_stats::sample),
             driver: proc_stats::sample(std::process::id()),
+            machine_busy: proc_stats::machine_busy_seconds(),
         }
     }
 }
@@ -479,6 +481,9 @@ pub async fn run(args: MqttArgs) -> Result<RunResult> {
     }
     if let (Some(b), Some(a)) = (before.driver, after.driver) {
         result.driver_cpu_seconds = Some(a.cpu_seconds - b.cpu_seconds);
+    }
+    if let (Some(b), Some(a)) = (before.machine_busy, after.machine_busy) {
+        result.machine_busy_cpu_seconds = Some(a - b);
     }
     Ok(result)
 }
