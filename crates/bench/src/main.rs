@@ -7,12 +7,14 @@
 //! - [`proc_stats`]: the broker's CPU seconds and RSS, read from /proc for a pid.
 //! - [`kafka`]: the Kafka-protocol driver (rdkafka).
 //! - [`amqp`]: the AMQP 0-9-1 driver (lapin): work queue, fan-out, peak shaving.
+//! - [`mqtt`]: the MQTT 3.1.1 driver (rumqttc): fan-out and chat.
 //! - [`report`]: the human table and the JSON result.
 //! - [`chart`]: SVG charts from result JSON.
 
 mod amqp;
 mod chart;
 mod kafka;
+mod mqtt;
 mod pacing;
 mod proc_stats;
 mod progress;
@@ -43,6 +45,8 @@ enum Command {
     Amqp(amqp::AmqpArgs),
     /// SVG charts from result JSON files (or directories of them).
     Chart(chart::ChartArgs),
+    /// MQTT 3.1.1 (rumqttc): fan-out to N subscribers, or thousands of chat clients in rooms.
+    Mqtt(mqtt::MqttArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -90,6 +94,13 @@ fn main() -> anyhow::Result<()> {
             point.records = records(&args.common, point.rate, point.records);
             point.common.json = json_path(&args.common, rate);
             runtime.block_on(amqp::run(point, progress))
+        }),
+        Command::Mqtt(args) => sweep(&args.common, |rate, _progress| {
+            let mut point = args.clone();
+            point.rate = rate.or(point.rate);
+            point.records = records(&args.common, point.rate, point.records);
+            point.common.json = json_path(&args.common, rate);
+            runtime.block_on(mqtt::run(point))
         }),
         Command::Chart(args) => {
             for path in chart::run(&args)? {

@@ -57,6 +57,30 @@ pub fn cost(
     (Some(sample), (records > 0.0).then(|| cpu / (records / 1e6)))
 }
 
+/// CPU seconds the whole machine spent not idle (all CPUs; user, system, irq, softirq, steal —
+/// everything but idle and iowait), from the first line of /proc/stat. Minus the broker's and the
+/// driver's own CPU it shows what else ran during a run: the kernel's loopback TCP work that no
+/// process is charged for, and any other tenant of a shared machine.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    busy_ticks(stat.lines().next()?).map(|ticks| ticks / clock_ticks_per_second())
+}
+
+/// Non-idle ticks of a `cpu  user nice system idle iowait irq softirq steal ...` line (guest time
+/// is already inside user and nice).
+fn busy_ticks(line: &str) -> Option<f64> {
+    let fields: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    if fields.len() < 8 {
+        return None;
+    }
+    Some(fields.iter().sum::<f64>() - fields[3] - fields[4])
+}
+
 fn clock_ticks_per_second() -> f64 {
     // Linux has used 100 for USER_HZ on every architecture we run on.
     100.0
@@ -64,6 +88,14 @@ fn clock_ticks_per_second() -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn busy_ticks_leave_out_idle_and_iowait() {
+        let line = "cpu  100 5 50 1000 20 1 4 2 0 0";
+        assert_eq!(super::busy_ticks(line), Some(162.0));
+        assert_eq!(super::busy_ticks("cpu 1 2"), None);
+        assert!(super::machine_busy_seconds().is_some());
+    }
+
     #[test]
     fn samples_this_process() {
         let s = super::sample(std::process::id()).expect("own /proc entry");

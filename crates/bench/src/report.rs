@@ -37,6 +37,25 @@ pub struct RunResult {
     pub subscribers: Option<usize>,
     /// Peak shaving: what the bounded queue accepted and refused, and how the broker coped.
     pub peak: Option<PeakResult>,
+    // Added for MQTT; absent from the JSON of the other drivers, so their results are unchanged.
+    /// MQTT QoS of publishes and subscriptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qos: Option<u8>,
+    /// Client connections the run held open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// Deliveries the broker owed for the publishes it accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_deliveries: Option<u64>,
+    /// Owed deliveries that never arrived (also counted in `errors`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    /// CPU seconds of the benchmark driver itself, to show it was not the bottleneck.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_cpu_seconds: Option<f64>,
+    /// CPU seconds the whole machine was busy during the load (all processes and the kernel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_busy_cpu_seconds: Option<f64>,
     #[serde(skip)]
     pub json_path: Option<PathBuf>,
 }
@@ -145,6 +164,23 @@ pub fn print(r: &RunResult) {
             r.broker_cpu_seconds_per_million.unwrap_or(0.0)
         );
     }
+    if let (Some(expected), Some(lost)) = (r.expected_deliveries, r.lost) {
+        println!("deliveries expected {expected}  lost {lost}");
+    }
+    if let Some(cpu) = r.driver_cpu_seconds {
+        let busy = r.produce_seconds.max(r.consume_seconds);
+        println!(
+            "driver  cpu {cpu:.2} s  ({:.0}% of one core over the run)",
+            100.0 * cpu / busy.max(f64::EPSILON)
+        );
+    }
+    if let Some(busy) = r.machine_busy_cpu_seconds {
+        let ours = r.broker.map_or(0.0, |b| b.cpu_seconds) + r.driver_cpu_seconds.unwrap_or(0.0);
+        println!(
+            "machine busy {busy:.2} cpu s, of which broker + driver {ours:.2} s; the rest is \
+             kernel network work and anything else running"
+        );
+    }
     println!("errors {}", r.errors);
 }
 
@@ -200,6 +236,12 @@ mod tests {
                     value: 7,
                 }],
             }),
+            qos: Some(1),
+            connections: Some(11),
+            expected_deliveries: Some(200_000),
+            lost: Some(0),
+            driver_cpu_seconds: Some(2.5),
+            machine_busy_cpu_seconds: Some(19.0),
             json_path: Some("/tmp/not-serialized.json".into()),
         }
     }
