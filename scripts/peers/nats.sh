@@ -47,16 +47,8 @@ URL="mqtt://127.0.0.1:$NATS_MQTT_PORT"
 
 log() { printf '[nats-peer] %s\n' "$*" >&2; }
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        log "need root (or sudo) to run: $*"
-        return 1
-    fi
-}
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 installed() { [[ -x $NATS ]]; }
 
@@ -67,58 +59,18 @@ cmd_install() {
         log "nats-server already installed ($(version))"
         return 0
     fi
-    local policy=/usr/sbin/policy-rc.d added_policy=0
-    if [[ ! -e $policy ]]; then
-        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-        added_policy=1
-    fi
-    log "apt-get install nats-server"
-    local rc=0
-    {
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server >/dev/null
-    } || rc=$?
-    if [[ $added_policy -eq 1 ]]; then
-        as_root rm -f "$policy"
-    fi
-    [[ $rc -eq 0 ]] || { log "apt-get failed ($rc)"; return "$rc"; }
+    apt_install_without_starting nats-server || return $?
     installed || { log "installed, but $NATS is missing"; return 1; }
     log "installed nats-server $(version)"
 }
 
-mqtt_accepts() {
-    # MQTT 3.1.1 CONNECT (clean session), expect CONNACK with return code 0, then DISCONNECT.
-    python3 - "$NATS_MQTT_PORT" <<'PY' 2>/dev/null
-import socket, sys
-try:
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
-    cid = b"peer-probe"
-    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-    s.sendall(bytes([0x10, len(body)]) + body)
-    data = b""
-    while len(data) < 4:
-        chunk = s.recv(4)
-        if not chunk:
-            break
-        data += chunk
-    s.sendall(b"\xe0\x00")
-    s.close()
-    sys.exit(0 if data[:2] == b"\x20\x02" and data[3:4] == b"\x00" else 1)
-except OSError:
-    sys.exit(1)
-PY
-}
 
 server_pid() {
-    local pid
-    [[ -f "$PEER_DIR/pid" ]] || return 1
-    pid=$(tr -dc '0-9' <"$PEER_DIR/pid")
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
-    echo "$pid"
+    live_pid "$PEER_DIR/pid"
 }
 
 cmd_status() {
-    if server_pid >/dev/null && mqtt_accepts; then
+    if server_pid >/dev/null && mqtt_accepts "$NATS_MQTT_PORT" 3; then
         echo "$URL"
         return 0
     fi
@@ -149,7 +101,7 @@ EOF
 cmd_start() {
     cmd_install
     if server_pid >/dev/null; then
-        if mqtt_accepts; then
+        if mqtt_accepts "$NATS_MQTT_PORT" 3; then
             log "already running (pid $(server_pid)) at $URL"
             echo "$URL"
             return 0
@@ -157,7 +109,7 @@ cmd_start() {
         log "a server is running (pid $(server_pid)) but does not answer MQTT; stopping it first"
         cmd_stop
     fi
-    if mqtt_accepts; then
+    if mqtt_accepts "$NATS_MQTT_PORT" 3; then
         log "something else already answers MQTT on 127.0.0.1:$NATS_MQTT_PORT; pick another NATS_MQTT_PORT"
         return 1
     fi
@@ -173,7 +125,7 @@ cmd_start() {
     local launcher=$!
     local deadline=$((SECONDS + START_TIMEOUT_S))
     while ((SECONDS < deadline)); do
-        if server_pid >/dev/null && mqtt_accepts; then
+        if server_pid >/dev/null && mqtt_accepts "$NATS_MQTT_PORT" 3; then
             log "ready: $URL (pid $(server_pid))"
             echo "$URL"
             return 0

@@ -51,16 +51,8 @@ URL="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/%2F"
 
 log() { printf '[rabbitmq-peer] %s\n' "$*" >&2; }
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        log "need root (or sudo) to run: $*"
-        return 1
-    fi
-}
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 installed() {
     [[ -x "$RABBIT_LIB/rabbitmq-server" && -x "$RABBIT_LIB/rabbitmqctl" ]]
@@ -71,22 +63,7 @@ cmd_install() {
         log "rabbitmq-server already installed ($(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?'))"
         return 0
     fi
-    local policy=/usr/sbin/policy-rc.d added_policy=0
-    if [[ ! -e $policy ]]; then
-        # Keep the package's postinst from starting the system node (on 0.0.0.0:5672).
-        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-        added_policy=1
-    fi
-    log "apt-get install rabbitmq-server"
-    local rc=0
-    {
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
-    } || rc=$?
-    if [[ $added_policy -eq 1 ]]; then
-        as_root rm -f "$policy"
-    fi
-    [[ $rc -eq 0 ]] || { log "apt-get failed ($rc)"; return "$rc"; }
+    apt_install_without_starting rabbitmq-server || return $?
     installed || { log "installed, but $RABBIT_LIB/rabbitmq-server is missing"; return 1; }
     log "installed rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server)"
 }
@@ -141,11 +118,7 @@ PY
 
 server_pid() {
     # The pid of the Erlang VM (beam) of this node, if it is alive.
-    local pid
-    [[ -f "$PEER_DIR/pid" ]] || return 1
-    pid=$(tr -dc '0-9' <"$PEER_DIR/pid")
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
-    echo "$pid"
+    live_pid "$PEER_DIR/pid"
 }
 
 cmd_status() {
