@@ -75,6 +75,19 @@ pub struct CommonArgs {
     pub quiet: bool,
 }
 
+/// One point of a sweep: a driver's `args` at `rate` (else its own `--rate`), sized by
+/// `--duration`, writing its own JSON. A macro rather than a trait: the drivers' argument structs
+/// share these field names, nothing else.
+macro_rules! point {
+    ($args:expr, $rate:expr) => {{
+        let mut point = $args.clone();
+        point.rate = $rate.or(point.rate);
+        point.records = records(&$args.common, point.rate, point.records);
+        point.common.json = json_path(&$args.common, $rate);
+        point
+    }};
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -82,25 +95,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Kafka(args) => sweep(&args.common, |rate, progress| {
-            let mut point = args.clone();
-            point.rate = rate.or(point.rate);
-            point.records = records(&args.common, point.rate, point.records);
-            point.common.json = json_path(&args.common, rate);
-            runtime.block_on(kafka::run(point, progress))
+            runtime.block_on(kafka::run(point!(args, rate), progress))
         }),
         Command::Amqp(args) => sweep(&args.common, |rate, progress| {
-            let mut point = args.clone();
-            point.rate = rate.or(point.rate);
-            point.records = records(&args.common, point.rate, point.records);
-            point.common.json = json_path(&args.common, rate);
-            runtime.block_on(amqp::run(point, progress))
+            runtime.block_on(amqp::run(point!(args, rate), progress))
         }),
         Command::Mqtt(args) => sweep(&args.common, |rate, _progress| {
-            let mut point = args.clone();
-            point.rate = rate.or(point.rate);
-            point.records = records(&args.common, point.rate, point.records);
-            point.common.json = json_path(&args.common, rate);
-            runtime.block_on(mqtt::run(point))
+            runtime.block_on(mqtt::run(point!(args, rate)))
         }),
         Command::Chart(args) => {
             for path in chart::run(&args)? {
