@@ -4,7 +4,7 @@
 # Runs on a fresh clone on a fresh Debian machine (root, network only to the package registries)
 # and again on a warm one: every install step checks first, so a rerun installs nothing.
 # Steps, each behind a banner; the first failure stops the run with a non-zero exit:
-#   1. deps    kcat and python3-venv from apt (only if missing); .venv from
+#   1. deps    kcat, python3-venv and mosquitto from apt (only if missing); .venv from
 #              tests/python/requirements.txt (only when that file or the Python changed)
 #   2. fmt     cargo fmt --all -- --check
 #   3. clippy  cargo clippy --workspace --all-targets -- -D warnings
@@ -95,6 +95,9 @@ install_deps() {
     fi
     command -v kcat >/dev/null
     kcat -V 2>&1 | head -n 1
+    # Mosquitto for porter-bench's MQTT smoke test (Porter has no MQTT gateway yet); installed
+    # without starting the system service, and only if missing.
+    "$ROOT/scripts/peers/mosquitto.sh" install
 
     # The stamp covers the requirements and the interpreter: a new Python means a new venv.
     local wanted
@@ -193,7 +196,7 @@ count_results() {
 }
 
 rm -rf "$LOG_DIR"
-run_step deps "install kcat, python3-venv and .venv if missing" install_deps
+run_step deps "install kcat, python3-venv, mosquitto and .venv if missing" install_deps
 run_step fmt "cargo fmt --all -- --check" cargo fmt --all -- --check
 run_step clippy "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings

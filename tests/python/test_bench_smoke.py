@@ -124,3 +124,51 @@ def test_amqp_rate_sweep_and_charts(amqp_broker, bench, tmp_path):
     svgs = sorted(p.name for p in charts.glob("*.svg"))
     assert svgs == ["latency-amqp-work-queue-1p-1c-100-b.svg"], listed
     assert (charts / svgs[0]).read_text().startswith("<svg")
+
+
+# The MQTT driver: Porter has no MQTT gateway yet, so its smoke run goes against a private
+# Mosquitto (scripts/peers/mosquitto.sh; scripts/test.sh installs the package) on a free port.
+MOSQUITTO_SCRIPT = REPO_ROOT / "scripts" / "peers" / "mosquitto.sh"
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    if not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto not installed (scripts/peers/mosquitto.sh install; scripts/test.sh does)")
+    from conftest import free_loopback_port
+
+    port = free_loopback_port()
+    env = {**os.environ, "MOSQUITTO_PORT": str(port), "MOSQUITTO_PEER_DIR": str(tmp_path / "mosquitto")}
+    start = subprocess.run([str(MOSQUITTO_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=60)
+    assert start.returncode == 0, start.stderr
+    try:
+        pid = int((tmp_path / "mosquitto" / "pid").read_text().strip())
+        yield port, pid
+    finally:
+        subprocess.run([str(MOSQUITTO_SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
+
+
+def test_mqtt_fanout(mosquitto, bench, tmp_path):
+    port, pid = mosquitto
+    out = tmp_path / "mqtt-fanout.json"
+    records, subscribers = 500, 3
+    run_bench(bench, "mqtt", "--port", str(port), "--scenario", "fanout", "--subscribers", str(subscribers),
+              "--records", str(records), "--max-seconds", str(RUN_S_MAX), "--broker-pid", str(pid),
+              "--label", "mosquitto", "--json", str(out), "--quiet")
+    r = json.loads(out.read_text())
+    assert (r["produced"], r["consumed"], r["errors"], r["lost"]) == (records, records * subscribers, 0, 0), r
+    assert r["subscribers"] == subscribers and r["qos"] == 1
+    assert r["end_to_end"]["count"] == records * subscribers
+
+
+def test_mqtt_chat(mosquitto, bench, tmp_path):
+    port, pid = mosquitto
+    out = tmp_path / "mqtt-chat.json"
+    run_bench(bench, "mqtt", "--port", str(port), "--scenario", "chat", "--connections", "60", "--rooms", "6",
+              "--rate", "200", "--records", "400", "--max-seconds", str(RUN_S_MAX), "--broker-pid", str(pid),
+              "--label", "mosquitto", "--json", str(out), "--quiet")
+    r = json.loads(out.read_text())
+    assert r["connections"] == 60 and r["produced"] == 400, r
+    assert r["errors"] == 0 and r["lost"] == 0, r
+    # Every publish reaches one inbox or a room of 10: the deliveries owed all arrived.
+    assert r["consumed"] == r["expected_deliveries"] >= r["produced"], r
