@@ -100,8 +100,10 @@ fn main() -> anyhow::Result<()> {
         Command::Amqp(args) => sweep(&args.common, |rate, progress| {
             runtime.block_on(amqp::run(point!(args, rate), progress))
         }),
-        Command::Mqtt(args) => sweep(&args.common, |rate, _progress| {
-            runtime.block_on(mqtt::run(point!(args, rate)))
+        Command::Mqtt(args) => sweep(&args.common, |rate, progress| {
+            let mut point = point!(args, rate);
+            point.progress = Some(progress);
+            runtime.block_on(mqtt::run(point))
         }),
         Command::Chart(args) => {
             for path in chart::run(&args)? {

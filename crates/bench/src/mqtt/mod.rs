@@ -27,6 +27,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Outgoing, Packet,
 use tokio::sync::{watch, Notify};
 
 use crate::proc_stats;
+use crate::progress::Progress;
 use crate::report::RunResult;
 use crate::stats::{latency_histogram, now_us, sent_at, Latency};
 use crate::CommonArgs;
@@ -110,6 +111,9 @@ pub struct MqttArgs {
     pub keep_sessions: bool,
     #[command(flatten)]
     pub common: CommonArgs,
+    /// The progress line's counters (set by main for each run; not a flag).
+    #[arg(skip)]
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl MqttArgs {
@@ -159,6 +163,8 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Poked on every delivery and ack, for a publisher waiting on its window or a drain.
     pub progress: Notify,
+    /// The progress line: publishes written count as produced, deliveries as consumed.
+    pub view: Option<Arc<Progress>>,
 }
 
 impl Counters {
@@ -171,6 +177,9 @@ impl Counters {
                 }
                 self.deliveries.fetch_add(1, Ordering::Relaxed);
                 self.progress.notify_one();
+                if let Some(view) = &self.view {
+                    view.consumed(1);
+                }
             }
             Event::Incoming(Packet::PubAck(_)) => {
                 self.pubacks.fetch_add(1, Ordering::Relaxed);
@@ -178,6 +187,9 @@ impl Counters {
             }
             Event::Outgoing(Outgoing::Publish(_)) => {
                 self.written.fetch_add(1, Ordering::Relaxed);
+                if let Some(view) = &self.view {
+                    view.produced(1);
+                }
             }
             Event::Incoming(Packet::ConnAck(_)) => {
                 self.connacks.fetch_add(1, Ordering::Relaxed);
@@ -187,6 +199,11 @@ impl Counters {
                     .return_codes
                     .iter()
                     .any(|code| matches!(code, rumqttc::SubscribeReasonCode::Failure));
+                if refused {
+                    if let Some(view) = &self.view {
+                        view.error(1);
+                    }
+                }
                 let counter = if refused { &self.errors } else { &self.subacks };
                 counter.fetch_add(1, Ordering::Relaxed);
             }
@@ -214,7 +231,11 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn start(args: &MqttArgs, run: &str, count: usize, first_id: usize) -> Fleet {
-        Fleet::start_with(args, run, count, first_id, Arc::new(Counters::default()))
+        let counters = Counters {
+            view: args.progress.clone(),
+            ..Counters::default()
+        };
+        Fleet::start_with(args, run, count, first_id, Arc::new(counters))
     }
 
     pub fn start_with(
