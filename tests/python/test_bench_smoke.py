@@ -172,3 +172,14 @@ def test_mqtt_chat(mosquitto, bench, tmp_path):
     assert r["errors"] == 0 and r["lost"] == 0, r
     # Every publish reaches one inbox or a room of 10: the deliveries owed all arrived.
     assert r["consumed"] == r["expected_deliveries"] >= r["produced"], r
+
+
+def test_amqp_chat(amqp_broker, bench, tmp_path):
+    out = tmp_path / "amqp-chat.json"
+    run_bench(bench, *amqp_args(amqp_broker, out, "--scenario", "chat", "--connections", "40", "--rooms", "4",
+                                "--rate", "200", "--records", "300", "--quiet"))
+    r = json.loads(out.read_text())
+    assert r["connections"] == 40 and r["produced"] == 300, r
+    assert r["errors"] == 0 and r["lost"] == 0, r
+    # A room line reaches its 10 members, a direct one its addressee: every owed delivery arrived.
+    assert r["consumed"] == r["expected_deliveries"] >= r["produced"], r

@@ -5,6 +5,7 @@
 //! - [`workqueue`] (default): producers and consumers on one durable queue.
 //! - [`fanout`]: one publisher to a fanout exchange, `--subscribers` durable queues each with its
 //!   own consumer; deliveries/s and latency.
+//! - [`chat`]: thousands of clients in rooms, each with an inbox; transient, no-ack, paced.
 //! - [`peak`]: peak shaving — a burst at 10× what rate-capped consumers take, into a bounded
 //!   queue that refuses publishes when full; what was accepted, refused, and how the broker
 //!   coped (queue depth, RSS, drain time).
@@ -15,6 +16,7 @@
 //! percentiles instead of silently slowing the sender. [`client`] has the publisher and consumer
 //! all scenarios share.
 
+mod chat;
 mod client;
 mod fanout;
 mod peak;
@@ -41,6 +43,8 @@ pub enum Scenario {
     Fanout,
     /// A burst into a bounded queue drained by rate-capped consumers.
     Peak,
+    /// `--connections` clients in `--rooms` rooms, each with its own inbox; paced load.
+    Chat,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -89,6 +93,15 @@ pub struct AmqpArgs {
     /// Peak: how long the burst lasts.
     #[arg(long, default_value_t = 5.0)]
     pub burst_seconds: f64,
+    /// Chat: client connections.
+    #[arg(long, default_value_t = 2000)]
+    pub connections: usize,
+    /// Chat: rooms (client i joins room i mod rooms).
+    #[arg(long, default_value_t = 50)]
+    pub rooms: usize,
+    /// Chat: share of messages sent to a random user's inbox; the rest go to a random room.
+    #[arg(long, default_value_t = 0.5)]
+    pub p2p_ratio: f64,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -102,6 +115,7 @@ pub async fn run(args: AmqpArgs, progress: Arc<Progress>) -> Result<RunResult> {
         Scenario::WorkQueue => workqueue::run(&args, progress).await,
         Scenario::Fanout => fanout::run(&args, progress).await,
         Scenario::Peak => peak::run(&args, progress).await,
+        Scenario::Chat => chat::run(&args, progress).await,
     }
 }
 

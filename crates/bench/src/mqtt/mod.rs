@@ -15,7 +15,7 @@
 mod chat;
 mod conn;
 mod fanout;
-mod plan;
+pub mod plan;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
