@@ -72,3 +72,53 @@ fn routing_changes_replay_after_a_crash() {
         .is_empty());
     assert_eq!(table.bindings_from("orders").count(), 1);
 }
+
+/// What a restart removes anyway (exclusive or non-durable queues, their bindings) is journaled
+/// without its own fsync; what survives a restart is not. A later synced command persists both,
+/// in order, so replay sees the same state.
+#[test]
+fn only_what_a_restart_removes_skips_the_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MetadataStore::open(dir.path()).unwrap();
+    let exclusive = QueueDefinition {
+        exclusive_owner: Some(7),
+        ..queue("amq.gen-inbox")
+    };
+    let transient = QueueDefinition {
+        durable: false,
+        ..queue("scratch")
+    };
+    let declare_exclusive = change(RoutingChange::DeclareQueue { queue: exclusive });
+    let declare_durable = change(RoutingChange::DeclareQueue {
+        queue: queue("orders"),
+    });
+    let state = store.state().clone();
+    assert!(state.is_transient(&declare_exclusive));
+    assert!(state.is_transient(&change(RoutingChange::DeclareQueue { queue: transient })));
+    assert!(!state.is_transient(&declare_durable));
+    store.submit(declare_exclusive).unwrap();
+    store.submit(declare_durable).unwrap();
+    let bind = |queue: &str| {
+        change(RoutingChange::Bind {
+            binding: Binding::new("amq.topic", Destination::Queue(queue.into()), "room.1"),
+        })
+    };
+    assert!(store.state().is_transient(&bind("amq.gen-inbox")));
+    assert!(!store.state().is_transient(&bind("orders")));
+    assert!(store
+        .state()
+        .is_transient(&change(RoutingChange::RemoveQueue {
+            name: "amq.gen-inbox".into()
+        })));
+    assert!(!store
+        .state()
+        .is_transient(&change(RoutingChange::RemoveQueue {
+            name: "orders".into()
+        })));
+    store.submit(bind("amq.gen-inbox")).unwrap();
+    store.submit(bind("orders")).unwrap();
+    let expected = store.state().clone();
+    drop(store);
+    let reopened = MetadataStore::open(dir.path()).unwrap();
+    assert_eq!(*reopened.state(), expected);
+}

@@ -106,8 +106,10 @@ impl Journal {
         Ok((journal, state))
     }
 
-    /// Appends one command and makes it durable before returning.
-    pub fn append(&mut self, command: &MetadataCommand) -> Result<()> {
+    /// Appends one command; with `sync`, makes it (and every command before it) durable before
+    /// returning. Without, a later synced command or nothing covers it: a crash may lose it, or
+    /// tear it (recovery cuts a torn tail), never reorder it.
+    pub fn append(&mut self, command: &MetadataCommand, sync: bool) -> Result<()> {
         let json = serde_json::to_vec(command).map_err(CoreError::metadata)?;
         let mut payload = Vec::with_capacity(8 + json.len());
         payload.extend_from_slice(&self.next_sequence.to_be_bytes());
@@ -124,7 +126,7 @@ impl Journal {
         record.extend_from_slice(&payload);
         self.file
             .write_all(&record)
-            .and_then(|_| self.file.sync_data())
+            .and_then(|_| if sync { self.file.sync_data() } else { Ok(()) })
             .map_err(CoreError::metadata)?;
         self.next_sequence += 1;
         self.commands_since_snapshot += 1;
@@ -202,7 +204,7 @@ mod tests {
             let (mut journal, _) = Journal::open(dir.path()).unwrap();
             for name in ["a", "b", "c"] {
                 let command = create(name);
-                journal.append(&command).unwrap();
+                journal.append(&command, true).unwrap();
                 expected.apply(command);
             }
         }
@@ -217,7 +219,7 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().len(), len_before - 9);
         // Appending after a cut continues the sequence.
         let command = create("d");
-        journal.append(&command).unwrap();
+        journal.append(&command, true).unwrap();
         expected.apply(command);
         let (_, state) = Journal::open(dir.path()).unwrap();
         assert_eq!(state, expected);
@@ -230,12 +232,12 @@ mod tests {
         let (mut journal, _) = Journal::open(dir.path()).unwrap();
         for name in ["a", "b"] {
             let command = create(name);
-            journal.append(&command).unwrap();
+            journal.append(&command, true).unwrap();
             expected.apply(command);
         }
         journal.snapshot(&expected).unwrap();
         let command = create("c");
-        journal.append(&command).unwrap();
+        journal.append(&command, true).unwrap();
         expected.apply(command);
         drop(journal);
         let (journal, state) = Journal::open(dir.path()).unwrap();
@@ -248,8 +250,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (mut journal, _) = Journal::open(dir.path()).unwrap();
-            journal.append(&create("a")).unwrap();
-            journal.append(&create("b")).unwrap();
+            journal.append(&create("a"), true).unwrap();
+            journal.append(&create("b"), true).unwrap();
         }
         let path = dir.path().join(JOURNAL_FILE);
         let mut bytes = fs::read(&path).unwrap();

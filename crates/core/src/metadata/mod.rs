@@ -38,9 +38,12 @@ impl MetadataStore {
 
     /// Validates `command` against the current state, persists it (fdatasync), then applies it.
     /// A command that would fail to apply is never written, so replay cannot fail on it.
+    /// Commands about what a restart removes anyway (see [`MetadataState::is_transient`]) skip
+    /// their own fdatasync: 2,000 chat clients declaring exclusive queues cost 6,000 fsyncs.
     pub fn submit(&mut self, command: MetadataCommand) -> Result<()> {
         self.state.check(&command)?;
-        self.journal.append(&command)?;
+        let sync = !self.state.is_transient(&command);
+        self.journal.append(&command, sync)?;
         self.state.apply(command);
         if self.journal.commands_since_snapshot() >= JOURNAL_COMMANDS_MAX {
             self.journal.snapshot(&self.state)?;

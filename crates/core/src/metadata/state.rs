@@ -10,7 +10,7 @@ use super::command::MetadataCommand;
 use super::command::RoutingChange;
 use crate::error::{CoreError, Result};
 use crate::queue::QueueDefinition;
-use crate::routing::{RoutingError, RoutingTable};
+use crate::routing::{Destination, RoutingError, RoutingTable};
 use crate::topic::{Topic, TOPIC_PARTITIONS_MAX};
 
 /// The virtual host that exists without being declared, as in RabbitMQ.
@@ -108,6 +108,42 @@ impl MetadataState {
     }
 
     /// Whether `name` exists: `/` always does (until deleted, it is implicit).
+    /// Whether `command` only touches what the broker removes at start anyway: non-durable or
+    /// exclusive queues, non-durable exchanges, and bindings to or from them. Losing such a
+    /// command in a crash loses nothing a restart would have kept.
+    pub fn is_transient(&self, command: &MetadataCommand) -> bool {
+        let MetadataCommand::Routing { vhost, change } = command else {
+            return false;
+        };
+        let queue_transient = |name: &str| {
+            self.queues
+                .get(vhost)
+                .and_then(|queues| queues.get(name))
+                .is_some_and(|q| !q.durable || q.exclusive_owner.is_some())
+        };
+        let exchange_transient = |name: &str| {
+            self.vhosts
+                .get(vhost)
+                .and_then(|table| table.exchange(name))
+                .is_some_and(|e| !e.durable)
+        };
+        match change {
+            RoutingChange::DeclareQueue { queue } => {
+                !queue.durable || queue.exclusive_owner.is_some()
+            }
+            RoutingChange::RemoveQueue { name } => queue_transient(name),
+            RoutingChange::DeclareExchange { exchange } => !exchange.durable,
+            RoutingChange::DeleteExchange { name, .. } => exchange_transient(name),
+            RoutingChange::Bind { binding } | RoutingChange::Unbind { binding } => {
+                exchange_transient(&binding.source)
+                    || match &binding.destination {
+                        Destination::Queue(queue) => queue_transient(queue),
+                        Destination::Exchange(exchange) => exchange_transient(exchange),
+                    }
+            }
+        }
+    }
+
     pub fn vhost_exists(&self, name: &str) -> bool {
         self.vhosts.contains_key(name) || name == DEFAULT_VHOST
     }
