@@ -14,14 +14,16 @@
 #   3. fan-out (100 B): one publisher, a fanout exchange, N = 1, 10, 100 durable queues each with a
 #      consumer; FANOUT_DELIVERIES / N messages, so every N moves about as many deliveries;
 #   4. peak shaving (100 B): a PEAK_BURST_SECONDS burst at 10x PEAK_CONSUME_RATE into a
-#      PEAK_MAX_LENGTH reject-publish queue drained at PEAK_CONSUME_RATE.
+#      PEAK_MAX_LENGTH reject-publish queue drained at PEAK_CONSUME_RATE;
+#   5. chat (100 B): CHAT_CONNECTIONS clients (2000) in 50 rooms with exclusive inboxes, paced at
+#      each of CHAT_RATES ("100 500") msgs/s for 10 s, half to a user, half to a room.
 # Prints markdown tables of medians (Porter / RabbitMQ ratio; peak: accepted, refused, depth,
 # drain, RSS), writes them to $OUT/summary.md, JSON per run in $OUT, and SVG charts
 # (`porter-bench chart`) in $OUT/charts. Stops both brokers on exit.
 # Knobs: RUNS (3), RECORDS (200000 for 100 B; a quarter of it for 4 KiB), MAX_SECONDS (60), RATE,
 # RATES (comma-separated; overrides the default sweep), OPEN_SECONDS (10), FANOUT_DELIVERIES
 # (200000), FANOUT_SUBSCRIBERS ("1 10 100"), PEAK_CONSUME_RATE (1000), PEAK_BURST_SECONDS (5),
-# PEAK_MAX_LENGTH (10000), BENCH_ARGS (extra porter-bench amqp flags for every run, e.g.
+# PEAK_MAX_LENGTH (10000), CHAT_CONNECTIONS (2000), CHAT_RATES ("100 500"), BENCH_ARGS (extra porter-bench amqp flags for every run, e.g.
 # "--prefetch 1000 --ack-every 10"), RABBITMQ_PORT (5679: a node of its own, not the tests'
 # default 5673), OUT (target/bench/amqp).
 # If Porter dies during a run, the script stops there and prints the tail of its log (kept in
@@ -36,6 +38,8 @@ MAX_SECONDS="${MAX_SECONDS:-60}"
 OPEN_SECONDS="${OPEN_SECONDS:-10}"
 FANOUT_DELIVERIES="${FANOUT_DELIVERIES:-200000}"
 FANOUT_SUBSCRIBERS="${FANOUT_SUBSCRIBERS:-1 10 100}"
+CHAT_CONNECTIONS="${CHAT_CONNECTIONS:-2000}"
+CHAT_RATES="${CHAT_RATES:-100 500}"
 PEAK_CONSUME_RATE="${PEAK_CONSUME_RATE:-1000}"
 PEAK_BURST_SECONDS="${PEAK_BURST_SECONDS:-5}"
 PEAK_MAX_LENGTH="${PEAK_MAX_LENGTH:-10000}"
@@ -156,6 +160,16 @@ for n in $(seq "$RUNS"); do
     for broker in porter rabbitmq; do
         bench "$broker" "$broker-100B-peak-$n" --scenario peak --consume-rate "$PEAK_CONSUME_RATE" \
             --burst-seconds "$PEAK_BURST_SECONDS" --max-length "$PEAK_MAX_LENGTH"
+    done
+done
+
+# Chat: CHAT_CONNECTIONS clients in 50 rooms, paced at each of CHAT_RATES msgs/s for 10 s.
+for rate in $CHAT_RATES; do
+    for n in $(seq "$RUNS"); do
+        for broker in porter rabbitmq; do
+            bench "$broker" "$broker-100B-chat${CHAT_CONNECTIONS}c-rate$rate-$n" --scenario chat \
+                --connections "$CHAT_CONNECTIONS" --rooms 50 --rate "$rate" --records $((rate * 10))
+        done
     done
 done
 
