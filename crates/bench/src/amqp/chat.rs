@@ -46,7 +46,7 @@ const DRAIN_IDLE: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: usize = 20_000;
 
 pub async fn run(args: &AmqpArgs, progress: Arc<Progress>) -> Result<RunResult> {
-    let (connections, rooms) = (args.connections, args.rooms.max(1));
+    let (connections, rooms) = (args.chat.connections, args.chat.rooms.max(1));
     anyhow::ensure!(
         (1..=MAX_CONNECTIONS).contains(&connections),
         "--connections must be between 1 and {MAX_CONNECTIONS}"
@@ -167,9 +167,9 @@ async fn pace(
         tokio::time::sleep_until(tokio::time::Instant::from_std(intended)).await;
         let (_, destination) = plan::pick(
             &mut rng,
-            args.connections,
-            args.rooms.max(1),
-            args.p2p_ratio,
+            args.chat.connections,
+            args.chat.rooms.max(1),
+            args.chat.p2p_ratio,
         );
         // Stamped with the intended time: a late send shows in the latency.
         let lateness = Instant::now()
@@ -190,7 +190,7 @@ async fn pace(
             continue;
         }
         sent += 1;
-        owed += destination.deliveries(args.connections, args.rooms.max(1));
+        owed += destination.deliveries(args.chat.connections, args.chat.rooms.max(1));
         progress.produced(1);
     }
     let _ = connection.close(200, "done".into()).await;
@@ -274,7 +274,7 @@ async fn measure(
     let lost = owed.saturating_sub(consumed);
     let scenario = format!(
         "amqp-chat {connections}c/{rooms}r p2p {}{}",
-        args.p2p_ratio,
+        args.chat.p2p_ratio,
         load_suffix(Some(rate))
     );
     let totals = Totals {

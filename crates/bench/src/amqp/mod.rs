@@ -93,15 +93,8 @@ pub struct AmqpArgs {
     /// Peak: how long the burst lasts.
     #[arg(long, default_value_t = 5.0)]
     pub burst_seconds: f64,
-    /// Chat: client connections.
-    #[arg(long, default_value_t = 2000)]
-    pub connections: usize,
-    /// Chat: rooms (client i joins room i mod rooms).
-    #[arg(long, default_value_t = 50)]
-    pub rooms: usize,
-    /// Chat: share of messages sent to a random user's inbox; the rest go to a random room.
-    #[arg(long, default_value_t = 0.5)]
-    pub p2p_ratio: f64,
+    #[command(flatten)]
+    pub chat: crate::mqtt::plan::ChatArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }

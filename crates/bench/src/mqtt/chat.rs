@@ -36,7 +36,7 @@ struct Paced {
 }
 
 pub async fn run(args: &MqttArgs, run_id: &str, meter: Meter) -> Result<Outcome> {
-    let (connections, rooms) = (args.connections.max(1), args.rooms.max(1));
+    let (connections, rooms) = (args.chat.connections.max(1), args.chat.rooms.max(1));
     let qos = args.qos();
     let rate = args.rate.unwrap_or(DEFAULT_RATE).max(1);
     let fleet = Fleet::start(args, run_id, connections, 0);
@@ -64,7 +64,7 @@ pub async fn run(args: &MqttArgs, run_id: &str, meter: Meter) -> Result<Outcome>
         .map(|i| {
             let clients = clients.clone();
             let (records, rate) = (share(args.records, i, PACERS), share(rate, i, PACERS));
-            let (bytes, ratio) = (args.record_bytes, args.p2p_ratio);
+            let (bytes, ratio) = (args.record_bytes, args.chat.p2p_ratio);
             tokio::spawn(async move {
                 let mut rng = Rng::new(SEED + i as u64);
                 let mut paced = Paced::default();
@@ -122,7 +122,7 @@ pub async fn run(args: &MqttArgs, run_id: &str, meter: Meter) -> Result<Outcome>
     Ok(Outcome {
         scenario: format!(
             "mqtt-chat {connections}c/{rooms}r p2p {} qos{} @{rate}/s",
-            args.p2p_ratio, args.qos
+            args.chat.p2p_ratio, args.qos
         ),
         published,
         expected,

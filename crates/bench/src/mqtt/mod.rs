@@ -91,15 +91,8 @@ pub struct MqttArgs {
     /// Fan-out: subscribers of the one topic.
     #[arg(long, default_value_t = 10)]
     pub subscribers: usize,
-    /// Chat: client connections.
-    #[arg(long, default_value_t = 2000)]
-    pub connections: usize,
-    /// Chat: rooms (client i joins room i mod rooms).
-    #[arg(long, default_value_t = 50)]
-    pub rooms: usize,
-    /// Chat: share of messages sent to a random user's inbox; the rest go to a random room.
-    #[arg(long, default_value_t = 0.5)]
-    pub p2p_ratio: f64,
+    #[command(flatten)]
+    pub chat: crate::mqtt::plan::ChatArgs,
     /// Tasks that drive the connections (each polls its share of event loops).
     #[arg(long, default_value_t = 8)]
     pub tasks: usize,
@@ -442,13 +435,13 @@ pub async fn drain(
 
 pub async fn run(args: MqttArgs) -> Result<RunResult> {
     anyhow::ensure!(
-        (0.0..=1.0).contains(&args.p2p_ratio),
+        (0.0..=1.0).contains(&args.chat.p2p_ratio),
         "--p2p-ratio must be in 0..=1"
     );
     let run_id = format!("{:x}", now_us() % 0xFFFF_FFFF);
     let clients = match args.scenario {
         Scenario::Fanout => args.subscribers + 1,
-        Scenario::Chat => args.connections,
+        Scenario::Chat => args.chat.connections,
     };
     raise_nofile(clients)?;
     let meter = Meter {

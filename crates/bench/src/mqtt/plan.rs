@@ -24,6 +24,21 @@ pub fn room_members(room: usize, connections: usize, rooms: usize) -> u64 {
     share(connections as u64, room, rooms.max(1))
 }
 
+/// The chat scenario's shape, the same flags for the MQTT and the AMQP driver so both send the
+/// same seeded message mix to the same rooms.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ChatArgs {
+    /// Chat: client connections.
+    #[arg(long, default_value_t = 2000)]
+    pub connections: usize,
+    /// Chat: rooms (client i joins room i mod rooms).
+    #[arg(long, default_value_t = 50)]
+    pub rooms: usize,
+    /// Chat: share of messages sent to a random user's inbox; the rest go to a random room.
+    #[arg(long, default_value_t = 0.5)]
+    pub p2p_ratio: f64,
+}
+
 /// Where one chat message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Destination {
