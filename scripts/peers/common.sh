@@ -66,3 +66,23 @@ except OSError:
     sys.exit(1)
 PY
 }
+
+# stop_pid_file NAME FILE: SIGTERM the live process in FILE, SIGKILL it after 15 s, remove FILE.
+stop_pid_file() {
+    local name=$1 file=$2 pid
+    if pid=$(live_pid "$file"); then
+        log "stopping $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + 15))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "still alive after SIGTERM; SIGKILL $pid"
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    else
+        log "not running"
+    fi
+    rm -f "$file"
+}

@@ -144,23 +144,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local pid
-    if pid=$(server_pid); then
-        log "stopping nats-server (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + 15))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "still alive after SIGTERM; SIGKILL $pid"
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    else
-        log "not running"
-    fi
-    rm -f "$PEER_DIR/pid"
-    return 0
+    stop_pid_file nats-server "$PEER_DIR/pid"
 }
 
 case "${1:-}" in
