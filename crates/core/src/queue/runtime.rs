@@ -356,7 +356,7 @@ impl Queue {
                 ));
             }
             if inner.exclusive_consumer || (request.exclusive && !inner.consumers.is_empty()) {
-                return Err(CoreError::AccessRefused(format!(
+                return Err(CoreError::Forbidden(format!(
                     "queue '{}' in vhost '{}' in exclusive use",
                     self.name, self.vhost
                 )));
@@ -776,10 +776,10 @@ impl Queue {
         let mut inner = self.inner.lock();
         for record in records.iter().filter(|r| r.offset >= offset) {
             let stored = Message::decode(record).map_err(|reason| {
-                CoreError::Storage(porter_storage::StorageError::CorruptBatch(format!(
+                CoreError::Corrupt(format!(
                     "queue {:?} offset {}: {reason}",
                     self.name, record.offset
-                )))
+                ))
             })?;
             let stored = Arc::new(stored);
             if record.offset == offset {
@@ -794,10 +794,10 @@ impl Queue {
             }
         }
         found.ok_or_else(|| {
-            CoreError::Storage(porter_storage::StorageError::CorruptBatch(format!(
+            CoreError::Corrupt(format!(
                 "queue {:?}: offset {offset} missing from its log",
                 self.name
-            )))
+            ))
         })
     }
 
