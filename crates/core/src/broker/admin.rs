@@ -72,7 +72,7 @@ impl Broker {
             })?;
             let log_config = topic.config.log_config(&this.config.log_defaults);
             for partition in &old.partitions {
-                partition.log().set_config(log_config.clone());
+                partition.set_log_config(log_config.clone());
             }
             let handle = Arc::new(TopicHandle {
                 topic,
@@ -186,7 +186,7 @@ fn open_new_partitions(broker: &Broker, topic: &Topic, from: u32) -> Result<Vec<
             false,
         )
         .map_err(CoreError::from)
-        .and_then(|log| Partition::open(topic.name.clone(), index as i32, log));
+        .and_then(|log| Partition::open(topic.name.clone(), index as i32, log, &broker.committer));
         match result {
             Ok(partition) => opened.push(Arc::new(partition)),
             Err(e) => {
