@@ -29,7 +29,7 @@ impl Queue {
         let batch = message.encode(now, transient.then_some(self.epoch));
         let lane = self.lane_for(message.properties.priority);
         let stored = Arc::new(StoredMessage {
-            message: message.clone(),
+            message: Arc::new(message.clone()),
             enqueued_ms: now,
             epoch: transient.then_some(self.epoch),
         });
@@ -48,7 +48,7 @@ impl Queue {
                         if this.args.dead_letter_exchange.is_some() {
                             inner.dead.push(DeadLetter {
                                 position: None,
-                                message: Some(Arc::new(stored.message.clone())),
+                                message: Some(stored.message.clone()),
                                 reason: DeadReason::MaxLen,
                             });
                         }
@@ -101,7 +101,7 @@ impl Queue {
         };
         self.persist_changes()?;
         if wake {
-            self.wake.notify_one();
+            self.schedule();
         }
         Ok(outcome)
     }

@@ -50,7 +50,7 @@ impl Queue {
             inner.ever_consumed = true;
             inner.last_used_ms = now_ms();
         }
-        self.wake.notify_one();
+        self.schedule();
         Ok(())
     }
 
@@ -80,7 +80,7 @@ impl Queue {
                 && inner.consumers.is_empty()
                 && !inner.deleted
         };
-        self.wake.notify_one();
+        self.schedule();
         if auto_delete {
             self.delete_later("auto-delete: last consumer gone");
         }
@@ -89,7 +89,7 @@ impl Queue {
     /// A re-declare counts as use for `x-expires`, as in RabbitMQ.
     pub(crate) fn touch(&self) {
         self.inner.lock().last_used_ms = now_ms();
-        self.wake.notify_one();
+        self.schedule();
     }
 
     /// Whether `owner` (a connection) has consumers here.
@@ -143,7 +143,7 @@ impl Queue {
                 consumer_tag: None,
                 queue_tag: tag,
                 redelivered: delivery.redelivered,
-                message: Arc::new(stored.message.clone()),
+                message: stored.message.clone(),
                 remaining,
             }));
         }
@@ -162,7 +162,7 @@ impl Queue {
             })
         };
         self.persist_changes()?;
-        self.wake.notify_one();
+        self.schedule();
         result
     }
 
@@ -179,7 +179,7 @@ impl Queue {
                 Ok(())
             })
         };
-        self.wake.notify_one();
+        self.schedule();
         result
     }
 
@@ -198,7 +198,7 @@ impl Queue {
             })
         };
         self.persist_changes()?;
-        self.wake.notify_one();
+        self.schedule();
         result
     }
 

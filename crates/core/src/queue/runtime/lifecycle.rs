@@ -8,8 +8,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use porter_storage::records::decode_batches;
 use porter_storage::{FileCache, FlushMode, Log, LogConfig};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use std::sync::atomic::{AtomicBool, AtomicU8};
 
 use super::{
     Inner, LaneFiles, Queue, QUEUE_BATCH_BYTES_MAX, QUEUE_SEGMENT_BYTES, TRANSIENT_MARKER,
@@ -20,6 +19,7 @@ use crate::partition::now_ms;
 use crate::queue::ack_log::{AckLog, SharedAckLog};
 use crate::queue::api::{ConsumerEvent, ConsumerSink};
 use crate::queue::definition::{QueueArguments, QueueDefinition};
+use crate::queue::scheduler::{QueueScheduler, TurnState};
 use crate::queue::state::QueueState;
 use crate::Broker;
 
@@ -61,6 +61,7 @@ impl Queue {
         after_crash: bool,
         epoch: u64,
         broker: Weak<Broker>,
+        scheduler: Arc<QueueScheduler>,
     ) -> Result<Arc<Queue>> {
         let args = QueueArguments::parse(&definition.arguments).map_err(CoreError::Metadata)?;
         std::fs::create_dir_all(dir).map_err(|e| CoreError::Io {
@@ -119,7 +120,7 @@ impl Queue {
         } else {
             0
         };
-        let queue = Arc::new(Queue {
+        let queue = Arc::new_cyclic(|me| Queue {
             name: Arc::from(definition.name.as_str()),
             vhost: vhost.to_string(),
             args,
@@ -139,17 +140,24 @@ impl Queue {
                 dead: Vec::new(),
                 head_check: restored_backlog,
                 deleted: false,
+                stalled: false,
+                acks_dirty: false,
+                maintain_at: 0,
                 stale_transient,
             }),
-            wake: Notify::new(),
             broker,
-            closed: CancellationToken::new(),
+            me: me.clone(),
+            key: scheduler.next_key(),
+            turn_state: AtomicU8::new(TurnState::Idle as u8),
+            scheduler,
+            maintaining: AtomicBool::new(false),
             transient_marked: std::sync::atomic::AtomicBool::new(false),
             definition,
         });
-        // Without a runtime (a blocking test of the broker) there is nothing to deliver to.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(queue.clone().run());
+        // A restored backlog may hold expired messages; x-expires and a reclaimable prefix need
+        // a deadline. Anything else waits, costing nothing, until it is used.
+        if restored_backlog || queue.args.expires_ms.is_some() || queue.needs_maintenance() {
+            queue.schedule();
         }
         Ok(queue)
     }
@@ -184,7 +192,7 @@ impl Queue {
                 .map(|(tag, s)| (tag, s.sink))
                 .collect()
         };
-        self.closed.cancel();
+        self.scheduler.clear_deadline(self.key);
         for (tag, sink) in sinks {
             let _ = sink.try_send(ConsumerEvent::Cancelled { consumer_tag: tag });
         }

@@ -31,13 +31,13 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use porter_storage::{Log, Offset};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use std::sync::atomic::{AtomicBool, AtomicU8};
 
 use super::ack_log::SharedAckLog;
 use super::api::{ConsumerSink, OwnerId};
 use super::dead_letter::DeadReason;
 use super::definition::{QueueArguments, QueueDefinition};
+use super::scheduler::{QueueKey, QueueScheduler};
 use super::state::{AckChange, QueueState};
 use crate::error::Result;
 use crate::message::{Message, StoredMessage};
@@ -70,9 +70,16 @@ pub struct Queue {
     /// This broker incarnation; transient messages carry it (see `StoredMessage::epoch`).
     pub(crate) epoch: u64,
     pub(crate) inner: Mutex<Inner>,
-    pub(crate) wake: Notify,
     pub(crate) broker: Weak<Broker>,
-    pub(crate) closed: CancellationToken,
+    /// This queue, for handing itself to the scheduler from `&self` methods.
+    pub(crate) me: Weak<Queue>,
+    /// Its entry in the scheduler's timer set.
+    pub(crate) key: QueueKey,
+    /// A [`TurnState`](super::scheduler::TurnState): whether a worker has it or will.
+    pub(crate) turn_state: AtomicU8,
+    pub(crate) scheduler: Arc<QueueScheduler>,
+    /// A maintenance pass (ack-file fsync, reclaim) is running on the blocking pool.
+    pub(crate) maintaining: AtomicBool,
     /// Whether this incarnation has written the transient marker.
     pub(crate) transient_marked: std::sync::atomic::AtomicBool,
 }
@@ -132,6 +139,13 @@ pub(crate) struct Inner {
     /// transient message from before a restart): the delivery task looks at it.
     pub(crate) head_check: bool,
     pub(crate) deleted: bool,
+    /// A consumer's buffer was full: the rest of a delivery batch is being sent by a task that
+    /// waits for room; turns deliver nothing more until it is done (keeps per-consumer order).
+    pub(crate) stalled: bool,
+    /// Ack changes were appended since the last maintenance pass started.
+    pub(crate) acks_dirty: bool,
+    /// Not before this (ms) does the next maintenance pass start.
+    pub(crate) maintain_at: i64,
     /// Transient messages from before the last restart still in the log: skipped (dropped)
     /// when reached, and not counted as ready meanwhile.
     pub(crate) stale_transient: u64,
@@ -183,15 +197,26 @@ impl Inner {
     }
 
     /// Changes to persist, per lane.
+    /// Marks the queue for maintenance (the ack-file fsync) when there are any.
     pub(crate) fn take_changes(&mut self) -> Vec<Vec<AckChange>> {
-        self.states
+        let changes: Vec<Vec<AckChange>> = self
+            .states
             .iter_mut()
             .map(QueueState::take_ack_changes)
-            .collect()
+            .collect();
+        self.acks_dirty |= changes.iter().any(|c| !c.is_empty());
+        changes
     }
 }
 
 impl Queue {
+    /// Asks for a turn on a scheduler worker (see [`super::scheduler`]).
+    pub(crate) fn schedule(&self) {
+        if let Some(me) = self.me.upgrade() {
+            self.scheduler.schedule(&me);
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
