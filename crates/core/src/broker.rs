@@ -76,6 +76,8 @@ pub struct Broker {
     /// Each vhost's routing table as of its last change: publishes route on a snapshot instead
     /// of locking the metadata store.
     routes: RwLock<HashMap<String, Arc<crate::routing::RoutingTable>>>,
+    /// The workers and timers every queue's deliveries, expiries and maintenance run on.
+    pub(crate) queue_scheduler: Arc<crate::queue::QueueScheduler>,
     /// Serialises queue declare/delete, which journal and then open or remove files.
     pub(crate) queue_lifecycle: tokio::sync::Mutex<()>,
     /// This incarnation: random per start. Transient messages carry it so that after a restart
@@ -144,6 +146,7 @@ impl Broker {
             producer_ids: Mutex::new((0, 0)),
             queues: RwLock::new(HashMap::new()),
             routes: RwLock::new(HashMap::new()),
+            queue_scheduler: crate::queue::QueueScheduler::new(),
             queue_lifecycle: tokio::sync::Mutex::new(()),
             epoch: Uuid::new_v4().as_u64_pair().0,
             alarms: tokio::sync::watch::Sender::new(Default::default()),
