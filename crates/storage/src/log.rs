@@ -381,18 +381,6 @@ impl Log {
         Ok(state.durable_offset)
     }
 
-    /// Transitional (the queue runtime until it moves to the core's commit seam): sync, then
-    /// commit what is durable, unless `end_offset` is already committed.
-    #[doc(hidden)]
-    pub fn flush_to(&self, end_offset: Offset) -> Result<(), StorageError> {
-        if self.high_watermark() >= end_offset {
-            return Ok(());
-        }
-        let durable = self.sync()?;
-        self.commit_to(durable);
-        Ok(())
-    }
-
     /// Moves the high watermark (what readers see, what `subscribe` reports) up to `offset`;
     /// a lower `offset` changes nothing. The owner decides what committed means: storage only
     /// checks that `offset` was written. Returns the high watermark.

@@ -205,6 +205,7 @@ async fn a_full_queue_makes_senders_wait() {
     assert_eq!(first.await.unwrap().base_offset, 0);
     assert_eq!(second.await.unwrap().base_offset, 1);
     assert_eq!(third.await.unwrap().base_offset, 2);
+    writer.wait_committed(3).await.unwrap();
     assert_eq!(values(writer.log()), ["1", "2", "3"]);
 }
 

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::{DeadLetter, Inner, Queue, INLINE_APPEND_BYTES_MAX, TRANSIENT_MARKER};
+use super::{DeadLetter, Inner, Queue, TRANSIENT_MARKER};
 use crate::error::{CoreError, Result};
 use crate::message::{Message, StoredMessage};
-use crate::partition::{now_ms, run_blocking};
+use crate::partition::now_ms;
 use crate::queue::dead_letter::DeadReason;
 use crate::queue::definition::Overflow;
 use porter_storage::Offset;
@@ -22,7 +22,7 @@ pub(crate) enum AppendOutcome {
 }
 
 impl Queue {
-    /// Appends one published message (blocking pool) and applies `x-max-length`.
+    /// Appends one published message (on its lane's writer thread) and applies `x-max-length`.
     pub(crate) async fn append(self: &Arc<Self>, message: &Message) -> Result<AppendOutcome> {
         let now = now_ms();
         let transient = !message.properties.is_persistent();
@@ -34,7 +34,7 @@ impl Queue {
             epoch: transient.then_some(self.epoch),
         });
         let this = self.clone();
-        let append = move || -> Result<(AppendOutcome, bool)> {
+        let append = move |log: &porter_storage::Log| -> Result<(AppendOutcome, bool)> {
             let mut inner = this.inner.lock();
             if inner.deleted {
                 return Ok((AppendOutcome::Gone, false));
@@ -68,7 +68,8 @@ impl Queue {
                     source: e,
                 })?;
             }
-            let info = this.lanes[lane].log.append(batch, now)?;
+            // Encoded (and CRC'd) by `Message::encode`: no second CRC pass.
+            let info = log.append_prepared(batch, now)?;
             debug_assert_eq!(info.base_offset, info.last_offset, "one message per batch");
             let position = (lane, info.last_offset);
             inner.states[lane].on_append(info.last_offset);
@@ -92,13 +93,9 @@ impl Queue {
                 wake,
             ))
         };
-        // A small append is one write(2) into the page cache: cheaper than the hop to the
-        // blocking pool, which would cost more than the write itself. Large ones take the hop.
-        let (outcome, wake) = if message.body.len() <= INLINE_APPEND_BYTES_MAX {
-            append()?
-        } else {
-            run_blocking(append).await?
-        };
+        // On the writer thread, so no write(2) runs on a reactor thread; offsets still reach
+        // the state in log order (the state's lock is held across the append there).
+        let (outcome, wake) = self.lanes[lane].writer.write(append).await?;
         self.persist_changes()?;
         if wake {
             self.schedule();

@@ -74,10 +74,9 @@ impl Queue {
         }
         let (lane, offset) = position;
         let log = self.lanes[lane].log.clone();
-        if offset >= log.high_watermark() {
-            let log = log.clone();
-            blocking(move || log.flush_to(offset + 1)).await?;
-        }
+        // Appended but not yet committed (synced, for a durable queue): its writer's commit
+        // step is coming; wait for it instead of syncing here.
+        self.lanes[lane].writer.wait_committed(offset + 1).await?;
         let slice = blocking(move || log.read(offset, READ_AHEAD_BYTES)).await?;
         let records = decode_batches(slice.bytes)?;
         let mut found = None;
