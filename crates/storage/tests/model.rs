@@ -108,7 +108,6 @@ impl Harness {
                 let log = self.log();
                 let info = log.append_committed(buffer.into(), 0).unwrap();
                 assert_eq!(info.base_offset, self.end());
-                if self.config.flush == FlushMode::Group {}
                 for (i, value) in appended.into_iter().enumerate() {
                     self.model.insert(info.base_offset + i as Offset, value);
                 }
