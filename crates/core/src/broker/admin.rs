@@ -73,7 +73,7 @@ impl Broker {
             })?;
             let log_config = topic.config.log_config(&this.config.log_defaults);
             for partition in &old.partitions {
-                partition.log().set_config(log_config.clone());
+                partition.set_log_config(log_config.clone());
             }
             let handle = Arc::new(TopicHandle {
                 topic,
@@ -153,7 +153,7 @@ impl Broker {
     /// Moves a partition's log start to `before_offset` (Kafka's DeleteRecords), deleting the
     /// segments wholly below it; [`DELETE_RECORDS_TO_HIGH_WATERMARK`] means the high watermark.
     /// Returns the new low watermark. An offset past the high watermark is
-    /// `StorageError::OffsetOutOfRange`; one below the current start changes nothing.
+    /// `CoreError::OffsetOutOfRange`; one below the current start changes nothing.
     pub async fn delete_records(
         &self,
         topic: &str,
@@ -187,7 +187,7 @@ fn open_new_partitions(broker: &Broker, topic: &Topic, from: u32) -> Result<Vec<
             false,
         )
         .map_err(CoreError::from)
-        .and_then(|log| Partition::open(topic.name.clone(), index as i32, log));
+        .and_then(|log| Partition::open(topic.name.clone(), index as i32, log, &broker.committer));
         match result {
             Ok(partition) => opened.push(Arc::new(partition)),
             Err(e) => {
