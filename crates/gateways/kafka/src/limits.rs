@@ -17,7 +17,7 @@ pub const REQUEST_BYTES_MAX: u32 = 100 * 1024 * 1024;
 /// (Kafka: queued.max.request.bytes, which covers requests only).
 pub const REQUEST_MEMORY_BYTES_MAX: u64 = 512 * 1024 * 1024;
 /// One connection's share of the budget; past it the connection stops reading.
-pub const CONNECTION_MEMORY_BYTES_MAX: u64 = 32 * 1024 * 1024;
+pub const CONNECTION_MEMORY_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// A Fetch reserves at most this fraction of its connection's share for its response, so
 /// requests pipelined behind a long-polling fetch (heartbeats, commits) still fit.
 pub const FETCH_SHARE_DIVISOR: u64 = 2;
