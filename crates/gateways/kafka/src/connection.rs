@@ -256,11 +256,12 @@ async fn read_requests<R: AsyncRead + Unpin>(
             ..
         }) = &mut decoded
         {
-            // Reserve the response before the Fetch runs, and hold the Fetch to what was
-            // reserved: a response is charged before it exists, so a client that never reads
-            // cannot make us build more answers than its share holds.
+            // Reserve the response in the connection's share before the Fetch runs, and hold
+            // the Fetch to what was reserved: a client that never reads cannot make us build
+            // more answers than its share holds. The listener's budget is charged when the
+            // answer exists (see `encode_answer`), so idle long-polls don't use it up.
             let reserved = fetch_reservation(fetch, limits.fetch_reservation_bytes_max);
-            charge.merge(budget.charge(reserved).await);
+            charge.merge(budget.reserve(reserved).await);
             fetch.max_bytes = fetch.max_bytes.min(reserved as i32);
         }
         if tx.send(Inbound::Request { decoded, charge }).await.is_err() {

@@ -3,7 +3,9 @@
 //!
 //! Worst case, per listener: request and response bytes held ≤ `REQUEST_MEMORY_BYTES_MAX`
 //! (the listener's one memory budget), plus each connection's overdraft for responses already
-//! encoded when its share ran out. Per connection: ≤ `CONNECTION_MEMORY_BYTES_MAX`, or one
+//! encoded when its share ran out (a Fetch's answer is charged to the budget when it exists, so
+//! at most connections × `CONNECTION_MEMORY_BYTES_MAX / FETCH_SHARE_DIVISOR` past the budget in
+//! a burst, after which every connection's reading waits). Per connection: ≤ `CONNECTION_MEMORY_BYTES_MAX`, or one
 //! request of up to `REQUEST_BYTES_MAX` let in alone, plus at most `INFLIGHT_REQUESTS_MAX`
 //! non-Fetch responses (Fetch responses are reserved before they are read, at most
 //! `CONNECTION_MEMORY_BYTES_MAX / FETCH_SHARE_DIVISOR` each) and one record batch past a Fetch's
