@@ -84,11 +84,13 @@ impl Queue {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(job)),
-            // No runtime (a blocking caller at close): the close writes what is pending.
-            Err(_) => files
-                .pending_acks
-                .job_queued
-                .store(false, Ordering::Release),
+            // Not on the runtime (a writer thread, a test's plain thread): not a reactor
+            // either, so write here.
+            Err(_) => {
+                if let Err(e) = files.pending_acks.write_to(&files.acks) {
+                    tracing::error!(vhost = %self.vhost, queue = %self.name, error = %e, "writing ack changes failed");
+                }
+            }
         }
     }
 
