@@ -96,7 +96,7 @@ impl Queue {
                 files.clone(),
                 after_crash,
             )?;
-            let acks = AckLog::open(&dir.join(format!("acks{suffix}")))?;
+            let acks = AckLog::open(&dir.join(format!("acks{suffix}")), files.clone())?;
             let mut state = QueueState::restore(
                 acks.persisted(),
                 log.log_start_offset(),
@@ -180,7 +180,7 @@ impl Queue {
         });
     }
 
-    /// Stops the delivery task and tells consumers (server-sent cancel). With `delete_files`,
+    /// Takes the queue off the scheduler and tells consumers (server-sent cancel). With `delete_files`,
     /// removes the queue's data; otherwise syncs and closes it. Blocking.
     pub(crate) fn close(&self, delete_files: bool) -> Result<()> {
         let sinks: Vec<(Arc<str>, ConsumerSink)> = {
@@ -204,6 +204,7 @@ impl Queue {
                 lane.log.flush()?;
                 lane.log.close()?;
             }
+            lane.acks.lock().release();
         }
         if delete_files {
             std::fs::remove_dir_all(&self.dir).or_else(|e| match e.kind() {
