@@ -87,7 +87,7 @@ impl Queue {
             .map(|b| Arc::clone(&b.committer))
             .ok_or(CoreError::ShuttingDown)?;
         let lane_count = args.max_priority.map_or(1, |p| usize::from(p) + 1);
-        let mut lanes = Vec::with_capacity(lane_count);
+        let mut lanes: Vec<LaneFiles> = Vec::with_capacity(lane_count);
         let mut states = Vec::with_capacity(lane_count);
         for lane in 0..lane_count {
             let suffix = if lane == 0 {
@@ -101,7 +101,7 @@ impl Queue {
                 files.clone(),
                 after_crash,
             )?;
-            let acks = AckLog::open(&dir.join(format!("acks{suffix}")))?;
+            let acks = AckLog::open(&dir.join(format!("acks{suffix}")), files.clone())?;
             let mut state = QueueState::restore(
                 acks.persisted(),
                 log.log_start_offset(),
@@ -110,8 +110,14 @@ impl Queue {
             state.set_single_active(args.single_active_consumer);
             states.push(state);
             let log = Arc::new(log);
+            // All lanes on one writer thread: a publish burst appends to several under the
+            // queue's lock in one job.
+            let writer = match lanes.first() {
+                None => committer.register(Arc::clone(&log)),
+                Some(first) => committer.register_beside(Arc::clone(&log), &first.writer),
+            };
             lanes.push(LaneFiles {
-                writer: committer.register(Arc::clone(&log)),
+                writer,
                 log,
                 acks: Arc::new(SharedAckLog::new(acks)),
                 pending_acks: Arc::default(),
@@ -188,7 +194,7 @@ impl Queue {
         });
     }
 
-    /// Stops the delivery task and tells consumers (server-sent cancel). With `delete_files`,
+    /// Takes the queue off the scheduler and tells consumers (server-sent cancel). With `delete_files`,
     /// removes the queue's data; otherwise syncs and closes it. Blocking.
     pub(crate) fn close(&self, delete_files: bool) -> Result<()> {
         let sinks: Vec<(Arc<str>, ConsumerSink)> = {
@@ -214,6 +220,7 @@ impl Queue {
                 lane.log.flush()?;
                 lane.log.close()?;
             }
+            lane.acks.lock().release();
         }
         if delete_files {
             std::fs::remove_dir_all(&self.dir).or_else(|e| match e.kind() {
