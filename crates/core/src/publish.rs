@@ -119,12 +119,13 @@ impl Prepared {
 #[derive(Default)]
 struct Destinations {
     queues: Vec<(Arc<Queue>, Vec<usize>)>,
-    index: HashMap<*const Queue, usize>,
+    /// By the queue's address (`Arc::as_ptr` as a number, so the future stays `Send`).
+    index: HashMap<usize, usize>,
 }
 
 impl Destinations {
     fn add(&mut self, queue: Arc<Queue>, message: usize) {
-        let key = Arc::as_ptr(&queue);
+        let key = Arc::as_ptr(&queue) as usize;
         let slot = *self.index.entry(key).or_insert_with(|| {
             self.queues.push((queue, Vec::new()));
             self.queues.len() - 1
@@ -260,4 +261,12 @@ impl VirtualHost {
 
 fn entries_transient(prepared: &Option<Prepared>) -> bool {
     prepared.as_ref().is_some_and(Prepared::is_transient)
+}
+
+/// Gateways run publishes on spawned tasks: the pipeline's futures must stay `Send`.
+#[allow(dead_code)]
+fn publish_futures_are_send(vhost: &VirtualHost) {
+    fn send<T: Send>(_: T) {}
+    send(vhost.publish_batch(Vec::new()));
+    send(vhost.publish("", Message::default()));
 }

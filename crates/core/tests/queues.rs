@@ -648,3 +648,113 @@ async fn ten_thousand_durable_queues_survive_a_restart() {
 async fn hundred_thousand_durable_queues_survive_a_restart() {
     many_durable_queues_survive_a_restart(100_000).await;
 }
+
+/// A burst through `publish_batch`: each message routed on its own (a bad one fails alone),
+/// every destination queue gets the burst's messages in publish order, a fanned-out message is
+/// one shared `Message` in every queue, overflow limits count the burst's earlier messages, and
+/// everything confirmed is there after a restart.
+#[tokio::test]
+async fn publish_batch_routes_each_message_and_keeps_order_per_queue() {
+    use porter_core::publish::Publish;
+    use porter_core::CoreError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    vhost
+        .declare_exchange(Exchange::new("fan", ExchangeKind::Fanout), false)
+        .await
+        .unwrap();
+    for name in ["f1", "f2", "f3"] {
+        vhost
+            .declare_queue(durable(name, &[]), false, 1)
+            .await
+            .unwrap();
+        vhost
+            .bind(Binding::new("fan", Destination::Queue(name.into()), ""), 1)
+            .await
+            .unwrap();
+    }
+    vhost
+        .declare_queue(
+            durable(
+                "capped",
+                &[
+                    ("x-max-length", HeaderValue::I32(2)),
+                    ("x-overflow", HeaderValue::String("reject-publish".into())),
+                ],
+            ),
+            false,
+            1,
+        )
+        .await
+        .unwrap();
+    let to = |exchange: &str, m: Message| Publish {
+        exchange: exchange.into(),
+        message: m,
+    };
+    let mut bad = message("", "bad expiration", true);
+    bad.properties.expiration = Some("soon".into());
+    let burst = vec![
+        to("fan", message("", "a", true)),
+        to("", message("capped", "c0", true)),
+        to("fan", message("", "b", false)),
+        to("", bad),
+        to("no-such-exchange", message("", "lost", true)),
+        to("", message("capped", "c1", true)),
+        to("fan", message("", "c", true)),
+        to("", message("capped", "c2", true)),
+        to("", message("nobody", "unroutable", true)),
+    ];
+    let outcomes = vhost.publish_batch(burst).await.unwrap();
+    assert_eq!(outcomes.len(), 9);
+    assert!(matches!(outcomes[3], Err(CoreError::PreconditionFailed(_))));
+    assert!(outcomes[4].is_err(), "unknown exchange");
+    let mut summary = Vec::new();
+    for outcome in outcomes.into_iter().filter_map(|o| o.ok()) {
+        summary.push((outcome.routed, outcome.rejected));
+        outcome.durable.wait().await.unwrap();
+    }
+    assert_eq!(
+        summary,
+        [
+            (true, false),  // a
+            (true, false),  // c0
+            (true, false),  // b
+            (true, false),  // c1
+            (true, false),  // c
+            (true, true),   // c2: the burst's c0 and c1 filled the queue
+            (false, false), // no queue named "nobody"
+        ]
+    );
+    let mut firsts = Vec::new();
+    for name in ["f1", "f2", "f3"] {
+        let queue = vhost.queue(name, 1).unwrap();
+        let mut got = Vec::new();
+        while let Some(d) = queue.get(true).await.unwrap() {
+            if got.is_empty() {
+                firsts.push(d.message.clone());
+            }
+            got.push(body(&d));
+        }
+        assert_eq!(got, ["a", "b", "c"], "{name}");
+    }
+    assert!(
+        Arc::ptr_eq(&firsts[0], &firsts[1]) && Arc::ptr_eq(&firsts[1], &firsts[2]),
+        "a fanned-out message is shared, not copied per queue"
+    );
+    let capped = vhost.queue("capped", 1).unwrap();
+    assert_eq!(capped.ready(), 2);
+    broker.shutdown().await.unwrap();
+    drop((vhost, capped, broker));
+
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    let capped = vhost.queue("capped", 1).unwrap();
+    let mut got = Vec::new();
+    while let Some(d) = capped.get(true).await.unwrap() {
+        got.push(body(&d));
+    }
+    assert_eq!(got, ["c0", "c1"]);
+    broker.shutdown().await.unwrap();
+}

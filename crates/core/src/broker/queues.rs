@@ -17,6 +17,7 @@ use crate::metadata::command::RoutingChange;
 use crate::metadata::state::DEFAULT_VHOST;
 use crate::metadata::{MetadataCommand, MetadataStore};
 use crate::partition::run_blocking;
+use crate::queue::runtime::QueueEnv;
 use crate::queue::{Queue, QueueDefinition};
 use crate::routing::{RoutingError, RoutingTable};
 
@@ -70,11 +71,8 @@ impl Broker {
                 definition.clone(),
                 &vhost,
                 &dir,
-                self.files.clone(),
                 after_crash,
-                self.epoch,
-                Arc::downgrade(self),
-                self.queue_scheduler.clone(),
+                self.queue_env(),
             )?;
             live.insert(definition.id.to_string());
             self.queues
@@ -144,6 +142,15 @@ impl Broker {
     /// neither.
     pub fn queue_scheduler_pending(&self) -> (usize, usize) {
         self.queue_scheduler.pending()
+    }
+
+    fn queue_env(self: &Arc<Self>) -> QueueEnv {
+        QueueEnv {
+            files: self.files.clone(),
+            epoch: self.epoch,
+            broker: Arc::downgrade(self),
+            scheduler: self.queue_scheduler.clone(),
+        }
     }
 
     /// This incarnation's epoch, which transient messages carry (see `StoredMessage::epoch`).
@@ -261,11 +268,8 @@ impl Broker {
                 definition.clone(),
                 &vhost,
                 &dir,
-                this.files.clone(),
                 false,
-                this.epoch,
-                Arc::downgrade(&this),
-                this.queue_scheduler.clone(),
+                this.queue_env(),
             )?;
             this.queues
                 .write()
