@@ -18,6 +18,10 @@ use crate::queue::ack_log::SharedAckLog;
 use crate::queue::state::AckChange;
 
 /// A lane's ack changes on their way to its ack file, in the order the state produced them.
+/// Not bounded by a count of its own: it holds only changes produced while the lane's writer
+/// job is queued (each job takes all of them), at most one per settled or delivered message,
+/// and those are bounded by the queue's deliveries in flight (consumer prefetch) and its
+/// length limits.
 #[derive(Default)]
 pub(crate) struct PendingAcks {
     changes: Mutex<Vec<AckChange>>,
