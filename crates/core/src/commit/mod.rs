@@ -7,6 +7,8 @@
 //! for other file work such as a queue's ack file), then takes one commit step per log the batch
 //! wrote: under [`CommitRule::Synced`] one fdatasync, however many appends and waiters the
 //! batch held (group commit), then `Log::commit_to` and a publish on the log's [`CommitPoint`].
+//! Logs that one job must write together (a queue's priority lanes, under the queue's lock) are
+//! pinned to the same writer ([`Committer::register_beside`], [`LogWriter::write_many`]).
 //!
 //! Why threads of our own instead of tokio's blocking pool: a waiter never occupies a thread.
 //! Before, each produce or confirm parked a blocking-pool thread in `flush_to` until someone's
