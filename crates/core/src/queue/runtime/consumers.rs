@@ -22,7 +22,7 @@ impl Queue {
                 ));
             }
             if inner.exclusive_consumer || (request.exclusive && !inner.consumers.is_empty()) {
-                return Err(CoreError::AccessRefused(format!(
+                return Err(CoreError::Forbidden(format!(
                     "queue '{}' in vhost '{}' in exclusive use",
                     self.name, self.vhost
                 )));

@@ -95,6 +95,11 @@ impl Queue {
             max_batch_bytes: QUEUE_BATCH_BYTES_MAX,
             ..LogConfig::default()
         };
+        // The broker's writer threads; the broker is alive while it opens its queues.
+        let committer = broker
+            .upgrade()
+            .map(|b| Arc::clone(&b.committer))
+            .ok_or(CoreError::ShuttingDown)?;
         let lane_count = args.max_priority.map_or(1, |p| usize::from(p) + 1);
         let mut lanes = Vec::with_capacity(lane_count);
         let mut states = Vec::with_capacity(lane_count);
@@ -118,9 +123,12 @@ impl Queue {
             )?;
             state.set_single_active(args.single_active_consumer);
             states.push(state);
+            let log = Arc::new(log);
             lanes.push(LaneFiles {
-                log: Arc::new(log),
+                writer: committer.register(Arc::clone(&log)),
+                log,
                 acks: Arc::new(SharedAckLog::new(acks)),
+                pending_acks: Arc::default(),
             });
         }
         let restored_backlog = states.iter().any(|s| s.ready() > 0);
@@ -214,6 +222,8 @@ impl Queue {
             if delete_files {
                 lane.log.delete()?;
             } else {
+                // Ack changes the writer thread did not take yet (it has stopped at shutdown).
+                lane.pending_acks.write_to(&lane.acks)?;
                 lane.acks.sync()?;
                 lane.log.flush()?;
                 lane.log.close()?;

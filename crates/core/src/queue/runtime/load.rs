@@ -74,20 +74,19 @@ impl Queue {
         }
         let (lane, offset) = position;
         let log = self.lanes[lane].log.clone();
-        if offset >= log.high_watermark() {
-            let log = log.clone();
-            blocking(move || log.flush_to(offset + 1)).await?;
-        }
+        // Appended but not yet committed (synced, for a durable queue): its writer's commit
+        // step is coming; wait for it instead of syncing here.
+        self.lanes[lane].writer.wait_committed(offset + 1).await?;
         let slice = blocking(move || log.read(offset, READ_AHEAD_BYTES)).await?;
         let records = decode_batches(slice.bytes)?;
         let mut found = None;
         let mut inner = self.inner.lock();
         for record in records.iter().filter(|r| r.offset >= offset) {
             let stored = Message::decode(record).map_err(|reason| {
-                CoreError::Storage(porter_storage::StorageError::CorruptBatch(format!(
+                CoreError::Corrupt(format!(
                     "queue {:?} offset {}: {reason}",
                     self.name, record.offset
-                )))
+                ))
             })?;
             let stored = Arc::new(stored);
             if record.offset == offset {
@@ -102,10 +101,10 @@ impl Queue {
             }
         }
         found.ok_or_else(|| {
-            CoreError::Storage(porter_storage::StorageError::CorruptBatch(format!(
+            CoreError::Corrupt(format!(
                 "queue {:?}: offset {offset} missing from its log",
                 self.name
-            )))
+            ))
         })
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! Locking: one `parking_lot` mutex over the mutable state, never held across an `.await`. It is
 //! held across a log append so that offsets reach the state in log order; that is one page-cache
-//! write, done on the blocking pool.
+//! write, done on the lane's writer thread ([`crate::commit`]).
 
 //!
 //! The handle is split by idea:
@@ -56,8 +56,6 @@ pub const QUEUE_BATCH_BYTES_MAX: u32 = 513 << 20;
 /// Decoded messages kept in memory per queue, waiting for delivery, so a consumer that keeps up
 /// never reads the log. Past this, messages are read back from the log (page cache) in chunks.
 pub const QUEUE_CACHE_BYTES_MAX: usize = 8 << 20;
-/// Messages up to this body size are appended on the calling task (see `Queue::append`).
-pub const INLINE_APPEND_BYTES_MAX: usize = 64 << 10;
 /// Bytes read per log read when a message is not in the cache (read-ahead for the next ones).
 pub(crate) const READ_AHEAD_BYTES: u32 = 256 << 10;
 
@@ -87,8 +85,13 @@ pub struct Queue {
 
 /// One priority level's files.
 pub(crate) struct LaneFiles {
+    /// For reads, reclaim and close; writes go through `writer`.
     pub(crate) log: Arc<Log>,
+    /// The log's way to its writer thread ([`crate::commit`]): appends, ack-file writes.
+    pub(crate) writer: crate::commit::LogWriter,
     pub(crate) acks: Arc<SharedAckLog>,
+    /// Ack changes handed to the writer thread, not yet in the ack file.
+    pub(crate) pending_acks: Arc<durability::PendingAcks>,
 }
 
 /// Where a message is: (lane, offset in that lane's log).
