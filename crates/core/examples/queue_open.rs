@@ -89,11 +89,15 @@ async fn open(dir: &std::path::Path, n: usize) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--open") {
-        let dir = std::path::PathBuf::from(&args[2]);
-        let n = args[3].parse().unwrap();
-        open(&dir, n).await;
-        return;
+    // `--create DIR N` and `--open DIR N` run one phase on a kept directory (for profiling).
+    match args.get(1).map(String::as_str) {
+        Some("--open") => {
+            return open(std::path::Path::new(&args[2]), args[3].parse().unwrap()).await
+        }
+        Some("--create") => {
+            return create(std::path::Path::new(&args[2]), args[3].parse().unwrap()).await
+        }
+        _ => {}
     }
     let n: usize = args.get(1).map_or(100_000, |n| n.parse().unwrap());
     let root = std::env::var("QUEUE_OPEN_DIR").unwrap_or_else(|_| {

@@ -94,11 +94,14 @@ impl Broker {
     /// Opens the data directory: takes the lock, replays metadata, removes leftovers of deleted
     /// topics and opens every partition (scanning tails when the last stop was not clean).
     /// Blocks on file I/O; call it before serving.
-    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
-        let data_dir = config.data_dir.clone();
+    pub fn open(mut config: BrokerConfig) -> Result<Arc<Broker>> {
         for sub in ["logs", "trash", "metadata", "internal", "queues"] {
-            fs::create_dir_all(data_dir.join(sub)).map_err(io(&data_dir))?;
+            fs::create_dir_all(config.data_dir.join(sub)).map_err(io(&config.data_dir))?;
         }
+        // Absolute from here on, so what gateways report (Kafka's DescribeLogDirs) needs no
+        // file system call of theirs.
+        config.data_dir = fs::canonicalize(&config.data_dir).map_err(io(&config.data_dir))?;
+        let data_dir = config.data_dir.clone();
         let lock = File::create(data_dir.join(LOCK_FILE)).map_err(io(&data_dir))?;
         lock.try_lock().map_err(|_| {
             CoreError::Metadata(format!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use porter_storage::record_batch::BatchHeader;
-use porter_storage::{AppendInfo, FlushMode, Log, Offset, ReadSlice, StorageError};
+use porter_storage::{AppendInfo, FlushMode, Log, Offset, ReadSlice};
 use tokio::sync::watch;
 
 use crate::commit::{Committer, LogWriter};
@@ -95,9 +95,9 @@ impl Partition {
                 }
                 if !duplicates.is_empty() {
                     if duplicates.len() != headers.len() {
-                        return Err(CoreError::Storage(StorageError::CorruptBatch(
+                        return Err(CoreError::Corrupt(
                             "a request mixing retried and new batches of one producer".into(),
-                        )));
+                        ));
                     }
                     let (first, _) = duplicates[0];
                     let (_, last) = duplicates[duplicates.len() - 1];

@@ -168,7 +168,7 @@ impl VirtualHost {
                 .message
                 .properties
                 .validate()
-                .map_err(CoreError::PreconditionFailed)
+                .map_err(CoreError::Precondition)
                 .and_then(|()| self.route(&publish.exchange, &publish.message));
             match routed {
                 Ok(queues) => {

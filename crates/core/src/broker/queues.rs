@@ -36,6 +36,9 @@ pub const QUEUES_MAX: usize = 1_000_000;
 /// metadata state's definition.
 pub const QUEUE_IDLE_BYTES: usize = 4 << 10;
 
+/// Threads opening queues at broker start (at most the machine's parallelism).
+pub const QUEUE_OPEN_THREADS: usize = 8;
+
 const _: () = assert!(QUEUES_MAX as u64 * QUEUE_IDLE_BYTES as u64 <= 8 << 30);
 
 pub(crate) type QueueMap = HashMap<String, HashMap<String, Arc<Queue>>>;
@@ -53,8 +56,7 @@ impl Broker {
             .iter()
             .flat_map(|(vhost, qs)| qs.values().map(move |q| (vhost.clone(), q.clone())))
             .collect();
-        // Directory names of live queues: a set, since 100k queues scan it 100k times.
-        let mut live = std::collections::HashSet::new();
+        let mut durable = Vec::with_capacity(definitions.len());
         for (vhost, definition) in definitions {
             if !definition.durable || definition.exclusive_owner.is_some() {
                 metadata.submit(MetadataCommand::Routing {
@@ -66,21 +68,20 @@ impl Broker {
                 tracing::info!(vhost = %vhost, queue = %definition.name, "transient queue removed at start");
                 continue;
             }
-            let dir = root.join(definition.id.to_string());
-            let queue = Queue::open(
-                definition.clone(),
-                &vhost,
-                &dir,
-                after_crash,
-                self.queue_env(),
-            )?;
-            live.insert(definition.id.to_string());
-            self.queues
-                .write()
-                .entry(vhost)
-                .or_default()
-                .insert(definition.name, queue);
+            durable.push((vhost, definition));
         }
+        // Directory names of live queues: a set, since 100k queues scan it 100k times.
+        let live: std::collections::HashSet<String> = durable
+            .iter()
+            .map(|(_, definition)| definition.id.to_string())
+            .collect();
+        let opened = self.open_durable_queues(&root, durable, after_crash)?;
+        let mut queues = self.queues.write();
+        for (vhost, queue) in opened {
+            let name = queue.name().to_string();
+            queues.entry(vhost).or_default().insert(name, queue);
+        }
+        drop(queues);
         // Transient exchanges do not survive a restart either.
         let transient: Vec<(String, String)> = metadata
             .state()
@@ -113,6 +114,56 @@ impl Broker {
         }
         self.refresh_all_routes(&metadata);
         Ok(())
+    }
+
+    /// Opens these queues on up to [`QUEUE_OPEN_THREADS`] threads: opening is a few file
+    /// system calls per queue (directory listing, index and ack files), so 100k queues take
+    /// seconds on one thread and proportionally less on several. Blocking.
+    fn open_durable_queues(
+        self: &Arc<Self>,
+        root: &std::path::Path,
+        durable: Vec<(String, QueueDefinition)>,
+        after_crash: bool,
+    ) -> Result<Vec<(String, Arc<Queue>)>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, QUEUE_OPEN_THREADS);
+        let chunk = durable.len().div_ceil(threads).max(1);
+        // Queues with work waiting schedule a turn as they open: the scheduler starts its
+        // workers on the caller's runtime, if it has one.
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let runtime = &runtime;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = durable
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || -> Result<Vec<(String, Arc<Queue>)>> {
+                        let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+                        part.iter()
+                            .map(|(vhost, definition)| {
+                                let dir = root.join(definition.id.to_string());
+                                let queue = Queue::open(
+                                    definition.clone(),
+                                    vhost,
+                                    &dir,
+                                    after_crash,
+                                    self.queue_env(),
+                                )?;
+                                Ok((vhost.clone(), queue))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            let mut opened = Vec::with_capacity(durable.len());
+            for worker in workers {
+                match worker.join() {
+                    Ok(part) => opened.extend(part?),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok(opened)
+        })
     }
 
     /// Rebuilds every vhost's routing snapshot from the metadata state.

@@ -7,8 +7,6 @@
 //! for other file work such as a queue's ack file), then takes one commit step per log the batch
 //! wrote: under [`CommitRule::Synced`] one fdatasync, however many appends and waiters the
 //! batch held (group commit), then `Log::commit_to` and a publish on the log's [`CommitPoint`].
-//! Logs that one job must write together (a queue's priority lanes, under the queue's lock) are
-//! pinned to the same writer ([`Committer::register_beside`], [`LogWriter::write_many`]).
 //!
 //! Why threads of our own instead of tokio's blocking pool: a waiter never occupies a thread.
 //! Before, each produce or confirm parked a blocking-pool thread in `flush_to` until someone's
@@ -128,18 +126,6 @@ impl Committer {
         }
     }
 
-    /// Pins `log` to the same writer thread as `beside`, so one job may write both (see
-    /// [`LogWriter::write_many`]): a queue's priority lanes.
-    pub fn register_beside(&self, log: Arc<Log>, beside: &LogWriter) -> LogWriter {
-        let tracked = Arc::new(Tracked::new(log));
-        let point = CommitPoint::new(tracked.state.subscribe(), Arc::clone(&tracked.dir));
-        LogWriter {
-            tracked,
-            jobs: beside.jobs.clone(),
-            point,
-        }
-    }
-
     /// Jobs queued on all writers and not yet taken (observability; tests).
     pub fn queued_jobs(&self) -> usize {
         self.writers
@@ -233,38 +219,6 @@ impl LogWriter {
         work: impl FnOnce(&Log) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         self.enqueue(work).await?.await
-    }
-
-    /// Runs `work` on the writer thread of `writers` (which must share one: see
-    /// [`Committer::register_beside`]); `work` writes to their logs itself. Each log gets its
-    /// commit step after the batch. Refused if any of them halted.
-    pub async fn write_many<'w, T: Send + 'static>(
-        writers: impl IntoIterator<Item = &'w LogWriter>,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let writers: Vec<&LogWriter> = writers.into_iter().collect();
-        let first = *writers.first().expect("at least one log");
-        assert!(
-            writers.iter().all(|w| w.jobs.same_channel(&first.jobs)),
-            "write_many needs logs pinned to one writer thread"
-        );
-        let (sender, receiver) = oneshot::channel();
-        let job = Job::Logs {
-            logs: writers.iter().map(|w| Arc::clone(&w.tracked)).collect(),
-            work: Box::new(move |refused| {
-                let result = match refused {
-                    Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)),
-                    Err(refused) => Ok(Err(refused)),
-                };
-                let _ = sender.send(result);
-            }),
-        };
-        first
-            .jobs
-            .send(job)
-            .await
-            .map_err(|_| CoreError::ShuttingDown)?;
-        Written { receiver }.await
     }
 
     /// Appends batches from a client (validated, CRC checked) on the writer thread.

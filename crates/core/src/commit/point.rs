@@ -67,7 +67,7 @@ impl Halt {
     /// The error a waiter past the commit point, or a refused write, gets.
     pub(super) fn error(&self, dir: &std::path::Path) -> CoreError {
         match self {
-            Halt::Closed => CoreError::Storage(porter_storage::StorageError::Closed),
+            Halt::Closed => CoreError::Closed,
             Halt::SyncFailed(reason) => CoreError::Io {
                 path: dir.to_path_buf(),
                 source: std::io::Error::other(format!(

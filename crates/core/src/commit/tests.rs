@@ -291,39 +291,3 @@ proptest! {
         });
     }
 }
-
-#[tokio::test]
-async fn one_job_writes_logs_pinned_together_and_commits_each() {
-    let dir = tempfile::tempdir().unwrap();
-    let committer = Committer::start(&CommitConfig {
-        writer_threads: 2,
-        writer_queue_jobs: 8,
-    })
-    .unwrap();
-    let first = committer.register(open_log(&dir.path().join("a"), FlushMode::Group));
-    let second =
-        committer.register_beside(open_log(&dir.path().join("b"), FlushMode::Group), &first);
-    let (a, b) = (Arc::clone(first.log()), Arc::clone(second.log()));
-    let ends = LogWriter::write_many([&first, &second], move || {
-        let a = a.append(record("a"), 0)?.last_offset + 1;
-        let b = b.append(record("b"), 0)?.last_offset + 1;
-        Ok((a, b))
-    })
-    .await
-    .unwrap();
-    first.wait_committed(ends.0).await.unwrap();
-    second.wait_committed(ends.1).await.unwrap();
-    assert_eq!(values(first.log()), ["a"]);
-    assert_eq!(values(second.log()), ["b"]);
-    // A halted log refuses the whole job: nothing is written to its sibling either.
-    first.log().fail_next_sync();
-    let end = first.append(record("lost"), 0).await.unwrap().last_offset + 1;
-    assert!(first.wait_committed(end).await.is_err());
-    let b = Arc::clone(second.log());
-    assert!(
-        LogWriter::write_many([&first, &second], move || Ok(b.append(record("x"), 0)?))
-            .await
-            .is_err()
-    );
-    assert_eq!(second.log().log_end_offset(), 1);
-}

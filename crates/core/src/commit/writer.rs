@@ -21,12 +21,6 @@ pub(super) type LogWork = Box<dyn FnOnce(Result<&Log, CoreError>) + Send>;
 pub(super) enum Job {
     /// Writes to `log`; its commit step follows at the end of the batch.
     Log { log: Arc<Tracked>, work: LogWork },
-    /// Writes to any of `logs` (all pinned to this thread), e.g. a queue's priority lanes
-    /// under one lock; each gets its commit step (a no-op for one nothing was written to).
-    Logs {
-        logs: Vec<Arc<Tracked>>,
-        work: Box<dyn FnOnce(Result<(), CoreError>) + Send>,
-    },
     /// File work that is not a log write (a queue's ack file): ordered with the thread's other
     /// jobs, no commit step.
     Run(Box<dyn FnOnce() + Send>),
@@ -95,22 +89,6 @@ fn run_job(job: Job, dirty: &mut Vec<Arc<Tracked>>) -> bool {
                     work(Ok(&log.log));
                     if !log.in_batch.swap(true, Ordering::Relaxed) {
                         dirty.push(log);
-                    }
-                }
-            }
-        }
-        Job::Logs { logs, work } => {
-            let halted = logs
-                .iter()
-                .find_map(|log| Some((log, log.state.borrow().halted.clone()?)));
-            match halted {
-                Some((log, halt)) => work(Err(halt.error(&log.dir))),
-                None => {
-                    work(Ok(()));
-                    for log in logs {
-                        if !log.in_batch.swap(true, Ordering::Relaxed) {
-                            dirty.push(log);
-                        }
                     }
                 }
             }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use porter_storage::records::{decode_batches, encode_batch, LogRecord};
-use porter_storage::{FileCache, FlushMode, Log, LogConfig, StorageError};
+use porter_storage::{FileCache, FlushMode, Log, LogConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::commit::{Committer, LogWriter};
@@ -298,10 +298,7 @@ fn to_json(value: &impl Serialize) -> Result<Vec<u8>> {
 
 fn apply(cache: &mut Cache, record: &LogRecord) -> Result<()> {
     let corrupt = |e: serde_json::Error| {
-        CoreError::Storage(StorageError::CorruptBatch(format!(
-            "consumer offsets record at {}: {e}",
-            record.offset
-        )))
+        CoreError::Corrupt(format!("consumer offsets record at {}: {e}", record.offset))
     };
     let Some(key) = &record.key else {
         return Ok(());

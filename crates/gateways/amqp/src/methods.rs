@@ -176,7 +176,7 @@ async fn queue_method(
     let id = ch.id;
     let name_of = |ch: &Channel, name: &str| {
         ch.queue_name(name)
-            .map_err(|e| CoreError::PreconditionFailed(e.text))
+            .map_err(|e| CoreError::Precondition(e.text))
     };
     let (reply, nowait) = match method {
         queue::AMQPMethod::Declare(d) => {

@@ -1,10 +1,12 @@
 //! Publishing into a queue: the messages of one burst (see [`crate::publish`]) appended to their
-//! lanes' logs in one write per lane, then `x-max-length(-bytes)` and `x-overflow` applied.
+//! lanes' logs, one write per lane on the lane's writer thread ([`crate::commit`]), then
+//! `x-max-length(-bytes)` and `x-overflow` applied.
 
 use std::sync::Arc;
 
+use porter_storage::Log;
+
 use super::{DeadLetter, Inner, Queue, TRANSIENT_MARKER};
-use crate::commit::LogWriter;
 use crate::error::{CoreError, Result};
 use crate::publish::Prepared;
 use crate::queue::dead_letter::DeadReason;
@@ -26,41 +28,67 @@ impl Queue {
     /// Appends a burst of encoded messages, in order; one outcome per entry. Without a length
     /// limit each lane gets one write for all its entries; with one, each entry is checked and
     /// appended on its own, since each one's overflow decision depends on those before it.
+    /// Writes run on the lanes' writer threads, which hold the state's lock across the append
+    /// so offsets reach the state in log order.
     pub(crate) async fn append_prepared(
         self: &Arc<Self>,
         entries: &[&Prepared],
     ) -> Result<Vec<AppendOutcome>> {
-        let entries: Vec<Prepared> = entries.iter().map(|&e| e.clone()).collect();
-        let this = self.clone();
-        let append = move || -> Result<(Vec<AppendOutcome>, bool)> {
-            let mut inner = this.inner.lock();
-            if inner.deleted {
-                return Ok((vec![AppendOutcome::Gone; entries.len()], false));
-            }
-            let was_empty = inner.ready() == 0;
-            if entries.iter().any(Prepared::is_transient) {
-                this.mark_transient()?;
-            }
-            let limited = this.args.max_length.is_some() || this.args.max_length_bytes.is_some();
-            let outcomes = if limited {
-                let mut outcomes = Vec::with_capacity(entries.len());
-                for entry in &entries {
-                    outcomes.push(this.append_limited(&mut inner, entry)?);
+        let mut outcomes = vec![AppendOutcome::Gone; entries.len()];
+        let mut mark_transient = entries.iter().any(|e| e.is_transient());
+        let mut wake = false;
+        let limited = self.args.max_length.is_some() || self.args.max_length_bytes.is_some();
+        // (lane, indexes of the entries it takes) per write.
+        let mut writes: Vec<(usize, Vec<usize>)> = Vec::new();
+        let lanes: Vec<usize> = entries
+            .iter()
+            .map(|e| self.lane_for(e.stored.message.properties.priority))
+            .collect();
+        if limited {
+            writes.extend(lanes.iter().enumerate().map(|(i, &lane)| (lane, vec![i])));
+        } else {
+            for lane in 0..self.lanes.len() {
+                let run: Vec<usize> = (0..entries.len()).filter(|&i| lanes[i] == lane).collect();
+                if !run.is_empty() {
+                    writes.push((lane, run));
                 }
-                outcomes
-            } else {
-                this.append_lanes(&mut inner, &entries)?
+            }
+        }
+        for (lane, run) in writes {
+            let batch: Vec<Prepared> = run.iter().map(|&i| entries[i].clone()).collect();
+            let this = self.clone();
+            let mark = std::mem::take(&mut mark_transient);
+            let write = move |log: &Log| -> Result<(Vec<AppendOutcome>, bool)> {
+                let mut inner = this.inner.lock();
+                if inner.deleted {
+                    return Ok((vec![AppendOutcome::Gone; batch.len()], false));
+                }
+                if mark {
+                    this.mark_transient()?;
+                }
+                let was_empty = inner.ready() == 0;
+                let outcomes = if limited {
+                    vec![this.append_limited(log, &mut inner, lane, &batch[0])?]
+                } else {
+                    let base = this.write_run(log, &mut inner, lane, &batch)?;
+                    (0..batch.len())
+                        .map(|k| AppendOutcome::Appended {
+                            lane,
+                            end: base + k as Offset + 1,
+                        })
+                        .collect()
+                };
+                // A turn is only needed if someone can take the messages, or to schedule the
+                // first message's expiry; one per publish would cost a worker's time for nothing.
+                let wake = !inner.consumers.is_empty() || was_empty;
+                Ok((outcomes, wake))
             };
-            // A turn is only needed if someone can take the messages, or to schedule the first
-            // message's expiry; one per publish would cost a worker's time for nothing.
-            let wake = !inner.consumers.is_empty() || was_empty;
-            Ok((outcomes, wake))
-        };
-        // On the lanes' writer thread (a queue's lanes share one), so no write(2) runs on a
-        // reactor thread; offsets still reach the state in log order (the state's lock is held
-        // across the appends there).
-        let (outcomes, wake) =
-            LogWriter::write_many(self.lanes.iter().map(|l| &l.writer), append).await?;
+            let (written, woke) = self.lanes[lane].writer.write(write).await?;
+            for (&i, outcome) in run.iter().zip(written) {
+                outcomes[i] = outcome;
+            }
+            wake |= woke;
+        }
         self.persist_changes()?;
         if wake {
             self.schedule();
@@ -69,7 +97,7 @@ impl Queue {
     }
 
     /// Tells the next start to look for (and not count) transient messages left over: a
-    /// marker file, written once per incarnation.
+    /// marker file, written once per incarnation. On a writer thread.
     fn mark_transient(&self) -> Result<()> {
         if self
             .transient_marked
@@ -85,32 +113,14 @@ impl Queue {
         Ok(())
     }
 
-    /// No length limit: every entry is accepted; one log write per lane. Caller holds `inner`.
-    fn append_lanes(&self, inner: &mut Inner, entries: &[Prepared]) -> Result<Vec<AppendOutcome>> {
-        let lanes: Vec<usize> = entries
-            .iter()
-            .map(|e| self.lane_for(e.stored.message.properties.priority))
-            .collect();
-        let mut outcomes = vec![AppendOutcome::Gone; entries.len()];
-        for lane in 0..self.lanes.len() {
-            let run: Vec<usize> = (0..entries.len()).filter(|&i| lanes[i] == lane).collect();
-            if run.is_empty() {
-                continue;
-            }
-            let batch: Vec<&Prepared> = run.iter().map(|&i| &entries[i]).collect();
-            let base = self.write_run(inner, lane, &batch)?;
-            for (k, &i) in run.iter().enumerate() {
-                outcomes[i] = AppendOutcome::Appended {
-                    lane,
-                    end: base + k as Offset + 1,
-                };
-            }
-        }
-        Ok(outcomes)
-    }
-
     /// Under `x-max-length(-bytes)`: one entry, after its overflow check; drop-head after it.
-    fn append_limited(&self, inner: &mut Inner, entry: &Prepared) -> Result<AppendOutcome> {
+    fn append_limited(
+        &self,
+        log: &Log,
+        inner: &mut Inner,
+        lane: usize,
+        entry: &Prepared,
+    ) -> Result<AppendOutcome> {
         let len = entry.stored.message.body.len() as u64;
         if self.would_overflow(inner, len) {
             match self.args.overflow {
@@ -128,8 +138,7 @@ impl Queue {
                 }
             }
         }
-        let lane = self.lane_for(entry.stored.message.properties.priority);
-        let offset = self.write_run(inner, lane, &[entry])?;
+        let offset = self.write_run(log, inner, lane, std::slice::from_ref(entry))?;
         self.drop_head_over_limit(inner);
         Ok(AppendOutcome::Appended {
             lane,
@@ -138,14 +147,18 @@ impl Queue {
     }
 
     /// Writes `run` (one message per batch) to `lane`'s log in one append and records each in
-    /// the state and cache; returns the first one's offset. Caller holds `inner`, so offsets
-    /// reach the state in log order.
-    fn write_run(&self, inner: &mut Inner, lane: usize, run: &[&Prepared]) -> Result<Offset> {
+    /// the state and cache; returns the first one's offset. Caller holds `inner`.
+    fn write_run(
+        &self,
+        log: &Log,
+        inner: &mut Inner,
+        lane: usize,
+        run: &[Prepared],
+    ) -> Result<Offset> {
         let now = run[0].stored.enqueued_ms;
-        // Encoded (and CRC'd) once by the publish pipeline: no second CRC pass.
-        let info = self.lanes[lane]
-            .log
-            .append_prepared(Prepared::concat(run), now)?;
+        let entries: Vec<&Prepared> = run.iter().collect();
+        // Encoded (and CRC'd) once by `Prepared::new`: no second CRC pass.
+        let info = log.append_prepared(Prepared::concat(&entries), now)?;
         debug_assert_eq!(
             info.last_offset - info.base_offset + 1,
             run.len() as Offset,

@@ -101,7 +101,7 @@ impl Queue {
             .map(|b| Arc::clone(&b.committer))
             .ok_or(CoreError::ShuttingDown)?;
         let lane_count = args.max_priority.map_or(1, |p| usize::from(p) + 1);
-        let mut lanes: Vec<LaneFiles> = Vec::with_capacity(lane_count);
+        let mut lanes = Vec::with_capacity(lane_count);
         let mut states = Vec::with_capacity(lane_count);
         for lane in 0..lane_count {
             let suffix = if lane == 0 {
@@ -124,14 +124,8 @@ impl Queue {
             state.set_single_active(args.single_active_consumer);
             states.push(state);
             let log = Arc::new(log);
-            // All lanes on one writer thread: a publish burst appends to several under the
-            // queue's lock in one job.
-            let writer = match lanes.first() {
-                None => committer.register(Arc::clone(&log)),
-                Some(first) => committer.register_beside(Arc::clone(&log), &first.writer),
-            };
             lanes.push(LaneFiles {
-                writer,
+                writer: committer.register(Arc::clone(&log)),
                 log,
                 acks: Arc::new(SharedAckLog::new(acks)),
                 pending_acks: Arc::default(),

@@ -83,10 +83,10 @@ impl Queue {
         let mut inner = self.inner.lock();
         for record in records.iter().filter(|r| r.offset >= offset) {
             let stored = Message::decode(record).map_err(|reason| {
-                CoreError::Storage(porter_storage::StorageError::CorruptBatch(format!(
+                CoreError::Corrupt(format!(
                     "queue {:?} offset {}: {reason}",
                     self.name, record.offset
-                )))
+                ))
             })?;
             let stored = Arc::new(stored);
             if record.offset == offset {
@@ -101,10 +101,10 @@ impl Queue {
             }
         }
         found.ok_or_else(|| {
-            CoreError::Storage(porter_storage::StorageError::CorruptBatch(format!(
+            CoreError::Corrupt(format!(
                 "queue {:?}: offset {offset} missing from its log",
                 self.name
-            )))
+            ))
         })
     }
 }
