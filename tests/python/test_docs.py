@@ -39,6 +39,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ import pytest
 
 from conftest import (
     PORTER_BIN,
+    READY_S_MAX,
     REPO_ROOT,
     PorterServer,
     free_loopback_port,
@@ -74,7 +76,7 @@ FENCE_OPEN_RE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<inf
 
 # Commands a snippet may show but the suite can't run: (pattern, what it does).
 UNRUNNABLE_COMMANDS = [
-    (re.compile(r"\bcargo\s+run\b.*\bserve\b|(^|[\s/])porter\s+(.*\s)?serve\b", re.M),
+    (re.compile(r"(\bcargo\s+run\b.*|(^|[\s/])porter\s+(.*\s)?)\bserve\b(?!.*\s--help\b)", re.M),
      "starts a broker; the suite starts its own"),
     (re.compile(r"scripts/test\.sh\b"), "runs the test suite"),
     (re.compile(r"scripts/(bench-[\w-]+|flamegraph)\.sh\b"), "runs a benchmark"),
@@ -237,9 +239,8 @@ def rewrite_shell(code: str, server: PorterServer) -> str:
         lines.append(line)
     code = "\n".join(lines) + "\n"
     python = shlex.quote(sys.executable)
-    tools = re.compile(
-        r"(?<![\w./-])(?:" + "|".join(re.escape(v) for v in venvs) + r")/bin/(?P<tool>python3?|pip3?)(?![\w.-])"
-    )
+    venv_dirs = "|".join(re.escape(v) for v in venvs)
+    tools = re.compile(rf"(?<![\w./-])(?:{venv_dirs})/bin/(?P<tool>python3?|pip3?)(?![\w.-])")
     code = tools.sub(lambda m: python if m["tool"].startswith("python") else f"{python} -m pip", code)
     return rewrite_addresses(code, server)
 
@@ -332,14 +333,19 @@ def test_config_snippet_serves(snippet: Snippet, tmp_path: Path):
     config = tmp_path / "porter.toml"
     config.write_text(snippet.code)
     server, other_ports = config_server(tmp_path, config)
+    failure = None
     try:
         server.start()  # fails unless the Kafka and AMQP listeners accept
-        for port in other_ports:
-            assert port_accepts(port), f"{snippet.where}: listener on {port} not accepting\n{server.log_tail()}"
-    except AssertionError as failure:
-        pytest.fail(f"`porter serve --config` with {snippet.where} did not start:\n{failure}", pytrace=False)
+        deadline = time.monotonic() + READY_S_MAX
+        while not all(port_accepts(port) for port in other_ports):
+            assert time.monotonic() < deadline, f"ports {other_ports} not accepting\n{server.log_tail()}"
+            time.sleep(0.05)
+    except AssertionError as why:
+        failure = str(why)
     finally:
         exit_code = server.stop() if server.process is not None else None
+    if failure is not None:
+        pytest.fail(f"`porter serve --config` with {snippet.where} did not start:\n{failure}", pytrace=False)
     assert exit_code == 0, f"porter exited {exit_code} on SIGTERM\n{server.log_tail()}"
     assert "porter is listening" in server.log_path.read_text(errors="replace"), server.log_tail()
 
