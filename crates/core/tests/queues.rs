@@ -769,3 +769,47 @@ async fn publish_batch_routes_each_message_and_keeps_order_per_queue() {
     assert_eq!(got, ["c0", "c1"]);
     broker.shutdown().await.unwrap();
 }
+
+/// `reject-publish-dlx`: the refused message is dead-lettered at once, though nothing else
+/// happens on the queue afterwards (no consumer, no timer: only the append asks for a turn).
+#[tokio::test]
+async fn reject_publish_dlx_dead_letters_without_further_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let vhost = broker.vhost("/").unwrap();
+    vhost
+        .declare_queue(durable("overflowed", &[]), false, 1)
+        .await
+        .unwrap();
+    vhost
+        .declare_queue(
+            durable(
+                "capped",
+                &[
+                    ("x-max-length", HeaderValue::I32(1)),
+                    (
+                        "x-overflow",
+                        HeaderValue::String("reject-publish-dlx".into()),
+                    ),
+                    ("x-dead-letter-exchange", HeaderValue::String("".into())),
+                    (
+                        "x-dead-letter-routing-key",
+                        HeaderValue::String("overflowed".into()),
+                    ),
+                ],
+            ),
+            false,
+            1,
+        )
+        .await
+        .unwrap();
+    publish(&vhost, "", message("capped", "kept", true)).await;
+    let outcome = vhost
+        .publish("", message("capped", "refused", true))
+        .await
+        .unwrap();
+    assert!(outcome.rejected);
+    let mut events = consume(&vhost, "overflowed", "c", 0);
+    assert_eq!(body(&next(&mut events).await), "refused");
+    broker.shutdown().await.unwrap();
+}

@@ -80,7 +80,8 @@ impl Queue {
                 };
                 // A turn is only needed if someone can take the messages, or to schedule the
                 // first message's expiry; one per publish would cost a worker's time for nothing.
-                let wake = !inner.consumers.is_empty() || was_empty;
+                // Dead letters (reject-publish-dlx, drop-head) are republished by a turn.
+                let wake = !inner.consumers.is_empty() || was_empty || !inner.dead.is_empty();
                 Ok((outcomes, wake))
             };
             let (written, woke) = self.lanes[lane].writer.write(write).await?;
