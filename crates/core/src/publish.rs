@@ -3,7 +3,7 @@
 //!
 //! 1. **route**: each message is validated and routed through its exchange on the virtual
 //!    host's routing snapshot (no lock on the metadata store) to a set of queues.
-//! 2. **append**: each routed message is encoded *once* into a record batch ([`Prepared`]:
+//! 2. **append**: each routed message is encoded *once* into a record batch (`Prepared`:
 //!    shared `Bytes` plus the decoded message behind an `Arc`), and every destination queue gets
 //!    *one* append for the whole burst: the batches of the messages routed to it, concatenated
 //!    into one write, queued on the queue's writer thread ([`crate::commit`]) before any is
