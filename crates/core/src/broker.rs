@@ -20,7 +20,7 @@
 mod admin;
 mod queues;
 
-pub use queues::QUEUES_MAX;
+pub use queues::{QUEUES_MAX, QUEUE_IDLE_BYTES, QUEUE_OPEN_THREADS};
 
 use std::collections::HashMap;
 use std::fs::{self, File};

@@ -3,10 +3,11 @@
 //!
 //! 1. **route**: each message is validated and routed through its exchange on the virtual
 //!    host's routing snapshot (no lock on the metadata store) to a set of queues.
-//! 2. **append**: each routed message is encoded *once* into a record batch ([`Prepared`]:
+//! 2. **append**: each routed message is encoded *once* into a record batch (`Prepared`:
 //!    shared `Bytes` plus the decoded message behind an `Arc`), and every destination queue gets
 //!    *one* append for the whole burst: the batches of the messages routed to it, concatenated
-//!    into one write. A queue's log only patches each batch's base offset, which is outside the
+//!    into one write, queued on the queue's writer thread ([`crate::commit`]) before any is
+//!    awaited. A queue's log only patches each batch's base offset, which is outside the
 //!    CRC. The queue's cache and its deliveries share the same `Arc<StoredMessage>`: fan-out to
 //!    N queues is one encode and one `Message`, not N of each.
 //! 3. **commit-wait**: [`PublishOutcome::durable`] resolves once the message is committed
@@ -190,13 +191,19 @@ impl VirtualHost {
                 }
             }
         }
-        // 2. Append: one call per destination queue.
+        // 2. Append: one write per destination queue (and lane), all queued on the writer
+        //    threads before any is awaited.
+        let mut pending = Vec::with_capacity(destinations.queues.len());
         for (queue, indexes) in destinations.queues {
             let entries: Vec<&Prepared> = indexes
                 .iter()
                 .map(|&i| prepared[i].as_ref().expect("routed messages are prepared"))
                 .collect();
-            let appended = queue.append_prepared(&entries).await?;
+            let started = queue.start_append(&entries).await?;
+            pending.push((queue, indexes, started));
+        }
+        for (queue, indexes, started) in pending {
+            let appended = started.finish().await?;
             let durable_queue = queue.definition().durable;
             for (&i, outcome) in indexes.iter().zip(appended) {
                 let Ok(result) = &mut results[i] else {

@@ -167,7 +167,7 @@ impl AckLog {
     }
 }
 
-/// An [`AckLog`] shared by a queue's delivery task, its consumers' acks and its maintenance.
+/// An [`AckLog`] shared by a queue's turns, its consumers' acks and its maintenance.
 /// Appends hold the lock for a few bytes of page-cache write; an fsync runs outside it, so a slow
 /// disk stalls only the caller that needs durability, never the deliveries and acks around it.
 pub struct SharedAckLog {

@@ -3,7 +3,7 @@
 //!
 //! - **Needs attention**: a queue that has something to do (a publish with a consumer waiting, a
 //!   new consumer, an ack that frees prefetch room, a due deadline) is put on the ready list by
-//!   [`Queue::schedule`]. A queue is on the list at most once (its [`TurnState`] says so), and a
+//!   `Queue::schedule`. A queue is on the list at most once (its `TurnState` says so), and a
 //!   queue is never run by two workers at once: a wake-up during a turn marks it to run again.
 //! - **Workers**: [`QUEUE_WORKERS`] tasks pull queues off the list and run one *turn* each
 //!   (`Queue::turn`): a bounded amount of work (deliveries, dead letters, expiries), after which
@@ -147,7 +147,7 @@ impl QueueScheduler {
         });
     }
 
-    /// Puts `queue` on the ready list unless it is there or running (see [`TurnState`]).
+    /// Puts `queue` on the ready list unless it is there or running (see `TurnState`).
     pub(crate) fn schedule(self: &Arc<Self>, queue: &Arc<Queue>) {
         let mut state = queue.turn_state.load(Ordering::Acquire);
         loop {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use porter_storage::Log;
 
 use super::{DeadLetter, Inner, Queue, TRANSIENT_MARKER};
+use crate::commit::Written;
 use crate::error::{CoreError, Result};
 use crate::publish::Prepared;
 use crate::queue::dead_letter::DeadReason;
@@ -24,37 +25,91 @@ pub(crate) enum AppendOutcome {
     Gone,
 }
 
+type WriteResult = (Vec<AppendOutcome>, bool);
+
+/// A write queued on a lane's writer thread, or already done.
+enum QueuedWrite {
+    Queued(Written<WriteResult>),
+    Done(WriteResult),
+}
+
+/// A burst's writes to one queue, queued on its writer threads (see [`Queue::start_append`]).
+pub(crate) struct PendingAppend {
+    queue: Arc<Queue>,
+    entries: usize,
+    /// Per write: the indexes of the burst's entries it holds, and the write.
+    writes: Vec<(Vec<usize>, QueuedWrite)>,
+}
+
+impl PendingAppend {
+    /// Waits for the writes; one outcome per entry, in burst order.
+    pub(crate) async fn finish(self) -> Result<Vec<AppendOutcome>> {
+        let mut outcomes = vec![AppendOutcome::Gone; self.entries];
+        let mut wake = false;
+        for (run, write) in self.writes {
+            let (written, woke) = match write {
+                QueuedWrite::Queued(pending) => pending.await?,
+                QueuedWrite::Done(done) => done,
+            };
+            for (&i, outcome) in run.iter().zip(written) {
+                outcomes[i] = outcome;
+            }
+            wake |= woke;
+        }
+        self.queue.persist_changes()?;
+        if wake {
+            self.queue.schedule();
+        }
+        Ok(outcomes)
+    }
+}
+
 impl Queue {
-    /// Appends a burst of encoded messages, in order; one outcome per entry. Without a length
-    /// limit each lane gets one write for all its entries; with one, each entry is checked and
-    /// appended on its own, since each one's overflow decision depends on those before it.
-    /// Writes run on the lanes' writer threads, which hold the state's lock across the append
-    /// so offsets reach the state in log order.
+    /// Appends a burst of encoded messages, in order; one outcome per entry:
+    /// [`Self::start_append`], then [`PendingAppend::finish`].
     pub(crate) async fn append_prepared(
         self: &Arc<Self>,
         entries: &[&Prepared],
     ) -> Result<Vec<AppendOutcome>> {
-        let mut outcomes = vec![AppendOutcome::Gone; entries.len()];
+        self.start_append(entries).await?.finish().await
+    }
+
+    /// Queues the burst's writes on the lanes' writer threads and returns once they are queued,
+    /// so a fan-out queues every destination's write before waiting for any (one writer
+    /// round trip per burst, not one per queue). Without a length limit each lane gets one
+    /// write for all its entries; with one, each entry is checked and appended on its own, since
+    /// each one's overflow decision depends on those before it (across lanes, each is awaited
+    /// before the next is queued). The writer threads hold the state's lock across the append,
+    /// so offsets reach the state in log order.
+    pub(crate) async fn start_append(
+        self: &Arc<Self>,
+        entries: &[&Prepared],
+    ) -> Result<PendingAppend> {
         let mut mark_transient = entries.iter().any(|e| e.is_transient());
-        let mut wake = false;
         let limited = self.args.max_length.is_some() || self.args.max_length_bytes.is_some();
         // (lane, indexes of the entries it takes) per write.
-        let mut writes: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut runs: Vec<(usize, Vec<usize>)> = Vec::new();
         let lanes: Vec<usize> = entries
             .iter()
             .map(|e| self.lane_for(e.stored.message.properties.priority))
             .collect();
         if limited {
-            writes.extend(lanes.iter().enumerate().map(|(i, &lane)| (lane, vec![i])));
+            runs.extend(lanes.iter().enumerate().map(|(i, &lane)| (lane, vec![i])));
         } else {
             for lane in 0..self.lanes.len() {
                 let run: Vec<usize> = (0..entries.len()).filter(|&i| lanes[i] == lane).collect();
                 if !run.is_empty() {
-                    writes.push((lane, run));
+                    runs.push((lane, run));
                 }
             }
         }
-        for (lane, run) in writes {
+        let in_order = limited && self.lanes.len() > 1;
+        let mut pending = PendingAppend {
+            queue: Arc::clone(self),
+            entries: entries.len(),
+            writes: Vec::with_capacity(runs.len()),
+        };
+        for (lane, run) in runs {
             let batch: Vec<Prepared> = run.iter().map(|&i| entries[i].clone()).collect();
             let this = self.clone();
             let mark = std::mem::take(&mut mark_transient);
@@ -84,17 +139,15 @@ impl Queue {
                 let wake = !inner.consumers.is_empty() || was_empty || !inner.dead.is_empty();
                 Ok((outcomes, wake))
             };
-            let (written, woke) = self.lanes[lane].writer.write(write).await?;
-            for (&i, outcome) in run.iter().zip(written) {
-                outcomes[i] = outcome;
-            }
-            wake |= woke;
+            let written = self.lanes[lane].writer.enqueue(write).await?;
+            let write = if in_order {
+                QueuedWrite::Done(written.await?)
+            } else {
+                QueuedWrite::Queued(written)
+            };
+            pending.writes.push((run, write));
         }
-        self.persist_changes()?;
-        if wake {
-            self.schedule();
-        }
-        Ok(outcomes)
+        Ok(pending)
     }
 
     /// Tells the next start to look for (and not count) transient messages left over: a

@@ -214,7 +214,7 @@ impl Queue {
     ) {
         match reason {
             Some(reason) if self.args.dead_letter_exchange.is_some() => {
-                // Keep the cached copy: the delivery task republishes it.
+                // Keep the cached copy: a turn republishes it.
                 if let Some(size) = inner.sizes.remove(&position) {
                     inner.sized_bytes -= u64::from(size);
                 }

@@ -1,6 +1,8 @@
 //! [`Queue`]: a running queue: its log (porter-storage), its [`QueueState`], its durable ack file,
-//! its consumers' sinks, and the delivery task ([`super::delivery`]) that moves ready messages to
-//! consumers, expires them, dead-letters them and reclaims the log behind the acks.
+//! its consumers' sinks. Its *turns* (`super::delivery`), run by the broker's shared
+//! [`QueueScheduler`] when something changed or a deadline came, move ready messages to
+//! consumers, expire them, dead-letter them and reclaim the log behind the acks; an idle queue
+//! holds no task and no timer.
 //!
 //! Priority queues (`x-max-priority`) keep one *lane* per priority level: its own log, ack file
 //! and [`QueueState`], as RabbitMQ keeps one backing queue per priority. Deliveries take from the
@@ -10,14 +12,13 @@
 //! Locking: one `parking_lot` mutex over the mutable state, never held across an `.await`. It is
 //! held across a log append so that offsets reach the state in log order; that is one page-cache
 //! write, done on the lane's writer thread ([`crate::commit`]).
-
 //!
 //! The handle is split by idea:
-//! - [`lifecycle`]: opening (restore from the log and ack files), closing, deleting.
-//! - [`consumers`]: consume/cancel, `basic.get`, ack/nack/reject, purge, counts.
-//! - [`append`]: publishing into a lane's log, `x-max-length(-bytes)` and `x-overflow`.
-//! - [`load`]: the in-memory cache of undelivered messages, log reads, expiry checks.
-//! - [`durability`]: ack-file persistence and waiting for a lane's log to be durable.
+//! - `lifecycle`: opening (restore from the log and ack files), closing, deleting.
+//! - `consumers`: consume/cancel, `basic.get`, ack/nack/reject, purge, counts.
+//! - `append`: a publish burst into the lanes' logs, `x-max-length(-bytes)`, `x-overflow`.
+//! - `load`: the in-memory cache of undelivered messages, log reads, expiry checks.
+//! - `durability`: ack-file persistence and waiting for a lane's log to be durable.
 
 mod append;
 mod consumers;
@@ -140,7 +141,7 @@ pub(crate) struct Inner {
     pub(crate) sized_bytes: u64,
     pub(crate) dead: Vec<DeadLetter>,
     /// The head may hold a message that must not be delivered (TTL, per-message expiration, a
-    /// transient message from before a restart): the delivery task looks at it.
+    /// transient message from before a restart): the next turn looks at it.
     pub(crate) head_check: bool,
     pub(crate) deleted: bool,
     /// A consumer's buffer was full: the rest of a delivery batch is being sent by a task that
