@@ -31,7 +31,7 @@ impl ReplyRegistry {
         if consumers.len() >= REPLY_CONSUMERS_MAX {
             return None;
         }
-        let name = format!("{PSEUDO_QUEUE}.{}", crate::methods::generated_suffix());
+        let name = format!("{PSEUDO_QUEUE}.{}", crate::names::generated_suffix());
         consumers.insert(name.clone(), (sink, internal_tag));
         Some(name)
     }
