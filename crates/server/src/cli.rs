@@ -32,7 +32,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Address the Kafka listener binds. [default: 0.0.0.0:9092]
+    /// Address the Kafka listener binds, or `off` for no Kafka listener. [default: 0.0.0.0:9092]
     #[arg(long, env = "PORTER_KAFKA_LISTEN", value_name = "ADDR")]
     pub kafka_listen: Option<String>,
 
@@ -41,7 +41,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTER_KAFKA_ADVERTISED", value_name = "HOST:PORT")]
     pub kafka_advertised: Option<String>,
 
-    /// Address the AMQP 0-9-1 listener binds. [default: 0.0.0.0:5672]
+    /// Address the AMQP 0-9-1 listener binds, or `off` for no AMQP listener.
+    /// [default: 0.0.0.0:5672]
     #[arg(long, env = "PORTER_AMQP_LISTEN", value_name = "ADDR")]
     pub amqp_listen: Option<String>,
 

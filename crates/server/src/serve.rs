@@ -1,11 +1,15 @@
 //! `porter serve`: open the broker, bind listeners, serve, and stop in a fixed order on
-//! SIGTERM / SIGINT: stop accepting, let connections answer what they read (bounded), flush and
-//! close every log, write the clean-shutdown marker, exit 0.
+//! SIGTERM / SIGINT: stop accepting, ask each connection for its protocol's goodbye and let it
+//! answer what it read (bounded by the drain deadline), flush and close every log, write the
+//! clean-shutdown marker, exit 0.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use porter_core::Broker;
+use porter_gateway_kafka::server::kafka_listener;
+use porter_gateway_kafka::KafkaProtocol;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -54,43 +58,61 @@ async fn serve(settings: Settings) -> Result<()> {
             .with_context(|| format!("creating virtual host {vhost:?}"))?;
     }
 
-    let listener = TcpListener::bind(settings.kafka.listen)
-        .await
-        .with_context(|| format!("binding Kafka listener {}", settings.kafka.listen))?;
-    let amqp_listener = TcpListener::bind(settings.amqp.listen)
-        .await
-        .with_context(|| format!("binding AMQP listener {}", settings.amqp.listen))?;
+    // Each listener is bound (and its limits checked) before any serves, so a bad address or
+    // limit stops start-up instead of leaving a half-started broker.
+    let shutdown = CancellationToken::new();
+    let mut gateways = Vec::new();
+    let mut kafka_addr = "off".to_string();
+    let mut amqp_addr = "off".to_string();
+    if settings.kafka_enabled {
+        let tcp = TcpListener::bind(settings.kafka.listen)
+            .await
+            .with_context(|| format!("binding Kafka listener {}", settings.kafka.listen))?;
+        let listener = kafka_listener(tcp, &settings.kafka, SHUTDOWN_DRAIN_MAX)
+            .context("Kafka listener limits")?;
+        kafka_addr = listener.local_addr()?.to_string();
+        let protocol = Arc::new(KafkaProtocol::new(broker.clone(), settings.kafka.clone()));
+        let stop = shutdown.clone();
+        gateways.push((
+            "Kafka",
+            tokio::spawn(async move {
+                listener.serve(protocol, stop).await;
+            }),
+        ));
+    }
+    if settings.amqp_enabled {
+        let tcp = TcpListener::bind(settings.amqp.listen)
+            .await
+            .with_context(|| format!("binding AMQP listener {}", settings.amqp.listen))?;
+        amqp_addr = tcp.local_addr()?.to_string();
+        gateways.push((
+            "AMQP",
+            tokio::spawn(porter_gateway_amqp::serve(
+                tcp,
+                broker.clone(),
+                settings.amqp,
+                shutdown.clone(),
+                SHUTDOWN_DRAIN_MAX,
+            )),
+        ));
+    }
     tracing::info!(
-        kafka = %listener.local_addr()?,
-        amqp = %amqp_listener.local_addr()?,
+        kafka = %kafka_addr,
+        amqp = %amqp_addr,
         advertised = %format!("{}:{}", settings.kafka.advertised_host, settings.kafka.advertised_port),
         data_dir = %data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "porter is listening"
     );
 
-    let shutdown = CancellationToken::new();
-    let kafka = tokio::spawn(porter_gateway_kafka::serve(
-        listener,
-        broker.clone(),
-        settings.kafka,
-        shutdown.clone(),
-        SHUTDOWN_DRAIN_MAX,
-    ));
-
-    let amqp = tokio::spawn(porter_gateway_amqp::serve(
-        amqp_listener,
-        broker.clone(),
-        settings.amqp,
-        shutdown.clone(),
-        SHUTDOWN_DRAIN_MAX,
-    ));
-
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections");
     shutdown.cancel();
-    kafka.await.context("Kafka listener task")?;
-    amqp.await.context("AMQP listener task")?;
+    for (name, gateway) in gateways {
+        gateway
+            .await
+            .with_context(|| format!("{name} listener task"))?;
+    }
     broker.shutdown().await.context("closing the broker")?;
     Ok(())
 }

@@ -34,6 +34,8 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSection {
+    /// false: no AMQP listener (as `listen = "off"`).
+    pub enabled: Option<bool>,
     pub listen: Option<String>,
     pub frame_max: Option<u32>,
     pub channel_max: Option<u16>,
@@ -75,10 +77,15 @@ pub struct LogSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSection {
+    /// false: no Kafka listener (as `listen = "off"`).
+    pub enabled: Option<bool>,
     pub listen: Option<String>,
     pub advertised: Option<String>,
     pub request_bytes_max: Option<u32>,
     pub request_memory_bytes_max: Option<u64>,
+    pub connection_memory_bytes_max: Option<u64>,
+    pub write_stall_ms: Option<u64>,
+    pub idle_ms: Option<u64>,
     pub inflight_requests_max: Option<usize>,
     pub connections_max: Option<usize>,
     pub fetch_wait_ms_max: Option<u64>,
@@ -117,7 +124,11 @@ pub enum LogFormat {
 #[derive(Debug)]
 pub struct Settings {
     pub broker: BrokerConfig,
+    /// Whether the Kafka listener runs; `kafka` holds its settings either way.
+    pub kafka_enabled: bool,
     pub kafka: KafkaConfig,
+    /// Whether the AMQP listener runs.
+    pub amqp_enabled: bool,
     pub amqp: AmqpConfig,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
@@ -193,7 +204,8 @@ impl Settings {
 
         let k = &file.kafka;
         let mut kafka = KafkaConfig::default();
-        if let Some(listen) = args.kafka_listen.as_deref().or(k.listen.as_deref()) {
+        let (kafka_enabled, listen) = listener_address(&args.kafka_listen, k.enabled, &k.listen);
+        if let Some(listen) = listen {
             kafka.listen =
                 resolve(listen).with_context(|| format!("kafka listen address {listen:?}"))?;
         }
@@ -215,6 +227,18 @@ impl Settings {
         kafka.request_memory_bytes_max = kafka
             .request_memory_bytes_max
             .max(kafka.request_bytes_max as u64);
+        if let Some(v) = k.connection_memory_bytes_max {
+            kafka.connection_memory_bytes_max = v.max(1024 * 1024);
+        }
+        kafka.connection_memory_bytes_max = kafka
+            .connection_memory_bytes_max
+            .min(kafka.request_memory_bytes_max);
+        if let Some(v) = k.write_stall_ms {
+            kafka.write_stall_ms = v.max(1);
+        }
+        if let Some(v) = k.idle_ms {
+            kafka.idle_ms = v;
+        }
         if let Some(v) = k.inflight_requests_max {
             kafka.inflight_requests_max = v.max(1);
         }
@@ -230,7 +254,8 @@ impl Settings {
 
         let a = &file.amqp;
         let mut amqp = AmqpConfig::default();
-        if let Some(listen) = args.amqp_listen.as_deref().or(a.listen.as_deref()) {
+        let (amqp_enabled, listen) = listener_address(&args.amqp_listen, a.enabled, &a.listen);
+        if let Some(listen) = listen {
             amqp.listen =
                 resolve(listen).with_context(|| format!("amqp listen address {listen:?}"))?;
         }
@@ -281,14 +306,41 @@ impl Settings {
             .clone()
             .or(file.log.filter)
             .unwrap_or_else(|| "info".to_string());
+        if !kafka_enabled && !amqp_enabled {
+            bail!("every listener is off: enable kafka or amqp");
+        }
         Ok(Settings {
             broker,
+            kafka_enabled,
             kafka,
+            amqp_enabled,
             amqp,
             vhosts,
             log_format,
             log_filter,
         })
+    }
+}
+
+/// The word that turns a listener off where an address is expected.
+const OFF: &str = "off";
+
+/// Whether a listener runs, and the address to bind if one was given. A flag (or its env var)
+/// wins over the file: `off` turns the listener off, an address turns it on even if the file
+/// says `enabled = false`. Without a flag, the file's `enabled` (default true) and `listen`
+/// (which may also be `off`) decide.
+fn listener_address<'a>(
+    flag: &'a Option<String>,
+    enabled: Option<bool>,
+    listen: &'a Option<String>,
+) -> (bool, Option<&'a str>) {
+    match flag.as_deref() {
+        Some(addr) if addr.eq_ignore_ascii_case(OFF) => (false, None),
+        Some(addr) => (true, Some(addr)),
+        None => match listen.as_deref() {
+            Some(addr) if addr.eq_ignore_ascii_case(OFF) => (false, None),
+            addr => (enabled.unwrap_or(true), addr),
+        },
     }
 }
 
@@ -359,6 +411,55 @@ mod tests {
         assert!(matches!(s.broker.log_defaults.flush, FlushMode::Never));
         assert_eq!(s.broker.log_defaults.retention_ms, None);
         assert_eq!(s.broker.compaction_interval_ms, 200);
+    }
+
+    #[test]
+    fn listeners_turn_off_by_flag_or_file() {
+        let off_flag = ServeArgs {
+            kafka_listen: Some("off".into()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::merge(&off_flag, FileConfig::default()).unwrap();
+        assert!(!s.kafka_enabled && s.amqp_enabled);
+
+        let file: FileConfig = toml::from_str(
+            r#"
+            [amqp]
+            enabled = false
+            [kafka]
+            write_stall_ms = 500
+            idle_ms = 0
+            connection_memory_bytes_max = 8388608
+            "#,
+        )
+        .unwrap();
+        let s = Settings::merge(&ServeArgs::default(), file).unwrap();
+        assert!(s.kafka_enabled && !s.amqp_enabled);
+        assert_eq!(
+            (
+                s.kafka.write_stall_ms,
+                s.kafka.idle_ms,
+                s.kafka.connection_memory_bytes_max
+            ),
+            (500, 0, 8 << 20)
+        );
+
+        // An address given as a flag turns a listener back on.
+        let file: FileConfig = toml::from_str("[amqp]\nlisten = \"off\"").unwrap();
+        let args = ServeArgs {
+            amqp_listen: Some("127.0.0.1:5673".into()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::merge(&args, file).unwrap();
+        assert!(s.amqp_enabled);
+        assert_eq!(s.amqp.listen.port(), 5673);
+
+        let both_off = ServeArgs {
+            kafka_listen: Some("off".into()),
+            amqp_listen: Some("OFF".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::merge(&both_off, FileConfig::default()).is_err());
     }
 
     #[test]

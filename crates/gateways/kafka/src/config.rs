@@ -1,6 +1,11 @@
 //! The Kafka gateway's addresses and limits. Every limit is named here with its cost.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use porter_gateway_kit::{Deadlines, ListenerLimits};
+
+use crate::limits;
 
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
@@ -11,10 +16,13 @@ pub struct KafkaConfig {
     /// Largest request frame accepted (Kafka: socket.request.max.bytes). Checked on the 4-byte
     /// size prefix, before any allocation; a larger frame closes the connection.
     pub request_bytes_max: u32,
-    /// Bytes of request frames held in memory at once across all connections (Kafka:
-    /// queued.max.request.bytes). Readers wait for room: backpressure, not OOM.
-    /// Must be >= `request_bytes_max`.
+    /// Bytes of requests and responses held in memory at once across all connections (Kafka:
+    /// queued.max.request.bytes, which counts requests only): the listener's memory budget.
+    /// Readers wait for room: backpressure, not OOM. Must be >= `request_bytes_max`.
     pub request_memory_bytes_max: u64,
+    /// One connection's share of `request_memory_bytes_max`: a connection holding this much
+    /// (requests read, responses not yet written) stops reading until the client reads.
+    pub connection_memory_bytes_max: u64,
     /// Requests one connection may have in flight (read but not yet answered). Kafka clients
     /// pipeline up to 5 produce requests, plus fetches and metadata.
     pub inflight_requests_max: usize,
@@ -25,6 +33,11 @@ pub struct KafkaConfig {
     pub fetch_response_bytes_max: u32,
     /// Upper bound on a Fetch's `max_wait_ms`, so a hostile value can't pin a request forever.
     pub fetch_wait_ms_max: u64,
+    /// A response write that makes no progress for this long closes the connection (a client
+    /// that stopped reading).
+    pub write_stall_ms: u64,
+    /// A connection with no request and nothing in flight for this long is closed; 0 never.
+    pub idle_ms: u64,
     pub node_id: i32,
     pub cluster_id: String,
 }
@@ -35,14 +48,47 @@ impl Default for KafkaConfig {
             listen: "0.0.0.0:9092".parse().expect("valid literal"),
             advertised_host: "localhost".into(),
             advertised_port: 9092,
-            request_bytes_max: 100 * 1024 * 1024,
-            request_memory_bytes_max: 512 * 1024 * 1024,
-            inflight_requests_max: 32,
-            connections_max: 10_000,
-            fetch_response_bytes_max: 50 * 1024 * 1024,
-            fetch_wait_ms_max: 30_000,
+            request_bytes_max: limits::REQUEST_BYTES_MAX,
+            request_memory_bytes_max: limits::REQUEST_MEMORY_BYTES_MAX,
+            connection_memory_bytes_max: limits::CONNECTION_MEMORY_BYTES_MAX,
+            inflight_requests_max: limits::INFLIGHT_REQUESTS_MAX,
+            connections_max: limits::CONNECTIONS_MAX,
+            fetch_response_bytes_max: limits::FETCH_RESPONSE_BYTES_MAX,
+            fetch_wait_ms_max: limits::FETCH_WAIT_MS_MAX,
+            write_stall_ms: limits::WRITE_STALL_MS,
+            idle_ms: limits::IDLE_MS,
             node_id: 0,
             cluster_id: "porter".into(),
         }
+    }
+}
+
+impl KafkaConfig {
+    /// The listener limits these settings name. `drain` is the shutdown drain deadline.
+    pub fn listener_limits(&self, drain: Duration) -> ListenerLimits {
+        ListenerLimits {
+            connections_max: self.connections_max,
+            memory_budget_bytes: self.request_memory_bytes_max,
+            connection_share_bytes: self
+                .connection_memory_bytes_max
+                .min(self.request_memory_bytes_max),
+            deadlines: Deadlines {
+                // Kafka has no connection handshake of its own (SASL comes with issue 18); the
+                // deadline bounds the transport's (TLS) handshake.
+                handshake: porter_gateway_kit::limits::HANDSHAKE,
+                write_stall: Duration::from_millis(self.write_stall_ms.max(1)),
+                idle: (self.idle_ms > 0).then(|| Duration::from_millis(self.idle_ms)),
+            },
+            drain,
+            ..ListenerLimits::default()
+        }
+    }
+
+    /// Most bytes one Fetch reserves for its response: what the client may ask, within
+    /// `fetch_response_bytes_max` and a fraction of the connection's share.
+    pub fn fetch_reservation_bytes_max(&self) -> u64 {
+        (self.fetch_response_bytes_max as u64)
+            .min(self.connection_memory_bytes_max / limits::FETCH_SHARE_DIVISOR)
+            .max(1)
     }
 }

@@ -1,33 +1,42 @@
-//! One client connection. A reader task turns bytes into size-checked frames and hands them over
-//! a bounded channel (capacity = the in-flight limit, so a client that pipelines faster than we
-//! answer is paused at the socket). The connection task decodes each frame, runs the ordered
-//! stage of its handler, and queues the rest; responses are written strictly in request order.
+//! One client connection, three tasks:
+//! - the reader turns socket bytes into size-checked, decoded requests. Before reading a frame's
+//!   body it charges the frame's bytes to the connection's memory share, and before handing over
+//!   a Fetch it reserves the Fetch's response bytes; when the share is used up it waits, so the
+//!   socket is not read (backpressure on a client that does not read its answers, never more
+//!   memory). It hands requests over a channel of capacity = the in-flight limit.
+//! - the event loop (this task) runs each request's ordered stage, keeps the rest in request
+//!   order, encodes each answer, re-charges it at its encoded size and queues it for writing.
+//! - the writer (the kit's outbound queue) writes answers in order; a write that makes no
+//!   progress for the write-stall deadline ends the connection, releasing what it held.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
+use porter_gateway_kit::budget::{Charge, ConnectionBudget};
+use porter_gateway_kit::outbound::{outbound, OutboundFrame};
+use porter_gateway_kit::registry::ByteCounters;
+use porter_gateway_kit::{CloseReason, Connection, IdleTimer, Stream};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::sync::mpsc;
 
 use crate::api::{self, api_versions, Context};
-use crate::frame::{decode_request, encode_response, FrameError, ResponseKind};
+use crate::frame::{
+    decode_request, encode_response, FrameError, Request, RequestKind, ResponseKind,
+};
+use crate::limits::READ_BUFFER_BYTES;
 
-/// Buffer for the socket reader: most requests fit, large produces read straight through.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// What the reader hands to the connection task.
+/// What the reader hands to the event loop. The channel holds at most the in-flight limit of
+/// these, so the request variant's size costs nothing worth a heap allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Inbound {
-    Frame {
-        bytes: Bytes,
-        /// Holds the frame's share of the global request-memory budget until it is answered.
-        permit: OwnedSemaphorePermit,
+    Request {
+        decoded: Result<Request, FrameError>,
+        /// The frame's bytes (and a Fetch's response reservation) against the connection's
+        /// share, held until the answer is written.
+        charge: Charge,
     },
     /// The stream broke the framing rules; the connection must close.
     Invalid(String),
@@ -39,104 +48,168 @@ struct Answer {
     version: i16,
     correlation_id: i32,
     response: Option<ResponseKind>,
-    _permit: OwnedSemaphorePermit,
+    charge: Charge,
 }
 
-pub async fn run(
-    stream: TcpStream,
-    peer: SocketAddr,
-    ctx: Arc<Context>,
-    memory: Arc<Semaphore>,
-    shutdown: CancellationToken,
-) {
-    let (read_half, mut writer) = stream.into_split();
+/// Serves one connection until it ends; returns why.
+pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> CloseReason {
+    let peer = conn.peer();
+    let (read_half, write_half) = tokio::io::split(stream);
+    let (out, writer) = outbound(write_half, conn.outbound_limits(), Some(conn.counters()));
+    let mut writer = tokio::spawn(writer.run());
     let inflight_max = ctx.config.inflight_requests_max.max(1);
     let (tx, mut rx) = mpsc::channel(inflight_max);
-    let reader = tokio::spawn(read_frames(
+    let reader = tokio::spawn(read_requests(
         read_half,
         tx,
-        ctx.config.request_bytes_max,
-        memory,
+        ReadLimits {
+            request_bytes_max: ctx.config.request_bytes_max,
+            fetch_reservation_bytes_max: ctx.config.fetch_reservation_bytes_max(),
+        },
+        conn.budget().clone(),
+        conn.counters(),
     ));
     let mut pending = FuturesOrdered::new();
+    let mut idle = IdleTimer::new(conn.deadlines().idle);
     let mut reading = true;
+    let mut reason: Option<CloseReason> = None;
+    let mut writer_gone = false;
     loop {
         tokio::select! {
             biased;
             Some(answer) = pending.next(), if !pending.is_empty() => {
-                if let Err(e) = write_answer(&mut writer, answer).await {
-                    tracing::debug!(%peer, error = %e, "write failed; closing");
-                    break;
+                idle.touch();
+                match encode_answer(answer) {
+                    Ok(None) => {}
+                    Ok(Some(frame)) => {
+                        if out.send(frame).await.is_err() {
+                            writer_gone = true;
+                            break;
+                        }
+                    }
+                    Err(bug) => {
+                        reason.get_or_insert(bug);
+                        break;
+                    }
                 }
             }
-            inbound = rx.recv(), if reading && pending.len() < inflight_max => match inbound {
-                Some(Inbound::Frame { bytes, permit }) => match decode_request(bytes) {
-                    Ok(request) => {
+            _ = out.closed() => {
+                writer_gone = true;
+                break;
+            }
+            inbound = rx.recv(), if reading && pending.len() < inflight_max => {
+                idle.touch();
+                match inbound {
+                    Some(Inbound::Request { decoded: Ok(request), charge }) => {
                         let (api_key, version) = (request.api_key, request.version);
                         let correlation_id = request.header.correlation_id;
                         let rest = api::handle(&ctx, request, peer).await;
                         pending.push_back(
-                            rest.map(move |response| Answer { api_key, version, correlation_id, response, _permit: permit })
+                            rest.map(move |response| Answer { api_key, version, correlation_id, response, charge })
                                 .boxed(),
                         );
                     }
-                    Err(FrameError::UnsupportedVersion { api_key: ApiKey::ApiVersions, version, correlation_id }) => {
+                    Some(Inbound::Request {
+                        decoded: Err(FrameError::UnsupportedVersion { api_key: ApiKey::ApiVersions, version, correlation_id }),
+                        charge,
+                    }) => {
                         // KIP-511: answer in v0 so the client learns what we speak.
                         tracing::info!(%peer, version, "ApiVersions with unsupported version; answering v0");
                         let response = Some(ResponseKind::ApiVersions(api_versions::unsupported_version()));
                         pending.push_back(
-                            futures::future::ready(Answer { api_key: ApiKey::ApiVersions, version: 0, correlation_id, response, _permit: permit }).boxed(),
+                            futures::future::ready(Answer { api_key: ApiKey::ApiVersions, version: 0, correlation_id, response, charge }).boxed(),
                         );
                     }
-                    Err(e) => {
-                        tracing::warn!(%peer, error = %e, "bad request; closing connection");
+                    Some(Inbound::Request { decoded: Err(e), .. }) => {
+                        reason.get_or_insert(CloseReason::protocol(0, format!("bad request: {e}")));
                         reading = false;
                     }
-                },
-                Some(Inbound::Invalid(reason)) => {
-                    tracing::warn!(%peer, %reason, "bad framing; closing connection");
-                    reading = false;
+                    Some(Inbound::Invalid(why)) => {
+                        reason.get_or_insert(CloseReason::protocol(0, format!("bad framing: {why}")));
+                        reading = false;
+                    }
+                    None => {
+                        reason.get_or_insert(CloseReason::peer("end of stream"));
+                        reading = false;
+                    }
                 }
-                None => reading = false,
-            },
-            _ = shutdown.cancelled(), if reading => reading = false,
+            }
+            closing = conn.closing(), if reading => {
+                reason.get_or_insert(closing);
+                reading = false;
+            }
+            expired = idle.expired(), if reading && pending.is_empty() => {
+                reason.get_or_insert(expired);
+                reading = false;
+            }
         }
         if !reading && pending.is_empty() {
             break;
         }
     }
     reader.abort();
-    let _ = writer.shutdown().await;
+    // Dropping the last sender lets the writer finish what is queued, then shut down.
+    drop(out);
+    if writer_gone {
+        // The writer already ended (a stall or a broken socket): its reason is the one.
+        let ended = (&mut writer).await;
+        return match ended {
+            Ok((_, Err(written))) => written,
+            _ => reason.unwrap_or_else(|| CloseReason::peer("connection closed")),
+        };
+    }
+    let written = (&mut writer).await;
+    match written {
+        Ok((_, Err(written))) => reason.filter(|r| r.is_error()).unwrap_or(written),
+        _ => reason.unwrap_or_else(|| CloseReason::peer("end of stream")),
+    }
 }
 
-async fn write_answer(
-    writer: &mut tokio::net::tcp::OwnedWriteHalf,
-    answer: Answer,
-) -> std::io::Result<()> {
-    let Some(response) = answer.response else {
-        return Ok(());
+/// Encodes an answer and re-charges it at its encoded size (the request's bytes are freed by
+/// now; the response's are held until written). `Err` only for a bug: our own response did not
+/// encode.
+fn encode_answer(answer: Answer) -> Result<Option<OutboundFrame>, CloseReason> {
+    let Answer {
+        api_key,
+        version,
+        correlation_id,
+        response,
+        mut charge,
+    } = answer;
+    let Some(response) = response else {
+        return Ok(None);
     };
-    let frame = encode_response(
-        answer.api_key,
-        answer.version,
-        answer.correlation_id,
-        &response,
-    )
-    .map_err(|e| {
-        // Encoding our own response failed: a bug; log it and drop the connection.
-        tracing::error!(api = ?answer.api_key, version = answer.version, error = %e, "response encoding failed");
-        std::io::Error::other(e.to_string())
+    let frame = encode_response(api_key, version, correlation_id, &response).map_err(|e| {
+        tracing::error!(api = ?api_key, version, error = %e, "response encoding failed");
+        CloseReason::local(
+            0,
+            format!("encoding a {api_key:?} v{version} response failed"),
+        )
     })?;
-    writer.write_all(&frame).await
+    drop(response);
+    let len = frame.len() as u64;
+    charge.shrink_to(len);
+    charge.grow_now(len);
+    Ok(Some(OutboundFrame {
+        bytes: frame,
+        charge: Some(charge),
+    }))
+}
+
+#[derive(Clone, Copy)]
+struct ReadLimits {
+    request_bytes_max: u32,
+    fetch_reservation_bytes_max: u64,
 }
 
 /// Reads `i32 size | bytes` frames. The size is checked before anything is allocated, and the
-/// frame's bytes are reserved from the shared request-memory budget first.
-async fn read_frames(
-    read_half: OwnedReadHalf,
+/// frame's bytes are charged to the connection's share first.
+async fn read_requests<R: AsyncRead + Unpin>(
+    read_half: R,
     tx: mpsc::Sender<Inbound>,
-    request_bytes_max: u32,
-    memory: Arc<Semaphore>,
+    limits: ReadLimits,
+    budget: ConnectionBudget,
+    counters: Arc<ByteCounters>,
 ) {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     loop {
@@ -144,18 +217,16 @@ async fn read_frames(
             Ok(size) => size,
             Err(_) => return, // EOF or reset between frames: a normal close
         };
-        if size < 0 || size as u32 > request_bytes_max {
+        if size < 0 || size as u32 > limits.request_bytes_max {
             let _ = tx
                 .send(Inbound::Invalid(format!(
-                    "frame of {size} bytes exceeds the limit of {request_bytes_max}"
+                    "frame of {size} bytes exceeds the limit of {}",
+                    limits.request_bytes_max
                 )))
                 .await;
             return;
         }
-        let permit = match memory.clone().acquire_many_owned(kib(size as u64)).await {
-            Ok(permit) => permit,
-            Err(_) => return,
-        };
+        let mut charge = budget.charge(size as u64).await;
         // Read into spare capacity: zero-filling a large produce first would cost a pass
         // over its bytes for nothing.
         let mut buf = BytesMut::with_capacity(size as usize);
@@ -169,26 +240,43 @@ async fn read_frames(
                 Ok(_) => None,
                 Err(e) => Some(e.to_string()),
             };
-            if let Some(reason) = ended {
+            if let Some(why) = ended {
                 let _ = tx
                     .send(Inbound::Invalid(format!(
-                        "connection ended inside a {size}-byte frame: {reason}"
+                        "connection ended inside a {size}-byte frame: {why}"
                     )))
                     .await;
                 return;
             }
         }
-        let frame = Inbound::Frame {
-            bytes: buf.freeze(),
-            permit,
-        };
-        if tx.send(frame).await.is_err() {
+        counters.count_in(4 + size as u64);
+        let mut decoded = decode_request(buf.freeze());
+        if let Ok(Request {
+            body: RequestKind::Fetch(fetch),
+            ..
+        }) = &mut decoded
+        {
+            // Reserve the response before the Fetch runs, and hold the Fetch to what was
+            // reserved: a response is charged before it exists, so a client that never reads
+            // cannot make us build more answers than its share holds.
+            let reserved = fetch_reservation(fetch, limits.fetch_reservation_bytes_max);
+            charge.merge(budget.charge(reserved).await);
+            fetch.max_bytes = fetch.max_bytes.min(reserved as i32);
+        }
+        if tx.send(Inbound::Request { decoded, charge }).await.is_err() {
             return;
         }
     }
 }
 
-/// Request memory is accounted in KiB so the semaphore's u32 permit count covers large budgets.
-pub(crate) fn kib(bytes: u64) -> u32 {
-    bytes.div_ceil(1024).max(1).min(u32::MAX as u64) as u32
+/// Bytes a Fetch may return: what it asks for (overall, and summed over its partitions), within
+/// `cap`.
+fn fetch_reservation(fetch: &kafka_protocol::messages::FetchRequest, cap: u64) -> u64 {
+    let per_partition: u64 = fetch
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.partition_max_bytes.max(0) as u64)
+        .sum();
+    (fetch.max_bytes.max(0) as u64).min(per_partition).min(cap)
 }

@@ -5,17 +5,30 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use crate::api::supported_versions;
-
-/// Declares the request and response enums of the APIs Porter serves, with their decoding and
-/// encoding. (kafka-protocol's own all-APIs enums double build times.)
+/// Declares the APIs Porter serves, each once with its version range: the request and response
+/// enums, their decoding and encoding, and [`supported_versions`] (what ApiVersions advertises
+/// and what [`decode_request`] accepts). One table, so advertising an API and decoding it cannot
+/// disagree. (kafka-protocol's own all-APIs enums double build times.)
 macro_rules! served_apis {
-    ($($api:ident => $request:ident, $response:ident;)*) => {
+    ($($(#[$doc:meta])* $api:ident => $request:ident, $response:ident, $min:literal ..= $max:literal;)*) => {
         #[derive(Debug)]
         pub enum RequestKind { $($api($request),)* }
 
         #[derive(Debug)]
         pub enum ResponseKind { $($api($response),)* }
+
+        /// The versions Porter serves of `api_key`: (min, max), or None if it is not served.
+        /// Kept within what `kafka-protocol` can decode.
+        pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
+            let ours: (i16, i16) = match api_key {
+                $(ApiKey::$api => ($min, $max),)*
+                _ => return None,
+            };
+            let crate_range = api_key.valid_versions();
+            let min = ours.0.max(crate_range.min);
+            let max = ours.1.min(crate_range.max);
+            (min <= max).then_some((min, max))
+        }
 
         impl RequestKind {
             fn decode(api_key: ApiKey, buf: &mut Bytes, version: i16) -> anyhow::Result<Option<Self>> {
@@ -38,34 +51,38 @@ macro_rules! served_apis {
     };
 }
 
+// Versions stay below those that need features not built yet (topic IDs in Produce v13 and
+// Fetch v13+).
 served_apis! {
-    ApiVersions => ApiVersionsRequest, ApiVersionsResponse;
-    Metadata => MetadataRequest, MetadataResponse;
-    Produce => ProduceRequest, ProduceResponse;
-    Fetch => FetchRequest, FetchResponse;
-    ListOffsets => ListOffsetsRequest, ListOffsetsResponse;
-    CreateTopics => CreateTopicsRequest, CreateTopicsResponse;
-    DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;
-    CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
-    DeleteRecords => DeleteRecordsRequest, DeleteRecordsResponse;
-    DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse;
-    AlterConfigs => AlterConfigsRequest, AlterConfigsResponse;
-    IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
-    DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
-    DescribeLogDirs => DescribeLogDirsRequest, DescribeLogDirsResponse;
-    FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
-    JoinGroup => JoinGroupRequest, JoinGroupResponse;
-    SyncGroup => SyncGroupRequest, SyncGroupResponse;
-    Heartbeat => HeartbeatRequest, HeartbeatResponse;
-    LeaveGroup => LeaveGroupRequest, LeaveGroupResponse;
-    OffsetCommit => OffsetCommitRequest, OffsetCommitResponse;
-    OffsetFetch => OffsetFetchRequest, OffsetFetchResponse;
-    OffsetDelete => OffsetDeleteRequest, OffsetDeleteResponse;
-    ListGroups => ListGroupsRequest, ListGroupsResponse;
-    DescribeGroups => DescribeGroupsRequest, DescribeGroupsResponse;
-    DeleteGroups => DeleteGroupsRequest, DeleteGroupsResponse;
-    InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
-    DescribeProducers => DescribeProducersRequest, DescribeProducersResponse;
+    ApiVersions => ApiVersionsRequest, ApiVersionsResponse, 0..=3;
+    Metadata => MetadataRequest, MetadataResponse, 0..=12;
+    Produce => ProduceRequest, ProduceResponse, 3..=11;
+    Fetch => FetchRequest, FetchResponse, 4..=12;
+    ListOffsets => ListOffsetsRequest, ListOffsetsResponse, 1..=7;
+    CreateTopics => CreateTopicsRequest, CreateTopicsResponse, 2..=7;
+    DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse, 1..=6;
+    // Topic admin. None of these versions carries topic ids.
+    CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse, 0..=3;
+    DeleteRecords => DeleteRecordsRequest, DeleteRecordsResponse, 0..=2;
+    DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse, 1..=4;
+    AlterConfigs => AlterConfigsRequest, AlterConfigsResponse, 0..=2;
+    IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, 0..=1;
+    DescribeCluster => DescribeClusterRequest, DescribeClusterResponse, 0..=2;
+    DescribeLogDirs => DescribeLogDirsRequest, DescribeLogDirsResponse, 1..=4;
+    FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse, 0..=4;
+    JoinGroup => JoinGroupRequest, JoinGroupResponse, 0..=9;
+    SyncGroup => SyncGroupRequest, SyncGroupResponse, 0..=5;
+    Heartbeat => HeartbeatRequest, HeartbeatResponse, 0..=4;
+    LeaveGroup => LeaveGroupRequest, LeaveGroupResponse, 0..=5;
+    // v9+ belong to the KIP-848 consumer protocol, v10 to topic IDs.
+    OffsetCommit => OffsetCommitRequest, OffsetCommitResponse, 2..=8;
+    OffsetFetch => OffsetFetchRequest, OffsetFetchResponse, 1..=8;
+    OffsetDelete => OffsetDeleteRequest, OffsetDeleteResponse, 0..=0;
+    ListGroups => ListGroupsRequest, ListGroupsResponse, 0..=4;
+    DescribeGroups => DescribeGroupsRequest, DescribeGroupsResponse, 0..=5;
+    DeleteGroups => DeleteGroupsRequest, DeleteGroupsResponse, 0..=2;
+    InitProducerId => InitProducerIdRequest, InitProducerIdResponse, 0..=4;
+    DescribeProducers => DescribeProducersRequest, DescribeProducersResponse, 0..=0;
 }
 
 /// A decoded request.
@@ -148,6 +165,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, FrameError> {
         .map_err(malformed)?;
     let body = RequestKind::decode(api_key, &mut frame, version)
         .map_err(malformed)?
+        // Unreachable: the table that admits a version also declares the decoder.
         .ok_or(FrameError::UnsupportedVersion {
             api_key,
             version,
@@ -178,4 +196,50 @@ pub fn encode_response(
     let size = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every advertised (API, version) decodes: an empty request of each, at both ends of its
+    /// range, passes `decode_request`; and one past the range is refused.
+    #[test]
+    fn advertised_versions_are_the_decodable_ones() {
+        let mut served = 0;
+        for api_key in ApiKey::iter() {
+            let Some((min, max)) = supported_versions(api_key) else {
+                continue;
+            };
+            served += 1;
+            for version in [min, max] {
+                let frame = header_only(api_key, version);
+                match decode_request(frame) {
+                    Ok(request) => {
+                        assert_eq!((request.api_key, request.version), (api_key, version))
+                    }
+                    // An empty body may be too short for some APIs; it must not be refused as
+                    // an unsupported version.
+                    Err(FrameError::Malformed { .. }) => {}
+                    Err(e) => panic!("{api_key:?} v{version} advertised but refused: {e}"),
+                }
+            }
+            assert!(matches!(
+                decode_request(header_only(api_key, max + 1)),
+                Err(FrameError::UnsupportedVersion { .. })
+            ));
+        }
+        assert_eq!(served, 27);
+    }
+
+    fn header_only(api_key: ApiKey, version: i16) -> Bytes {
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(1)
+            .encode(&mut buf, api_key.request_header_version(version))
+            .unwrap();
+        buf.freeze()
+    }
 }

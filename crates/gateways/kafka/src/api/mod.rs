@@ -33,7 +33,6 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use kafka_protocol::messages::ApiKey;
 
 use crate::frame::{RequestKind, ResponseKind};
 use porter_core::Broker;
@@ -51,47 +50,8 @@ pub struct Context {
 /// response (a produce with acks = 0).
 pub type Pending = BoxFuture<'static, Option<ResponseKind>>;
 
-/// The APIs and versions Porter serves: (min, max). Kept within what `kafka-protocol` can
-/// decode, and below versions that need features not built yet (topic IDs in Produce v13 and
-/// Fetch v13+).
-pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
-    let ours = match api_key {
-        ApiKey::Produce => (3, 11),
-        ApiKey::Fetch => (4, 12),
-        ApiKey::ListOffsets => (1, 7),
-        ApiKey::Metadata => (0, 12),
-        ApiKey::ApiVersions => (0, 3),
-        ApiKey::CreateTopics => (2, 7),
-        ApiKey::DeleteTopics => (1, 6),
-        ApiKey::FindCoordinator => (0, 4),
-        ApiKey::JoinGroup => (0, 9),
-        ApiKey::SyncGroup => (0, 5),
-        ApiKey::Heartbeat => (0, 4),
-        ApiKey::LeaveGroup => (0, 5),
-        // v9+ belong to the KIP-848 consumer protocol, v10 to topic IDs.
-        ApiKey::OffsetCommit => (2, 8),
-        ApiKey::OffsetFetch => (1, 8),
-        ApiKey::OffsetDelete => (0, 0),
-        ApiKey::ListGroups => (0, 4),
-        ApiKey::DescribeGroups => (0, 5),
-        ApiKey::DeleteGroups => (0, 2),
-        // Topic admin. None of these versions carries topic ids.
-        ApiKey::CreatePartitions => (0, 3),
-        ApiKey::DeleteRecords => (0, 2),
-        ApiKey::DescribeConfigs => (1, 4),
-        ApiKey::AlterConfigs => (0, 2),
-        ApiKey::IncrementalAlterConfigs => (0, 1),
-        ApiKey::DescribeCluster => (0, 2),
-        ApiKey::DescribeLogDirs => (1, 4),
-        ApiKey::InitProducerId => (0, 4),
-        ApiKey::DescribeProducers => (0, 0),
-        _ => return None,
-    };
-    let crate_range = api_key.valid_versions();
-    let min = ours.0.max(crate_range.min);
-    let max = ours.1.min(crate_range.max);
-    (min <= max).then_some((min, max))
-}
+/// The APIs and versions Porter serves; declared with the frame codec, in one table.
+pub use crate::frame::supported_versions;
 
 /// For each key, whether it occurs more than once: Kafka refuses every entry of a resource
 /// (topic, partition, config resource) named twice in one request, as the answers would be

@@ -1,0 +1,42 @@
+//! porter-gateway-kit: what every Porter gateway shares, so a new protocol is a frame codec and
+//! a command layer, not another copy of the connection lifecycle.
+//!
+//! One concept per module:
+//! - [`listener`]: the accept loop with named limits, TCP_NODELAY, the TLS hook, graceful
+//!   shutdown (goodbye, drain deadline, report of what stayed open). Protocols implement
+//!   [`Protocol`].
+//! - [`connection`]: the [`Connection`] handed to a protocol: registry entry, memory account,
+//!   limits.
+//! - [`registry`]: the open connections (id, protocol, peer, user, bytes), listed and closed by
+//!   the management API.
+//! - [`budget`]: one memory budget per listener, a share per connection; a connection over its
+//!   share stops reading.
+//! - [`outbound`]: a bounded outbound queue and its writer under a write-stall deadline.
+//! - [`deadlines`]: handshake, write-stall and idle deadlines.
+//! - [`close`]: [`CloseReason`], who closed a connection and why, logged once.
+//! - [`tls`] and [`auth`]: the transport and authentication hooks.
+//! - [`credit`]: consumer credit (prefetch, receive-maximum, client acks) as one type.
+//! - [`limits`]: the named defaults and their worst-case products.
+
+pub mod auth;
+pub mod budget;
+pub mod close;
+pub mod connection;
+pub mod credit;
+pub mod deadlines;
+pub mod limits;
+pub mod listener;
+pub mod outbound;
+pub mod registry;
+pub mod tls;
+
+pub use budget::{Charge, ConnectionBudget, MemoryBudget};
+pub use close::{CloseReason, ClosedBy, Deadline};
+pub use connection::Connection;
+pub use credit::Credit;
+pub use deadlines::{Deadlines, IdleTimer};
+pub use limits::ListenerLimits;
+pub use listener::{Drained, Listener, Protocol};
+pub use outbound::{outbound, OutboundFrame, OutboundLimits, OutboundSender, OutboundWriter};
+pub use registry::{ConnectionId, ConnectionInfo, Registry};
+pub use tls::{Acceptor, PlainTcp, Stream};

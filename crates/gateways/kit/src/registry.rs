@@ -1,0 +1,338 @@
+//! The connections a listener has open: who, from where, since when, as whom, how many bytes.
+//! The management API lists them and closes one by id. The registry never holds more entries
+//! than the listener's `connections_max`, because a connection is registered only after it
+//! has taken one of the listener's slots (and [`Registry::register`] refuses past capacity).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::close::CloseReason;
+
+/// A connection's id, unique within its registry for the process's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+impl std::fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A snapshot of one connection, as the management API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub id: ConnectionId,
+    /// The gateway's protocol name ("kafka", "amqp", ...).
+    pub protocol: &'static str,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub connected_at: SystemTime,
+    /// The authenticated user, once the protocol knows it.
+    pub user: Option<String>,
+    /// Bytes read from and written to the socket so far.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Byte counters a connection's reader and writer bump as they go (relaxed atomics: they are
+/// statistics, not synchronisation).
+#[derive(Debug, Default)]
+pub struct ByteCounters {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl ByteCounters {
+    /// Counts bytes read from the socket.
+    pub fn count_in(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts bytes written to the socket.
+    pub fn count_out(&self, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// (in, out) so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.bytes_in.load(Ordering::Relaxed),
+            self.bytes_out.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: ConnectionId,
+    protocol: &'static str,
+    peer: SocketAddr,
+    local: SocketAddr,
+    connected_at: SystemTime,
+    user: Mutex<Option<String>>,
+    counters: Arc<ByteCounters>,
+    /// Cancelled when someone asks the connection to close; the reason is set first.
+    close: CancellationToken,
+    close_reason: Mutex<Option<CloseReason>>,
+}
+
+impl Entry {
+    fn info(&self) -> ConnectionInfo {
+        let (bytes_in, bytes_out) = self.counters.get();
+        ConnectionInfo {
+            id: self.id,
+            protocol: self.protocol,
+            peer: self.peer,
+            local: self.local,
+            connected_at: self.connected_at,
+            user: self.user.lock().clone(),
+            bytes_in,
+            bytes_out,
+        }
+    }
+
+    fn request_close(&self, reason: CloseReason) {
+        {
+            let mut slot = self.close_reason.lock();
+            if slot.is_none() {
+                *slot = Some(reason);
+            }
+        }
+        self.close.cancel();
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    protocol: &'static str,
+    capacity: usize,
+    next_id: AtomicU64,
+    entries: Mutex<HashMap<ConnectionId, Arc<Entry>>>,
+}
+
+/// The registry of one listener. Cheap to clone; clones share the entries.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+/// [`Registry::register`] past capacity: the listener's slots should have prevented it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("connection registry full ({0} connections)")]
+pub struct RegistryFull(pub usize);
+
+impl Registry {
+    /// An empty registry for `protocol`'s listener, holding at most `capacity` connections.
+    pub fn new(protocol: &'static str, capacity: usize) -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                protocol,
+                capacity,
+                next_id: AtomicU64::new(1),
+                entries: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Adds a connection. The returned [`Registration`] removes it when dropped.
+    pub fn register(
+        &self,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Registration, RegistryFull> {
+        let mut entries = self.inner.entries.lock();
+        if entries.len() >= self.inner.capacity {
+            return Err(RegistryFull(self.inner.capacity));
+        }
+        let id = ConnectionId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let entry = Arc::new(Entry {
+            id,
+            protocol: self.inner.protocol,
+            peer,
+            local,
+            connected_at: SystemTime::now(),
+            user: Mutex::new(None),
+            counters: Arc::default(),
+            close: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+        });
+        entries.insert(id, entry.clone());
+        Ok(Registration {
+            entry,
+            registry: self.clone(),
+        })
+    }
+
+    /// Every open connection, ordered by id (oldest first).
+    pub fn list(&self) -> Vec<ConnectionInfo> {
+        let entries: Vec<Arc<Entry>> = self.inner.entries.lock().values().cloned().collect();
+        let mut infos: Vec<ConnectionInfo> = entries.iter().map(|e| e.info()).collect();
+        infos.sort_by_key(|i| i.id);
+        infos
+    }
+
+    /// One connection's snapshot.
+    pub fn get(&self, id: ConnectionId) -> Option<ConnectionInfo> {
+        let entry = self.inner.entries.lock().get(&id).cloned();
+        entry.map(|e| e.info())
+    }
+
+    /// Asks connection `id` to close for `reason`; the protocol sends its goodbye. False if no
+    /// such connection is open. The first reason given wins.
+    pub fn close(&self, id: ConnectionId, reason: CloseReason) -> bool {
+        let entry = self.inner.entries.lock().get(&id).cloned();
+        match entry {
+            Some(entry) => {
+                entry.request_close(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks every open connection to close (shutdown); returns how many were asked.
+    pub fn close_all(&self, reason: CloseReason) -> usize {
+        let entries: Vec<Arc<Entry>> = self.inner.entries.lock().values().cloned().collect();
+        for entry in &entries {
+            entry.request_close(reason.clone());
+        }
+        entries.len()
+    }
+
+    /// Open connections.
+    pub fn len(&self) -> usize {
+        self.inner.entries.lock().len()
+    }
+
+    /// Whether no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most connections it holds.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+}
+
+/// A connection's entry in its registry; removes it when dropped.
+#[derive(Debug)]
+pub struct Registration {
+    entry: Arc<Entry>,
+    registry: Registry,
+}
+
+impl Registration {
+    /// This connection's id.
+    pub fn id(&self) -> ConnectionId {
+        self.entry.id
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.entry.peer
+    }
+
+    /// A snapshot of this connection.
+    pub fn info(&self) -> ConnectionInfo {
+        self.entry.info()
+    }
+
+    /// Records the authenticated user (shown by the management API and in the close log).
+    pub fn set_user(&self, user: impl Into<String>) {
+        *self.entry.user.lock() = Some(user.into());
+    }
+
+    /// The byte counters, to hand to readers and writers running in other tasks.
+    pub fn counters(&self) -> Arc<ByteCounters> {
+        self.entry.counters.clone()
+    }
+
+    /// Resolves when someone asked this connection to close (management close or shutdown),
+    /// with their reason. Protocols poll it in their event loop and send their goodbye
+    /// (AMQP: `connection.close` 320 CONNECTION_FORCED) when it fires.
+    pub async fn closing(&self) -> CloseReason {
+        self.entry.close.cancelled().await;
+        self.close_requested().unwrap_or_else(CloseReason::shutdown)
+    }
+
+    /// The close request, if one was made.
+    pub fn close_requested(&self) -> Option<CloseReason> {
+        self.entry.close_reason.lock().clone()
+    }
+
+    /// The token cancelled on a close request, for code that wants to wait in another task.
+    pub fn close_token(&self) -> CancellationToken {
+        self.entry.close.clone()
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.inner.entries.lock().remove(&self.entry.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close::ClosedBy;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn lists_registered_connections_until_dropped() {
+        let registry = Registry::new("kafka", 8);
+        let a = registry.register(addr(1000), addr(9092)).unwrap();
+        let b = registry.register(addr(1001), addr(9092)).unwrap();
+        a.set_user("alice");
+        a.counters().count_in(10);
+        b.counters().count_out(7);
+        let list = registry.list();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].peer, addr(1000));
+        assert_eq!(list[0].user.as_deref(), Some("alice"));
+        assert_eq!((list[0].bytes_in, list[1].bytes_out), (10, 7));
+        assert_eq!(list[1].protocol, "kafka");
+        drop(a);
+        let list = registry.list();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].id, b.id());
+    }
+
+    #[test]
+    fn bounded_by_capacity() {
+        let registry = Registry::new("amqp", 2);
+        let _a = registry.register(addr(1), addr(2)).unwrap();
+        let b = registry.register(addr(1), addr(2)).unwrap();
+        assert_eq!(
+            registry.register(addr(1), addr(2)).unwrap_err(),
+            RegistryFull(2)
+        );
+        drop(b);
+        assert!(registry.register(addr(1), addr(2)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn close_by_id_reaches_the_connection_with_the_first_reason() {
+        let registry = Registry::new("amqp", 4);
+        let a = registry.register(addr(1), addr(2)).unwrap();
+        let b = registry.register(addr(3), addr(2)).unwrap();
+        assert!(registry.close(a.id(), CloseReason::local(320, "closed by operator")));
+        assert!(registry.close(a.id(), CloseReason::shutdown()));
+        let reason = a.closing().await;
+        assert_eq!((reason.by, reason.code), (ClosedBy::Local, 320));
+        assert_eq!(b.close_requested(), None);
+        assert!(!registry.close(ConnectionId(999), CloseReason::shutdown()));
+        assert_eq!(registry.close_all(CloseReason::shutdown()), 2);
+        assert_eq!(b.closing().await.by, ClosedBy::Shutdown);
+    }
+}
