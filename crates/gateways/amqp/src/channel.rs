@@ -85,6 +85,11 @@ impl Channel {
         }
     }
 
+    /// Body bytes of the publish being assembled (held in memory until it is whole).
+    pub fn content_bytes(&self) -> u64 {
+        self.content.as_ref().map_or(0, |c| c.body.len() as u64)
+    }
+
     /// Whether a method would interrupt a publish's content frames (505 UNEXPECTED_FRAME).
     pub fn expects_content(&self) -> bool {
         self.content.is_some()

@@ -9,15 +9,15 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | 0 | [`config`], [`error`], [`frame`], [`convert`], [`names`] | settings and limits; reply codes; frames on the wire (size and end octet checked before a payload is buffered, payloads decoded by `amq-protocol`); field tables and properties; generated names |
+//! | 0 | [`limits`], [`config`], [`error`], [`frame`], [`convert`], [`names`] | named limits; settings; reply codes; frames on the wire (size and end octet checked before a payload is buffered, payloads decoded by `amq-protocol`); field tables and properties; generated names |
 //! | 1 | [`auth`], [`out`], [`reply_to`] | PLAIN / AMQPLAIN; [`out::Out`], the buffer commands answer into; the broker's direct reply-to registry |
 //! | 2 | [`session`] | what a connection's channels share, no I/O |
 //! | 3 | [`confirmer`], [`channel`] | channel state: content assembly, consumers, delivery tags, confirm and tx modes |
 //! | 4 | [`commands`] | one module per method class; [`commands::Channels`] takes frames and queue events and answers into an `Out` |
 //! | 5 | [`connection`] | the only module doing I/O: header, handshake, event loop, writes |
-//! | 6 | [`server`] | the accept loop |
+//! | 6 | [`server`] | AMQP as a protocol of the gateway kit's listener (accept loop, registry, memory budget, shutdown goodbyes) |
 //!
-//! Within a layer, modules may import each other without forming a circle (`error` → `frame`,
+//! Within a layer, modules may import each other without forming a circle (`config` → `limits`, `error` → `frame`,
 //! `channel` → `confirmer`, `commands::tx` → `commands::publish`).
 //!
 //! Implemented: exchanges (declare incl. passive, delete, exchange-to-exchange bind/unbind),
@@ -43,6 +43,7 @@ pub mod connection;
 pub mod convert;
 pub mod error;
 pub mod frame;
+pub mod limits;
 pub mod names;
 pub mod out;
 pub mod reply_to;
@@ -50,4 +51,4 @@ pub mod server;
 pub mod session;
 
 pub use config::{AmqpConfig, User};
-pub use server::serve;
+pub use server::{amqp_listener, serve, AmqpProtocol};

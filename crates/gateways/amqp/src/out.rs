@@ -114,6 +114,16 @@ impl Out {
         self.bytes.clear();
     }
 
+    /// The encoded bytes, handed to a writer; the buffer starts empty.
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+
+    /// Frames larger than this are split from now on (after `connection.tune-ok`).
+    pub fn set_frame_max(&mut self, frame_max: u32) {
+        self.frame_max = frame_max;
+    }
+
     /// The frames held, decoded (for tests and diagnostics), and the buffer emptied.
     pub fn take_frames(&mut self) -> Vec<Frame> {
         let mut codec = FrameCodec {

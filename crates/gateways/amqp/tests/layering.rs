@@ -7,6 +7,7 @@ use std::path::Path;
 
 /// Each top-level module's layer, as in `lib.rs`.
 const LAYERS: &[(&str, u8)] = &[
+    ("limits", 0),
     ("config", 0),
     ("error", 0),
     ("frame", 0),

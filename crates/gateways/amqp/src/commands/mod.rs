@@ -71,6 +71,12 @@ impl Channels {
         self.channels.get(&channel).is_some_and(|ch| !ch.closing)
     }
 
+    /// Body bytes held in publishes still being assembled, across the channels: what the
+    /// connection charges to its memory share.
+    pub fn content_bytes(&self) -> u64 {
+        self.channels.values().map(Channel::content_bytes).sum()
+    }
+
     /// One frame from the client. A channel error closes the channel (`channel.close` in
     /// `out`) and is not returned; `Err` is a connection error: the connection must close with
     /// it.

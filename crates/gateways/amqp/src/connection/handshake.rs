@@ -8,14 +8,14 @@ use amq_protocol::frame::ProtocolVersion;
 use amq_protocol::protocol::{connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use porter_gateway_kit::{OutboundSender, Stream};
 
-use super::{Context, Frames};
+use super::{send, Context, Frames};
 use crate::auth::authenticate;
 use crate::config::FRAME_MIN_SIZE;
 use crate::error::{AmqpError, COMMAND_INVALID, NOT_ALLOWED};
-use crate::frame::{encode_method, Frame, FrameError};
+use crate::frame::{Frame, FrameError};
+use crate::out::Out;
 use crate::session::{Capabilities, Session, SessionFeeds};
 
 /// What the handshake settled.
@@ -29,16 +29,15 @@ pub(super) struct Negotiated {
 }
 
 /// start → start-ok → tune → tune-ok → open → open-ok. `Err(None)`: the client went away.
-pub(super) async fn handshake(
-    frames: &mut Frames,
-    writer: &mut OwnedWriteHalf,
+pub(super) async fn handshake<S: Stream>(
+    frames: &mut Frames<S>,
+    writer: &OutboundSender,
     peer: SocketAddr,
     ctx: &Context,
 ) -> Result<Negotiated, Option<AmqpError>> {
-    let mut out = Vec::new();
-    encode_method(0, start_method(), &mut out);
-    writer.write_all(&out).await.map_err(|_| None)?;
-    out.clear();
+    let mut out = Out::new(FRAME_MIN_SIZE);
+    out.method(0, start_method());
+    send(writer, &mut out, None).await.map_err(|_| None)?;
     let start_ok = match next_method(frames).await? {
         AMQPClass::Connection(connection::AMQPMethod::StartOk(ok)) => ok,
         _ => return Err(Some(unexpected("connection.start-ok"))),
@@ -46,17 +45,15 @@ pub(super) async fn handshake(
     let user = authenticate(&start_ok, peer, &ctx.config.users).map_err(Some)?;
     let capabilities = client_capabilities(&start_ok.client_properties);
     let config = &ctx.config;
-    encode_method(
+    out.method(
         0,
         AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
             channel_max: config.channel_max,
             frame_max: config.frame_max,
             heartbeat: config.heartbeat_s,
         })),
-        &mut out,
     );
-    writer.write_all(&out).await.map_err(|_| None)?;
-    out.clear();
+    send(writer, &mut out, None).await.map_err(|_| None)?;
     let tune_ok = match next_method(frames).await? {
         AMQPClass::Connection(connection::AMQPMethod::TuneOk(ok)) => ok,
         _ => return Err(Some(unexpected("connection.tune-ok"))),
@@ -79,12 +76,11 @@ pub(super) async fn handshake(
             .on(10, 40),
         )
     })?;
-    encode_method(
+    out.method(
         0,
         AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
-        &mut out,
     );
-    writer.write_all(&out).await.map_err(|_| None)?;
+    send(writer, &mut out, None).await.map_err(|_| None)?;
     let (session, feeds) = Session::new(
         vhost,
         user,
@@ -105,7 +101,7 @@ pub(super) async fn handshake(
     })
 }
 
-async fn next_method(frames: &mut Frames) -> Result<AMQPClass, Option<AmqpError>> {
+async fn next_method<S: Stream>(frames: &mut Frames<S>) -> Result<AMQPClass, Option<AmqpError>> {
     loop {
         match frames.next().await {
             Some(Ok(Frame::Method(0, method))) => return Ok(method),
