@@ -1,5 +1,7 @@
-//! The [`Broker`]: what gateways call. It owns the metadata store, the open partitions and the
-//! background work (retention, interval flushes), and it knows the data-directory layout:
+//! The [`Broker`]: what gateways call. It owns the metadata store, the open partitions, the
+//! writer threads ([`crate::commit`]) and the background work (retention, interval flushes,
+//! compaction: these run on tokio's blocking pool, not the reactor), and it knows the
+//! data-directory layout:
 //!
 //! ```text
 //! <data_dir>/
@@ -31,6 +33,7 @@ use porter_storage::{FileCache, Log};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::commit::Committer;
 use crate::config::BrokerConfig;
 use crate::error::{CoreError, Result};
 use crate::group::GroupCoordinator;
@@ -63,6 +66,8 @@ pub struct Broker {
     metadata: Mutex<MetadataStore>,
     topics: RwLock<HashMap<String, Arc<TopicHandle>>>,
     files: Arc<FileCache>,
+    /// The writer threads every log's writes and commits go through.
+    pub(crate) committer: Arc<Committer>,
     groups: GroupCoordinator,
     /// Reserved but unused producer ids: [next, end).
     producer_ids: Mutex<(i64, i64)>,
@@ -71,6 +76,8 @@ pub struct Broker {
     /// Each vhost's routing table as of its last change: publishes route on a snapshot instead
     /// of locking the metadata store.
     routes: RwLock<HashMap<String, Arc<crate::routing::RoutingTable>>>,
+    /// The workers and timers every queue's deliveries, expiries and maintenance run on.
+    pub(crate) queue_scheduler: Arc<crate::queue::QueueScheduler>,
     /// Serialises queue declare/delete, which journal and then open or remove files.
     pub(crate) queue_lifecycle: tokio::sync::Mutex<()>,
     /// This incarnation: random per start. Transient messages carry it so that after a restart
@@ -87,11 +94,14 @@ impl Broker {
     /// Opens the data directory: takes the lock, replays metadata, removes leftovers of deleted
     /// topics and opens every partition (scanning tails when the last stop was not clean).
     /// Blocks on file I/O; call it before serving.
-    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
-        let data_dir = config.data_dir.clone();
+    pub fn open(mut config: BrokerConfig) -> Result<Arc<Broker>> {
         for sub in ["logs", "trash", "metadata", "internal", "queues"] {
-            fs::create_dir_all(data_dir.join(sub)).map_err(io(&data_dir))?;
+            fs::create_dir_all(config.data_dir.join(sub)).map_err(io(&config.data_dir))?;
         }
+        // Absolute from here on, so what gateways report (Kafka's DescribeLogDirs) needs no
+        // file system call of theirs.
+        config.data_dir = fs::canonicalize(&config.data_dir).map_err(io(&config.data_dir))?;
+        let data_dir = config.data_dir.clone();
         let lock = File::create(data_dir.join(LOCK_FILE)).map_err(io(&data_dir))?;
         lock.try_lock().map_err(|_| {
             CoreError::Metadata(format!(
@@ -107,6 +117,7 @@ impl Broker {
         }
         let metadata = MetadataStore::open(&data_dir.join("metadata"))?;
         let files = FileCache::new(config.open_files_max);
+        let committer = Committer::start(&config.commit)?;
 
         empty_dir(&data_dir.join("trash"))?;
         remove_stale_topic_dirs(&data_dir.join("logs"), &metadata)?;
@@ -116,10 +127,11 @@ impl Broker {
             files.clone(),
             after_crash,
             config.groups.clone(),
+            &committer,
         )?;
         let mut topics = HashMap::new();
         for topic in metadata.state().topics.values() {
-            let handle = open_topic(&config, &files, topic, after_crash)?;
+            let handle = open_topic(&config, &files, &committer, topic, after_crash)?;
             topics.insert(topic.name.clone(), Arc::new(handle));
         }
         // From here on, new writes may happen: a crash must be treated as one again.
@@ -132,10 +144,12 @@ impl Broker {
             metadata: Mutex::new(metadata),
             topics: RwLock::new(topics),
             files,
+            committer,
             groups,
             producer_ids: Mutex::new((0, 0)),
             queues: RwLock::new(HashMap::new()),
             routes: RwLock::new(HashMap::new()),
+            queue_scheduler: crate::queue::QueueScheduler::new(),
             queue_lifecycle: tokio::sync::Mutex::new(()),
             epoch: Uuid::new_v4().as_u64_pair().0,
             alarms: tokio::sync::watch::Sender::new(Default::default()),
@@ -420,7 +434,13 @@ impl Broker {
             metadata.submit(MetadataCommand::CreateTopic {
                 topic: topic.clone(),
             })?;
-            let handle = Arc::new(open_topic(&this.config, &this.files, &topic, false)?);
+            let handle = Arc::new(open_topic(
+                &this.config,
+                &this.files,
+                &this.committer,
+                &topic,
+                false,
+            )?);
             this.topics
                 .write()
                 .insert(topic.name.clone(), handle.clone());
@@ -468,13 +488,16 @@ impl Broker {
         .await
     }
 
-    /// Graceful stop: refuses new metadata changes, flushes and closes every log, then writes
-    /// the clean-shutdown marker so the next start skips tail recovery.
+    /// Graceful stop: refuses new metadata changes, lets the writer threads finish what was
+    /// queued, flushes and closes every log, then writes the clean-shutdown marker so the next
+    /// start skips tail recovery.
     pub async fn shutdown(self: &Arc<Self>) -> Result<()> {
         self.shutdown.cancel();
         let this = self.clone();
         run_blocking(move || {
             let _metadata = this.metadata.lock();
+            // Writes queued after this fail with ShuttingDown; logs close with none in flight.
+            this.committer.shutdown();
             let mut failed = this.close_queues();
             for partition in this.all_partitions() {
                 if let Err(e) = partition.close() {
@@ -505,6 +528,7 @@ impl Broker {
 fn open_topic(
     config: &BrokerConfig,
     files: &Arc<FileCache>,
+    committer: &Committer,
     topic: &Topic,
     after_crash: bool,
 ) -> Result<TopicHandle> {
@@ -530,6 +554,7 @@ fn open_topic(
                 topic.name.clone(),
                 i as i32,
                 log,
+                committer,
             )?))
         })
         .collect::<Result<Vec<_>>>()?;

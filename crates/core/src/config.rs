@@ -29,6 +29,8 @@ pub struct BrokerConfig {
     pub groups: GroupConfig,
     /// Memory and disk limits that block publishers (see [`crate::alarm`]).
     pub alarms: crate::alarm::AlarmLimits,
+    /// Writer threads and their queue bounds (see [`crate::commit`]).
+    pub commit: crate::commit::CommitConfig,
 }
 
 impl Default for BrokerConfig {
@@ -44,6 +46,7 @@ impl Default for BrokerConfig {
             cleaner: porter_storage::CleanerLimits::default(),
             groups: GroupConfig::default(),
             alarms: crate::alarm::AlarmLimits::default(),
+            commit: crate::commit::CommitConfig::default(),
         }
     }
 }

@@ -1,6 +1,52 @@
-//! The core's error type. Each gateway maps it to its protocol's codes in exactly one place.
+//! The core's error type, in the core's own words. Each gateway maps it to its protocol's codes
+//! and texts in exactly one place (`error.rs` of each gateway); nothing here knows a wire format,
+//! and no storage type leaks through: storage failures are translated at the boundary
+//! (`From<StorageError>`) into the neutral variants below.
+//!
+//! Every variant belongs to one [`ErrorKind`], the coarse class a gateway needs to pick a code
+//! ("not found", "precondition", "locked", ...). A gateway that only needs the class matches on
+//! [`CoreError::kind`]; one that has finer codes (Kafka's `TOPIC_ALREADY_EXISTS`, AMQP's 530 for
+//! a reused consumer tag) matches on the variant, and still falls back to the kind.
 
 use porter_storage::StorageError;
+
+use crate::Offset;
+
+/// The neutral class of a [`CoreError`]: what a client did wrong, or what the broker cannot do
+/// now. Protocols agree on these classes even where their codes differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The named thing (topic, partition, queue, exchange, virtual host, consumer, delivery) does
+    /// not exist.
+    NotFound,
+    /// Creating something that already exists, where that is an error.
+    AlreadyExists,
+    /// A malformed name, configuration value or argument: the request can never succeed as sent.
+    Invalid,
+    /// The request is well-formed but the current state refuses it (an inequivalent re-declare,
+    /// `if-unused` not met, a named limit reached).
+    Precondition,
+    /// Another owner holds the resource exclusively (another connection's exclusive queue).
+    Locked,
+    /// Not permitted (an internal exchange, a reserved name, an exclusive consumer).
+    Forbidden,
+    /// An offset outside what the log holds.
+    OutOfRange,
+    /// A message or batch larger than the configured maximum.
+    TooLarge,
+    /// Data that fails its checks (CRC, framing, a record count), from a client or from disk.
+    Corrupt,
+    /// A sequence or epoch conflict (idempotent producers): a retry came out of order or from a
+    /// fenced producer.
+    Conflict,
+    /// Not now: the broker is stopping, the resource was closed under the caller, or the disk
+    /// failed. The same request may succeed later or elsewhere.
+    Unavailable,
+    /// The broker's own state is inconsistent (a metadata journal or ack file it cannot read).
+    Internal,
+    /// A feature the broker does not have.
+    Unsupported,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -20,29 +66,46 @@ pub enum CoreError {
         value: String,
         reason: String,
     },
+    /// A broker-wide named limit (topics, partitions, queues) would be exceeded.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
-    /// AMQP 406 PRECONDITION_FAILED (channel): an inequivalent re-declare, a bad argument,
-    /// `if-unused`/`if-empty` not met, an invalid property.
-    #[error("PRECONDITION_FAILED - {0}")]
-    PreconditionFailed(String),
-    /// AMQP 405 RESOURCE_LOCKED (channel): another connection's exclusive queue.
-    #[error("RESOURCE_LOCKED - {0}")]
-    ResourceLocked(String),
-    /// AMQP 403 ACCESS_REFUSED (channel): e.g. consuming a queue an exclusive consumer holds.
-    #[error("ACCESS_REFUSED - {0}")]
-    AccessRefused(String),
+    /// The state refuses the request: an inequivalent re-declare, a bad argument, `if-unused` /
+    /// `if-empty` not met, an invalid property.
+    #[error("{0}")]
+    Precondition(String),
+    /// Another owner's exclusive resource.
+    #[error("{0}")]
+    Locked(String),
+    /// Not permitted: e.g. consuming a queue an exclusive consumer holds.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("offset {requested} out of range [{log_start}, {high_watermark}]")]
+    OffsetOutOfRange {
+        requested: Offset,
+        log_start: Offset,
+        high_watermark: Offset,
+    },
+    #[error("{size} bytes exceed the maximum of {max} bytes")]
+    TooLarge { size: usize, max: u64 },
+    /// A record batch or stored record that fails its checks.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The log or queue was closed (deleted, or the broker is stopping) under the caller.
+    #[error("closed")]
+    Closed,
     #[error("broker is shutting down")]
     ShuttingDown,
+    /// A file operation on a named path failed.
     #[error("{path}: {source}")]
     Io {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// Disk I/O inside a log failed.
+    #[error("disk I/O failed: {0}")]
+    Disk(#[source] std::io::Error),
     #[error("metadata: {0}")]
     Metadata(String),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
     #[error(transparent)]
     Routing(#[from] crate::routing::RoutingError),
     #[error(transparent)]
@@ -55,6 +118,102 @@ impl CoreError {
     pub(crate) fn metadata(e: impl std::fmt::Display) -> Self {
         CoreError::Metadata(e.to_string())
     }
+
+    /// The neutral class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => K::NotFound,
+            CoreError::TopicExists(_) => K::AlreadyExists,
+            CoreError::InvalidTopicName { .. }
+            | CoreError::InvalidPartitions(_)
+            | CoreError::InvalidConfig { .. } => K::Invalid,
+            CoreError::LimitExceeded(_) | CoreError::Precondition(_) => K::Precondition,
+            CoreError::Locked(_) => K::Locked,
+            CoreError::Forbidden(_) => K::Forbidden,
+            CoreError::OffsetOutOfRange { .. } => K::OutOfRange,
+            CoreError::TooLarge { .. } => K::TooLarge,
+            CoreError::Corrupt(_) => K::Corrupt,
+            CoreError::Closed | CoreError::ShuttingDown => K::Unavailable,
+            CoreError::Io { .. } | CoreError::Disk(_) => K::Unavailable,
+            CoreError::Metadata(_) => K::Internal,
+            CoreError::Routing(e) => e.kind(),
+            CoreError::Queue(e) => e.kind(),
+            CoreError::Sequence(_) => K::Conflict,
+        }
+    }
+}
+
+/// The storage boundary: storage's error becomes the core's, so no caller of the core ever sees
+/// a storage type.
+impl From<StorageError> for CoreError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::Io(source) => CoreError::Disk(source),
+            StorageError::CorruptBatch(reason) => CoreError::Corrupt(reason),
+            StorageError::BatchTooLarge { size, max } => CoreError::TooLarge {
+                size,
+                max: u64::from(max),
+            },
+            StorageError::OffsetOutOfRange {
+                requested,
+                log_start,
+                high_watermark,
+            } => CoreError::OffsetOutOfRange {
+                requested,
+                log_start,
+                high_watermark,
+            },
+            StorageError::Closed => CoreError::Closed,
+            StorageError::CorruptFile { path, reason } => {
+                CoreError::Corrupt(format!("{}: {reason}", path.display()))
+            }
+        }
+    }
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_become_neutral_kinds() {
+        let cases = [
+            (
+                StorageError::Io(std::io::Error::other("eio")),
+                ErrorKind::Unavailable,
+            ),
+            (StorageError::CorruptBatch("crc".into()), ErrorKind::Corrupt),
+            (
+                StorageError::BatchTooLarge { size: 10, max: 5 },
+                ErrorKind::TooLarge,
+            ),
+            (
+                StorageError::OffsetOutOfRange {
+                    requested: 9,
+                    log_start: 0,
+                    high_watermark: 3,
+                },
+                ErrorKind::OutOfRange,
+            ),
+            (StorageError::Closed, ErrorKind::Unavailable),
+        ];
+        for (storage, kind) in cases {
+            assert_eq!(CoreError::from(storage).kind(), kind);
+        }
+    }
+
+    #[test]
+    fn texts_carry_no_protocol_words() {
+        let e = CoreError::Precondition("inequivalent arg 'durable'".into());
+        assert_eq!(e.to_string(), "inequivalent arg 'durable'");
+        assert_eq!(e.kind(), ErrorKind::Precondition);
+        assert_eq!(CoreError::Locked("q".into()).kind(), ErrorKind::Locked);
+        assert_eq!(
+            CoreError::Forbidden("q".into()).kind(),
+            ErrorKind::Forbidden
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //! later) call into it; it calls `porter-storage`. Nothing here knows a wire format.
 //!
 //! - [`broker`]: the [`Broker`], entry point for gateways: topics, produce, read, lifecycle.
+//! - [`commit`]: the commit seam: writer threads that append and fsync off the reactor, and
+//!   the one place that decides when a write is committed (today the flush mode, later a quorum).
 //! - [`partition`]: one partition of a topic, an async face over a storage `Log`.
 //! - [`producer_state`]: idempotent producers: sequence checks, duplicate detection.
 //! - [`topic`]: topic names and per-topic configuration (Kafka config names, Porter defaults).
@@ -20,6 +22,7 @@
 
 pub mod alarm;
 pub mod broker;
+pub mod commit;
 pub mod config;
 pub mod error;
 pub mod group;

@@ -103,7 +103,8 @@ struct Meta<'a> {
 /// A message read back from a queue's log, with what the log knows about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
-    pub message: Message,
+    /// Shared with every delivery of it: a delivery never copies the message.
+    pub message: std::sync::Arc<Message>,
     /// When it was enqueued (ms since the epoch): TTL counts from here.
     pub enqueued_ms: i64,
     /// For transient (non-persistent) messages, the broker incarnation that stored them: a
@@ -157,12 +158,12 @@ impl Message {
             None => (String::new(), Properties::default(), None),
         };
         Ok(StoredMessage {
-            message: Message {
+            message: std::sync::Arc::new(Message {
                 exchange,
                 routing_key,
                 properties,
                 body: record.value.clone().unwrap_or_default(),
-            },
+            }),
             enqueued_ms: record.timestamp,
             epoch,
         })

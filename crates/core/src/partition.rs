@@ -1,5 +1,6 @@
-//! One partition: an async face over a storage [`Log`]. Every storage call blocks on file I/O, so
-//! each runs on tokio's blocking pool, never on a reactor thread.
+//! One partition: an async face over a storage [`Log`]. Writes go through the partition's
+//! [`LogWriter`] (its writer thread, see [`crate::commit`]); reads and other blocking storage
+//! calls run on tokio's blocking pool. Neither runs on a reactor thread.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -8,9 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use porter_storage::record_batch::BatchHeader;
-use porter_storage::{AppendInfo, FlushMode, Log, Offset, ReadSlice, StorageError};
+use porter_storage::{AppendInfo, FlushMode, Log, Offset, ReadSlice};
 use tokio::sync::watch;
 
+use crate::commit::{Committer, LogWriter};
 use crate::error::{CoreError, Result};
 use crate::producer_state::{ProducerState, Verdict};
 
@@ -21,10 +23,13 @@ pub struct Partition {
     topic: String,
     index: i32,
     log: Arc<Log>,
+    /// Appends run here, on the log's writer thread; produce waits on its commit point.
+    writer: LogWriter,
     /// When the interval flusher last synced this log (unix ms).
     last_flush_ms: AtomicI64,
-    /// Idempotent-producer state. Locked across check + append + record, so the check and
-    /// the log always agree (appends to one partition are serial anyway).
+    /// Idempotent-producer state. Checked, appended and recorded in one job on the writer
+    /// thread, so the check follows log order; the lock only guards against readers
+    /// (`producers`, `close`).
     producers: Arc<Mutex<ProducerState>>,
     producer_snapshot: PathBuf,
     /// Log end offset and time of the last compaction: a log that has not grown since is not
@@ -35,8 +40,8 @@ pub struct Partition {
 
 impl Partition {
     /// Wraps an opened log and rebuilds its producer state: the last snapshot, then the
-    /// batches appended after it. Blocking.
-    pub(crate) fn open(topic: String, index: i32, log: Log) -> Result<Self> {
+    /// batches appended after it, and pins the log to a writer thread. Blocking.
+    pub(crate) fn open(topic: String, index: i32, log: Log, committer: &Committer) -> Result<Self> {
         let topic_dir = log
             .dir()
             .parent()
@@ -44,10 +49,12 @@ impl Partition {
             .unwrap_or_default();
         let producer_snapshot = ProducerState::snapshot_path(&topic_dir, index);
         let producers = rebuild_producer_state(&log, &producer_snapshot)?;
+        let log = Arc::new(log);
         Ok(Partition {
             topic,
             index,
-            log: Arc::new(log),
+            writer: committer.register(Arc::clone(&log)),
+            log,
             last_flush_ms: AtomicI64::new(now_ms()),
             producers: Arc::new(Mutex::new(producers)),
             producer_snapshot,
@@ -65,56 +72,57 @@ impl Partition {
     }
 
     /// Appends one or more record batches and returns their offsets. The data is written (in
-    /// the page cache) but not necessarily durable: see [`Partition::wait_durable`].
+    /// the page cache) but not necessarily committed: see [`Partition::wait_durable`].
     ///
-    /// Batches from idempotent producers are checked first: a retry of a batch already in
-    /// the log returns the original offsets without writing again.
+    /// Batches from idempotent producers are checked first, on the writer thread in log
+    /// order: a retry of a batch already in the log returns the original offsets without
+    /// writing again.
     pub async fn append(&self, records: Bytes) -> Result<AppendInfo> {
-        let log = self.log.clone();
         let producers = self.producers.clone();
-        run_blocking(move || {
-            let headers = batch_headers(&records);
-            let mut state = producers.lock();
-            let mut duplicates = Vec::new();
-            for header in &headers {
-                match state.check(header)? {
-                    Verdict::Append => {}
-                    Verdict::Duplicate {
-                        first_offset,
-                        last_offset,
-                    } => duplicates.push((first_offset, last_offset)),
+        self.writer
+            .write(move |log| {
+                let headers = batch_headers(&records);
+                let mut state = producers.lock();
+                let mut duplicates = Vec::new();
+                for header in &headers {
+                    match state.check(header)? {
+                        Verdict::Append => {}
+                        Verdict::Duplicate {
+                            first_offset,
+                            last_offset,
+                        } => duplicates.push((first_offset, last_offset)),
+                    }
                 }
-            }
-            if !duplicates.is_empty() {
-                if duplicates.len() != headers.len() {
-                    return Err(CoreError::Storage(StorageError::CorruptBatch(
-                        "a request mixing retried and new batches of one producer".into(),
-                    )));
+                if !duplicates.is_empty() {
+                    if duplicates.len() != headers.len() {
+                        return Err(CoreError::Corrupt(
+                            "a request mixing retried and new batches of one producer".into(),
+                        ));
+                    }
+                    let (first, _) = duplicates[0];
+                    let (_, last) = duplicates[duplicates.len() - 1];
+                    return Ok(AppendInfo {
+                        base_offset: first,
+                        last_offset: last,
+                        record_count: (last - first + 1) as u32,
+                        max_timestamp: -1,
+                        bytes: 0,
+                        log_append_time: -1,
+                    });
                 }
-                let (first, _) = duplicates[0];
-                let (_, last) = duplicates[duplicates.len() - 1];
-                return Ok(AppendInfo {
-                    base_offset: first,
-                    last_offset: last,
-                    record_count: (last - first + 1) as u32,
-                    max_timestamp: -1,
-                    bytes: 0,
-                    log_append_time: -1,
-                });
-            }
-            let now = now_ms();
-            let info = log.append(records, now)?;
-            let mut base = info.base_offset;
-            for header in &headers {
-                let mut header = *header;
-                header.base_offset = base;
-                base = header.last_offset() + 1;
-                state.record(&header, now);
-            }
-            state.end_offset = state.end_offset.max(info.last_offset + 1);
-            Ok(info)
-        })
-        .await
+                let now = now_ms();
+                let info = log.append(records, now)?;
+                let mut base = info.base_offset;
+                for header in &headers {
+                    let mut header = *header;
+                    header.base_offset = base;
+                    base = header.last_offset() + 1;
+                    state.record(&header, now);
+                }
+                state.end_offset = state.end_offset.max(info.last_offset + 1);
+                Ok(info)
+            })
+            .await
     }
 
     /// Idempotent producers known to this partition: (id, epoch, last sequence, last seen ms).
@@ -135,18 +143,27 @@ impl Partition {
         Ok(self.log.close()?)
     }
 
-    /// Returns once every offset below `end_offset` is as durable as the topic's flush mode
-    /// promises: fdatasync'ed under `group` (shared with concurrent writers), immediately under
-    /// `interval` and `never`.
+    /// Returns once every offset below `end_offset` is committed: as durable as the topic's
+    /// flush mode promises (fdatasync'ed under `group`, by one fsync shared with every write of
+    /// the writer's batch; written under `interval` and `never`). Awaits a watch: no thread
+    /// waits.
     pub async fn wait_durable(&self, end_offset: Offset) -> Result<()> {
-        if !matches!(self.log.config().flush, FlushMode::Group) {
-            return Ok(());
+        self.writer.wait_committed(end_offset).await
+    }
+
+    /// Changes the log's configuration and takes a commit step, so leaving `group` commits
+    /// what was written but not yet synced. Blocking-safe: the commit step is queued, not
+    /// awaited.
+    pub(crate) fn set_log_config(&self, config: porter_storage::LogConfig) {
+        self.log.set_config(config);
+        let writer = self.writer.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = writer.recommit().await {
+                    tracing::debug!(error = %e, "commit after a config change failed");
+                }
+            });
         }
-        if self.log.high_watermark() >= end_offset {
-            return Ok(());
-        }
-        let log = self.log.clone();
-        blocking(move || log.flush_to(end_offset)).await
     }
 
     /// Whole record batches from `offset`, at most `max_bytes` (but at least one batch).

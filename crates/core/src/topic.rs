@@ -44,6 +44,11 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The broker's defaults for topic configs, as a change to a topic's overrides sees them. Opaque
+/// so that gateways never handle the storage layer's own config type.
+#[derive(Clone, Debug)]
+pub struct TopicDefaults(pub(crate) LogConfig);
+
 /// Per-topic overrides, by Kafka config name. Only keys in [`TOPIC_CONFIGS`] are accepted; values
 /// are stored in canonical form (`" 100"` becomes `"100"`, `delete,compact` becomes
 /// `compact,delete`), so what DescribeConfigs reports is what the log runs with.
@@ -172,7 +177,7 @@ impl TopicConfig {
 
     /// Applies one incremental change. `defaults` are the broker's: APPEND and SUBTRACT start
     /// from the effective value when the topic has no override, as Kafka does.
-    pub fn alter(&mut self, key: &str, op: ConfigOp<'_>, defaults: &LogConfig) -> Result<()> {
+    pub fn alter(&mut self, key: &str, op: ConfigOp<'_>, defaults: &TopicDefaults) -> Result<()> {
         let bad = |value: &str, reason: &str| CoreError::InvalidConfig {
             key: key.to_string(),
             value: value.to_string(),
@@ -195,7 +200,7 @@ impl TopicConfig {
         }
         let current = match self.overrides.get(key) {
             Some(value) => value.clone(),
-            None => config_value(defaults, key).expect("a known key"),
+            None => config_value(&defaults.0, key).expect("a known key"),
         };
         let mut list = list_items(&current);
         if matches!(op, ConfigOp::Append(_)) {
@@ -465,7 +470,7 @@ mod tests {
 
     #[test]
     fn incremental_changes() {
-        let defaults = LogConfig::default();
+        let defaults = TopicDefaults(LogConfig::default());
         let mut config = TopicConfig::from_pairs([("retention.ms", "1000")]).unwrap();
         config
             .alter("retention.ms", ConfigOp::Set("2000"), &defaults)

@@ -160,12 +160,12 @@ impl VirtualHost {
         if definition.name.is_empty() {
             definition.name = server_name();
         } else if definition.name.starts_with("amq.") {
-            return Err(CoreError::AccessRefused(format!(
+            return Err(CoreError::Forbidden(format!(
                 "queue name '{}' contains reserved prefix 'amq.*'",
                 definition.name
             )));
         }
-        QueueArguments::parse(&definition.arguments).map_err(CoreError::PreconditionFailed)?;
+        QueueArguments::parse(&definition.arguments).map_err(CoreError::Precondition)?;
         if let Some(exchange) = definition.arguments.get("x-dead-letter-exchange") {
             // RabbitMQ accepts a DLX that does not exist yet; only the name must be valid.
             let _ = exchange;
@@ -176,12 +176,12 @@ impl VirtualHost {
             existing
                 .definition()
                 .check_equivalent(&definition)
-                .map_err(CoreError::PreconditionFailed)?;
+                .map_err(CoreError::Precondition)?;
             existing.touch();
             if definition.exclusive_owner.is_some()
                 != existing.definition().exclusive_owner.is_some()
             {
-                return Err(CoreError::ResourceLocked(format!(
+                return Err(CoreError::Locked(format!(
                     "cannot obtain exclusive access to locked queue '{}' in vhost '{}'",
                     definition.name, self.name
                 )));
@@ -207,13 +207,13 @@ impl VirtualHost {
         };
         self.check_owner(&queue, owner)?;
         if if_unused && queue.consumer_count() > 0 {
-            return Err(CoreError::PreconditionFailed(format!(
+            return Err(CoreError::Precondition(format!(
                 "queue '{name}' in vhost '{}' in use",
                 self.name
             )));
         }
         if if_empty && queue.ready() > 0 {
-            return Err(CoreError::PreconditionFailed(format!(
+            return Err(CoreError::Precondition(format!(
                 "queue '{name}' in vhost '{}' is not empty",
                 self.name
             )));
@@ -239,7 +239,7 @@ impl VirtualHost {
 
     fn check_owner(&self, queue: &Queue, owner: OwnerId) -> Result<()> {
         match queue.definition().exclusive_owner {
-            Some(holder) if holder != owner => Err(CoreError::ResourceLocked(format!(
+            Some(holder) if holder != owner => Err(CoreError::Locked(format!(
                 "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be \
                  originally declared on another connection or the exclusive property value does \
                  not match that of the original declaration.",
@@ -257,7 +257,7 @@ impl VirtualHost {
         message
             .properties
             .validate()
-            .map_err(CoreError::PreconditionFailed)?;
+            .map_err(CoreError::Precondition)?;
         let queues = self.route(exchange, &message)?;
         let mut outcome = PublishOutcome {
             routed: !queues.is_empty(),

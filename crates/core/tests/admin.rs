@@ -9,7 +9,6 @@ use common::{batch, config, produce};
 use porter_core::broker::DELETE_RECORDS_TO_HIGH_WATERMARK;
 use porter_core::topic::ConfigOp;
 use porter_core::{Broker, CoreError, TopicConfig};
-use porter_storage::StorageError;
 
 fn pairs(pairs: &[(&str, &str)]) -> TopicConfig {
     TopicConfig::from_pairs(pairs.iter().copied()).unwrap()
@@ -80,10 +79,7 @@ async fn config_changes_apply_to_open_partitions() {
     // The partition handed out before the change sees it too: it is the same log.
     assert!(matches!(
         before.append(batch(&["now too large"])).await,
-        Err(CoreError::Storage(StorageError::BatchTooLarge {
-            max: 20,
-            ..
-        }))
+        Err(CoreError::TooLarge { max: 20, .. })
     ));
     broker
         .alter_topic_config("t", TopicConfig::default())
@@ -151,7 +147,7 @@ async fn delete_records_moves_the_low_watermark() {
     assert_eq!(broker.delete_records("t", 0, 1).await.unwrap(), 3);
     assert!(matches!(
         broker.delete_records("t", 0, 6).await,
-        Err(CoreError::Storage(StorageError::OffsetOutOfRange { .. }))
+        Err(CoreError::OffsetOutOfRange { .. })
     ));
     assert!(matches!(
         broker.delete_records("t", 1, 0).await,

@@ -363,7 +363,7 @@ async fn declare_rules_exclusive_auto_delete_and_server_names() {
     assert!(declared.name.starts_with("amq.gen-"), "{}", declared.name);
     assert!(matches!(
         vhost.queue(&declared.name, 8),
-        Err(CoreError::ResourceLocked(_))
+        Err(CoreError::Locked(_))
     ));
     // Re-declare with other arguments: 406.
     vhost
@@ -373,13 +373,13 @@ async fn declare_rules_exclusive_auto_delete_and_server_names() {
     let different = durable("q", &[("x-max-length", HeaderValue::I32(1))]);
     assert!(matches!(
         vhost.declare_queue(different, false, 1).await,
-        Err(CoreError::PreconditionFailed(_))
+        Err(CoreError::Precondition(_))
     ));
     assert!(matches!(
         vhost
             .declare_queue(durable("amq.mine", &[]), false, 1)
             .await,
-        Err(CoreError::AccessRefused(_))
+        Err(CoreError::Forbidden(_))
     ));
     // if-empty refuses while messages wait; purge empties.
     publish(&vhost, "", message("q", "m", true)).await;

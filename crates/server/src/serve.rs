@@ -15,8 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::settings::{LogFormat, Settings};
 
-/// Threads for blocking file I/O (appends, reads, fsyncs). Bounds memory and contention; more
-/// concurrent I/O than this waits in tokio's queue.
+/// Threads for blocking file work that is not a log write: fetch and queue reads, metadata
+/// changes, opening logs, retention, compaction, the interval flusher, queue maintenance. Log
+/// appends and fsyncs run on the core's own writer threads (`porter_core::commit`), and nobody
+/// parks here waiting for an fsync, so a slow disk's commit latency cannot starve reads. Bounds
+/// memory and contention; more concurrent work than this waits in tokio's queue.
 const BLOCKING_THREADS_MAX: usize = 16;
 /// How long connections get to finish in-flight requests at shutdown.
 const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);

@@ -9,7 +9,7 @@ use crate::limits;
 #[serde(rename_all = "lowercase")]
 pub enum FlushMode {
     /// Group commit: the high watermark is the fdatasync'ed end, readers never see data a power
-    /// loss could take back. Callers share fdatasyncs through `Log::flush_to`.
+    /// loss could take back. The core commits once its writer thread's fdatasync covered the data.
     #[default]
     Group,
     /// The high watermark follows appends; the caller calls `Log::flush` every

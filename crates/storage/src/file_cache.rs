@@ -5,6 +5,12 @@
 //! flight keeps its descriptor until it finishes (the open count can briefly exceed `max_open`
 //! by the number of operations in flight). Closing a descriptor loses nothing: written data sits
 //! in the page cache, and fdatasync through a later handle syncs the same inode.
+//!
+//! open(2) runs outside the cache's mutex (it can take milliseconds on a busy disk, and every
+//! log's reads and writes pass through here): a miss opens, then inserts unless another caller
+//! inserted the same path meanwhile (the loser's handle is dropped). An eviction while an open
+//! was in flight (a compaction renaming a file over its path) leaves that handle uncached, so
+//! the cache never keeps a handle to an inode its path no longer names.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -26,6 +32,24 @@ struct CacheState {
     /// Last-use tick → path; the first entry is the least recently used.
     by_use: BTreeMap<u64, PathBuf>,
     tick: u64,
+    /// Bumped by every eviction: an open that saw another value when it started may have
+    /// opened a file that was evicted (renamed over, deleted) meanwhile.
+    evictions: u64,
+}
+
+impl CacheState {
+    /// The cached handle of `path`, marked most recently used.
+    fn touch(&mut self, path: &Path) -> Option<Arc<File>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (file, last_use) = self.open.get_mut(path)?;
+        let file = Arc::clone(file);
+        let previous = std::mem::replace(last_use, tick);
+        let moved = self.by_use.remove(&previous);
+        debug_assert!(moved.is_some());
+        self.by_use.insert(tick, path.to_path_buf());
+        Some(file)
+    }
 }
 
 impl std::fmt::Debug for FileCache {
@@ -57,19 +81,13 @@ impl FileCache {
     }
 
     fn get_with(&self, path: &Path, create: bool) -> io::Result<Arc<File>> {
-        let mut state = self.state.lock();
-        state.tick += 1;
-        let tick = state.tick;
-        if let Some((file, last_use)) = state.open.get_mut(path) {
-            let file = Arc::clone(file);
-            let previous = std::mem::replace(last_use, tick);
-            let moved = state.by_use.remove(&previous);
-            debug_assert!(moved.is_some());
-            state.by_use.insert(tick, path.to_path_buf());
-            return Ok(file);
-        }
-        // Opening under the lock keeps the count exact; opening a file is cheap next to the
-        // reads and writes done with it.
+        let evictions = {
+            let mut state = self.state.lock();
+            if let Some(file) = state.touch(path) {
+                return Ok(file);
+            }
+            state.evictions
+        };
         let file = Arc::new(
             OpenOptions::new()
                 .read(true)
@@ -77,6 +95,15 @@ impl FileCache {
                 .create(create)
                 .open(path)?,
         );
+        let mut state = self.state.lock();
+        if let Some(winner) = state.touch(path) {
+            return Ok(winner); // another caller opened it meanwhile
+        }
+        if state.evictions != evictions {
+            return Ok(file); // usable for this call, as a handle taken before the eviction
+        }
+        state.tick += 1;
+        let tick = state.tick;
         while state.open.len() >= self.max_open {
             let (_, victim) = state.by_use.pop_first().expect("by_use mirrors open");
             state.open.remove(&victim);
@@ -92,6 +119,7 @@ impl FileCache {
     /// Drops the cached handle of `path` (before deleting or renaming the file).
     pub fn evict(&self, path: &Path) {
         let mut state = self.state.lock();
+        state.evictions += 1;
         if let Some((_, tick)) = state.open.remove(path) {
             state.by_use.remove(&tick);
         }
@@ -100,6 +128,7 @@ impl FileCache {
     /// Drops every cached handle of files inside `dir` (when a log closes).
     pub fn evict_dir(&self, dir: &Path) {
         let mut state = self.state.lock();
+        state.evictions += 1;
         let victims: Vec<(PathBuf, u64)> = state
             .open
             .iter()
@@ -153,6 +182,28 @@ mod tests {
         cache.evict_dir(dir.path());
         assert_eq!(cache.open_count(), 0);
         assert!(cache.get(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn concurrent_opens_of_one_path_share_one_cached_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileCache::new(8);
+        let path = dir.path().join("shared");
+        let handles: Vec<Arc<File>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| cache.create(&path).unwrap()))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(cache.open_count(), 1);
+        let cached = cache.get(&path).unwrap();
+        // Losers of the insert race got their own handle to the same file; later calls all
+        // get the cached one.
+        assert!(handles.iter().any(|h| Arc::ptr_eq(h, &cached)));
+        handles[0].write_all_at(b"x", 0).unwrap();
+        let mut byte = [0u8];
+        cached.read_exact_at(&mut byte, 0).unwrap();
+        assert_eq!(&byte, b"x");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! porter-storage: segmented, CRC-checked logs on disk, one `Log` per partition. Knows nothing
 //! of network protocols; its record format is Kafka's RecordBatch v2.
 //!
-//! - `log`: a partition's `Log`, an ordered run of `Segment`s; append, group commit, read
+//! - `log`: a partition's `Log`, an ordered run of `Segment`s; append, sync, commit_to, read
 //! - `segment`, `offset_index`, `time_index` (on `index_file`): one segment and its sparse indexes
 //! - `record_batch`: the 61-byte batch header: parse, validate (CRC-32C), patch the base offset
 //! - `records`: whole records in and out of batches, for writers that don't speak Kafka

@@ -1,5 +1,10 @@
 //! A partition's `Log`: an ordered run of `Segment`s, the offsets that matter to readers, and
-//! the locks that let appends, group commits and reads run side by side.
+//! the locks that let appends, syncs and reads run side by side.
+//!
+//! Storage offers plain verbs and decides nothing about commitment: `append` writes (page
+//! cache), `sync` fdatasyncs and returns the durable end, and `commit_to` moves the high
+//! watermark readers stop at. The owner (porter-core's commit seam) decides when written or
+//! durable data counts as committed: after an fdatasync, once written, or later after a quorum.
 //!
 //! Locks, always taken in this order and never held across another log's:
 //! - `cleaner_lock`: one segment-list rewriter at a time besides appends: compaction (for its
@@ -9,14 +14,15 @@
 //!   publishers for the checkpoint fsyncs and the unlink of a 16 MiB file.
 //! - `append_lock`: one writer at a time (append, roll, close, delete). Held during the data
 //!   write, so the write position is known without file cursors.
-//! - `sync_lock`: one fdatasync at a time; group-commit followers wait on it and usually find
-//!   their offset already durable.
+//! - `sync_lock`: one fdatasync at a time (the owner's writer thread and the interval flusher
+//!   may both sync); a second caller usually finds its offset already durable.
 //! - `state`: the segment list and offsets; held only to copy or publish, never across I/O.
 //!   Readers take only this briefly, then read files with no lock.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -64,6 +70,11 @@ pub struct Log {
     sync_lock: Mutex<()>,
     state: Mutex<LogState>,
     high_watermark_sender: watch::Sender<Offset>,
+    /// fdatasync calls that reached the disk (or failed): observability, and how tests prove
+    /// that many waiters shared one sync.
+    syncs: AtomicU64,
+    /// Test hook: the next `sync` fails as a real fdatasync error would (EIO).
+    fail_next_sync: AtomicBool,
 }
 
 struct LogState {
@@ -74,6 +85,7 @@ struct LogState {
     log_end_offset: Offset,
     /// Offsets below this are fdatasync'ed.
     durable_offset: Offset,
+    /// Offsets below this are committed (set by the owner through `commit_to`): readers see them.
     high_watermark: Offset,
     closed: bool,
 }
@@ -172,12 +184,14 @@ impl Log {
             sync_lock: Mutex::new(()),
             high_watermark_sender: watch::Sender::new(log_end_offset),
             state: Mutex::new(state),
+            syncs: AtomicU64::new(0),
+            fail_next_sync: AtomicBool::new(false),
         })
     }
 
     /// Validates every batch in `records` (nothing is written if one is bad), assigns offsets
-    /// and writes them at the end of the log. Under `FlushMode::Group` they become readable once
-    /// `flush_to` made them durable.
+    /// and writes them at the end of the log (page cache). Readers see them once the owner
+    /// calls `commit_to` past them.
     pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
         // CPU work (the one copy, CRC-32C validation) happens before the append lock, so
         // concurrent producers to one partition overlap it and only take turns for the write.
@@ -187,10 +201,36 @@ impl Log {
             state.config.clone()
         };
         // Zero-copy when the caller handed over the only reference; else the one copy.
-        let mut buffer = records
+        let buffer = records
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let batches = record_batch::validate_all(&buffer, config.max_batch_bytes)?;
+        self.append_batches(buffer, batches, config, now_ms)
+    }
+
+    /// `append` for batches the broker encoded itself (already CRC'd): headers are parsed but
+    /// the CRC is not computed again (see `record_batch::prepared_batches`; debug builds check
+    /// it). Shared `Bytes` are copied once here, as in `append`.
+    pub fn append_prepared(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let config = {
+            let state = self.state.lock();
+            state.check_open()?;
+            state.config.clone()
+        };
+        let buffer = records
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let batches = record_batch::prepared_batches(&buffer, config.max_batch_bytes)?;
+        self.append_batches(buffer, batches, config, now_ms)
+    }
+
+    fn append_batches(
+        &self,
+        mut buffer: BytesMut,
+        batches: Vec<(usize, BatchHeader)>,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
         let _append = self.append_lock.lock();
         let (mut active, first_offset) = {
             let state = self.state.lock();
@@ -226,9 +266,6 @@ impl Log {
                 "log end offset went backwards"
             );
             state.log_end_offset = written_end;
-            if state.config.flush != FlushMode::Group {
-                state.set_high_watermark(written_end, &self.high_watermark_sender);
-            }
         }
         result?;
         debug_assert_eq!(written_end, next_offset);
@@ -302,55 +339,71 @@ impl Log {
         Ok(segment)
     }
 
-    /// Group commit: returns once every offset below `end_offset` (or the whole log, if it ends
-    /// sooner) is fdatasync'ed. Concurrent callers share one fdatasync: the first takes the sync
-    /// lock and syncs everything written so far; the others then find their offset durable.
-    pub fn flush_to(&self, end_offset: Offset) -> Result<(), StorageError> {
-        {
-            let state = self.state.lock();
-            state.check_open()?;
-            if state.durable_offset >= end_offset {
-                return Ok(());
-            }
-        }
+    /// fdatasyncs everything written so far and returns the durable end: every offset below
+    /// it survives a power loss. Does not move the high watermark: that is the owner's call
+    /// (`commit_to`). Concurrent callers take turns; one that finds the log end already durable
+    /// returns without a syscall.
+    pub fn sync(&self) -> Result<Offset, StorageError> {
+        self.sync_segments(false)
+    }
+
+    /// `sync`, indexes included: the `FlushMode::Interval` timer and shutdown, so a restart
+    /// finds indexes that match the data.
+    pub fn flush(&self) -> Result<Offset, StorageError> {
+        self.sync_segments(true)
+    }
+
+    fn sync_segments(&self, with_indexes: bool) -> Result<Offset, StorageError> {
         let _sync = self.sync_lock.lock();
         let (target, segments) = {
             let state = self.state.lock();
             state.check_open()?;
-            if state.durable_offset >= end_offset {
-                return Ok(()); // a leader's fdatasync covered us
+            if state.durable_offset >= state.log_end_offset && !with_indexes {
+                return Ok(state.durable_offset);
             }
             (state.log_end_offset, state.unsynced_segments())
         };
-        for segment in &segments {
-            segment.sync_log(&self.files)?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        if self.fail_next_sync.swap(false, Ordering::Relaxed) {
+            return Err(StorageError::Io(std::io::Error::other(
+                "injected fdatasync failure",
+            )));
         }
-        self.publish_durable(target);
-        Ok(())
-    }
-
-    fn publish_durable(&self, target: Offset) {
+        for segment in &segments {
+            if with_indexes {
+                segment.flush_indexes(&self.files, true)?;
+            } else {
+                segment.sync_log(&self.files)?;
+            }
+        }
         let mut state = self.state.lock();
         state.durable_offset = state.durable_offset.max(target);
-        if state.config.flush == FlushMode::Group {
-            let durable = state.durable_offset;
-            state.set_high_watermark(durable, &self.high_watermark_sender);
-        }
+        Ok(state.durable_offset)
     }
 
-    /// fdatasyncs everything written so far, indexes included (`FlushMode::Interval` timer).
-    pub fn flush(&self) -> Result<(), StorageError> {
-        let _sync = self.sync_lock.lock();
-        let (target, segments) = {
-            let state = self.state.lock();
-            state.check_open()?;
-            (state.log_end_offset, state.unsynced_segments())
-        };
-        for segment in &segments {
-            segment.flush_indexes(&self.files, true)?;
-        }
-        self.publish_durable(target);
-        Ok(())
+    /// Moves the high watermark (what readers see, what `subscribe` reports) up to `offset`;
+    /// a lower `offset` changes nothing. The owner decides what committed means: storage only
+    /// checks that `offset` was written. Returns the high watermark.
+    pub fn commit_to(&self, offset: Offset) -> Offset {
+        let mut state = self.state.lock();
+        state.set_high_watermark(offset, &self.high_watermark_sender);
+        state.high_watermark
+    }
+
+    /// Offsets below this have been fdatasync'ed.
+    pub fn durable_offset(&self) -> Offset {
+        self.state.lock().durable_offset
+    }
+
+    /// fdatasync calls made (or attempted) on this log since it was opened.
+    pub fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next `sync` fail with an I/O error, as a failing disk would (tests only).
+    #[doc(hidden)]
+    pub fn fail_next_sync(&self) {
+        self.fail_next_sync.store(true, Ordering::Relaxed);
     }
 
     /// Whole batches from the one containing `offset`, up to `max_bytes` (at least one batch),
@@ -691,14 +744,10 @@ impl Log {
         Ok(stats)
     }
 
-    /// Takes effect for the next append; leaving `Group` makes everything written readable.
+    /// Takes effect for the next append. Changes no offset: leaving `Group` makes written data
+    /// readable only once the owner commits it.
     pub fn set_config(&self, config: LogConfig) {
-        let mut state = self.state.lock();
-        state.config = config;
-        if state.config.flush != FlushMode::Group {
-            let end = state.log_end_offset;
-            state.set_high_watermark(end, &self.high_watermark_sender);
-        }
+        self.state.lock().config = config;
     }
 
     pub fn config(&self) -> LogConfig {
@@ -730,8 +779,10 @@ impl Log {
         for segment in &segments {
             segment.flush_indexes(&self.files, true)?;
         }
-        self.publish_durable(target);
-        self.state.lock().closed = true;
+        let mut state = self.state.lock();
+        state.durable_offset = state.durable_offset.max(target);
+        state.closed = true;
+        drop(state);
         self.files.evict_dir(&self.dir);
         Ok(())
     }

@@ -257,6 +257,48 @@ pub fn validate_all(
     Ok(batches)
 }
 
+/// The batches of a buffer the broker encoded itself (already CRC'd, one allocation shared
+/// with other logs): headers are parsed and their lengths checked against the buffer, but the
+/// CRC and the record walk are skipped, since a second pass over bytes the encoder just
+/// summed finds nothing. Debug builds still run the full [`validate`] to catch encoder bugs.
+pub fn prepared_batches(
+    bytes: &[u8],
+    max_batch_bytes: u32,
+) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
+    if bytes.is_empty() {
+        return Err(StorageError::CorruptBatch(
+            "no record batch in the buffer".into(),
+        ));
+    }
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let header = BatchHeader::parse(&bytes[position..])?;
+        let total = header.total_bytes();
+        if total > max_batch_bytes as usize {
+            return Err(StorageError::BatchTooLarge {
+                size: total,
+                max: max_batch_bytes,
+            });
+        }
+        if total > bytes.len() - position || header.records_count < 1 {
+            return Err(StorageError::CorruptBatch(format!(
+                "prepared batch at {position}: {total} bytes, {} records, {} bytes left",
+                header.records_count,
+                bytes.len() - position
+            )));
+        }
+        debug_assert_eq!(
+            validate(&bytes[position..], max_batch_bytes).ok(),
+            Some(header),
+            "a prepared batch must be valid"
+        );
+        batches.push((position, header));
+        position += total;
+    }
+    Ok(batches)
+}
+
 /// Stamps a whole batch with the broker's clock (Kafka's LogAppendTime for v2): sets the
 /// timestamp-type attribute bit and `maxTimestamp`, then recomputes the CRC (both fields are
 /// covered). Consumers read `maxTimestamp` as every record's timestamp. Returns the new header.

@@ -75,7 +75,7 @@ fn fill(log: &Log, keys: usize, rounds: usize, codecs: &[Compression], ts: i64) 
             .map(|(k, v)| (Some(&k[..]), Some(&v[..]), ts))
             .collect();
         let info = log
-            .append(keyed_batch(&records, codecs[round % codecs.len()], -1), ts)
+            .append_committed(keyed_batch(&records, codecs[round % codecs.len()], -1), ts)
             .unwrap();
         for (i, (k, v)) in owned.into_iter().enumerate() {
             all.push((info.base_offset + i as i64, Some(k), Some(v), ts));
@@ -109,13 +109,15 @@ fn log_append_time_stamps_header_crc_and_time_lookup() {
     };
     let log = open(dir.path(), config.clone(), false);
     let info = log
-        .append(
+        .append_committed(
             batch_with(&values(1, 2, 10), &[10, 20], Compression::Gzip),
             5_000,
         )
         .unwrap();
     assert_eq!((info.log_append_time, info.max_timestamp), (5_000, 5_000));
-    let second = log.append(batch(&values(2, 1, 10), 30), 6_000).unwrap();
+    let second = log
+        .append_committed(batch(&values(2, 1, 10), 30), 6_000)
+        .unwrap();
     assert_eq!(second.log_append_time, 6_000);
     let bytes = log.read(0, 1 << 20).unwrap().bytes;
     let headers = headers_of(&bytes);
@@ -136,7 +138,9 @@ fn log_append_time_stamps_header_crc_and_time_lookup() {
     assert_eq!(log.offset_for_timestamp(5_001).unwrap(), Some((2, 6_000)));
     // CreateTime leaves batches alone.
     log.set_config(small_config(FlushMode::Never));
-    let third = log.append(batch(&values(3, 1, 10), 40), 7_000).unwrap();
+    let third = log
+        .append_committed(batch(&values(3, 1, 10), 40), 7_000)
+        .unwrap();
     assert_eq!((third.log_append_time, third.max_timestamp), (-1, 40));
 }
 
@@ -174,7 +178,7 @@ fn compaction_keeps_the_last_value_per_key_and_preserves_offsets_and_codecs() {
     let mut all = fill(&log, 6, 25, &codecs, 100);
     // Keyless records stay; key-0 is superseded by a record in the active segment.
     let keyless = log
-        .append(
+        .append_committed(
             keyed_batch(&[(None, Some(b"no key"), 100)], Compression::None, -1),
             100,
         )
@@ -260,7 +264,7 @@ fn tombstones_go_only_after_delete_retention() {
     let log = open(dir.path(), config, false);
     fill(&log, 3, 10, &[Compression::None], 100);
     let tombstone = log
-        .append(
+        .append_committed(
             keyed_batch(&[(Some(&key(1)), None, 500)], Compression::None, -1),
             500,
         )
@@ -268,13 +272,13 @@ fn tombstones_go_only_after_delete_retention() {
     fill(&log, 3, 10, &[Compression::None], 600); // key-1 gets a value again
                                                   // key-5's last record is a tombstone: it stands until delete_retention_ms.
     let standing = log
-        .append(
+        .append_committed(
             keyed_batch(&[(Some(&key(5)), Some(b"v"), 700)], Compression::None, -1),
             700,
         )
         .unwrap();
     let deleted = log
-        .append(
+        .append_committed(
             keyed_batch(&[(Some(&key(5)), None, 800)], Compression::None, -1),
             800,
         )
@@ -337,7 +341,7 @@ fn compaction_keeps_log_append_time_and_producer_state() {
     let log = open(dir.path(), config, false);
     // Two batches of producer 7 with keys a, b; then key a again from a non-idempotent writer.
     let first = log
-        .append(
+        .append_committed(
             keyed_batch(
                 &[
                     (Some(b"a"), Some(b"1"), 1),
@@ -351,13 +355,13 @@ fn compaction_keeps_log_append_time_and_producer_state() {
         )
         .unwrap();
     let last_of_producer = log
-        .append(
+        .append_committed(
             keyed_batch(&[(Some(b"b"), Some(b"2"), 4)], Compression::None, 7),
             1_100,
         )
         .unwrap();
     fill(&log, 1, 1, &[Compression::None], 1_200);
-    log.append(
+    log.append_committed(
         keyed_batch(&[(Some(b"a"), Some(b"2"), 5)], Compression::None, -1),
         1_300,
     )
@@ -408,17 +412,17 @@ fn a_producers_emptied_last_batch_stays_as_a_header() {
     // for `b`. Its timestamps are the log's largest, so no record carries the empty batch's.
     let first: Vec<Keyed> = vec![(Some(b"c"), Some(b"1"), 10)];
     let info = log
-        .append(keyed_batch(&first, Compression::None, 9), 10)
+        .append_committed(keyed_batch(&first, Compression::None, 9), 10)
         .unwrap();
     push(&mut all, info.base_offset, &first);
     let last: Vec<Keyed> = vec![(Some(b"a"), Some(b"old"), 4_000), (Some(b"b"), None, 5_000)];
     let last_info = log
-        .append(keyed_batch(&last, Compression::Gzip, 9), 20)
+        .append_committed(keyed_batch(&last, Compression::Gzip, 9), 20)
         .unwrap();
     push(&mut all, last_info.base_offset, &last);
     let later: Vec<Keyed> = vec![(Some(b"a"), Some(b"new"), 30), (Some(b"c"), Some(b"2"), 30)];
     let info = log
-        .append(keyed_batch(&later, Compression::None, -1), 30)
+        .append_committed(keyed_batch(&later, Compression::None, -1), 30)
         .unwrap();
     push(&mut all, info.base_offset, &later);
     all.extend(fill(&log, 3, 40, &[Compression::None], 100)); // roll the above out
@@ -495,7 +499,7 @@ fn a_producers_emptied_last_batch_stays_as_a_header() {
 
     // Once producer 9 writes again, its empty batch is no longer its last and goes.
     let again: Vec<Keyed> = vec![(Some(b"d"), Some(b"1"), 200)];
-    log.append(keyed_batch(&again, Compression::None, 9), 200)
+    log.append_committed(keyed_batch(&again, Compression::None, 9), 200)
         .unwrap();
     fill(&log, 3, 40, &[Compression::None], 300);
     log.compact(1_000_000, &UNTHROTTLED).unwrap();
@@ -515,7 +519,7 @@ fn batch_headers_and_max_timestamp() {
         let producer_id = if i % 2 == 0 { 11 } else { -1 };
         let records: Vec<Keyed> = vec![(None, Some(b"v"), ts - 1), (None, Some(b"w"), ts)];
         infos.push(
-            log.append(keyed_batch(&records, Compression::Gzip, producer_id), 0)
+            log.append_committed(keyed_batch(&records, Compression::Gzip, producer_id), 0)
                 .unwrap(),
         );
     }
@@ -674,7 +678,7 @@ proptest! {
                         .iter()
                         .map(|(k, v)| (k.as_deref(), v.as_deref(), 1))
                         .collect();
-                    let info = log.append(keyed_batch(&keyed, Compression::None, -1), 1).unwrap();
+                    let info = log.append_committed(keyed_batch(&keyed, Compression::None, -1), 1).unwrap();
                     for (i, (k, v)) in owned.into_iter().enumerate() {
                         all.push((info.base_offset + i as i64, k, v, 1));
                     }

@@ -29,7 +29,9 @@ fn segment_files(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf>
 fn append_assigns_offsets_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small_config(FlushMode::Never), false);
-    let first = log.append(batch(&values(1, 3, 10), 5), 0).unwrap();
+    let first = log
+        .append_committed(batch(&values(1, 3, 10), 5), 0)
+        .unwrap();
     assert_eq!(
         (first.base_offset, first.last_offset, first.record_count),
         (0, 2, 3)
@@ -37,7 +39,7 @@ fn append_assigns_offsets_and_reads_back() {
     // Two batches in one call.
     let mut two = batch(&values(2, 2, 10), 6).to_vec();
     two.extend_from_slice(&batch(&values(3, 1, 10), 7));
-    let second = log.append(two.into(), 0).unwrap();
+    let second = log.append_committed(two.into(), 0).unwrap();
     assert_eq!(
         (second.base_offset, second.last_offset, second.max_timestamp),
         (3, 5, 7)
@@ -73,7 +75,7 @@ fn a_bad_batch_rejects_the_whole_call() {
     bad[last] ^= 1;
     buffer.extend_from_slice(&bad);
     assert!(matches!(
-        log.append(buffer.into(), 0),
+        log.append_committed(buffer.into(), 0),
         Err(StorageError::CorruptBatch(_))
     ));
     assert_eq!(log.log_end_offset(), 0);
@@ -84,7 +86,7 @@ fn a_bad_batch_rejects_the_whole_call() {
     };
     log.set_config(too_large);
     assert!(matches!(
-        log.append(batch(&values(3, 1, 200), 5), 0),
+        log.append_committed(batch(&values(3, 1, 200), 5), 0),
         Err(StorageError::BatchTooLarge { max: 100, .. })
     ));
 }
@@ -94,15 +96,16 @@ fn reads_stop_at_max_bytes_but_return_one_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small_config(FlushMode::Never), false);
     let big = batch(&values(1, 1, 500), 0);
-    log.append(big.clone(), 0).unwrap();
-    log.append(batch(&values(2, 1, 10), 0), 0).unwrap();
+    log.append_committed(big.clone(), 0).unwrap();
+    log.append_committed(batch(&values(2, 1, 10), 0), 0)
+        .unwrap();
     assert_eq!(log.read(0, 10).unwrap().bytes.len(), big.len());
     let both = log.read(0, 10_000).unwrap();
     assert_eq!(decode(&both.bytes).len(), 2);
 }
 
 #[test]
-fn group_mode_hides_data_until_flushed() {
+fn written_data_is_hidden_until_committed() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small_config(FlushMode::Group), false);
     let mut watcher = log.subscribe();
@@ -112,7 +115,18 @@ fn group_mode_hides_data_until_flushed() {
         log.read(1, 100),
         Err(StorageError::OffsetOutOfRange { .. })
     ));
-    log.flush_to(info.last_offset + 1).unwrap();
+    // A sync makes it durable but not visible: committing is the owner's decision.
+    assert_eq!(log.durable_offset(), 0);
+    let syncs = log.sync_count();
+    assert_eq!(log.sync().unwrap(), info.last_offset + 1);
+    assert_eq!(log.durable_offset(), 2);
+    assert_eq!(log.high_watermark(), 0);
+    assert!(!watcher.has_changed().unwrap());
+    // Nothing new to sync: no syscall.
+    assert_eq!(log.sync().unwrap(), 2);
+    assert_eq!(log.sync_count(), syncs + 1);
+    assert_eq!(log.commit_to(info.last_offset + 1), 2);
+    assert_eq!(log.commit_to(1), 2, "the high watermark never goes back");
     assert_eq!(log.high_watermark(), 2);
     assert!(watcher.has_changed().unwrap());
     assert_eq!(*watcher.borrow_and_update(), 2);
@@ -133,8 +147,7 @@ fn group_commit_under_concurrency() {
                 let mut last_seen = 0;
                 for i in 0..25 {
                     let value = values(thread * 1000 + i, 1, 20);
-                    let info = log.append(batch(&value, 0), 0).unwrap();
-                    log.flush_to(info.last_offset + 1).unwrap();
+                    let info = log.append_committed(batch(&value, 0), 0).unwrap();
                     let high_watermark = log.high_watermark();
                     assert!(
                         high_watermark > info.last_offset,
@@ -166,7 +179,8 @@ fn torn_tail_is_cut_after_a_crash() {
     };
     let log = open(dir.path(), config.clone(), false);
     for i in 0..20 {
-        log.append(batch(&values(i, 2, 30), i as i64), 0).unwrap();
+        log.append_committed(batch(&values(i, 2, 30), i as i64), 0)
+            .unwrap();
     }
     let expected = read_all(&log, 0);
     drop(log); // crash: no close
@@ -180,7 +194,9 @@ fn torn_tail_is_cut_after_a_crash() {
     assert_eq!(log.log_end_offset(), 40);
     assert_eq!(std::fs::metadata(&segment).unwrap().len(), whole_bytes);
     assert_eq!(read_all(&log, 0), expected);
-    let info = log.append(batch(&values(100, 1, 30), 0), 0).unwrap();
+    let info = log
+        .append_committed(batch(&values(100, 1, 30), 0), 0)
+        .unwrap();
     assert_eq!(info.base_offset, 40);
     drop(log);
     // Garbage after whole batches.
@@ -190,7 +206,7 @@ fn torn_tail_is_cut_after_a_crash() {
     let log = open(dir.path(), config, true);
     assert_eq!(log.log_end_offset(), 41);
     assert_eq!(
-        log.append(batch(&values(101, 1, 30), 0), 0)
+        log.append_committed(batch(&values(101, 1, 30), 0), 0)
             .unwrap()
             .base_offset,
         41
@@ -207,9 +223,11 @@ fn corrupt_batch_in_the_middle_cuts_the_rest_after_a_crash() {
     };
     let log = open(dir.path(), config.clone(), false);
     let first = batch(&values(1, 1, 30), 0);
-    log.append(first.clone(), 0).unwrap();
-    log.append(batch(&values(2, 1, 30), 0), 0).unwrap();
-    log.append(batch(&values(3, 1, 30), 0), 0).unwrap();
+    log.append_committed(first.clone(), 0).unwrap();
+    log.append_committed(batch(&values(2, 1, 30), 0), 0)
+        .unwrap();
+    log.append_committed(batch(&values(3, 1, 30), 0), 0)
+        .unwrap();
     drop(log);
     let segment = segment_files(dir.path(), "log").pop().unwrap();
     let mut bytes = std::fs::read(&segment).unwrap();
@@ -229,7 +247,8 @@ fn deleted_or_corrupt_indexes_are_rebuilt() {
     let config = small_config(FlushMode::Never);
     let log = open(dir.path(), config.clone(), false);
     for i in 0..60 {
-        log.append(batch(&values(i, 2, 40), i as i64), 0).unwrap();
+        log.append_committed(batch(&values(i, 2, 40), i as i64), 0)
+            .unwrap();
     }
     let expected = read_all(&log, 0);
     log.close().unwrap();
@@ -267,20 +286,21 @@ fn clean_reopen_keeps_offsets_and_data() {
     let config = small_config(FlushMode::Interval);
     let log = open(dir.path(), config.clone(), false);
     for i in 0..30 {
-        log.append(batch(&values(i, 3, 25), i as i64), 0).unwrap();
+        log.append_committed(batch(&values(i, 3, 25), i as i64), 0)
+            .unwrap();
     }
     log.flush().unwrap();
     let expected = read_all(&log, 0);
     log.close().unwrap();
     assert!(matches!(
-        log.append(batch(&values(1, 1, 1), 0), 0),
+        log.append_committed(batch(&values(1, 1, 1), 0), 0),
         Err(StorageError::Closed)
     ));
     let log = open(dir.path(), config, false);
     assert_eq!(log.log_end_offset(), 90);
     assert_eq!(read_all(&log, 0), expected);
     assert_eq!(
-        log.append(batch(&values(9, 1, 1), 0), 0)
+        log.append_committed(batch(&values(9, 1, 1), 0), 0)
             .unwrap()
             .base_offset,
         90
@@ -295,7 +315,7 @@ fn offset_for_timestamp_finds_the_exact_record() {
         // Timestamps within a batch out of order: the first record >= ts in offset order wins.
         for i in 0..20i64 {
             let timestamps = [i * 100 + 50, i * 100 + 10, i * 100 + 90, i * 100 + 30];
-            log.append(
+            log.append_committed(
                 batch_with(&values(i as u64, 4, 20), &timestamps, compression),
                 0,
             )
@@ -347,7 +367,7 @@ fn retention_by_time_and_size_and_delete_records() {
     let config = small_config(FlushMode::Never);
     let log = open(dir.path(), config.clone(), false);
     for i in 0..40 {
-        log.append(batch(&values(i, 2, 40), i as i64 * 1000), 0)
+        log.append_committed(batch(&values(i, 2, 40), i as i64 * 1000), 0)
             .unwrap();
     }
     let segments = segment_files(dir.path(), "log").len();
@@ -406,7 +426,9 @@ fn delete_records_while_appending() {
         std::thread::spawn(move || {
             let mut last = -1;
             for i in 0..400 {
-                let info = log.append(batch(&values(i, 2, 40), 0), 0).unwrap();
+                let info = log
+                    .append_committed(batch(&values(i, 2, 40), 0), 0)
+                    .unwrap();
                 assert!(info.base_offset > last, "offsets must grow");
                 last = info.last_offset;
             }
@@ -446,10 +468,13 @@ fn segment_ms_rolls_old_active_segment() {
         ..small_config(FlushMode::Never)
     };
     let log = open(dir.path(), config, false);
-    log.append(batch(&values(1, 1, 10), 0), 0).unwrap();
-    log.append(batch(&values(2, 1, 10), 0), 500).unwrap();
+    log.append_committed(batch(&values(1, 1, 10), 0), 0)
+        .unwrap();
+    log.append_committed(batch(&values(2, 1, 10), 0), 500)
+        .unwrap();
     assert_eq!(segment_files(dir.path(), "log").len(), 1);
-    log.append(batch(&values(3, 1, 10), 0), 1_501).unwrap();
+    log.append_committed(batch(&values(3, 1, 10), 0), 1_501)
+        .unwrap();
     assert_eq!(segment_files(dir.path(), "log").len(), 2);
     assert_eq!(read_all(&log, 0).len(), 3);
 }
@@ -472,9 +497,8 @@ fn file_cache_of_four_serves_twenty_logs() {
     for round in 0..10u64 {
         for (i, log) in logs.iter().enumerate() {
             let info = log
-                .append(batch(&values(round * 100 + i as u64, 2, 60), 0), 0)
+                .append_committed(batch(&values(round * 100 + i as u64, 2, 60), 0), 0)
                 .unwrap();
-            log.flush_to(info.last_offset + 1).unwrap();
             assert!(files.open_count() <= 4);
             let records = decode(&log.read(info.base_offset, 1000).unwrap().bytes);
             assert_eq!(records[0].1, values(round * 100 + i as u64, 2, 60)[0]);
@@ -487,4 +511,22 @@ fn file_cache_of_four_serves_twenty_logs() {
         log.close().unwrap();
     }
     assert!(files.open_count() <= 4);
+}
+
+#[test]
+fn prepared_batches_append_without_a_second_crc_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(FlushMode::Never), false);
+    let two = [batch(&values(1, 2, 10), 0), batch(&values(2, 1, 10), 0)].concat();
+    let info = log.append_prepared(two.into(), 0).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 2));
+    log.commit_to(info.last_offset + 1);
+    assert_eq!(read_all(&log, 0).len(), 3);
+    // Lengths are still checked: a cut buffer writes nothing.
+    let whole = batch(&values(3, 1, 10), 0);
+    assert!(matches!(
+        log.append_prepared(whole.slice(..whole.len() - 1), 0),
+        Err(StorageError::CorruptBatch(_))
+    ));
+    assert_eq!(log.log_end_offset(), 3);
 }

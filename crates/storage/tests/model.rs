@@ -106,11 +106,8 @@ impl Harness {
                     appended.extend(batch_values);
                 }
                 let log = self.log();
-                let info = log.append(buffer.into(), 0).unwrap();
+                let info = log.append_committed(buffer.into(), 0).unwrap();
                 assert_eq!(info.base_offset, self.end());
-                if self.config.flush == FlushMode::Group {
-                    log.flush_to(info.last_offset + 1).unwrap();
-                }
                 for (i, value) in appended.into_iter().enumerate() {
                     self.model.insert(info.base_offset + i as Offset, value);
                 }

@@ -6,13 +6,13 @@
 use std::fs;
 use std::sync::Arc;
 
-use porter_storage::{Log, LogConfig, Offset};
+use porter_storage::{Log, Offset};
 
 use super::{io, Broker, TopicHandle};
 use crate::error::{CoreError, Result};
 use crate::metadata::MetadataCommand;
 use crate::partition::{blocking, run_blocking, Partition};
-use crate::topic::{Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
+use crate::topic::{Topic, TopicConfig, TopicDefaults, TOPIC_PARTITIONS_MAX};
 
 /// DeleteRecords' offset meaning "everything below the high watermark".
 pub const DELETE_RECORDS_TO_HIGH_WATERMARK: Offset = -1;
@@ -41,7 +41,7 @@ impl Broker {
         change: F,
     ) -> Result<Arc<TopicHandle>>
     where
-        F: FnOnce(&TopicConfig, &LogConfig) -> Result<TopicConfig> + Send + 'static,
+        F: FnOnce(&TopicConfig, &TopicDefaults) -> Result<TopicConfig> + Send + 'static,
     {
         if self.shutdown.is_cancelled() {
             return Err(CoreError::ShuttingDown);
@@ -53,7 +53,8 @@ impl Broker {
             let old = this
                 .topic(&name)
                 .ok_or_else(|| CoreError::UnknownTopic(name.clone()))?;
-            let config = change(&old.topic.config, &this.config.log_defaults)?;
+            let defaults = TopicDefaults(this.config.log_defaults.clone());
+            let config = change(&old.topic.config, &defaults)?;
             config.validate()?;
             let topic = Topic {
                 config,
@@ -72,7 +73,7 @@ impl Broker {
             })?;
             let log_config = topic.config.log_config(&this.config.log_defaults);
             for partition in &old.partitions {
-                partition.log().set_config(log_config.clone());
+                partition.set_log_config(log_config.clone());
             }
             let handle = Arc::new(TopicHandle {
                 topic,
@@ -152,7 +153,7 @@ impl Broker {
     /// Moves a partition's log start to `before_offset` (Kafka's DeleteRecords), deleting the
     /// segments wholly below it; [`DELETE_RECORDS_TO_HIGH_WATERMARK`] means the high watermark.
     /// Returns the new low watermark. An offset past the high watermark is
-    /// `StorageError::OffsetOutOfRange`; one below the current start changes nothing.
+    /// `CoreError::OffsetOutOfRange`; one below the current start changes nothing.
     pub async fn delete_records(
         &self,
         topic: &str,
@@ -186,7 +187,7 @@ fn open_new_partitions(broker: &Broker, topic: &Topic, from: u32) -> Result<Vec<
             false,
         )
         .map_err(CoreError::from)
-        .and_then(|log| Partition::open(topic.name.clone(), index as i32, log));
+        .and_then(|log| Partition::open(topic.name.clone(), index as i32, log, &broker.committer));
         match result {
             Ok(partition) => opened.push(Arc::new(partition)),
             Err(e) => {

@@ -60,6 +60,7 @@ impl Broker {
                 after_crash,
                 self.epoch,
                 Arc::downgrade(self),
+                self.queue_scheduler.clone(),
             )?;
             live.push(definition.id.to_string());
             self.queues
@@ -214,6 +215,7 @@ impl Broker {
                 false,
                 this.epoch,
                 Arc::downgrade(&this),
+                this.queue_scheduler.clone(),
             )?;
             this.queues
                 .write()
@@ -278,6 +280,7 @@ impl Broker {
 
     /// Graceful stop of every queue (syncs and closes their files). Blocking.
     pub(crate) fn close_queues(&self) -> bool {
+        self.queue_scheduler.stop();
         let mut failed = false;
         for queue in self.queues.read().values().flat_map(HashMap::values) {
             if let Err(e) = queue.close(false) {

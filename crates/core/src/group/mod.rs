@@ -194,8 +194,9 @@ impl GroupCoordinator {
         files: Arc<FileCache>,
         after_crash: bool,
         config: GroupConfig,
+        committer: &crate::commit::Committer,
     ) -> Result<GroupCoordinator> {
-        let store = Arc::new(OffsetStore::open(dir, files, after_crash)?);
+        let store = Arc::new(OffsetStore::open(dir, files, after_crash, committer)?);
         let now = Instant::now();
         let mut groups = HashMap::new();
         for (id, snapshot) in store.groups() {
@@ -364,12 +365,8 @@ impl GroupCoordinator {
 
     /// Appends changes to the offsets log and waits until they are durable.
     async fn write(&self, changes: Vec<Change>) -> Result<()> {
-        let store = self.store.clone();
-        crate::partition::run_blocking(move || {
-            let end = store.write(changes)?;
-            store.wait_durable(end)
-        })
-        .await
+        let end = self.store.write(changes).await?;
+        self.store.wait_durable(end).await
     }
 
     /// OffsetCommit. `generation < 0` with an empty member id is a commit from outside the

@@ -6,6 +6,9 @@
 //! records in order, last one wins. When the log outgrows [`OFFSETS_LOG_COMPACT_BYTES`], the live
 //! state is appended again as a fresh run and everything before it is dropped: a snapshot inside
 //! the same log, so a crash at any point leaves either the old run or the new one complete.
+//!
+//! Writes run on the log's writer thread ([`crate::commit`]): the cache is updated in the same
+//! job as the append, so it follows log order, and callers await the commit point.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -14,9 +17,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use porter_storage::records::{decode_batches, encode_batch, LogRecord};
-use porter_storage::{FileCache, FlushMode, Log, LogConfig, StorageError};
+use porter_storage::{FileCache, FlushMode, Log, LogConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::commit::{Committer, LogWriter};
 use crate::error::{CoreError, Result};
 
 /// Compact the offsets log when it grows past this.
@@ -78,9 +82,10 @@ struct Cache {
 }
 
 pub struct OffsetStore {
-    log: Arc<Log>,
-    /// Appends and cache updates happen together, so the cache follows log order.
-    cache: Mutex<Cache>,
+    log: LogWriter,
+    /// Appends and cache updates happen together (one writer job), so the cache follows log
+    /// order.
+    cache: Arc<Mutex<Cache>>,
 }
 
 /// A change to apply: offset commits/deletions and group snapshots/deletions.
@@ -106,8 +111,13 @@ pub enum Change {
 }
 
 impl OffsetStore {
-    /// Opens the log in `dir` and replays it. Blocking.
-    pub fn open(dir: &Path, files: Arc<FileCache>, after_crash: bool) -> Result<OffsetStore> {
+    /// Opens the log in `dir`, replays it and pins it to a writer thread. Blocking.
+    pub fn open(
+        dir: &Path,
+        files: Arc<FileCache>,
+        after_crash: bool,
+        committer: &Committer,
+    ) -> Result<OffsetStore> {
         let config = LogConfig {
             segment_bytes: OFFSETS_SEGMENT_BYTES,
             retention_ms: None,
@@ -134,71 +144,54 @@ impl OffsetStore {
             offset = last + 1;
         }
         Ok(OffsetStore {
-            log,
-            cache: Mutex::new(cache),
+            log: committer.register(log),
+            cache: Arc::new(Mutex::new(cache)),
         })
     }
 
-    /// Appends the changes and applies them to the cache; returns the end offset to wait on
-    /// for durability. Blocking.
-    pub fn write(&self, changes: Vec<Change>) -> Result<i64> {
+    /// Appends the changes and applies them to the cache (on the log's writer thread); returns
+    /// the end offset to wait on for durability ([`OffsetStore::wait_durable`]).
+    pub async fn write(&self, changes: Vec<Change>) -> Result<i64> {
         if changes.is_empty() {
-            return Ok(self.log.log_end_offset());
+            return Ok(self.log.log().log_end_offset());
         }
-        let now = crate::partition::now_ms();
-        let records = changes
-            .into_iter()
-            .map(|change| to_record(change, now))
-            .collect::<Result<Vec<_>>>()?;
-        let mut cache = self.cache.lock();
-        let info = self.log.append(encode_batch(&records)?, now)?;
-        for record in &records {
-            apply(&mut cache, record)?;
+        let cache = Arc::clone(&self.cache);
+        let (end, compacted_from) = self
+            .log
+            .write(move |log| {
+                let now = crate::partition::now_ms();
+                let records = changes
+                    .into_iter()
+                    .map(|change| to_record(change, now))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut cache = cache.lock();
+                let info = log.append(encode_batch(&records)?, now)?;
+                for record in &records {
+                    apply(&mut cache, record)?;
+                }
+                let compacted_from = if log.size_bytes() > OFFSETS_LOG_COMPACT_BYTES {
+                    Some(rewrite_live_state(log, &cache, now)?)
+                } else {
+                    None
+                };
+                debug_assert!(log.log_end_offset() > info.last_offset);
+                Ok((log.log_end_offset(), compacted_from))
+            })
+            .await?;
+        if let Some(start) = compacted_from {
+            // The new run must be committed (durable) before the old one goes.
+            self.log.wait_committed(end).await?;
+            self.log
+                .write(move |log| Ok(log.delete_records_before(start)?))
+                .await?;
         }
-        if self.log.size_bytes() > OFFSETS_LOG_COMPACT_BYTES {
-            self.compact(&cache, now)?;
-        }
-        Ok(info.last_offset + 1)
+        Ok(end)
     }
 
-    /// Blocks until everything below `end_offset` is fdatasync'ed.
-    pub fn wait_durable(&self, end_offset: i64) -> Result<()> {
-        Ok(self.log.flush_to(end_offset)?)
-    }
-
-    fn compact(&self, cache: &Cache, now: i64) -> Result<()> {
-        let mut live = Vec::new();
-        for (group, snapshot) in &cache.groups {
-            live.push(to_record(
-                Change::Group {
-                    group: group.clone(),
-                    snapshot: snapshot.clone(),
-                },
-                now,
-            )?);
-        }
-        for (group, offsets) in &cache.offsets {
-            for ((topic, partition), offset) in offsets {
-                live.push(to_record(
-                    Change::Commit {
-                        group: group.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: offset.clone(),
-                    },
-                    now,
-                )?);
-            }
-        }
-        let start = self.log.log_end_offset();
-        for chunk in live.chunks(COMPACTION_BATCH_RECORDS) {
-            self.log.append(encode_batch(chunk)?, now)?;
-        }
-        // The new run must be durable before the old one goes.
-        self.log.flush_to(self.log.log_end_offset())?;
-        self.log.delete_records_before(start)?;
-        tracing::info!(records = live.len(), "compacted the consumer offsets log");
-        Ok(())
+    /// Returns once everything below `end_offset` is committed (fdatasync'ed: this log's flush
+    /// mode is `group`).
+    pub async fn wait_durable(&self, end_offset: i64) -> Result<()> {
+        self.log.wait_committed(end_offset).await
     }
 
     pub fn offsets(&self, group: &str) -> BTreeMap<(String, i32), CommittedOffset> {
@@ -219,9 +212,44 @@ impl OffsetStore {
         self.cache.lock().offsets.keys().cloned().collect()
     }
 
+    /// Syncs and closes the log. Blocking; call it after the committer stopped.
     pub fn close(&self) -> Result<()> {
-        Ok(self.log.close()?)
+        Ok(self.log.log().close()?)
     }
+}
+
+/// Appends the live state of `cache` as a fresh run after everything written; returns where
+/// the run starts. Everything before it may go once the run is committed.
+fn rewrite_live_state(log: &Log, cache: &Cache, now: i64) -> Result<i64> {
+    let mut live = Vec::new();
+    for (group, snapshot) in &cache.groups {
+        live.push(to_record(
+            Change::Group {
+                group: group.clone(),
+                snapshot: snapshot.clone(),
+            },
+            now,
+        )?);
+    }
+    for (group, offsets) in &cache.offsets {
+        for ((topic, partition), offset) in offsets {
+            live.push(to_record(
+                Change::Commit {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: offset.clone(),
+                },
+                now,
+            )?);
+        }
+    }
+    let start = log.log_end_offset();
+    for chunk in live.chunks(COMPACTION_BATCH_RECORDS) {
+        log.append(encode_batch(chunk)?, now)?;
+    }
+    tracing::info!(records = live.len(), "compacted the consumer offsets log");
+    Ok(start)
 }
 
 fn to_record(change: Change, now: i64) -> Result<LogRecord> {
@@ -270,10 +298,7 @@ fn to_json(value: &impl Serialize) -> Result<Vec<u8>> {
 
 fn apply(cache: &mut Cache, record: &LogRecord) -> Result<()> {
     let corrupt = |e: serde_json::Error| {
-        CoreError::Storage(StorageError::CorruptBatch(format!(
-            "consumer offsets record at {}: {e}",
-            record.offset
-        )))
+        CoreError::Corrupt(format!("consumer offsets record at {}: {e}", record.offset))
     };
     let Some(key) = &record.key else {
         return Ok(());
@@ -325,6 +350,11 @@ fn apply(cache: &mut Cache, record: &LogRecord) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commit::CommitConfig;
+
+    fn committer() -> Arc<Committer> {
+        Committer::start(&CommitConfig::default()).unwrap()
+    }
 
     fn commit(group: &str, partition: i32, offset: i64) -> Change {
         Change::Commit {
@@ -340,37 +370,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn commits_survive_reopen_and_last_write_wins() {
+    #[tokio::test]
+    async fn commits_survive_reopen_and_last_write_wins() {
         let dir = tempfile::tempdir().unwrap();
         let files = FileCache::new(16);
+        let committer = committer();
         {
-            let store = OffsetStore::open(dir.path(), files.clone(), false).unwrap();
+            let store = OffsetStore::open(dir.path(), files.clone(), false, &committer).unwrap();
             let end = store
                 .write(vec![commit("g", 0, 5), commit("g", 1, 7)])
+                .await
                 .unwrap();
-            store.write(vec![commit("g", 0, 9)]).unwrap();
+            store.write(vec![commit("g", 0, 9)]).await.unwrap();
             store
                 .write(vec![Change::DeleteOffset {
                     group: "g".into(),
                     topic: "t".into(),
                     partition: 1,
                 }])
+                .await
                 .unwrap();
-            store.wait_durable(end).unwrap();
+            store.wait_durable(end).await.unwrap();
             store.close().unwrap();
         }
-        let store = OffsetStore::open(dir.path(), files, true).unwrap();
+        let store = OffsetStore::open(dir.path(), files, true, &committer).unwrap();
         let offsets = store.offsets("g");
         assert_eq!(offsets.len(), 1);
         assert_eq!(offsets[&("t".to_string(), 0)].offset, 9);
     }
 
-    #[test]
-    fn compaction_keeps_live_state() {
+    #[tokio::test]
+    async fn compaction_keeps_live_state() {
         let dir = tempfile::tempdir().unwrap();
         let files = FileCache::new(16);
-        let store = OffsetStore::open(dir.path(), files.clone(), false).unwrap();
+        let committer = committer();
+        let store = OffsetStore::open(dir.path(), files.clone(), false, &committer).unwrap();
         let mut expected = 0;
         // Enough commits to cross the compaction threshold at least once.
         let big_metadata = "x".repeat(4000);
@@ -388,16 +422,16 @@ mod tests {
                     },
                 })
                 .collect();
-            store.write(changes).unwrap();
+            store.write(changes).await.unwrap();
             expected = round;
         }
         assert!(
-            store.log.log_start_offset() > 0,
+            store.log.log().log_start_offset() > 0,
             "compaction moved the log start"
         );
-        assert!(store.log.size_bytes() <= OFFSETS_LOG_COMPACT_BYTES + (1 << 20) * 20);
+        assert!(store.log.log().size_bytes() <= OFFSETS_LOG_COMPACT_BYTES + (1 << 20) * 20);
         drop(store);
-        let store = OffsetStore::open(dir.path(), files, true).unwrap();
+        let store = OffsetStore::open(dir.path(), files, true, &committer).unwrap();
         let offsets = store.offsets("g");
         assert_eq!(offsets.len(), 50);
         assert!(offsets.values().all(|o| o.offset == expected));

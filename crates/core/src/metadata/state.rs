@@ -36,12 +36,12 @@ impl MetadataState {
         match command {
             MetadataCommand::CreateVhost { name } => {
                 if name.is_empty() || name.len() > 255 {
-                    return Err(CoreError::PreconditionFailed(format!(
+                    return Err(CoreError::Precondition(format!(
                         "invalid virtual host name {name:?}"
                     )));
                 }
                 if self.vhost_exists(name) {
-                    return Err(CoreError::PreconditionFailed(format!(
+                    return Err(CoreError::Precondition(format!(
                         "virtual host {name:?} exists"
                     )));
                 }

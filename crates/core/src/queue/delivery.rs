@@ -1,132 +1,174 @@
-//! The queue's delivery task: one per queue. It wakes when something changed (a publish, a new
-//! consumer, an ack that frees prefetch room), at the next TTL deadline at the head, or once per
-//! maintenance interval, and then:
-//! 1. hands ready messages to consumers with room (fair dispatch is `QueueState`'s decision),
+//! A queue's turn on a scheduler worker ([`super::scheduler`]): run when something changed (a
+//! publish, a new consumer, an ack that frees prefetch room) or a deadline came (TTL at the head,
+//! `x-expires`, maintenance). A turn does a bounded amount of:
+//! 1. handing ready messages to consumers with room (fair dispatch is `QueueState`'s decision),
 //!    skipping expired ones and transient ones from before a restart;
-//! 2. republishes dead letters to the dead-letter exchange;
-//! 3. expires messages at the head when nobody consumes (RabbitMQ expires at the head only);
-//! 4. deletes the queue when `x-expires` says it has been unused for long enough.
+//! 2. republishing dead letters to the dead-letter exchange;
+//! 3. expiring messages at the head when nobody consumes (RabbitMQ expires at the head only);
+//! 4. deleting the queue when `x-expires` says it has been unused for long enough;
 //!
-//! Beside it, a maintenance task fsyncs the ack file and reclaims the log below the settled
-//! prefix once per interval, so a slow disk never holds up a delivery.
+//! and returns its next deadline. Maintenance (the ack-file fsync, reclaiming the log below the
+//! settled prefix) runs on the blocking pool at most once per interval and only while there is
+//! something to sync or reclaim, so a slow disk never holds up a delivery and an idle queue has
+//! no timer at all.
+//!
+//! A consumer whose buffer is full does not hold a worker: the rest of that batch goes to a task
+//! that waits for room, and the queue delivers nothing else until it is done.
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::api::{ConsumerEvent, QueueDelivery};
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::api::{ConsumerEvent, ConsumerSink, QueueDelivery};
 use super::dead_letter::{dead_letter, DeadReason};
+use super::limits::{
+    DEAD_LETTERS_PER_TURN_MAX, DELIVERY_BATCH_MAX, EXPIRED_PER_TURN_MAX, MAINTENANCE_INTERVAL_MS,
+};
 use super::runtime::{queue_tag, split_tag, Inner, Position, Queue};
+use super::scheduler::TurnOutcome;
 use super::state::Delivery;
 use crate::error::Result;
-use crate::partition::{blocking, now_ms, run_blocking};
+use crate::partition::now_ms;
 use porter_storage::Offset;
 
-/// Deliveries taken from the state per round, before their messages are loaded and sent.
-const DELIVERY_BATCH_MAX: usize = 256;
-/// How often the ack file is fsynced and the log reclaimed.
-const MAINTENANCE_INTERVAL_MS: i64 = 1_000;
+/// A delivery that found its consumer's buffer full, with what it was to send.
+struct Parked {
+    tag: Arc<str>,
+    sink: ConsumerSink,
+    event: ConsumerEvent,
+}
 
 impl Queue {
-    pub(crate) async fn run(self: Arc<Self>) {
-        tokio::spawn(Arc::clone(&self).maintenance());
-        loop {
-            let deadline = match self.pump().await {
-                Ok(deadline) => deadline,
-                Err(e) => {
-                    tracing::warn!(vhost = %self.vhost, queue = %self.name, error = %e, "queue delivery failed; retrying");
-                    Some(now_ms() + MAINTENANCE_INTERVAL_MS)
-                }
+    /// One turn; never fails (an error is logged and retried after the maintenance interval).
+    pub(crate) async fn turn(self: &Arc<Self>) -> TurnOutcome {
+        if self.inner.lock().deleted {
+            return TurnOutcome {
+                more: false,
+                deadline: None,
             };
-            let expires_at = self.check_expiry();
-            let wake_at = [deadline, expires_at]
-                .into_iter()
-                .flatten()
-                .fold(now_ms() + MAINTENANCE_INTERVAL_MS, i64::min);
-            let sleep_ms = (wake_at - now_ms()).clamp(1, MAINTENANCE_INTERVAL_MS) as u64;
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
-                _ = self.closed.cancelled() => return,
+        }
+        match self.run_turn().await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(vhost = %self.vhost, queue = %self.name, error = %e, "queue delivery failed; retrying");
+                TurnOutcome {
+                    more: false,
+                    deadline: Some(now_ms() + MAINTENANCE_INTERVAL_MS),
+                }
             }
         }
     }
 
-    /// Maintenance on a task of its own: the ack-file fsync and the reclaim (a checkpoint fsync
-    /// and the unlink of a 16 MiB segment, ~20 ms) wait on the disk, and deliveries must not
-    /// wait with them — on the delivery task they were the 4 KiB work queue's p99.
-    async fn maintenance(self: Arc<Self>) {
-        let mut interval =
-            tokio::time::interval(Duration::from_millis(MAINTENANCE_INTERVAL_MS as u64));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {}
-                _ = self.closed.cancelled() => return,
-            }
-            if self.inner.lock().deleted {
-                return;
-            }
-            if let Err(e) = self.maintain().await {
-                tracing::warn!(vhost = %self.vhost, queue = %self.name, error = %e, "queue maintenance failed");
-            }
-        }
+    async fn run_turn(self: &Arc<Self>) -> Result<TurnOutcome> {
+        let mut more = self.deliver().await?;
+        self.persist_changes()?;
+        more |= self.flush_dead_letters().await?;
+        let (head_expires, more_expired) = self.expire_head().await?;
+        more |= more_expired;
+        let deadline = [
+            head_expires,
+            self.check_expiry(),
+            self.maintenance_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        Ok(TurnOutcome { more, deadline })
     }
 
-    /// Delivers what it can; returns when the head next expires, if it does.
-    async fn pump(self: &Arc<Self>) -> Result<Option<i64>> {
-        loop {
-            let (deliveries, changes) = {
+    /// Sends one batch of deliveries; `true` if the batch was full (more may be ready).
+    async fn deliver(self: &Arc<Self>) -> Result<bool> {
+        let (deliveries, changes) = {
+            let mut inner = self.inner.lock();
+            if inner.deleted || inner.stalled {
+                return Ok(false);
+            }
+            let deliveries = self.take_deliveries(&mut inner);
+            (deliveries, inner.take_changes())
+        };
+        self.persist_before_send(changes).await?;
+        let full = deliveries.len() == DELIVERY_BATCH_MAX;
+        let mut deliveries = VecDeque::from(deliveries);
+        if let Some(parked) = self.send_deliveries(&mut deliveries, false).await? {
+            self.inner.lock().stalled = true;
+            let this = Arc::clone(self);
+            tokio::spawn(async move { this.finish_stalled(parked, deliveries).await });
+            return Ok(false);
+        }
+        Ok(full)
+    }
+
+    /// Sends taken deliveries in order. Without `may_wait`, stops at the first consumer whose
+    /// buffer is full and returns that delivery; the rest stay in `deliveries`.
+    async fn send_deliveries(
+        self: &Arc<Self>,
+        deliveries: &mut VecDeque<(usize, Delivery)>,
+        may_wait: bool,
+    ) -> Result<Option<Parked>> {
+        while let Some((lane, delivery)) = deliveries.pop_front() {
+            let tag = delivery.consumer_tag.clone().expect("consumer delivery");
+            let position = (lane, delivery.offset);
+            let queue_tag = queue_tag(lane, delivery.delivery_tag);
+            let stored = self.load(position, true).await?;
+            if let Some(reason) = self.unusable(&stored, now_ms()) {
+                self.discard_delivery(position, queue_tag, reason)?;
+                continue;
+            }
+            let (sink, remaining) = {
                 let mut inner = self.inner.lock();
-                if inner.deleted {
-                    return Ok(None);
+                let sink = inner.consumers.get(&tag).map(|s| s.sink.clone());
+                let unacked = inner.states[lane].is_unacked(delivery.delivery_tag);
+                if sink.is_none() && unacked {
+                    // Cancelled since it was taken, and never sent: back to the queue.
+                    let _ = inner.states[lane].nack(delivery.delivery_tag, false, true);
+                } else if !unacked {
+                    // no_ack: settled on delivery (or requeued with its consumer).
+                    inner.forget(position);
                 }
-                let deliveries = self.take_deliveries(&mut inner);
-                (deliveries, inner.take_changes())
+                (sink, inner.ready())
             };
-            self.persist_before_send(changes).await?;
-            if deliveries.is_empty() {
-                break;
-            }
-            for (lane, delivery) in deliveries {
-                let tag = delivery.consumer_tag.clone().expect("consumer delivery");
-                let position = (lane, delivery.offset);
-                let queue_tag = queue_tag(lane, delivery.delivery_tag);
-                let stored = self.load(position, true).await?;
-                if let Some(reason) = self.unusable(&stored, now_ms()) {
-                    self.discard_delivery(position, queue_tag, reason)?;
-                    continue;
-                }
-                let (sink, remaining) = {
-                    let mut inner = self.inner.lock();
-                    let sink = inner.consumers.get(&tag).map(|s| s.sink.clone());
-                    let unacked = inner.states[lane].is_unacked(delivery.delivery_tag);
-                    if sink.is_none() && unacked {
-                        // Cancelled since it was taken, and never sent: back to the queue.
-                        let _ = inner.states[lane].nack(delivery.delivery_tag, false, true);
-                    } else if !unacked {
-                        // no_ack: settled on delivery (or requeued with its consumer).
-                        inner.forget(position);
-                    }
-                    (sink, inner.ready())
-                };
-                let Some(sink) = sink else { continue };
-                let event = ConsumerEvent::Deliver(QueueDelivery {
-                    queue: self.name.clone(),
-                    consumer_tag: Some(tag.clone()),
-                    queue_tag,
-                    redelivered: delivery.redelivered,
-                    message: Arc::new(stored.message.clone()),
-                    remaining,
-                });
+            let Some(sink) = sink else { continue };
+            let event = ConsumerEvent::Deliver(QueueDelivery {
+                queue: self.name.clone(),
+                consumer_tag: Some(tag.clone()),
+                queue_tag,
+                redelivered: delivery.redelivered,
+                message: stored.message.clone(),
+                remaining,
+            });
+            if may_wait {
                 if sink.send(event).await.is_err() {
                     // The connection is gone without cancelling: requeue its messages.
                     self.cancel(&tag, true);
                 }
+                continue;
+            }
+            match sink.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => self.cancel(&tag, true),
+                Err(TrySendError::Full(event)) => return Ok(Some(Parked { tag, sink, event })),
             }
         }
-        self.persist_changes()?;
-        self.flush_dead_letters().await?;
-        self.expire_head().await
+        Ok(None)
+    }
+
+    /// Waits for room for a parked delivery and sends the rest of its batch, then lets turns
+    /// deliver again.
+    async fn finish_stalled(
+        self: Arc<Self>,
+        parked: Parked,
+        mut rest: VecDeque<(usize, Delivery)>,
+    ) {
+        if parked.sink.send(parked.event).await.is_err() {
+            self.cancel(&parked.tag, true);
+        }
+        if let Err(e) = self.send_deliveries(&mut rest, true).await {
+            tracing::warn!(vhost = %self.vhost, queue = %self.name, error = %e, "queue delivery failed");
+        }
+        self.inner.lock().stalled = false;
+        self.schedule();
     }
 
     /// Up to `DELIVERY_BATCH_MAX` deliveries, highest lane first.
@@ -184,24 +226,25 @@ impl Queue {
         Ok(())
     }
 
-    /// Expires messages at the head while nobody takes them; returns when the new head expires.
-    async fn expire_head(self: &Arc<Self>) -> Result<Option<i64>> {
-        loop {
+    /// Expires up to `EXPIRED_PER_TURN_MAX` messages at the head while nobody takes them;
+    /// returns when the new head expires, and whether the bound stopped it.
+    async fn expire_head(self: &Arc<Self>) -> Result<(Option<i64>, bool)> {
+        for _ in 0..EXPIRED_PER_TURN_MAX {
             let head = {
                 let inner = self.inner.lock();
                 if !(inner.head_check || self.args.message_ttl_ms.is_some()) {
-                    return Ok(None);
+                    return Ok((None, false));
                 }
                 inner
                     .head_lane()
                     .and_then(|lane| Some((lane, inner.states[lane].peek_ready()?)))
             };
             let Some(position) = head else {
-                return Ok(None);
+                return Ok((None, false));
             };
             let stored = self.load(position, false).await?;
             match self.unusable(&stored, now_ms()) {
-                None => return Ok(self.expires_at(&stored)),
+                None => return Ok((self.expires_at(&stored), false)),
                 Some(reason) => {
                     let (lane, offset) = position;
                     let mut inner = self.inner.lock();
@@ -212,21 +255,27 @@ impl Queue {
                 }
             }
             self.persist_changes()?;
-            self.flush_dead_letters().await?;
         }
+        Ok((None, true))
     }
 
-    /// Republishes dead letters to the dead-letter exchange.
-    async fn flush_dead_letters(self: &Arc<Self>) -> Result<()> {
-        let dead = std::mem::take(&mut self.inner.lock().dead);
+    /// Republishes up to `DEAD_LETTERS_PER_TURN_MAX` dead letters to the dead-letter exchange;
+    /// `true` if some are left for the next turn.
+    async fn flush_dead_letters(self: &Arc<Self>) -> Result<bool> {
+        let (dead, more) = {
+            let mut inner = self.inner.lock();
+            let take = inner.dead.len().min(DEAD_LETTERS_PER_TURN_MAX);
+            let dead: Vec<_> = inner.dead.drain(..take).collect();
+            (dead, !inner.dead.is_empty())
+        };
         if dead.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let Some(exchange) = self.args.dead_letter_exchange.clone() else {
-            return Ok(());
+            return Ok(more);
         };
         let Some(broker) = self.broker.upgrade() else {
-            return Ok(());
+            return Ok(false);
         };
         let vhost = broker.vhost(&self.vhost)?;
         let now_s = (now_ms() / 1000) as u64;
@@ -236,7 +285,7 @@ impl Queue {
                 (None, Some(position)) => {
                     let stored = self.load(position, true).await;
                     match stored {
-                        Ok(stored) => Arc::new(stored.message.clone()),
+                        Ok(stored) => stored.message.clone(),
                         Err(e) => {
                             tracing::warn!(queue = %self.name, ?position, error = %e, "dead letter lost: message unreadable");
                             continue;
@@ -259,21 +308,61 @@ impl Queue {
                 tracing::debug!(queue = %self.name, exchange = %exchange, error = %e, "dead letter dropped");
             }
         }
-        Ok(())
+        Ok(more)
     }
 
-    /// Ack-file fsync and log reclamation.
-    async fn maintain(self: &Arc<Self>) -> Result<()> {
+    /// Whether an ack file has unsynced changes or a lane's log a reclaimable prefix.
+    pub(crate) fn needs_maintenance(&self) -> bool {
+        self.inner.lock().acks_dirty
+            || (0..self.lanes.len()).any(|lane| self.reclaimable_prefix(lane).is_some())
+    }
+
+    /// Starts a maintenance pass on the blocking pool when one is needed and due; returns when
+    /// to look again (`None`: nothing to maintain, no timer).
+    fn maintenance_deadline(self: &Arc<Self>) -> Option<i64> {
+        let now = now_ms();
+        if self.maintaining.load(Ordering::Acquire) {
+            return Some(now + MAINTENANCE_INTERVAL_MS);
+        }
+        if !self.needs_maintenance() {
+            return None;
+        }
+        {
+            let mut inner = self.inner.lock();
+            if now < inner.maintain_at {
+                return Some(inner.maintain_at);
+            }
+            inner.maintain_at = now + MAINTENANCE_INTERVAL_MS;
+            inner.acks_dirty = false;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return None;
+        };
+        self.maintaining.store(true, Ordering::Release);
+        let this = Arc::clone(self);
+        runtime.spawn_blocking(move || {
+            if let Err(e) = this.maintain() {
+                tracing::warn!(vhost = %this.vhost, queue = %this.name, error = %e, "queue maintenance failed");
+                this.inner.lock().acks_dirty = true;
+            }
+            this.maintaining.store(false, Ordering::Release);
+        });
+        Some(now + MAINTENANCE_INTERVAL_MS)
+    }
+
+    /// Ack-file fsync and log reclamation: the fsync and the reclaim (a checkpoint fsync and
+    /// the unlink of a 16 MiB segment, ~20 ms) wait on the disk, so they run on the blocking
+    /// pool, never on a worker: deliveries must not wait with them. Blocking.
+    fn maintain(&self) -> Result<()> {
         for lane in 0..self.lanes.len() {
-            let acks = self.lanes[lane].acks.clone();
-            run_blocking(move || acks.sync()).await?;
-            self.reclaim(lane).await?;
+            self.lanes[lane].acks.sync()?;
+            self.reclaim(lane)?;
         }
         Ok(())
     }
 
     /// `x-expires`: deletes the queue once unused for that long; otherwise returns when it
-    /// would expire, so the task wakes in time.
+    /// would expire, so the queue gets a turn in time.
     fn check_expiry(&self) -> Option<i64> {
         let expires = self.args.expires_ms? as i64;
         let idle_since = {
@@ -291,10 +380,10 @@ impl Queue {
         Some(due)
     }
 
-    /// Deletes `lane`'s log below its settled prefix once that frees at least one segment,
-    /// keeping anything a pending dead letter still has to read.
-    async fn reclaim(&self, lane: usize) -> Result<()> {
-        let log = self.lanes[lane].log.clone();
+    /// The offset `lane`'s log may be cut below, if that frees at least one whole segment:
+    /// the settled prefix, held back by anything a pending dead letter still has to read.
+    fn reclaimable_prefix(&self, lane: usize) -> Option<Offset> {
+        let log = &self.lanes[lane].log;
         let prefix = {
             let inner = self.inner.lock();
             let pending_dead = inner
@@ -309,10 +398,17 @@ impl Queue {
         };
         let prefix = prefix.min(log.high_watermark());
         // Only whole segments: moving the start inside one frees nothing and costs two fsyncs.
-        if log.oldest_segment_end().is_none_or(|end| prefix < end) {
+        log.oldest_segment_end()
+            .is_some_and(|end| prefix >= end)
+            .then_some(prefix)
+    }
+
+    /// Deletes `lane`'s log below its reclaimable prefix. Blocking.
+    fn reclaim(&self, lane: usize) -> Result<()> {
+        let Some(prefix) = self.reclaimable_prefix(lane) else {
             return Ok(());
-        }
-        let start = blocking(move || log.delete_records_before(prefix)).await?;
+        };
+        let start = self.lanes[lane].log.delete_records_before(prefix)?;
         let mut inner = self.inner.lock();
         inner.states[lane].on_log_start(start);
         let stale: Vec<Position> = inner

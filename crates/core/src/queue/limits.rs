@@ -26,3 +26,26 @@ pub const SETTLED_RANGES_MAX: usize = UNACKED_PER_QUEUE_MAX + DELIVERED_WATERMAR
 
 const _: () = assert!(DELIVERED_WATERMARK_STEP >= 1);
 const _: () = assert!(UNACKED_PER_QUEUE_MAX >= u16::MAX as usize);
+
+/// Scheduler worker tasks shared by all queues of a broker (see `queue::scheduler`). They are
+/// tasks, not threads: a worker waiting on a log read or an ack-file fsync (the blocking pool)
+/// holds up only the queue it runs, and this many of those may wait at once before a ready
+/// queue waits for a worker. Work per turn is bounded by the three limits below.
+pub const QUEUE_WORKERS: usize = 32;
+
+/// Deliveries taken from the state per turn, before their messages are loaded and sent.
+pub const DELIVERY_BATCH_MAX: usize = 256;
+
+/// Expired head messages dropped (or dead-lettered) per turn.
+pub const EXPIRED_PER_TURN_MAX: usize = 256;
+
+/// Dead letters republished per turn.
+pub const DEAD_LETTERS_PER_TURN_MAX: usize = 64;
+
+/// Least time between two maintenance passes (ack-file fsync, log reclaim) of one queue. A
+/// queue with nothing to sync or reclaim has no maintenance timer at all.
+pub const MAINTENANCE_INTERVAL_MS: i64 = 1_000;
+
+const _: () = assert!(QUEUE_WORKERS >= 1);
+const _: () = assert!(DELIVERY_BATCH_MAX >= 1 && EXPIRED_PER_TURN_MAX >= 1);
+const _: () = assert!(DEAD_LETTERS_PER_TURN_MAX >= 1);

@@ -6,6 +6,8 @@
 //! - [`state`]: [`QueueState`], consumers, fair dispatch, ack/nack/reject/recover, restore.
 //! - [`range_set`]: [`RangeSet`], settled offsets as compact ranges.
 //! - [`limits`]: the named bounds.
+//! - [`runtime`]: [`Queue`], a running queue over its log and ack files.
+//! - [`scheduler`]: [`QueueScheduler`], the workers and timers all queues share.
 //! - [`error`]: [`QueueError`], each variant documented with its AMQP reply code.
 //!
 //! Durability: every settlement and every advance of the delivered watermark is emitted as an
@@ -22,6 +24,7 @@ pub mod error;
 pub mod limits;
 pub mod range_set;
 pub mod runtime;
+pub mod scheduler;
 pub mod state;
 
 #[cfg(test)]
@@ -31,4 +34,5 @@ pub use definition::{Overflow, QueueArguments, QueueDefinition};
 pub use error::QueueError;
 pub use range_set::RangeSet;
 pub use runtime::Queue;
+pub use scheduler::QueueScheduler;
 pub use state::{AckChange, Delivery, PersistedAcks, QueueState, SettleOutcome};

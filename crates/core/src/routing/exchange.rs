@@ -240,7 +240,7 @@ mod tests {
             change(&mut requested);
             assert!(matches!(
                 existing.check_equivalent(&requested),
-                Err(RoutingError::PreconditionFailed { .. })
+                Err(RoutingError::Precondition { .. })
             ));
         }
     }
@@ -264,7 +264,7 @@ mod tests {
             .insert(ALTERNATE_EXCHANGE.into(), HeaderValue::I64(3));
         assert!(matches!(
             bad_ae.validate(),
-            Err(RoutingError::PreconditionFailed { .. })
+            Err(RoutingError::Precondition { .. })
         ));
     }
 

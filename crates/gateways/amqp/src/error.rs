@@ -2,6 +2,7 @@
 //! channel or the whole connection (RabbitMQ's split: 403/404/405/406 are channel errors, the
 //! 5xx codes connection errors).
 
+use porter_core::error::ErrorKind;
 use porter_core::queue::QueueError;
 use porter_core::routing::RoutingError;
 use porter_core::CoreError;
@@ -100,7 +101,7 @@ impl AmqpError {
                     ACCESS_REFUSED,
                     format!("cannot publish to internal exchange '{x}' in vhost '{vhost}'"),
                 ),
-                RoutingError::PreconditionFailed { reason, .. } => {
+                RoutingError::Precondition { reason, .. } => {
                     E::channel(PRECONDITION_FAILED, reason)
                 }
                 RoutingError::LimitExceeded { name, reason } => {
@@ -135,20 +136,29 @@ impl AmqpError {
                     E::connection(INTERNAL_ERROR, error.to_string())
                 }
             },
-            CoreError::PreconditionFailed(detail) => E::channel(PRECONDITION_FAILED, detail),
-            CoreError::ResourceLocked(detail) => E::channel(RESOURCE_LOCKED, detail),
-            CoreError::AccessRefused(detail) => E::channel(ACCESS_REFUSED, detail),
-            CoreError::LimitExceeded(detail) => E::channel(PRECONDITION_FAILED, detail),
             CoreError::ShuttingDown => E::connection(CONNECTION_FORCED, "broker shutting down"),
-            CoreError::UnknownTopic(_)
-            | CoreError::UnknownPartition { .. }
-            | CoreError::TopicExists(_)
-            | CoreError::InvalidTopicName { .. }
-            | CoreError::InvalidPartitions(_)
-            | CoreError::InvalidConfig { .. }
-            | CoreError::Sequence(_) => E::channel(PRECONDITION_FAILED, error.to_string()),
-            CoreError::Io { .. } | CoreError::Metadata(_) | CoreError::Storage(_) => {
-                E::connection(INTERNAL_ERROR, error.to_string())
+            // Everything else by its neutral kind, with the core's own words as the detail.
+            other => {
+                let (code, connection) = match other.kind() {
+                    ErrorKind::NotFound => (NOT_FOUND, false),
+                    ErrorKind::Locked => (RESOURCE_LOCKED, false),
+                    ErrorKind::Forbidden => (ACCESS_REFUSED, false),
+                    ErrorKind::AlreadyExists
+                    | ErrorKind::Invalid
+                    | ErrorKind::Precondition
+                    | ErrorKind::OutOfRange
+                    | ErrorKind::TooLarge
+                    | ErrorKind::Conflict => (PRECONDITION_FAILED, false),
+                    ErrorKind::Unsupported => (NOT_IMPLEMENTED, true),
+                    ErrorKind::Corrupt | ErrorKind::Unavailable | ErrorKind::Internal => {
+                        (INTERNAL_ERROR, true)
+                    }
+                };
+                if connection {
+                    E::connection(code, other)
+                } else {
+                    E::channel(code, other)
+                }
             }
         }
     }
@@ -187,13 +197,18 @@ mod tests {
         assert_eq!(e.text, "NOT_FOUND - no queue 'q' in vhost '/'");
         let tag = CoreError::Queue(QueueError::UnknownDeliveryTag(9));
         assert_eq!(AmqpError::from_core(&tag, "/").code, 406);
-        let locked = CoreError::ResourceLocked("x".into());
+        let locked = CoreError::Locked("x".into());
         assert_eq!(AmqpError::from_core(&locked, "/").code, 405);
         let kind = CoreError::Routing(RoutingError::UnknownExchangeKind("x-foo".into()));
         let e = AmqpError::from_core(&kind, "/");
         assert_eq!((e.code, e.connection), (503, true));
         let reuse = CoreError::Queue(QueueError::ConsumerTagInUse("t".into()));
         assert_eq!(AmqpError::from_core(&reuse, "/").code, 530);
+        let refused = CoreError::Forbidden("exclusive consumer".into());
+        let e = AmqpError::from_core(&refused, "/");
+        assert_eq!(e.text, "ACCESS_REFUSED - exclusive consumer");
+        let disk = CoreError::Disk(std::io::Error::other("eio"));
+        assert_eq!(AmqpError::from_core(&disk, "/").code, 541);
         let frame = AmqpError::from_frame(&FrameError::BadFrameEnd(0));
         assert_eq!((frame.code, frame.connection), (501, true));
     }

@@ -1,40 +1,40 @@
 //! The one place `CoreError` becomes a Kafka error code.
 
 use kafka_protocol::error::ResponseError;
+use porter_core::error::ErrorKind;
 use porter_core::producer_state::SequenceError;
 use porter_core::CoreError;
-use porter_storage::StorageError;
 
 pub fn error_code(error: &CoreError) -> ResponseError {
     match error {
-        CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => {
-            ResponseError::UnknownTopicOrPartition
-        }
         CoreError::TopicExists(_) => ResponseError::TopicAlreadyExists,
         CoreError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
         CoreError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         CoreError::InvalidConfig { .. } => ResponseError::InvalidConfig,
         CoreError::LimitExceeded(_) => ResponseError::PolicyViolation,
-        CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,
-        CoreError::Metadata(_) | CoreError::Io { .. } => ResponseError::KafkaStorageError,
-        // Kafka requests never make routing changes; if one surfaces, it is a request error.
-        CoreError::Routing(_)
-        | CoreError::Queue(_)
-        | CoreError::PreconditionFailed(_)
-        | CoreError::ResourceLocked(_)
-        | CoreError::AccessRefused(_) => ResponseError::InvalidRequest,
         CoreError::Sequence(SequenceError::OutOfOrder { .. }) => {
             ResponseError::OutOfOrderSequenceNumber
         }
         CoreError::Sequence(SequenceError::FencedEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch
         }
-        CoreError::Storage(storage) => match storage {
-            StorageError::CorruptBatch(_) => ResponseError::CorruptMessage,
-            StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
-            StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-            StorageError::Closed => ResponseError::NotLeaderOrFollower,
-            _ => ResponseError::KafkaStorageError,
+        // Retriable: the client refreshes metadata and tries again (or another broker).
+        CoreError::Closed | CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        other => match other.kind() {
+            ErrorKind::NotFound => ResponseError::UnknownTopicOrPartition,
+            ErrorKind::OutOfRange => ResponseError::OffsetOutOfRange,
+            ErrorKind::TooLarge => ResponseError::MessageTooLarge,
+            ErrorKind::Corrupt => ResponseError::CorruptMessage,
+            ErrorKind::Unavailable | ErrorKind::Internal => ResponseError::KafkaStorageError,
+            ErrorKind::Unsupported => ResponseError::UnsupportedVersion,
+            // Kafka requests never make routing or queue changes; if one surfaces, it is a
+            // request the broker will not serve.
+            ErrorKind::AlreadyExists
+            | ErrorKind::Invalid
+            | ErrorKind::Precondition
+            | ErrorKind::Locked
+            | ErrorKind::Forbidden
+            | ErrorKind::Conflict => ResponseError::InvalidRequest,
         },
     }
 }
@@ -65,5 +65,44 @@ pub fn group_code(error: porter_core::group::GroupError) -> ResponseError {
         G::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         G::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         G::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_kinds_map_to_kafka_codes() {
+        let cases = [
+            (
+                CoreError::UnknownTopic("t".into()),
+                ResponseError::UnknownTopicOrPartition,
+            ),
+            (
+                CoreError::OffsetOutOfRange {
+                    requested: 5,
+                    log_start: 0,
+                    high_watermark: 1,
+                },
+                ResponseError::OffsetOutOfRange,
+            ),
+            (
+                CoreError::TooLarge { size: 2, max: 1 },
+                ResponseError::MessageTooLarge,
+            ),
+            (
+                CoreError::Corrupt("crc".into()),
+                ResponseError::CorruptMessage,
+            ),
+            (CoreError::Closed, ResponseError::NotLeaderOrFollower),
+            (
+                CoreError::Disk(std::io::Error::other("eio")),
+                ResponseError::KafkaStorageError,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error_code(&error), code, "{error}");
+        }
     }
 }

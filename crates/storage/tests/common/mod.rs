@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use porter_storage::{FlushMode, LogConfig, Offset};
+use porter_storage::{AppendInfo, FlushMode, Log, LogConfig, Offset, StorageError};
 
 /// One batch holding `values`, the i-th record with timestamp `timestamps[i]`.
 pub fn batch_with(values: &[Vec<u8>], timestamps: &[i64], compression: Compression) -> Bytes {
@@ -153,4 +153,24 @@ pub fn headers_of(bytes: &Bytes) -> Vec<porter_storage::BatchHeader> {
         out.push(header);
     }
     out
+}
+
+/// Storage decides nothing about commitment (the core's commit seam does): these tests stand
+/// in for it with the same rule per flush mode: under `Group` committed once synced, otherwise
+/// once written.
+pub trait AppendCommitted {
+    fn append_committed(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError>;
+}
+
+impl AppendCommitted for Log {
+    fn append_committed(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let info = self.append(records, now_ms)?;
+        let committed = if self.config().flush == FlushMode::Group {
+            self.sync()?
+        } else {
+            info.last_offset + 1
+        };
+        self.commit_to(committed);
+        Ok(info)
+    }
 }

@@ -64,7 +64,7 @@ fn inequivalent_redeclare_is_precondition_failed_and_changes_nothing() {
     ] {
         assert!(matches!(
             table.declare_exchange(requested),
-            Err(RoutingError::PreconditionFailed { .. })
+            Err(RoutingError::Precondition { .. })
         ));
     }
     assert_eq!(table, before);
@@ -78,7 +78,7 @@ fn reserved_names_default_exchange_and_long_names() {
     assert_eq!(table.declare_exchange(direct), Ok(DeclareOutcome::Existed));
     assert!(matches!(
         table.declare_exchange(Exchange::new("amq.direct", ExchangeKind::Fanout)),
-        Err(RoutingError::PreconditionFailed { .. })
+        Err(RoutingError::Precondition { .. })
     ));
     assert!(matches!(
         table.declare_exchange(Exchange::new("amq.custom", ExchangeKind::Fanout)),
@@ -139,7 +139,7 @@ fn delete_exchange_rules() {
     let before = table.clone();
     assert!(matches!(
         table.delete_exchange("e", true),
-        Err(RoutingError::PreconditionFailed { .. })
+        Err(RoutingError::Precondition { .. })
     ));
     assert_eq!(table, before);
     assert_eq!(table.delete_exchange("e", false), Ok(true));
@@ -221,7 +221,7 @@ fn headers_binding_with_bad_x_match_is_refused() {
     let binding = Binding::new("amq.match", queue("q"), "").with_arguments(args);
     assert!(matches!(
         table.bind(binding.clone()),
-        Err(RoutingError::PreconditionFailed { .. })
+        Err(RoutingError::Precondition { .. })
     ));
     assert_eq!(table.bindings().count(), 0);
     // The same arguments on a non-headers exchange are just part of the binding's identity.

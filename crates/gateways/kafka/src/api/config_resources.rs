@@ -7,8 +7,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
 use porter_core::config::{ConfigKind, ConfigSource};
 use porter_core::topic::validate_topic_name;
+use porter_core::topic::TopicDefaults;
 use porter_core::{CoreError, TopicConfig};
-use porter_storage::LogConfig;
 
 use super::Context;
 use crate::error::error_code;
@@ -77,7 +77,7 @@ pub async fn alter_resource<F>(
     change: F,
 ) -> Result<(), Refusal>
 where
-    F: FnOnce(&TopicConfig, &LogConfig) -> Result<TopicConfig, CoreError> + Send + 'static,
+    F: FnOnce(&TopicConfig, &TopicDefaults) -> Result<TopicConfig, CoreError> + Send + 'static,
 {
     match resource_type {
         RESOURCE_TOPIC => {

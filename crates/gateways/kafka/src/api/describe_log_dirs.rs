@@ -41,8 +41,8 @@ pub fn handle(ctx: &Arc<Context>, request: DescribeLogDirsRequest) -> DescribeLo
                 .with_partitions(partitions)
         })
         .collect();
-    let data_dir = &ctx.broker.config().data_dir;
-    let log_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.clone());
+    // The broker made it absolute when it opened the directory.
+    let log_dir = &ctx.broker.config().data_dir;
     // total_bytes and usable_bytes (v4) stay -1: unknown.
     let result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(log_dir.display().to_string()))

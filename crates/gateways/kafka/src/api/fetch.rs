@@ -11,7 +11,6 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use porter_core::{CoreError, Partition};
-use porter_storage::StorageError;
 use tokio::time::Instant;
 
 use super::Context;
@@ -120,7 +119,7 @@ async fn read_all(
                         }
                     }
                     Err(e) => {
-                        if !matches!(e, CoreError::Storage(StorageError::OffsetOutOfRange { .. })) {
+                        if !matches!(e, CoreError::OffsetOutOfRange { .. }) {
                             tracing::error!(topic = partition.topic(), partition = w.partition, error = %e, "fetch read failed");
                         }
                         let hwm = partition.high_watermark();

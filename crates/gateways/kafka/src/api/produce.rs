@@ -157,8 +157,9 @@ fn error_response(request: &ProduceRequest, code: ResponseError, version: i16) -
 }
 
 fn log_append_error(topic: &str, partition: i32, error: &CoreError) {
-    match error {
-        CoreError::Storage(porter_storage::StorageError::Io(_)) => {
+    // The broker's own failure is an error; a client's bad batch only a warning.
+    match error.kind() {
+        porter_core::error::ErrorKind::Unavailable | porter_core::error::ErrorKind::Internal => {
             tracing::error!(topic, partition, %error, "append failed")
         }
         _ => tracing::warn!(topic, partition, %error, "produce rejected"),

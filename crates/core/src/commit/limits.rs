@@ -1,0 +1,29 @@
+//! Named limits of the commit seam, with their worst case.
+//!
+//! Worst case of jobs waiting: `WRITER_THREADS_MAX * WRITER_QUEUE_JOBS_MAX` (64 × 65,536 ≈ 4.2
+//! million boxed closures of ~100 bytes, ~400 MiB); at the defaults `2 * 1,024` = 2,048 jobs.
+//! The bytes a job carries (a produce request's batches, an encoded message) are not counted
+//! here: they are already charged to the gateway's memory budget that admitted the request,
+//! and a full queue makes the sender wait (async), which stops that connection from reading.
+
+/// Writer threads by default: one commit pipeline per core of a small machine. Each thread
+/// serialises its logs' writes and fsyncs, so two let one log's fsync overlap another's writes.
+pub const WRITER_THREADS_DEFAULT: usize = 2;
+/// Most writer threads a broker starts (a configured value is clamped to this): each is an OS
+/// thread with its own queue, and past a few per disk they only contend for the same device.
+pub const WRITER_THREADS_MAX: usize = 64;
+/// Jobs a writer's queue holds by default before senders wait for room.
+pub const WRITER_QUEUE_JOBS_DEFAULT: usize = 1024;
+/// Most jobs a writer's queue may be configured to hold (see the module doc's worst case).
+pub const WRITER_QUEUE_JOBS_MAX: usize = 1 << 16;
+/// Jobs a writer runs before its commit step (fsync and publish). Bounds how long the first
+/// waiter of a batch waits behind later jobs when the queue never runs dry, while still
+/// letting one fsync cover a whole burst.
+pub const JOBS_PER_COMMIT_MAX: usize = 256;
+
+const _: () = assert!(WRITER_THREADS_DEFAULT >= 1 && WRITER_THREADS_DEFAULT <= WRITER_THREADS_MAX);
+const _: () =
+    assert!(WRITER_QUEUE_JOBS_DEFAULT >= 1 && WRITER_QUEUE_JOBS_DEFAULT <= WRITER_QUEUE_JOBS_MAX);
+const _: () = assert!(JOBS_PER_COMMIT_MAX >= 1);
+// The worst case stated above: jobs in all queues fit comfortably in a usize and in memory.
+const _: () = assert!(WRITER_THREADS_MAX * WRITER_QUEUE_JOBS_MAX <= 1 << 22);

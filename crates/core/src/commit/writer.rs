@@ -1,0 +1,134 @@
+//! The writer thread: runs a batch of jobs, then takes one commit step for every log the batch
+//! wrote (one fsync per dirty `Synced` log, however many appends and waiters it had), then
+//! publishes each log's new committed offset.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use porter_storage::{Log, StorageError};
+use tokio::sync::{mpsc, watch};
+
+use super::limits::JOBS_PER_COMMIT_MAX;
+use super::point::{CommitState, Halt};
+use super::rule::CommitRule;
+use crate::error::CoreError;
+
+/// Work on one log: given the log, or the error that refuses it (the log halted).
+pub(super) type LogWork = Box<dyn FnOnce(Result<&Log, CoreError>) + Send>;
+
+pub(super) enum Job {
+    /// Writes to `log`; its commit step follows at the end of the batch.
+    Log { log: Arc<Tracked>, work: LogWork },
+    /// File work that is not a log write (a queue's ack file): ordered with the thread's other
+    /// jobs, no commit step.
+    Run(Box<dyn FnOnce() + Send>),
+    /// Finish the jobs queued before this one, then exit (graceful shutdown).
+    Stop,
+}
+
+/// A log registered with a writer thread.
+pub(super) struct Tracked {
+    pub log: Arc<Log>,
+    pub dir: Arc<Path>,
+    pub state: watch::Sender<CommitState>,
+    /// Whether the log is in the current batch's dirty list (only its writer thread uses it).
+    in_batch: AtomicBool,
+}
+
+impl Tracked {
+    pub fn new(log: Arc<Log>) -> Tracked {
+        let state = watch::Sender::new(CommitState {
+            committed: log.high_watermark(),
+            halted: None,
+        });
+        Tracked {
+            dir: Arc::from(log.dir()),
+            log,
+            state,
+            in_batch: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The thread's loop; returns when `Stop` arrives or every sender is gone.
+pub(super) fn run(mut jobs: mpsc::Receiver<Job>) {
+    let mut dirty: Vec<Arc<Tracked>> = Vec::new();
+    while let Some(job) = jobs.blocking_recv() {
+        let mut stop = run_job(job, &mut dirty);
+        let mut ran = 1;
+        while !stop && ran < JOBS_PER_COMMIT_MAX {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    stop = run_job(job, &mut dirty);
+                    ran += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        for log in dirty.drain(..) {
+            log.in_batch.store(false, Ordering::Relaxed);
+            commit(&log);
+        }
+        if stop {
+            break;
+        }
+    }
+}
+
+/// Runs one job; true for `Stop`. The job's own code catches its panics (see `LogWriter`), so a
+/// bug in one caller's closure cannot take the thread, and every other log, down with it.
+fn run_job(job: Job, dirty: &mut Vec<Arc<Tracked>>) -> bool {
+    match job {
+        Job::Log { log, work } => {
+            let halted = log.state.borrow().halted.clone();
+            match halted {
+                Some(halt) => work(Err(halt.error(&log.dir))),
+                None => {
+                    work(Ok(&log.log));
+                    if !log.in_batch.swap(true, Ordering::Relaxed) {
+                        dirty.push(log);
+                    }
+                }
+            }
+        }
+        Job::Run(work) => {
+            if std::panic::catch_unwind(AssertUnwindSafe(work)).is_err() {
+                tracing::error!("a writer job panicked");
+            }
+        }
+        Job::Stop => return true,
+    }
+    false
+}
+
+/// The commit step of one log: apply its rule, move the high watermark, publish.
+fn commit(tracked: &Tracked) {
+    let log = &tracked.log;
+    let end = match CommitRule::of(&log.config()) {
+        CommitRule::Synced => log.sync(),
+        CommitRule::Written => Ok(log.log_end_offset()),
+    };
+    match end {
+        Ok(end) => {
+            let committed = log.commit_to(end);
+            tracked.state.send_if_modified(|state| {
+                let moved = committed > state.committed;
+                state.committed = state.committed.max(committed);
+                moved
+            });
+        }
+        Err(StorageError::Closed) => halt(tracked, Halt::Closed),
+        Err(error) => {
+            tracing::error!(log = %tracked.dir.display(), %error, "fsync failed: the log's unacknowledged writes fail and it takes no more until a restart");
+            halt(tracked, Halt::SyncFailed(error.to_string().into()));
+        }
+    }
+}
+
+fn halt(tracked: &Tracked, halt: Halt) {
+    tracked.state.send_modify(|state| {
+        state.halted.get_or_insert(halt);
+    });
+}

@@ -1,0 +1,269 @@
+//! Consumers and settlement: `basic.consume`/`cancel`, `basic.get`, ack/nack/reject, purge
+//! and the counts the gateways report.
+
+use std::sync::Arc;
+
+use super::{queue_tag, DeadLetter, Inner, Position, Queue, Subscriber};
+use crate::error::{CoreError, Result};
+use crate::partition::now_ms;
+use crate::queue::api::{ConsumeRequest, OwnerId, QueueDelivery};
+use crate::queue::dead_letter::DeadReason;
+use crate::queue::state::QueueState;
+
+impl Queue {
+    /// `basic.consume`. 530 NOT_ALLOWED if the tag is in use on this queue, 403 ACCESS_REFUSED if
+    /// an exclusive consumer holds the queue (or this one asks for exclusivity and others exist).
+    pub fn consume(&self, request: ConsumeRequest) -> Result<()> {
+        {
+            let mut inner = self.inner.lock();
+            if inner.deleted {
+                return Err(CoreError::Routing(
+                    crate::routing::RoutingError::QueueNotFound(self.name.to_string()),
+                ));
+            }
+            if inner.exclusive_consumer || (request.exclusive && !inner.consumers.is_empty()) {
+                return Err(CoreError::Forbidden(format!(
+                    "queue '{}' in vhost '{}' in exclusive use",
+                    self.name, self.vhost
+                )));
+            }
+            // One lane: its state enforces prefetch. Several: `Inner::has_room` does, across
+            // lanes, and the lanes' own limit is off.
+            let lane_prefetch = if self.lanes.len() == 1 {
+                request.prefetch
+            } else {
+                0
+            };
+            for state in &mut inner.states {
+                state.add_consumer(&request.consumer_tag, lane_prefetch, request.no_ack)?;
+            }
+            inner.consumers.insert(
+                Arc::from(request.consumer_tag.as_str()),
+                Subscriber {
+                    sink: request.sink,
+                    owner: request.owner,
+                    prefetch: request.prefetch,
+                    no_ack: request.no_ack,
+                },
+            );
+            inner.exclusive_consumer |= request.exclusive;
+            inner.ever_consumed = true;
+            inner.last_used_ms = now_ms();
+        }
+        self.schedule();
+        Ok(())
+    }
+
+    /// The consumer goes. With `requeue_unacked` (its connection is gone) its unacked messages
+    /// are requeued; without (AMQP `basic.cancel`) they stay outstanding under their tags until
+    /// acked, or nacked by the channel when it closes. Unknown tags are ignored. An auto-delete
+    /// queue goes with its last consumer.
+    pub fn cancel(&self, consumer_tag: &str, requeue_unacked: bool) {
+        let auto_delete = {
+            let mut inner = self.inner.lock();
+            if inner.consumers.remove(consumer_tag).is_none() {
+                return;
+            }
+            for state in &mut inner.states {
+                let _ = if requeue_unacked {
+                    state.remove_consumer(consumer_tag).map(drop)
+                } else {
+                    state.detach_consumer(consumer_tag)
+                };
+            }
+            if inner.consumers.is_empty() {
+                inner.exclusive_consumer = false;
+            }
+            inner.last_used_ms = now_ms();
+            self.definition.auto_delete
+                && inner.ever_consumed
+                && inner.consumers.is_empty()
+                && !inner.deleted
+        };
+        self.schedule();
+        if auto_delete {
+            self.delete_later("auto-delete: last consumer gone");
+        }
+    }
+
+    /// A re-declare counts as use for `x-expires`, as in RabbitMQ.
+    pub(crate) fn touch(&self) {
+        self.inner.lock().last_used_ms = now_ms();
+        self.schedule();
+    }
+
+    /// Whether `owner` (a connection) has consumers here.
+    pub fn has_consumers_of(&self, owner: OwnerId) -> bool {
+        self.inner
+            .lock()
+            .consumers
+            .values()
+            .any(|s| s.owner == owner)
+    }
+
+    /// `basic.get`: the next ready message (highest priority first), or `None` (`get-empty`).
+    /// With `no_ack` it is settled at once.
+    pub async fn get(&self, no_ack: bool) -> Result<Option<QueueDelivery>> {
+        loop {
+            let (taken, changes) = {
+                let mut inner = self.inner.lock();
+                if inner.deleted {
+                    return Ok(None);
+                }
+                inner.last_used_ms = now_ms();
+                let now = now_ms() as u64;
+                let taken = inner
+                    .head_lane()
+                    .and_then(|lane| Some((lane, inner.states[lane].get(now)?)));
+                (taken, inner.take_changes())
+            };
+            self.persist_before_send(changes).await?;
+            let Some((lane, delivery)) = taken else {
+                return Ok(None);
+            };
+            let tag = queue_tag(lane, delivery.delivery_tag);
+            let stored = self.load((lane, delivery.offset), true).await?;
+            if let Some(reason) = self.unusable(&stored, now_ms()) {
+                self.settle_dead(&[tag], reason)?;
+                continue;
+            }
+            let remaining = {
+                let mut inner = self.inner.lock();
+                if no_ack {
+                    inner.states[lane].ack(delivery.delivery_tag, false)?;
+                    inner.forget((lane, delivery.offset));
+                }
+                inner.ready()
+            };
+            if no_ack {
+                self.persist_changes()?;
+            }
+            return Ok(Some(QueueDelivery {
+                queue: self.name.clone(),
+                consumer_tag: None,
+                queue_tag: tag,
+                redelivered: delivery.redelivered,
+                message: stored.message.clone(),
+                remaining,
+            }));
+        }
+    }
+
+    /// `basic.ack` of these queue tags (the gateway expands `multiple`). 406 for an unknown tag;
+    /// the tags before it stay acked.
+    pub fn ack(&self, queue_tags: &[u64]) -> Result<()> {
+        let result = {
+            let mut inner = self.inner.lock();
+            queue_tags.iter().try_for_each(|&tag| {
+                let (lane, lane_tag) = inner.lane_of(tag)?;
+                let outcome = inner.states[lane].ack(lane_tag, false)?;
+                outcome.acked.iter().for_each(|&o| inner.forget((lane, o)));
+                Ok(())
+            })
+        };
+        self.persist_changes()?;
+        self.schedule();
+        result
+    }
+
+    /// `basic.nack` / `basic.reject`: requeue, or dead-letter (or drop) them.
+    pub fn nack(&self, queue_tags: &[u64], requeue: bool) -> Result<()> {
+        if !requeue {
+            return self.settle_dead(queue_tags, Some(DeadReason::Rejected));
+        }
+        let result = {
+            let mut inner = self.inner.lock();
+            queue_tags.iter().try_for_each(|&tag| {
+                let (lane, lane_tag) = inner.lane_of(tag)?;
+                inner.states[lane].nack(lane_tag, false, true)?;
+                Ok(())
+            })
+        };
+        self.schedule();
+        result
+    }
+
+    /// Settles these tags as dead: dead-lettered with `reason` if the queue has a dead-letter
+    /// exchange; `None` drops them.
+    pub(crate) fn settle_dead(&self, queue_tags: &[u64], reason: Option<DeadReason>) -> Result<()> {
+        let result = {
+            let mut inner = self.inner.lock();
+            queue_tags.iter().try_for_each(|&tag| {
+                let (lane, lane_tag) = inner.lane_of(tag)?;
+                let outcome = inner.states[lane].nack(lane_tag, false, false)?;
+                for offset in outcome.dead {
+                    self.discarded(&mut inner, (lane, offset), reason);
+                }
+                Ok(())
+            })
+        };
+        self.persist_changes()?;
+        self.schedule();
+        result
+    }
+
+    /// A settled message that was not acked: queued for dead-lettering with `reason` (if the
+    /// queue has a dead-letter exchange), otherwise forgotten.
+    pub(crate) fn discarded(
+        &self,
+        inner: &mut Inner,
+        position: Position,
+        reason: Option<DeadReason>,
+    ) {
+        match reason {
+            Some(reason) if self.args.dead_letter_exchange.is_some() => {
+                // Keep the cached copy: the delivery task republishes it.
+                if let Some(size) = inner.sizes.remove(&position) {
+                    inner.sized_bytes -= u64::from(size);
+                }
+                inner.dead.push(DeadLetter {
+                    position: Some(position),
+                    message: None,
+                    reason,
+                });
+            }
+            _ => {
+                if reason.is_none() {
+                    // Only stale transient messages are discarded without a reason.
+                    inner.stale_transient = inner.stale_transient.saturating_sub(1);
+                }
+                inner.forget(position);
+            }
+        }
+    }
+
+    /// `queue.purge`: drops every ready message (not dead-lettered, as RabbitMQ); returns how
+    /// many.
+    pub fn purge(&self) -> Result<u64> {
+        let count = {
+            let mut inner = self.inner.lock();
+            let count = inner.states.iter_mut().map(QueueState::purge_ready).sum();
+            inner.cache.clear();
+            inner.cache_bytes = 0;
+            inner.sizes.clear();
+            inner.sized_bytes = 0;
+            count
+        };
+        self.persist_changes()?;
+        Ok(count)
+    }
+
+    /// Ready messages (`message_count`).
+    pub fn ready(&self) -> u64 {
+        self.inner.lock().ready()
+    }
+
+    /// Delivered and not yet acknowledged.
+    pub fn unacked(&self) -> u64 {
+        self.inner
+            .lock()
+            .states
+            .iter()
+            .map(QueueState::unacked)
+            .sum()
+    }
+
+    pub fn consumer_count(&self) -> u32 {
+        self.inner.lock().consumers.len() as u32
+    }
+}

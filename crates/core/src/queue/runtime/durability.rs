@@ -1,0 +1,128 @@
+//! Durability: ack changes appended to the lanes' ack files, a delivered watermark fsynced
+//! before the deliveries it covers are sent, and waiting for a lane's log to be durable.
+//!
+//! Ack-file writes run on the lane's writer thread ([`crate::commit`]), never on a reactor
+//! thread: an append may trigger the ack file's compaction (write, fsync, rename, dir fsync).
+//! Synchronous callers (`ack`, `purge`) hand their changes to [`PendingAcks`] and a queued job
+//! writes them, in order; a graceful close writes what is left.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use porter_storage::Offset;
+
+use super::Queue;
+use crate::error::Result;
+use crate::queue::ack_log::SharedAckLog;
+use crate::queue::state::AckChange;
+
+/// A lane's ack changes on their way to its ack file, in the order the state produced them.
+#[derive(Default)]
+pub(crate) struct PendingAcks {
+    changes: Mutex<Vec<AckChange>>,
+    /// A writer job that will take `changes` is queued.
+    job_queued: AtomicBool,
+}
+
+impl PendingAcks {
+    /// Appends everything pending to `acks` (page cache). Blocking: on the writer thread, or at
+    /// close once the writers stopped.
+    pub(crate) fn write_to(&self, acks: &SharedAckLog) -> Result<()> {
+        // Cleared before taking: changes added from here on queue a job of their own.
+        self.job_queued.store(false, Ordering::Release);
+        let changes = std::mem::take(&mut *self.changes.lock());
+        acks.lock().append(&changes)
+    }
+}
+
+impl Queue {
+    /// Hands the states' pending ack changes to the lanes' writer threads, behind every change
+    /// handed over before; they reach the ack files' page cache shortly after.
+    pub(crate) fn persist_changes(&self) -> Result<()> {
+        let lanes: Vec<usize> = {
+            let mut inner = self.inner.lock();
+            let changes = inner.take_changes();
+            // Under the state's lock, so concurrent callers queue changes in state order.
+            changes
+                .into_iter()
+                .enumerate()
+                .filter(|(_, changes)| !changes.is_empty())
+                .map(|(lane, changes)| {
+                    self.lanes[lane].pending_acks.changes.lock().extend(changes);
+                    lane
+                })
+                .collect()
+        };
+        for lane in lanes {
+            self.write_acks_later(lane);
+        }
+        Ok(())
+    }
+
+    /// Queues one writer job for `lane`'s pending acks unless one is queued already.
+    fn write_acks_later(&self, lane: usize) {
+        let files = &self.lanes[lane];
+        if files.pending_acks.job_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (writer, pending, acks) = (
+            files.writer.clone(),
+            Arc::clone(&files.pending_acks),
+            Arc::clone(&files.acks),
+        );
+        let (vhost, name) = (self.vhost.clone(), self.name.clone());
+        let job = async move {
+            let written = writer.run(move || pending.write_to(&acks)).await;
+            match written.and_then(|r| r) {
+                // Stopping: the queue's close writes what is pending.
+                Ok(()) | Err(crate::error::CoreError::ShuttingDown) => {}
+                Err(e) => {
+                    tracing::error!(vhost = %vhost, queue = %name, error = %e, "writing ack changes failed")
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(job)),
+            // No runtime (a blocking caller at close): the close writes what is pending.
+            Err(_) => files
+                .pending_acks
+                .job_queued
+                .store(false, Ordering::Release),
+        }
+    }
+
+    /// Appends `changes` behind everything pending; a delivered watermark among them is
+    /// fsynced before returning, since deliveries taken after it are about to be sent.
+    pub(crate) async fn persist_before_send(&self, changes: Vec<Vec<AckChange>>) -> Result<()> {
+        for (lane, changes) in changes.into_iter().enumerate() {
+            if changes.is_empty() {
+                continue;
+            }
+            let watermark = changes
+                .iter()
+                .any(|c| matches!(c, AckChange::DeliveredWatermark(_)));
+            let files = &self.lanes[lane];
+            files.pending_acks.changes.lock().extend(changes);
+            let (pending, acks) = (Arc::clone(&files.pending_acks), Arc::clone(&files.acks));
+            files
+                .writer
+                .run(move || -> Result<()> {
+                    pending.write_to(&acks)?;
+                    if watermark {
+                        acks.sync()?;
+                    }
+                    Ok(())
+                })
+                .await??;
+        }
+        Ok(())
+    }
+
+    /// Returns once `lane`'s log is committed below `end`: synced, for a durable queue (its
+    /// log's flush mode is `group`); written, for a transient one. Awaits the lane's commit
+    /// point; no thread waits.
+    pub(crate) async fn wait_durable(&self, lane: usize, end: Offset) -> Result<()> {
+        self.lanes[lane].writer.wait_committed(end).await
+    }
+}

@@ -1,0 +1,229 @@
+//! Opening a queue (its lanes' logs and ack files, restored state, transient leftovers),
+//! closing it, and deleting it off the caller's path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use porter_storage::records::decode_batches;
+use porter_storage::{FileCache, FlushMode, Log, LogConfig};
+use std::sync::atomic::{AtomicBool, AtomicU8};
+
+use super::{
+    Inner, LaneFiles, Queue, QUEUE_BATCH_BYTES_MAX, QUEUE_SEGMENT_BYTES, TRANSIENT_MARKER,
+};
+use crate::error::{CoreError, Result};
+use crate::message::Message;
+use crate::partition::now_ms;
+use crate::queue::ack_log::{AckLog, SharedAckLog};
+use crate::queue::api::{ConsumerEvent, ConsumerSink};
+use crate::queue::definition::{QueueArguments, QueueDefinition};
+use crate::queue::scheduler::{QueueScheduler, TurnState};
+use crate::queue::state::QueueState;
+use crate::Broker;
+
+/// Counts the unsettled transient messages in the lanes' logs (all from an earlier
+/// incarnation, at open). Reads the unsettled part of each log once. Blocking.
+fn count_transient(lanes: &[LaneFiles], states: &[QueueState]) -> Result<u64> {
+    let mut count = 0;
+    for (lane, state) in lanes.iter().zip(states) {
+        let mut offset = state.settled_prefix();
+        let end = lane.log.log_end_offset();
+        while offset < end {
+            let slice = lane.log.read(offset, 1 << 20)?;
+            let records = decode_batches(slice.bytes)?;
+            let Some(last) = records.last().map(|r| r.offset) else {
+                break;
+            };
+            for record in records.iter().filter(|r| r.offset >= offset) {
+                if state.is_settled(record.offset) {
+                    continue;
+                }
+                if Message::decode(record).is_ok_and(|m| m.epoch.is_some()) {
+                    count += 1;
+                }
+            }
+            offset = last + 1;
+        }
+    }
+    Ok(count)
+}
+
+impl Queue {
+    /// Opens (creating if missing) the queue's files under `dir` and starts its delivery task.
+    /// Blocking; call on the blocking pool.
+    pub(crate) fn open(
+        definition: QueueDefinition,
+        vhost: &str,
+        dir: &Path,
+        files: Arc<FileCache>,
+        after_crash: bool,
+        epoch: u64,
+        broker: Weak<Broker>,
+        scheduler: Arc<QueueScheduler>,
+    ) -> Result<Arc<Queue>> {
+        let args = QueueArguments::parse(&definition.arguments).map_err(CoreError::Metadata)?;
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let config = LogConfig {
+            segment_bytes: QUEUE_SEGMENT_BYTES,
+            flush: if definition.durable {
+                FlushMode::Group
+            } else {
+                FlushMode::Never
+            },
+            retention_ms: None,
+            retention_bytes: None,
+            // One message per batch; gateways bound message size (RabbitMQ allows 512 MiB).
+            max_batch_bytes: QUEUE_BATCH_BYTES_MAX,
+            ..LogConfig::default()
+        };
+        // The broker's writer threads; the broker is alive while it opens its queues.
+        let committer = broker
+            .upgrade()
+            .map(|b| Arc::clone(&b.committer))
+            .ok_or(CoreError::ShuttingDown)?;
+        let lane_count = args.max_priority.map_or(1, |p| usize::from(p) + 1);
+        let mut lanes = Vec::with_capacity(lane_count);
+        let mut states = Vec::with_capacity(lane_count);
+        for lane in 0..lane_count {
+            let suffix = if lane == 0 {
+                String::new()
+            } else {
+                format!("-p{lane}")
+            };
+            let log = Log::open(
+                &dir.join(format!("log{suffix}")),
+                config.clone(),
+                files.clone(),
+                after_crash,
+            )?;
+            let acks = AckLog::open(&dir.join(format!("acks{suffix}")))?;
+            let mut state = QueueState::restore(
+                acks.persisted(),
+                log.log_start_offset(),
+                log.log_end_offset(),
+            )?;
+            state.set_single_active(args.single_active_consumer);
+            states.push(state);
+            let log = Arc::new(log);
+            lanes.push(LaneFiles {
+                writer: committer.register(Arc::clone(&log)),
+                log,
+                acks: Arc::new(SharedAckLog::new(acks)),
+                pending_acks: Arc::default(),
+            });
+        }
+        let restored_backlog = states.iter().any(|s| s.ready() > 0);
+        let marker = dir.join(TRANSIENT_MARKER);
+        let stale_transient = if marker.exists() {
+            let stale = count_transient(&lanes, &states)?;
+            if stale == 0 {
+                let _ = std::fs::remove_file(&marker);
+            }
+            stale
+        } else {
+            0
+        };
+        let queue = Arc::new_cyclic(|me| Queue {
+            name: Arc::from(definition.name.as_str()),
+            vhost: vhost.to_string(),
+            args,
+            lanes,
+            dir: dir.to_path_buf(),
+            epoch,
+            inner: Mutex::new(Inner {
+                states,
+                consumers: HashMap::new(),
+                exclusive_consumer: false,
+                ever_consumed: false,
+                last_used_ms: now_ms(),
+                cache: BTreeMap::new(),
+                cache_bytes: 0,
+                sizes: BTreeMap::new(),
+                sized_bytes: 0,
+                dead: Vec::new(),
+                head_check: restored_backlog,
+                deleted: false,
+                stalled: false,
+                acks_dirty: false,
+                maintain_at: 0,
+                stale_transient,
+            }),
+            broker,
+            me: me.clone(),
+            key: scheduler.next_key(),
+            turn_state: AtomicU8::new(TurnState::Idle as u8),
+            scheduler,
+            maintaining: AtomicBool::new(false),
+            transient_marked: std::sync::atomic::AtomicBool::new(false),
+            definition,
+        });
+        // A restored backlog may hold expired messages; x-expires and a reclaimable prefix need
+        // a deadline. Anything else waits, costing nothing, until it is used.
+        if restored_backlog || queue.args.expires_ms.is_some() || queue.needs_maintenance() {
+            queue.schedule();
+        }
+        Ok(queue)
+    }
+
+    /// Asks the broker to delete this queue (auto-delete, `x-expires`), off the caller's path.
+    pub(crate) fn delete_later(&self, why: &'static str) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        let (vhost, name, id) = (
+            self.vhost.clone(),
+            self.name.to_string(),
+            self.definition.id,
+        );
+        tokio::spawn(async move {
+            tracing::info!(vhost = %vhost, queue = %name, why, "deleting queue");
+            if let Err(e) = broker.delete_queue_by_id(&vhost, &name, id).await {
+                tracing::warn!(vhost = %vhost, queue = %name, error = %e, "deleting queue failed");
+            }
+        });
+    }
+
+    /// Stops the delivery task and tells consumers (server-sent cancel). With `delete_files`,
+    /// removes the queue's data; otherwise syncs and closes it. Blocking.
+    pub(crate) fn close(&self, delete_files: bool) -> Result<()> {
+        let sinks: Vec<(Arc<str>, ConsumerSink)> = {
+            let mut inner = self.inner.lock();
+            inner.deleted = true;
+            inner
+                .consumers
+                .drain()
+                .map(|(tag, s)| (tag, s.sink))
+                .collect()
+        };
+        self.scheduler.clear_deadline(self.key);
+        for (tag, sink) in sinks {
+            let _ = sink.try_send(ConsumerEvent::Cancelled { consumer_tag: tag });
+        }
+        for lane in &self.lanes {
+            if delete_files {
+                lane.log.delete()?;
+            } else {
+                // Ack changes the writer thread did not take yet (it has stopped at shutdown).
+                lane.pending_acks.write_to(&lane.acks)?;
+                lane.acks.sync()?;
+                lane.log.flush()?;
+                lane.log.close()?;
+            }
+        }
+        if delete_files {
+            std::fs::remove_dir_all(&self.dir).or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(CoreError::Io {
+                    path: self.dir.clone(),
+                    source: e,
+                }),
+            })?;
+        }
+        Ok(())
+    }
+}
