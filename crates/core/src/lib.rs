@@ -16,6 +16,8 @@
 //!   settled ranges persisted as ack records and restored after a crash.
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
+//! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
+//!   append per queue per burst) → commit-wait → acknowledge.
 //! - [`alarm`]: memory and disk alarms that block publishers (RabbitMQ's `connection.blocked`).
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`], the one error type gateways map to their protocol's codes.
@@ -30,6 +32,7 @@ pub mod message;
 pub mod metadata;
 pub mod partition;
 pub mod producer_state;
+pub mod publish;
 pub mod queue;
 pub mod routing;
 pub mod topic;

@@ -4,17 +4,14 @@
 //! queue map.
 //!
 //! Every topology change is a metadata command (checked, journaled, applied), so it is whole or
-//! absent after a crash.
+//! absent after a crash. Publishing is [`crate::publish`]'s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{CoreError, Result};
-use crate::message::Message;
 use crate::metadata::command::RoutingChange;
 use crate::queue::api::{DeclaredQueue, OwnerId};
-use crate::queue::dead_letter::is_automatic_cycle;
-use crate::queue::runtime::AppendOutcome;
 use crate::queue::{Queue, QueueArguments, QueueDefinition};
 use crate::routing::{Binding, Destination, Exchange, RoutingError, DEFAULT_EXCHANGE};
 use crate::Broker;
@@ -35,32 +32,7 @@ pub struct VirtualHost {
     pub(crate) name: String,
 }
 
-/// What became of a published message.
-pub struct PublishOutcome {
-    /// Whether some queue took it. `false` with `mandatory` is a `basic.return` (312 NO_ROUTE).
-    pub routed: bool,
-    /// A queue at its `x-max-length` with `x-overflow = reject-publish(-dlx)` refused it: a
-    /// publisher-confirm nack.
-    pub rejected: bool,
-    /// Resolves when the message is as durable as it will get (persistent on durable queues:
-    /// fsynced). Publisher confirms ack after it.
-    pub durable: DurableWait,
-}
-
-/// The fsyncs a publish must wait for before it is confirmed.
-#[derive(Default)]
-pub struct DurableWait {
-    pub(crate) waits: Vec<(Arc<Queue>, usize, porter_storage::Offset)>,
-}
-
-impl DurableWait {
-    pub async fn wait(self) -> Result<()> {
-        for (queue, lane, end) in self.waits {
-            queue.wait_durable(lane, end).await?;
-        }
-        Ok(())
-    }
-}
+pub use crate::publish::{DurableWait, Publish, PublishOutcome};
 
 impl VirtualHost {
     pub fn name(&self) -> &str {
@@ -248,65 +220,6 @@ impl VirtualHost {
             ))),
             _ => Ok(()),
         }
-    }
-
-    /// `basic.publish`: routes through `exchange` (404 if missing, 403 if internal), appends to
-    /// every destination queue and dead-letters what overflow pushes out. Returns once appended;
-    /// `outcome.durable.wait()` resolves when it is durable.
-    pub async fn publish(&self, exchange: &str, message: Message) -> Result<PublishOutcome> {
-        message
-            .properties
-            .validate()
-            .map_err(CoreError::Precondition)?;
-        let queues = self.route(exchange, &message)?;
-        let mut outcome = PublishOutcome {
-            routed: !queues.is_empty(),
-            rejected: false,
-            durable: DurableWait::default(),
-        };
-        let persistent = message.properties.is_persistent();
-        for queue in queues {
-            match queue.append(&message).await? {
-                AppendOutcome::Appended { lane, end } => {
-                    if persistent && queue.definition().durable {
-                        outcome.durable.waits.push((queue, lane, end));
-                    }
-                }
-                AppendOutcome::Rejected => outcome.rejected = true,
-                AppendOutcome::Gone => {}
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// A dead letter: routed like a publish, minus the queues it already expired out of in a
-    /// cycle with no rejection (RabbitMQ drops those to stop endless loops). No confirms, no
-    /// mandatory: a dead letter nobody routes is dropped.
-    pub(crate) async fn publish_dead_letter(&self, exchange: &str, message: Message) -> Result<()> {
-        let queues = self.route(exchange, &message)?;
-        for queue in queues {
-            if is_automatic_cycle(&message, queue.name()) {
-                tracing::debug!(queue = %queue.name(), "dead letter cycle: dropped");
-                continue;
-            }
-            queue.append(&message).await?;
-        }
-        Ok(())
-    }
-
-    fn route(&self, exchange: &str, message: &Message) -> Result<Vec<Arc<Queue>>> {
-        let routes = self.broker.routes(&self.name)?;
-        let empty = crate::routing::Headers::new();
-        let headers = message.properties.headers.as_ref().unwrap_or(&empty);
-        let result = routes.route(exchange, &message.routing_key, headers)?;
-        if result.depth_limit_reached {
-            tracing::warn!(vhost = %self.name, exchange, "exchange-to-exchange bindings deeper than the limit were not followed");
-        }
-        Ok(result
-            .queues
-            .iter()
-            .filter_map(|name| self.broker.find_queue(&self.name, name))
-            .collect())
     }
 
     /// A connection closed: its exclusive queues are deleted.

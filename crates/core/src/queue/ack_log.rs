@@ -5,10 +5,19 @@
 //! a torn tail (the first record whose CRC fails, and everything after it: a crash can only tear
 //! the end). When the file outgrows [`ACK_LOG_COMPACT_BYTES`] it is rewritten from the folded
 //! state (write temp, fsync, rename, fsync dir), so its size follows the state, not the traffic.
+//!
+//! The file is reached through the broker's [`FileCache`], as queue logs are: with 100k queues
+//! an open descriptor per ack file would pass any sane `ulimit -n`, while the cache keeps at
+//! most `open_files_max` open and reopens an evicted one on its next write (positional writes
+//! at the tracked length, so a reopen needs no seek).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use porter_storage::FileCache;
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -24,7 +33,7 @@ pub const ACK_LOG_COMPACT_BYTES: u64 = 4 << 20;
 
 pub struct AckLog {
     path: PathBuf,
-    file: File,
+    files: Arc<FileCache>,
     folded: PersistedAcks,
     len: u64,
     /// Bytes written since the last fsync.
@@ -33,20 +42,20 @@ pub struct AckLog {
 
 impl AckLog {
     /// Opens (or creates) the ack file at `path` and folds it. Blocking.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, files: Arc<FileCache>) -> Result<Self> {
         let io = |e| CoreError::Io {
             path: path.to_path_buf(),
             source: e,
         };
         let _ = fs::remove_file(path.with_extension("tmp"));
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(io)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                files.create(path).map_err(io)?;
+                Vec::new()
+            }
+            Err(e) => return Err(io(e)),
+        };
         let mut folded = PersistedAcks::default();
         let mut valid = 0;
         for record in bytes.chunks(RECORD_BYTES) {
@@ -60,12 +69,13 @@ impl AckLog {
         }
         if valid < bytes.len() {
             tracing::warn!(path = %path.display(), cut_bytes = bytes.len() - valid, "ack log: cut a torn tail");
+            let file = files.get(path).map_err(io)?;
             file.set_len(valid as u64).map_err(io)?;
             file.sync_data().map_err(io)?;
         }
         Ok(AckLog {
             path: path.to_path_buf(),
-            file,
+            files,
             folded,
             len: valid as u64,
             unsynced: false,
@@ -87,7 +97,10 @@ impl AckLog {
             encode(change, &mut buffer);
             self.folded.apply(change);
         }
-        self.file.write_all(&buffer).map_err(|e| self.io(e))?;
+        self.files
+            .get(&self.path)
+            .and_then(|file| file.write_all_at(&buffer, self.len))
+            .map_err(|e| self.io(e))?;
         self.len += buffer.len() as u64;
         self.unsynced = true;
         if self.len > ACK_LOG_COMPACT_BYTES {
@@ -98,7 +111,10 @@ impl AckLog {
 
     pub fn sync(&mut self) -> Result<()> {
         if self.unsynced {
-            self.file.sync_data().map_err(|e| self.io(e))?;
+            self.files
+                .get(&self.path)
+                .and_then(|file| file.sync_data())
+                .map_err(|e| self.io(e))?;
             self.unsynced = false;
         }
         Ok(())
@@ -108,6 +124,11 @@ impl AckLog {
     /// next compaction forgets them on disk too.
     pub fn forget_below(&mut self, offset: porter_storage::Offset) {
         self.folded.settled.remove_below(offset);
+    }
+
+    /// Drops the cached handle (the queue closes or is deleted).
+    pub fn release(&self) {
+        self.files.evict(&self.path);
     }
 
     fn compact(&mut self) -> Result<()> {
@@ -128,14 +149,11 @@ impl AckLog {
         file.write_all(&buffer).map_err(io)?;
         file.sync_data().map_err(io)?;
         fs::rename(&tmp, &self.path).map_err(io)?;
+        // The cached handle is the replaced inode's; the next write opens the new file.
+        self.files.evict(&self.path);
         if let Some(dir) = self.path.parent() {
             File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         }
-        self.file = OpenOptions::new()
-            .append(true)
-            .read(true)
-            .open(&self.path)
-            .map_err(|e| self.io(e))?;
         self.len = buffer.len() as u64;
         self.unsynced = false;
         Ok(())
@@ -178,7 +196,7 @@ impl SharedAckLog {
             if !log.unsynced {
                 return Ok(());
             }
-            let file = log.file.try_clone().map_err(|e| log.io(e))?;
+            let file = log.files.get(&log.path).map_err(|e| log.io(e))?;
             // Appends from here on mark it unsynced again and wait for the next sync.
             log.unsynced = false;
             file
@@ -235,7 +253,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acks");
         {
-            let mut log = AckLog::open(&path).unwrap();
+            let mut log = AckLog::open(&path, FileCache::new(4)).unwrap();
             log.append(&[
                 AckChange::DeliveredWatermark(1024),
                 AckChange::Settled(0..3),
@@ -244,10 +262,13 @@ mod tests {
             .unwrap();
         }
         // A torn final record.
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(&[KIND_SETTLED, 0, 0, 0]).unwrap();
         drop(file);
-        let log = AckLog::open(&path).unwrap();
+        let log = AckLog::open(&path, FileCache::new(4)).unwrap();
         assert_eq!(log.persisted().delivered_watermark, 1024);
         assert_eq!(
             log.persisted().settled.iter().collect::<Vec<_>>(),
@@ -260,7 +281,7 @@ mod tests {
     fn compaction_keeps_the_folded_state() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acks");
-        let mut log = AckLog::open(&path).unwrap();
+        let mut log = AckLog::open(&path, FileCache::new(4)).unwrap();
         // Consecutive single-offset settlements: the folded state stays one range while the
         // file grows past the compaction threshold and is rewritten.
         let records = ACK_LOG_COMPACT_BYTES as i64 / RECORD_BYTES as i64 + 10;
@@ -276,7 +297,7 @@ mod tests {
             "rewritten"
         );
         drop(log);
-        let log = AckLog::open(&path).unwrap();
+        let log = AckLog::open(&path, FileCache::new(4)).unwrap();
         assert_eq!(
             log.persisted().settled.iter().collect::<Vec<_>>(),
             vec![0..records]
@@ -289,7 +310,9 @@ mod tests {
     fn shared_sync_runs_beside_appends() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acks");
-        let shared = std::sync::Arc::new(SharedAckLog::new(AckLog::open(&path).unwrap()));
+        let shared = std::sync::Arc::new(SharedAckLog::new(
+            AckLog::open(&path, FileCache::new(4)).unwrap(),
+        ));
         let per_thread = ACK_LOG_COMPACT_BYTES as i64 / RECORD_BYTES as i64 / 2 + 100;
         let threads: Vec<_> = (0..3i64)
             .map(|t| {
@@ -317,7 +340,7 @@ mod tests {
             "the last sync covered every append"
         );
         drop(shared);
-        let log = AckLog::open(&path).unwrap();
+        let log = AckLog::open(&path, FileCache::new(4)).unwrap();
         assert_eq!(
             log.persisted().settled.iter().collect::<Vec<_>>(),
             vec![0..3 * per_thread]

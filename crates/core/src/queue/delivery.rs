@@ -66,7 +66,8 @@ impl Queue {
         self.persist_changes()?;
         more |= self.flush_dead_letters().await?;
         let (head_expires, more_expired) = self.expire_head().await?;
-        more |= more_expired;
+        // Expiries may have queued dead letters: the next turn republishes them.
+        more |= more_expired || !self.inner.lock().dead.is_empty();
         let deadline = [
             head_expires,
             self.check_expiry(),

@@ -1,17 +1,20 @@
-//! Publishing into a queue: one message appended to its lane's log, then `x-max-length(-bytes)`
-//! and `x-overflow` applied.
+//! Publishing into a queue: the messages of one burst (see [`crate::publish`]) appended to their
+//! lanes' logs, one write per lane on the lane's writer thread ([`crate::commit`]), then
+//! `x-max-length(-bytes)` and `x-overflow` applied.
 
 use std::sync::Arc;
 
+use porter_storage::Log;
+
 use super::{DeadLetter, Inner, Queue, TRANSIENT_MARKER};
 use crate::error::{CoreError, Result};
-use crate::message::{Message, StoredMessage};
-use crate::partition::now_ms;
+use crate::publish::Prepared;
 use crate::queue::dead_letter::DeadReason;
 use crate::queue::definition::Overflow;
 use porter_storage::Offset;
 
 /// What one queue did with a published message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AppendOutcome {
     /// In `lane`'s log; durable once that log is synced to `end`.
     Appended { lane: usize, end: Offset },
@@ -22,85 +25,161 @@ pub(crate) enum AppendOutcome {
 }
 
 impl Queue {
-    /// Appends one published message (on its lane's writer thread) and applies `x-max-length`.
-    pub(crate) async fn append(self: &Arc<Self>, message: &Message) -> Result<AppendOutcome> {
-        let now = now_ms();
-        let transient = !message.properties.is_persistent();
-        let batch = message.encode(now, transient.then_some(self.epoch));
-        let lane = self.lane_for(message.properties.priority);
-        let stored = Arc::new(StoredMessage {
-            message: Arc::new(message.clone()),
-            enqueued_ms: now,
-            epoch: transient.then_some(self.epoch),
-        });
-        let this = self.clone();
-        let append = move |log: &porter_storage::Log| -> Result<(AppendOutcome, bool)> {
-            let mut inner = this.inner.lock();
-            if inner.deleted {
-                return Ok((AppendOutcome::Gone, false));
-            }
-            let len = stored.message.body.len() as u64;
-            if this.would_overflow(&inner, len) {
-                match this.args.overflow {
-                    Overflow::DropHead => {}
-                    Overflow::RejectPublish => return Ok((AppendOutcome::Rejected, false)),
-                    Overflow::RejectPublishDlx => {
-                        if this.args.dead_letter_exchange.is_some() {
-                            inner.dead.push(DeadLetter {
-                                position: None,
-                                message: Some(stored.message.clone()),
-                                reason: DeadReason::MaxLen,
-                            });
-                        }
-                        return Ok((AppendOutcome::Rejected, false));
-                    }
+    /// Appends a burst of encoded messages, in order; one outcome per entry. Without a length
+    /// limit each lane gets one write for all its entries; with one, each entry is checked and
+    /// appended on its own, since each one's overflow decision depends on those before it.
+    /// Writes run on the lanes' writer threads, which hold the state's lock across the append
+    /// so offsets reach the state in log order.
+    pub(crate) async fn append_prepared(
+        self: &Arc<Self>,
+        entries: &[&Prepared],
+    ) -> Result<Vec<AppendOutcome>> {
+        let mut outcomes = vec![AppendOutcome::Gone; entries.len()];
+        let mut mark_transient = entries.iter().any(|e| e.is_transient());
+        let mut wake = false;
+        let limited = self.args.max_length.is_some() || self.args.max_length_bytes.is_some();
+        // (lane, indexes of the entries it takes) per write.
+        let mut writes: Vec<(usize, Vec<usize>)> = Vec::new();
+        let lanes: Vec<usize> = entries
+            .iter()
+            .map(|e| self.lane_for(e.stored.message.properties.priority))
+            .collect();
+        if limited {
+            writes.extend(lanes.iter().enumerate().map(|(i, &lane)| (lane, vec![i])));
+        } else {
+            for lane in 0..self.lanes.len() {
+                let run: Vec<usize> = (0..entries.len()).filter(|&i| lanes[i] == lane).collect();
+                if !run.is_empty() {
+                    writes.push((lane, run));
                 }
             }
-            if transient
-                && !this
-                    .transient_marked
-                    .swap(true, std::sync::atomic::Ordering::Relaxed)
-            {
-                // Tells the next start to look for (and not count) transient messages left over.
-                let marker = this.dir.join(TRANSIENT_MARKER);
-                std::fs::File::create(&marker).map_err(|e| CoreError::Io {
-                    path: marker,
-                    source: e,
-                })?;
+        }
+        for (lane, run) in writes {
+            let batch: Vec<Prepared> = run.iter().map(|&i| entries[i].clone()).collect();
+            let this = self.clone();
+            let mark = std::mem::take(&mut mark_transient);
+            let write = move |log: &Log| -> Result<(Vec<AppendOutcome>, bool)> {
+                let mut inner = this.inner.lock();
+                if inner.deleted {
+                    return Ok((vec![AppendOutcome::Gone; batch.len()], false));
+                }
+                if mark {
+                    this.mark_transient()?;
+                }
+                let was_empty = inner.ready() == 0;
+                let outcomes = if limited {
+                    vec![this.append_limited(log, &mut inner, lane, &batch[0])?]
+                } else {
+                    let base = this.write_run(log, &mut inner, lane, &batch)?;
+                    (0..batch.len())
+                        .map(|k| AppendOutcome::Appended {
+                            lane,
+                            end: base + k as Offset + 1,
+                        })
+                        .collect()
+                };
+                // A turn is only needed if someone can take the messages, or to schedule the
+                // first message's expiry; one per publish would cost a worker's time for nothing.
+                // Dead letters (reject-publish-dlx, drop-head) are republished by a turn.
+                let wake = !inner.consumers.is_empty() || was_empty || !inner.dead.is_empty();
+                Ok((outcomes, wake))
+            };
+            let (written, woke) = self.lanes[lane].writer.write(write).await?;
+            for (&i, outcome) in run.iter().zip(written) {
+                outcomes[i] = outcome;
             }
-            // Encoded (and CRC'd) by `Message::encode`: no second CRC pass.
-            let info = log.append_prepared(batch, now)?;
-            debug_assert_eq!(info.base_offset, info.last_offset, "one message per batch");
-            let position = (lane, info.last_offset);
-            inner.states[lane].on_append(info.last_offset);
-            if this.args.max_length_bytes.is_some() {
-                inner.sizes.insert(position, len as u32);
-                inner.sized_bytes += len;
-            }
-            if stored.message.properties.expiration.is_some() {
-                inner.head_check = true;
-            }
-            inner.cache_insert(position, stored);
-            this.drop_head_over_limit(&mut inner);
-            // The delivery task only needs waking if someone can take the message, or to
-            // schedule the first message's expiry; waking it per publish costs a context switch.
-            let wake = !inner.consumers.is_empty() || inner.ready() == 1;
-            Ok((
-                AppendOutcome::Appended {
-                    lane,
-                    end: info.last_offset + 1,
-                },
-                wake,
-            ))
-        };
-        // On the writer thread, so no write(2) runs on a reactor thread; offsets still reach
-        // the state in log order (the state's lock is held across the append there).
-        let (outcome, wake) = self.lanes[lane].writer.write(append).await?;
+            wake |= woke;
+        }
         self.persist_changes()?;
         if wake {
             self.schedule();
         }
-        Ok(outcome)
+        Ok(outcomes)
+    }
+
+    /// Tells the next start to look for (and not count) transient messages left over: a
+    /// marker file, written once per incarnation. On a writer thread.
+    fn mark_transient(&self) -> Result<()> {
+        if self
+            .transient_marked
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        let marker = self.dir.join(TRANSIENT_MARKER);
+        std::fs::File::create(&marker).map_err(|e| CoreError::Io {
+            path: marker,
+            source: e,
+        })?;
+        Ok(())
+    }
+
+    /// Under `x-max-length(-bytes)`: one entry, after its overflow check; drop-head after it.
+    fn append_limited(
+        &self,
+        log: &Log,
+        inner: &mut Inner,
+        lane: usize,
+        entry: &Prepared,
+    ) -> Result<AppendOutcome> {
+        let len = entry.stored.message.body.len() as u64;
+        if self.would_overflow(inner, len) {
+            match self.args.overflow {
+                Overflow::DropHead => {}
+                Overflow::RejectPublish => return Ok(AppendOutcome::Rejected),
+                Overflow::RejectPublishDlx => {
+                    if self.args.dead_letter_exchange.is_some() {
+                        inner.dead.push(DeadLetter {
+                            position: None,
+                            message: Some(entry.stored.message.clone()),
+                            reason: DeadReason::MaxLen,
+                        });
+                    }
+                    return Ok(AppendOutcome::Rejected);
+                }
+            }
+        }
+        let offset = self.write_run(log, inner, lane, std::slice::from_ref(entry))?;
+        self.drop_head_over_limit(inner);
+        Ok(AppendOutcome::Appended {
+            lane,
+            end: offset + 1,
+        })
+    }
+
+    /// Writes `run` (one message per batch) to `lane`'s log in one append and records each in
+    /// the state and cache; returns the first one's offset. Caller holds `inner`.
+    fn write_run(
+        &self,
+        log: &Log,
+        inner: &mut Inner,
+        lane: usize,
+        run: &[Prepared],
+    ) -> Result<Offset> {
+        let now = run[0].stored.enqueued_ms;
+        let entries: Vec<&Prepared> = run.iter().collect();
+        // Encoded (and CRC'd) once by `Prepared::new`: no second CRC pass.
+        let info = log.append_prepared(Prepared::concat(&entries), now)?;
+        debug_assert_eq!(
+            info.last_offset - info.base_offset + 1,
+            run.len() as Offset,
+            "one message per batch"
+        );
+        for (k, entry) in run.iter().enumerate() {
+            let offset = info.base_offset + k as Offset;
+            let position = (lane, offset);
+            inner.states[lane].on_append(offset);
+            if self.args.max_length_bytes.is_some() {
+                let len = entry.stored.message.body.len();
+                inner.sizes.insert(position, len as u32);
+                inner.sized_bytes += len as u64;
+            }
+            if entry.stored.message.properties.expiration.is_some() {
+                inner.head_check = true;
+            }
+            inner.cache_insert(position, entry.stored.clone());
+        }
+        Ok(info.base_offset)
     }
 
     /// Whether one more message of `len` body bytes would pass `x-max-length(-bytes)`.

@@ -137,6 +137,8 @@ impl Queue {
             };
             if no_ack {
                 self.persist_changes()?;
+                // A turn registers the maintenance (ack fsync, reclaim) the settlement needs.
+                self.schedule();
             }
             return Ok(Some(QueueDelivery {
                 queue: self.name.clone(),
@@ -245,6 +247,7 @@ impl Queue {
             count
         };
         self.persist_changes()?;
+        self.schedule();
         Ok(count)
     }
 

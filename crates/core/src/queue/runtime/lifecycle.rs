@@ -50,19 +50,33 @@ fn count_transient(lanes: &[LaneFiles], states: &[QueueState]) -> Result<u64> {
     Ok(count)
 }
 
+/// What every queue of a broker shares.
+pub(crate) struct QueueEnv {
+    /// The descriptors of every queue's logs and ack files.
+    pub(crate) files: Arc<FileCache>,
+    /// This broker incarnation (see `StoredMessage::epoch`).
+    pub(crate) epoch: u64,
+    pub(crate) broker: Weak<Broker>,
+    pub(crate) scheduler: Arc<QueueScheduler>,
+}
+
 impl Queue {
-    /// Opens (creating if missing) the queue's files under `dir` and starts its delivery task.
-    /// Blocking; call on the blocking pool.
+    /// Opens (creating if missing) the queue's files under `dir` and, if it has work waiting
+    /// (a backlog, `x-expires`, a prefix to reclaim), schedules its first turn. Blocking; call
+    /// on the blocking pool.
     pub(crate) fn open(
         definition: QueueDefinition,
         vhost: &str,
         dir: &Path,
-        files: Arc<FileCache>,
         after_crash: bool,
-        epoch: u64,
-        broker: Weak<Broker>,
-        scheduler: Arc<QueueScheduler>,
+        env: QueueEnv,
     ) -> Result<Arc<Queue>> {
+        let QueueEnv {
+            files,
+            epoch,
+            broker,
+            scheduler,
+        } = env;
         let args = QueueArguments::parse(&definition.arguments).map_err(CoreError::Metadata)?;
         std::fs::create_dir_all(dir).map_err(|e| CoreError::Io {
             path: dir.to_path_buf(),
@@ -101,7 +115,7 @@ impl Queue {
                 files.clone(),
                 after_crash,
             )?;
-            let acks = AckLog::open(&dir.join(format!("acks{suffix}")))?;
+            let acks = AckLog::open(&dir.join(format!("acks{suffix}")), files.clone())?;
             let mut state = QueueState::restore(
                 acks.persisted(),
                 log.log_start_offset(),
@@ -188,7 +202,7 @@ impl Queue {
         });
     }
 
-    /// Stops the delivery task and tells consumers (server-sent cancel). With `delete_files`,
+    /// Takes the queue off the scheduler and tells consumers (server-sent cancel). With `delete_files`,
     /// removes the queue's data; otherwise syncs and closes it. Blocking.
     pub(crate) fn close(&self, delete_files: bool) -> Result<()> {
         let sinks: Vec<(Arc<str>, ConsumerSink)> = {
@@ -214,6 +228,7 @@ impl Queue {
                 lane.log.flush()?;
                 lane.log.close()?;
             }
+            lane.acks.lock().release();
         }
         if delete_files {
             std::fs::remove_dir_all(&self.dir).or_else(|e| match e.kind() {

@@ -44,6 +44,7 @@ use crate::message::{Message, StoredMessage};
 use crate::Broker;
 
 pub(crate) use append::AppendOutcome;
+pub(crate) use lifecycle::QueueEnv;
 
 /// Segment size of queue logs: small, so that acked prefixes are reclaimed soon.
 pub const QUEUE_SEGMENT_BYTES: u64 = 16 << 20;
