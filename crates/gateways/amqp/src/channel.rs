@@ -290,6 +290,15 @@ impl Channel {
         }
     }
 
+    /// A channel error: the channel ends (see [`Self::cleanup`]) and waits for the client's
+    /// `close-ok` after the `channel.close` carrying the error.
+    pub fn fail(&mut self, replies: &ReplyRegistry, error: &AmqpError, out: &mut Out) {
+        tracing::info!(channel = self.id, code = error.code, text = %error.text, "amqp: channel error");
+        self.cleanup(replies);
+        self.closing = true;
+        out.channel_close(self.id, error);
+    }
+
     /// Ends the channel: consumers cancelled, and every message it holds unacknowledged (from
     /// consumers, cancelled ones included, and `basic.get`) requeued, as RabbitMQ does.
     pub fn cleanup(&mut self, replies: &ReplyRegistry) {

@@ -56,11 +56,12 @@ impl Harness {
         }
     }
 
-    /// One frame, as the connection hands it over; then the acks of the burst are applied.
+    /// One frame as a burst of its own, as the connection hands it over: then the batched
+    /// publishes go to the core and the gathered acks are applied.
     async fn frame(&mut self, frame: Frame) -> Result<Vec<Frame>, AmqpError> {
         let flow = self.channels.on_frame(frame, &mut self.out).await?;
         assert_eq!(flow, Flow::Continue);
-        self.channels.flush_acks();
+        self.channels.end_burst(&mut self.out).await?;
         Ok(self.out.take_frames())
     }
 
@@ -89,6 +90,14 @@ impl Harness {
             answered.extend(self.frame(Frame::Body(channel, bytes)).await.unwrap());
         }
         answered
+    }
+
+    /// Frames of a burst still being read: handled, but the burst does not end.
+    async fn feed(&mut self, frames: Vec<Frame>) {
+        for frame in frames {
+            let flow = self.channels.on_frame(frame, &mut self.out).await.unwrap();
+            assert_eq!(flow, Flow::Continue);
+        }
     }
 
     /// The next event a queue sends this connection's consumers, handled.
@@ -155,6 +164,25 @@ impl Harness {
         )
         .await
     }
+}
+
+/// The frames of one `basic.publish` with its content.
+fn publish_frames(channel: u16, publish: basic::Publish, body: &str) -> Vec<Frame> {
+    vec![
+        Frame::Method(
+            channel,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(publish)),
+        ),
+        Frame::Header(
+            channel,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: body.len() as u64,
+                properties: AMQPProperties::default(),
+            },
+        ),
+        Frame::Body(channel, Bytes::copy_from_slice(body.as_bytes())),
+    ]
 }
 
 fn to(exchange: &str, routing_key: &str) -> basic::Publish {
@@ -556,4 +584,92 @@ async fn deleting_a_queue_cancels_its_consumers_for_clients_that_asked() {
         ),
         "{cancel:?}"
     );
+}
+
+#[tokio::test]
+async fn a_burst_of_publishes_goes_to_the_core_together_answered_in_order() {
+    let mut h = Harness::open();
+    h.open_channel(1).await;
+    h.open_channel(2).await;
+    h.declare_queue(1, "a", false).await;
+    h.declare_queue(2, "b", false).await;
+    h.send(
+        2,
+        AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
+            nowait: false,
+        })),
+    )
+    .await;
+    // One burst: publishes on two channels, one to a missing exchange, one unroutable mandatory.
+    let mut burst = publish_frames(1, to("", "a"), "a1");
+    burst.extend(publish_frames(2, to("", "b"), "b1"));
+    burst.extend(publish_frames(1, to("missing", "a"), "lost"));
+    let mandatory = basic::Publish {
+        mandatory: true,
+        ..to("", "nowhere")
+    };
+    burst.extend(publish_frames(2, mandatory, "back"));
+    burst.extend(publish_frames(2, to("", "b"), "b2"));
+    h.feed(burst).await;
+    assert!(
+        h.out.is_empty(),
+        "nothing is answered before the batch is published"
+    );
+    h.channels.end_burst(&mut h.out).await.unwrap();
+    let answered = h.out.take_frames();
+    let (code, _, class, method) = channel_close(&answered[..1]);
+    assert_eq!((code, class, method), (404, 60, 40));
+    assert!(matches!(
+        &answered[1],
+        Frame::Method(2, AMQPClass::Basic(basic::AMQPMethod::Return(r))) if r.reply_code == 312
+    ));
+    assert_eq!(body(&answered[1..]), "back");
+    // Channel 2's three publishes are confirmed, in order.
+    let mut confirmed = 0;
+    while confirmed < 3 {
+        let result = tokio::time::timeout(WAIT, h.feeds.confirms.recv())
+            .await
+            .expect("a confirm arrives")
+            .unwrap();
+        h.channels.on_confirm(result, &mut h.out);
+        for frame in h.out.take_frames() {
+            match frame {
+                Frame::Method(2, AMQPClass::Basic(basic::AMQPMethod::Ack(a))) => {
+                    assert!(a.delivery_tag > confirmed);
+                    confirmed = a.delivery_tag;
+                }
+                other => panic!("expected basic.ack on channel 2, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(confirmed, 3);
+    assert_eq!(h.declare_queue(2, "a", true).await.message_count, 1);
+    assert_eq!(h.declare_queue(2, "b", true).await.message_count, 2);
+}
+
+#[tokio::test]
+async fn a_method_after_publishes_in_the_same_burst_sees_them() {
+    let mut h = Harness::open();
+    h.open_channel(1).await;
+    h.declare_queue(1, "q", false).await;
+    let mut burst = publish_frames(1, to("", "q"), "first");
+    burst.extend(publish_frames(1, to("", "q"), "second"));
+    h.feed(burst).await;
+    // basic.get in the same burst: the batch goes to the core before it runs.
+    h.feed(vec![Frame::Method(
+        1,
+        AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
+            queue: "q".into(),
+            no_ack: true,
+        })),
+    )])
+    .await;
+    let got = h.out.take_frames();
+    match &got[0] {
+        Frame::Method(1, AMQPClass::Basic(basic::AMQPMethod::GetOk(ok))) => {
+            assert_eq!(ok.message_count, 1)
+        }
+        other => panic!("expected basic.get-ok, got {other:?}"),
+    }
+    assert_eq!(body(&got), "first");
 }

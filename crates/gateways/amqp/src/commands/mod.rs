@@ -53,6 +53,8 @@ enum After {
 pub struct Channels {
     pub session: Session,
     channels: HashMap<u16, Channel>,
+    /// Whole publishes of the current burst, handed to the core together.
+    batch: publish::Batch,
     /// The negotiated channel_max: `channel.open` above it is 530 NOT_ALLOWED.
     channel_max: u16,
 }
@@ -62,6 +64,7 @@ impl Channels {
         Channels {
             session,
             channels: HashMap::new(),
+            batch: publish::Batch::default(),
             channel_max,
         }
     }
@@ -74,7 +77,21 @@ impl Channels {
     /// Body bytes held in publishes still being assembled, across the channels: what the
     /// connection charges to its memory share.
     pub fn content_bytes(&self) -> u64 {
-        self.channels.values().map(Channel::content_bytes).sum()
+        self.channels
+            .values()
+            .map(Channel::content_bytes)
+            .sum::<u64>()
+            + self.batch.bytes()
+    }
+
+    /// The end of a burst of frames: the batched publishes go to the core (their returns,
+    /// confirms and errors into `out`), then the gathered acks are applied. `Err` is a
+    /// connection error.
+    pub async fn end_burst(&mut self, out: &mut Out) -> Result<(), AmqpError> {
+        let published =
+            publish::flush(&mut self.batch, &mut self.channels, &self.session, out).await;
+        self.flush_acks();
+        published
     }
 
     /// One frame from the client. A channel error closes the channel (`channel.close` in
@@ -88,6 +105,16 @@ impl Channels {
             | Frame::Heartbeat(c)
             | Frame::QosPrefetchSize(c) => *c,
         };
+        let publishing = matches!(
+            &frame,
+            Frame::Header(..)
+                | Frame::Body(..)
+                | Frame::Method(_, AMQPClass::Basic(amqp_basic::AMQPMethod::Publish(_)))
+        );
+        if !publishing || self.batch.is_full() {
+            // Whatever else the client asks sees the publishes sent before it.
+            publish::flush(&mut self.batch, &mut self.channels, &self.session, out).await?;
+        }
         if channel_id == 0 {
             return on_connection_frame(frame, out);
         }
@@ -150,7 +177,8 @@ impl Channels {
             Frame::Header(_, header) => {
                 match ch.on_header(header, session.config.message_bytes_max) {
                     Ok(Some((m, properties, body))) => {
-                        publish::on_content(ch, session, m, properties, body, out).await
+                        publish::on_content(ch, session, m, properties, body, &mut self.batch, out)
+                            .await
                     }
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
@@ -158,7 +186,8 @@ impl Channels {
             }
             Frame::Body(_, bytes) => match ch.on_body(&bytes) {
                 Ok(Some((m, properties, body))) => {
-                    publish::on_content(ch, session, m, properties, body, out).await
+                    publish::on_content(ch, session, m, properties, body, &mut self.batch, out)
+                        .await
                 }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
@@ -175,10 +204,7 @@ impl Channels {
             Ok(()) => Ok(Flow::Continue),
             Err(e) if e.connection => Err(e),
             Err(e) => {
-                tracing::info!(channel = channel_id, code = e.code, text = %e.text, "amqp: channel error");
-                ch.cleanup(&self.session.replies);
-                ch.closing = true;
-                out.channel_close(channel_id, &e);
+                ch.fail(&self.session.replies, &e, out);
                 Ok(Flow::Continue)
             }
         }

@@ -1,12 +1,24 @@
 //! Publishing: `basic.publish` starts content on its channel; once the header and bodies are in,
-//! the whole message becomes a core publish; `mandatory` misses come back as `basic.return`; in
-//! confirm mode each publish's outcome goes to the channel's `Confirmer`; in a transaction the
-//! publish waits for `tx.commit`.
+//! the whole message joins the burst's [`Batch`]. The batch goes to the core's publish pipeline
+//! in one call ([`VirtualHost::publish_batch`](porter_core::VirtualHost::publish_batch): one
+//! append per destination queue) before any other frame is handled and at the end of the burst,
+//! so every later command sees the publishes before it. Then, per message in order:
+//! `mandatory` misses come back as `basic.return`, and in confirm mode the outcome goes to the
+//! channel's `Confirmer` (confirms stay per message). In a transaction the publish waits for
+//! `tx.commit`, and direct replies go straight to their consumer.
+//!
+//! One difference from publishing one by one: when a message of the batch is refused on its
+//! own (an unknown exchange: 404), its channel closes, but the channel's later messages of the
+//! same batch were already appended.
 
 use amq_protocol::protocol::basic::{self, AMQPProperties};
 use bytes::Bytes;
+use std::collections::HashMap;
+
 use porter_core::message::Message;
-use porter_core::vhost::DurableWait;
+use porter_core::publish::PUBLISH_BATCH_MAX;
+use porter_core::vhost::{DurableWait, Publish, PublishOutcome};
+use porter_core::CoreError;
 
 use crate::channel::{Channel, TxOp};
 use crate::confirmer::Pending;
@@ -28,10 +40,11 @@ pub async fn on_content(
     publish: basic::Publish,
     properties: AMQPProperties,
     body: Bytes,
+    batch: &mut Batch,
     out: &mut Out,
 ) -> Result<(), AmqpError> {
     let message = message_of(&publish, &properties, body, s)?;
-    on_publish(ch, s, publish, message, out).await
+    on_publish(ch, s, publish, message, batch, out).await
 }
 
 /// The message a whole publish carries, checked as RabbitMQ checks it.
@@ -68,6 +81,7 @@ async fn on_publish(
     s: &Session,
     publish: basic::Publish,
     mut message: Message,
+    batch: &mut Batch,
     out: &mut Out,
 ) -> Result<(), AmqpError> {
     if publish.immediate {
@@ -97,7 +111,21 @@ async fn on_publish(
         tx.push(TxOp::Publish(Box::new((publish, message))));
         return Ok(());
     }
-    let durable = publish_now(ch.id, s, &publish, message, out).await;
+    if reply_to::is_reply_name(publish.exchange.as_str(), publish.routing_key.as_str()) {
+        let durable = publish_now(ch.id, s, &publish, message, out).await;
+        return confirm(ch, s, durable);
+    }
+    batch.push(ch.id, &publish, message);
+    Ok(())
+}
+
+/// What a publish's outcome means for its channel: in confirm mode its confirm, else nothing
+/// (or the error).
+fn confirm(
+    ch: &mut Channel,
+    s: &Session,
+    durable: Result<Published, AmqpError>,
+) -> Result<(), AmqpError> {
     let Some(confirmer) = ch.confirm.as_mut() else {
         // Without confirms an overflow refusal is silent, as in RabbitMQ.
         return durable.map(drop);
@@ -155,4 +183,113 @@ pub async fn publish_now(
         return Ok(Published::Rejected);
     }
     Ok(Published::Durable(outcome.durable))
+}
+
+/// Whole publishes of this burst, not yet handed to the core, in the order they completed.
+#[derive(Default)]
+pub struct Batch {
+    publishes: Vec<Publish>,
+    /// Per publish: its channel, and for `mandatory` the message to return if unroutable.
+    entries: Vec<(u16, Option<Message>)>,
+    bytes: u64,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.publishes.is_empty()
+    }
+
+    /// The batch cannot take more: hand it to the core first.
+    pub fn is_full(&self) -> bool {
+        self.publishes.len() >= PUBLISH_BATCH_MAX
+    }
+
+    /// Body bytes held (charged to the connection like content being assembled).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn push(&mut self, channel: u16, publish: &basic::Publish, message: Message) {
+        debug_assert!(!self.is_full(), "the batch is flushed when full");
+        self.bytes += message.body.len() as u64;
+        self.entries
+            .push((channel, publish.mandatory.then(|| message.clone())));
+        self.publishes.push(Publish {
+            exchange: publish.exchange.as_str().to_string(),
+            message,
+        });
+    }
+}
+
+/// Hands the batch to the core in one call, then answers each message in order: `basic.return`
+/// for a mandatory miss, its confirm, or its error — a channel error closes that channel
+/// (`channel.close` in `out`); a connection error is returned.
+pub async fn flush(
+    batch: &mut Batch,
+    channels: &mut HashMap<u16, Channel>,
+    s: &Session,
+    out: &mut Out,
+) -> Result<(), AmqpError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let publishes = std::mem::take(&mut batch.publishes);
+    let entries = std::mem::take(&mut batch.entries);
+    batch.bytes = 0;
+    let results: Vec<Result<PublishOutcome, CoreError>> =
+        match s.vhost.publish_batch(publishes).await {
+            Ok(results) => results,
+            // The append failed (storage): every message of the batch shares the failure.
+            Err(e) => {
+                let failed = s.error(&e).on(60, 40);
+                return answer_each(entries, |_| Err(failed.clone()), channels, s, out);
+            }
+        };
+    let mut results = results.into_iter();
+    answer_each(
+        entries,
+        |_| {
+            results
+                .next()
+                .expect("one result per publish")
+                .map_err(|e| s.error(&e).on(60, 40))
+        },
+        channels,
+        s,
+        out,
+    )
+}
+
+fn answer_each(
+    entries: Vec<(u16, Option<Message>)>,
+    mut result_of: impl FnMut(usize) -> Result<PublishOutcome, AmqpError>,
+    channels: &mut HashMap<u16, Channel>,
+    s: &Session,
+    out: &mut Out,
+) -> Result<(), AmqpError> {
+    for (i, (channel, returned)) in entries.into_iter().enumerate() {
+        let result = result_of(i);
+        let Some(ch) = channels.get_mut(&channel).filter(|ch| !ch.closing) else {
+            // Closed by an earlier message of the batch (or by the client meanwhile).
+            continue;
+        };
+        let published = result.map(|outcome| {
+            if !outcome.routed {
+                if let Some(message) = &returned {
+                    out.basic_return(channel, message);
+                }
+            }
+            if outcome.rejected {
+                Published::Rejected
+            } else {
+                Published::Durable(outcome.durable)
+            }
+        });
+        match confirm(ch, s, published) {
+            Ok(()) => {}
+            Err(e) if e.connection => return Err(e),
+            Err(e) => ch.fail(&s.replies, &e, out),
+        }
+    }
+    Ok(())
 }

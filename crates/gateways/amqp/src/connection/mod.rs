@@ -7,7 +7,10 @@
 //! connection's memory share until written, under the write-stall deadline), so writes keep
 //! the order decisions were made in.
 //!
-//! Memory: content bodies being assembled and encoded bytes not yet written are charged to the
+//! Whole publishes of a burst go to the core together at its end (see
+//! [`crate::commands::publish`]).
+//!
+//! Memory: content bodies being assembled or batched and encoded bytes not yet written are charged to the
 //! connection's share of the listener's budget; over its share the connection stops reading
 //! frames and taking deliveries until writes catch up.
 
@@ -334,6 +337,7 @@ impl ConnectionLoop<'_> {
                 match self.handle(event, &alarms).await {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::ClientClosed) => {
+                        // connection.close already sent the batched publishes on.
                         self.channels.flush_acks();
                         self.channels.release().await;
                         self.out.method(
@@ -346,7 +350,9 @@ impl ConnectionLoop<'_> {
                         return Ending::ClientClosed;
                     }
                     Err(ending) => {
-                        // What was decided before the error still goes out, in order.
+                        // What was read and decided before the error still takes effect and
+                        // goes out, in order.
+                        let _ = self.channels.end_burst(&mut self.out).await;
                         let _ = self.flush(sender).await;
                         return ending;
                     }
@@ -366,9 +372,13 @@ impl ConnectionLoop<'_> {
                     None
                 };
             }
-            self.channels.flush_acks();
+            let published = self.channels.end_burst(&mut self.out).await;
+            self.charge_bodies();
             if self.flush(sender).await.is_err() {
                 return Ending::WriterEnded;
+            }
+            if let Err(error) = published {
+                return Ending::Error(error);
             }
         }
     }
