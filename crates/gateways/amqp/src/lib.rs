@@ -13,12 +13,13 @@
 //! | 1 | [`auth`], [`out`], [`reply_to`] | PLAIN / AMQPLAIN; [`out::Out`], the buffer commands answer into; the broker's direct reply-to registry |
 //! | 2 | [`session`] | what a connection's channels share, no I/O |
 //! | 3 | [`confirmer`], [`channel`] | channel state: content assembly, consumers, delivery tags, confirm and tx modes |
-//! | 4 | [`commands`] | one module per method class; [`commands::Channels`] takes frames and queue events and answers into an `Out` |
-//! | 5 | [`connection`] | the only module doing I/O: header, handshake, event loop, writes |
+//! | 4 | [`commands`] | one module per method class; [`commands::Channels`] takes frames and queue events and answers into an `Out`; a burst's whole publishes go to the core's `publish_batch` together |
+//! | 5 | [`connection`] | the only module doing I/O: header, handshake (kit deadline), event loop, memory charged to the kit's budget, writes through the kit's outbound queue (write-stall deadline), the 320 goodbye when the kit asks |
 //! | 6 | [`server`] | AMQP as a protocol of the gateway kit's listener (accept loop, registry, memory budget, shutdown goodbyes) |
 //!
-//! Within a layer, modules may import each other without forming a circle (`config` → `limits`, `error` → `frame`,
-//! `channel` → `confirmer`, `commands::tx` → `commands::publish`).
+//! Within a layer, modules may import each other without forming a circle (`config` →
+//! `limits`, `error` → `frame`, `channel` → `confirmer`, `commands::tx` → `commands::publish`).
+//! `porter-gateway-kit` is used by `config` (its limit names), `connection` and `server` only.
 //!
 //! Implemented: exchanges (declare incl. passive, delete, exchange-to-exchange bind/unbind),
 //! queues (declare incl. passive and server-named, bind, unbind, purge, delete with if-unused
