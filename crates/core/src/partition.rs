@@ -316,3 +316,58 @@ fn rebuild_producer_state(log: &Log, snapshot: &std::path::Path) -> Result<Produ
     state.expire(now_ms());
     Ok(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use porter_storage::records::{encode_batch, LogRecord};
+    use porter_storage::{FileCache, LogConfig};
+
+    use super::*;
+    use crate::commit::CommitConfig;
+
+    fn record(value: &'static str) -> Bytes {
+        encode_batch(&[LogRecord {
+            value: Some(Bytes::from_static(value.as_bytes())),
+            ..LogRecord::default()
+        }])
+        .unwrap()
+    }
+
+    /// What a producer with acks=all sees: acknowledged only once fsynced, and never after a
+    /// failed fsync; the partition then refuses writes until a restart.
+    #[tokio::test]
+    async fn produce_is_acknowledged_only_after_a_successful_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = Committer::start(&CommitConfig::default()).unwrap();
+        let log = Log::open(
+            &dir.path().join("t").join("0"),
+            LogConfig::default(),
+            FileCache::new(8),
+            false,
+        )
+        .unwrap();
+        let partition = Partition::open("t".into(), 0, log, &committer).unwrap();
+        let syncs = partition.log().sync_count();
+        let info = partition.append(record("kept")).await.unwrap();
+        partition.wait_durable(info.last_offset + 1).await.unwrap();
+        assert!(
+            partition.log().sync_count() > syncs,
+            "acknowledged after an fsync"
+        );
+        assert_eq!(partition.high_watermark(), 1);
+
+        partition.log().fail_next_sync();
+        let info = partition.append(record("lost")).await.unwrap();
+        let error = partition
+            .wait_durable(info.last_offset + 1)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.kind(),
+            crate::error::ErrorKind::Unavailable,
+            "{error}"
+        );
+        assert_eq!(partition.high_watermark(), 1, "consumers never see it");
+        assert!(partition.append(record("refused")).await.is_err());
+    }
+}

@@ -557,3 +557,156 @@ fn mutated_requests_do_not_hurt_the_server() {
     }
     h.check_healthy();
 }
+
+/// Resident memory of a process, from /proc/<pid>/status.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line");
+    kib * 1024
+}
+
+/// A client that pipelines Fetch, Metadata and ApiVersions requests as fast as it can and never
+/// reads an answer. Each Fetch could return 8 MiB, so without a bound on responses the broker
+/// would hold hundreds of MiB for it. The broker must stop reading from it (its share of the
+/// memory budget is used up), keep its RSS within 64 MiB of where it was, serve everyone else,
+/// and close the non-reader at the write-stall deadline.
+#[test]
+fn a_client_that_never_reads_its_responses_is_paused_then_closed() {
+    const RSS_GROWTH_MAX: u64 = 64 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("porter.toml");
+    std::fs::write(&config, "[kafka]\nwrite_stall_ms = 5000\n").unwrap();
+    let mut h = Harness {
+        server: Server::start(&["--config", config.to_str().unwrap()]),
+        acked: Vec::new(),
+        round: 0,
+    };
+    h.check_healthy();
+
+    // About 10 MiB in the topic the non-reader fetches, in ~800 KiB batches.
+    let topic = "big";
+    let mut client = h.server.connect();
+    let mut rng = fastrand::Rng::with_seed(0xb16);
+    for _ in 0..12 {
+        let values: Vec<Vec<u8>> = (0..8)
+            .map(|_| (0..100 * 1024).map(|_| rng.u8(..)).collect())
+            .collect();
+        client.produce_ok(topic, 0, &values);
+    }
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(8 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(8 << 20)])]);
+    // Warm up: one ordinary 8 MiB fetch, read in full.
+    let warm = client.call(12, &fetch);
+    let got = warm.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map_or(0, |r| r.len());
+    assert!(got > 4 << 20, "the warm-up fetch returned only {got} bytes");
+    let pid = h.server.pid();
+    let baseline = rss_bytes(pid);
+
+    let mut non_reader = h.server.connect();
+    non_reader
+        .stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let metadata = MetadataRequest::default().with_topics(None);
+    let mut sent = 0;
+    let mut paused = false;
+    for i in 0..400_000 {
+        let frame = match i % 3 {
+            0 => non_reader.frame(12, &fetch),
+            1 => non_reader.frame(9, &metadata),
+            _ => non_reader.frame(3, &ApiVersionsRequest::default()),
+        };
+        if non_reader.send_raw(&frame).is_err() {
+            paused = true; // the broker stopped reading: our send buffer filled up
+            break;
+        }
+        sent += 1;
+    }
+    assert!(
+        paused,
+        "the broker read all {sent} pipelined requests of a client that never reads"
+    );
+
+    // While the non-reader is paused, the broker's memory stays bounded.
+    let mut peak = 0;
+    for _ in 0..50 {
+        peak = peak.max(rss_bytes(pid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        peak <= baseline + RSS_GROWTH_MAX,
+        "RSS grew by {} MiB (from {} MiB) for a client that never reads",
+        (peak - baseline) >> 20,
+        baseline >> 20
+    );
+    eprintln!(
+        "non-reader: {sent} requests sent, RSS {} -> peak {} MiB",
+        baseline >> 20,
+        peak >> 20
+    );
+    // ... and everyone else is served.
+    h.check_healthy();
+
+    // At the write-stall deadline the broker gives up on the non-reader.
+    h.server.wait_for_log(
+        &["WARN", "closing connection", "write stall deadline"],
+        Duration::from_secs(30),
+    );
+    non_reader.expect_closed(CLOSE_WITHIN);
+    h.check_healthy();
+}
+
+/// A connection that says nothing is closed at the idle deadline (Kafka:
+/// connections.max.idle.ms), with a warning naming it.
+#[test]
+fn an_idle_connection_is_closed_at_the_idle_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("porter.toml");
+    std::fs::write(&config, "[kafka]\nidle_ms = 500\n").unwrap();
+    let mut h = Harness {
+        server: Server::start(&["--config", config.to_str().unwrap()]),
+        acked: Vec::new(),
+        round: 0,
+    };
+    let mut idle = h.server.connect();
+    // It served a request, then went quiet.
+    let versions = idle.call(3, &ApiVersionsRequest::default());
+    assert_eq!(versions.error_code, 0);
+    idle.expect_closed(Duration::from_secs(30));
+    h.server
+        .wait_for_log(&["WARN", "closing connection", "idle deadline"], LOG_WITHIN);
+    h.check_healthy();
+}
+
+/// `--amqp-listen off` starts the broker without its AMQP listener; Kafka is unaffected and the
+/// start-up log says which listener is off.
+#[test]
+fn a_listener_can_be_turned_off() {
+    let mut h = Harness {
+        server: Server::start(&["--amqp-listen", "off"]),
+        acked: Vec::new(),
+        round: 0,
+    };
+    h.check_healthy();
+    h.server
+        .wait_for_log(&["porter is listening", "amqp=off"], LOG_WITHIN);
+    let amqp = std::net::SocketAddr::from(([127, 0, 0, 1], h.server.amqp_port));
+    assert!(
+        std::net::TcpStream::connect_timeout(&amqp, Duration::from_secs(2)).is_err(),
+        "something accepts on the AMQP port"
+    );
+}

@@ -5,6 +5,9 @@
 //!   restarted, `PORTER_CRASH_CYCLES` times (default 50). Every acknowledged record must be read
 //!   back at its acknowledged offset, byte-exact, and no (partition, offset) may ever be
 //!   acknowledged for two different payloads.
+//! - `acked_records_survive_kill9_cycles_under_interval_flush`: the same under `--flush
+//!   interval`, where the core commits on write (no fsync before the ack): kill -9 keeps the
+//!   page cache, so every acknowledged record must survive too (a fifth of the cycles).
 //! - `torn_tails_are_cut_on_restart`: garbage, half batches, a bad-CRC batch and zeros appended to
 //!   the newest segment after a kill: all acked data stays readable, new records get the next
 //!   offsets, and the server logs the truncation.
@@ -113,8 +116,21 @@ fn verify_all(server: &Server, expected: &HashMap<(i32, i64), Vec<u8>>, from: &[
 
 #[test]
 fn acked_records_survive_kill9_cycles() {
+    acked_records_survive(&["--flush", "group"], cycles());
+}
+
+#[test]
+fn acked_records_survive_kill9_cycles_under_interval_flush() {
+    acked_records_survive(
+        &["--flush", "interval", "--flush-interval-ms", "200"],
+        (cycles() / 5).max(10),
+    );
+}
+
+/// Produces with acks=all and kills the server `total_cycles` times; see the module doc.
+fn acked_records_survive(flags: &[&str], total_cycles: u32) {
     let started = Instant::now();
-    let mut server = Server::start(&["--flush", "group"]);
+    let mut server = Server::start(flags);
     assert_eq!(server.connect().create_topic(TOPIC, PARTITIONS), 0);
     let mut rng = fastrand::Rng::with_seed(
         std::env::var("PORTER_CRASH_SEED")
@@ -125,7 +141,6 @@ fn acked_records_survive_kill9_cycles() {
     // Every acked (partition, offset) and its payload, across all cycles.
     let mut expected: HashMap<(i32, i64), Vec<u8>> = HashMap::new();
     let mut cycles_with_acks = 0;
-    let total_cycles = cycles();
     for cycle in 0..total_cycles {
         if cycle > 0 {
             server.restart();
@@ -214,7 +229,7 @@ fn acked_records_survive_kill9_cycles() {
     }
     server.terminate();
     eprintln!(
-        "{total_cycles} kill -9 cycles, {} acked records ({cycles_with_acks} cycles with acks) in {:?}",
+        "{flags:?}: {total_cycles} kill -9 cycles, {} acked records ({cycles_with_acks} cycles with acks) in {:?}",
         expected.len(),
         started.elapsed()
     );

@@ -13,7 +13,8 @@
 //! - `file_cache`: an LRU of open file handles shared by all logs
 //! - `config`, `error`, `limits`: knobs, the error type, named limits
 //!
-//! All `Log` methods block on file I/O: async callers run them on blocking threads.
+//! All `Log` methods block on file I/O: async callers run them on blocking threads (porter-core
+//! runs every write on its own writer threads, see `porter_core::commit`).
 
 mod checkpoint;
 mod compaction;

@@ -8,6 +8,8 @@
 
 /// Writer threads by default: one commit pipeline per core of a small machine. Each thread
 /// serialises its logs' writes and fsyncs, so two let one log's fsync overlap another's writes.
+/// A batch's fsyncs run one after another on its thread: a disk that completes fsyncs in
+/// parallel (NVMe) serving many `group` partitions wants more.
 pub const WRITER_THREADS_DEFAULT: usize = 2;
 /// Most writer threads a broker starts (a configured value is clamped to this): each is an OS
 /// thread with its own queue, and past a few per disk they only contend for the same device.

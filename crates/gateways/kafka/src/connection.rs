@@ -256,11 +256,12 @@ async fn read_requests<R: AsyncRead + Unpin>(
             ..
         }) = &mut decoded
         {
-            // Reserve the response before the Fetch runs, and hold the Fetch to what was
-            // reserved: a response is charged before it exists, so a client that never reads
-            // cannot make us build more answers than its share holds.
+            // Reserve the response in the connection's share before the Fetch runs, and hold
+            // the Fetch to what was reserved: a client that never reads cannot make us build
+            // more answers than its share holds. The listener's budget is charged when the
+            // answer exists (see `encode_answer`), so idle long-polls don't use it up.
             let reserved = fetch_reservation(fetch, limits.fetch_reservation_bytes_max);
-            charge.merge(budget.charge(reserved).await);
+            charge.merge(budget.reserve(reserved).await);
             fetch.max_bytes = fetch.max_bytes.min(reserved as i32);
         }
         if tx.send(Inbound::Request { decoded, charge }).await.is_err() {
@@ -279,4 +280,103 @@ fn fetch_reservation(fetch: &kafka_protocol::messages::FetchRequest, cap: u64) -
         .map(|p| p.partition_max_bytes.max(0) as u64)
         .sum();
     (fetch.max_bytes.max(0) as u64).min(per_partition).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::BufMut;
+    use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    use porter_core::{Broker, BrokerConfig};
+    use porter_gateway_kit::{ClosedBy, Deadline, MemoryBudget, Registry};
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::KafkaConfig;
+
+    fn api_versions_frame(correlation_id: i32) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::ApiVersions as i16)
+            .with_request_api_version(3)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("never-reads")))
+            .encode(&mut buf, ApiKey::ApiVersions.request_header_version(3))
+            .unwrap();
+        ApiVersionsRequest::default().encode(&mut buf, 3).unwrap();
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        buf.to_vec()
+    }
+
+    /// Without a socket: a client pipelines requests and never reads. The connection holds at
+    /// most its share (plus the answers in flight when the share ran out), stops reading, and
+    /// ends at the write-stall deadline, releasing everything.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_is_held_to_its_share_then_closed() {
+        const SHARE: u64 = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        })
+        .unwrap();
+        let config = KafkaConfig {
+            connection_memory_bytes_max: SHARE,
+            write_stall_ms: 30_000,
+            ..KafkaConfig::default()
+        };
+        let mut limits = config.listener_limits(Duration::from_secs(10));
+        // Let the share, not the frame count, be what stops the connection.
+        limits.outbound_frames_max = 1 << 20;
+        let budget = MemoryBudget::new(&limits).unwrap();
+        let registry = Registry::new("kafka", 4);
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        let registration = registry
+            .register(peer, "127.0.0.1:9092".parse().unwrap())
+            .unwrap();
+        let conn = Connection::new(registration, budget.connection(), Arc::new(limits));
+        let account = conn.budget().clone();
+        let ctx = Arc::new(Context { broker, config });
+
+        let (ours, mut theirs) = tokio::io::duplex(64 << 10);
+        let client = tokio::spawn(async move {
+            let mut sent = 0;
+            while theirs.write_all(&api_versions_frame(sent)).await.is_ok() {
+                sent += 1;
+            }
+            sent
+        });
+        let served = tokio::spawn(async move {
+            let reason = run(ours, &conn, ctx).await;
+            (reason, conn)
+        });
+
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let held = account.held_bytes();
+        let read = registry.list()[0].bytes_in;
+        assert!(
+            held >= SHARE / 2,
+            "the answers were not charged: {held} bytes held"
+        );
+        assert!(
+            held <= SHARE + 64 * 1024,
+            "{held} bytes held by a connection with a {SHARE}-byte share"
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            registry.list()[0].bytes_in,
+            read,
+            "the connection kept reading"
+        );
+
+        let (reason, conn) = served.await.unwrap();
+        assert_eq!(reason.by, ClosedBy::Deadline(Deadline::WriteStall));
+        assert_eq!((account.held_bytes(), budget.used_bytes()), (0, 0));
+        drop(conn);
+        client.abort();
+    }
 }

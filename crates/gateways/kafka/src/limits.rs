@@ -3,7 +3,9 @@
 //!
 //! Worst case, per listener: request and response bytes held ≤ `REQUEST_MEMORY_BYTES_MAX`
 //! (the listener's one memory budget), plus each connection's overdraft for responses already
-//! encoded when its share ran out. Per connection: ≤ `CONNECTION_MEMORY_BYTES_MAX`, or one
+//! encoded when its share ran out (a Fetch's answer is charged to the budget when it exists, so
+//! at most connections × `CONNECTION_MEMORY_BYTES_MAX / FETCH_SHARE_DIVISOR` past the budget in
+//! a burst, after which every connection's reading waits). Per connection: ≤ `CONNECTION_MEMORY_BYTES_MAX`, or one
 //! request of up to `REQUEST_BYTES_MAX` let in alone, plus at most `INFLIGHT_REQUESTS_MAX`
 //! non-Fetch responses (Fetch responses are reserved before they are read, at most
 //! `CONNECTION_MEMORY_BYTES_MAX / FETCH_SHARE_DIVISOR` each) and one record batch past a Fetch's
@@ -17,7 +19,7 @@ pub const REQUEST_BYTES_MAX: u32 = 100 * 1024 * 1024;
 /// (Kafka: queued.max.request.bytes, which covers requests only).
 pub const REQUEST_MEMORY_BYTES_MAX: u64 = 512 * 1024 * 1024;
 /// One connection's share of the budget; past it the connection stops reading.
-pub const CONNECTION_MEMORY_BYTES_MAX: u64 = 32 * 1024 * 1024;
+pub const CONNECTION_MEMORY_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// A Fetch reserves at most this fraction of its connection's share for its response, so
 /// requests pipelined behind a long-polling fetch (heartbeats, commits) still fit.
 pub const FETCH_SHARE_DIVISOR: u64 = 2;

@@ -5,7 +5,12 @@
 //! before reading more from its socket: backpressure on that client, never an OOM, and other
 //! connections keep their own shares.
 //!
-//! Bounds (see [`crate::limits`]): all charges of a listener ≤ its budget, plus overdrafts; one
+//! A [reservation](ConnectionBudget::reserve) holds room in the connection's share for memory
+//! that may come (a long-polling Fetch's answer) and charges the listener's budget only when it
+//! is filled.
+//!
+//! Bounds (see [`crate::limits`]): all charges of a listener ≤ its budget, plus overdrafts and
+//! filled reservations (each ≤ its connection's share); one
 //! connection's charges ≤ its share, or one single charge larger than the share (a big
 //! request is let in alone, when the share is empty), plus overdrafts. An overdraft
 //! ([`ConnectionBudget::charge_now`]) is for bytes already in memory (an encoded response):
@@ -159,6 +164,33 @@ impl ConnectionBudget {
         charge
     }
 
+    /// Reserves `bytes` of the connection's share for memory that may come (a long-polling
+    /// Fetch's response), waiting for room in the share only. The listener's budget is charged
+    /// when the reservation is filled ([`Charge::grow_now`] after [`Charge::shrink_to`] the
+    /// actual size): reservations of idle long-polls, mostly never filled, would otherwise use
+    /// up the shared budget and stall every other connection's reads.
+    pub async fn reserve(&self, bytes: u64) -> Charge {
+        let amount = kib(bytes);
+        self.share.take(amount).await;
+        Charge {
+            global: self.global.clone(),
+            share: self.share.clone(),
+            share_kib: amount,
+            global_kib: 0,
+        }
+    }
+
+    /// [`reserve`](Self::reserve) only if that needs no waiting.
+    pub fn try_reserve(&self, bytes: u64) -> Option<Charge> {
+        let amount = kib(bytes);
+        self.share.try_take(amount).then(|| Charge {
+            global: self.global.clone(),
+            share: self.share.clone(),
+            share_kib: amount,
+            global_kib: 0,
+        })
+    }
+
     /// Charges `bytes` only if that needs no waiting.
     pub fn try_charge(&self, bytes: u64) -> Option<Charge> {
         let amount = kib(bytes);
@@ -223,25 +255,34 @@ impl Charge {
     pub fn shrink_to(&mut self, bytes: u64) {
         let keep = kib(bytes);
         if keep < self.share_kib {
-            let freed = self.share_kib - keep;
+            self.share.give(self.share_kib - keep);
             self.share_kib = keep;
-            self.global_kib -= freed;
-            self.share.give(freed);
-            self.global.give(freed);
+        }
+        if keep < self.global_kib {
+            self.global.give(self.global_kib - keep);
+            self.global_kib = keep;
         }
     }
 
     /// Grows the charge to cover `bytes` without waiting (an overdraft, as
-    /// [`ConnectionBudget::charge_now`]).
+    /// [`ConnectionBudget::charge_now`]); also charges the listener budget for a
+    /// [reservation](ConnectionBudget::reserve) being filled.
     pub fn grow_now(&mut self, bytes: u64) {
         let want = kib(bytes);
         if want > self.share_kib {
-            let more = want - self.share_kib;
-            self.share.force(more);
-            self.global.force(more);
+            self.share.force(want - self.share_kib);
             self.share_kib = want;
-            self.global_kib += more;
         }
+        if want > self.global_kib {
+            self.global.force(want - self.global_kib);
+            self.global_kib = want;
+        }
+    }
+
+    /// Bytes this charge holds against the listener's budget (less than [`bytes`](Self::bytes)
+    /// for a reservation not yet filled).
+    pub fn listener_bytes(&self) -> u64 {
+        self.global_kib * KIB
     }
 
     /// Adds another charge of the same connection to this one.
@@ -346,16 +387,37 @@ mod tests {
         assert_eq!((conn.held_bytes(), b.used_bytes()), (0, 0));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_reservation_holds_the_share_and_charges_the_budget_when_filled() {
+        let b = budget(1 << 20, 64 << 10);
+        let conn = b.connection();
+        let mut fetch = conn.reserve(48 << 10).await;
+        assert_eq!((conn.held_bytes(), b.used_bytes()), (48 << 10, 0));
+        assert!(blocked(conn.reserve(32 << 10)).await, "the share is held");
+        // The answer came back with 10 KiB.
+        fetch.shrink_to(10 << 10);
+        fetch.grow_now(10 << 10);
+        assert_eq!(
+            (fetch.bytes(), fetch.listener_bytes()),
+            (10 << 10, 10 << 10)
+        );
+        assert_eq!((conn.held_bytes(), b.used_bytes()), (10 << 10, 10 << 10));
+        drop(fetch);
+        assert_eq!((conn.held_bytes(), b.used_bytes()), (0, 0));
+    }
+
     proptest::proptest! {
         /// Whatever mix of charges, shrinks, overdrafts and releases, the accounts return to
         /// zero, and a waiting charge is only admitted within the share (or alone).
         #[test]
-        fn accounts_balance(ops in proptest::collection::vec((0u8..4, 0u64..200_000), 1..60)) {
+        fn accounts_balance(ops in proptest::collection::vec((0u8..6, 0u64..200_000), 1..60)) {
             let b = budget(1 << 30, 256 << 10);
             let conn = b.connection();
             let mut held: Vec<Charge> = Vec::new();
             for (op, bytes) in ops {
                 match op {
+                    4 => if let Some(c) = conn.try_reserve(bytes) { held.push(c) },
+                    5 => if let Some(c) = held.last_mut() { c.grow_now(bytes) },
                     0 => if let Some(c) = conn.try_charge(bytes) {
                         proptest::prop_assert!(
                             conn.held_bytes() <= 256 << 10 || held.iter().all(|c| c.bytes() == 0)
@@ -366,9 +428,10 @@ mod tests {
                     2 => if let Some(c) = held.last_mut() { c.shrink_to(bytes) },
                     _ => { held.pop(); }
                 }
-                let sum: u64 = held.iter().map(|c| c.bytes()).sum();
-                proptest::prop_assert_eq!(sum, conn.held_bytes());
-                proptest::prop_assert_eq!(sum, b.used_bytes());
+                let share: u64 = held.iter().map(|c| c.bytes()).sum();
+                let listener: u64 = held.iter().map(|c| c.listener_bytes()).sum();
+                proptest::prop_assert_eq!(share, conn.held_bytes());
+                proptest::prop_assert_eq!(listener, b.used_bytes());
             }
             held.clear();
             proptest::prop_assert_eq!(conn.held_bytes(), 0);

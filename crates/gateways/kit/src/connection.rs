@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Authenticator;
 use crate::budget::ConnectionBudget;
 use crate::close::CloseReason;
 use crate::deadlines::Deadlines;
@@ -16,11 +17,22 @@ use crate::registry::{ByteCounters, ConnectionId, ConnectionInfo, Registration};
 
 /// One accepted connection's context. Owned by the listener's task for the connection; the
 /// protocol borrows it for as long as it serves the connection.
-#[derive(Debug)]
 pub struct Connection {
     registration: Registration,
     budget: ConnectionBudget,
     limits: Arc<ListenerLimits>,
+    authenticator: Option<Arc<dyn Authenticator>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("registration", &self.registration)
+            .field("budget", &self.budget)
+            .field("limits", &self.limits)
+            .field("authenticator", &self.authenticator.is_some())
+            .finish()
+    }
 }
 
 impl Connection {
@@ -36,7 +48,21 @@ impl Connection {
             registration,
             budget,
             limits,
+            authenticator: None,
         }
+    }
+
+    /// The same context with the listener's authentication hook.
+    pub fn with_authenticator(mut self, authenticator: Option<Arc<dyn Authenticator>>) -> Self {
+        self.authenticator = authenticator;
+        self
+    }
+
+    /// The listener's authentication hook, if it has one; protocols that log users in ask it,
+    /// then record the user with [`set_user`](Self::set_user). `None`: the protocol keeps its
+    /// own rules (today's AMQP users, Kafka's anonymous clients) until issue 18 sets one.
+    pub fn authenticator(&self) -> Option<&dyn Authenticator> {
+        self.authenticator.as_deref()
     }
 
     /// The connection's id in its listener's registry.

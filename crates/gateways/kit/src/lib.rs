@@ -11,7 +11,7 @@
 //!   the management API.
 //! - [`budget`]: one memory budget per listener, a share per connection; a connection over its
 //!   share stops reading.
-//! - [`outbound`]: a bounded outbound queue and its writer under a write-stall deadline.
+//! - [`mod@outbound`]: a bounded outbound queue and its writer under a write-stall deadline.
 //! - [`deadlines`]: handshake, write-stall and idle deadlines.
 //! - [`close`]: [`CloseReason`], who closed a connection and why, logged once.
 //! - [`tls`] and [`auth`]: the transport and authentication hooks.

@@ -5,9 +5,10 @@
 //! Worst case, per listener:
 //! - memory held for client traffic (request, response and body bytes charged to the
 //!   [`MemoryBudget`](crate::budget::MemoryBudget)) ≤ `memory_budget_bytes`, plus bytes a
-//!   connection was allowed to overdraw with [`ConnectionBudget::charge_now`]
-//!   (crate::budget::ConnectionBudget::charge_now), which a gateway uses only for bytes it already
-//!   holds (an encoded response) and bounds by its in-flight limit;
+//!   connection was allowed to overdraw with
+//!   [`ConnectionBudget::charge_now`](crate::budget::ConnectionBudget::charge_now), which a
+//!   gateway uses only for bytes it already holds (an encoded response) and bounds by its
+//!   in-flight limit;
 //! - one connection holds ≤ `connection_share_bytes` before it stops reading from its socket;
 //! - connections ≤ `connections_max` (a slot is taken before `accept`); registry entries are the
 //!   same number;

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Authenticator;
 use crate::budget::MemoryBudget;
 use crate::close::{CloseReason, Deadline};
 use crate::connection::Connection;
@@ -36,14 +37,25 @@ pub trait Protocol: Send + Sync + 'static {
 }
 
 /// A bound listener with its limits, registry and memory budget, ready to serve.
-#[derive(Debug)]
 pub struct Listener<A: Acceptor = PlainTcp> {
     tcp: TcpListener,
     protocol: &'static str,
     limits: Arc<ListenerLimits>,
     acceptor: Arc<A>,
+    authenticator: Option<Arc<dyn Authenticator>>,
     registry: Registry,
     budget: MemoryBudget,
+}
+
+impl<A: Acceptor> std::fmt::Debug for Listener<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("tcp", &self.tcp)
+            .field("protocol", &self.protocol)
+            .field("limits", &self.limits)
+            .field("authenticator", &self.authenticator.is_some())
+            .finish()
+    }
 }
 
 /// What [`Listener::serve`] left behind.
@@ -67,6 +79,7 @@ impl Listener<PlainTcp> {
             registry: Registry::new(protocol, limits.connections_max),
             limits: Arc::new(limits),
             acceptor: Arc::new(PlainTcp),
+            authenticator: None,
             budget,
         })
     }
@@ -80,9 +93,17 @@ impl<A: Acceptor> Listener<A> {
             protocol: self.protocol,
             limits: self.limits,
             acceptor: Arc::new(acceptor),
+            authenticator: self.authenticator,
             registry: self.registry,
             budget: self.budget,
         }
+    }
+
+    /// The same listener with an authentication hook, handed to every connection
+    /// ([`Connection::authenticator`]).
+    pub fn with_authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
+        self.authenticator = Some(authenticator);
+        self
     }
 
     /// The listener's connection registry (list and close connections).
@@ -143,7 +164,8 @@ impl<A: Acceptor> Listener<A> {
                 }
             };
             tracing::debug!(protocol = self.protocol, id = registration.id().0, %peer, "connection accepted");
-            let conn = Connection::new(registration, self.budget.connection(), self.limits.clone());
+            let conn = Connection::new(registration, self.budget.connection(), self.limits.clone())
+                .with_authenticator(self.authenticator.clone());
             let (protocol, acceptor) = (protocol.clone(), self.acceptor.clone());
             let handshake = self.limits.deadlines.handshake;
             tracker.spawn(async move {
@@ -343,5 +365,78 @@ mod tests {
         assert_eq!(registry.len(), 0);
         shutdown.cancel();
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_authentication_hook_reaches_every_connection() {
+        use crate::auth::{Credentials, StaticUser, StaticUsers};
+
+        /// Reads "user:password", asks the listener's authenticator, answers "ok" or "no".
+        struct Login;
+        impl Protocol for Login {
+            async fn serve<S: Stream>(&self, mut stream: S, conn: &Connection) -> CloseReason {
+                let mut buf = [0u8; 64];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                let (user, password) = text.split_once(':').unwrap_or((&text, ""));
+                let auth = conn.authenticator().expect("the listener's hook");
+                let login = Credentials {
+                    mechanism: "PLAIN",
+                    user,
+                    secret: password.as_bytes(),
+                    peer: conn.peer(),
+                };
+                match auth.authenticate(login).await {
+                    Ok(principal) => {
+                        conn.set_user(principal.user);
+                        let _ = stream.write_all(b"ok").await;
+                        conn.closing().await
+                    }
+                    Err(e) => {
+                        let _ = stream.write_all(b"no").await;
+                        CloseReason::protocol(403, e.to_string())
+                    }
+                }
+            }
+        }
+
+        let users = StaticUsers {
+            users: vec![StaticUser {
+                name: "app".into(),
+                password: "s3cret".into(),
+                loopback_only: false,
+            }],
+        };
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = Listener::new(tcp, "login", ListenerLimits::default())
+            .unwrap()
+            .with_authenticator(Arc::new(users));
+        let (addr, registry) = (listener.local_addr().unwrap(), listener.registry());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(listener.serve(Arc::new(Login), shutdown.clone()));
+        let mut good = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(echo_reply(&mut good, b"app:s3cret").await, b"ok");
+        let mut bad = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(echo_reply(&mut bad, b"app:wrong").await, b"no");
+        assert_eq!(read_to_end(&mut bad).await, b"");
+        // The refused connection leaves the registry right after its socket closes.
+        for _ in 0..500 {
+            if registry.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let list = registry.list();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].user.as_deref(), Some("app"));
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    async fn echo_reply(stream: &mut TcpStream, text: &[u8]) -> Vec<u8> {
+        stream.write_all(text).await.unwrap();
+        let mut got = vec![0u8; 2];
+        stream.read_exact(&mut got).await.unwrap();
+        got
     }
 }

@@ -78,9 +78,9 @@ impl Queue {
                         })
                         .collect()
                 };
-                // A turn is only needed if someone can take the messages, or to schedule the
-                // first message's expiry; one per publish would cost a worker's time for nothing.
-                // Dead letters (reject-publish-dlx, drop-head) are republished by a turn.
+                // A turn is only needed if someone can take the messages, to schedule the first
+                // message's expiry, or to republish dead letters (reject-publish-dlx, drop-head);
+                // one per publish would cost a worker's time for nothing.
                 let wake = !inner.consumers.is_empty() || was_empty || !inner.dead.is_empty();
                 Ok((outcomes, wake))
             };

@@ -18,6 +18,10 @@ use crate::queue::ack_log::SharedAckLog;
 use crate::queue::state::AckChange;
 
 /// A lane's ack changes on their way to its ack file, in the order the state produced them.
+/// Not bounded by a count of its own: it holds only changes produced while the lane's writer
+/// job is queued (each job takes all of them), at most one per settled or delivered message,
+/// and those are bounded by the queue's deliveries in flight (consumer prefetch) and its
+/// length limits.
 #[derive(Default)]
 pub(crate) struct PendingAcks {
     changes: Mutex<Vec<AckChange>>,
@@ -84,11 +88,13 @@ impl Queue {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(job)),
-            // No runtime (a blocking caller at close): the close writes what is pending.
-            Err(_) => files
-                .pending_acks
-                .job_queued
-                .store(false, Ordering::Release),
+            // Not on the runtime (a writer thread, a test's plain thread): not a reactor
+            // either, so write here.
+            Err(_) => {
+                if let Err(e) = files.pending_acks.write_to(&files.acks) {
+                    tracing::error!(vhost = %self.vhost, queue = %self.name, error = %e, "writing ack changes failed");
+                }
+            }
         }
     }
 
