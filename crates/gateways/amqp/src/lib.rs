@@ -19,7 +19,8 @@
 //!
 //! Within a layer, modules may import each other without forming a circle (`config` →
 //! `limits`, `error` → `frame`, `channel` → `confirmer`, `commands::tx` → `commands::publish`).
-//! `porter-gateway-kit` is used by `config` (its limit names), `connection` and `server` only.
+//! `porter-gateway-kit` is used by `config` (its limit names), `auth` (its authentication
+//! hook), `connection` and `server` only.
 //!
 //! Implemented: exchanges (declare incl. passive, delete, exchange-to-exchange bind/unbind),
 //! queues (declare incl. passive and server-named, bind, unbind, purge, delete with if-unused

@@ -14,6 +14,7 @@ use porter_gateway_kit::{CloseReason, Connection, Drained, Listener, Protocol, S
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::static_users;
 use crate::config::AmqpConfig;
 use crate::connection::{self, Context};
 
@@ -27,6 +28,7 @@ impl AmqpProtocol {
         AmqpProtocol {
             ctx: Arc::new(Context {
                 broker,
+                users: static_users(&config.users),
                 config: Arc::new(config),
                 replies: Default::default(),
             }),
@@ -40,13 +42,17 @@ impl Protocol for AmqpProtocol {
     }
 }
 
-/// The kit listener with AMQP's limits; exposes the registry before serving (management API).
+/// The kit listener with AMQP's limits and the configured users as its authenticator;
+/// exposes the registry before serving (management API).
 pub fn amqp_listener(
     listener: TcpListener,
     config: &AmqpConfig,
     drain_timeout: Duration,
 ) -> Result<Listener, LimitsError> {
-    Listener::new(listener, "amqp", config.listener_limits(drain_timeout))
+    Ok(
+        Listener::new(listener, "amqp", config.listener_limits(drain_timeout))?
+            .with_authenticator(Arc::new(static_users(&config.users))),
+    )
 }
 
 /// Serves until `shutdown` is cancelled, then has open connections say goodbye (320

@@ -8,6 +8,7 @@ use amq_protocol::frame::ProtocolVersion;
 use amq_protocol::protocol::{connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use futures::StreamExt;
+use porter_gateway_kit::auth::Authenticator;
 use porter_gateway_kit::{OutboundSender, Stream};
 
 use super::{send, Context, Frames};
@@ -33,6 +34,7 @@ pub(super) async fn handshake<S: Stream>(
     frames: &mut Frames<S>,
     writer: &OutboundSender,
     peer: SocketAddr,
+    authenticator: Option<&dyn Authenticator>,
     ctx: &Context,
 ) -> Result<Negotiated, Option<AmqpError>> {
     let mut out = Out::new(FRAME_MIN_SIZE);
@@ -42,7 +44,11 @@ pub(super) async fn handshake<S: Stream>(
         AMQPClass::Connection(connection::AMQPMethod::StartOk(ok)) => ok,
         _ => return Err(Some(unexpected("connection.start-ok"))),
     };
-    let user = authenticate(&start_ok, peer, &ctx.config.users).map_err(Some)?;
+    // The listener's authenticator (the kit's hook), else the configured users.
+    let authenticator = authenticator.unwrap_or(&ctx.users);
+    let user = authenticate(&start_ok, peer, authenticator)
+        .await
+        .map_err(Some)?;
     let capabilities = client_capabilities(&start_ok.client_properties);
     let config = &ctx.config;
     out.method(

@@ -27,6 +27,7 @@ use futures::{FutureExt, StreamExt};
 use porter_core::alarm::AlarmState;
 use porter_core::queue::api::ConsumerEvent;
 use porter_core::Broker;
+use porter_gateway_kit::auth::StaticUsers;
 use porter_gateway_kit::budget::Charge;
 use porter_gateway_kit::deadlines::within;
 use porter_gateway_kit::outbound::{outbound, OutboundFrame, OutboundSender, WriterGone};
@@ -52,6 +53,8 @@ pub struct Context {
     pub broker: Arc<Broker>,
     pub config: Arc<AmqpConfig>,
     pub replies: Arc<ReplyRegistry>,
+    /// The configured users: the authenticator when the listener has none.
+    pub users: StaticUsers,
 }
 
 type Frames<S> = FramedRead<Counted<ReadHalf<S>>, FrameCodec>;
@@ -175,7 +178,7 @@ async fn open<S: Stream>(
         }
         Err(_) => return Err(Ending::Gone("no protocol header")),
     }
-    handshake(frames, sender, conn.peer(), ctx)
+    handshake(frames, sender, conn.peer(), conn.authenticator(), ctx)
         .await
         .map_err(|error| match error {
             Some(error) => Ending::Error(error),
