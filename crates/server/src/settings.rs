@@ -106,6 +106,10 @@ pub struct StorageSection {
     pub open_files_max: Option<usize>,
     pub retention_check_interval_ms: Option<u64>,
     pub compaction_interval_ms: Option<u64>,
+    /// Writer threads doing every log write and fsync (see docs/architecture.md, the commit seam).
+    pub writer_threads: Option<usize>,
+    /// Jobs each writer's queue holds before publishers wait.
+    pub writer_queue_jobs: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +193,13 @@ impl Settings {
         }
         if let Some(v) = s.compaction_interval_ms {
             broker.compaction_interval_ms = v;
+        }
+        // Clamped to the named limits by the committer itself (porter_core::commit::limits).
+        if let Some(v) = s.writer_threads {
+            broker.commit.writer_threads = v;
+        }
+        if let Some(v) = s.writer_queue_jobs {
+            broker.commit.writer_queue_jobs = v;
         }
         if let Some(v) = args.auto_create_topics.or(file.topics.auto_create) {
             broker.auto_create_topics = v;
@@ -396,6 +407,7 @@ mod tests {
             flush = "never"
             retention_ms = -1
             compaction_interval_ms = 200
+            writer_threads = 4
             "#,
         )
         .unwrap();
@@ -411,6 +423,11 @@ mod tests {
         assert!(matches!(s.broker.log_defaults.flush, FlushMode::Never));
         assert_eq!(s.broker.log_defaults.retention_ms, None);
         assert_eq!(s.broker.compaction_interval_ms, 200);
+        assert_eq!(s.broker.commit.writer_threads, 4);
+        assert_eq!(
+            s.broker.commit.writer_queue_jobs,
+            porter_core::commit::WRITER_QUEUE_JOBS_DEFAULT
+        );
     }
 
     #[test]
