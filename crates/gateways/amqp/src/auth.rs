@@ -1,19 +1,37 @@
-//! SASL PLAIN and AMQPLAIN against the configured users; `loopback_only` users (the default
-//! `guest`) are refused from other addresses, as RabbitMQ refuses `guest` remotely.
+//! AMQP's side of the kit's authentication hook: SASL PLAIN and AMQPLAIN responses decoded into
+//! [`Credentials`] for the listener's [`Authenticator`] (by default [`static_users`], the
+//! configured users; `loopback_only` ones, like the default `guest`, are refused from other
+//! addresses, as RabbitMQ refuses `guest` remotely). The client only hears RabbitMQ's 403
+//! ACCESS_REFUSED; why is in the broker's log.
 
 use std::net::SocketAddr;
 
 use amq_protocol::protocol::connection::StartOk;
 use amq_protocol::types::AMQPValue;
+use porter_gateway_kit::auth::{Authenticator, Credentials, StaticUser, StaticUsers};
 
 use crate::config::User;
 use crate::error::{AmqpError, ACCESS_REFUSED};
 
+/// The configured users as the kit's authenticator.
+pub fn static_users(users: &[User]) -> StaticUsers {
+    StaticUsers {
+        users: users
+            .iter()
+            .map(|u| StaticUser {
+                name: u.name.clone(),
+                password: u.password.clone(),
+                loopback_only: u.loopback_only,
+            })
+            .collect(),
+    }
+}
+
 /// The authenticated user's name, or 403 ACCESS_REFUSED.
-pub fn authenticate(
+pub async fn authenticate(
     start_ok: &StartOk,
     peer: SocketAddr,
-    users: &[User],
+    authenticator: &dyn Authenticator,
 ) -> Result<String, AmqpError> {
     let mechanism = start_ok.mechanism.as_str();
     let response = start_ok.response.as_bytes();
@@ -23,18 +41,19 @@ pub fn authenticate(
         _ => None,
     }
     .ok_or_else(|| refused(mechanism))?;
-    let user = users
-        .iter()
-        .find(|u| u.name == name && u.password == password)
-        .ok_or_else(|| refused(mechanism))?;
-    if user.loopback_only && !peer.ip().is_loopback() {
-        return Err(AmqpError::connection(
-            ACCESS_REFUSED,
-            format!("user '{name}' can only connect via localhost"),
-        )
-        .on(10, 11));
+    let credentials = Credentials {
+        mechanism,
+        user: &name,
+        secret: password.as_bytes(),
+        peer,
+    };
+    match authenticator.authenticate(credentials).await {
+        Ok(principal) => Ok(principal.user),
+        Err(e) => {
+            tracing::warn!(%peer, mechanism, error = %e, "amqp: login refused");
+            Err(refused(mechanism))
+        }
     }
-    Ok(name)
 }
 
 fn refused(mechanism: &str) -> AmqpError {
@@ -72,10 +91,10 @@ fn amqplain(response: &[u8]) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amq_protocol::auth::{Credentials, SASLMechanism};
+    use amq_protocol::auth::{Credentials as SaslCredentials, SASLMechanism};
 
     fn start_ok(mechanism: SASLMechanism, user: &str, password: &str) -> StartOk {
-        let credentials = Credentials::new(user.into(), password.into());
+        let credentials = SaslCredentials::new(user.into(), password.into());
         StartOk {
             client_properties: Default::default(),
             mechanism: mechanism.to_string().as_str().into(),
@@ -84,21 +103,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn plain_and_amqplain_with_the_loopback_rule() {
-        let users = vec![User {
+    #[tokio::test]
+    async fn plain_and_amqplain_with_the_loopback_rule() {
+        let users = static_users(&[User {
             name: "guest".into(),
             password: "guest".into(),
             loopback_only: true,
-        }];
+        }]);
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         for mechanism in [SASLMechanism::Plain, SASLMechanism::AMQPlain] {
             let ok = start_ok(mechanism, "guest", "guest");
-            assert_eq!(authenticate(&ok, local, &users).unwrap(), "guest");
-            assert_eq!(authenticate(&ok, remote, &users).unwrap_err().code, 403);
+            assert_eq!(authenticate(&ok, local, &users).await.unwrap(), "guest");
+            let remote_guest = authenticate(&ok, remote, &users).await.unwrap_err();
+            assert_eq!((remote_guest.code, remote_guest.connection), (403, true));
             let bad = start_ok(mechanism, "guest", "nope");
-            assert_eq!(authenticate(&bad, local, &users).unwrap_err().code, 403);
+            let e = authenticate(&bad, local, &users).await.unwrap_err();
+            assert_eq!(e.code, 403);
+            assert!(e
+                .text
+                .starts_with("ACCESS_REFUSED - Login was refused using"));
         }
     }
 }

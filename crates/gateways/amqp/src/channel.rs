@@ -1,7 +1,8 @@
 //! [`Channel`]: one AMQP channel's state — content assembly (publish method, header, bodies),
 //! consumers, per-channel delivery tags and what they stand for in the queues, confirm and
-//! transaction modes — and the frames that change it. The methods themselves are in
-//! [`crate::methods`]; publishing, confirms and transactions in [`crate::publish`].
+//! transaction modes. State only: the methods that change it are the commands in
+//! [`crate::commands`], which sit above it; what it sends (deliveries, `get-ok`) it appends to
+//! an [`Out`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,12 +11,21 @@ use amq_protocol::frame::AMQPContentHeader;
 use amq_protocol::protocol::basic::{self, AMQPProperties};
 use amq_protocol::protocol::AMQPClass;
 use bytes::{Bytes, BytesMut};
+use porter_core::message::Message;
 use porter_core::queue::api::QueueDelivery;
 use porter_core::queue::Queue;
 
-use crate::error::{AmqpError, PRECONDITION_FAILED, UNEXPECTED_FRAME};
-use crate::publish::{Confirmer, TxOp};
-use crate::session::Session;
+use crate::confirmer::Confirmer;
+use crate::error::{AmqpError, FRAME_ERROR, NOT_ALLOWED, PRECONDITION_FAILED, UNEXPECTED_FRAME};
+use crate::out::Out;
+use crate::reply_to::ReplyRegistry;
+
+/// Work a transaction holds until `tx.commit`.
+pub enum TxOp {
+    Publish(Box<(basic::Publish, Message)>),
+    Ack(u64, bool),
+    Nack(u64, bool, bool),
+}
 
 pub struct ConsumerEntry {
     pub queue: Arc<Queue>,
@@ -75,6 +85,11 @@ impl Channel {
         }
     }
 
+    /// Body bytes of the publish being assembled (held in memory until it is whole).
+    pub fn content_bytes(&self) -> u64 {
+        self.content.as_ref().map_or(0, |c| c.body.len() as u64)
+    }
+
     /// Whether a method would interrupt a publish's content frames (505 UNEXPECTED_FRAME).
     pub fn expects_content(&self) -> bool {
         self.content.is_some()
@@ -86,10 +101,7 @@ impl Channel {
             return Ok(name.to_string());
         }
         self.last_queue.clone().ok_or_else(|| {
-            AmqpError::connection(
-                crate::error::NOT_ALLOWED,
-                "no previously declared queue on this channel",
-            )
+            AmqpError::connection(NOT_ALLOWED, "no previously declared queue on this channel")
         })
     }
 
@@ -156,7 +168,7 @@ impl Channel {
         };
         if content.body.len() as u64 + bytes.len() as u64 > size {
             return Err(AmqpError::connection(
-                crate::error::FRAME_ERROR,
+                FRAME_ERROR,
                 format!("content body on channel {id} longer than its header's {size} bytes"),
             ));
         }
@@ -184,7 +196,7 @@ impl Channel {
     }
 
     /// A consumer's message: give it this channel's next delivery tag and write it out.
-    pub fn deliver(&mut self, s: &mut Session, client_tag: &str, d: QueueDelivery) {
+    pub fn deliver(&mut self, out: &mut Out, client_tag: &str, d: QueueDelivery) {
         let consumer = self.consumers.get(client_tag);
         if consumer.is_none() && !self.has_consumer(client_tag) {
             // Cancelled meanwhile: the queue requeued it with the consumer, unless no_ack.
@@ -209,11 +221,11 @@ impl Channel {
             exchange: d.message.exchange.as_str().into(),
             routing_key: d.message.routing_key.as_str().into(),
         }));
-        s.content(self.id, method, &d.message);
+        out.content(self.id, method, &d.message);
     }
 
     /// A `basic.get` result: its delivery tag, tracked unless `no_ack`.
-    pub fn get_ok(&mut self, s: &mut Session, queue: Arc<Queue>, d: QueueDelivery, no_ack: bool) {
+    pub fn get_ok(&mut self, out: &mut Out, queue: Arc<Queue>, d: QueueDelivery, no_ack: bool) {
         let tag = self.next_delivery_tag;
         self.next_delivery_tag += 1;
         if !no_ack {
@@ -232,7 +244,7 @@ impl Channel {
             routing_key: d.message.routing_key.as_str().into(),
             message_count: d.remaining.min(u64::from(u32::MAX)) as u32,
         }));
-        s.content(self.id, method, &d.message);
+        out.content(self.id, method, &d.message);
     }
 
     /// The outstanding tags `delivery_tag` (with `multiple`: and every lower one; 0 with
@@ -278,9 +290,18 @@ impl Channel {
         }
     }
 
+    /// A channel error: the channel ends (see [`Self::cleanup`]) and waits for the client's
+    /// `close-ok` after the `channel.close` carrying the error.
+    pub fn fail(&mut self, replies: &ReplyRegistry, error: &AmqpError, out: &mut Out) {
+        tracing::info!(channel = self.id, code = error.code, text = %error.text, "amqp: channel error");
+        self.cleanup(replies);
+        self.closing = true;
+        out.channel_close(self.id, error);
+    }
+
     /// Ends the channel: consumers cancelled, and every message it holds unacknowledged (from
     /// consumers, cancelled ones included, and `basic.get`) requeued, as RabbitMQ does.
-    pub fn cleanup(&mut self, replies: &crate::reply_to::ReplyRegistry) {
+    pub fn cleanup(&mut self, replies: &ReplyRegistry) {
         self.flush_acks();
         for (_, consumer) in self.consumers.drain() {
             consumer.queue.cancel(&consumer.internal, false);

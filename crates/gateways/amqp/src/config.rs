@@ -2,6 +2,14 @@
 //! TOML, env and flags.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use porter_gateway_kit::limits::{
+    CONNECTION_SHARE_BYTES, MEMORY_BUDGET_BYTES, OUTBOUND_FRAMES_MAX, WRITE_STALL,
+};
+use porter_gateway_kit::{Deadlines, ListenerLimits};
+
+use crate::limits::HANDSHAKE_TIMEOUT;
 
 /// One user allowed to connect.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +39,34 @@ pub struct AmqpConfig {
     pub confirms_pending_max: usize,
     /// Publishes buffered per channel in a transaction (`tx.select`) before commit.
     pub tx_publishes_max: usize,
+    /// Bytes all connections hold at once (content being assembled, answers not yet written):
+    /// the kit's listener budget.
+    pub memory_budget_bytes: u64,
+    /// Bytes one connection holds before it stops reading frames and taking deliveries.
+    pub connection_share_bytes: u64,
+    /// A write making no progress this long closes the connection (the client stopped
+    /// reading).
+    pub write_stall: Duration,
     pub users: Vec<User>,
+}
+
+impl AmqpConfig {
+    /// The kit listener's limits for AMQP. No idle deadline: AMQP has heartbeats, which the
+    /// connection checks itself (a client that turned them off may stay idle, as in RabbitMQ).
+    pub fn listener_limits(&self, drain: Duration) -> ListenerLimits {
+        ListenerLimits {
+            connections_max: self.connections_max,
+            memory_budget_bytes: self.memory_budget_bytes,
+            connection_share_bytes: self.connection_share_bytes,
+            outbound_frames_max: OUTBOUND_FRAMES_MAX,
+            deadlines: Deadlines {
+                handshake: HANDSHAKE_TIMEOUT,
+                write_stall: self.write_stall,
+                idle: None,
+            },
+            drain,
+        }
+    }
 }
 
 impl Default for AmqpConfig {
@@ -45,6 +80,9 @@ impl Default for AmqpConfig {
             message_bytes_max: 16 << 20,
             confirms_pending_max: 10_000,
             tx_publishes_max: 10_000,
+            memory_budget_bytes: MEMORY_BUDGET_BYTES,
+            connection_share_bytes: CONNECTION_SHARE_BYTES,
+            write_stall: WRITE_STALL,
             users: vec![User {
                 name: "guest".into(),
                 password: "guest".into(),

@@ -8,7 +8,7 @@ use amq_protocol::types::{
     ShortString,
 };
 use porter_core::message::Properties;
-use porter_core::routing::{FieldTable, HeaderValue};
+use porter_core::routing::{Binding, Destination, FieldTable, HeaderValue};
 
 pub fn value_from_amqp(value: &AMQPValue) -> HeaderValue {
     match value {
@@ -76,6 +76,16 @@ pub fn table_from_amqp(table: &AmqpTable) -> FieldTable {
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), value_from_amqp(v)))
         .collect()
+}
+
+/// A binding as `queue.bind` / `exchange.bind` and their unbinds state it.
+pub fn binding(
+    source: &str,
+    destination: Destination,
+    routing_key: &str,
+    arguments: &AmqpTable,
+) -> Binding {
+    Binding::new(source, destination, routing_key).with_arguments(table_from_amqp(arguments))
 }
 
 pub fn table_to_amqp(table: &FieldTable) -> AmqpTable {

@@ -14,8 +14,7 @@ use porter_core::queue::api::{ConsumerEvent, ConsumerSink, QueueDelivery};
 /// The pseudo-queue's name, and the prefix of the names it hands out.
 pub const PSEUDO_QUEUE: &str = "amq.rabbitmq.reply-to";
 
-/// Reply consumers per broker (each an entry here and a consumer on a channel).
-pub const REPLY_CONSUMERS_MAX: usize = 100_000;
+pub use crate::limits::REPLY_CONSUMERS_MAX;
 
 /// The reply consumers of one broker, by handed-out name.
 #[derive(Default)]
@@ -31,7 +30,7 @@ impl ReplyRegistry {
         if consumers.len() >= REPLY_CONSUMERS_MAX {
             return None;
         }
-        let name = format!("{PSEUDO_QUEUE}.{}", crate::methods::generated_suffix());
+        let name = format!("{PSEUDO_QUEUE}.{}", crate::names::generated_suffix());
         consumers.insert(name.clone(), (sink, internal_tag));
         Some(name)
     }

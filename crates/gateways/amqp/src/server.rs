@@ -1,20 +1,63 @@
-//! Accepts AMQP clients. A connection slot is taken before `accept`, so past
-//! `connections_max` new clients wait in the kernel's backlog instead of costing memory here.
+//! AMQP on the gateway kit's listener: the kit accepts (a slot is taken before `accept`, so
+//! past `connections_max` new clients wait in the kernel's backlog), registers each connection,
+//! gives it a share of the listener's memory budget, and on shutdown asks every connection to
+//! close — each answers with AMQP's goodbye, `connection.close` 320 CONNECTION_FORCED — and
+//! waits for them, at most the drain deadline. This module only says how an AMQP connection is
+//! served.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use porter_core::Broker;
+use porter_gateway_kit::limits::LimitsError;
+use porter_gateway_kit::{CloseReason, Connection, Drained, Listener, Protocol, Stream};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use crate::auth::static_users;
 use crate::config::AmqpConfig;
 use crate::connection::{self, Context};
 
-/// Serves until `shutdown` is cancelled, then tells open connections (320 CONNECTION_FORCED)
-/// and waits for them, at most `drain_timeout`.
+/// The AMQP 0-9-1 protocol, as the kit's listener serves it.
+pub struct AmqpProtocol {
+    ctx: Arc<Context>,
+}
+
+impl AmqpProtocol {
+    pub fn new(broker: Arc<Broker>, config: AmqpConfig) -> Self {
+        AmqpProtocol {
+            ctx: Arc::new(Context {
+                broker,
+                users: static_users(&config.users),
+                config: Arc::new(config),
+                replies: Default::default(),
+            }),
+        }
+    }
+}
+
+impl Protocol for AmqpProtocol {
+    async fn serve<S: Stream>(&self, stream: S, conn: &Connection) -> CloseReason {
+        connection::run(stream, conn, self.ctx.clone()).await
+    }
+}
+
+/// The kit listener with AMQP's limits and the configured users as its authenticator;
+/// exposes the registry before serving (management API).
+pub fn amqp_listener(
+    listener: TcpListener,
+    config: &AmqpConfig,
+    drain_timeout: Duration,
+) -> Result<Listener, LimitsError> {
+    Ok(
+        Listener::new(listener, "amqp", config.listener_limits(drain_timeout))?
+            .with_authenticator(Arc::new(static_users(&config.users))),
+    )
+}
+
+/// Serves until `shutdown` is cancelled, then has open connections say goodbye (320
+/// CONNECTION_FORCED) and waits for them, at most `drain_timeout`. Limits that cannot work
+/// together are logged and nothing is served.
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
@@ -22,42 +65,20 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain_timeout: Duration,
 ) {
-    let slots = Arc::new(Semaphore::new(config.connections_max));
-    let ctx = Arc::new(Context {
-        broker,
-        config: Arc::new(config),
-        replies: Default::default(),
-    });
-    let tracker = TaskTracker::new();
-    loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("semaphore never closed"),
-            _ = shutdown.cancelled() => break,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "amqp accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            connection::run(stream, peer, ctx, shutdown).await;
-            drop(slot);
-        });
-    }
-    tracker.close();
-    if tokio::time::timeout(drain_timeout, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("amqp connections still open after the drain timeout");
+    let listener = match amqp_listener(listener, &config, drain_timeout) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "amqp listener limits; not serving AMQP");
+            return;
+        }
+    };
+    let drained: Drained = listener
+        .serve(Arc::new(AmqpProtocol::new(broker, config)), shutdown)
+        .await;
+    if !drained.still_open.is_empty() {
+        tracing::warn!(
+            connections = drained.still_open.len(),
+            "amqp connections still open after the drain timeout"
+        );
     }
 }

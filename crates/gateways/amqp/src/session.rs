@@ -1,20 +1,20 @@
-//! [`Session`]: what every channel of one connection shares — the virtual host, the owner id
-//! exclusive queues are tied to, the negotiated frame size, the outgoing byte buffer, the one
-//! delivery sink all of its consumers feed, and the confirm results coming back.
+//! [`Session`]: what every channel of one connection shares, and no I/O — the virtual host, the
+//! authenticated user, the owner id exclusive queues and consumers are tied to, the client's
+//! capabilities, the one delivery sink all of its consumers feed, and the confirm results
+//! coming back from the channels' confirmer tasks. The receiving ends of those two feeds are
+//! [`SessionFeeds`], which the connection (or a test) drains.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
-use amq_protocol::protocol::{basic, AMQPClass};
-use porter_core::message::Message;
-use porter_core::queue::api::{ConsumerEvent, OwnerId};
-use porter_core::VirtualHost;
+use porter_core::queue::api::{ConsumerEvent, OwnerId, CONSUMER_BUFFER_MAX};
+use porter_core::vhost::next_owner_id;
+use porter_core::{CoreError, VirtualHost};
 use tokio::sync::mpsc;
 
 use crate::config::AmqpConfig;
-use crate::convert::properties_to_amqp;
-use crate::frame::{encode, encode_body, encode_method};
+use crate::error::AmqpError;
+use crate::reply_to::ReplyRegistry;
 
 /// A publisher confirm decided by a channel's confirmer task.
 #[derive(Debug)]
@@ -36,11 +36,8 @@ pub struct Session {
     pub vhost: VirtualHost,
     pub user: String,
     pub owner: OwnerId,
-    pub frame_max: u32,
     pub config: Arc<AmqpConfig>,
     pub capabilities: Capabilities,
-    /// Bytes to write to the socket when the current event is handled.
-    pub out: Vec<u8>,
     /// The sink every consumer of this connection is given; events carry an internal consumer
     /// tag that names the channel (see [`internal_tag`]).
     pub deliveries: mpsc::Sender<ConsumerEvent>,
@@ -49,44 +46,60 @@ pub struct Session {
     /// `AmqpConfig::confirms_pending_max` (the connection stops reading past it).
     pub confirms_pending: Arc<AtomicUsize>,
     /// Direct reply-to consumers of the whole broker.
-    pub replies: Arc<crate::reply_to::ReplyRegistry>,
+    pub replies: Arc<ReplyRegistry>,
+}
+
+/// The receiving ends of a session's feeds: consumer events (bounded by the core's
+/// [`CONSUMER_BUFFER_MAX`], so a slow connection makes its queues wait) and confirm results
+/// (unbounded, but at most `confirms_pending_max` are outstanding before reading stops).
+pub struct SessionFeeds {
+    pub deliveries: mpsc::Receiver<ConsumerEvent>,
+    pub confirms: mpsc::UnboundedReceiver<ConfirmResult>,
 }
 
 impl Session {
-    pub fn method(&mut self, channel: u16, method: AMQPClass) {
-        encode_method(channel, method, &mut self.out);
+    /// A session for an opened connection, with a fresh owner id.
+    pub fn new(
+        vhost: VirtualHost,
+        user: String,
+        config: Arc<AmqpConfig>,
+        capabilities: Capabilities,
+        replies: Arc<ReplyRegistry>,
+    ) -> (Session, SessionFeeds) {
+        let (deliveries_tx, deliveries) = mpsc::channel(CONSUMER_BUFFER_MAX);
+        let (confirms_tx, confirms) = mpsc::unbounded_channel();
+        let session = Session {
+            vhost,
+            user,
+            owner: next_owner_id(),
+            config,
+            capabilities,
+            deliveries: deliveries_tx,
+            confirms: confirms_tx,
+            confirms_pending: Arc::new(AtomicUsize::new(0)),
+            replies,
+        };
+        (
+            session,
+            SessionFeeds {
+                deliveries,
+                confirms,
+            },
+        )
     }
 
-    /// A content-carrying method (deliver, get-ok, return) with its header and body frames.
-    pub fn content(&mut self, channel: u16, method: AMQPClass, message: &Message) {
-        encode_method(channel, method, &mut self.out);
-        encode(
-            &AMQPFrame::Header(
-                channel,
-                AMQPContentHeader {
-                    class_id: 60,
-                    body_size: message.body.len() as u64,
-                    properties: properties_to_amqp(&message.properties),
-                },
-            ),
-            &mut self.out,
-        );
-        encode_body(channel, &message.body, self.frame_max, &mut self.out);
-    }
-
-    /// `basic.return` of an unroutable mandatory message.
-    pub fn basic_return(&mut self, channel: u16, message: &Message) {
-        let method = AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
-            reply_code: 312,
-            reply_text: "NO_ROUTE".into(),
-            exchange: message.exchange.as_str().into(),
-            routing_key: message.routing_key.as_str().into(),
-        }));
-        self.content(channel, method, message);
+    /// A core failure as this session's clients see it (RabbitMQ names the vhost in texts).
+    pub fn error(&self, error: &CoreError) -> AmqpError {
+        AmqpError::from_core(error, self.vhost.name())
     }
 
     pub fn confirms_pending(&self) -> usize {
         self.confirms_pending.load(Ordering::Relaxed)
+    }
+
+    /// Too many publishes await their confirm: the connection stops reading frames.
+    pub fn confirms_backlogged(&self) -> bool {
+        self.confirms_pending() >= self.config.confirms_pending_max
     }
 }
 
