@@ -20,7 +20,9 @@
 //!   append per queue per burst) → commit-wait → acknowledge.
 //! - [`alarm`]: memory and disk alarms that block publishers (RabbitMQ's `connection.blocked`).
 //! - [`config`]: the broker-wide settings the server binary fills in.
-//! - [`error`]: [`CoreError`], the one error type gateways map to their protocol's codes.
+//! - [`error`]: [`CoreError`] and its neutral [`ErrorKind`](error::ErrorKind), the one error type
+//!   gateways map to their protocol's codes.
+//! - [`limits`]: every named limit of the core in one place, with the worst cases they add up to.
 
 pub mod alarm;
 pub mod broker;
@@ -28,6 +30,7 @@ pub mod commit;
 pub mod config;
 pub mod error;
 pub mod group;
+pub mod limits;
 pub mod message;
 pub mod metadata;
 pub mod partition;

@@ -1,0 +1,70 @@
+//! Every named limit of the core, in one place to read, with the worst cases they add up to.
+//!
+//! Each limit is defined beside the code it bounds (its doc says why that value); this module
+//! gathers them so a reader, or a gateway sizing its own limits, sees the whole budget, and so
+//! the products below are checked by the compiler whenever one of them changes.
+//!
+//! # Worst cases
+//!
+//! **Idle queues.** `QUEUES_MAX` × `QUEUE_IDLE_BYTES` = 1,000,000 × 5 KiB ≈ 4.9 GiB of
+//! bookkeeping with every queue declared and idle (no task, timer or descriptor per queue: the
+//! scheduler, the timer set and the `FileCache` are shared).
+//!
+//! **One busy queue's bookkeeping** (message bodies aside): unacked entries
+//! `UNACKED_PER_QUEUE_MAX` × ~64 B ≈ 4 MiB, settled ranges `SETTLED_RANGES_MAX` × ~32 B ≈ 2 MiB,
+//! consumers `CONSUMERS_PER_QUEUE_MAX` × ~100 B ≈ 0.4 MiB: under 7 MiB, checked below.
+//!
+//! **Message bodies in memory.** Per queue, at most `QUEUE_CACHE_BYTES_MAX` (8 MiB) of
+//! undelivered bodies in its cache, plus what its consumers' buffers hold:
+//! `CONSUMER_BUFFER_MAX` deliveries per consumer, which share the cached `Arc` rather than copy
+//! it. These are bounded per queue and per consumer, **not** across the broker: 1,000 busy
+//! queues may cache 8 GiB. What stops that growth is the memory alarm (`alarm`, 40 % of RAM by
+//! default), which blocks publishers broker-wide, and each gateway's memory budget, which bounds
+//! the bodies a connection holds on its way in and out. A broker-wide cache budget is not built
+//! yet.
+//!
+//! **Writes waiting for a writer thread.** `WRITER_THREADS_MAX` × `WRITER_QUEUE_JOBS_MAX` jobs at
+//! most (2 × 1,024 at the defaults); their bytes were admitted by a gateway's memory budget.
+//!
+//! **One publish call.** `PUBLISH_BATCH_MAX` messages, each routed to at most every queue bound
+//! through `EXCHANGE_TO_EXCHANGE_DEPTH_MAX` hops of `BINDINGS_PER_EXCHANGE_MAX` bindings.
+//!
+//! **Metadata.** A command is at most `COMMAND_BYTES_MAX`; the journal is folded into a snapshot
+//! every `JOURNAL_COMMANDS_MAX` commands.
+
+pub use crate::broker::{QUEUES_MAX, QUEUE_IDLE_BYTES, QUEUE_OPEN_THREADS};
+pub use crate::commit::{
+    JOBS_PER_COMMIT_MAX, WRITER_QUEUE_JOBS_DEFAULT, WRITER_QUEUE_JOBS_MAX, WRITER_THREADS_DEFAULT,
+    WRITER_THREADS_MAX,
+};
+pub use crate::group::offsets::OFFSETS_LOG_COMPACT_BYTES;
+pub use crate::metadata::journal::COMMAND_BYTES_MAX;
+pub use crate::metadata::JOURNAL_COMMANDS_MAX;
+pub use crate::publish::PUBLISH_BATCH_MAX;
+pub use crate::queue::ack_log::ACK_LOG_COMPACT_BYTES;
+pub use crate::queue::api::CONSUMER_BUFFER_MAX;
+pub use crate::queue::definition::MAX_PRIORITY_MAX;
+pub use crate::queue::limits::*;
+pub use crate::queue::runtime::{
+    QUEUE_BATCH_BYTES_MAX, QUEUE_CACHE_BYTES_MAX, QUEUE_SEGMENT_BYTES,
+};
+pub use crate::routing::limits::*;
+pub use crate::topic::{TOPIC_NAME_CHARS_MAX, TOPIC_PARTITIONS_MAX};
+
+/// Approximate bytes of one unacked entry, one settled range and one consumer, as the worst
+/// cases above count them.
+const UNACKED_ENTRY_BYTES: usize = 64;
+const SETTLED_RANGE_BYTES: usize = 32;
+const CONSUMER_BYTES: usize = 100;
+
+/// A busy queue's bookkeeping, message bodies aside.
+pub const BUSY_QUEUE_BOOKKEEPING_BYTES_MAX: usize = UNACKED_PER_QUEUE_MAX * UNACKED_ENTRY_BYTES
+    + SETTLED_RANGES_MAX * SETTLED_RANGE_BYTES
+    + CONSUMERS_PER_QUEUE_MAX * CONSUMER_BYTES;
+
+const _: () = assert!(BUSY_QUEUE_BOOKKEEPING_BYTES_MAX < 7 << 20);
+const _: () = assert!(QUEUES_MAX as u64 * QUEUE_IDLE_BYTES as u64 <= 5 << 30);
+const _: () = assert!(WRITER_THREADS_DEFAULT * WRITER_QUEUE_JOBS_DEFAULT <= 1 << 12);
+const _: () = assert!(PUBLISH_BATCH_MAX <= WRITER_QUEUE_JOBS_DEFAULT);
+const _: () = assert!(QUEUE_CACHE_BYTES_MAX as u64 <= QUEUE_SEGMENT_BYTES);
+const _: () = assert!(COMMAND_BYTES_MAX <= 1 << 20);
