@@ -15,7 +15,7 @@
 //!   trash/                  deleted topics, removed in the background and at start
 //! ```
 //!
-//! Changes to existing topics (configs, partition growth, DeleteRecords) live in [`admin`].
+//! Changes to existing topics (configs, partition growth, DeleteRecords) live in `broker/admin.rs`.
 
 mod admin;
 mod queues;

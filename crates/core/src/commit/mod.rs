@@ -15,7 +15,7 @@
 //! blocked thread) and awaits a watch.
 //!
 //! Who decides what: storage writes, syncs and moves the high watermark when told; the rule for
-//! when a write counts as committed lives in [`rule`] only (today the topic's flush mode,
+//! when a write counts as committed lives in [`CommitRule`] only (today the topic's flush mode,
 //! tomorrow a Raft quorum); gateways await [`CommitPoint::wait`] and answer.
 //!
 //! A failed fsync halts its log: waiters past the commit point get an error (never an
