@@ -79,8 +79,9 @@ impl Queue {
     /// round trip per burst, not one per queue). Without a length limit each lane gets one
     /// write for all its entries; with one, each entry is checked and appended on its own, since
     /// each one's overflow decision depends on those before it (across lanes, each is awaited
-    /// before the next is queued). The writer threads hold the state's lock across the append,
-    /// so offsets reach the state in log order.
+    /// before the next is queued). Offsets reach the state in log order because each lane's
+    /// log is appended to only by its writer thread; only length-limited queues hold the
+    /// state's lock across the write.
     pub(crate) async fn start_append(
         self: &Arc<Self>,
         entries: &[&Prepared],
@@ -114,29 +115,51 @@ impl Queue {
             let this = self.clone();
             let mark = std::mem::take(&mut mark_transient);
             let write = move |log: &Log| -> Result<(Vec<AppendOutcome>, bool)> {
-                let mut inner = this.inner.lock();
-                if inner.deleted {
-                    return Ok((vec![AppendOutcome::Gone; batch.len()], false));
+                if limited {
+                    // Each overflow decision must see the appends before it, in every lane: the
+                    // state's lock is held across this one-message write.
+                    let mut inner = this.inner.lock();
+                    if inner.deleted {
+                        return Ok((vec![AppendOutcome::Gone; batch.len()], false));
+                    }
+                    if mark {
+                        this.mark_transient()?;
+                    }
+                    let was_empty = inner.ready() == 0;
+                    let outcome = this.append_limited(log, &mut inner, lane, &batch[0])?;
+                    let wake = this.needs_turn(&inner, was_empty);
+                    return Ok((vec![outcome], wake));
+                }
+                // No length limit: nothing to decide before the write, so it runs without the
+                // state's lock, and reactor tasks taking that lock (acks, deliveries) never
+                // wait for a disk write. Offsets still reach the state in log order: this lane's
+                // log is appended to only here, on its one writer thread.
+                let gone = || Ok((vec![AppendOutcome::Gone; batch.len()], false));
+                if this.inner.lock().deleted {
+                    return gone();
                 }
                 if mark {
                     this.mark_transient()?;
                 }
-                let was_empty = inner.ready() == 0;
-                let outcomes = if limited {
-                    vec![this.append_limited(log, &mut inner, lane, &batch[0])?]
-                } else {
-                    let base = this.write_run(log, &mut inner, lane, &batch)?;
-                    (0..batch.len())
-                        .map(|k| AppendOutcome::Appended {
-                            lane,
-                            end: base + k as Offset + 1,
-                        })
-                        .collect()
+                let base = match this.write_log(log, &batch) {
+                    Ok(base) => base,
+                    // Deleted while we wrote: nobody will read it.
+                    Err(CoreError::Closed) => return gone(),
+                    Err(e) => return Err(e),
                 };
-                // A turn is only needed if someone can take the messages, to schedule the first
-                // message's expiry, or to republish dead letters (reject-publish-dlx, drop-head);
-                // one per publish would cost a worker's time for nothing.
-                let wake = !inner.consumers.is_empty() || was_empty || !inner.dead.is_empty();
+                let mut inner = this.inner.lock();
+                if inner.deleted {
+                    return gone();
+                }
+                let was_empty = inner.ready() == 0;
+                this.record_run(&mut inner, lane, &batch, base);
+                let outcomes = (0..batch.len())
+                    .map(|k| AppendOutcome::Appended {
+                        lane,
+                        end: base + k as Offset + 1,
+                    })
+                    .collect();
+                let wake = this.needs_turn(&inner, was_empty);
                 Ok((outcomes, wake))
             };
             let written = self.lanes[lane].writer.enqueue(write).await?;
@@ -209,6 +232,14 @@ impl Queue {
         lane: usize,
         run: &[Prepared],
     ) -> Result<Offset> {
+        let base = self.write_log(log, run)?;
+        self.record_run(inner, lane, run, base);
+        Ok(base)
+    }
+
+    /// Appends `run` (one message per batch) to a lane's log in one write; returns the first
+    /// one's offset. On the lane's writer thread.
+    fn write_log(&self, log: &Log, run: &[Prepared]) -> Result<Offset> {
         let now = run[0].stored.enqueued_ms;
         let entries: Vec<&Prepared> = run.iter().collect();
         // Encoded (and CRC'd) once by `Prepared::new`: no second CRC pass.
@@ -218,8 +249,13 @@ impl Queue {
             run.len() as Offset,
             "one message per batch"
         );
+        Ok(info.base_offset)
+    }
+
+    /// Records `run`, written at `base`, in the lane's state and the cache.
+    fn record_run(&self, inner: &mut Inner, lane: usize, run: &[Prepared], base: Offset) {
         for (k, entry) in run.iter().enumerate() {
-            let offset = info.base_offset + k as Offset;
+            let offset = base + k as Offset;
             let position = (lane, offset);
             inner.states[lane].on_append(offset);
             if self.args.max_length_bytes.is_some() {
@@ -232,7 +268,13 @@ impl Queue {
             }
             inner.cache_insert(position, entry.stored.clone());
         }
-        Ok(info.base_offset)
+    }
+
+    /// Whether the queue needs a turn after an append: someone can take the messages, the
+    /// first message's expiry must be scheduled, or dead letters wait to be republished
+    /// (reject-publish-dlx, drop-head). One per publish would cost a worker's time for nothing.
+    fn needs_turn(&self, inner: &Inner, was_empty: bool) -> bool {
+        !inner.consumers.is_empty() || was_empty || !inner.dead.is_empty()
     }
 
     /// Whether one more message of `len` body bytes would pass `x-max-length(-bytes)`.
