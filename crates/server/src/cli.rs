@@ -18,7 +18,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the broker. With no options: data in ./porter-data, Kafka on 0.0.0.0:9092.
+    /// Run the broker. With no options: data in ./porter-data, Kafka on 0.0.0.0:9092, AMQP on
+    /// 0.0.0.0:5672.
     Serve(ServeArgs),
 }
 

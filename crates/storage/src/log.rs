@@ -193,8 +193,25 @@ impl Log {
     /// and writes them at the end of the log (page cache). Readers see them once the owner
     /// calls `commit_to` past them.
     pub fn append(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
-        // CPU work (the one copy, CRC-32C validation) happens before the append lock, so
-        // concurrent producers to one partition overlap it and only take turns for the write.
+        self.append_checked(records, now_ms, record_batch::validate_all)
+    }
+
+    /// `append` for batches the broker encoded itself (already CRC'd): headers are parsed but
+    /// the CRC is not computed again (see `record_batch::prepared_batches`; debug builds check
+    /// it). Shared `Bytes` are copied once here, as in `append`.
+    pub fn append_prepared(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
+        self.append_checked(records, now_ms, record_batch::prepared_batches)
+    }
+
+    /// Checks `records` with `check` and appends them.
+    fn append_checked(
+        &self,
+        records: Bytes,
+        now_ms: i64,
+        check: fn(&[u8], u32) -> Result<record_batch::Batches, StorageError>,
+    ) -> Result<AppendInfo, StorageError> {
+        // CPU work (the one copy, the checks) happens before the append lock, so concurrent
+        // producers to one partition overlap it and only take turns for the write.
         let config = {
             let state = self.state.lock();
             state.check_open()?;
@@ -204,23 +221,7 @@ impl Log {
         let buffer = records
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-        let batches = record_batch::validate_all(&buffer, config.max_batch_bytes)?;
-        self.append_batches(buffer, batches, config, now_ms)
-    }
-
-    /// `append` for batches the broker encoded itself (already CRC'd): headers are parsed but
-    /// the CRC is not computed again (see `record_batch::prepared_batches`; debug builds check
-    /// it). Shared `Bytes` are copied once here, as in `append`.
-    pub fn append_prepared(&self, records: Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
-        let config = {
-            let state = self.state.lock();
-            state.check_open()?;
-            state.config.clone()
-        };
-        let buffer = records
-            .try_into_mut()
-            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-        let batches = record_batch::prepared_batches(&buffer, config.max_batch_bytes)?;
+        let batches = check(&buffer, config.max_batch_bytes)?;
         self.append_batches(buffer, batches, config, now_ms)
     }
 

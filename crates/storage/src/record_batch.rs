@@ -235,26 +235,18 @@ fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
+/// The batches of a buffer: each one's start position and header, in order.
+pub type Batches = Vec<(usize, BatchHeader)>;
+
 /// Validates a buffer of concatenated batches; every byte must belong to a valid batch.
 /// Returns the headers with each batch's start position in `bytes`.
 pub fn validate_all(
     bytes: &[u8],
     max_batch_bytes: u32,
 ) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
-    if bytes.is_empty() {
-        return Err(StorageError::CorruptBatch(
-            "no record batch in the buffer".into(),
-        ));
-    }
-    let mut batches = Vec::new();
-    let mut position = 0;
-    while position < bytes.len() {
-        let header = validate(&bytes[position..], max_batch_bytes)?;
-        batches.push((position, header));
-        position += header.total_bytes();
-    }
-    debug_assert_eq!(position, bytes.len());
-    Ok(batches)
+    walk_batches(bytes, |position| {
+        validate(&bytes[position..], max_batch_bytes)
+    })
 }
 
 /// The batches of a buffer the broker encoded itself (already CRC'd, one allocation shared
@@ -265,14 +257,7 @@ pub fn prepared_batches(
     bytes: &[u8],
     max_batch_bytes: u32,
 ) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
-    if bytes.is_empty() {
-        return Err(StorageError::CorruptBatch(
-            "no record batch in the buffer".into(),
-        ));
-    }
-    let mut batches = Vec::new();
-    let mut position = 0;
-    while position < bytes.len() {
+    walk_batches(bytes, |position| {
         let header = BatchHeader::parse(&bytes[position..])?;
         let total = header.total_bytes();
         if total > max_batch_bytes as usize {
@@ -293,9 +278,30 @@ pub fn prepared_batches(
             Some(header),
             "a prepared batch must be valid"
         );
-        batches.push((position, header));
-        position += total;
+        Ok(header)
+    })
+}
+
+/// Walks a non-empty buffer of concatenated batches with `check` (which returns the header of
+/// the batch at a position, having made sure it lies within the buffer): the headers with their
+/// positions, every byte accounted for.
+fn walk_batches(
+    bytes: &[u8],
+    mut check: impl FnMut(usize) -> Result<BatchHeader, StorageError>,
+) -> Result<Vec<(usize, BatchHeader)>, StorageError> {
+    if bytes.is_empty() {
+        return Err(StorageError::CorruptBatch(
+            "no record batch in the buffer".into(),
+        ));
     }
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let header = check(position)?;
+        batches.push((position, header));
+        position += header.total_bytes();
+    }
+    debug_assert_eq!(position, bytes.len());
     Ok(batches)
 }
 
