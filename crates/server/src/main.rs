@@ -5,6 +5,7 @@
 //! - [`serve`]: start-up, listeners and the ordered graceful shutdown.
 
 mod cli;
+mod limits;
 mod serve;
 mod settings;
 

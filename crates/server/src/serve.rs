@@ -13,16 +13,8 @@ use porter_gateway_kafka::KafkaProtocol;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::{BLOCKING_THREADS_MAX, SHUTDOWN_DRAIN_MAX};
 use crate::settings::{LogFormat, Settings};
-
-/// Threads for blocking file work that is not a log write: fetch and queue reads, metadata
-/// changes, opening logs, retention, compaction, the interval flusher, queue maintenance. Log
-/// appends and fsyncs run on the core's own writer threads (`porter_core::commit`), and nobody
-/// parks here waiting for an fsync, so a slow disk's commit latency cannot starve reads. Bounds
-/// memory and contention; more concurrent work than this waits in tokio's queue.
-const BLOCKING_THREADS_MAX: usize = 16;
-/// How long connections get to finish in-flight requests at shutdown.
-const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
 
 pub fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
