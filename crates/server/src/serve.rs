@@ -4,7 +4,7 @@
 //! clean-shutdown marker, exit 0.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use porter_core::Broker;
