@@ -45,6 +45,9 @@ pub use broker::Broker;
 pub use config::BrokerConfig;
 pub use error::CoreError;
 pub use partition::Partition;
-pub use porter_storage::{AppendInfo, FlushMode, LogConfig, Offset, ReadSlice};
+pub use partition::{Appended, Batches};
+/// Offsets are plain integers; the flush mode and log settings are the broker-wide storage
+/// defaults the server fills into [`BrokerConfig`].
+pub use porter_storage::{FlushMode, LogConfig, Offset};
 pub use topic::{Topic, TopicConfig};
 pub use vhost::VirtualHost;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use porter_storage::record_batch::BatchHeader;
-use porter_storage::{AppendInfo, FlushMode, Log, Offset, ReadSlice};
+use porter_storage::{FlushMode, Log, Offset};
 use tokio::sync::watch;
 
 use crate::commit::{Committer, LogWriter};
@@ -18,6 +18,25 @@ use crate::producer_state::{ProducerState, Verdict};
 
 /// Batch headers read per call while rebuilding producer state at start.
 const PRODUCER_REPLAY_BATCHES: usize = 4096;
+
+/// Where an append landed: the core's own answer, so gateways never handle storage's types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    /// The broker time stamped into the batches under `LogAppendTime`; -1 under `CreateTime`
+    /// (and for a retried idempotent batch, answered from memory).
+    pub log_append_time: i64,
+}
+
+/// Whole record batches as stored, and the partition's offsets at read time.
+#[derive(Clone, Debug)]
+pub struct Batches {
+    pub bytes: Bytes,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
 
 pub struct Partition {
     topic: String,
@@ -77,7 +96,7 @@ impl Partition {
     /// Batches from idempotent producers are checked first, on the writer thread in log
     /// order: a retry of a batch already in the log returns the original offsets without
     /// writing again.
-    pub async fn append(&self, records: Bytes) -> Result<AppendInfo> {
+    pub async fn append(&self, records: Bytes) -> Result<Appended> {
         let producers = self.producers.clone();
         self.writer
             .write(move |log| {
@@ -101,12 +120,9 @@ impl Partition {
                     }
                     let (first, _) = duplicates[0];
                     let (_, last) = duplicates[duplicates.len() - 1];
-                    return Ok(AppendInfo {
+                    return Ok(Appended {
                         base_offset: first,
                         last_offset: last,
-                        record_count: (last - first + 1) as u32,
-                        max_timestamp: -1,
-                        bytes: 0,
                         log_append_time: -1,
                     });
                 }
@@ -120,7 +136,11 @@ impl Partition {
                     state.record(&header, now);
                 }
                 state.end_offset = state.end_offset.max(info.last_offset + 1);
-                Ok(info)
+                Ok(Appended {
+                    base_offset: info.base_offset,
+                    last_offset: info.last_offset,
+                    log_append_time: info.log_append_time,
+                })
             })
             .await
     }
@@ -167,9 +187,15 @@ impl Partition {
     }
 
     /// Whole record batches from `offset`, at most `max_bytes` (but at least one batch).
-    pub async fn read(&self, offset: Offset, max_bytes: u32) -> Result<ReadSlice> {
+    pub async fn read(&self, offset: Offset, max_bytes: u32) -> Result<Batches> {
         let log = self.log.clone();
-        blocking(move || log.read(offset, max_bytes)).await
+        let slice = blocking(move || log.read(offset, max_bytes)).await?;
+        Ok(Batches {
+            bytes: slice.bytes,
+            high_watermark: slice.high_watermark,
+            log_start_offset: slice.log_start_offset,
+            log_end_offset: slice.log_end_offset,
+        })
     }
 
     /// The record with the largest timestamp: (offset, timestamp) (ListOffsets -3, KIP-734).

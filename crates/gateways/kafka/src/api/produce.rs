@@ -11,15 +11,15 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::frame::ResponseKind;
 use kafka_protocol::protocol::StrBytes;
-use porter_core::{AppendInfo, CoreError, Partition};
+use porter_core::{Appended, CoreError, Partition};
 
 use super::{Context, Pending};
 use crate::error::error_code;
 
 /// One partition's outcome after the ordered stage.
-struct Appended {
+struct PartitionAppend {
     index: i32,
-    result: Result<(Arc<Partition>, AppendInfo), ResponseError>,
+    result: Result<(Arc<Partition>, Appended), ResponseError>,
 }
 
 pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -> Pending {
@@ -61,7 +61,7 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
                 }
             }
             .await;
-            partitions.push(Appended {
+            partitions.push(PartitionAppend {
                 index: data.index,
                 result,
             });
