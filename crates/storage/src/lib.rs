@@ -24,6 +24,7 @@ pub mod file_cache;
 mod index_file;
 pub mod limits;
 mod log;
+mod log_state;
 mod offset_index;
 pub mod record_batch;
 pub mod records;

@@ -20,7 +20,6 @@
 //!   Readers take only this briefly, then read files with no lock.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +32,7 @@ use crate::checkpoint;
 use crate::compaction::{self, CleanerCrashPoint, CleanerLimits, CompactionStats};
 use crate::config::{FlushMode, LogConfig, TimestampType};
 use crate::file_cache::FileCache;
+use crate::log_state::LogState;
 use crate::record_batch::{self, BatchHeader};
 use crate::recovery;
 use crate::retention::{self, SegmentSummary};
@@ -75,73 +75,6 @@ pub struct Log {
     syncs: AtomicU64,
     /// Test hook: the next `sync` fails as a real fdatasync error would (EIO).
     fail_next_sync: AtomicBool,
-}
-
-struct LogState {
-    config: LogConfig,
-    /// By base offset; never empty; the last one is the active segment.
-    segments: BTreeMap<Offset, Arc<Segment>>,
-    log_start_offset: Offset,
-    log_end_offset: Offset,
-    /// Offsets below this are fdatasync'ed.
-    durable_offset: Offset,
-    /// Offsets below this are committed (set by the owner through `commit_to`): readers see them.
-    high_watermark: Offset,
-    closed: bool,
-}
-
-impl LogState {
-    fn active(&self) -> &Arc<Segment> {
-        self.segments
-            .values()
-            .next_back()
-            .expect("a log always has a segment")
-    }
-
-    fn check_open(&self) -> Result<(), StorageError> {
-        if self.closed {
-            Err(StorageError::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// Segments that may hold data not yet fdatasync'ed: from the one holding `durable_offset`.
-    fn unsynced_segments(&self) -> Vec<Arc<Segment>> {
-        let from = self
-            .segments
-            .range(..=self.durable_offset)
-            .next_back()
-            .map_or(Bound::Unbounded, |(&base, _)| Bound::Included(base));
-        self.segments
-            .range((from, Bound::Unbounded))
-            .map(|(_, s)| Arc::clone(s))
-            .collect()
-    }
-
-    /// The segment holding `offset` and every later one (reads walk on past gaps).
-    fn segments_from(&self, offset: Offset) -> Vec<Arc<Segment>> {
-        let floor = self
-            .segments
-            .range(..=offset)
-            .next_back()
-            .map_or(Offset::MIN, |(&b, _)| b);
-        self.segments
-            .range(floor..)
-            .map(|(_, s)| Arc::clone(s))
-            .collect()
-    }
-
-    fn set_high_watermark(&mut self, offset: Offset, sender: &watch::Sender<Offset>) {
-        assert!(
-            offset <= self.log_end_offset,
-            "high watermark past the log end"
-        );
-        if offset > self.high_watermark {
-            self.high_watermark = offset;
-            sender.send_replace(offset);
-        }
-    }
 }
 
 impl Log {
