@@ -2,54 +2,15 @@
 //! shared scheduler (no task or timer per queue), and consumers that stop reading not holding
 //! the scheduler's workers. Real files in a temp dir (tmpfs when there is one).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use porter_core::message::{Message, Properties};
-use porter_core::queue::api::{ConsumeRequest, ConsumerEvent, QueueDelivery, CONSUMER_BUFFER_MAX};
-use porter_core::queue::QueueDefinition;
+use porter_core::queue::api::{ConsumeRequest, ConsumerEvent, CONSUMER_BUFFER_MAX};
 use porter_core::{Broker, BrokerConfig, VirtualHost};
 use tokio::sync::mpsc;
 
-const WAIT: Duration = Duration::from_secs(10);
+mod queue_support;
 
-fn open(dir: &std::path::Path) -> Arc<Broker> {
-    Broker::open(BrokerConfig {
-        data_dir: dir.to_path_buf(),
-        ..BrokerConfig::default()
-    })
-    .unwrap()
-}
-
-fn durable(name: &str) -> QueueDefinition {
-    QueueDefinition {
-        name: name.into(),
-        id: Default::default(),
-        durable: true,
-        exclusive_owner: None,
-        auto_delete: false,
-        arguments: Default::default(),
-    }
-}
-
-fn message(routing_key: &str, body: &str) -> Message {
-    Message {
-        exchange: String::new(),
-        routing_key: routing_key.into(),
-        properties: Properties {
-            delivery_mode: Some(2),
-            ..Properties::default()
-        },
-        body: Bytes::copy_from_slice(body.as_bytes()),
-    }
-}
-
-async fn publish(vhost: &VirtualHost, m: Message) {
-    let outcome = vhost.publish("", m).await.unwrap();
-    assert!(outcome.routed);
-    outcome.durable.wait().await.unwrap();
-}
+use queue_support::*;
 
 fn consume_into(
     vhost: &VirtualHost,
@@ -72,17 +33,6 @@ fn consume_into(
         })
         .unwrap();
     events
-}
-
-async fn next(events: &mut mpsc::Receiver<ConsumerEvent>) -> QueueDelivery {
-    match tokio::time::timeout(WAIT, events.recv()).await {
-        Ok(Some(ConsumerEvent::Deliver(d))) => d,
-        other => panic!("expected a delivery, got {other:?}"),
-    }
-}
-
-fn body(d: &QueueDelivery) -> String {
-    String::from_utf8(d.message.body.to_vec()).unwrap()
 }
 
 /// A data directory for the many-queues tests: on tmpfs when there is one, since each declare
@@ -109,11 +59,11 @@ async fn many_durable_queues_survive_a_restart(n: usize) {
     let vhost = broker.vhost("/").unwrap();
     for i in 0..n {
         vhost
-            .declare_queue(durable(&format!("mq-{i}")), false, 1)
+            .declare_queue(durable(&format!("mq-{i}"), &[]), false, 1)
             .await
             .unwrap();
     }
-    publish(&vhost, message("mq-0", "before restart")).await;
+    publish(&vhost, "", message("mq-0", "before restart", true)).await;
     broker.shutdown().await.unwrap();
     drop((vhost, broker));
 
@@ -133,14 +83,17 @@ async fn many_durable_queues_survive_a_restart(n: usize) {
     let vhost = broker.vhost("/").unwrap();
     for i in 0..n {
         let name = format!("mq-{i}");
-        let declared = vhost.declare_queue(durable(&name), true, 1).await.unwrap();
+        let declared = vhost
+            .declare_queue(durable(&name, &[]), true, 1)
+            .await
+            .unwrap();
         assert_eq!(declared.message_count, u64::from(i == 0), "{name}");
     }
     let mut events = consume_into(&vhost, "mq-0", "c0", CONSUMER_BUFFER_MAX, false);
     assert_eq!(body(&next(&mut events).await), "before restart");
     for i in [1, n / 2, n - 1] {
         let name = format!("mq-{i}");
-        publish(&vhost, message(&name, &name)).await;
+        publish(&vhost, "", message(&name, &name, true)).await;
         let queue = vhost.queue(&name, 1).unwrap();
         let got = queue.get(false).await.unwrap().expect("a message");
         assert_eq!(body(&got), name);
@@ -176,20 +129,23 @@ async fn stalled_consumers_do_not_hold_other_queues() {
     let mut receivers = Vec::new();
     for i in 0..stalled {
         let name = format!("stuck-{i}");
-        vhost.declare_queue(durable(&name), false, 1).await.unwrap();
+        vhost
+            .declare_queue(durable(&name, &[]), false, 1)
+            .await
+            .unwrap();
         // Room for one delivery: the second waits for the consumer to read.
         let events = consume_into(&vhost, &name, &format!("c{i}"), 1, true);
         for k in 0..3 {
-            publish(&vhost, message(&name, &format!("{name}/{k}"))).await;
+            publish(&vhost, "", message(&name, &format!("{name}/{k}"), true)).await;
         }
         receivers.push(events);
     }
     vhost
-        .declare_queue(durable("free"), false, 1)
+        .declare_queue(durable("free", &[]), false, 1)
         .await
         .unwrap();
     let mut events = consume_into(&vhost, "free", "free", CONSUMER_BUFFER_MAX, false);
-    publish(&vhost, message("free", "through")).await;
+    publish(&vhost, "", message("free", "through", true)).await;
     assert_eq!(body(&next(&mut events).await), "through");
     let mut first = receivers.swap_remove(0);
     let got: Vec<String> = {

@@ -4,55 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use porter_core::message::{Message, Properties};
-use porter_core::queue::api::{ConsumeRequest, ConsumerEvent, QueueDelivery, CONSUMER_BUFFER_MAX};
-use porter_core::queue::QueueDefinition;
-use porter_core::routing::{Binding, Destination, Exchange, ExchangeKind, FieldTable, HeaderValue};
-use porter_core::{Broker, BrokerConfig, VirtualHost};
+use porter_core::message::Message;
+use porter_core::queue::api::{ConsumeRequest, ConsumerEvent, CONSUMER_BUFFER_MAX};
+use porter_core::routing::{Binding, Destination, Exchange, ExchangeKind, HeaderValue};
+use porter_core::VirtualHost;
 use tokio::sync::mpsc;
 
-const WAIT: Duration = Duration::from_secs(10);
+mod queue_support;
 
-fn open(dir: &std::path::Path) -> Arc<Broker> {
-    Broker::open(BrokerConfig {
-        data_dir: dir.to_path_buf(),
-        ..BrokerConfig::default()
-    })
-    .unwrap()
-}
-
-fn durable(name: &str, arguments: &[(&str, HeaderValue)]) -> QueueDefinition {
-    QueueDefinition {
-        name: name.into(),
-        id: Default::default(),
-        durable: true,
-        exclusive_owner: None,
-        auto_delete: false,
-        arguments: arguments
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<FieldTable>(),
-    }
-}
-
-fn message(routing_key: &str, body: &str, persistent: bool) -> Message {
-    Message {
-        exchange: String::new(),
-        routing_key: routing_key.into(),
-        properties: Properties {
-            delivery_mode: Some(if persistent { 2 } else { 1 }),
-            ..Properties::default()
-        },
-        body: Bytes::copy_from_slice(body.as_bytes()),
-    }
-}
-
-async fn publish(vhost: &VirtualHost, exchange: &str, m: Message) {
-    let outcome = vhost.publish(exchange, m).await.unwrap();
-    assert!(outcome.routed);
-    outcome.durable.wait().await.unwrap();
-}
+use queue_support::*;
 
 fn consume(
     vhost: &VirtualHost,
@@ -74,17 +34,6 @@ fn consume(
         })
         .unwrap();
     events
-}
-
-async fn next(events: &mut mpsc::Receiver<ConsumerEvent>) -> QueueDelivery {
-    match tokio::time::timeout(WAIT, events.recv()).await {
-        Ok(Some(ConsumerEvent::Deliver(d))) => d,
-        other => panic!("expected a delivery, got {other:?}"),
-    }
-}
-
-fn body(d: &QueueDelivery) -> String {
-    String::from_utf8(d.message.body.to_vec()).unwrap()
 }
 
 #[tokio::test]
