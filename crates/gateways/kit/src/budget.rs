@@ -54,12 +54,21 @@ impl Pool {
     /// capacity is admitted alone rather than never).
     fn try_take(&self, amount: u64) -> bool {
         let mut used = self.used_kib.lock();
-        if *used == 0 || *used + amount <= self.capacity_kib {
+        if Self::room_for(*used, amount, self.capacity_kib) {
             *used += amount;
             true
         } else {
             false
         }
+    }
+
+    /// Whether `try_take(amount)` would succeed now, without taking anything.
+    fn fits(&self, amount: u64) -> bool {
+        Self::room_for(*self.used_kib.lock(), amount, self.capacity_kib)
+    }
+
+    fn room_for(used: u64, amount: u64, capacity: u64) -> bool {
+        used == 0 || used + amount <= capacity
     }
 
     async fn take(&self, amount: u64) {
@@ -219,6 +228,14 @@ impl ConnectionBudget {
         self.charge_of(0)
     }
 
+    /// Whether `try_charge(bytes)` would succeed now. Takes nothing, so unlike a charge that is
+    /// dropped at once it wakes nobody waiting on the budget: for a loop that asks before each
+    /// read.
+    pub fn has_room(&self, bytes: u64) -> bool {
+        let amount = kib(bytes);
+        self.share.fits(amount) && self.global.fits(amount)
+    }
+
     /// Bytes this connection holds now (KiB granularity).
     pub fn held_bytes(&self) -> u64 {
         self.share.used() * KIB
@@ -356,6 +373,19 @@ mod tests {
         assert_eq!(c3.held_bytes(), 0);
         drop(h1);
         assert!(c3.try_charge(1024).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn has_room_answers_like_try_charge_and_takes_nothing() {
+        let b = budget(128 << 10, 64 << 10);
+        let (c1, c2) = (b.connection(), b.connection());
+        assert!(c1.has_room(1024));
+        let held = c1.charge(64 << 10).await;
+        assert!(!c1.has_room(1024), "its share is full");
+        assert!(c2.has_room(1024));
+        assert_eq!(b.used_bytes(), 64 << 10, "asking took nothing");
+        drop(held);
+        assert!(c1.has_room(1024));
     }
 
     #[tokio::test(start_paused = true)]

@@ -277,7 +277,7 @@ impl ConnectionLoop<'_> {
     /// Whether the connection holds less than its share of the budget (so it may read frames
     /// and take deliveries).
     fn has_room(&self) -> bool {
-        self.conn.budget().try_charge(1).is_some()
+        self.conn.budget().has_room(1)
     }
 
     async fn serve<S: Stream>(
