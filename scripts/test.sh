@@ -5,7 +5,9 @@
 # and again on a warm one: every install step checks first, so a rerun installs nothing.
 # Steps, each behind a banner; the first failure stops the run with a non-zero exit:
 #   1. deps    kcat, python3-venv and mosquitto from apt (only if missing); .venv from
-#              tests/python/requirements.txt (only when that file or the Python changed)
+#              tests/python/requirements.txt (only when that file or the Python changed);
+#              `npm ci` in tests/node only when package-lock.json (or the node version) changed
+#              (the e2e step runs the docs' JavaScript snippets with those modules)
 #   2. fmt     cargo fmt --all -- --check
 #   3. clippy  cargo clippy --workspace --all-targets -- -D warnings
 #   4. build   cargo build --workspace
@@ -13,8 +15,7 @@
 #   6. doc     cargo test --workspace --doc (nextest does not run doctests)
 #   7. e2e     pytest tests/python against target/debug/porter
 #   8. node    kafkajs and amqplib tests in tests/node (node --test: every *.test.js, so amqp*.test.js
-#              too) against target/debug/porter; `npm ci` there
-#              only when package-lock.json (or the node version) changed since the last install
+#              too) against target/debug/porter
 # Knobs: PORTER_CRASH_CYCLES (passed through to the crash test), PYTEST_ARGS (extra pytest args,
 # e.g. "-k kcat -x"), PORTER_SKIP_E2E=1 (skip steps 7 and 8; it then says so in the summary).
 set -euo pipefail
@@ -113,6 +114,8 @@ install_deps() {
     fi
     "$VENV_DIR/bin/python" -c 'import confluent_kafka, pytest; print("confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0], "pytest", pytest.__version__)'
 
+    install_node_modules
+
     cargo --version
     cargo fmt --version >/dev/null || { echo "rustfmt missing: rustup component add rustfmt" >&2; return 1; }
     cargo clippy --version >/dev/null || { echo "clippy missing: rustup component add clippy" >&2; return 1; }
@@ -139,11 +142,8 @@ e2e_tests() {
     "$VENV_DIR/bin/python" -m pytest -q tests/python "${pytest_args[@]}"
 }
 
-node_tests() {
-    if [[ ! -x "$PORTER_BIN" ]]; then
-        echo "porter binary not found at $PORTER_BIN (cargo build --workspace should have built it)" >&2
-        return 1
-    fi
+# node_modules for the node step and for the docs' JavaScript snippets (run by the e2e step).
+install_node_modules() {
     command -v node >/dev/null 2>&1 || { echo "node not found: install Node.js 20+ (with npm)" >&2; return 1; }
     command -v npm >/dev/null 2>&1 || { echo "npm not found: install npm" >&2; return 1; }
     echo "node $(node --version), npm $(npm --version 2>/dev/null)"
@@ -156,6 +156,13 @@ node_tests() {
         echo "npm: npm ci in ${NODE_DIR#"$ROOT"/}"
         (cd "$NODE_DIR" && npm ci --no-audit --no-fund)
         echo "$wanted" >"$NODE_STAMP"
+    fi
+}
+
+node_tests() {
+    if [[ ! -x "$PORTER_BIN" ]]; then
+        echo "porter binary not found at $PORTER_BIN (cargo build --workspace should have built it)" >&2
+        return 1
     fi
     (cd "$NODE_DIR" && npm test --silent)
 }
@@ -196,7 +203,7 @@ count_results() {
 }
 
 rm -rf "$LOG_DIR"
-run_step deps "install kcat, python3-venv, mosquitto and .venv if missing" install_deps
+run_step deps "install kcat, python3-venv, mosquitto, .venv and tests/node/node_modules if missing" install_deps
 run_step fmt "cargo fmt --all -- --check" cargo fmt --all -- --check
 run_step clippy "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings

@@ -1,7 +1,8 @@
 """Every snippet in README.md and docs/*.md is run by the suite, so a snippet that rots fails it.
 
-The fenced code blocks of README.md and every docs/*.md (except the temporary notes in
-EXCLUDED_DOCS) are extracted and run as a reader would run them:
+The fenced code blocks of every Markdown file a reader meets (README.md, BENCHMARKS.md, docs/,
+examples/, each crate's README; not vendor/ or generated trees) are extracted and run as a reader
+would run them:
 
 - ```sh / ```bash / ```shell: `bash -euo pipefail` from the repository root, against a Porter
   started by the `porter` fixture. The documented default addresses are rewritten to the
@@ -16,8 +17,13 @@ EXCLUDED_DOCS) are extracted and run as a reader would run them:
   every listener address overridden by flags (flags beat the file) to a temp dir and free
   loopback ports; it must start listening and exit 0 on SIGTERM. The server reads the file with
   serde's deny_unknown_fields, so this proves every documented key parses.
-- ```text, ```rust, ```js and any other language: not run. They are diagrams, output, or excerpts
-  that need a surrounding program.
+- ```js / ```javascript: saved as a CommonJS file (what `node file.js` and a pasted `.js` file
+  are) and run by `node` with tests/node's modules (amqplib, kafkajs; pinned in its
+  package-lock.json), same address rewriting. Top-level `await` fails here as it fails for a reader.
+- ```rust: an excerpt of a compiled test. Its lines (trimmed, blank lines dropped) must appear in
+  that order, contiguously, in a `.rs` file under crates/*/tests or crates/*/examples, which the
+  suite builds and runs; `test_rust_snippet_is_compiled` names the file or fails.
+- ```text and any other language: not run. They are diagrams or output.
 - A fence without a language fails `test_every_fence_is_classified`: each fence must say what it is,
   so a shell command can't avoid being run by leaving its language out.
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,12 +64,17 @@ from conftest import (
 
 # Documents whose blocks are not user instructions (none today).
 EXCLUDED_DOCS: set[str] = set()
+# Trees whose Markdown is not ours or not a reader's: third-party code, build output, dependencies.
+NOT_DOCUMENTATION_DIRS = {"vendor", "target", "node_modules", ".venv", ".git"}
+NODE_DIR = REPO_ROOT / "tests" / "node"
 REQUIREMENTS = REPO_ROOT / "tests" / "python" / "requirements.txt"
 
 SHELL_LANGUAGES = {"sh", "bash", "shell"}
 PYTHON_LANGUAGES = {"python", "py"}
 CONFIG_LANGUAGES = {"toml"}
-RUN_LANGUAGES = SHELL_LANGUAGES | PYTHON_LANGUAGES | CONFIG_LANGUAGES
+JS_LANGUAGES = {"js", "javascript"}
+RUST_LANGUAGES = {"rust"}
+RUN_LANGUAGES = SHELL_LANGUAGES | PYTHON_LANGUAGES | CONFIG_LANGUAGES | JS_LANGUAGES
 
 # One snippet is a few client calls against a local broker: seconds. The bound turns a hang
 # (e.g. a consumer loop waiting for records that never come) into a failure with its output.
@@ -79,7 +91,7 @@ UNRUNNABLE_COMMANDS = [
     (re.compile(r"(\bcargo\s+run\b.*|(^|[\s/])porter\s+(.*\s)?)\bserve\b(?!.*\s--help\b)", re.M),
      "starts a broker; the suite starts its own"),
     (re.compile(r"scripts/test\.sh\b"), "runs the test suite"),
-    (re.compile(r"scripts/(bench-[\w-]+|flamegraph)\.sh\b"), "runs a benchmark"),
+    (re.compile(r"scripts/(bench-[\w-]+|flamegraph)\.sh\b|\bporter-bench\b"), "runs a benchmark"),
 ]
 
 
@@ -109,7 +121,10 @@ class Snippet:
 
 
 def documented_files() -> list[Path]:
-    files = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    files = sorted(
+        path for path in REPO_ROOT.rglob("*.md")
+        if not NOT_DOCUMENTATION_DIRS & set(path.relative_to(REPO_ROOT).parts[:-1])
+    )
     return [f for f in files if f.relative_to(REPO_ROOT).as_posix() not in EXCLUDED_DOCS]
 
 
@@ -280,15 +295,28 @@ def assert_ran(snippet: Snippet, script: str, exit_code: int | None, output: str
                 pytrace=False)
 
 
-@pytest.mark.parametrize("snippet", params(SHELL_LANGUAGES | PYTHON_LANGUAGES))
+def node_command() -> list[str]:
+    """`node` with tests/node's modules on its require path (installed by scripts/test.sh's deps step)."""
+    if shutil.which("node") is None:
+        raise CannotRun("node is not installed (Node.js 20+)")
+    if not (NODE_DIR / "node_modules").is_dir():
+        raise CannotRun(f"{NODE_DIR.relative_to(REPO_ROOT)}/node_modules is missing: run `npm ci` there")
+    return ["node"]
+
+
+def prepared(snippet: Snippet, server: PorterServer) -> tuple[str, list[str], str]:
+    """(script as run, command to run it with, file suffix); CannotRun if it can't run here."""
+    if snippet.language in SHELL_LANGUAGES:
+        return rewrite_shell(snippet.code, server), ["bash", "-euo", "pipefail"], "sh"
+    if snippet.language in JS_LANGUAGES:
+        return rewrite_addresses(snippet.code, server), node_command(), "js"
+    return rewrite_addresses(snippet.code, server), [sys.executable], "py"
+
+
+@pytest.mark.parametrize("snippet", params(SHELL_LANGUAGES | PYTHON_LANGUAGES | JS_LANGUAGES))
 def test_snippet_runs(porter, snippet: Snippet, tmp_path: Path):
     try:
-        if snippet.language in SHELL_LANGUAGES:
-            script = rewrite_shell(snippet.code, porter)
-            command = ["bash", "-euo", "pipefail"]
-        else:
-            script = rewrite_addresses(snippet.code, porter)
-            command = [sys.executable]
+        script, command, suffix = prepared(snippet, porter)
         cannot_run = None
     except CannotRun as why:
         cannot_run = str(why)
@@ -298,10 +326,40 @@ def test_snippet_runs(porter, snippet: Snippet, tmp_path: Path):
             "run here, put `<!-- snippet: not run (REASON) -->` on the line before its fence.",
             pytrace=False,
         )
-    script_path = tmp_path / f"snippet.{'sh' if snippet.language in SHELL_LANGUAGES else 'py'}"
+    script_path = tmp_path / f"snippet.{suffix}"
     script_path.write_text(script)
-    exit_code, output = run_bounded([*command, str(script_path)], snippet_env(porter))
+    env = snippet_env(porter)
+    if snippet.language in JS_LANGUAGES:
+        env["NODE_PATH"] = str(NODE_DIR / "node_modules")
+    exit_code, output = run_bounded([*command, str(script_path)], env)
     assert_ran(snippet, script, exit_code, output)
+
+
+def significant_lines(code: str) -> list[str]:
+    return [line.strip() for line in code.splitlines() if line.strip()]
+
+
+def compiled_rust_files() -> list[Path]:
+    """Test and example sources cargo builds and runs in the suite (`cargo nextest run --workspace`)."""
+    crates = REPO_ROOT / "crates"
+    return sorted(p for pattern in ("**/tests/**/*.rs", "**/examples/**/*.rs") for p in crates.glob(pattern))
+
+
+def contains_excerpt(haystack: list[str], excerpt: list[str]) -> bool:
+    return any(haystack[i:i + len(excerpt)] == excerpt for i in range(len(haystack) - len(excerpt) + 1))
+
+
+@pytest.mark.parametrize("snippet", params(RUST_LANGUAGES))
+def test_rust_snippet_is_compiled(snippet: Snippet):
+    """A Rust snippet needs a surrounding program, so it is an excerpt of a test the suite runs."""
+    excerpt = significant_lines(snippet.code)
+    assert excerpt, f"{snippet.where} is empty"
+    homes = [p for p in compiled_rust_files() if contains_excerpt(significant_lines(p.read_text()), excerpt)]
+    assert homes, (
+        f"snippet {snippet.where} is not an excerpt of any test or example under crates/: copy it, "
+        "line for line, into a test that runs it (e.g. crates/server/tests/docs_snippets.rs), so it "
+        "compiles and runs with the suite"
+    )
 
 
 def listen_flags() -> list[str]:
