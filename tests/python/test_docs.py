@@ -435,3 +435,54 @@ def test_every_fence_is_classified():
             if MARKER_RE.match(line) and (relative, number) not in marked_lines:
                 problems.append(f"{relative}:{number}: a snippet marker not directly before a fence")
     assert not problems, "\n".join(problems)
+
+
+# --- the Kafka API table of docs/kafka.md is what the broker advertises ------------------------------
+
+KAFKA_API_KEYS = {
+    "Produce": 0, "Fetch": 1, "ListOffsets": 2, "Metadata": 3, "OffsetCommit": 8, "OffsetFetch": 9,
+    "FindCoordinator": 10, "JoinGroup": 11, "Heartbeat": 12, "LeaveGroup": 13, "SyncGroup": 14,
+    "DescribeGroups": 15, "ListGroups": 16, "ApiVersions": 18, "CreateTopics": 19, "DeleteTopics": 20,
+    "DeleteRecords": 21, "InitProducerId": 22, "DescribeConfigs": 32, "AlterConfigs": 33,
+    "DescribeLogDirs": 35, "CreatePartitions": 37, "DeleteGroups": 42, "IncrementalAlterConfigs": 44,
+    "OffsetDelete": 47, "DescribeCluster": 60, "DescribeProducers": 61,
+}
+API_ROW_RE = re.compile(r"\|\s*(?P<name>[A-Za-z]+)\s*\|\s*(?P<low>\d+)(?:–(?P<high>\d+))?\s*(?=\|)")
+
+
+def documented_kafka_versions() -> dict[int, tuple[int, int]]:
+    text = (REPO_ROOT / "docs" / "kafka.md").read_text()
+    table = text[text.index("| API | versions |"):].split("\n\n", 1)[0]
+    versions = {}
+    for row in table.splitlines()[2:]:
+        for m in API_ROW_RE.finditer(row):
+            assert m["name"] in KAFKA_API_KEYS, f"docs/kafka.md names an API this test doesn't know: {m['name']}"
+            versions[KAFKA_API_KEYS[m["name"]]] = (int(m["low"]), int(m["high"] or m["low"]))
+    return versions
+
+
+def advertised_kafka_versions(bootstrap: str) -> dict[int, tuple[int, int]]:
+    """ApiVersions v0, by hand: correlation id, error code, then [api_key, min, max] entries."""
+    import socket
+    import struct
+
+    host, port = bootstrap.rsplit(":", 1)
+    client_id = b"docs-test"
+    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        reply = b""
+        while len(reply) < 4 or len(reply) < 4 + struct.unpack(">i", reply[:4])[0]:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before the ApiVersions reply"
+            reply += chunk
+    correlation_id, error_code, count = struct.unpack(">ihi", reply[4:14])
+    assert (correlation_id, error_code) == (7, 0)
+    entries = [struct.unpack(">hhh", reply[14 + 6 * i:20 + 6 * i]) for i in range(count)]
+    return {key: (low, high) for key, low, high in entries}
+
+
+def test_kafka_api_table_is_what_the_broker_advertises(porter):
+    assert documented_kafka_versions() == advertised_kafka_versions(porter.bootstrap), (
+        "docs/kafka.md's API table and the broker's ApiVersions disagree: update the table"
+    )
