@@ -288,7 +288,10 @@ mod tests {
             ),
             (b"AMQP", Some(WireProtocol::Amqp(AmqpVersion::Other))),
             (&kafka_api_versions, Some(WireProtocol::Kafka)),
-            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Some(WireProtocol::Http)),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                Some(WireProtocol::Http),
+            ),
             (b"POST /topics HTTP/1.1\r\n", Some(WireProtocol::Http)),
             (b"HEAD / HTTP/1.0\r\n", Some(WireProtocol::Http)),
             (b"OPTIONS * HTTP/1.1\r\n", Some(WireProtocol::Http)),
@@ -297,11 +300,20 @@ mod tests {
                 b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
                 Some(WireProtocol::Http2),
             ),
-            (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", Some(WireProtocol::Tls)),
-            (b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c", Some(WireProtocol::Mqtt)),
+            (
+                b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                Some(WireProtocol::Tls),
+            ),
+            (
+                b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c",
+                Some(WireProtocol::Mqtt),
+            ),
             (b"\x10\xc8\x01\x00\x04MQTT\x05", Some(WireProtocol::Mqtt)),
             (b"\x10\x1a\x00\x06MQIsdp\x03", Some(WireProtocol::Mqtt)),
-            (b"CONNECT\naccept-version:1.2\n\n\x00", Some(WireProtocol::Stomp)),
+            (
+                b"CONNECT\naccept-version:1.2\n\n\x00",
+                Some(WireProtocol::Stomp),
+            ),
             (b"STOMP\r\nhost:/\r\n\r\n\x00", Some(WireProtocol::Stomp)),
             (b"*1\r\n$4\r\nPING\r\n", Some(WireProtocol::Redis)),
             (b"SSH-2.0-OpenSSH_9.6\r\n", Some(WireProtocol::Ssh)),
@@ -319,7 +331,12 @@ mod tests {
             (b"\x7f\xff\xff\xff\x00\x12\x00\x03", None),
         ];
         for (bytes, expected) in cases {
-            assert_eq!(sniff(bytes), *expected, "{:?}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                sniff(bytes),
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 
