@@ -208,7 +208,7 @@ fn sniff_length_prefixed(first: &[u8]) -> Option<WireProtocol> {
 
 /// The line a gateway logs (as its close reason) when a client speaks another protocol:
 /// "an AMQP 0-9-1 client connected to the Kafka listener at 127.0.0.1:9092 from
-/// 127.0.0.1:54321; closing (Porter serves AMQP 0-9-1 on port 5672 by default)".
+/// 127.0.0.1:54321 (Porter serves AMQP 0-9-1 on port 5672 by default)".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WrongProtocol {
     /// What the client speaks.
@@ -231,7 +231,7 @@ impl fmt::Display for WrongProtocol {
         } = *self;
         write!(
             f,
-            "{} {found} client connected to the {listener} listener at {local} from {peer}; closing",
+            "{} {found} client connected to the {listener} listener at {local} from {peer}",
             found.article()
         )?;
         match found {
@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(
             line(WireProtocol::Amqp(AmqpVersion::V0_9_1)),
             "an AMQP 0-9-1 client connected to the Kafka listener at 127.0.0.1:9092 from \
-             127.0.0.1:54321; closing (Porter serves AMQP 0-9-1 on port 5672 by default)"
+             127.0.0.1:54321 (Porter serves AMQP 0-9-1 on port 5672 by default)"
         );
         assert!(line(WireProtocol::Tls).starts_with("a TLS client"));
         assert!(line(WireProtocol::Tls).ends_with("(TLS is not enabled on this listener)"));

@@ -60,7 +60,7 @@ pub(super) async fn read_protocol_header<R: AsyncRead + Unpin>(
         .to_string(),
         None => format!(
             "a client at {peer} sent the AMQP listener at {local} {}, which is no AMQP \
-             protocol header; closing",
+             protocol header",
             shown(first)
         ),
     };
