@@ -18,6 +18,8 @@ use kafka_protocol::messages::ApiKey;
 use porter_gateway_kit::budget::{Charge, ConnectionBudget};
 use porter_gateway_kit::outbound::{outbound, OutboundFrame};
 use porter_gateway_kit::registry::ByteCounters;
+use porter_gateway_kit::sniff::{http_bad_request, SNIFF_BYTES};
+use porter_gateway_kit::{sniff, WireProtocol, WrongProtocol};
 use porter_gateway_kit::{CloseReason, Connection, IdleTimer, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -40,6 +42,8 @@ enum Inbound {
     },
     /// The stream broke the framing rules; the connection must close.
     Invalid(String),
+    /// The connection's first bytes speak another protocol; the connection must close.
+    Foreign(WireProtocol),
 }
 
 /// A request's position in the response queue.
@@ -128,6 +132,23 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
                         reason.get_or_insert(CloseReason::protocol(0, format!("bad framing: {why}")));
                         reading = false;
                     }
+                    Some(Inbound::Foreign(found)) => {
+                        // Kafka has no way to say "wrong protocol"; a browser or curl user gets a
+                        // page saying which port this is. Others are told by the log line.
+                        if found == WireProtocol::Http {
+                            let page = OutboundFrame { bytes: http_bad_request("Kafka"), charge: None };
+                            if out.send(page).await.is_err() {
+                                writer_gone = true;
+                            }
+                        }
+                        let local = conn.info().local;
+                        let line = WrongProtocol { found, listener: "Kafka", local, peer };
+                        reason.get_or_insert(CloseReason::protocol(0, line.to_string()));
+                        reading = false;
+                        if writer_gone {
+                            break;
+                        }
+                    }
                     None => {
                         reason.get_or_insert(CloseReason::peer("end of stream"));
                         reading = false;
@@ -212,18 +233,39 @@ async fn read_requests<R: AsyncRead + Unpin>(
     counters: Arc<ByteCounters>,
 ) {
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
+    let mut at_start = true;
     loop {
         let size = match reader.read_i32().await {
             Ok(size) => size,
             Err(_) => return, // EOF or reset between frames: a normal close
         };
+        // The connection's first bytes (the size and what arrived with it): a client on the
+        // wrong port is told apart here, before a size it never meant is charged or refused.
+        let first = at_start.then(|| {
+            let mut first = size.to_be_bytes().to_vec();
+            let buffered = reader.buffer();
+            first.extend_from_slice(&buffered[..buffered.len().min(SNIFF_BYTES - 4)]);
+            first
+        });
+        at_start = false;
+        if let Some(found) = first.as_deref().and_then(sniff) {
+            if found != WireProtocol::Kafka {
+                let _ = tx.send(Inbound::Foreign(found)).await;
+                return;
+            }
+        }
         if size < 0 || size as u32 > limits.request_bytes_max {
-            let _ = tx
-                .send(Inbound::Invalid(format!(
-                    "frame of {size} bytes exceeds the limit of {}",
-                    limits.request_bytes_max
-                )))
-                .await;
+            let mut why = format!(
+                "frame of {size} bytes exceeds the limit of {}",
+                limits.request_bytes_max
+            );
+            if let Some(first) = first {
+                why.push_str(&format!(
+                    "; the connection's first bytes ({}) are no Kafka request",
+                    hex(&first)
+                ));
+            }
+            let _ = tx.send(Inbound::Invalid(why)).await;
             return;
         }
         let mut charge = budget.charge(size as u64).await;
@@ -268,6 +310,15 @@ async fn read_requests<R: AsyncRead + Unpin>(
             return;
         }
     }
+}
+
+/// `41 4d 51 50`: bytes as a log line shows them.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Bytes a Fetch may return: what it asks for (overall, and summed over its partitions), within

@@ -15,6 +15,8 @@
 //! - [`deadlines`]: handshake, write-stall and idle deadlines.
 //! - [`close`]: [`CloseReason`], who closed a connection and why, logged once.
 //! - [`tls`] and [`auth`]: the transport and authentication hooks.
+//! - [`sniff`]: names the protocol a connection's first bytes speak, for the client that
+//!   dialled the wrong port ([`WrongProtocol`] is the line gateways log).
 //! - [`credit`]: consumer credit (prefetch, receive-maximum, client acks) as one type.
 //! - [`limits`]: the named defaults and their worst-case products.
 
@@ -28,6 +30,7 @@ pub mod limits;
 pub mod listener;
 pub mod outbound;
 pub mod registry;
+pub mod sniff;
 pub mod tls;
 
 pub use budget::{Charge, ConnectionBudget, MemoryBudget};
@@ -39,4 +42,5 @@ pub use limits::ListenerLimits;
 pub use listener::{Drained, Listener, Protocol};
 pub use outbound::{outbound, OutboundFrame, OutboundLimits, OutboundSender, OutboundWriter};
 pub use registry::{ConnectionId, ConnectionInfo, Registry};
+pub use sniff::{sniff, AmqpVersion, WireProtocol, WrongProtocol};
 pub use tls::{Acceptor, PlainTcp, Stream};

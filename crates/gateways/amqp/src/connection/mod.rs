@@ -15,6 +15,7 @@
 //! frames and taking deliveries until writes catch up.
 
 mod handshake;
+mod protocol_header;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use porter_gateway_kit::deadlines::within;
 use porter_gateway_kit::outbound::{outbound, OutboundFrame, OutboundSender, WriterGone};
 use porter_gateway_kit::registry::ByteCounters;
 use porter_gateway_kit::{CloseReason, ClosedBy, Connection, Deadline, Stream};
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf, ReadHalf};
+use tokio::io::{AsyncRead, ReadBuf, ReadHalf};
 use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
 
@@ -46,8 +47,9 @@ use crate::out::Out;
 use crate::reply_to::ReplyRegistry;
 use crate::session::{ConfirmResult, SessionFeeds};
 use handshake::{handshake, Negotiated};
+use protocol_header::{read_protocol_header, Heard};
 
-pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+pub use protocol_header::PROTOCOL_HEADER;
 
 pub struct Context {
     pub broker: Arc<Broker>,
@@ -76,6 +78,8 @@ enum Ending {
     ClientClosed,
     /// The stream ended or broke; nothing more can be sent.
     Gone(&'static str),
+    /// The client's first bytes were no AMQP 0-9-1 header; ours was sent back.
+    WrongHeader(String),
     /// A connection error: `connection.close` with it, then wait for `close-ok`.
     Error(AmqpError),
     /// The kit asked the connection to close (shutdown, management): 320 goodbye.
@@ -136,6 +140,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
     let reason = match ending {
         Ending::ClientClosed => CloseReason::peer("client closed the connection"),
         Ending::Gone(why) => CloseReason::peer(why),
+        Ending::WrongHeader(why) => CloseReason::protocol(0, why),
         Ending::Heartbeat(limit) => CloseReason::deadline(Deadline::Heartbeat, limit),
         Ending::Error(error) => {
             goodbye(&mut frames, &sender, &error).await;
@@ -163,20 +168,18 @@ async fn open<S: Stream>(
     conn: &Connection,
     ctx: &Context,
 ) -> Result<Negotiated, Ending> {
-    let mut header = [0u8; 8];
-    match frames.get_mut().read_exact(&mut header).await {
-        Ok(_) if &header == PROTOCOL_HEADER => {}
-        Ok(_) => {
-            tracing::warn!(peer = %conn.peer(), header = ?String::from_utf8_lossy(&header), "amqp: bad protocol header; replied with ours and closed");
+    match read_protocol_header(frames.get_mut(), conn.info().local, conn.peer()).await {
+        Heard::Ours { pipelined } => frames.read_buffer_mut().extend_from_slice(&pipelined),
+        Heard::Other { why } => {
             let _ = sender
                 .send(OutboundFrame {
                     bytes: Bytes::from_static(PROTOCOL_HEADER),
                     charge: None,
                 })
                 .await;
-            return Err(Ending::Gone("bad protocol header"));
+            return Err(Ending::WrongHeader(why));
         }
-        Err(_) => return Err(Ending::Gone("no protocol header")),
+        Heard::Gone => return Err(Ending::Gone("no protocol header")),
     }
     handshake(frames, sender, conn.peer(), conn.authenticator(), ctx)
         .await
