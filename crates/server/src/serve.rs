@@ -4,6 +4,7 @@
 //! clean-shutdown marker, exit 0.
 
 use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -100,9 +101,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
     let mut kafka_advertised = "off".to_string();
     let mut amqp_addr = "off".to_string();
     if settings.kafka_enabled {
-        let tcp = TcpListener::bind(settings.kafka.listen)
-            .await
-            .with_context(|| format!("binding Kafka listener {}", settings.kafka.listen))?;
+        let tcp = bind("Kafka", "--kafka-listen", settings.kafka.listen).await?;
         let bound = tcp.local_addr()?;
         // Port 0 let the OS choose: clients must be told the port it chose, not 0.
         if settings.kafka.advertised_port == 0 {
@@ -125,9 +124,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
         ));
     }
     if settings.amqp_enabled {
-        let tcp = TcpListener::bind(settings.amqp.listen)
-            .await
-            .with_context(|| format!("binding AMQP listener {}", settings.amqp.listen))?;
+        let tcp = bind("AMQP 0-9-1", "--amqp-listen", settings.amqp.listen).await?;
         amqp_addr = tcp.local_addr()?.to_string();
         gateways.push((
             "AMQP",
@@ -169,6 +166,21 @@ impl Running {
         self.broker.shutdown().await.context("closing the broker")?;
         Ok(())
     }
+}
+
+/// Binds `protocol`'s listener. A port in use is the usual first-hour trouble (the protocol's own
+/// broker already runs here), so the error says which flag moves or turns off the listener.
+async fn bind(protocol: &str, flag: &str, addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen for {protocol} clients on {addr}: the address is in use \
+                 (another {protocol} broker?); give {flag} another address, or {flag} off"
+            )
+        } else {
+            anyhow::anyhow!("cannot listen for {protocol} clients on {addr}: {e}")
+        }
+    })
 }
 
 async fn wait_for_signal() {
