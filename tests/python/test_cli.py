@@ -382,3 +382,17 @@ def test_a_port_in_use_names_the_flag_that_moves_the_listener(tmp_path):
         f"porter: cannot listen for AMQP 0-9-1 clients on {address}: the address is in use "
         "(another AMQP 0-9-1 broker?); give --amqp-listen another address, or --amqp-listen off"
     )
+
+
+def test_a_data_directory_in_use_and_a_missing_config_are_one_sentence(started, tmp_path):
+    data = tmp_path / "data"
+    args = ("--data-dir", str(data), "--kafka-listen", "127.0.0.1:0", "--amqp-listen", "off")
+    first = started(*args)
+    assert_one_sentence(
+        porter("serve", *args),
+        f"porter: cannot use data directory {data}: it is in use by another porter process",
+    )
+    first.stop()
+    result = porter("serve", "--config", "missing.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"porter: cannot read config file {tmp_path / 'missing.toml'}: no such file or directory"

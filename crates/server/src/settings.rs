@@ -433,9 +433,32 @@ fn listener_address(
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        anyhow::anyhow!(
+            "cannot read config file {}: {}",
+            shown.display(),
+            io_reason(&e)
+        )
+    })?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+/// The OS's description of `error` as a sentence fragment: without its error number (the text
+/// already says it) and starting in lower case, as it follows a colon.
+fn io_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    let text = match error.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or(text.clone(), str::to_string),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 /// The address to bind, or why `addr` is not one (said for [`InvalidSetting`]).
