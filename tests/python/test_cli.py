@@ -284,6 +284,21 @@ def test_a_data_directory_under_a_file_is_one_sentence_with_the_absolute_path(tm
     )
 
 
+def test_a_data_directory_without_permission_is_one_sentence(tmp_path):
+    # The suite runs as root, for whom permissions are no obstacle: run porter as nobody.
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run porter as another user")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    result = subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(PORTER_BIN.resolve()), "serve",
+         "--data-dir", str(locked / "data"), "--kafka-listen", "127.0.0.1:0", "--amqp-listen", "off"],
+        capture_output=True, text=True, timeout=COMMAND_S_MAX, stdin=subprocess.DEVNULL, env=clean_env(), cwd="/",
+    )
+    assert_one_sentence(result, f"porter: cannot use data directory {locked / 'data'}: permission denied")
+
+
 def test_a_data_directory_the_os_refuses_is_one_sentence():
     # The suite runs as root, for whom permissions are no obstacle; sysfs refuses even root a
     # new directory (EPERM), the same path through the code as a permission error.
