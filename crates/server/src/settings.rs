@@ -162,8 +162,12 @@ impl Settings {
         }
         let s = &file.storage;
         let log = &mut broker.log_defaults;
-        let flush = src.pick(args.flush.as_deref(), "flush", s.flush.as_deref());
-        if let Some((mode, origin)) = flush("[storage] flush") {
+        if let Some((mode, origin)) = src.pick(
+            args.flush.as_deref(),
+            "flush",
+            s.flush.as_deref(),
+            "[storage] flush",
+        ) {
             log.flush = match mode {
                 "group" => FlushMode::Group,
                 "interval" => FlushMode::Interval,
@@ -216,12 +220,12 @@ impl Settings {
         if let Some(v) = args.auto_create_topics.or(file.topics.auto_create) {
             broker.auto_create_topics = v;
         }
-        let partitions = src.pick(
+        if let Some((v, origin)) = src.pick(
             args.default_partitions,
             "default_partitions",
             file.topics.default_partitions,
-        );
-        if let Some((v, origin)) = partitions("[topics] default_partitions") {
+            "[topics] default_partitions",
+        ) {
             if v == 0 {
                 return Err(invalid(origin, "must be at least 1, not 0".to_string()));
             }
@@ -232,22 +236,25 @@ impl Settings {
 
         let k = &file.kafka;
         let mut kafka = KafkaConfig::default();
-        let listen = src.pick(
-            args.kafka_listen.as_deref(),
-            "kafka_listen",
-            k.listen.as_deref(),
+        let (kafka_enabled, listen) = listener_address(
+            src.pick(
+                args.kafka_listen.as_deref(),
+                "kafka_listen",
+                k.listen.as_deref(),
+                "[kafka] listen",
+            ),
+            k.enabled,
         );
-        let (kafka_enabled, listen) = listener_address(listen("[kafka] listen"), k.enabled);
         if let Some((listen, origin)) = listen {
             kafka.listen = resolve(listen).map_err(|problem| invalid(origin, problem))?;
         }
-        let advertised = src.pick(
+        // Port 0 (a listen port the OS chooses) is replaced by the bound port at start.
+        let (host, port) = match src.pick(
             args.kafka_advertised.as_deref(),
             "kafka_advertised",
             k.advertised.as_deref(),
-        );
-        // Port 0 (a listen port the OS chooses) is replaced by the bound port at start.
-        let (host, port) = match advertised("[kafka] advertised") {
+            "[kafka] advertised",
+        ) {
             Some((advertised, origin)) => {
                 split_host_port(advertised).map_err(|problem| invalid(origin, problem))?
             }
@@ -294,12 +301,15 @@ impl Settings {
 
         let a = &file.amqp;
         let mut amqp = AmqpConfig::default();
-        let listen = src.pick(
-            args.amqp_listen.as_deref(),
-            "amqp_listen",
-            a.listen.as_deref(),
+        let (amqp_enabled, listen) = listener_address(
+            src.pick(
+                args.amqp_listen.as_deref(),
+                "amqp_listen",
+                a.listen.as_deref(),
+                "[amqp] listen",
+            ),
+            a.enabled,
         );
-        let (amqp_enabled, listen) = listener_address(listen("[amqp] listen"), a.enabled);
         if let Some((listen, origin)) = listen {
             amqp.listen = resolve(listen).map_err(|problem| invalid(origin, problem))?;
         }
@@ -340,12 +350,12 @@ impl Settings {
             alarms.disk_free_limit_bytes = (v > 0).then_some(v);
         }
 
-        let format = src.pick(
+        let log_format = match src.pick(
             args.log_format.as_deref(),
             "log_format",
             file.log.format.as_deref(),
-        );
-        let log_format = match format("[log] format") {
+            "[log] format",
+        ) {
             None | Some(("human", _)) => LogFormat::Human,
             Some(("json", _)) => LogFormat::Json,
             Some((other, origin)) => {
@@ -387,19 +397,16 @@ struct Sources<'a> {
 }
 
 impl Sources<'_> {
-    /// The argument `id`'s value (from its flag or env var) if given, else the file's, each with
-    /// its origin. Returned as a function of the file key, so that call sites read
-    /// `pick(flag, id, file)("[section] key")` with the key beside what it names.
-    fn pick<'s, T>(
-        &'s self,
+    /// The argument `id`'s value (from its flag or env var) if given, else the file's value of
+    /// `key` (as `[section] key`), each with its origin.
+    fn pick<T>(
+        &self,
         flag: Option<T>,
-        id: &'s str,
+        id: &str,
         file: Option<T>,
-    ) -> impl FnOnce(&'static str) -> Option<(T, Origin)> + 's
-    where
-        T: 's,
-    {
-        move |key| match flag {
+        key: &'static str,
+    ) -> Option<(T, Origin)> {
+        match flag {
             Some(value) => Some((value, self.args.of(id))),
             None => file.map(|value| {
                 let path = self.file.unwrap_or(Path::new("config file"));
