@@ -18,6 +18,7 @@
 //! Changes to existing topics (configs, partition growth, DeleteRecords) live in `broker/admin.rs`.
 
 mod admin;
+mod data_dir;
 mod queues;
 
 pub use queues::{QUEUES_MAX, QUEUE_IDLE_BYTES, QUEUE_OPEN_THREADS};
@@ -44,7 +45,6 @@ use crate::topic::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX
 pub use admin::DELETE_RECORDS_TO_HIGH_WATERMARK;
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
-const LOCK_FILE: &str = ".lock";
 const TOPIC_ID_FILE: &str = "topic-id";
 /// How often `interval`-mode logs are checked for a due flush.
 const FLUSH_TICK_MS: u64 = 50;
@@ -95,24 +95,20 @@ impl Broker {
     /// topics and opens every partition (scanning tails when the last stop was not clean).
     /// Blocks on file I/O; call it before serving.
     pub fn open(mut config: BrokerConfig) -> Result<Arc<Broker>> {
-        for sub in ["logs", "trash", "metadata", "internal", "queues"] {
-            fs::create_dir_all(config.data_dir.join(sub)).map_err(io(&config.data_dir))?;
-        }
+        let taken = data_dir::take(&config.data_dir)?;
         // Absolute from here on, so what gateways report (Kafka's DescribeLogDirs) needs no
         // file system call of theirs.
-        config.data_dir = fs::canonicalize(&config.data_dir).map_err(io(&config.data_dir))?;
+        config.data_dir = taken.path;
         let data_dir = config.data_dir.clone();
-        let lock = File::create(data_dir.join(LOCK_FILE)).map_err(io(&data_dir))?;
-        lock.try_lock().map_err(|_| {
-            CoreError::Metadata(format!(
-                "{} is in use by another porter process",
-                data_dir.display()
-            ))
-        })?;
+        let lock = taken.lock;
 
         let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+        // A new directory has no marker and nothing to scan; treating it as after a crash costs
+        // nothing, and keeps the marker's rule simple: present only after a graceful stop.
         let after_crash = !marker.exists();
-        if after_crash {
+        if taken.is_new {
+            tracing::info!(data_dir = %data_dir.display(), "new data directory");
+        } else if after_crash {
             tracing::info!(data_dir = %data_dir.display(), "no clean-shutdown marker: recovering log tails");
         }
         let metadata = MetadataStore::open(&data_dir.join("metadata"))?;

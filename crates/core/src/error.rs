@@ -101,6 +101,13 @@ pub enum CoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// The data directory can't be used (a file is in the way, no permission, another porter
+    /// holds it). `reason` is a sentence fragment: the OS error is already in it, once.
+    #[error("cannot use data directory {}: {reason}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     /// Disk I/O inside a log failed.
     #[error("disk I/O failed: {0}")]
     Disk(#[source] std::io::Error),
@@ -135,7 +142,7 @@ impl CoreError {
             CoreError::TooLarge { .. } => K::TooLarge,
             CoreError::Corrupt(_) => K::Corrupt,
             CoreError::Closed | CoreError::ShuttingDown => K::Unavailable,
-            CoreError::Io { .. } | CoreError::Disk(_) => K::Unavailable,
+            CoreError::Io { .. } | CoreError::Disk(_) | CoreError::DataDir { .. } => K::Unavailable,
             CoreError::Metadata(_) => K::Internal,
             CoreError::Routing(e) => e.kind(),
             CoreError::Queue(e) => e.kind(),

@@ -1,5 +1,6 @@
 //! Command-line interface. Each `serve` flag has a `PORTER_*` environment variable; both override
-//! the TOML file given with `--config`.
+//! the TOML file given with `--config`. Every protocol listener has a `--<protocol>-listen` flag
+//! that takes `off`, so Porter can start beside a RabbitMQ or Kafka that holds the usual port.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,10 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "porter",
     version,
-    about = "Porter: a message broker that speaks Kafka."
+    about = "Porter: a message broker that speaks Kafka and AMQP 0-9-1 (RabbitMQ's protocol).",
+    long_about = "Porter: a message broker that speaks Kafka and AMQP 0-9-1 (RabbitMQ's protocol). \
+        Kafka clients connect to port 9092, AMQP 0-9-1 clients to port 5672; \
+        `porter serve --help` says how to change or turn off each listener."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -18,8 +22,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the broker. With no options: data in ./porter-data, Kafka on 0.0.0.0:9092, AMQP on
-    /// 0.0.0.0:5672.
+    /// Run the broker. With no options: data in ./porter-data, Kafka on 0.0.0.0:9092, AMQP 0-9-1 on
+    /// 0.0.0.0:5672. Beside a running Kafka or RabbitMQ, give another port or `off`
+    /// (e.g. --amqp-listen off).
     Serve(ServeArgs),
 }
 
@@ -33,17 +38,18 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Address the Kafka listener binds, or `off` for no Kafka listener. [default: 0.0.0.0:9092]
+    /// Address the Kafka listener binds, or `off` for no Kafka listener. Port 0 lets the OS
+    /// choose (the start-up line says which). [default: 0.0.0.0:9092]
     #[arg(long, env = "PORTER_KAFKA_LISTEN", value_name = "ADDR")]
     pub kafka_listen: Option<String>,
 
     /// Host:port given to Kafka clients in Metadata; what they connect to after bootstrap.
-    /// [default: the listen address, with 0.0.0.0 replaced by localhost]
+    /// [default: the bound listen address, with 0.0.0.0 replaced by localhost]
     #[arg(long, env = "PORTER_KAFKA_ADVERTISED", value_name = "HOST:PORT")]
     pub kafka_advertised: Option<String>,
 
-    /// Address the AMQP 0-9-1 listener binds, or `off` for no AMQP listener.
-    /// [default: 0.0.0.0:5672]
+    /// Address the AMQP 0-9-1 listener binds, or `off` for no AMQP listener. Port 0 lets the OS
+    /// choose (the start-up line says which). [default: 0.0.0.0:5672]
     #[arg(long, env = "PORTER_AMQP_LISTEN", value_name = "ADDR")]
     pub amqp_listen: Option<String>,
 

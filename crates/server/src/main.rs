@@ -1,15 +1,20 @@
 //! The `porter` binary. `porter serve` runs the broker; see `porter serve --help`.
 //!
 //! - [`cli`]: command-line flags and their `PORTER_*` environment variables.
+//! - [`origin`]: where each value came from (flag, variable, file key), for errors and warnings.
 //! - [`settings`]: the TOML file, merged with flags and env (flags > env > file > defaults).
 //! - [`serve`]: start-up, listeners and the ordered graceful shutdown.
 
 mod cli;
 mod limits;
+mod origin;
 mod serve;
 mod settings;
 
-use clap::Parser;
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
 
 /// mimalloc returns freed memory to the OS; glibc's per-thread arenas kept a few hundred MiB
 /// resident after a burst of large produce requests, although the broker's own buffers are
@@ -17,25 +22,93 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+/// Exit status for a configuration the broker can't start with (as clap uses for bad usage).
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let command = cli::Cli::command();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let matches = match command.clone().try_get_matches_from(&argv) {
+        Ok(matches) => matches,
+        Err(e) => match origin::env_value_error(&command, &e, &argv) {
+            Some(message) => {
+                eprintln!("porter: {message}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            None => e.exit(),
+        },
+    };
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         cli::Command::Serve(args) => {
-            let settings = match settings::Settings::load(&args) {
+            let origins = match (
+                command.find_subcommand("serve"),
+                matches.subcommand_matches("serve"),
+            ) {
+                (Some(serve), Some(matches)) => origin::ArgOrigins::from_matches(serve, matches),
+                _ => origin::ArgOrigins::default(),
+            };
+            let settings = match settings::Settings::load(&args, &origins) {
                 Ok(settings) => settings,
                 Err(e) => {
-                    eprintln!("porter: {e:#}");
-                    return std::process::ExitCode::from(2);
+                    eprintln!("porter: {}", sentence(&e));
+                    return ExitCode::from(EXIT_USAGE);
                 }
             };
             serve::init_logging(&settings);
+            for warning in origin::unknown_env_vars(&command, std::env::vars_os()) {
+                tracing::warn!("{warning}");
+            }
             match serve::run(settings) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("porter stopped: {e:#}");
-                    std::process::ExitCode::FAILURE
+                Ok(()) => ExitCode::SUCCESS,
+                Err(serve::ServeError::Startup(e)) => {
+                    eprintln!("porter: {}", sentence(&e));
+                    ExitCode::FAILURE
+                }
+                Err(serve::ServeError::Running(e)) => {
+                    tracing::error!("porter stopped: {}", sentence(&e));
+                    ExitCode::FAILURE
                 }
             }
         }
+    }
+}
+
+/// An error and its causes as one line, `context: cause: cause`, leaving out a cause whose text
+/// the line already ends with: many errors (an I/O error on a path, say) include their source
+/// in their own text, and printing the chain would say the OS error twice.
+fn sentence(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_text_is_said_once() {
+        // CoreError::Io says "{path}: {source}" and also has the OS error as its source.
+        let io = porter_core::CoreError::Io {
+            path: "/x".into(),
+            source: std::io::Error::from_raw_os_error(20),
+        };
+        let error = anyhow::Error::new(io).context("opening /x");
+        assert_eq!(
+            sentence(&error),
+            "opening /x: /x: Not a directory (os error 20)"
+        );
+        let two = anyhow::anyhow!("disk full").context("closing the broker");
+        assert_eq!(sentence(&two), "closing the broker: disk full");
     }
 }

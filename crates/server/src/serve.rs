@@ -3,11 +3,13 @@
 //! answer what it read (bounded by the drain deadline), flush and close every log, write the
 //! clean-shutdown marker, exit 0.
 
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use porter_core::Broker;
+use porter_core::{Broker, CoreError};
 use porter_gateway_kafka::server::kafka_listener;
 use porter_gateway_kafka::KafkaProtocol;
 use tokio::net::TcpListener;
@@ -16,11 +18,22 @@ use tokio_util::sync::CancellationToken;
 use crate::limits::{BLOCKING_THREADS_MAX, SHUTDOWN_DRAIN_MAX};
 use crate::settings::{LogFormat, Settings};
 
+/// Why `porter serve` failed: before it listened (said on stderr as one sentence, like a
+/// configuration error, since there is no running broker whose log it belongs to) or after.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0:#}")]
+    Startup(anyhow::Error),
+    #[error("{0:#}")]
+    Running(anyhow::Error),
+}
+
 pub fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_wanted())
         .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Human => builder.init(),
@@ -28,22 +41,51 @@ pub fn init_logging(settings: &Settings) {
     }
 }
 
-pub fn run(settings: Settings) -> Result<()> {
+/// Colour only for a person watching: escape codes in a redirected log (a file, journald, a
+/// pipe to grep) are noise. `NO_COLOR` (set and not empty, see no-color.org) turns it off on a
+/// terminal too.
+fn colour_wanted() -> bool {
+    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_colour
+}
+
+pub fn run(settings: Settings) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("porter")
         .max_blocking_threads(BLOCKING_THREADS_MAX)
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(serve(settings))
+        .context("starting the async runtime")
+        .map_err(ServeError::Startup)?;
+    runtime.block_on(async {
+        let running = start(settings).await.map_err(ServeError::Startup)?;
+        running.serve().await.map_err(ServeError::Running)
+    })
 }
 
-async fn serve(settings: Settings) -> Result<()> {
+/// A started broker with its listeners serving, until a signal.
+struct Running {
+    broker: Arc<Broker>,
+    gateways: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    shutdown: CancellationToken,
+}
+
+/// Opens the broker and binds every listener; each listener is bound (and its limits checked)
+/// before any serves, so a bad address or limit stops start-up instead of leaving a
+/// half-started broker.
+async fn start(mut settings: Settings) -> Result<Running> {
     let started = Instant::now();
-    let data_dir = settings.broker.data_dir.clone();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(settings.broker))
+    let data_dir = std::path::absolute(&settings.broker.data_dir)
+        .unwrap_or_else(|_| settings.broker.data_dir.clone());
+    let config = settings.broker;
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
         .await?
-        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+        .map_err(|e| match e {
+            // Already one sentence naming the directory.
+            e @ CoreError::DataDir { .. } => anyhow::Error::new(e),
+            e => anyhow::Error::new(e)
+                .context(format!("opening data directory {}", data_dir.display())),
+        })?;
     broker.start_background_tasks();
 
     for vhost in &settings.vhosts {
@@ -53,19 +95,25 @@ async fn serve(settings: Settings) -> Result<()> {
             .with_context(|| format!("creating virtual host {vhost:?}"))?;
     }
 
-    // Each listener is bound (and its limits checked) before any serves, so a bad address or
-    // limit stops start-up instead of leaving a half-started broker.
     let shutdown = CancellationToken::new();
     let mut gateways = Vec::new();
     let mut kafka_addr = "off".to_string();
+    let mut kafka_advertised = "off".to_string();
     let mut amqp_addr = "off".to_string();
     if settings.kafka_enabled {
-        let tcp = TcpListener::bind(settings.kafka.listen)
-            .await
-            .with_context(|| format!("binding Kafka listener {}", settings.kafka.listen))?;
+        let tcp = bind("Kafka", "--kafka-listen", settings.kafka.listen).await?;
+        let bound = tcp.local_addr()?;
+        // Port 0 let the OS choose: clients must be told the port it chose, not 0.
+        if settings.kafka.advertised_port == 0 {
+            settings.kafka.advertised_port = bound.port();
+        }
         let listener = kafka_listener(tcp, &settings.kafka, SHUTDOWN_DRAIN_MAX)
             .context("Kafka listener limits")?;
-        kafka_addr = listener.local_addr()?.to_string();
+        kafka_addr = bound.to_string();
+        kafka_advertised = format!(
+            "{}:{}",
+            settings.kafka.advertised_host, settings.kafka.advertised_port
+        );
         let protocol = Arc::new(KafkaProtocol::new(broker.clone(), settings.kafka.clone()));
         let stop = shutdown.clone();
         gateways.push((
@@ -76,9 +124,7 @@ async fn serve(settings: Settings) -> Result<()> {
         ));
     }
     if settings.amqp_enabled {
-        let tcp = TcpListener::bind(settings.amqp.listen)
-            .await
-            .with_context(|| format!("binding AMQP listener {}", settings.amqp.listen))?;
+        let tcp = bind("AMQP 0-9-1", "--amqp-listen", settings.amqp.listen).await?;
         amqp_addr = tcp.local_addr()?.to_string();
         gateways.push((
             "AMQP",
@@ -93,23 +139,48 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     tracing::info!(
         kafka = %kafka_addr,
+        kafka_advertised = %kafka_advertised,
         amqp = %amqp_addr,
-        advertised = %format!("{}:{}", settings.kafka.advertised_host, settings.kafka.advertised_port),
-        data_dir = %data_dir.display(),
+        data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "porter is listening"
     );
+    Ok(Running {
+        broker,
+        gateways,
+        shutdown,
+    })
+}
 
-    wait_for_signal().await;
-    tracing::info!("shutting down: no new connections");
-    shutdown.cancel();
-    for (name, gateway) in gateways {
-        gateway
-            .await
-            .with_context(|| format!("{name} listener task"))?;
+impl Running {
+    /// Serves until SIGTERM or SIGINT, then stops in order (see the module doc).
+    async fn serve(self) -> Result<()> {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections");
+        self.shutdown.cancel();
+        for (name, gateway) in self.gateways {
+            gateway
+                .await
+                .with_context(|| format!("{name} listener task"))?;
+        }
+        self.broker.shutdown().await.context("closing the broker")?;
+        Ok(())
     }
-    broker.shutdown().await.context("closing the broker")?;
-    Ok(())
+}
+
+/// Binds `protocol`'s listener. A port in use is the usual first-hour trouble (the protocol's own
+/// broker already runs here), so the error says which flag moves or turns off the listener.
+async fn bind(protocol: &str, flag: &str, addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "cannot listen for {protocol} clients on {addr}: the address is in use \
+                 (another {protocol} broker?); give {flag} another address, or {flag} off"
+            )
+        } else {
+            anyhow::anyhow!("cannot listen for {protocol} clients on {addr}: {e}")
+        }
+    })
 }
 
 async fn wait_for_signal() {

@@ -1,5 +1,6 @@
 //! Effective settings: defaults, overridden by the TOML file, then env vars, then flags.
 //! (Clap already ranks a flag above its env var; here the pair is ranked above the file.)
+//! A value that can't be used is reported with where it came from ([`crate::origin`]).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use porter_gateway_kafka::KafkaConfig;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
+use crate::origin::{ArgOrigins, InvalidSetting, Origin};
 
 /// The TOML file. Every field is optional; see docs/configuration.md.
 #[derive(Debug, Default, Deserialize)]
@@ -141,27 +143,41 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn load(args: &ServeArgs) -> Result<Settings> {
+    pub fn load(args: &ServeArgs, origins: &ArgOrigins) -> Result<Settings> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        Settings::merge(args, file)
+        let sources = Sources {
+            args: origins,
+            file: args.config.as_deref(),
+        };
+        Settings::merge(args, &sources, file)
     }
 
-    fn merge(args: &ServeArgs, file: FileConfig) -> Result<Settings> {
+    fn merge(args: &ServeArgs, src: &Sources, file: FileConfig) -> Result<Settings> {
         let mut broker = BrokerConfig::default();
         if let Some(dir) = args.data_dir.clone().or(file.data_dir) {
             broker.data_dir = dir;
         }
         let s = &file.storage;
         let log = &mut broker.log_defaults;
-        if let Some(mode) = args.flush.as_deref().or(s.flush.as_deref()) {
+        if let Some((mode, origin)) = src.pick(
+            args.flush.as_deref(),
+            "flush",
+            s.flush.as_deref(),
+            "[storage] flush",
+        ) {
             log.flush = match mode {
                 "group" => FlushMode::Group,
                 "interval" => FlushMode::Interval,
                 "never" => FlushMode::Never,
-                other => bail!("flush must be group, interval or never, not {other:?}"),
+                other => {
+                    return Err(invalid(
+                        origin,
+                        format!("must be group, interval or never, not {other:?}"),
+                    ))
+                }
             };
         }
         if let Some(v) = args.flush_interval_ms.or(s.flush_interval_ms) {
@@ -204,9 +220,14 @@ impl Settings {
         if let Some(v) = args.auto_create_topics.or(file.topics.auto_create) {
             broker.auto_create_topics = v;
         }
-        if let Some(v) = args.default_partitions.or(file.topics.default_partitions) {
+        if let Some((v, origin)) = src.pick(
+            args.default_partitions,
+            "default_partitions",
+            file.topics.default_partitions,
+            "[topics] default_partitions",
+        ) {
             if v == 0 {
-                bail!("default_partitions must be at least 1");
+                return Err(invalid(origin, "must be at least 1, not 0".to_string()));
             }
             broker.default_partitions = v;
         }
@@ -215,13 +236,28 @@ impl Settings {
 
         let k = &file.kafka;
         let mut kafka = KafkaConfig::default();
-        let (kafka_enabled, listen) = listener_address(&args.kafka_listen, k.enabled, &k.listen);
-        if let Some(listen) = listen {
-            kafka.listen =
-                resolve(listen).with_context(|| format!("kafka listen address {listen:?}"))?;
+        let (kafka_enabled, listen) = listener_address(
+            src.pick(
+                args.kafka_listen.as_deref(),
+                "kafka_listen",
+                k.listen.as_deref(),
+                "[kafka] listen",
+            ),
+            k.enabled,
+        );
+        if let Some((listen, origin)) = listen {
+            kafka.listen = resolve(listen).map_err(|problem| invalid(origin, problem))?;
         }
-        let (host, port) = match args.kafka_advertised.as_deref().or(k.advertised.as_deref()) {
-            Some(advertised) => split_host_port(advertised)?,
+        // Port 0 (a listen port the OS chooses) is replaced by the bound port at start.
+        let (host, port) = match src.pick(
+            args.kafka_advertised.as_deref(),
+            "kafka_advertised",
+            k.advertised.as_deref(),
+            "[kafka] advertised",
+        ) {
+            Some((advertised, origin)) => {
+                split_host_port(advertised).map_err(|problem| invalid(origin, problem))?
+            }
             None if kafka.listen.ip().is_unspecified() => {
                 ("localhost".to_string(), kafka.listen.port())
             }
@@ -265,10 +301,17 @@ impl Settings {
 
         let a = &file.amqp;
         let mut amqp = AmqpConfig::default();
-        let (amqp_enabled, listen) = listener_address(&args.amqp_listen, a.enabled, &a.listen);
-        if let Some(listen) = listen {
-            amqp.listen =
-                resolve(listen).with_context(|| format!("amqp listen address {listen:?}"))?;
+        let (amqp_enabled, listen) = listener_address(
+            src.pick(
+                args.amqp_listen.as_deref(),
+                "amqp_listen",
+                a.listen.as_deref(),
+                "[amqp] listen",
+            ),
+            a.enabled,
+        );
+        if let Some((listen, origin)) = listen {
+            amqp.listen = resolve(listen).map_err(|problem| invalid(origin, problem))?;
         }
         if let Some(v) = a.frame_max {
             amqp.frame_max = v.max(porter_gateway_amqp::config::FRAME_MIN_SIZE);
@@ -307,10 +350,20 @@ impl Settings {
             alarms.disk_free_limit_bytes = (v > 0).then_some(v);
         }
 
-        let log_format = match args.log_format.as_deref().or(file.log.format.as_deref()) {
-            None | Some("human") => LogFormat::Human,
-            Some("json") => LogFormat::Json,
-            Some(other) => bail!("log format must be human or json, not {other:?}"),
+        let log_format = match src.pick(
+            args.log_format.as_deref(),
+            "log_format",
+            file.log.format.as_deref(),
+            "[log] format",
+        ) {
+            None | Some(("human", _)) => LogFormat::Human,
+            Some(("json", _)) => LogFormat::Json,
+            Some((other, origin)) => {
+                return Err(invalid(
+                    origin,
+                    format!("must be human or json, not {other:?}"),
+                ))
+            }
         };
         let log_filter = args
             .log
@@ -336,44 +389,102 @@ impl Settings {
 /// The word that turns a listener off where an address is expected.
 const OFF: &str = "off";
 
-/// Whether a listener runs, and the address to bind if one was given. A flag (or its env var)
-/// wins over the file: `off` turns the listener off, an address turns it on even if the file
-/// says `enabled = false`. Without a flag, the file's `enabled` (default true) and `listen`
-/// (which may also be `off`) decide.
-fn listener_address<'a>(
-    flag: &'a Option<String>,
+/// Where [`Settings::merge`] reads from: which arguments came from flags or env vars, and the
+/// file's path, so that an unusable value is reported where the user can find it.
+struct Sources<'a> {
+    args: &'a ArgOrigins,
+    file: Option<&'a Path>,
+}
+
+impl Sources<'_> {
+    /// The argument `id`'s value (from its flag or env var) if given, else the file's value of
+    /// `key` (as `[section] key`), each with its origin.
+    fn pick<T>(
+        &self,
+        flag: Option<T>,
+        id: &str,
+        file: Option<T>,
+        key: &'static str,
+    ) -> Option<(T, Origin)> {
+        match flag {
+            Some(value) => Some((value, self.args.of(id))),
+            None => file.map(|value| {
+                let path = self.file.unwrap_or(Path::new("config file"));
+                let origin = Origin::File {
+                    path: path.to_path_buf(),
+                    key,
+                };
+                (value, origin)
+            }),
+        }
+    }
+}
+
+fn invalid(origin: Origin, problem: String) -> anyhow::Error {
+    InvalidSetting { origin, problem }.into()
+}
+
+/// Whether a listener runs, and the address to bind if one was given (with its origin). A flag
+/// (or its env var) wins over the file: `off` turns the listener off, an address turns it on
+/// even if the file says `enabled = false`. Without a flag, the file's `enabled` (default true)
+/// and `listen` (which may also be `off`) decide.
+fn listener_address(
+    listen: Option<(&str, Origin)>,
     enabled: Option<bool>,
-    listen: &'a Option<String>,
-) -> (bool, Option<&'a str>) {
-    match flag.as_deref() {
-        Some(addr) if addr.eq_ignore_ascii_case(OFF) => (false, None),
-        Some(addr) => (true, Some(addr)),
-        None => match listen.as_deref() {
-            Some(addr) if addr.eq_ignore_ascii_case(OFF) => (false, None),
-            addr => (enabled.unwrap_or(true), addr),
-        },
+) -> (bool, Option<(&str, Origin)>) {
+    match listen {
+        Some((addr, _)) if addr.eq_ignore_ascii_case(OFF) => (false, None),
+        Some((addr, origin @ (Origin::Flag(_) | Origin::Env(_)))) => (true, Some((addr, origin))),
+        listen => (enabled.unwrap_or(true), listen),
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        anyhow::anyhow!(
+            "cannot read config file {}: {}",
+            shown.display(),
+            io_reason(&e)
+        )
+    })?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 
-fn resolve(addr: &str) -> Result<SocketAddr> {
-    addr.to_socket_addrs()?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("resolves to no address"))
+/// The OS's description of `error` as a sentence fragment: without its error number (the text
+/// already says it) and starting in lower case, as it follows a colon.
+fn io_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    let text = match error.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or(text.clone(), str::to_string),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
-fn split_host_port(s: &str) -> Result<(String, u16)> {
+/// The address to bind, or why `addr` is not one (said for [`InvalidSetting`]).
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    let unusable = |why: String| format!("{addr:?} is not HOST:PORT or off ({why})");
+    addr.to_socket_addrs()
+        .map_err(|e| unusable(e.to_string()))?
+        .next()
+        .ok_or_else(|| unusable("it resolves to no address".to_string()))
+}
+
+/// Host and port of an advertised address, or why `s` is not one.
+fn split_host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = s
         .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("advertised address {s:?} must be HOST:PORT"))?;
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
     let port = port
         .parse()
-        .with_context(|| format!("advertised port in {s:?}"))?;
+        .map_err(|_| format!("{s:?} is not HOST:PORT: {port:?} is not a port"))?;
     Ok((
         host.trim_matches(|c| c == '[' || c == ']').to_string(),
         port,
@@ -384,9 +495,19 @@ fn split_host_port(s: &str) -> Result<(String, u16)> {
 mod tests {
     use super::*;
 
+    /// Merges with every argument taken as a flag and no file path.
+    fn merge(args: &ServeArgs, file: FileConfig) -> Result<Settings> {
+        let origins = ArgOrigins::default();
+        let sources = Sources {
+            args: &origins,
+            file: None,
+        };
+        Settings::merge(args, &sources, file)
+    }
+
     #[test]
     fn zero_config_defaults() {
-        let s = Settings::merge(&ServeArgs::default(), FileConfig::default()).unwrap();
+        let s = merge(&ServeArgs::default(), FileConfig::default()).unwrap();
         assert_eq!(s.broker.data_dir, PathBuf::from("porter-data"));
         assert_eq!(s.kafka.listen.to_string(), "0.0.0.0:9092");
         assert_eq!(
@@ -416,7 +537,7 @@ mod tests {
             kafka_listen: Some("127.0.0.1:2222".into()),
             ..ServeArgs::default()
         };
-        let s = Settings::merge(&args, file).unwrap();
+        let s = merge(&args, file).unwrap();
         assert_eq!(s.broker.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(s.kafka.listen.port(), 2222);
         assert_eq!(s.kafka.advertised_host, "127.0.0.1");
@@ -436,7 +557,7 @@ mod tests {
             kafka_listen: Some("off".into()),
             ..ServeArgs::default()
         };
-        let s = Settings::merge(&off_flag, FileConfig::default()).unwrap();
+        let s = merge(&off_flag, FileConfig::default()).unwrap();
         assert!(!s.kafka_enabled && s.amqp_enabled);
 
         let file: FileConfig = toml::from_str(
@@ -450,7 +571,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let s = Settings::merge(&ServeArgs::default(), file).unwrap();
+        let s = merge(&ServeArgs::default(), file).unwrap();
         assert!(s.kafka_enabled && !s.amqp_enabled);
         assert_eq!(
             (
@@ -467,7 +588,7 @@ mod tests {
             amqp_listen: Some("127.0.0.1:5673".into()),
             ..ServeArgs::default()
         };
-        let s = Settings::merge(&args, file).unwrap();
+        let s = merge(&args, file).unwrap();
         assert!(s.amqp_enabled);
         assert_eq!(s.amqp.listen.port(), 5673);
 
@@ -476,7 +597,7 @@ mod tests {
             amqp_listen: Some("OFF".into()),
             ..ServeArgs::default()
         };
-        assert!(Settings::merge(&both_off, FileConfig::default()).is_err());
+        assert!(merge(&both_off, FileConfig::default()).is_err());
     }
 
     #[test]
@@ -486,6 +607,30 @@ mod tests {
             flush: Some("sometimes".into()),
             ..ServeArgs::default()
         };
-        assert!(Settings::merge(&args, FileConfig::default()).is_err());
+        assert!(merge(&args, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn an_unusable_value_names_where_it_came_from() {
+        let file: FileConfig = toml::from_str("[storage]\nflush = \"bogus\"").unwrap();
+        let origins = ArgOrigins::default();
+        let sources = Sources {
+            args: &origins,
+            file: Some(Path::new("c.toml")),
+        };
+        let e = Settings::merge(&ServeArgs::default(), &sources, file).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.toml: [storage] flush: must be group, interval or never, not \"bogus\""
+        );
+        let args = ServeArgs {
+            default_partitions: Some(0),
+            ..ServeArgs::default()
+        };
+        let e = merge(&args, FileConfig::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--default-partitions: must be at least 1, not 0"
+        );
     }
 }
