@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::routing::equivalence::{check_argument, check_property, DeclaredKind, Inequivalent};
 use crate::routing::{FieldTable, HeaderValue};
 
 /// RabbitMQ caps `x-max-priority` at 255; Porter keeps one delivery lane per level, so it caps
@@ -28,32 +29,91 @@ pub struct QueueDefinition {
 }
 
 impl QueueDefinition {
-    /// Whether a re-declare with `other`'s properties is equivalent (RabbitMQ's rule: durable,
-    /// exclusive, auto-delete and the `x-*` arguments must match; otherwise 406).
-    pub fn check_equivalent(&self, other: &QueueDefinition) -> Result<(), String> {
-        if self.durable != other.durable {
-            return Err(format!(
-                "inequivalent arg 'durable' for queue '{}': received '{}' but current is '{}'",
-                self.name, other.durable, self.durable
-            ));
-        }
-        if self.auto_delete != other.auto_delete {
-            return Err(format!(
-                "inequivalent arg 'auto_delete' for queue '{}': received '{}' but current is '{}'",
-                self.name, other.auto_delete, self.auto_delete
-            ));
-        }
-        for key in ARGUMENT_KEYS {
-            if self.arguments.get(*key) != other.arguments.get(*key) {
-                return Err(format!(
-                    "inequivalent arg '{key}' for queue '{}': received {:?} but current is {:?}",
-                    self.name,
-                    other.arguments.get(*key),
-                    self.arguments.get(*key)
-                ));
-            }
+    /// Whether a re-declare with `requested`'s properties is equivalent, by RabbitMQ's rule
+    /// (`rabbit_amqqueue:assert_equivalence/5`): durable, then auto-delete, then the arguments
+    /// RabbitMQ's queue type lists ([`compared_arguments`]) by
+    /// [`equivalence`](crate::routing::equivalence)'s rule, so `5000` sent as a `short` by one
+    /// client equals `5000` sent as a `long` by another. Exclusivity is checked before this, by
+    /// the caller, because its refusal is 405 rather than 406.
+    pub fn check_equivalent(&self, requested: &QueueDefinition) -> Result<(), Inequivalent> {
+        let (kind, name) = (DeclaredKind::Queue, self.name.as_str());
+        check_property(kind, name, "durable", self.durable, requested.durable)?;
+        check_property(kind, name, "auto_delete", self.auto_delete, requested.auto_delete)?;
+        // RabbitMQ adds `x-queue-type` to every declare that lacks it (the default type,
+        // classic), so a declare without it equals one that says `classic`.
+        let classic = HeaderValue::from(CLASSIC);
+        let current_type = self.arguments.get(QUEUE_TYPE).unwrap_or(&classic);
+        let requested_type = requested.arguments.get(QUEUE_TYPE).unwrap_or(&classic);
+        for key in compared_arguments(current_type.as_str()) {
+            let (current, received) = if *key == QUEUE_TYPE {
+                (Some(current_type), Some(requested_type))
+            } else {
+                (self.arguments.get(*key), requested.arguments.get(*key))
+            };
+            check_argument(kind, name, key, current, received)?;
         }
         Ok(())
+    }
+}
+
+/// The argument naming the queue type, and the type a declare without it gets.
+const QUEUE_TYPE: &str = "x-queue-type";
+const CLASSIC: &str = "classic";
+
+/// The arguments a re-declare must repeat, per queue type, in RabbitMQ's order: each queue
+/// type's `capabilities()` `queue_arguments` (rabbit_classic_queue, rabbit_quorum_queue,
+/// rabbit_stream_queue). Porter runs every type as its own queue, but compares as the declared
+/// type would in RabbitMQ, so an application behaves the same on both.
+pub fn compared_arguments(queue_type: Option<&str>) -> &'static [&'static str] {
+    match queue_type {
+        Some("quorum") => &[
+            "x-dead-letter-exchange",
+            "x-dead-letter-routing-key",
+            "x-dead-letter-strategy",
+            "x-expires",
+            "x-max-length",
+            "x-max-length-bytes",
+            "x-max-in-memory-length",
+            "x-max-in-memory-bytes",
+            "x-overflow",
+            "x-single-active-consumer",
+            "x-queue-type",
+            "x-quorum-initial-group-size",
+            "x-member-placement-tag",
+            "x-delivery-limit",
+            "x-message-ttl",
+            "x-queue-leader-locator",
+            "x-consumer-disconnected-timeout",
+            "x-consumer-timeout",
+            "x-delayed-retry-type",
+            "x-delayed-retry-min",
+            "x-delayed-retry-max",
+        ],
+        Some("stream") => &[
+            "x-max-length-bytes",
+            "x-queue-type",
+            "x-max-age",
+            "x-stream-max-segment-size-bytes",
+            "x-stream-filter-size-bytes",
+            "x-initial-cluster-size",
+            "x-queue-leader-locator",
+        ],
+        _ => &[
+            "x-expires",
+            "x-message-ttl",
+            "x-dead-letter-exchange",
+            "x-dead-letter-routing-key",
+            "x-max-length",
+            "x-max-length-bytes",
+            "x-max-priority",
+            "x-overflow",
+            "x-queue-mode",
+            "x-queue-version",
+            "x-single-active-consumer",
+            "x-queue-type",
+            "x-queue-master-locator",
+            "x-queue-leader-locator",
+        ],
     }
 }
 
@@ -83,19 +143,6 @@ pub struct QueueArguments {
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
 }
-
-const ARGUMENT_KEYS: &[&str] = &[
-    "x-message-ttl",
-    "x-expires",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-overflow",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-priority",
-    "x-single-active-consumer",
-    "x-queue-type",
-];
 
 impl QueueArguments {
     /// Parses and checks, with RabbitMQ's messages for what it refuses (406 PRECONDITION_FAILED).
@@ -251,7 +298,11 @@ mod tests {
         assert!(a.check_equivalent(&a.clone()).is_ok());
         let mut b = a.clone();
         b.durable = false;
-        assert!(a.check_equivalent(&b).is_err());
+        assert_eq!(
+            a.check_equivalent(&b).unwrap_err().in_vhost("/"),
+            "inequivalent arg 'durable' for queue 'q' in vhost '/': received 'false' but \
+             current is 'true'"
+        );
         let mut c = a.clone();
         c.arguments
             .insert("x-max-length".into(), HeaderValue::I32(6));
@@ -259,5 +310,73 @@ mod tests {
         let mut d = a.clone();
         d.arguments.insert("x-custom".into(), HeaderValue::I32(6));
         assert!(a.check_equivalent(&d).is_ok());
+        // The same value in another integer width, as another client library sends it.
+        let mut e = a.clone();
+        e.arguments.insert("x-max-length".into(), HeaderValue::I8(5));
+        assert!(a.check_equivalent(&e).is_ok());
+    }
+
+    #[test]
+    fn every_argument_rabbitmq_compares_for_a_classic_queue_is_compared() {
+        let base = QueueDefinition {
+            name: "q".into(),
+            id: uuid::Uuid::nil(),
+            durable: true,
+            exclusive_owner: None,
+            auto_delete: false,
+            arguments: FieldTable::new(),
+        };
+        for key in compared_arguments(None).iter().filter(|k| **k != QUEUE_TYPE) {
+            let mut other = base.clone();
+            other.arguments.insert(key.to_string(), HeaderValue::I16(1));
+            let refused = base.check_equivalent(&other).unwrap_err();
+            assert_eq!(refused.key, *key);
+            assert_eq!(refused.received, "the value '1' of type 'short'");
+            assert_eq!(refused.current, "none");
+        }
+        // Consumer arguments and unknown ones are not the queue's.
+        for key in ["x-priority", "x-stream-offset", "x-my-app-version"] {
+            let mut other = base.clone();
+            other.arguments.insert(key.to_string(), HeaderValue::I16(1));
+            assert!(base.check_equivalent(&other).is_ok(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_declare_without_a_queue_type_is_classic() {
+        let plain = QueueDefinition {
+            name: "q".into(),
+            id: uuid::Uuid::nil(),
+            durable: true,
+            exclusive_owner: None,
+            auto_delete: false,
+            arguments: FieldTable::new(),
+        };
+        let mut classic = plain.clone();
+        classic
+            .arguments
+            .insert(QUEUE_TYPE.into(), HeaderValue::from("classic"));
+        assert!(plain.check_equivalent(&classic).is_ok());
+        assert!(classic.check_equivalent(&plain).is_ok());
+        let mut quorum = plain.clone();
+        quorum
+            .arguments
+            .insert(QUEUE_TYPE.into(), HeaderValue::from("quorum"));
+        assert_eq!(
+            plain.check_equivalent(&quorum).unwrap_err().in_vhost("/"),
+            "inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': received 'quorum' but \
+             current is 'classic'"
+        );
+        // A quorum queue compares its own list: x-delivery-limit, not x-max-priority.
+        let mut limited = quorum.clone();
+        limited
+            .arguments
+            .insert("x-delivery-limit".into(), HeaderValue::I32(3));
+        assert!(quorum.check_equivalent(&limited).is_err());
+        let mut prioritised = quorum.clone();
+        prioritised
+            .arguments
+            .insert("x-max-priority".into(), HeaderValue::I32(3));
+        assert!(quorum.check_equivalent(&prioritised).is_ok());
     }
 }

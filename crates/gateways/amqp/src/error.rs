@@ -104,6 +104,9 @@ impl AmqpError {
                 RoutingError::Precondition { reason, .. } => {
                     E::channel(PRECONDITION_FAILED, reason)
                 }
+                RoutingError::Inequivalent(inequivalent) => {
+                    E::channel(PRECONDITION_FAILED, inequivalent.in_vhost(vhost))
+                }
                 RoutingError::LimitExceeded { name, reason } => {
                     E::channel(PRECONDITION_FAILED, format!("{name}: {reason}"))
                 }

@@ -64,7 +64,7 @@ fn inequivalent_redeclare_is_precondition_failed_and_changes_nothing() {
     ] {
         assert!(matches!(
             table.declare_exchange(requested),
-            Err(RoutingError::Precondition { .. })
+            Err(RoutingError::Inequivalent(_))
         ));
     }
     assert_eq!(table, before);
@@ -78,7 +78,7 @@ fn reserved_names_default_exchange_and_long_names() {
     assert_eq!(table.declare_exchange(direct), Ok(DeclareOutcome::Existed));
     assert!(matches!(
         table.declare_exchange(Exchange::new("amq.direct", ExchangeKind::Fanout)),
-        Err(RoutingError::Precondition { .. })
+        Err(RoutingError::Inequivalent(_))
     ));
     assert!(matches!(
         table.declare_exchange(Exchange::new("amq.custom", ExchangeKind::Fanout)),
