@@ -157,7 +157,8 @@ impl VirtualHost {
         // Arguments are checked when a queue is created; a re-declare is only compared, as in
         // RabbitMQ (an equivalent one repeats arguments that were checked then).
         // RabbitMQ accepts a DLX that does not exist yet; only the name must be valid.
-        QueueArguments::parse(&definition.arguments).map_err(CoreError::Precondition)?;
+        QueueArguments::parse(&definition.arguments)
+            .map_err(|e| CoreError::Precondition(e.for_queue(&definition.name, &self.name)))?;
         let queue = self.broker.create_queue(&self.name, definition).await?;
         Ok(declared(&queue))
     }

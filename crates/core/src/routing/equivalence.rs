@@ -217,12 +217,15 @@ pub fn erlang_value(value: &HeaderValue) -> String {
     match value {
         HeaderValue::String(s) => s.clone(),
         HeaderValue::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        other => {
-            let mut out = String::new();
-            write_term(&mut out, other);
-            out
-        }
+        other => erlang_term(other),
     }
+}
+
+/// A value as `~tp` prints it, strings included (`<<"text">>`).
+pub fn erlang_term(value: &HeaderValue) -> String {
+    let mut out = String::new();
+    write_term(&mut out, value);
+    out
 }
 
 /// Writes `value` as `~tp` prints the term RabbitMQ holds for it.
