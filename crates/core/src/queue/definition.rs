@@ -40,7 +40,13 @@ impl QueueDefinition {
     pub fn check_equivalent(&self, requested: &QueueDefinition) -> Result<(), Inequivalent> {
         let (kind, name) = (DeclaredKind::Queue, self.name.as_str());
         check_property(kind, name, "durable", self.durable, requested.durable)?;
-        check_property(kind, name, "auto_delete", self.auto_delete, requested.auto_delete)?;
+        check_property(
+            kind,
+            name,
+            "auto_delete",
+            self.auto_delete,
+            requested.auto_delete,
+        )?;
         // RabbitMQ adds `x-queue-type` to every declare that lacks it (the default type,
         // classic), so a declare without it equals one that says `classic`.
         let classic = HeaderValue::from(CLASSIC);
@@ -419,7 +425,8 @@ mod tests {
         assert!(a.check_equivalent(&d).is_ok());
         // The same value in another integer width, as another client library sends it.
         let mut e = a.clone();
-        e.arguments.insert("x-max-length".into(), HeaderValue::I8(5));
+        e.arguments
+            .insert("x-max-length".into(), HeaderValue::I8(5));
         assert!(a.check_equivalent(&e).is_ok());
     }
 
@@ -433,7 +440,10 @@ mod tests {
             auto_delete: false,
             arguments: FieldTable::new(),
         };
-        for key in compared_arguments(None).iter().filter(|k| **k != QUEUE_TYPE) {
+        for key in compared_arguments(None)
+            .iter()
+            .filter(|k| **k != QUEUE_TYPE)
+        {
             let mut other = base.clone();
             other.arguments.insert(key.to_string(), HeaderValue::I16(1));
             let refused = base.check_equivalent(&other).unwrap_err();

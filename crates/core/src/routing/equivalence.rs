@@ -42,7 +42,9 @@ impl fmt::Display for DeclaredKind {
 /// `received` and `current` are already worded (`'5000'`, `the value 'dlx' of type 'longstr'`,
 /// `none`), so no Rust formatting of a value ever reaches a client.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("inequivalent arg '{key}' for {kind} '{name}': received {received} but current is {current}")]
+#[error(
+    "inequivalent arg '{key}' for {kind} '{name}': received {received} but current is {current}"
+)]
 pub struct Inequivalent {
     pub kind: DeclaredKind,
     pub name: String,
@@ -247,7 +249,11 @@ fn write_term(out: &mut String, value: &HeaderValue) {
         V::F64(v) => write!(out, "{}", erlang_float(*v)),
         V::Decimal { scale, value } => write!(out, "{{{scale},{value}}}"),
         V::String(s) => write!(out, "<<\"{}\">>", s.escape_default()),
-        V::Bytes(b) => write!(out, "<<\"{}\">>", String::from_utf8_lossy(b).escape_default()),
+        V::Bytes(b) => write!(
+            out,
+            "<<\"{}\">>",
+            String::from_utf8_lossy(b).escape_default()
+        ),
         V::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -269,7 +275,12 @@ fn write_term(out: &mut String, value: &HeaderValue) {
                 if i > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, "{{<<\"{}\">>,{},", key.escape_default(), type_name(item));
+                let _ = write!(
+                    out,
+                    "{{<<\"{}\">>,{},",
+                    key.escape_default(),
+                    type_name(item)
+                );
                 write_term(out, item);
                 out.push('}');
             }
@@ -341,7 +352,10 @@ mod tests {
             }
         }
         // Beyond every narrower width, and across signedness.
-        assert!(equivalent(Some(&V::U32(u32::MAX)), Some(&V::I64(u32::MAX.into()))));
+        assert!(equivalent(
+            Some(&V::U32(u32::MAX)),
+            Some(&V::I64(u32::MAX.into()))
+        ));
         assert!(equivalent(Some(&V::U64(1 << 40)), Some(&V::I64(1 << 40))));
         assert!(!equivalent(Some(&V::I8(-1)), Some(&V::U8(255))));
         assert!(!equivalent(Some(&V::I64(-1)), Some(&V::U64(u64::MAX))));
@@ -353,10 +367,7 @@ mod tests {
         assert!(!equivalent(Some(&V::F32(0.1)), Some(&V::F64(0.1))));
         assert!(!equivalent(Some(&V::I32(5000)), Some(&V::F64(5000.0))));
         assert!(!equivalent(Some(&V::F64(1.0)), Some(&V::I64(1))));
-        let d = V::Decimal {
-            scale: 0,
-            value: 5,
-        };
+        let d = V::Decimal { scale: 0, value: 5 };
         assert!(equivalent(Some(&d), Some(&d.clone())));
         assert!(!equivalent(Some(&d), Some(&V::I32(5))));
     }
@@ -420,8 +431,7 @@ mod tests {
             "inequivalent arg 'x-message-ttl' for queue 'q' in vhost '/': received '6000' but \
              current is '5000'"
         );
-        let added =
-            check_argument(q, "q", "x-max-length", None, Some(&V::I16(10))).unwrap_err();
+        let added = check_argument(q, "q", "x-max-length", None, Some(&V::I16(10))).unwrap_err();
         assert_eq!(
             added.in_vhost("v"),
             "inequivalent arg 'x-max-length' for queue 'q' in vhost 'v': received the value \

@@ -141,9 +141,21 @@ impl Exchange {
     pub fn check_equivalent(&self, requested: &Exchange) -> Result<(), Inequivalent> {
         debug_assert_eq!(self.name, requested.name);
         let (kind, name) = (DeclaredKind::Exchange, self.name.as_str());
-        check_property(kind, name, "type", self.kind.as_str(), requested.kind.as_str())?;
+        check_property(
+            kind,
+            name,
+            "type",
+            self.kind.as_str(),
+            requested.kind.as_str(),
+        )?;
         check_property(kind, name, "durable", self.durable, requested.durable)?;
-        check_property(kind, name, "auto_delete", self.auto_delete, requested.auto_delete)?;
+        check_property(
+            kind,
+            name,
+            "auto_delete",
+            self.auto_delete,
+            requested.auto_delete,
+        )?;
         check_property(kind, name, "internal", self.internal, requested.internal)?;
         check_arguments(
             kind,
