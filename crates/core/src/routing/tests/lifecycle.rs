@@ -208,8 +208,16 @@ fn bind_is_idempotent_and_identity_includes_key_and_arguments() {
         table.bind(Binding::new("e", queue("q"), "k").with_arguments(args)),
         Ok(true)
     );
-    assert_eq!(table.bindings_from("e").count(), 3);
-    assert_eq!(table.bindings_to(&queue("q")).count(), 3);
+    // Unlike declare arguments, binding arguments identify the binding with their types, as
+    // RabbitMQ's binding records do (`{<<"a">>, long, 1}` is not `{<<"a">>, signedint, 1}`).
+    let mut wider = FieldTable::new();
+    wider.insert("a".into(), HeaderValue::I64(1));
+    assert_eq!(
+        table.bind(Binding::new("e", queue("q"), "k").with_arguments(wider)),
+        Ok(true)
+    );
+    assert_eq!(table.bindings_from("e").count(), 4);
+    assert_eq!(table.bindings_to(&queue("q")).count(), 4);
     assert_invariants(&table);
 }
 
