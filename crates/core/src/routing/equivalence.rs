@@ -290,36 +290,53 @@ fn write_term(out: &mut String, value: &HeaderValue) {
     };
 }
 
-/// A float as Erlang's `~p` prints it: the shortest digits that read back to the same value, in
-/// positional form (`0.5`, `100.0`) unless the exponent form is shorter (`1.0e3`, `1.0e-5`).
+/// A float as Erlang's `~p` prints it (`io_lib_format:fwrite_g/1`): the shortest digits that read
+/// back to the same value (Rust's and Erlang's are both shortest round-trip), placed as
+/// `insert_decimal/3` places them: `0.5`, `100.0`, `1.0e3`, `1.0e-4`.
 fn erlang_float(v: f64) -> String {
     if !v.is_finite() {
         // Erlang has no NaN or infinity; a peer cannot send one RabbitMQ would accept.
         return v.to_string();
     }
-    let positional = {
-        let s = format!("{v}");
-        if s.contains('.') {
-            s
-        } else {
-            format!("{s}.0")
-        }
-    };
-    // Rust's `{:e}` is also shortest-round-trip: "1e3", "1.5e-5".
-    let exponent = {
-        let s = format!("{v:e}");
-        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        if mantissa.contains('.') {
-            format!("{mantissa}e{exp}")
-        } else {
-            format!("{mantissa}.0e{exp}")
-        }
-    };
-    if exponent.len() < positional.len() {
-        exponent
-    } else {
-        positional
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
     }
+    let sign = if v < 0.0 { "-" } else { "" };
+    // "d.ddde±x": the digits S and the exponent of the first one.
+    let scientific = format!("{:e}", v.abs());
+    let (mantissa, exp) = scientific
+        .split_once('e')
+        .expect("`{:e}` always writes an exponent");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let exp: i64 = exp.parse().expect("`{:e}` writes an integer exponent");
+    let len = digits.len() as i64;
+    // The exponent of the last digit: v = digits × 10^place.
+    let place = exp - len + 1;
+    let exp_text = exp.to_string();
+    let exp_cost = exp_text.len() as i64 + 2;
+    let exponent_form = || {
+        let (first, rest) = digits.split_at(1);
+        let rest = if rest.is_empty() { "0" } else { rest };
+        format!("{first}.{rest}e{exp_text}")
+    };
+    let body = if place < 0 {
+        if exp >= 0 {
+            let (whole, fraction) = digits.split_at((len + place) as usize);
+            format!("{whole}.{fraction}")
+        } else if 2 - place - len <= exp_cost {
+            format!("0.{}{digits}", "0".repeat((-place - len) as usize))
+        } else {
+            exponent_form()
+        }
+    } else {
+        let dot = i64::from(len == 1);
+        if exp_cost + dot >= place + 2 && v.abs() < (1u64 << 53) as f64 {
+            format!("{digits}{}.0", "0".repeat(place as usize))
+        } else {
+            exponent_form()
+        }
+    };
+    format!("{sign}{body}")
 }
 
 #[cfg(test)]
@@ -464,6 +481,16 @@ mod tests {
         assert_eq!(erlang_value(&V::F64(100.0)), "100.0");
         assert_eq!(erlang_value(&V::F64(0.5)), "0.5");
         assert_eq!(erlang_value(&V::F64(-2.5)), "-2.5");
+        assert_eq!(erlang_value(&V::F64(1500.0)), "1.5e3");
+        assert_eq!(erlang_value(&V::F64(150.0)), "150.0");
+        assert_eq!(erlang_value(&V::F64(0.001)), "0.001");
+        assert_eq!(erlang_value(&V::F64(0.0001)), "1.0e-4");
+        assert_eq!(erlang_value(&V::F64(0.00015)), "1.5e-4");
+        assert_eq!(erlang_value(&V::F64(12345.678)), "12345.678");
+        assert_eq!(
+            erlang_value(&V::F64(9007199254740992.0)),
+            "9.007199254740992e15"
+        );
         assert_eq!(erlang_value(&V::Bool(false)), "false");
         assert_eq!(erlang_value(&"text".into()), "text");
         assert_eq!(
