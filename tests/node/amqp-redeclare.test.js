@@ -111,4 +111,20 @@ test('amqplib, pika and lapin declare the same queue and exchange, each with its
         "received '6000' but current is '5000'"), err.message)
       return true
     })
+    // The properties: durable, then exclusive (405, checked first).
+    const refusedWith = async (options, code, text) => {
+      const ch = await amqp.channel()
+      await assert.rejects(ch.assertQueue(q, { arguments: amqplibArguments, ...options }), err => {
+        assert.equal(err.code, code)
+        assert.ok(err.message.includes(text), err.message)
+        return true
+      })
+    }
+    await refusedWith({ durable: false }, 406,
+      `PRECONDITION_FAILED - inequivalent arg 'durable' for queue '${q}' in vhost '${vhost}': ` +
+      "received 'false' but current is 'true'")
+    await refusedWith({ durable: false, exclusive: true }, 405,
+      // (the rest of RabbitMQ's sentence is cut at the 255 bytes a reply text holds)
+      `RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '${q}' in vhost '${vhost}'. ` +
+      'It could be originally declared on another connection')
   }))
