@@ -48,7 +48,9 @@ impl VirtualHost {
             return Ok(());
         }
         if let Some(existing) = routes.exchange(&exchange.name) {
-            existing.check_equivalent(&exchange)?;
+            existing
+                .check_equivalent(&exchange)
+                .map_err(RoutingError::from)?;
             return Ok(());
         }
         self.broker
@@ -137,29 +139,26 @@ impl VirtualHost {
                 definition.name
             )));
         }
-        QueueArguments::parse(&definition.arguments).map_err(CoreError::Precondition)?;
-        if let Some(exchange) = definition.arguments.get("x-dead-letter-exchange") {
-            // RabbitMQ accepts a DLX that does not exist yet; only the name must be valid.
-            let _ = exchange;
-        }
+        // As RabbitMQ: an exclusive queue is never durable, whatever the declare said.
+        definition.durable &= definition.exclusive_owner.is_none();
         let _lifecycle = self.broker.queue_lifecycle.lock().await;
         if let Some(existing) = self.broker.find_queue(&self.name, &definition.name) {
-            self.check_owner(&existing, owner)?;
+            // RabbitMQ's order: exclusivity (405) before the properties and arguments (406).
+            if existing.definition().exclusive_owner != definition.exclusive_owner {
+                return Err(self.locked(&existing));
+            }
             existing
                 .definition()
                 .check_equivalent(&definition)
-                .map_err(CoreError::Precondition)?;
+                .map_err(RoutingError::from)?;
             existing.touch();
-            if definition.exclusive_owner.is_some()
-                != existing.definition().exclusive_owner.is_some()
-            {
-                return Err(CoreError::Locked(format!(
-                    "cannot obtain exclusive access to locked queue '{}' in vhost '{}'",
-                    definition.name, self.name
-                )));
-            }
             return Ok(declared(&existing));
         }
+        // Arguments are checked when a queue is created; a re-declare is only compared, as in
+        // RabbitMQ (an equivalent one repeats arguments that were checked then).
+        // RabbitMQ accepts a DLX that does not exist yet; only the name must be valid.
+        QueueArguments::parse(&definition.arguments)
+            .map_err(|e| CoreError::Precondition(e.for_queue(&definition.name, &self.name)))?;
         let queue = self.broker.create_queue(&self.name, definition).await?;
         Ok(declared(&queue))
     }
@@ -209,17 +208,25 @@ impl VirtualHost {
         Ok(queue)
     }
 
+    /// RabbitMQ's `check_exclusive_access/3`, lax: only another connection's exclusive queue
+    /// is refused.
     fn check_owner(&self, queue: &Queue, owner: OwnerId) -> Result<()> {
         match queue.definition().exclusive_owner {
-            Some(holder) if holder != owner => Err(CoreError::Locked(format!(
-                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be \
-                 originally declared on another connection or the exclusive property value does \
-                 not match that of the original declaration.",
-                queue.name(),
-                self.name
-            ))),
+            Some(holder) if holder != owner => Err(self.locked(queue)),
             _ => Ok(()),
         }
+    }
+
+    /// 405 RESOURCE_LOCKED, in RabbitMQ's words (which also cover a re-declare whose exclusive
+    /// flag differs).
+    fn locked(&self, queue: &Queue) -> CoreError {
+        CoreError::Locked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be \
+             originally declared on another connection or the exclusive property value does \
+             not match that of the original declaration.",
+            queue.name(),
+            self.name
+        ))
     }
 
     /// A connection closed: its exclusive queues are deleted.

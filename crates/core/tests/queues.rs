@@ -320,9 +320,14 @@ async fn declare_rules_exclusive_auto_delete_and_server_names() {
         .await
         .unwrap();
     let different = durable("q", &[("x-max-length", HeaderValue::I32(1))]);
+    let refused = vhost.declare_queue(different, false, 1).await.unwrap_err();
+    assert_eq!(refused.kind(), porter_core::error::ErrorKind::Precondition);
+    // Exclusive where the queue is not: 405, before any argument is compared.
+    let mut exclusive_now = durable("q", &[("x-max-length", HeaderValue::I32(1))]);
+    exclusive_now.exclusive_owner = Some(1);
     assert!(matches!(
-        vhost.declare_queue(different, false, 1).await,
-        Err(CoreError::Precondition(_))
+        vhost.declare_queue(exclusive_now, false, 1).await,
+        Err(CoreError::Locked(_))
     ));
     assert!(matches!(
         vhost

@@ -30,7 +30,7 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-pub use definition::{Overflow, QueueArguments, QueueDefinition};
+pub use definition::{InvalidArgument, Overflow, QueueArguments, QueueDefinition};
 pub use error::QueueError;
 pub use range_set::RangeSet;
 pub use runtime::Queue;

@@ -2,6 +2,7 @@
 //! [`ErrorKind`] it is; each gateway's `error.rs` maps variants to its protocol's codes (the AMQP
 //! gateway, for one, keeps RabbitMQ's codes and texts there).
 
+use super::equivalence::Inequivalent;
 use crate::error::ErrorKind;
 
 /// An operating error (a client asked for something the model refuses), never a broken invariant.
@@ -25,11 +26,15 @@ pub enum RoutingError {
     /// only receive messages through exchange-to-exchange bindings.
     #[error("cannot publish to internal exchange {0:?}")]
     InternalExchange(String),
-    /// Precondition: re-declaring an exchange with different properties, deleting an
+    /// Precondition: deleting an
     /// exchange `if_unused` that still has bindings, or invalid arguments (`x-match`,
     /// `alternate-exchange` that is not a string).
     #[error("precondition failed on {name:?}: {reason}")]
     Precondition { name: String, reason: String },
+    /// Precondition: a re-declare of an exchange (or queue) with different properties or
+    /// compared arguments; RabbitMQ's "inequivalent arg" (406).
+    #[error(transparent)]
+    Inequivalent(#[from] Inequivalent),
     /// Precondition: a named limit in
     /// [`limits`](super::limits) would be exceeded.
     #[error("limit exceeded on {name:?}: {reason}")]
@@ -56,9 +61,9 @@ impl RoutingError {
             RoutingError::AccessRefused { .. } | RoutingError::InternalExchange(_) => {
                 ErrorKind::Forbidden
             }
-            RoutingError::Precondition { .. } | RoutingError::LimitExceeded { .. } => {
-                ErrorKind::Precondition
-            }
+            RoutingError::Precondition { .. }
+            | RoutingError::Inequivalent(_)
+            | RoutingError::LimitExceeded { .. } => ErrorKind::Precondition,
             RoutingError::InvalidName { .. } => ErrorKind::Invalid,
             RoutingError::UnknownExchangeKind(_) => ErrorKind::Unsupported,
         }

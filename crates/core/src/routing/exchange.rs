@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::equivalence::{check_arguments, check_property, DeclaredKind, Inequivalent};
 use super::error::RoutingError;
 use super::limits::NAME_BYTES_MAX;
 use super::value::FieldTable;
@@ -122,7 +123,10 @@ impl Exchange {
                 None => {
                     return Err(RoutingError::precondition(
                         &self.name,
-                        format!("{ALTERNATE_EXCHANGE} must be a string, not {value:?}"),
+                        format!(
+                            "invalid type '{}' for arg '{ALTERNATE_EXCHANGE}'",
+                            super::equivalence::type_name(value)
+                        ),
                     ))
                 }
             }
@@ -130,53 +134,36 @@ impl Exchange {
         Ok(())
     }
 
-    /// RabbitMQ's declare equivalence: type, durable, auto-delete and internal must be equal, and
-    /// among the arguments only `alternate-exchange` is compared (others may differ and the
-    /// existing ones are kept). A mismatch is 406 PRECONDITION_FAILED.
-    pub fn check_equivalent(&self, requested: &Exchange) -> Result<(), RoutingError> {
+    /// RabbitMQ's declare equivalence (`rabbit_exchange:assert_equivalence/6`): type, durable,
+    /// auto-delete and internal must be equal, in that order, and among the arguments only
+    /// `alternate-exchange` is compared, by [`equivalence`](super::equivalence)'s rule (others
+    /// may differ and the existing ones are kept). A mismatch is 406 PRECONDITION_FAILED.
+    pub fn check_equivalent(&self, requested: &Exchange) -> Result<(), Inequivalent> {
         debug_assert_eq!(self.name, requested.name);
-        let differs = |what: &str, existing: String, asked: String| {
-            Err(RoutingError::precondition(
-                &self.name,
-                format!("inequivalent arg '{what}': received {asked} but current is {existing}"),
-            ))
-        };
-        if self.kind != requested.kind {
-            return differs(
-                "type",
-                self.kind.as_str().into(),
-                requested.kind.as_str().into(),
-            );
-        }
-        if self.durable != requested.durable {
-            return differs(
-                "durable",
-                self.durable.to_string(),
-                requested.durable.to_string(),
-            );
-        }
-        if self.auto_delete != requested.auto_delete {
-            return differs(
-                "auto_delete",
-                self.auto_delete.to_string(),
-                requested.auto_delete.to_string(),
-            );
-        }
-        if self.internal != requested.internal {
-            return differs(
-                "internal",
-                self.internal.to_string(),
-                requested.internal.to_string(),
-            );
-        }
-        if self.arguments.get(ALTERNATE_EXCHANGE) != requested.arguments.get(ALTERNATE_EXCHANGE) {
-            return differs(
-                ALTERNATE_EXCHANGE,
-                format!("{:?}", self.arguments.get(ALTERNATE_EXCHANGE)),
-                format!("{:?}", requested.arguments.get(ALTERNATE_EXCHANGE)),
-            );
-        }
-        Ok(())
+        let (kind, name) = (DeclaredKind::Exchange, self.name.as_str());
+        check_property(
+            kind,
+            name,
+            "type",
+            self.kind.as_str(),
+            requested.kind.as_str(),
+        )?;
+        check_property(kind, name, "durable", self.durable, requested.durable)?;
+        check_property(
+            kind,
+            name,
+            "auto_delete",
+            self.auto_delete,
+            requested.auto_delete,
+        )?;
+        check_property(kind, name, "internal", self.internal, requested.internal)?;
+        check_arguments(
+            kind,
+            name,
+            &self.arguments,
+            &requested.arguments,
+            &[ALTERNATE_EXCHANGE],
+        )
     }
 }
 
@@ -238,10 +225,7 @@ mod tests {
         for change in changes {
             let mut requested = existing.clone();
             change(&mut requested);
-            assert!(matches!(
-                existing.check_equivalent(&requested),
-                Err(RoutingError::Precondition { .. })
-            ));
+            assert!(existing.check_equivalent(&requested).is_err());
         }
     }
 

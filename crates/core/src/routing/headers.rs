@@ -11,6 +11,7 @@
 //! - `all`: every remaining binding entry matches (so a binding with none matches every message);
 //!   `any`: at least one does (so a binding with none matches nothing).
 
+use super::equivalence::{erlang_term, type_name};
 use super::error::RoutingError;
 use super::value::{FieldTable, HeaderValue, Headers};
 
@@ -30,19 +31,22 @@ impl MatchMode {
         let Some(value) = arguments.get(X_MATCH) else {
             return Ok(MatchMode::All);
         };
-        let invalid = |what: String| {
-            RoutingError::precondition(
-                exchange,
-                format!("invalid x-match {what}; expected all, any, all-with-x or any-with-x"),
-            )
-        };
+        // RabbitMQ's texts (`rabbit_exchange_type_headers:validate_binding/2`).
+        let invalid = |reason: String| RoutingError::precondition(exchange, reason);
         match value.as_str() {
             Some("all") => Ok(MatchMode::All),
             Some("any") => Ok(MatchMode::Any),
             Some("all-with-x") => Ok(MatchMode::AllWithX),
             Some("any-with-x") => Ok(MatchMode::AnyWithX),
-            Some(other) => Err(invalid(format!("value {other:?}"))),
-            None => Err(invalid(format!("type {value:?}"))),
+            Some(_) => Err(invalid(format!(
+                "Invalid x-match field value {}; expected all, any, all-with-x, or any-with-x",
+                erlang_term(value)
+            ))),
+            None => Err(invalid(format!(
+                "Invalid x-match field type {} (value {}); expected longstr",
+                type_name(value),
+                erlang_term(value)
+            ))),
         }
     }
 
@@ -216,6 +220,18 @@ mod tests {
             let err = HeadersPattern::compile(&table(&[("x-match", bad)]), "ex").unwrap_err();
             assert!(matches!(err, RoutingError::Precondition { ref name, .. } if name == "ex"));
         }
+        let reason = |v: V| match HeadersPattern::compile(&table(&[("x-match", v)]), "ex") {
+            Err(RoutingError::Precondition { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason(V::from("some")),
+            "Invalid x-match field value <<\"some\">>; expected all, any, all-with-x, or any-with-x"
+        );
+        assert_eq!(
+            reason(V::I32(1)),
+            "Invalid x-match field type signedint (value 1); expected longstr"
+        );
         let bytes = table(&[("x-match", V::Bytes(b"any".to_vec()))]);
         assert_eq!(
             HeadersPattern::compile(&bytes, "ex").unwrap().mode(),

@@ -4,6 +4,7 @@
 //! `basic.publish`... into calls here, and the metadata journal will record the mutations.
 //!
 //! - [`exchange`]: [`Exchange`], its kinds and the declare rules (equivalence, reserved names).
+//! - [`equivalence`]: whether a re-declare asks for the same thing, RabbitMQ's rule and words.
 //! - [`binding`]: [`Binding`] and [`Destination`]; one exchange's bindings with compiled matchers.
 //! - [`topic`]: `*` / `#` routing-key patterns.
 //! - [`headers`]: headers-exchange matching (`x-match`).
@@ -16,6 +17,7 @@
 //! always yields the same table: ready to be wrapped in metadata commands (check, journal, apply).
 
 pub mod binding;
+pub mod equivalence;
 pub mod error;
 pub mod exchange;
 pub mod headers;
@@ -31,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use binding::{Binding, Destination};
+pub use equivalence::{DeclaredKind, Inequivalent};
 pub use error::RoutingError;
 pub use exchange::{Exchange, ExchangeKind, DEFAULT_EXCHANGE};
 pub use value::{FieldTable, HeaderValue, Headers};

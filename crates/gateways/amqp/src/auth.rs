@@ -11,7 +11,7 @@ use amq_protocol::types::AMQPValue;
 use porter_gateway_kit::auth::{Authenticator, Credentials, StaticUser, StaticUsers};
 
 use crate::config::User;
-use crate::error::{AmqpError, ACCESS_REFUSED};
+use crate::error::{AmqpError, ACCESS_REFUSED, COMMAND_INVALID};
 
 /// The configured users as the kit's authenticator.
 pub fn static_users(users: &[User]) -> StaticUsers {
@@ -27,7 +27,10 @@ pub fn static_users(users: &[User]) -> StaticUsers {
     }
 }
 
-/// The authenticated user's name, or 403 ACCESS_REFUSED.
+/// The authenticated user's name, or 403 ACCESS_REFUSED (503 COMMAND_INVALID for a mechanism
+/// the broker does not offer, as RabbitMQ answers). Every refusal logs one line with the peer,
+/// the user (`-` when the response could not be read) and the mechanism, and why: the client is
+/// told to look in the log, so the log must say it. The password never appears.
 pub async fn authenticate(
     start_ok: &StartOk,
     peer: SocketAddr,
@@ -35,12 +38,22 @@ pub async fn authenticate(
 ) -> Result<String, AmqpError> {
     let mechanism = start_ok.mechanism.as_str();
     let response = start_ok.response.as_bytes();
-    let (name, password) = match mechanism {
+    let decoded = match mechanism {
         "PLAIN" => plain(response),
         "AMQPLAIN" => amqplain(response),
-        _ => None,
-    }
-    .ok_or_else(|| refused(mechanism))?;
+        _ => {
+            login_refused(peer, "-", mechanism, "unknown authentication mechanism");
+            return Err(AmqpError::connection(
+                COMMAND_INVALID,
+                format!("unknown authentication mechanism '{mechanism}'"),
+            )
+            .on(10, 11));
+        }
+    };
+    let Some((name, password)) = decoded else {
+        login_refused(peer, "-", mechanism, "the response could not be decoded");
+        return Err(refused(mechanism));
+    };
     let credentials = Credentials {
         mechanism,
         user: &name,
@@ -50,10 +63,16 @@ pub async fn authenticate(
     match authenticator.authenticate(credentials).await {
         Ok(principal) => Ok(principal.user),
         Err(e) => {
-            tracing::warn!(%peer, mechanism, error = %e, "amqp: login refused");
+            login_refused(peer, &name, mechanism, &e.to_string());
             Err(refused(mechanism))
         }
     }
+}
+
+/// The broker log's side of a refusal: what RabbitMQ's "For details see the broker logfile"
+/// points to.
+fn login_refused(peer: SocketAddr, user: &str, mechanism: &str, reason: &str) {
+    tracing::warn!(%peer, user = %user, mechanism = %mechanism, reason = %reason, "amqp: login refused");
 }
 
 fn refused(mechanism: &str) -> AmqpError {
@@ -120,9 +139,21 @@ mod tests {
             let bad = start_ok(mechanism, "guest", "nope");
             let e = authenticate(&bad, local, &users).await.unwrap_err();
             assert_eq!(e.code, 403);
-            assert!(e
-                .text
-                .starts_with("ACCESS_REFUSED - Login was refused using"));
+            assert_eq!(
+                e.text,
+                format!(
+                    "ACCESS_REFUSED - Login was refused using authentication mechanism \
+                     {mechanism}. For details see the broker logfile."
+                )
+            );
         }
+        let mut unknown = start_ok(SASLMechanism::Plain, "guest", "guest");
+        unknown.mechanism = "SCRAM-SHA-256".into();
+        let e = authenticate(&unknown, local, &users).await.unwrap_err();
+        assert_eq!((e.code, e.connection), (503, true));
+        assert_eq!(
+            e.text,
+            "COMMAND_INVALID - unknown authentication mechanism 'SCRAM-SHA-256'"
+        );
     }
 }

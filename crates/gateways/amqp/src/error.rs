@@ -104,6 +104,9 @@ impl AmqpError {
                 RoutingError::Precondition { reason, .. } => {
                     E::channel(PRECONDITION_FAILED, reason)
                 }
+                RoutingError::Inequivalent(inequivalent) => {
+                    E::channel(PRECONDITION_FAILED, inequivalent.in_vhost(vhost))
+                }
                 RoutingError::LimitExceeded { name, reason } => {
                     E::channel(PRECONDITION_FAILED, format!("{name}: {reason}"))
                 }
@@ -209,6 +212,22 @@ mod tests {
         assert_eq!(e.text, "ACCESS_REFUSED - exclusive consumer");
         let disk = CoreError::Disk(std::io::Error::other("eio"));
         assert_eq!(AmqpError::from_core(&disk, "/").code, 541);
+        let inequivalent = CoreError::Routing(RoutingError::Inequivalent(
+            porter_core::routing::Inequivalent {
+                kind: porter_core::routing::DeclaredKind::Queue,
+                name: "q".into(),
+                key: "x-message-ttl".into(),
+                received: "'6000'".into(),
+                current: "'5000'".into(),
+            },
+        ));
+        let e = AmqpError::from_core(&inequivalent, "v");
+        assert_eq!((e.code, e.connection), (406, false));
+        assert_eq!(
+            e.text,
+            "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q' in vhost 'v': \
+             received '6000' but current is '5000'"
+        );
         let frame = AmqpError::from_frame(&FrameError::BadFrameEnd(0));
         assert_eq!((frame.code, frame.connection), (501, true));
     }

@@ -77,7 +77,8 @@ impl Queue {
             broker,
             scheduler,
         } = env;
-        let args = QueueArguments::parse(&definition.arguments).map_err(CoreError::Metadata)?;
+        let args = QueueArguments::parse(&definition.arguments)
+            .map_err(|e| CoreError::Metadata(e.to_string()))?;
         std::fs::create_dir_all(dir).map_err(|e| CoreError::Io {
             path: dir.to_path_buf(),
             source: e,

@@ -64,7 +64,7 @@ fn inequivalent_redeclare_is_precondition_failed_and_changes_nothing() {
     ] {
         assert!(matches!(
             table.declare_exchange(requested),
-            Err(RoutingError::Precondition { .. })
+            Err(RoutingError::Inequivalent(_))
         ));
     }
     assert_eq!(table, before);
@@ -78,7 +78,7 @@ fn reserved_names_default_exchange_and_long_names() {
     assert_eq!(table.declare_exchange(direct), Ok(DeclareOutcome::Existed));
     assert!(matches!(
         table.declare_exchange(Exchange::new("amq.direct", ExchangeKind::Fanout)),
-        Err(RoutingError::Precondition { .. })
+        Err(RoutingError::Inequivalent(_))
     ));
     assert!(matches!(
         table.declare_exchange(Exchange::new("amq.custom", ExchangeKind::Fanout)),
@@ -208,8 +208,16 @@ fn bind_is_idempotent_and_identity_includes_key_and_arguments() {
         table.bind(Binding::new("e", queue("q"), "k").with_arguments(args)),
         Ok(true)
     );
-    assert_eq!(table.bindings_from("e").count(), 3);
-    assert_eq!(table.bindings_to(&queue("q")).count(), 3);
+    // Unlike declare arguments, binding arguments identify the binding with their types, as
+    // RabbitMQ's binding records do (`{<<"a">>, long, 1}` is not `{<<"a">>, signedint, 1}`).
+    let mut wider = FieldTable::new();
+    wider.insert("a".into(), HeaderValue::I64(1));
+    assert_eq!(
+        table.bind(Binding::new("e", queue("q"), "k").with_arguments(wider)),
+        Ok(true)
+    );
+    assert_eq!(table.bindings_from("e").count(), 4);
+    assert_eq!(table.bindings_to(&queue("q")).count(), 4);
     assert_invariants(&table);
 }
 
