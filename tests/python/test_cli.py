@@ -226,6 +226,40 @@ def test_a_redirected_log_has_no_colour_codes(started, tmp_path):
     assert ANSI_ESCAPE not in raw, raw[:400]
 
 
+def test_a_closed_log_pipe_does_not_stop_the_broker(started, tmp_path):
+    """`porter serve 2>&1 | less`, then `q`: the log's reader is gone. The broker keeps serving
+    and, on SIGTERM, shuts down cleanly (the next start has nothing to recover). Before, the next
+    log line panicked (tracing reported the failed write with eprintln!, which panicked too)."""
+    require_porter_binary()
+    data = tmp_path / "data"
+    args = ["serve", "--data-dir", str(data), "--kafka-listen", "127.0.0.1:0", "--amqp-listen", "off"]
+    reader, writer = os.pipe()
+    process = subprocess.Popen([str(PORTER_BIN), *args], stdin=subprocess.DEVNULL, stdout=writer,
+                               stderr=writer, env=clean_env())
+    os.close(writer)
+    try:
+        seen = b""
+        deadline = time.monotonic() + READY_S_MAX
+        while b"porter is listening" not in seen and time.monotonic() < deadline:
+            chunk = os.read(reader, 4096)
+            if not chunk:
+                break
+            seen += chunk
+        assert b"porter is listening" in seen, seen
+        port = int(re.search(rb"kafka=127\.0\.0\.1:(\d+)", seen).group(1))
+    finally:
+        os.close(reader)  # the pager quits
+    # A client connects and leaves (the broker logs about it), then the service is stopped.
+    producer = Producer({"bootstrap.servers": f"127.0.0.1:{port}"})
+    producer.produce("after-the-pipe-closed", b"still serving")
+    assert producer.flush(CLIENT_S_MAX) == 0, "the broker stopped serving once its log pipe closed"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=SHUTDOWN_S_MAX) == 0, "porter did not exit 0 after its log pipe closed"
+    again = started(*args[1:])
+    assert "recovering" not in again.log(), again.log()
+    again.stop()
+
+
 def log_on_a_terminal(tmp_path: Path, env: dict[str, str]) -> bytes:
     """What `porter serve` writes when its stderr is a terminal (a pseudo-terminal here)."""
     require_porter_binary()

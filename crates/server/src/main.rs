@@ -22,6 +22,13 @@ use clap::{CommandFactory, FromArgMatches};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// One line on stderr, `porter: ...`. Unlike `eprintln!`, it doesn't panic when stderr is a closed
+/// pipe: the exit status still says what happened.
+fn say(message: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "porter: {message}");
+}
+
 /// Exit status for a configuration the broker can't start with (as clap uses for bad usage).
 const EXIT_USAGE: u8 = 2;
 
@@ -32,7 +39,7 @@ fn main() -> ExitCode {
         Ok(matches) => matches,
         Err(e) => match origin::env_value_error(&command, &e, &argv) {
             Some(message) => {
-                eprintln!("porter: {message}");
+                say(&message);
                 return ExitCode::from(EXIT_USAGE);
             }
             None => e.exit(),
@@ -51,7 +58,7 @@ fn main() -> ExitCode {
             let settings = match settings::Settings::load(&args, &origins) {
                 Ok(settings) => settings,
                 Err(e) => {
-                    eprintln!("porter: {}", sentence(&e));
+                    say(&sentence(&e));
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
@@ -62,7 +69,7 @@ fn main() -> ExitCode {
             match serve::run(settings) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(serve::ServeError::Startup(e)) => {
-                    eprintln!("porter: {}", sentence(&e));
+                    say(&sentence(&e));
                     ExitCode::FAILURE
                 }
                 Err(serve::ServeError::Running(e)) => {

@@ -34,10 +34,29 @@ pub fn init_logging(settings: &Settings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour_wanted())
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogSink);
     match settings.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The log's stderr, which never fails. When stderr is gone (`porter serve | less` after `q`, a
+/// killed `tee`, a closed journal pipe), tracing-subscriber reports the failed write with
+/// `eprintln!`, which panics on the same broken stderr: one lost log line would take down the
+/// broker mid-run and skip its clean shutdown. Losing log lines is the lesser harm, so a failed
+/// write counts as written.
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
     }
 }
 
