@@ -373,3 +373,28 @@ def test_queue_expires_when_unused(amqp):
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
         ch.queue_declare(q, passive=True)
     assert info.value.reply_code == 404
+
+
+def test_queue_types_and_arguments_porter_does_not_act_on_are_served_and_logged(porter):
+    """Applications written for RabbitMQ's quorum queues declare them with `x-queue-type` and
+    `x-delivery-limit`. On Porter the declare works and the queue carries messages as a classic
+    queue, and the log says, once, at creation, which arguments are not acted on (docs/amqp.md)."""
+    connection = pika.BlockingConnection(pika.URLParameters(porter.amqp_url))
+    try:
+        channel = connection.channel()
+        arguments = {"x-queue-type": "quorum", "x-delivery-limit": 5, "x-message-ttl": 60000}
+        channel.queue_declare("orders.quorum", durable=True, arguments=arguments)
+        channel.queue_declare("orders.quorum", durable=True, arguments=arguments)  # re-declare: no second line
+        channel.queue_declare("orders.classic", durable=True, arguments={"x-message-ttl": 60000})
+        channel.confirm_delivery()
+        channel.basic_publish("", "orders.quorum", b"order-1", pika.BasicProperties(delivery_mode=2))
+        method, _, body = channel.basic_get("orders.quorum", auto_ack=True)
+        assert body == b"order-1"
+    finally:
+        connection.close()
+    log = porter.log_path.read_text(errors="replace")
+    warnings = [line for line in log.splitlines() if "does not act on" in line]
+    assert len(warnings) == 1, porter.log_tail()
+    assert "orders.quorum" in warnings[0]
+    assert "x-queue-type = quorum" in warnings[0] and "x-delivery-limit" in warnings[0], warnings[0]
+    assert "x-message-ttl" not in warnings[0], warnings[0]

@@ -159,7 +159,17 @@ impl VirtualHost {
         // RabbitMQ accepts a DLX that does not exist yet; only the name must be valid.
         QueueArguments::parse(&definition.arguments)
             .map_err(|e| CoreError::Precondition(e.for_queue(&definition.name, &self.name)))?;
+        let not_acted_on = QueueArguments::not_acted_on(&definition.arguments);
         let queue = self.broker.create_queue(&self.name, definition).await?;
+        if !not_acted_on.is_empty() {
+            tracing::warn!(
+                vhost = %self.name,
+                queue = %queue.name(),
+                arguments = %not_acted_on.join(", "),
+                "queue declared with arguments Porter does not act on yet: it is served as a classic \
+                 queue without them (docs/amqp.md, where Porter differs)"
+            );
+        }
         Ok(declared(&queue))
     }
 

@@ -192,7 +192,43 @@ const EXPIRY_MS_MAX: i128 = 315_360_000_000;
 /// RabbitMQ's `?MAX_SUPPORTED_PRIORITY`.
 const PRIORITY_MAX: i128 = 255;
 
+/// Arguments RabbitMQ gives a meaning Porter does not implement yet: a queue declared with one
+/// works, but without that behaviour, so its creation is logged as a warning (an operator moving
+/// from RabbitMQ learns it at once, not from a poison message redelivered forever). Placement and
+/// memory hints (`x-queue-mode`, `x-queue-leader-locator`, `x-max-in-memory-length`, ...) are not
+/// listed: on a single node with every queue on the log they change nothing a client sees.
+const NOT_ACTED_ON: &[&str] = &[
+    "x-delivery-limit",
+    "x-dead-letter-strategy",
+    "x-consumer-timeout",
+    "x-consumer-disconnected-timeout",
+    "x-delayed-retry-type",
+    "x-delayed-retry-min",
+    "x-delayed-retry-max",
+    "x-max-age",
+];
+
+/// The queue types Porter serves as classic queues (see docs/amqp.md).
+const SERVED_AS_CLASSIC: &[&str] = &["quorum", "stream"];
+
 impl QueueArguments {
+    /// What in `arguments` a RabbitMQ user would expect to change behaviour but Porter does not
+    /// act on yet, said as a user reads it (`x-delivery-limit`, `x-queue-type = stream`); empty
+    /// for a queue Porter serves exactly as asked.
+    pub fn not_acted_on(arguments: &FieldTable) -> Vec<String> {
+        let mut found: Vec<String> = NOT_ACTED_ON
+            .iter()
+            .filter(|key| arguments.contains_key(**key))
+            .map(|key| key.to_string())
+            .collect();
+        if let Some(queue_type) = arguments.get(QUEUE_TYPE).and_then(|v| v.as_str()) {
+            if SERVED_AS_CLASSIC.contains(&queue_type) {
+                found.insert(0, format!("{QUEUE_TYPE} = {queue_type}"));
+            }
+        }
+        found
+    }
+
     /// Parses and checks, in RabbitMQ's order and with its reasons for what it refuses (406
     /// PRECONDITION_FAILED when a queue is created).
     pub fn parse(arguments: &FieldTable) -> Result<Self, InvalidArgument> {
@@ -495,5 +531,33 @@ mod tests {
             .arguments
             .insert("x-max-priority".into(), HeaderValue::I32(3));
         assert!(quorum.check_equivalent(&prioritised).is_ok());
+    }
+
+    #[test]
+    fn not_acted_on_names_quorum_and_stream_semantics_porter_lacks() {
+        let quorum = table(&[
+            ("x-queue-type", HeaderValue::from("quorum")),
+            ("x-delivery-limit", HeaderValue::I32(5)),
+            ("x-message-ttl", HeaderValue::I32(5000)),
+            ("x-queue-leader-locator", HeaderValue::from("balanced")),
+        ]);
+        assert_eq!(
+            QueueArguments::not_acted_on(&quorum),
+            ["x-queue-type = quorum", "x-delivery-limit"]
+        );
+        let classic = table(&[
+            ("x-queue-type", HeaderValue::from("classic")),
+            ("x-max-length", HeaderValue::I32(10)),
+            ("x-queue-mode", HeaderValue::from("lazy")),
+        ]);
+        assert!(QueueArguments::not_acted_on(&classic).is_empty());
+        let stream = table(&[
+            ("x-queue-type", HeaderValue::from("stream")),
+            ("x-max-age", HeaderValue::from("7D")),
+        ]);
+        assert_eq!(
+            QueueArguments::not_acted_on(&stream),
+            ["x-queue-type = stream", "x-max-age"]
+        );
     }
 }
