@@ -28,6 +28,7 @@ pub const NOT_SETTINGS: &[&str] = &[
     "PORTER_TEST_VERBOSE",
     "PORTER_PID",
     "PORTER_URL",
+    "PORTER_PYTHON",
 ];
 
 /// The prefix of every setting's environment variable.
