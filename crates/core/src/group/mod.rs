@@ -6,6 +6,7 @@
 //! cooperative-sticky), the coordinator only orders the dance. Other protocols' shared
 //! subscriptions can use the same groups later.
 
+mod committing;
 pub mod member;
 pub mod offsets;
 pub mod state;
@@ -18,8 +19,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use porter_storage::FileCache;
+use tokio::sync::oneshot;
 
-use crate::error::{CoreError, Result};
+use crate::error::Result;
+pub use committing::{PartitionResults, SubscriptionDecoder, Written};
 pub use offsets::{Change, CommittedOffset, GroupSnapshot, MemberSnapshot, OffsetStore};
 use state::{Group, GroupState};
 
@@ -42,6 +45,8 @@ pub enum GroupError {
     GroupIdNotFound,
     #[error("group is not empty")]
     NonEmptyGroup,
+    #[error("the group's members subscribe to the topic")]
+    GroupSubscribedToTopic,
     #[error("invalid session timeout")]
     InvalidSessionTimeout,
     #[error("invalid group id")]
@@ -121,6 +126,17 @@ impl SyncOutcome {
             assignment: Bytes::new(),
         }
     }
+}
+
+/// A JoinGroup or SyncGroup that took effect and may wait for the other members: its answer
+/// now, or the receiver of the answer to come.
+#[must_use = "the member's answer is still to be sent"]
+pub enum Pending<T> {
+    Done(T),
+    Waiting {
+        group_id: String,
+        receiver: oneshot::Receiver<T>,
+    },
 }
 
 /// What DescribeGroups reports.
@@ -220,9 +236,12 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    pub async fn join(&self, group_id: &str, request: JoinRequest) -> JoinOutcome {
+    /// JoinGroup, first part: the member is registered with its group when this returns, so
+    /// requests the client sends after it see it; [`GroupCoordinator::joined`] then waits for
+    /// the rebalance to complete.
+    pub fn join(&self, group_id: &str, request: JoinRequest) -> Pending<JoinOutcome> {
         let member_id = request.member_id.clone();
-        let fail = |e| JoinOutcome::error(e, &member_id);
+        let fail = |e| Pending::Done(JoinOutcome::error(e, &member_id));
         if let Err(e) = self.check_group_id(group_id) {
             return fail(e);
         }
@@ -260,33 +279,68 @@ impl GroupCoordinator {
                 Instant::now(),
             )
         };
-        let outcome = receiver
-            .await
-            .unwrap_or_else(|_| fail(GroupError::CoordinatorNotAvailable));
-        self.persist_dirty(group_id).await;
-        outcome
+        Pending::Waiting {
+            group_id: group_id.to_string(),
+            receiver,
+        }
     }
 
-    pub async fn sync(
+    /// JoinGroup, second part: the member's answer once the rebalance completes.
+    pub async fn joined(&self, pending: Pending<JoinOutcome>) -> JoinOutcome {
+        let member_id = match &pending {
+            Pending::Done(outcome) => outcome.member_id.clone(),
+            Pending::Waiting { .. } => String::new(),
+        };
+        self.complete(pending, || {
+            JoinOutcome::error(GroupError::CoordinatorNotAvailable, &member_id)
+        })
+        .await
+    }
+
+    /// SyncGroup, first part: the leader's assignment is taken (or the member's wait begun)
+    /// when this returns; [`GroupCoordinator::synced`] waits for the member's assignment.
+    pub fn sync(
         &self,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
-    ) -> SyncOutcome {
-        let receiver = {
-            let mut groups = self.groups.lock();
-            let Some(group) = groups.get_mut(group_id) else {
-                return SyncOutcome::error(GroupError::UnknownMemberId);
-            };
-            group.sync(member_id, instance_id, generation, assignments)
+    ) -> Pending<SyncOutcome> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Pending::Done(SyncOutcome::error(GroupError::UnknownMemberId));
         };
-        let outcome = receiver
-            .await
-            .unwrap_or_else(|_| SyncOutcome::error(GroupError::CoordinatorNotAvailable));
-        self.persist_dirty(group_id).await;
-        outcome
+        Pending::Waiting {
+            group_id: group_id.to_string(),
+            receiver: group.sync(
+                member_id,
+                instance_id,
+                generation,
+                assignments,
+                Instant::now(),
+            ),
+        }
+    }
+
+    /// SyncGroup, second part: the member's assignment.
+    pub async fn synced(&self, pending: Pending<SyncOutcome>) -> SyncOutcome {
+        self.complete(pending, || {
+            SyncOutcome::error(GroupError::CoordinatorNotAvailable)
+        })
+        .await
+    }
+
+    /// Waits for a [`Pending`] answer, then persists the group if the answer changed it.
+    async fn complete<T>(&self, pending: Pending<T>, gone: impl FnOnce() -> T) -> T {
+        match pending {
+            Pending::Done(outcome) => outcome,
+            Pending::Waiting { group_id, receiver } => {
+                let outcome = receiver.await.unwrap_or_else(|_| gone());
+                self.persist_dirty(&group_id).await;
+                outcome
+            }
+        }
     }
 
     pub fn heartbeat(
@@ -369,98 +423,6 @@ impl GroupCoordinator {
         self.store.wait_durable(end).await
     }
 
-    /// OffsetCommit. `generation < 0` with an empty member id is a commit from outside the
-    /// group protocol (e.g. a consumer using assign()), allowed while the group has no members.
-    pub async fn commit_offsets(
-        &self,
-        group_id: &str,
-        generation: i32,
-        member_id: &str,
-        instance_id: Option<&str>,
-        commits: Vec<OffsetCommit>,
-        topic_exists: impl Fn(&str, i32) -> bool,
-    ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, CoreError> {
-        let group_check = self.check_group_id(group_id).and_then(|_| {
-            let mut groups = self.groups.lock();
-            match groups.get_mut(group_id) {
-                Some(group) if generation < 0 && member_id.is_empty() => {
-                    if group.members.is_empty() {
-                        Ok(())
-                    } else {
-                        // An outsider committing to a group with live members (Kafka's answer).
-                        Err(GroupError::UnknownMemberId)
-                    }
-                }
-                Some(group) => {
-                    group.validate_member(member_id, instance_id, generation)?;
-                    match group.state {
-                        // While members rejoin, the current generation may still commit: that is
-                        // how an eager consumer saves its progress in its revoke callback.
-                        // Once all rejoined and assignments are pending, commits would race them.
-                        GroupState::CompletingRebalance => Err(GroupError::RebalanceInProgress),
-                        _ => {
-                            if let Some(m) = group.members.get_mut(member_id) {
-                                m.last_heartbeat = Instant::now();
-                            }
-                            Ok(())
-                        }
-                    }
-                }
-                None if generation < 0 => Ok(()),
-                None => Err(GroupError::IllegalGeneration),
-            }
-        });
-        if let Err(e) = group_check {
-            return Ok(vec![Err(e); commits.len()]);
-        }
-        let now = crate::partition::now_ms();
-        let mut results = Vec::with_capacity(commits.len());
-        let mut changes = Vec::new();
-        for commit in commits {
-            let result = if commit
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.len() > self.config.offset_metadata_bytes_max)
-            {
-                Err(GroupError::OffsetMetadataTooLarge)
-            } else if !topic_exists(&commit.topic, commit.partition) {
-                Err(GroupError::UnknownTopicOrPartition)
-            } else {
-                changes.push(Change::Commit {
-                    group: group_id.to_string(),
-                    topic: commit.topic,
-                    partition: commit.partition,
-                    offset: CommittedOffset {
-                        offset: commit.offset,
-                        leader_epoch: commit.leader_epoch,
-                        metadata: commit.metadata,
-                        commit_timestamp_ms: now,
-                    },
-                });
-                Ok(())
-            };
-            results.push(result);
-        }
-        self.write(changes).await?;
-        Ok(results)
-    }
-
-    /// Committed offsets of a group: all of them, or the requested partitions.
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Vec<((String, i32), Option<CommittedOffset>)> {
-        let all = self.store.offsets(group_id);
-        match partitions {
-            None => all.into_iter().map(|(k, v)| (k, Some(v))).collect(),
-            Some(wanted) => wanted
-                .iter()
-                .map(|k| (k.clone(), all.get(k).cloned()))
-                .collect(),
-        }
-    }
-
     /// Every known group (with members, or only committed offsets): (id, protocol type, state),
     /// sorted, for ListGroups.
     pub fn group_ids(&self) -> Vec<(String, String, &'static str)> {
@@ -518,58 +480,6 @@ impl GroupCoordinator {
                 })
                 .collect(),
         })
-    }
-
-    /// DeleteGroups: only groups without members.
-    pub async fn delete_group(&self, group_id: &str) -> std::result::Result<(), GroupError> {
-        {
-            let mut groups = self.groups.lock();
-            match groups.get(group_id) {
-                Some(group) if !group.members.is_empty() => return Err(GroupError::NonEmptyGroup),
-                Some(_) => {
-                    groups.remove(group_id);
-                }
-                None if self
-                    .store
-                    .groups_with_offsets()
-                    .contains(&group_id.to_string()) => {}
-                None => return Err(GroupError::GroupIdNotFound),
-            }
-        }
-        self.write(vec![Change::DeleteGroup {
-            group: group_id.to_string(),
-        }])
-        .await
-        .map_err(|e| {
-            tracing::error!(group = group_id, error = %e, "deleting group failed");
-            GroupError::CoordinatorNotAvailable
-        })
-    }
-
-    /// OffsetDelete: drops committed offsets of partitions the group no longer consumes.
-    pub async fn delete_offsets(
-        &self,
-        group_id: &str,
-        partitions: &[(String, i32)],
-    ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, GroupError> {
-        let known = self.store.offsets(group_id);
-        if known.is_empty() && !self.groups.lock().contains_key(group_id) {
-            return Err(GroupError::GroupIdNotFound);
-        }
-        let changes = partitions
-            .iter()
-            .filter(|k| known.contains_key(*k))
-            .map(|(topic, partition)| Change::DeleteOffset {
-                group: group_id.to_string(),
-                topic: topic.clone(),
-                partition: *partition,
-            })
-            .collect();
-        self.write(changes).await.map_err(|e| {
-            tracing::error!(group = group_id, error = %e, "deleting offsets failed");
-            GroupError::CoordinatorNotAvailable
-        })?;
-        Ok(partitions.iter().map(|_| Ok(())).collect())
     }
 
     pub fn close(&self) -> Result<()> {

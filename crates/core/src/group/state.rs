@@ -307,11 +307,11 @@ impl Group {
         let deadline_passed = self.rebalance_deadline.is_none_or(|d| now >= d);
         let delay_over = self.initial_delay_until.is_none_or(|d| now >= d);
         if deadline_passed || (all_joined && delay_over) {
-            self.complete_join();
+            self.complete_join(now);
         }
     }
 
-    fn complete_join(&mut self) {
+    fn complete_join(&mut self, now: Instant) {
         // Members that did not rejoin in time are out.
         let gone: Vec<String> = self
             .members
@@ -344,7 +344,12 @@ impl Group {
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
             let outcome = self.join_outcome_for(&id);
-            if let Some(waiter) = self.members.get_mut(&id).and_then(|m| m.join_waiter.take()) {
+            let Some(member) = self.members.get_mut(&id) else {
+                continue;
+            };
+            if let Some(waiter) = member.join_waiter.take() {
+                // Kafka restarts a member's session when its JoinGroup is answered.
+                member.last_heartbeat = now;
                 let _ = waiter.send(outcome);
             }
         }
@@ -456,11 +461,16 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
+        now: Instant,
     ) -> oneshot::Receiver<SyncOutcome> {
         let (tx, rx) = oneshot::channel();
         if let Err(e) = self.validate_member(member_id, instance_id, generation) {
             let _ = tx.send(SyncOutcome::error(e));
             return rx;
+        }
+        // A SyncGroup counts as a heartbeat, and so does its answer (below).
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_heartbeat = now;
         }
         match self.state {
             GroupState::Empty => {
@@ -488,9 +498,11 @@ impl Group {
                     let ids: Vec<String> = self.members.keys().cloned().collect();
                     for id in ids {
                         let outcome = self.sync_outcome_for(&id);
-                        if let Some(waiter) =
-                            self.members.get_mut(&id).and_then(|m| m.sync_waiter.take())
-                        {
+                        let Some(member) = self.members.get_mut(&id) else {
+                            continue;
+                        };
+                        if let Some(waiter) = member.sync_waiter.take() {
+                            member.last_heartbeat = now;
                             let _ = waiter.send(outcome);
                         }
                     }

@@ -35,7 +35,7 @@ fn stable_pair(now: Instant) -> (Group, String, String) {
     assert_eq!(ja.members.len(), 2, "the leader sees every subscription");
     assert!(jb.members.is_empty());
     assert_eq!(g.state, GroupState::CompletingRebalance);
-    let mut sb = g.sync("b", None, 1, vec![]);
+    let mut sb = g.sync("b", None, 1, vec![], now);
     assert!(sb.try_recv().is_err(), "a follower waits for the leader");
     let mut sa = g.sync(
         "a",
@@ -45,6 +45,7 @@ fn stable_pair(now: Instant) -> (Group, String, String) {
             ("a".into(), Bytes::from_static(b"A")),
             ("b".into(), Bytes::from_static(b"B")),
         ],
+        now,
     );
     assert_eq!(sa.try_recv().unwrap().assignment, Bytes::from_static(b"A"));
     assert_eq!(sb.try_recv().unwrap().assignment, Bytes::from_static(b"B"));
@@ -179,6 +180,7 @@ fn a_restarted_static_member_keeps_its_assignment_without_a_rebalance() {
         Some("i1"),
         1,
         vec![("a1".into(), Bytes::from_static(b"P"))],
+        now,
     );
     assert_eq!(s.try_recv().unwrap().assignment, Bytes::from_static(b"P"));
     // The process restarts: a new member id, the same instance id.

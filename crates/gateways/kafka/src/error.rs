@@ -59,6 +59,7 @@ pub fn group_code(error: porter_core::group::GroupError) -> ResponseError {
         G::FencedInstanceId => ResponseError::FencedInstanceId,
         G::GroupIdNotFound => ResponseError::GroupIdNotFound,
         G::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        G::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         G::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
         G::InvalidGroupId => ResponseError::InvalidGroupId,
         G::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,

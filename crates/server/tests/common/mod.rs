@@ -408,6 +408,19 @@ impl Client {
         Ok(Bytes::from(body))
     }
 
+    /// Reads and decodes the next response, of a request of type `R` sent earlier (pipelined);
+    /// returns its correlation id with it.
+    pub fn read_response<R: Request>(&mut self, version: i16) -> (i32, R::Response) {
+        let mut body = self
+            .read_frame()
+            .unwrap_or_else(|e| panic!("reading response to api {} v{version}: {e}", R::KEY));
+        let header_version = R::Response::header_version(version);
+        let header =
+            kafka_protocol::messages::ResponseHeader::decode(&mut body, header_version).unwrap();
+        let response = R::Response::decode(&mut body, version).expect("decoding response");
+        (header.correlation_id, response)
+    }
+
     /// Sends a request and decodes its response, checking the correlation id.
     pub fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
         let frame = self.frame(version, request);

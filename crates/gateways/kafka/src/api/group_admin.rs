@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -14,9 +15,11 @@ use kafka_protocol::messages::{
     ListGroupsRequest, ListGroupsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use porter_core::group::GroupError;
 
-use super::Context;
+use super::{Context, Pending};
 use crate::error::group_code;
+use crate::frame::ResponseKind;
 
 /// FindCoordinator's key types.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -129,18 +132,34 @@ pub fn describe(
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub async fn delete(ctx: &Arc<Context>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let mut results = Vec::with_capacity(request.groups_names.len());
+/// DeleteGroups: each group is deleted in the ordered stage; the returned [`Pending`] waits
+/// until the deletions are durable.
+pub async fn delete(ctx: &Arc<Context>, request: DeleteGroupsRequest) -> Pending {
+    let mut deleted = Vec::with_capacity(request.groups_names.len());
     for id in request.groups_names {
-        let code = match ctx.broker.groups().delete_group(&id.0).await {
-            Ok(()) => 0,
-            Err(e) => group_code(e).code(),
-        };
-        results.push(
-            DeletableGroupResult::default()
-                .with_group_id(id)
-                .with_error_code(code),
-        );
+        let written = ctx.broker.groups().delete_group(&id.0).await;
+        deleted.push((id, written));
     }
-    DeleteGroupsResponse::default().with_results(results)
+    let ctx = ctx.clone();
+    async move {
+        let mut results = Vec::with_capacity(deleted.len());
+        for (id, written) in deleted {
+            let result = match written {
+                Ok(written) => ctx.broker.groups().durable(written).await.map_err(|e| {
+                    tracing::error!(group = %id.0, error = %e, "deleting group failed");
+                    GroupError::CoordinatorNotAvailable
+                }),
+                Err(e) => Err(e),
+            };
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id)
+                    .with_error_code(result.err().map_or(0, |e| group_code(e).code())),
+            );
+        }
+        Some(ResponseKind::DeleteGroups(
+            DeleteGroupsResponse::default().with_results(results),
+        ))
+    }
+    .boxed()
 }

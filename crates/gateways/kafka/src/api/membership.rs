@@ -1,11 +1,13 @@
 //! JoinGroup, SyncGroup, Heartbeat, LeaveGroup: Kafka's classic rebalance protocol, decoded and
-//! handed to the core's group coordinator. Join and Sync may wait (for the other members, for
-//! the leader's assignment): they run as pending futures while the connection goes on.
+//! handed to the core's group coordinator. Join and Sync take effect at once and may then wait
+//! (for the other members, for the leader's assignment) as pending futures while the connection
+//! goes on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
@@ -13,22 +15,25 @@ use kafka_protocol::messages::{
     LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use porter_core::group::JoinRequest;
+use porter_core::group::{JoinOutcome, JoinRequest};
 
-use super::Context;
+use super::{Context, Pending};
 use crate::error::group_code;
+use crate::frame::ResponseKind;
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-pub async fn join(
+/// JoinGroup: the member joins in the ordered stage; the returned [`Pending`] waits for the
+/// rebalance.
+pub fn join(
     ctx: &Arc<Context>,
     request: JoinGroupRequest,
     version: i16,
     client_id: String,
     peer: SocketAddr,
-) -> JoinGroupResponse {
+) -> Pending {
     // v0 had no rebalance timeout: it equals the session timeout.
     let rebalance_timeout_ms = if version >= 1 {
         request.rebalance_timeout_ms
@@ -50,7 +55,16 @@ pub async fn join(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let outcome = ctx.broker.groups().join(&request.group_id.0, join).await;
+    let joining = ctx.broker.groups().join(&request.group_id.0, join);
+    let ctx = ctx.clone();
+    async move {
+        let outcome = ctx.broker.groups().joined(joining).await;
+        Some(ResponseKind::JoinGroup(join_response(outcome, version)))
+    }
+    .boxed()
+}
+
+fn join_response(outcome: JoinOutcome, version: i16) -> JoinGroupResponse {
     let members = outcome
         .members
         .into_iter()
@@ -77,36 +91,35 @@ pub async fn join(
     response
 }
 
-pub async fn sync(
-    ctx: &Arc<Context>,
-    request: SyncGroupRequest,
-    version: i16,
-) -> SyncGroupResponse {
+/// SyncGroup: the assignment is taken in the ordered stage; the returned [`Pending`] waits for
+/// the leader's.
+pub fn sync(ctx: &Arc<Context>, request: SyncGroupRequest, version: i16) -> Pending {
     let assignments = request
         .assignments
         .into_iter()
         .map(|a| (a.member_id.to_string(), a.assignment))
         .collect();
     let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
-    let outcome = ctx
-        .broker
-        .groups()
-        .sync(
-            &request.group_id.0,
-            &request.member_id,
-            instance_id.as_deref(),
-            request.generation_id,
-            assignments,
-        )
-        .await;
-    let mut response = SyncGroupResponse::default()
-        .with_error_code(outcome.error.map_or(0, |e| group_code(e).code()))
-        .with_assignment(outcome.assignment);
-    if version >= 5 {
-        response.protocol_type = outcome.protocol_type.map(|s| text(&s));
-        response.protocol_name = outcome.protocol.map(|s| text(&s));
+    let syncing = ctx.broker.groups().sync(
+        &request.group_id.0,
+        &request.member_id,
+        instance_id.as_deref(),
+        request.generation_id,
+        assignments,
+    );
+    let ctx = ctx.clone();
+    async move {
+        let outcome = ctx.broker.groups().synced(syncing).await;
+        let mut response = SyncGroupResponse::default()
+            .with_error_code(outcome.error.map_or(0, |e| group_code(e).code()))
+            .with_assignment(outcome.assignment);
+        if version >= 5 {
+            response.protocol_type = outcome.protocol_type.map(|s| text(&s));
+            response.protocol_name = outcome.protocol.map(|s| text(&s));
+        }
+        Some(ResponseKind::SyncGroup(response))
     }
-    response
+    .boxed()
 }
 
 pub fn heartbeat(ctx: &Arc<Context>, request: HeartbeatRequest) -> HeartbeatResponse {

@@ -1,11 +1,14 @@
 //! One module per Kafka API. [`handle`] routes a decoded request; each handler calls the core and
 //! builds the response. Handlers never see sockets, so they are testable on their own.
 //!
-//! Ordering: Kafka clients pipeline requests and expect responses in order, and a produce must
-//! be appended before the next request on the connection is looked at. So [`handle`] is split in
-//! two stages: the `async fn` itself does the ordered part (a produce's append) and returns a
-//! [`Pending`] future for the part that may overlap later requests (waiting for fsync, a fetch's
-//! long poll). The connection runs pendings concurrently and writes their responses in order.
+//! Ordering: Kafka clients pipeline requests and expect responses in order; Kafka itself reads
+//! a connection's next request only once the previous one is answered, so every effect happens
+//! in the order the client sent it. Porter keeps that order while overlapping the waits: the
+//! `async fn` [`handle`] does the ordered part — everything that changes state (a produce's
+//! append, an offset commit, a member joining, any admin change) — and returns a [`Pending`]
+//! future for the part that only waits (fsync, a fetch's long poll, the other members of a
+//! rebalance). The connection runs pendings concurrently and writes their responses in order.
+//! A handler that changes state therefore never runs whole in [`Pending`]; read-only ones may.
 
 pub mod alter_configs;
 pub mod api_versions;
@@ -69,75 +72,50 @@ pub fn duplicated<K: std::hash::Hash + Eq>(keys: impl IntoIterator<Item = K>) ->
 pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> Pending {
     let version = request.version;
     let ready = |response: ResponseKind| async move { Some(response) }.boxed();
-    // Runs a handler as the concurrent stage.
+    // Runs a read-only handler as the concurrent stage.
     macro_rules! later {
         ($kind:ident, |$c:ident| $body:expr) => {{
             let $c = ctx.clone();
             async move { Some(ResponseKind::$kind($body)) }.boxed()
         }};
     }
+    // Runs a handler that changes state whole in the ordered stage.
+    macro_rules! ordered {
+        ($kind:ident, $body:expr) => {
+            ready(ResponseKind::$kind($body))
+        };
+    }
     match request.body {
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
-        RequestKind::Metadata(req) => {
-            let ctx = ctx.clone();
-            async move {
-                Some(ResponseKind::Metadata(
-                    metadata::handle(&ctx, req, version).await,
-                ))
-            }
-            .boxed()
-        }
+        // Metadata may auto-create topics: ordered.
+        RequestKind::Metadata(req) => ordered!(Metadata, metadata::handle(ctx, req, version).await),
         RequestKind::Produce(req) => produce::handle(ctx, req, version).await,
-        RequestKind::Fetch(req) => {
-            let ctx = ctx.clone();
-            async move { Some(ResponseKind::Fetch(fetch::handle(&ctx, req, version).await)) }
-                .boxed()
-        }
+        RequestKind::Fetch(req) => later!(Fetch, |c| fetch::handle(&c, req, version).await),
         RequestKind::ListOffsets(req) => {
-            let ctx = ctx.clone();
-            async move {
-                Some(ResponseKind::ListOffsets(
-                    list_offsets::handle(&ctx, req).await,
-                ))
-            }
-            .boxed()
+            later!(ListOffsets, |c| list_offsets::handle(&c, req).await)
         }
         RequestKind::CreateTopics(req) => {
-            let ctx = ctx.clone();
-            async move {
-                Some(ResponseKind::CreateTopics(
-                    create_topics::handle(&ctx, req, version).await,
-                ))
-            }
-            .boxed()
+            ordered!(CreateTopics, create_topics::handle(ctx, req, version).await)
         }
         RequestKind::DeleteTopics(req) => {
-            let ctx = ctx.clone();
-            async move {
-                Some(ResponseKind::DeleteTopics(
-                    delete_topics::handle(&ctx, req, version).await,
-                ))
-            }
-            .boxed()
+            ordered!(DeleteTopics, delete_topics::handle(ctx, req, version).await)
         }
         RequestKind::CreatePartitions(req) => {
-            later!(CreatePartitions, |c| create_partitions::handle(&c, req)
-                .await)
+            ordered!(CreatePartitions, create_partitions::handle(ctx, req).await)
         }
         RequestKind::DeleteRecords(req) => {
-            later!(DeleteRecords, |c| delete_records::handle(&c, req).await)
+            ordered!(DeleteRecords, delete_records::handle(ctx, req).await)
         }
         RequestKind::DescribeConfigs(req) => ready(ResponseKind::DescribeConfigs(
             describe_configs::handle(ctx, req),
         )),
         RequestKind::AlterConfigs(req) => {
-            later!(AlterConfigs, |c| alter_configs::handle(&c, req).await)
+            ordered!(AlterConfigs, alter_configs::handle(ctx, req).await)
         }
-        RequestKind::IncrementalAlterConfigs(req) => {
-            later!(IncrementalAlterConfigs, |c| {
-                incremental_alter_configs::handle(&c, req).await
-            })
-        }
+        RequestKind::IncrementalAlterConfigs(req) => ordered!(
+            IncrementalAlterConfigs,
+            incremental_alter_configs::handle(ctx, req).await
+        ),
         RequestKind::DescribeCluster(req) => ready(ResponseKind::DescribeCluster(
             describe_cluster::handle(ctx, req, version),
         )),
@@ -154,27 +132,20 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> P
                 .as_ref()
                 .map(|s| s.to_string())
                 .unwrap_or_default();
-            later!(JoinGroup, |c| membership::join(
-                &c, req, version, client_id, peer
-            )
-            .await)
+            membership::join(ctx, req, version, client_id, peer)
         }
-        RequestKind::SyncGroup(req) => {
-            later!(SyncGroup, |c| membership::sync(&c, req, version).await)
-        }
+        RequestKind::SyncGroup(req) => membership::sync(ctx, req, version),
         RequestKind::Heartbeat(req) => {
             ready(ResponseKind::Heartbeat(membership::heartbeat(ctx, req)))
         }
         RequestKind::LeaveGroup(req) => {
-            later!(LeaveGroup, |c| membership::leave(&c, req, version).await)
+            ordered!(LeaveGroup, membership::leave(ctx, req, version).await)
         }
-        RequestKind::OffsetCommit(req) => {
-            later!(OffsetCommit, |c| offsets::commit(&c, req, version).await)
-        }
+        RequestKind::OffsetCommit(req) => offsets::commit(ctx, req).await,
         RequestKind::OffsetFetch(req) => {
             ready(ResponseKind::OffsetFetch(offsets::fetch(ctx, req, version)))
         }
-        RequestKind::OffsetDelete(req) => later!(OffsetDelete, |c| offsets::delete(&c, req).await),
+        RequestKind::OffsetDelete(req) => offsets::delete(ctx, req).await,
         RequestKind::ListGroups(req) => ready(ResponseKind::ListGroups(group_admin::list(
             ctx, req, version,
         ))),
@@ -185,10 +156,8 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> P
             describe_producers::handle(ctx, req),
         )),
         RequestKind::InitProducerId(req) => {
-            later!(InitProducerId, |c| init_producer_id::handle(&c, req).await)
+            ordered!(InitProducerId, init_producer_id::handle(ctx, req).await)
         }
-        RequestKind::DeleteGroups(req) => {
-            later!(DeleteGroups, |c| group_admin::delete(&c, req).await)
-        }
+        RequestKind::DeleteGroups(req) => group_admin::delete(ctx, req).await,
     }
 }

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use bytes::{Buf, Bytes};
+use futures::FutureExt;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -13,20 +15,19 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
-    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    ConsumerProtocolSubscription, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
-use porter_core::group::{CommittedOffset, OffsetCommit};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use porter_core::group::{CommittedOffset, GroupError, OffsetCommit};
 
-use super::Context;
+use super::{Context, Pending};
 use crate::error::{error_code, group_code};
+use crate::frame::ResponseKind;
 
-pub async fn commit(
-    ctx: &Arc<Context>,
-    request: OffsetCommitRequest,
-    _version: i16,
-) -> OffsetCommitResponse {
+/// OffsetCommit: applied in the ordered stage (a pipelined later commit must win), made
+/// durable in the returned [`Pending`].
+pub async fn commit(ctx: &Arc<Context>, request: OffsetCommitRequest) -> Pending {
     let commits: Vec<OffsetCommit> = request
         .topics
         .iter()
@@ -42,7 +43,7 @@ pub async fn commit(
         .collect();
     let instance_id = request.group_instance_id.as_ref().map(|s| s.to_string());
     let broker = ctx.broker.clone();
-    let results = ctx
+    let written = ctx
         .broker
         .groups()
         .commit_offsets(
@@ -54,37 +55,47 @@ pub async fn commit(
             |topic, partition| broker.partition(topic, partition).is_ok(),
         )
         .await;
-    let codes: Vec<i16> = match results {
-        Ok(results) => results
+    let ctx = ctx.clone();
+    async move {
+        let results = match written {
+            Ok(written) => ctx.broker.groups().durable(written).await,
+            Err(e) => Err(e),
+        };
+        let codes: Vec<i16> = match results {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| r.err().map_or(0, |e| group_code(e).code()))
+                .collect(),
+            Err(e) => {
+                tracing::error!(group = %request.group_id.0, error = %e, "offset commit failed");
+                let code = error_code(&e).code();
+                vec![code; request.topics.iter().map(|t| t.partitions.len()).sum()]
+            }
+        };
+        let mut codes = codes.into_iter();
+        let topics = request
+            .topics
             .into_iter()
-            .map(|r| r.err().map_or(0, |e| group_code(e).code()))
-            .collect(),
-        Err(e) => {
-            tracing::error!(group = %request.group_id.0, error = %e, "offset commit failed");
-            let code = error_code(&e).code();
-            vec![code; request.topics.iter().map(|t| t.partitions.len()).sum()]
-        }
-    };
-    let mut codes = codes.into_iter();
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(codes.next().unwrap_or(0))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    OffsetCommitResponse::default().with_topics(topics)
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(codes.next().unwrap_or(0))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        Some(ResponseKind::OffsetCommit(
+            OffsetCommitResponse::default().with_topics(topics),
+        ))
+    }
+    .boxed()
 }
 
 /// One group's requested offsets: (topic, [(partition, committed)]).
@@ -181,7 +192,8 @@ pub fn fetch(ctx: &Arc<Context>, request: OffsetFetchRequest, version: i16) -> O
     OffsetFetchResponse::default().with_topics(topics)
 }
 
-pub async fn delete(ctx: &Arc<Context>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+/// OffsetDelete: applied in the ordered stage, made durable in the returned [`Pending`].
+pub async fn delete(ctx: &Arc<Context>, request: OffsetDeleteRequest) -> Pending {
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
@@ -191,31 +203,71 @@ pub async fn delete(ctx: &Arc<Context>, request: OffsetDeleteRequest) -> OffsetD
                 .map(|p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    match ctx
+    let written = ctx
         .broker
         .groups()
-        .delete_offsets(&request.group_id.0, &partitions)
-        .await
-    {
-        Err(e) => OffsetDeleteResponse::default().with_error_code(group_code(e).code()),
-        Ok(_) => OffsetDeleteResponse::default().with_topics(
-            request
-                .topics
-                .into_iter()
-                .map(|t| {
-                    OffsetDeleteResponseTopic::default()
-                        .with_name(t.name)
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    OffsetDeleteResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        ),
+        .delete_offsets(&request.group_id.0, &partitions, &subscribed_topics)
+        .await;
+    let ctx = ctx.clone();
+    async move {
+        let results = match written {
+            Ok(written) => ctx.broker.groups().durable(written).await.map_err(|e| {
+                tracing::error!(group = %request.group_id.0, error = %e, "offset delete failed");
+                GroupError::CoordinatorNotAvailable
+            }),
+            Err(e) => Err(e),
+        };
+        let response = match results {
+            Err(e) => OffsetDeleteResponse::default().with_error_code(group_code(e).code()),
+            Ok(results) => {
+                let mut codes = results
+                    .into_iter()
+                    .map(|r| r.err().map_or(0, |e| group_code(e).code()));
+                OffsetDeleteResponse::default().with_topics(
+                    request
+                        .topics
+                        .into_iter()
+                        .map(|t| {
+                            OffsetDeleteResponseTopic::default()
+                                .with_name(t.name)
+                                .with_partitions(
+                                    t.partitions
+                                        .iter()
+                                        .map(|p| {
+                                            OffsetDeleteResponsePartition::default()
+                                                .with_partition_index(p.partition_index)
+                                                .with_error_code(codes.next().unwrap_or(0))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                )
+            }
+        };
+        Some(ResponseKind::OffsetDelete(response))
     }
+    .boxed()
+}
+
+/// The topics of a Kafka consumer's subscription (ConsumerProtocolSubscription, the metadata a
+/// consumer joins its group with); None if it isn't one.
+fn subscribed_topics(metadata: &Bytes) -> Option<Vec<String>> {
+    if metadata.len() < 2 {
+        return None;
+    }
+    let mut buf = metadata.clone();
+    // Newer versions only add fields: read them as the newest this codec knows (Kafka's rule).
+    let version = buf.get_i16();
+    if version < 0 {
+        return None;
+    }
+    let subscription = ConsumerProtocolSubscription::decode(&mut buf, version.min(3)).ok()?;
+    Some(
+        subscription
+            .topics
+            .into_iter()
+            .map(|t| t.to_string())
+            .collect(),
+    )
 }
