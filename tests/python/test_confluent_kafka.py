@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import OFFSET_END, TopicPartition
+from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
 
 from kafka_helpers import (
     REQUEST_S_MAX,
@@ -116,3 +116,25 @@ def test_list_offsets_by_timestamp_and_watermarks(porter):
 
     received = consume_exactly(porter.bootstrap, topic, {0: 5})
     assert [r.timestamp_ms for r in received[0]] == [t0 + 1000 * k for k in range(5)]
+
+
+def test_compacted_topic_refuses_records_without_a_key(porter):
+    """Kafka refuses a batch holding a keyless record on a compacted topic with INVALID_RECORD:
+    compaction keeps the latest record per key, so a keyless one could never be kept. The keyed
+    records of other batches go in."""
+    topic = "compacted-needs-keys"
+    create_topic(porter.bootstrap, topic, 1, {"cleanup.policy": "compact"})
+    producer = make_producer(porter.bootstrap, **{"linger.ms": 0, "retries": 0})
+    outcomes = {}
+
+    def record(err, msg):
+        outcomes[msg.value()] = err
+
+    producer.produce(topic, key=b"k", value=b"keyed", on_delivery=record)
+    producer.flush(REQUEST_S_MAX)
+    producer.produce(topic, value=b"keyless", on_delivery=record)
+    producer.flush(REQUEST_S_MAX)
+    assert outcomes[b"keyed"] is None
+    error = outcomes[b"keyless"]
+    assert error is not None and error.code() == KafkaError.INVALID_RECORD, error
+    assert watermarks(porter.bootstrap, topic, 0) == (0, 1)

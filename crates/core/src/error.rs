@@ -90,6 +90,14 @@ pub enum CoreError {
     /// A record batch or stored record that fails its checks.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// Records without a key sent to a compacted topic (their positions in the batch): the
+    /// log keeps the latest record per key, so a keyless one has nothing to be kept by.
+    #[error("compacted topic {topic:?} cannot accept records without a key (partition {partition}, records {records:?} of the batch)")]
+    KeylessRecords {
+        topic: String,
+        partition: i32,
+        records: Vec<i32>,
+    },
     /// The log or queue was closed (deleted, or the broker is stopping) under the caller.
     #[error("closed")]
     Closed,
@@ -134,7 +142,8 @@ impl CoreError {
             CoreError::TopicExists(_) => K::AlreadyExists,
             CoreError::InvalidTopicName { .. }
             | CoreError::InvalidPartitions(_)
-            | CoreError::InvalidConfig { .. } => K::Invalid,
+            | CoreError::InvalidConfig { .. }
+            | CoreError::KeylessRecords { .. } => K::Invalid,
             CoreError::LimitExceeded(_) | CoreError::Precondition(_) => K::Precondition,
             CoreError::Locked(_) => K::Locked,
             CoreError::Forbidden(_) => K::Forbidden,

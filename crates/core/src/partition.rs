@@ -97,6 +97,16 @@ impl Partition {
     /// order: a retry of a batch already in the log returns the original offsets without
     /// writing again.
     pub async fn append(&self, records: Bytes) -> Result<Appended> {
+        if self.log.config().cleanup_policy.compacts() {
+            let keyless = porter_storage::records::keyless_records(&records)?;
+            if !keyless.is_empty() {
+                return Err(CoreError::KeylessRecords {
+                    topic: self.topic().to_string(),
+                    partition: self.index(),
+                    records: keyless,
+                });
+            }
+        }
         let producers = self.producers.clone();
         self.writer
             .write(move |log| {

@@ -82,6 +82,23 @@ pub fn decode_batches(mut bytes: Bytes) -> Result<Vec<LogRecord>, StorageError> 
         .collect())
 }
 
+/// The positions of the records in `bytes` that have no key (counted across its batches: a
+/// Kafka produce carries one batch per partition, so this is the position in the batch): a
+/// compacted log keeps the latest record per key, so it can't take a record without one.
+/// Decompresses as needed; control records don't count.
+pub fn keyless_records(bytes: &Bytes) -> Result<Vec<i32>, StorageError> {
+    let mut bytes = bytes.clone();
+    let sets = RecordBatchDecoder::decode_all(&mut bytes)
+        .map_err(|e| StorageError::CorruptBatch(format!("decoding records: {e}")))?;
+    Ok(sets
+        .into_iter()
+        .flat_map(|set| set.records)
+        .enumerate()
+        .filter(|(_, r)| !r.control && r.key.is_none())
+        .map(|(index, _)| index as i32)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +123,23 @@ mod tests {
         let bytes = encode_batch(&records).unwrap();
         crate::record_batch::validate(&bytes, u32::MAX).unwrap();
         assert_eq!(decode_batches(bytes).unwrap(), records);
+    }
+
+    #[test]
+    fn keyless_records_are_found_by_position() {
+        let keyed = |k: &'static [u8]| LogRecord {
+            key: Some(Bytes::from_static(k)),
+            ..LogRecord::default()
+        };
+        let records = vec![
+            keyed(b"a"),
+            LogRecord::default(),
+            keyed(b"c"),
+            LogRecord::default(),
+        ];
+        let bytes = encode_batch(&records).unwrap();
+        assert_eq!(keyless_records(&bytes).unwrap(), vec![1, 3]);
+        let bytes = encode_batch(&[keyed(b"a")]).unwrap();
+        assert!(keyless_records(&bytes).unwrap().is_empty());
     }
 }

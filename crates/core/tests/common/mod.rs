@@ -13,13 +13,15 @@ pub fn config(dir: &std::path::Path) -> BrokerConfig {
     }
 }
 
-/// One uncompressed batch with these values.
+/// One uncompressed batch with these values, each keyed by its value (a compacted topic
+/// refuses records without a key).
 pub fn batch(values: &[&str]) -> Bytes {
     let records: Vec<LogRecord> = values
         .iter()
         .enumerate()
         .map(|(i, v)| LogRecord {
             timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::copy_from_slice(v.as_bytes())),
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
             ..LogRecord::default()
         })

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::select_all;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
@@ -55,7 +56,7 @@ pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> 
             .iter()
             .filter_map(|w| w.found.as_ref().ok().map(|p| p.subscribe()))
             .collect();
-        let (partitions, bytes) = read_all(&wanted, max_bytes, version).await;
+        let (partitions, bytes) = read_all(ctx, &wanted, max_bytes, version).await;
         let now = Instant::now();
         if bytes >= min_bytes || now >= deadline || watches.is_empty() {
             return build_response(&request, partitions);
@@ -63,15 +64,17 @@ pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> 
         let changed = select_all(watches.iter_mut().map(|w| w.changed().boxed()));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: answer with what there is (read again: data may have come meanwhile).
-            let (partitions, _) = read_all(&wanted, max_bytes, version).await;
+            let (partitions, _) = read_all(ctx, &wanted, max_bytes, version).await;
             return build_response(&request, partitions);
         }
     }
 }
 
-/// Reads every wanted partition within the request's byte budget. The first non-empty partition
-/// always gets at least one whole batch, even if larger than the budget (KIP-74).
+/// Reads every wanted partition within the request's byte budget. Only the first non-empty
+/// partition may exceed its limits, by its first batch alone (KIP-74): a consumer sized for
+/// `fetch.max.bytes` must be able to take every response.
 async fn read_all(
+    ctx: &Context,
     wanted: &[Wanted],
     max_bytes: usize,
     version: i16,
@@ -109,7 +112,10 @@ async fn read_all(
                             .with_high_watermark(hwm)
                             .with_last_stable_offset(hwm)
                             .with_log_start_offset(partition.log_start_offset());
-                        if let Some(slice) = slice {
+                        if let Some(mut slice) = slice {
+                            if total > 0 {
+                                slice.bytes = whole_batches_within(slice.bytes, budget);
+                            }
                             total += slice.bytes.len();
                             data = data
                                 .with_high_watermark(slice.high_watermark)
@@ -119,12 +125,25 @@ async fn read_all(
                         }
                     }
                     Err(e) => {
-                        if !matches!(e, CoreError::OffsetOutOfRange { .. }) {
-                            tracing::error!(topic = partition.topic(), partition = w.partition, error = %e, "fetch read failed");
-                        }
+                        let code = match e {
+                            CoreError::OffsetOutOfRange { .. } => error_code(&e),
+                            // The topic was deleted while the fetch waited: an ordinary race.
+                            CoreError::Closed if ctx.broker.topic(partition.topic()).is_none() => {
+                                tracing::debug!(
+                                    topic = partition.topic(),
+                                    partition = w.partition,
+                                    "topic deleted during a fetch"
+                                );
+                                ResponseError::UnknownTopicOrPartition
+                            }
+                            _ => {
+                                tracing::error!(topic = partition.topic(), partition = w.partition, error = %e, "fetch read failed");
+                                error_code(&e)
+                            }
+                        };
                         let hwm = partition.high_watermark();
                         data = data
-                            .with_error_code(error_code(&e).code())
+                            .with_error_code(code.code())
                             .with_high_watermark(hwm)
                             .with_last_stable_offset(hwm)
                             .with_log_start_offset(partition.log_start_offset());
@@ -157,4 +176,45 @@ fn build_response(
         responses[topic_index].partitions.push(data);
     }
     FetchResponse::default().with_responses(responses)
+}
+
+/// The leading whole record batches of `bytes` that fit in `budget` bytes. A batch starts with
+/// its base offset (8 bytes) and its length after that field (4 bytes).
+fn whole_batches_within(bytes: Bytes, budget: usize) -> Bytes {
+    const HEADER: usize = 12;
+    let mut end = 0;
+    while bytes.len() - end >= HEADER {
+        let length =
+            i32::from_be_bytes(bytes[end + 8..end + HEADER].try_into().unwrap_or_default());
+        let next = end + HEADER + length.max(0) as usize;
+        if next > budget || next > bytes.len() {
+            break;
+        }
+        end = next;
+    }
+    bytes.slice(..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(payload: usize) -> Vec<u8> {
+        let mut b = vec![0u8; 8];
+        b.extend_from_slice(&(payload as i32).to_be_bytes());
+        b.extend(std::iter::repeat_n(7u8, payload));
+        b
+    }
+
+    #[test]
+    fn only_whole_batches_within_the_budget_are_kept() {
+        let bytes: Vec<u8> = [batch(100), batch(100), batch(100)].concat();
+        let bytes = Bytes::from(bytes);
+        assert_eq!(whole_batches_within(bytes.clone(), 111).len(), 0);
+        assert_eq!(whole_batches_within(bytes.clone(), 112).len(), 112);
+        assert_eq!(whole_batches_within(bytes.clone(), 300).len(), 224);
+        assert_eq!(whole_batches_within(bytes.clone(), 10_000).len(), 336);
+        // A truncated last batch is never returned.
+        assert_eq!(whole_batches_within(bytes.slice(..300), 10_000).len(), 224);
+    }
 }

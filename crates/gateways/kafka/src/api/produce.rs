@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::frame::ResponseKind;
@@ -19,7 +21,47 @@ use crate::error::error_code;
 /// One partition's outcome after the ordered stage.
 struct PartitionAppend {
     index: i32,
-    result: Result<(Arc<Partition>, Appended), ResponseError>,
+    result: Result<(Arc<Partition>, Appended), Refused>,
+}
+
+/// Why a partition's batch was not appended, as the response says it.
+struct Refused {
+    code: ResponseError,
+    message: String,
+    /// Produce v8+: the positions in the batch of the records that caused the refusal, and
+    /// what is wrong with each.
+    records: Vec<i32>,
+    record_message: &'static str,
+}
+
+impl From<ResponseError> for Refused {
+    fn from(code: ResponseError) -> Self {
+        Refused {
+            code,
+            message: code.to_string(),
+            records: Vec::new(),
+            record_message: "",
+        }
+    }
+}
+
+impl From<&CoreError> for Refused {
+    fn from(error: &CoreError) -> Self {
+        match error {
+            CoreError::KeylessRecords { records, .. } => Refused {
+                code: ResponseError::InvalidRecord,
+                message: error.to_string(),
+                records: records.clone(),
+                record_message: "a compacted topic cannot accept a record without a key",
+            },
+            other => Refused {
+                code: error_code(other),
+                message: other.to_string(),
+                records: Vec::new(),
+                record_message: "",
+            },
+        }
+    }
 }
 
 pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -> Pending {
@@ -46,17 +88,19 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let result = async {
-                let handle = handle.as_ref().map_err(error_code)?;
+                let handle = handle.as_ref().map_err(Refused::from)?;
                 let partition = ctx
                     .broker
                     .partition(&handle.topic.name, data.index)
-                    .map_err(|e| error_code(&e))?;
-                let records = data.records.ok_or(ResponseError::CorruptMessage)?;
+                    .map_err(|e| Refused::from(&e))?;
+                let records = data
+                    .records
+                    .ok_or(Refused::from(ResponseError::CorruptMessage))?;
                 match partition.append(records).await {
                     Ok(info) => Ok((partition, info)),
                     Err(e) => {
                         log_append_error(&name, data.index, &e);
-                        Err(error_code(&e))
+                        Err(Refused::from(&e))
                     }
                 }
             }
@@ -101,8 +145,20 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
                             }
                         }
                     }
-                    Err(code) => {
-                        response = with_error(response, code, code.to_string().as_str(), version)
+                    Err(refused) => {
+                        response = with_error(response, refused.code, &refused.message, version);
+                        if version >= 8 {
+                            let message = StrBytes::from_static_str(refused.record_message);
+                            response.record_errors = refused
+                                .records
+                                .into_iter()
+                                .map(|index| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(index)
+                                        .with_batch_index_error_message(Some(message.clone()))
+                                })
+                                .collect();
+                        }
                     }
                 }
                 partition_responses.push(response);
