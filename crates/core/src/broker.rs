@@ -59,6 +59,25 @@ pub struct TopicHandle {
     pub partitions: Vec<Arc<Partition>>,
 }
 
+/// Replicas of every partition: one broker. The cluster changes this.
+pub const REPLICAS: u32 = 1;
+
+impl TopicHandle {
+    /// Whether a write that waits for every in-sync replica (Kafka's acks=all) may be taken:
+    /// the topic's `min.insync.replicas` must not exceed the replicas there are.
+    pub fn check_min_insync(&self) -> Result<()> {
+        let required = self.topic.config.min_insync_replicas();
+        if required > REPLICAS {
+            return Err(CoreError::NotEnoughReplicas {
+                topic: self.topic.name.clone(),
+                required,
+                in_sync: REPLICAS,
+            });
+        }
+        Ok(())
+    }
+}
+
 pub struct Broker {
     config: BrokerConfig,
     /// Serialises metadata changes together with the opening/closing of the logs they imply,

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use porter_storage::LogConfig;
 
 use crate::group::GroupConfig;
-use crate::topic::{config_value, TOPIC_CONFIGS};
+use crate::topic::config_keys::default_value;
+use crate::topic::TOPIC_CONFIGS;
 
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -57,6 +58,7 @@ pub enum ConfigKind {
     Boolean,
     Int,
     Long,
+    Double,
     String,
     /// Comma-separated items (`cleanup.policy`); the only kind incremental APPEND/SUBTRACT apply to.
     List,
@@ -166,7 +168,7 @@ impl BrokerConfig {
             ),
         ];
         for spec in TOPIC_CONFIGS {
-            let value_of = |log: &LogConfig| config_value(log, spec.name).expect("a known key");
+            let value_of = |log: &LogConfig| default_value(spec, log);
             entries.push(entry(
                 spec.broker_name,
                 spec.kind,

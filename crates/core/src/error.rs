@@ -48,6 +48,19 @@ pub enum ErrorKind {
     Unsupported,
 }
 
+/// What is wrong with a refused record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordFault {
+    /// A compacted log keeps the latest record per key, so a keyless one has nothing to be kept
+    /// by.
+    #[error("a compacted topic cannot accept a record without a key")]
+    NoKey,
+    /// A CreateTime timestamp further from the broker's clock than the topic allows
+    /// (`message.timestamp.before.max.ms` / `after.max.ms`).
+    #[error("the record's timestamp is out of the topic's allowed range")]
+    TimestampOutOfRange,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     #[error("unknown topic {0:?}")]
@@ -90,13 +103,25 @@ pub enum CoreError {
     /// A record batch or stored record that fails its checks.
     #[error("corrupt data: {0}")]
     Corrupt(String),
-    /// Records without a key sent to a compacted topic (their positions in the batch): the
-    /// log keeps the latest record per key, so a keyless one has nothing to be kept by.
-    #[error("compacted topic {topic:?} cannot accept records without a key (partition {partition}, records {records:?} of the batch)")]
-    KeylessRecords {
+    /// Records a topic's configuration refuses (their positions in the batch); the whole batch
+    /// is refused.
+    #[error(
+        "topic {topic:?} partition {partition} refuses records {records:?} of the batch: {fault}"
+    )]
+    InvalidRecords {
         topic: String,
         partition: i32,
         records: Vec<i32>,
+        fault: RecordFault,
+    },
+    /// A write that must reach `required` in-sync replicas, with fewer in sync.
+    #[error(
+        "topic {topic:?} needs {required} in-sync replicas (min.insync.replicas) but has {in_sync}"
+    )]
+    NotEnoughReplicas {
+        topic: String,
+        required: u32,
+        in_sync: u32,
     },
     /// The log or queue was closed (deleted, or the broker is stopping) under the caller.
     #[error("closed")]
@@ -143,14 +168,16 @@ impl CoreError {
             CoreError::InvalidTopicName { .. }
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig { .. }
-            | CoreError::KeylessRecords { .. } => K::Invalid,
+            | CoreError::InvalidRecords { .. } => K::Invalid,
             CoreError::LimitExceeded(_) | CoreError::Precondition(_) => K::Precondition,
             CoreError::Locked(_) => K::Locked,
             CoreError::Forbidden(_) => K::Forbidden,
             CoreError::OffsetOutOfRange { .. } => K::OutOfRange,
             CoreError::TooLarge { .. } => K::TooLarge,
             CoreError::Corrupt(_) => K::Corrupt,
-            CoreError::Closed | CoreError::ShuttingDown => K::Unavailable,
+            CoreError::Closed | CoreError::ShuttingDown | CoreError::NotEnoughReplicas { .. } => {
+                K::Unavailable
+            }
             CoreError::Io { .. } | CoreError::Disk(_) | CoreError::DataDir { .. } => K::Unavailable,
             CoreError::Metadata(_) => K::Internal,
             CoreError::Routing(e) => e.kind(),

@@ -3,7 +3,7 @@
 //! calls run on tokio's blocking pool. Neither runs on a reactor thread.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -55,6 +55,12 @@ pub struct Partition {
     /// cleaned again (each pass reads the whole log) until its tombstones may have expired.
     compacted_at_end: AtomicI64,
     compacted_at_ms: AtomicI64,
+    /// The log's size after the last compaction: what it grew by since is its dirty part
+    /// (`min.cleanable.dirty.ratio`). Zero before the first pass: all of it counts as dirty.
+    compacted_size: AtomicU64,
+    /// When the first append after the last compaction happened (unix ms; 0: none since), for
+    /// `max.compaction.lag.ms`.
+    dirty_since_ms: AtomicI64,
 }
 
 impl Partition {
@@ -79,6 +85,8 @@ impl Partition {
             producer_snapshot,
             compacted_at_end: AtomicI64::new(-1),
             compacted_at_ms: AtomicI64::new(0),
+            compacted_size: AtomicU64::new(0),
+            dirty_since_ms: AtomicI64::new(now_ms()),
         })
     }
 
@@ -97,19 +105,12 @@ impl Partition {
     /// order: a retry of a batch already in the log returns the original offsets without
     /// writing again.
     pub async fn append(&self, records: Bytes) -> Result<Appended> {
-        if self.log.config().cleanup_policy.compacts() {
-            let keyless = porter_storage::records::keyless_records(&records)?;
-            if !keyless.is_empty() {
-                return Err(CoreError::KeylessRecords {
-                    topic: self.topic().to_string(),
-                    partition: self.index(),
-                    records: keyless,
-                });
-            }
-        }
         let producers = self.producers.clone();
-        self.writer
+        let (topic, partition) = (self.topic.clone(), self.index);
+        let appended = self
+            .writer
             .write(move |log| {
+                let records = conform(records, &log.config(), now_ms(), &topic, partition)?;
                 let headers = batch_headers(&records);
                 let mut state = producers.lock();
                 let mut duplicates = Vec::new();
@@ -152,7 +153,16 @@ impl Partition {
                     log_append_time: info.log_append_time,
                 })
             })
-            .await
+            .await;
+        if appended.is_ok() {
+            let _ = self.dirty_since_ms.compare_exchange(
+                0,
+                now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        appended
     }
 
     /// Idempotent producers known to this partition: (id, epoch, last sequence, last seen ms).
@@ -223,19 +233,39 @@ impl Partition {
         if !self.log.config().cleanup_policy.compacts() {
             return Ok(());
         }
-        // A log that has not grown needs no pass, except to drop tombstones whose
-        // delete.retention.ms has run out since the last one.
         let end = self.log.log_end_offset();
         let config = self.log.config();
-        let idle_for = now_ms - self.compacted_at_ms.load(Ordering::Relaxed);
-        if self.compacted_at_end.load(Ordering::Relaxed) == end
-            && idle_for < config.delete_retention_ms as i64
-        {
+        let due = if self.compacted_at_end.load(Ordering::Relaxed) == end {
+            // Not grown: only to drop tombstones whose delete.retention.ms has run out since.
+            now_ms - self.compacted_at_ms.load(Ordering::Relaxed)
+                >= config.delete_retention_ms as i64
+        } else {
+            // Grown: once enough of it is dirty, or its oldest dirty record waited too long.
+            let size = self.log.size_bytes();
+            let dirty = size.saturating_sub(self.compacted_size.load(Ordering::Relaxed));
+            let ratio = if size == 0 {
+                0.0
+            } else {
+                dirty as f64 / size as f64
+            };
+            let dirty_since = self.dirty_since_ms.load(Ordering::Relaxed);
+            let waited = if dirty_since == 0 {
+                0
+            } else {
+                now_ms - dirty_since
+            };
+            ratio >= config.min_cleanable_dirty_ratio
+                || waited >= config.max_compaction_lag_ms.min(i64::MAX as u64) as i64
+        };
+        if !due {
             return Ok(());
         }
         self.compacted_at_end.store(end, Ordering::Relaxed);
         self.compacted_at_ms.store(now_ms, Ordering::Relaxed);
+        self.dirty_since_ms.store(0, Ordering::Relaxed);
         let stats = self.log.compact(now_ms, limits)?;
+        self.compacted_size
+            .store(self.log.size_bytes(), Ordering::Relaxed);
         tracing::debug!(topic = %self.topic, partition = self.index, ?stats, "compaction pass");
         Ok(())
     }
@@ -351,6 +381,49 @@ fn rebuild_producer_state(log: &Log, snapshot: &std::path::Path) -> Result<Produ
     state.end_offset = end;
     state.expire(now_ms());
     Ok(state)
+}
+
+/// What the topic's config asks of a batch before it is stored (on the writer thread: decoding
+/// and recompressing are CPU work): keys on a compacted topic, CreateTime timestamps within the
+/// allowed window, the configured codec. A record that fails refuses the whole batch.
+fn conform(
+    records: Bytes,
+    config: &porter_storage::LogConfig,
+    now_ms: i64,
+    topic: &str,
+    partition: i32,
+) -> Result<Bytes> {
+    use crate::error::RecordFault;
+    use porter_storage::records;
+    let refuse = |records: Vec<i32>, fault| CoreError::InvalidRecords {
+        topic: topic.to_string(),
+        partition,
+        records,
+        fault,
+    };
+    if config.cleanup_policy.compacts() {
+        let keyless = records::keyless_records(&records)?;
+        if !keyless.is_empty() {
+            return Err(refuse(keyless, RecordFault::NoKey));
+        }
+    }
+    let bounded = config.timestamp_before_max_ms < i64::MAX as u64
+        || config.timestamp_after_max_ms < i64::MAX as u64;
+    if bounded && config.timestamp_type == porter_storage::TimestampType::CreateTime {
+        let outside = records::records_outside_time_window(
+            &records,
+            now_ms,
+            config.timestamp_before_max_ms,
+            config.timestamp_after_max_ms,
+        )?;
+        if !outside.is_empty() {
+            return Err(refuse(outside, RecordFault::TimestampOutOfRange));
+        }
+    }
+    match config.compression.codec() {
+        Some(codec) => Ok(records::recompress(records, codec)?),
+        None => Ok(records),
+    }
 }
 
 #[cfg(test)]

@@ -57,8 +57,36 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// The codec a log stores its batches in (Kafka's `compression.type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionType {
+    /// Batches are stored as the producer sent them.
+    #[default]
+    Producer,
+    Uncompressed,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl CompressionType {
+    /// The codec number of a record batch's attributes; None for `Producer` (keep whatever came).
+    pub fn codec(self) -> Option<u8> {
+        match self {
+            CompressionType::Producer => None,
+            CompressionType::Uncompressed => Some(0),
+            CompressionType::Gzip => Some(1),
+            CompressionType::Snappy => Some(2),
+            CompressionType::Lz4 => Some(3),
+            CompressionType::Zstd => Some(4),
+        }
+    }
+}
+
 /// Configuration of one `Log`. Can be changed at run time with `Log::set_config`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogConfig {
     /// Roll the active segment when the next batch would make it larger than this.
@@ -83,6 +111,19 @@ pub struct LogConfig {
     /// How long a tombstone (null value) survives compaction: counted from its timestamp.
     pub delete_retention_ms: u64,
     pub timestamp_type: TimestampType,
+    /// Compact only once this share of the log (bytes) is dirty: written since the last pass.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Compact whatever the dirty ratio once a dirty record is this old.
+    pub max_compaction_lag_ms: u64,
+    /// Roll a segment up to this much before `segment_ms` (a per-segment amount below it), so
+    /// logs created together don't all roll at once.
+    pub segment_jitter_ms: u64,
+    /// Batches are stored in this codec (recompressed on append when it differs).
+    pub compression: CompressionType,
+    /// A CreateTime record may be at most this much older than the broker's clock.
+    pub timestamp_before_max_ms: u64,
+    /// A CreateTime record may be at most this much ahead of the broker's clock.
+    pub timestamp_after_max_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -100,6 +141,12 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             delete_retention_ms: limits::DELETE_RETENTION_MS_DEFAULT,
             timestamp_type: TimestampType::CreateTime,
+            min_cleanable_dirty_ratio: limits::MIN_CLEANABLE_DIRTY_RATIO_DEFAULT,
+            max_compaction_lag_ms: i64::MAX as u64,
+            segment_jitter_ms: 0,
+            compression: CompressionType::Producer,
+            timestamp_before_max_ms: i64::MAX as u64,
+            timestamp_after_max_ms: i64::MAX as u64,
         }
     }
 }
@@ -108,6 +155,22 @@ impl LogConfig {
     /// The roll size actually used: never above what a u32 position can address.
     pub fn segment_bytes_effective(&self) -> u64 {
         self.segment_bytes.clamp(1, limits::SEGMENT_BYTES_MAX)
+    }
+
+    /// The age at which the segment starting at `base_offset` rolls: `segment_ms` less a
+    /// jitter below `segment_jitter_ms` that depends only on the segment (as Kafka picks one per
+    /// segment), so the logs of one topic don't roll in the same instant.
+    pub fn segment_ms_for(&self, base_offset: i64) -> u64 {
+        if self.segment_jitter_ms == 0 {
+            return self.segment_ms;
+        }
+        // SplitMix64 of the base offset: cheap, stable, well spread.
+        let mut z = (base_offset as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let jitter = z % self.segment_jitter_ms.min(self.segment_ms);
+        self.segment_ms - jitter
     }
 }
 

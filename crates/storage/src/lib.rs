@@ -34,7 +34,7 @@ mod segment;
 mod time_index;
 
 pub use compaction::{CleanerCrashPoint, CleanerLimits, CompactionStats};
-pub use config::{CleanupPolicy, FlushMode, LogConfig, TimestampType};
+pub use config::{CleanupPolicy, CompressionType, FlushMode, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use file_cache::FileCache;
 pub use log::{AppendInfo, Log, ReadSlice};

@@ -17,6 +17,9 @@ pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Default time a tombstone survives compaction: 1 day (Kafka's `delete.retention.ms`), long
 /// enough for a consumer that fell behind to see the delete.
 pub const DELETE_RETENTION_MS_DEFAULT: u64 = 24 * 60 * 60 * 1000;
+/// Kafka's `min.cleanable.dirty.ratio` default: compact once half the log was written since the
+/// last pass.
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
 /// Default bound on the cleaner's key → offset map (`CleanerLimits::key_map_bytes_max`):
 /// about 1.6 million distinct keys per pass at `KEY_MAP_ENTRY_BYTES` each.
 pub const KEY_MAP_BYTES_DEFAULT: usize = 64 << 20;

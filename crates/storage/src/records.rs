@@ -99,6 +99,80 @@ pub fn keyless_records(bytes: &Bytes) -> Result<Vec<i32>, StorageError> {
         .collect())
 }
 
+/// Re-encodes the batches in `bytes` in `codec` (a batch's attributes codec number), keeping
+/// every record's offset delta, timestamp, headers and its batch's producer id, epoch, sequence
+/// and transactional flag. Batches already in `codec`, and control batches, stay as they are.
+pub fn recompress(bytes: Bytes, codec: u8) -> Result<Bytes, StorageError> {
+    let compression = match codec {
+        0 => Compression::None,
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        other => {
+            return Err(StorageError::CorruptBatch(format!(
+                "unknown compression codec {other}"
+            )))
+        }
+    };
+    if !needs_recompression(&bytes, codec)? {
+        return Ok(bytes);
+    }
+    let mut input = bytes.clone();
+    let sets = RecordBatchDecoder::decode_all(&mut input)
+        .map_err(|e| StorageError::CorruptBatch(format!("decoding records: {e}")))?;
+    let mut out = BytesMut::with_capacity(bytes.len());
+    for set in sets {
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: if set.records.iter().any(|r| r.control) {
+                set.compression
+            } else {
+                compression
+            },
+        };
+        RecordBatchEncoder::encode(&mut out, &set.records, &options)
+            .map_err(|e| StorageError::CorruptBatch(format!("encoding records: {e}")))?;
+    }
+    Ok(out.freeze())
+}
+
+/// Whether any batch in `bytes` is in another codec than `codec` (the low 3 bits of the
+/// attributes, at byte 22 of a v2 batch).
+fn needs_recompression(bytes: &Bytes, codec: u8) -> Result<bool, StorageError> {
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let header = crate::record_batch::BatchHeader::parse(&bytes[at..])?;
+        if header.compression() != codec && !header.is_control() {
+            return Ok(true);
+        }
+        at += header.total_bytes();
+    }
+    Ok(false)
+}
+
+/// The positions (counted across the batches, as in [`keyless_records`]) of the records whose
+/// timestamp lies more than `before_ms` before `now_ms` or more than `after_ms` after it.
+pub fn records_outside_time_window(
+    bytes: &Bytes,
+    now_ms: i64,
+    before_ms: u64,
+    after_ms: u64,
+) -> Result<Vec<i32>, StorageError> {
+    let earliest = now_ms.saturating_sub(before_ms.min(i64::MAX as u64) as i64);
+    let latest = now_ms.saturating_add(after_ms.min(i64::MAX as u64) as i64);
+    let mut bytes = bytes.clone();
+    let sets = RecordBatchDecoder::decode_all(&mut bytes)
+        .map_err(|e| StorageError::CorruptBatch(format!("decoding records: {e}")))?;
+    Ok(sets
+        .into_iter()
+        .flat_map(|set| set.records)
+        .enumerate()
+        .filter(|(_, r)| !r.control && !(earliest..=latest).contains(&r.timestamp))
+        .map(|(index, _)| index as i32)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +197,52 @@ mod tests {
         let bytes = encode_batch(&records).unwrap();
         crate::record_batch::validate(&bytes, u32::MAX).unwrap();
         assert_eq!(decode_batches(bytes).unwrap(), records);
+    }
+
+    #[test]
+    fn recompression_keeps_every_record_and_changes_the_codec() {
+        let records: Vec<LogRecord> = (0..50)
+            .map(|i| LogRecord {
+                offset: i,
+                timestamp: 1_000 + i,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(vec![b'v'; 100])),
+                headers: vec![("h".into(), Some(Bytes::from_static(b"x")))],
+            })
+            .collect();
+        let plain = encode_batch(&records).unwrap();
+        let zstd = recompress(plain.clone(), 4).unwrap();
+        let header = crate::record_batch::validate(&zstd, u32::MAX).unwrap();
+        assert_eq!(header.compression(), 4);
+        assert!(zstd.len() < plain.len());
+        assert_eq!(decode_batches(zstd.clone()).unwrap(), records);
+        // Already in the codec: the very same bytes.
+        assert_eq!(recompress(zstd.clone(), 4).unwrap(), zstd);
+        let back = recompress(zstd, 0).unwrap();
+        assert_eq!(
+            crate::record_batch::validate(&back, u32::MAX)
+                .unwrap()
+                .compression(),
+            0
+        );
+        assert_eq!(decode_batches(back).unwrap(), records);
+    }
+
+    #[test]
+    fn records_outside_the_time_window_are_found() {
+        let at = |timestamp| LogRecord {
+            timestamp,
+            ..LogRecord::default()
+        };
+        let bytes = encode_batch(&[at(1_000), at(5_000), at(10_000), at(10_001)]).unwrap();
+        assert_eq!(
+            records_outside_time_window(&bytes, 6_000, 4_000, 4_000).unwrap(),
+            vec![0, 3]
+        );
+        assert_eq!(
+            records_outside_time_window(&bytes, 6_000, 5_000, 4_001).unwrap(),
+            Vec::<i32>::new()
+        );
     }
 
     #[test]

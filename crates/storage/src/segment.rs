@@ -228,7 +228,7 @@ impl Segment {
             return false; // a batch always fits in an empty segment
         }
         let too_big = size_bytes + header.total_bytes() as u64 > config.segment_bytes_effective();
-        let segment_ms = config.segment_ms.min(i64::MAX as u64) as i64;
+        let segment_ms = config.segment_ms_for(self.base_offset).min(i64::MAX as u64) as i64;
         let too_old = state
             .first_append_ms
             .is_some_and(|first| now_ms.saturating_sub(first) > segment_ms);

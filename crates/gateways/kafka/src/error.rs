@@ -20,6 +20,7 @@ pub fn error_code(error: &CoreError) -> ResponseError {
         }
         // Retriable: the client refreshes metadata and tries again (or another broker).
         CoreError::Closed | CoreError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        CoreError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
         other => match other.kind() {
             ErrorKind::NotFound => ResponseError::UnknownTopicOrPartition,
             ErrorKind::OutOfRange => ResponseError::OffsetOutOfRange,

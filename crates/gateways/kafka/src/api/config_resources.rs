@@ -62,6 +62,7 @@ pub fn kind_code(kind: ConfigKind) -> i8 {
         ConfigKind::String => 2,
         ConfigKind::Int => 3,
         ConfigKind::Long => 5,
+        ConfigKind::Double => 6,
         ConfigKind::List => 7,
     }
 }

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::frame::ResponseKind;
 use kafka_protocol::protocol::StrBytes;
+use porter_core::error::RecordFault;
 use porter_core::{Appended, CoreError, Partition};
 
 use super::{Context, Pending};
@@ -31,7 +32,7 @@ struct Refused {
     /// Produce v8+: the positions in the batch of the records that caused the refusal, and
     /// what is wrong with each.
     records: Vec<i32>,
-    record_message: &'static str,
+    record_message: String,
 }
 
 impl From<ResponseError> for Refused {
@@ -40,7 +41,7 @@ impl From<ResponseError> for Refused {
             code,
             message: code.to_string(),
             records: Vec::new(),
-            record_message: "",
+            record_message: String::new(),
         }
     }
 }
@@ -48,17 +49,20 @@ impl From<ResponseError> for Refused {
 impl From<&CoreError> for Refused {
     fn from(error: &CoreError) -> Self {
         match error {
-            CoreError::KeylessRecords { records, .. } => Refused {
-                code: ResponseError::InvalidRecord,
+            CoreError::InvalidRecords { records, fault, .. } => Refused {
+                code: match fault {
+                    RecordFault::NoKey => ResponseError::InvalidRecord,
+                    RecordFault::TimestampOutOfRange => ResponseError::InvalidTimestamp,
+                },
                 message: error.to_string(),
                 records: records.clone(),
-                record_message: "a compacted topic cannot accept a record without a key",
+                record_message: fault.to_string(),
             },
             other => Refused {
                 code: error_code(other),
                 message: other.to_string(),
                 records: Vec::new(),
-                record_message: "",
+                record_message: String::new(),
             },
         }
     }
@@ -89,6 +93,9 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
         for data in topic_data.partition_data {
             let result = async {
                 let handle = handle.as_ref().map_err(Refused::from)?;
+                if acks == -1 {
+                    handle.check_min_insync().map_err(|e| Refused::from(&e))?;
+                }
                 let partition = ctx
                     .broker
                     .partition(&handle.topic.name, data.index)
@@ -148,7 +155,7 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
                     Err(refused) => {
                         response = with_error(response, refused.code, &refused.message, version);
                         if version >= 8 {
-                            let message = StrBytes::from_static_str(refused.record_message);
+                            let message = StrBytes::from_string(refused.record_message);
                             response.record_errors = refused
                                 .records
                                 .into_iter()

@@ -4,14 +4,18 @@
 //! on top of the broker defaults, because that is the vocabulary every Kafka admin tool speaks and
 //! what DescribeConfigs must report. [`TopicConfig::log_config`] turns them into storage settings.
 
+pub mod config_keys;
+
 use std::collections::BTreeMap;
 
-use porter_storage::{CleanupPolicy, FlushMode, LogConfig, TimestampType};
+use porter_storage::LogConfig;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::{broker_synonyms, ConfigEntry, ConfigKind, ConfigSource, ConfigSynonym};
 use crate::error::{CoreError, Result};
+use config_keys::{apply, canonical, default_value, list_items};
+pub use config_keys::{topic_config_key, Held, TopicConfigKey, TOPIC_CONFIGS};
 
 /// Kafka's limit: a topic name must fit in a file name together with `-<partition>` suffixes.
 pub const TOPIC_NAME_CHARS_MAX: usize = 249;
@@ -57,92 +61,6 @@ pub struct TopicConfig {
     pub overrides: BTreeMap<String, String>,
 }
 
-/// One topic config Porter honours.
-#[derive(Clone, Copy, Debug)]
-pub struct TopicConfigKey {
-    pub name: &'static str,
-    /// The broker-wide setting (Kafka's name) a topic override replaces; reported as a synonym.
-    pub broker_name: &'static str,
-    pub kind: ConfigKind,
-    pub doc: &'static str,
-}
-
-/// The topic configs Porter honours, in the order DescribeConfigs lists them. `flush` is Porter's
-/// own (`group`, `interval`, `never`).
-pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
-    TopicConfigKey {
-        name: "cleanup.policy",
-        broker_name: "log.cleanup.policy",
-        kind: ConfigKind::List,
-        doc: "delete (old segments are removed by retention), compact (the last record per key is kept) or both",
-    },
-    TopicConfigKey {
-        name: "delete.retention.ms",
-        broker_name: "log.cleaner.delete.retention.ms",
-        kind: ConfigKind::Long,
-        doc: "How long a tombstone survives compaction, from its timestamp",
-    },
-    TopicConfigKey {
-        name: "flush",
-        broker_name: "log.flush",
-        kind: ConfigKind::String,
-        doc: "Durability of an acknowledged produce: group (fdatasync'ed), interval or never",
-    },
-    TopicConfigKey {
-        name: "flush.ms",
-        broker_name: "log.flush.interval.ms",
-        kind: ConfigKind::Long,
-        doc: "fdatasync period under flush=interval",
-    },
-    TopicConfigKey {
-        name: "max.message.bytes",
-        broker_name: "message.max.bytes",
-        kind: ConfigKind::Int,
-        doc: "Largest record batch accepted",
-    },
-    TopicConfigKey {
-        name: "message.timestamp.type",
-        broker_name: "log.message.timestamp.type",
-        kind: ConfigKind::String,
-        doc: "CreateTime (the producer's timestamps) or LogAppendTime (the broker's clock at append)",
-    },
-    TopicConfigKey {
-        name: "min.compaction.lag.ms",
-        broker_name: "log.cleaner.min.compaction.lag.ms",
-        kind: ConfigKind::Long,
-        doc: "Records younger than this are never compacted away",
-    },
-    TopicConfigKey {
-        name: "retention.bytes",
-        broker_name: "log.retention.bytes",
-        kind: ConfigKind::Long,
-        doc: "Delete the oldest segments while a partition is larger than this; -1: no limit",
-    },
-    TopicConfigKey {
-        name: "retention.ms",
-        broker_name: "log.retention.ms",
-        kind: ConfigKind::Long,
-        doc: "Delete segments whose newest record is older than this; -1: keep forever",
-    },
-    TopicConfigKey {
-        name: "segment.bytes",
-        broker_name: "log.segment.bytes",
-        kind: ConfigKind::Int,
-        doc: "Roll the active segment at this size",
-    },
-    TopicConfigKey {
-        name: "segment.ms",
-        broker_name: "log.roll.ms",
-        kind: ConfigKind::Long,
-        doc: "Roll a non-empty active segment at this age",
-    },
-];
-
-/// The description of a topic config key, or None when Porter does not know it.
-pub fn topic_config_key(name: &str) -> Option<&'static TopicConfigKey> {
-    TOPIC_CONFIGS.iter().find(|k| k.name == name)
-}
-
 /// One change of an IncrementalAlterConfigs request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigOp<'a> {
@@ -167,10 +85,7 @@ impl TopicConfig {
 
     /// Sets one override, stored in canonical form.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        // Validate by applying to a default config: one parser for both paths.
-        let mut log = LogConfig::default();
-        apply_override(&mut log, key, value)?;
-        let canonical = config_value(&log, key).expect("a key apply_override accepted");
+        let canonical = canonical(key, value)?;
         self.overrides.insert(key.to_string(), canonical);
         Ok(())
     }
@@ -200,7 +115,7 @@ impl TopicConfig {
         }
         let current = match self.overrides.get(key) {
             Some(value) => value.clone(),
-            None => config_value(&defaults.0, key).expect("a known key"),
+            None => default_value(spec, &defaults.0),
         };
         let mut list = list_items(&current);
         if matches!(op, ConfigOp::Append(_)) {
@@ -219,9 +134,17 @@ impl TopicConfig {
     pub fn validate(&self) -> Result<()> {
         let mut log = LogConfig::default();
         for (key, value) in &self.overrides {
-            apply_override(&mut log, key, value)?;
+            apply(&mut log, key, value)?;
         }
         Ok(())
+    }
+
+    /// `min.insync.replicas`: replicas that must have a write before acks=all succeeds.
+    pub fn min_insync_replicas(&self) -> u32 {
+        self.overrides
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
     }
 
     /// The storage settings for this topic: broker defaults with this topic's overrides applied.
@@ -229,7 +152,7 @@ impl TopicConfig {
         let mut config = defaults.clone();
         for (key, value) in &self.overrides {
             // Overrides were validated when set; a failure here means a hand-edited journal.
-            if let Err(e) = apply_override(&mut config, key, value) {
+            if let Err(e) = apply(&mut config, key, value) {
                 tracing::warn!(%key, %value, error = %e, "ignoring invalid stored topic config");
             }
         }
@@ -243,7 +166,7 @@ impl TopicConfig {
         TOPIC_CONFIGS
             .iter()
             .map(|spec| {
-                let value_of = |log: &LogConfig| config_value(log, spec.name).expect("a known key");
+                let value_of = |log: &LogConfig| default_value(spec, log);
                 let mut synonyms = Vec::new();
                 if let Some(value) = self.overrides.get(spec.name) {
                     synonyms.push(ConfigSynonym {
@@ -271,136 +194,6 @@ impl TopicConfig {
     }
 }
 
-/// The items of a comma-separated list value, trimmed, empty ones dropped.
-fn list_items(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The value of one topic config key in `config`, rendered as Kafka tools show it; None for a key
-/// Porter does not know.
-pub fn config_value(config: &LogConfig, key: &str) -> Option<String> {
-    let optional = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
-    Some(match key {
-        "retention.ms" => optional(config.retention_ms),
-        "retention.bytes" => optional(config.retention_bytes),
-        "segment.bytes" => config.segment_bytes.to_string(),
-        "segment.ms" => config.segment_ms.to_string(),
-        "max.message.bytes" => config.max_batch_bytes.to_string(),
-        "flush" => match config.flush {
-            FlushMode::Group => "group",
-            FlushMode::Interval => "interval",
-            FlushMode::Never => "never",
-        }
-        .to_string(),
-        "flush.ms" => config.flush_interval_ms.to_string(),
-        "cleanup.policy" => match config.cleanup_policy {
-            CleanupPolicy::Delete => "delete",
-            CleanupPolicy::Compact => "compact",
-            CleanupPolicy::CompactDelete => "compact,delete",
-        }
-        .to_string(),
-        "min.compaction.lag.ms" => config.min_compaction_lag_ms.to_string(),
-        "delete.retention.ms" => config.delete_retention_ms.to_string(),
-        "message.timestamp.type" => match config.timestamp_type {
-            TimestampType::CreateTime => "CreateTime",
-            TimestampType::LogAppendTime => "LogAppendTime",
-        }
-        .to_string(),
-        _ => return None,
-    })
-}
-
-fn apply_override(config: &mut LogConfig, key: &str, value: &str) -> Result<()> {
-    let bad = |reason: &str| CoreError::InvalidConfig {
-        key: key.to_string(),
-        value: value.to_string(),
-        reason: reason.to_string(),
-    };
-    let int = || {
-        value
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| bad("not an integer"))
-    };
-    // -1 means "no limit" for the retention keys, as in Kafka.
-    let optional = |v: i64| -> Result<Option<u64>> {
-        match v {
-            -1 => Ok(None),
-            v if v >= 0 => Ok(Some(v as u64)),
-            _ => Err(bad("must be -1 or >= 0")),
-        }
-    };
-    let non_negative =
-        |v: i64| -> Result<u64> { u64::try_from(v).map_err(|_| bad("must be >= 0")) };
-    match key {
-        "retention.ms" => config.retention_ms = optional(int()?)?,
-        "retention.bytes" => config.retention_bytes = optional(int()?)?,
-        "segment.bytes" => {
-            let v = int()?;
-            if !(14..=i32::MAX as i64).contains(&v) {
-                return Err(bad("must be between 14 and 2147483647"));
-            }
-            config.segment_bytes = v as u64;
-        }
-        "segment.ms" => {
-            let v = int()?;
-            if v < 1 {
-                return Err(bad("must be >= 1"));
-            }
-            config.segment_ms = v as u64;
-        }
-        "max.message.bytes" => {
-            let v = int()?;
-            if !(0..=i32::MAX as i64).contains(&v) {
-                return Err(bad("must be between 0 and 2147483647"));
-            }
-            config.max_batch_bytes = v as u32;
-        }
-        "flush" => {
-            config.flush = match value.trim() {
-                "group" => FlushMode::Group,
-                "interval" => FlushMode::Interval,
-                "never" => FlushMode::Never,
-                _ => return Err(bad("must be group, interval or never")),
-            }
-        }
-        "flush.ms" => {
-            let v = int()?;
-            if v < 1 {
-                return Err(bad("must be >= 1"));
-            }
-            config.flush_interval_ms = v as u64;
-        }
-        "cleanup.policy" => {
-            let items = list_items(value);
-            let known = items.iter().all(|i| i == "delete" || i == "compact");
-            let has = |name: &str| items.iter().any(|i| i == name);
-            config.cleanup_policy = match (known, has("compact"), has("delete")) {
-                (true, true, true) => CleanupPolicy::CompactDelete,
-                (true, true, false) => CleanupPolicy::Compact,
-                (true, false, true) => CleanupPolicy::Delete,
-                _ => return Err(bad("must be delete, compact or compact,delete")),
-            }
-        }
-        "min.compaction.lag.ms" => config.min_compaction_lag_ms = non_negative(int()?)?,
-        "delete.retention.ms" => config.delete_retention_ms = non_negative(int()?)?,
-        "message.timestamp.type" => {
-            config.timestamp_type = match value.trim() {
-                "CreateTime" => TimestampType::CreateTime,
-                "LogAppendTime" => TimestampType::LogAppendTime,
-                _ => return Err(bad("must be CreateTime or LogAppendTime")),
-            }
-        }
-        _ => return Err(bad("unknown topic config")),
-    }
-    Ok(())
-}
-
 /// A topic as the metadata state machine knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topic {
@@ -414,7 +207,110 @@ pub struct Topic {
 
 #[cfg(test)]
 mod tests {
+    use porter_storage::{CleanupPolicy, CompressionType, FlushMode, TimestampType};
+
     use super::*;
+
+    /// Kafka 3.7's topic configs (`kafka-configs.sh --describe --all` on a topic), each with a
+    /// value Kafka accepts.
+    const KAFKA_TOPIC_CONFIGS: &[(&str, &str)] = &[
+        ("cleanup.policy", "compact"),
+        ("compression.type", "zstd"),
+        ("delete.retention.ms", "86400"),
+        ("file.delete.delay.ms", "10000"),
+        ("flush.messages", "100"),
+        ("flush.ms", "1000"),
+        ("follower.replication.throttled.replicas", "0:1,1:1"),
+        ("index.interval.bytes", "4096"),
+        ("leader.replication.throttled.replicas", "*"),
+        ("local.retention.bytes", "-2"),
+        ("local.retention.ms", "-2"),
+        ("max.compaction.lag.ms", "100"),
+        ("max.message.bytes", "1048588"),
+        ("message.downconversion.enable", "true"),
+        ("message.format.version", "3.0-IV1"),
+        ("message.timestamp.after.max.ms", "3600000"),
+        ("message.timestamp.before.max.ms", "3600000"),
+        ("message.timestamp.difference.max.ms", "7200000"),
+        ("message.timestamp.type", "CreateTime"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("min.compaction.lag.ms", "0"),
+        ("min.insync.replicas", "1"),
+        ("preallocate", "false"),
+        ("remote.storage.enable", "false"),
+        ("retention.bytes", "-1"),
+        ("retention.ms", "604800000"),
+        ("segment.bytes", "1048576"),
+        ("segment.index.bytes", "10485760"),
+        ("segment.jitter.ms", "0"),
+        ("segment.ms", "500"),
+        ("unclean.leader.election.enable", "false"),
+    ];
+
+    #[test]
+    fn every_kafka_topic_config_is_accepted_stored_and_described() {
+        assert_eq!(KAFKA_TOPIC_CONFIGS.len(), 31);
+        let config = TopicConfig::from_pairs(KAFKA_TOPIC_CONFIGS.iter().copied()).unwrap();
+        let entries = config.describe(&LogConfig::default());
+        for (key, value) in KAFKA_TOPIC_CONFIGS {
+            let entry = entries.iter().find(|e| e.name == *key).unwrap();
+            assert_eq!(entry.source, ConfigSource::TopicOverride, "{key}");
+            // The deprecated difference bounds the two newer keys, which were set lower here.
+            if !key.starts_with("message.timestamp.") || *key == "message.timestamp.type" {
+                assert_eq!(entry.value, *value, "{key}");
+            }
+        }
+        // Plus Porter's own `flush`; every entry has a doc and says what Porter does with it.
+        assert_eq!(TOPIC_CONFIGS.len(), 32);
+        assert!(TOPIC_CONFIGS
+            .iter()
+            .all(|k| !k.doc.is_empty() && !k.effect.is_empty()));
+    }
+
+    #[test]
+    fn new_keys_reach_the_log_config() {
+        let config = TopicConfig::from_pairs([
+            ("compression.type", "lz4"),
+            ("min.cleanable.dirty.ratio", "0.25"),
+            ("max.compaction.lag.ms", "100"),
+            ("segment.jitter.ms", "50"),
+            ("message.timestamp.before.max.ms", "9000"),
+            ("message.timestamp.difference.max.ms", "5000"),
+        ])
+        .unwrap();
+        let log = config.log_config(&LogConfig::default());
+        assert_eq!(log.compression, CompressionType::Lz4);
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!(log.max_compaction_lag_ms, 100);
+        assert_eq!(log.segment_jitter_ms, 50);
+        assert_eq!(log.timestamp_before_max_ms, 5000);
+        assert_eq!(log.timestamp_after_max_ms, 5000);
+        assert_eq!(config.min_insync_replicas(), 1);
+        let config = TopicConfig::from_pairs([("min.insync.replicas", "2")]).unwrap();
+        assert_eq!(config.min_insync_replicas(), 2);
+    }
+
+    #[test]
+    fn bad_values_of_new_keys_are_refused_naming_the_key() {
+        for (key, value) in [
+            ("compression.type", "brotli"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("max.compaction.lag.ms", "0"),
+            ("min.insync.replicas", "0"),
+            ("remote.storage.enable", "true"),
+            ("preallocate", "maybe"),
+            ("message.format.version", "latest"),
+            ("leader.replication.throttled.replicas", "0-1"),
+            ("local.retention.ms", "-3"),
+            ("segment.index.bytes", "2"),
+        ] {
+            let err = TopicConfig::from_pairs([(key, value)]).unwrap_err();
+            assert!(
+                matches!(&err, CoreError::InvalidConfig { key: k, .. } if k == key),
+                "{key}={value}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {
