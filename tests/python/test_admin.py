@@ -304,3 +304,101 @@ def test_create_topic_with_an_illegal_config_is_invalid_config(porter):
     assert kafka_error_code(raised.value) == KafkaError.INVALID_CONFIG, raised.value
     assert "cleanup.policy" in str(raised.value), raised.value
     assert "cfg-bad-create" not in all_topics(porter.bootstrap)
+
+
+# Kafka 3.7's topic configs, each with a value Kafka accepts (what librdkafka's tests 0077 and 0081
+# create topics with is among them).
+KAFKA_TOPIC_CONFIGS = {
+    "cleanup.policy": "compact",
+    "compression.type": "zstd",
+    "delete.retention.ms": "86400",
+    "file.delete.delay.ms": "10000",
+    "flush.messages": "100",
+    "flush.ms": "1000",
+    "follower.replication.throttled.replicas": "*",
+    "index.interval.bytes": "4096",
+    "leader.replication.throttled.replicas": "0:0",
+    "local.retention.bytes": "-2",
+    "local.retention.ms": "-2",
+    "max.compaction.lag.ms": "100",
+    "max.message.bytes": "1048588",
+    "message.downconversion.enable": "true",
+    "message.format.version": "3.0-IV1",
+    "message.timestamp.after.max.ms": "3600000",
+    "message.timestamp.before.max.ms": "3600000",
+    "message.timestamp.difference.max.ms": "9223372036854775807",
+    "message.timestamp.type": "CreateTime",
+    "min.cleanable.dirty.ratio": "0.01",
+    "min.compaction.lag.ms": "0",
+    "min.insync.replicas": "1",
+    "preallocate": "false",
+    "remote.storage.enable": "false",
+    "retention.bytes": "-1",
+    "retention.ms": "604800000",
+    "segment.bytes": "1048576",
+    "segment.index.bytes": "10485760",
+    "segment.jitter.ms": "0",
+    "segment.ms": "500",
+    "unclean.leader.election.enable": "false",
+}
+
+
+def test_every_kafka_topic_config_is_accepted_and_described(porter):
+    assert len(KAFKA_TOPIC_CONFIGS) == 31
+    name = "cfg-every-key"
+    create_topic(porter.bootstrap, name, 1, KAFKA_TOPIC_CONFIGS)
+    configs = describe_topic(porter.bootstrap, name)
+    for key, value in KAFKA_TOPIC_CONFIGS.items():
+        assert configs[key].value == value, (key, configs[key].value)
+        assert source_of(configs[key]) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value, key
+    # Defaults come with their source too.
+    plain = "cfg-every-key-defaults"
+    create_topic(porter.bootstrap, plain, 1)
+    configs = describe_topic(porter.bootstrap, plain)
+    assert configs["min.insync.replicas"].value == "1"
+    assert configs["compression.type"].value == "producer"
+    assert configs["min.cleanable.dirty.ratio"].value == "0.5"
+    assert source_of(configs["compression.type"]) == ConfigSource.DEFAULT_CONFIG.value
+
+
+def test_tiered_storage_is_refused_as_kafka_without_it_does(porter):
+    with pytest.raises(KafkaException) as raised:
+        create_topic(porter.bootstrap, "cfg-tiered", 1, {"remote.storage.enable": "true"})
+    assert kafka_error_code(raised.value) == KafkaError.INVALID_CONFIG, raised.value
+    assert "remote.storage.enable" in str(raised.value), raised.value
+
+
+def produce_one(bootstrap: str, topic: str, acks: str, **message):
+    """Produces one record; returns its delivery error (None when acknowledged)."""
+    producer = make_producer(bootstrap, **{"acks": acks, "linger.ms": 0, "retries": 0, "message.timeout.ms": 10_000})
+    outcome = []
+    producer.produce(topic, on_delivery=lambda err, msg: outcome.append(err), **message)
+    producer.flush(REQUEST_S_MAX)
+    assert len(outcome) == 1
+    return outcome[0]
+
+
+def test_min_insync_replicas_above_one_refuses_acks_all_as_on_a_one_broker_kafka(porter):
+    name = "cfg-min-isr"
+    create_topic(porter.bootstrap, name, 1, {"min.insync.replicas": "2"})
+    error = produce_one(porter.bootstrap, name, "all", value=b"x")
+    assert error is not None and error.code() == KafkaError.NOT_ENOUGH_REPLICAS, error
+    assert produce_one(porter.bootstrap, name, "1", value=b"y") is None
+    assert watermarks(porter.bootstrap, name, 0) == (0, 1)
+
+
+def test_timestamps_outside_the_topics_window_are_invalid_timestamp(porter):
+    import time
+
+    name = "cfg-timestamp-window"
+    create_topic(porter.bootstrap, name, 1, {"message.timestamp.before.max.ms": "60000"})
+    now_ms = int(time.time() * 1000)
+    error = produce_one(porter.bootstrap, name, "all", value=b"old", timestamp=now_ms - 3_600_000)
+    assert error is not None and error.code() == KafkaError.INVALID_TIMESTAMP, error
+    assert produce_one(porter.bootstrap, name, "all", value=b"now", timestamp=now_ms) is None
+    # Far in the future is fine until message.timestamp.after.max.ms says otherwise.
+    assert produce_one(porter.bootstrap, name, "all", value=b"later", timestamp=now_ms + 3_600_000) is None
+    incremental(porter.bootstrap, name, op("message.timestamp.after.max.ms", AlterConfigOpType.SET, "60000"))
+    error = produce_one(porter.bootstrap, name, "all", value=b"later", timestamp=now_ms + 3_600_000)
+    assert error is not None and error.code() == KafkaError.INVALID_TIMESTAMP, error
+    assert watermarks(porter.bootstrap, name, 0) == (0, 2)

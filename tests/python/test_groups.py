@@ -902,3 +902,40 @@ def test_commit_accepted_while_group_prepares_rebalance(porter):
     finally:
         first.close()
         second.close()
+
+
+def test_closed_static_member_expires_at_its_session_deadline(porter):
+    """A static member sends no LeaveGroup when it closes; Kafka removes it once its session
+    (last heartbeat, join, sync or commit plus session.timeout.ms) runs out, and the group is then
+    empty and deletable (librdkafka's test 0081 deletes it 6 s after closing, with a 5 s session)."""
+    bootstrap = porter.bootstrap
+    topic, group = "static-expiry", "static-expiry-group"
+    create_topic(bootstrap, topic, PARTITIONS)
+    produce_numbers(bootstrap, topic, 0, 10)
+    session_ms = 5000
+    ledger = Ledger()
+    member = Member(
+        bootstrap, group, topic, "leaving", ledger,
+        **{"group.instance.id": "leaving-1", "session.timeout.ms": session_ms},
+    )
+    try:
+        pump(
+            [member],
+            lambda: member.assignment == set(range(PARTITIONS)) and len(ledger.processed) >= 10,
+            "the member consumes",
+        )
+    finally:
+        member.close()
+    closed_at = time.monotonic()
+    deadline = closed_at + session_ms / 1000 + 1.0
+    while True:
+        [description] = describe_groups(bootstrap, [group])
+        if description.state == ConsumerGroupState.EMPTY:
+            break
+        assert time.monotonic() < deadline, (
+            f"the member is still in the group {time.monotonic() - closed_at:.1f} s after closing "
+            f"with a {session_ms} ms session: {description.state}"
+        )
+        time.sleep(0.1)
+    admin = admin_client(bootstrap)
+    admin.delete_consumer_groups([group], request_timeout=REQUEST_S_MAX)[group].result(timeout=REQUEST_S_MAX)
