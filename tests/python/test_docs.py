@@ -445,7 +445,7 @@ KAFKA_API_KEYS = {
     "DescribeGroups": 15, "ListGroups": 16, "ApiVersions": 18, "CreateTopics": 19, "DeleteTopics": 20,
     "DeleteRecords": 21, "InitProducerId": 22, "DescribeConfigs": 32, "AlterConfigs": 33,
     "DescribeLogDirs": 35, "CreatePartitions": 37, "DeleteGroups": 42, "IncrementalAlterConfigs": 44,
-    "OffsetDelete": 47, "DescribeCluster": 60, "DescribeProducers": 61,
+    "OffsetDelete": 47, "DescribeCluster": 60, "DescribeProducers": 61, "DescribeTopicPartitions": 75,
 }
 API_ROW_RE = re.compile(r"\|\s*(?P<name>[A-Za-z]+)\s*\|\s*(?P<low>\d+)(?:–(?P<high>\d+))?\s*(?=\|)")
 
@@ -480,6 +480,31 @@ def advertised_kafka_versions(bootstrap: str) -> dict[int, tuple[int, int]]:
     assert (correlation_id, error_code) == (7, 0)
     entries = [struct.unpack(">hhh", reply[14 + 6 * i:20 + 6 * i]) for i in range(count)]
     return {key: (low, high) for key, low, high in entries}
+
+
+def test_topic_config_table_is_what_the_broker_describes(porter):
+    """docs/configuration.md's per-topic table names every key DescribeConfigs reports for a topic,
+    with the same default."""
+    from kafka_helpers import admin_client, create_topic
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    text = (REPO_ROOT / "docs" / "configuration.md").read_text()
+    table = text[text.index("| key | values (default) | what Porter does |"):].split("\n\n", 1)[0]
+    documented = {}
+    for row in table.splitlines()[2:]:
+        key, values = [c.strip() for c in row.strip("|").split("|")[:2]]
+        default = re.search(r"\(([^()]*)\)\s*$", values)
+        documented[key.strip("`")] = default[1].strip("`") if default else None
+    create_topic(porter.bootstrap, "docs-config-table", 1)
+    resource = ConfigResource(ResourceType.TOPIC, "docs-config-table")
+    admin = admin_client(porter.bootstrap)  # kept referenced until the future completes
+    described = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert sorted(documented) == sorted(described), "docs/configuration.md's topic config table is out of date"
+    powers = {"2^63-1": str(2**63 - 1), "2^31-1": str(2**31 - 1)}
+    for key, default in documented.items():
+        if default is not None:
+            default = {"empty": ""}.get(default, powers.get(default, default))
+            assert described[key].value == default, f"{key}: documented default {default!r}, broker says {described[key].value!r}"
 
 
 def test_kafka_api_table_is_what_the_broker_advertises(porter):

@@ -51,13 +51,16 @@ macro_rules! served_apis {
     };
 }
 
-// Versions stay below those that need features not built yet (topic IDs in Produce v13 and
-// Fetch v13+).
 served_apis! {
     ApiVersions => ApiVersionsRequest, ApiVersionsResponse, 0..=3;
     Metadata => MetadataRequest, MetadataResponse, 0..=12;
-    Produce => ProduceRequest, ProduceResponse, 3..=11;
-    Fetch => FetchRequest, FetchResponse, 4..=12;
+    // KIP-966: Metadata's topics, paginated, for clients of large clusters.
+    DescribeTopicPartitions => DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, 0..=0;
+    // v13 of Produce and of Fetch name topics by id (KIP-516). Fetch v15+ only adds fields of
+    // follower fetches (replica state, directory id, high watermark), v16 leader endpoints in
+    // the response for NOT_LEADER answers, which a single broker never gives.
+    Produce => ProduceRequest, ProduceResponse, 3..=13;
+    Fetch => FetchRequest, FetchResponse, 4..=18;
     ListOffsets => ListOffsetsRequest, ListOffsetsResponse, 1..=7;
     CreateTopics => CreateTopicsRequest, CreateTopicsResponse, 2..=7;
     DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse, 1..=6;
@@ -229,7 +232,7 @@ mod tests {
                 Err(FrameError::UnsupportedVersion { .. })
             ));
         }
-        assert_eq!(served, 27);
+        assert_eq!(served, 28);
     }
 
     fn header_only(api_key: ApiKey, version: i16) -> Bytes {

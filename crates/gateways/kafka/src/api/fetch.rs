@@ -35,11 +35,21 @@ pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> 
 
     let mut wanted = Vec::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
+        // v13+ names topics by id (KIP-516).
+        let name = if version >= 13 {
+            ctx.broker
+                .topic_by_id(topic.topic_id)
+                .map(|t| t.topic.name.clone())
+                .ok_or(ResponseError::UnknownTopicId)
+        } else {
+            Ok(topic.topic.0.to_string())
+        };
         for p in &topic.partitions {
-            let found = ctx
-                .broker
-                .partition(&topic.topic.0, p.partition)
-                .map_err(|e| error_code(&e));
+            let found = name.as_ref().map_err(|e| *e).and_then(|name| {
+                ctx.broker
+                    .partition(name, p.partition)
+                    .map_err(|e| error_code(&e))
+            });
             wanted.push(Wanted {
                 topic_index,
                 partition: p.partition,

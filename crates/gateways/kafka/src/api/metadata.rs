@@ -93,7 +93,7 @@ pub async fn handle(
 /// Fields a version lacks must stay at their defaults, or encoding fails.
 /// Kafka's AclOperation bits a topic supports: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
 /// DESCRIBE_CONFIGS, ALTER_CONFIGS.
-const TOPIC_OPERATIONS_ALL: i32 = 0xDF8;
+pub const TOPIC_OPERATIONS_ALL: i32 = 0xDF8;
 /// ... and the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
 /// IDEMPOTENT_WRITE.
 const CLUSTER_OPERATIONS_ALL: i32 = 0x1FA0;

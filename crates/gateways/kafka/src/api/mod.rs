@@ -21,6 +21,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod group_admin;
 pub mod incremental_alter_configs;
@@ -151,6 +152,9 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> P
         ))),
         RequestKind::DescribeGroups(req) => ready(ResponseKind::DescribeGroups(
             group_admin::describe(ctx, req, version),
+        )),
+        RequestKind::DescribeTopicPartitions(req) => ready(ResponseKind::DescribeTopicPartitions(
+            describe_topic_partitions::handle(ctx, req),
         )),
         RequestKind::DescribeProducers(req) => ready(ResponseKind::DescribeProducers(
             describe_producers::handle(ctx, req),

@@ -26,6 +26,7 @@ struct PartitionAppend {
 }
 
 /// Why a partition's batch was not appended, as the response says it.
+#[derive(Clone)]
 struct Refused {
     code: ResponseError,
     message: String,
@@ -87,12 +88,24 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
     // Ordered stage: append every partition's batches before the next request is read.
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
-        let name = topic_data.name.0.to_string();
-        let handle = ctx.broker.topic_or_auto_create(&name).await;
+        // v13+ names topics by id (KIP-516); an id can't auto-create a topic.
+        let handle = if version >= 13 {
+            ctx.broker
+                .topic_by_id(topic_data.topic_id)
+                .ok_or(Refused::from(ResponseError::UnknownTopicId))
+        } else {
+            ctx.broker
+                .topic_or_auto_create(&topic_data.name.0)
+                .await
+                .map_err(|e| Refused::from(&e))
+        };
+        let name = handle
+            .as_ref()
+            .map_or_else(|_| topic_data.name.0.to_string(), |h| h.topic.name.clone());
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let result = async {
-                let handle = handle.as_ref().map_err(Refused::from)?;
+                let handle = handle.as_ref().map_err(Refused::clone)?;
                 if acks == -1 {
                     handle.check_min_insync().map_err(|e| Refused::from(&e))?;
                 }
@@ -117,13 +130,13 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
                 result,
             });
         }
-        topics.push((topic_data.name, partitions));
+        topics.push((topic_data.name, topic_data.topic_id, partitions));
     }
 
     // Concurrent stage: wait for durability, then answer.
     async move {
         let mut responses = Vec::with_capacity(topics.len());
-        for (name, partitions) in topics {
+        for (name, topic_id, partitions) in topics {
             let mut partition_responses = Vec::with_capacity(partitions.len());
             for appended in partitions {
                 let mut response = PartitionProduceResponse::default()
@@ -173,6 +186,7 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
             responses.push(
                 TopicProduceResponse::default()
                     .with_name(name)
+                    .with_topic_id(topic_id)
                     .with_partition_responses(partition_responses),
             );
         }
@@ -201,6 +215,7 @@ fn error_response(request: &ProduceRequest, code: ResponseError, version: i16) -
         .map(|t| {
             TopicProduceResponse::default()
                 .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
                 .with_partition_responses(
                     t.partition_data
                         .iter()
