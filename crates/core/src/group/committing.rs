@@ -261,3 +261,7 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "committing_tests.rs"]
+mod tests;
