@@ -103,7 +103,7 @@ impl GroupCoordinator {
     ) -> std::result::Result<(), GroupError> {
         self.check_group_id(group_id)?;
         let mut groups = self.groups.lock();
-        match groups.get_mut(group_id) {
+        match self.current(&mut groups, group_id) {
             Some(group) if generation < 0 && member_id.is_empty() => {
                 if group.members.is_empty() {
                     Ok(())
@@ -155,7 +155,7 @@ impl GroupCoordinator {
     ) -> std::result::Result<Written<()>, GroupError> {
         {
             let mut groups = self.groups.lock();
-            match groups.get(group_id) {
+            match self.current(&mut groups, group_id) {
                 Some(group) if !group.members.is_empty() => return Err(GroupError::NonEmptyGroup),
                 Some(_) => {
                     groups.remove(group_id);
@@ -215,8 +215,8 @@ impl GroupCoordinator {
         group_id: &str,
         decode: SubscriptionDecoder<'_>,
     ) -> std::result::Result<Option<Option<HashSet<String>>>, GroupError> {
-        let groups = self.groups.lock();
-        let Some(group) = groups.get(group_id) else {
+        let mut groups = self.groups.lock();
+        let Some(group) = self.current(&mut groups, group_id) else {
             return if self.store.offsets(group_id).is_empty() {
                 Err(GroupError::GroupIdNotFound)
             } else {

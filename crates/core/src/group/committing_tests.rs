@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::commit::{CommitConfig, Committer};
-use crate::group::GroupConfig;
+use crate::group::{GroupConfig, JoinRequest};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -144,4 +144,48 @@ proptest! {
             .unwrap()
             .block_on(run(ops));
     }
+}
+
+/// A request that looks at a group sees a session end at its deadline, not at the next
+/// background tick (librdkafka's 0081 deletes a group as its only member's session ends).
+#[tokio::test]
+async fn a_session_ends_at_its_deadline_for_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let committer: Arc<Committer> = Committer::start(&CommitConfig::default()).unwrap();
+    let config = GroupConfig {
+        initial_rebalance_delay: std::time::Duration::ZERO,
+        session_timeout_min: std::time::Duration::from_millis(1),
+        ..GroupConfig::default()
+    };
+    let coordinator =
+        GroupCoordinator::open(dir.path(), FileCache::new(16), false, config, &committer).unwrap();
+    let session = std::time::Duration::from_millis(200);
+    let joining = coordinator.join(
+        "g",
+        JoinRequest {
+            member_id: String::new(),
+            instance_id: Some("static-1".into()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: session,
+            rebalance_timeout: session,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), bytes::Bytes::new())],
+            require_known_member_id: false,
+        },
+    );
+    coordinator.tick().await; // the (zero) initial delay
+    let joined = coordinator.joined(joining).await;
+    assert_eq!(joined.error, None);
+    let syncing = coordinator.sync("g", &joined.member_id, Some("static-1"), 1, vec![]);
+    assert_eq!(coordinator.synced(syncing).await.error, None);
+
+    assert_eq!(
+        coordinator.delete_group("g").await.unwrap_err(),
+        GroupError::NonEmptyGroup
+    );
+    tokio::time::sleep(session).await;
+    // No tick ran since: the request itself sees the member gone.
+    let written = coordinator.delete_group("g").await.expect("an empty group");
+    coordinator.durable(written).await.unwrap();
 }

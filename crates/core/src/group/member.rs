@@ -32,11 +32,12 @@ impl Member {
     }
 
     /// A member blocked in JoinGroup or SyncGroup is alive by definition: its request is the
-    /// heartbeat. Only idle members can time out.
+    /// heartbeat. Only idle members can time out, at their deadline: last heartbeat plus the
+    /// session timeout.
     pub fn has_expired(&self, now: Instant) -> bool {
         self.join_waiter.is_none()
             && self.sync_waiter.is_none()
-            && now.saturating_duration_since(self.last_heartbeat) > self.session_timeout
+            && now.saturating_duration_since(self.last_heartbeat) >= self.session_timeout
     }
 
     pub fn metadata_for(&self, protocol: &str) -> Bytes {

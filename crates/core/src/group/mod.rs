@@ -258,6 +258,7 @@ impl GroupCoordinator {
             let group = groups
                 .entry(group_id.to_string())
                 .or_insert_with(|| Group::new(group_id.to_string()));
+            self.bring_up_to_date(group, Instant::now());
             if request.member_id.is_empty()
                 && group.members.len() >= self.config.members_per_group_max
             {
@@ -308,7 +309,7 @@ impl GroupCoordinator {
         assignments: Vec<(String, Bytes)>,
     ) -> Pending<SyncOutcome> {
         let mut groups = self.groups.lock();
-        let Some(group) = groups.get_mut(group_id) else {
+        let Some(group) = self.current(&mut groups, group_id) else {
             return Pending::Done(SyncOutcome::error(GroupError::UnknownMemberId));
         };
         Pending::Waiting {
@@ -351,8 +352,8 @@ impl GroupCoordinator {
         generation: i32,
     ) -> std::result::Result<(), GroupError> {
         let mut groups = self.groups.lock();
-        let group = groups
-            .get_mut(group_id)
+        let group = self
+            .current(&mut groups, group_id)
             .ok_or(GroupError::UnknownMemberId)?;
         group.heartbeat(member_id, instance_id, generation, Instant::now())
     }
@@ -365,13 +366,34 @@ impl GroupCoordinator {
     ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, GroupError> {
         let results = {
             let mut groups = self.groups.lock();
-            let group = groups
-                .get_mut(group_id)
+            let group = self
+                .current(&mut groups, group_id)
                 .ok_or(GroupError::UnknownMemberId)?;
             group.leave(members, self.config.initial_rebalance_delay, Instant::now())
         };
         self.persist_dirty(group_id).await;
         Ok(results)
+    }
+
+    /// Brings a group up to `now`: members whose session ran out are gone and due rebalance
+    /// steps are taken. Every request that looks at a group calls this first, so it sees the
+    /// group as Kafka would at this instant (a session ends at its deadline), not as of the last
+    /// background [`GroupCoordinator::tick`]; the tick only catches groups nobody asks about.
+    fn bring_up_to_date(&self, group: &mut Group, now: Instant) {
+        for member in group.tick(self.config.initial_rebalance_delay, now) {
+            tracing::info!(group = %group.id, %member, "member session expired; rebalancing");
+        }
+    }
+
+    /// A group, brought up to now ([`GroupCoordinator::bring_up_to_date`]).
+    fn current<'a>(
+        &self,
+        groups: &'a mut HashMap<String, Group>,
+        group_id: &str,
+    ) -> Option<&'a mut Group> {
+        let group = groups.get_mut(group_id)?;
+        self.bring_up_to_date(group, Instant::now());
+        Some(group)
     }
 
     /// Timer work for every group: session expiry, rebalance deadlines.
@@ -381,10 +403,7 @@ impl GroupCoordinator {
         {
             let mut groups = self.groups.lock();
             for group in groups.values_mut() {
-                let expired = group.tick(self.config.initial_rebalance_delay, now);
-                for member in expired {
-                    tracing::info!(group = %group.id, %member, "member session expired; rebalancing");
-                }
+                self.bring_up_to_date(group, now);
                 if group.dirty {
                     dirty.push(group.id.clone());
                 }
@@ -426,7 +445,11 @@ impl GroupCoordinator {
     /// Every known group (with members, or only committed offsets): (id, protocol type, state),
     /// sorted, for ListGroups.
     pub fn group_ids(&self) -> Vec<(String, String, &'static str)> {
-        let groups = self.groups.lock();
+        let mut groups = self.groups.lock();
+        let now = Instant::now();
+        for group in groups.values_mut() {
+            self.bring_up_to_date(group, now);
+        }
         let mut out: Vec<_> = groups
             .values()
             .map(|g| {
@@ -447,8 +470,8 @@ impl GroupCoordinator {
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
-        let groups = self.groups.lock();
-        let Some(group) = groups.get(group_id) else {
+        let mut groups = self.groups.lock();
+        let Some(group) = self.current(&mut groups, group_id) else {
             return self
                 .store
                 .groups_with_offsets()
