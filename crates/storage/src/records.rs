@@ -87,6 +87,15 @@ pub fn decode_batches(mut bytes: Bytes) -> Result<Vec<LogRecord>, StorageError> 
 /// compacted log keeps the latest record per key, so it can't take a record without one.
 /// Decompresses as needed; control records don't count.
 pub fn keyless_records(bytes: &Bytes) -> Result<Vec<i32>, StorageError> {
+    positions_where(bytes, |r| r.key.is_none())
+}
+
+/// The positions (counted across the batches) of the data records in `bytes` for which `pick`
+/// holds; control records are skipped.
+fn positions_where(
+    bytes: &Bytes,
+    pick: impl Fn(&Record) -> bool,
+) -> Result<Vec<i32>, StorageError> {
     let mut bytes = bytes.clone();
     let sets = RecordBatchDecoder::decode_all(&mut bytes)
         .map_err(|e| StorageError::CorruptBatch(format!("decoding records: {e}")))?;
@@ -94,7 +103,7 @@ pub fn keyless_records(bytes: &Bytes) -> Result<Vec<i32>, StorageError> {
         .into_iter()
         .flat_map(|set| set.records)
         .enumerate()
-        .filter(|(_, r)| !r.control && r.key.is_none())
+        .filter(|(_, r)| !r.control && pick(r))
         .map(|(index, _)| index as i32)
         .collect())
 }
@@ -161,16 +170,7 @@ pub fn records_outside_time_window(
 ) -> Result<Vec<i32>, StorageError> {
     let earliest = now_ms.saturating_sub(before_ms.min(i64::MAX as u64) as i64);
     let latest = now_ms.saturating_add(after_ms.min(i64::MAX as u64) as i64);
-    let mut bytes = bytes.clone();
-    let sets = RecordBatchDecoder::decode_all(&mut bytes)
-        .map_err(|e| StorageError::CorruptBatch(format!("decoding records: {e}")))?;
-    Ok(sets
-        .into_iter()
-        .flat_map(|set| set.records)
-        .enumerate()
-        .filter(|(_, r)| !r.control && !(earliest..=latest).contains(&r.timestamp))
-        .map(|(index, _)| index as i32)
-        .collect())
+    positions_where(bytes, |r| !(earliest..=latest).contains(&r.timestamp))
 }
 
 #[cfg(test)]

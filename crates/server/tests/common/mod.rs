@@ -425,14 +425,9 @@ impl Client {
     pub fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
         let frame = self.frame(version, request);
         self.stream.write_all(&frame).expect("sending request");
-        let mut body = self
-            .read_frame()
-            .unwrap_or_else(|e| panic!("reading response to api {} v{version}: {e}", R::KEY));
-        let header_version = R::Response::header_version(version);
-        let header =
-            kafka_protocol::messages::ResponseHeader::decode(&mut body, header_version).unwrap();
-        assert_eq!(header.correlation_id, self.correlation_id);
-        R::Response::decode(&mut body, version).expect("decoding response")
+        let (correlation_id, response) = self.read_response::<R>(version);
+        assert_eq!(correlation_id, self.correlation_id);
+        response
     }
 
     /// Produces one batch with acks=-1; returns (error_code, base_offset).
