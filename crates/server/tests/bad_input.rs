@@ -248,8 +248,8 @@ fn api_versions_with_unknown_version_answers_v0_with_error_35() {
             .map(|k| (k.min_version, k.max_version))
     };
     assert_eq!(find(ApiKey::ApiVersions), Some((0, 3)), "{response:?}");
-    assert_eq!(find(ApiKey::Produce), Some((3, 11)), "{response:?}");
-    assert_eq!(find(ApiKey::Fetch), Some((4, 12)), "{response:?}");
+    assert_eq!(find(ApiKey::Produce), Some((3, 13)), "{response:?}");
+    assert_eq!(find(ApiKey::Fetch), Some((4, 18)), "{response:?}");
     assert_eq!(find(ApiKey::Metadata), Some((0, 12)), "{response:?}");
     // The connection stays usable: the client retries with a version it now knows.
     let response = client.call(3, &ApiVersionsRequest::default());
