@@ -193,16 +193,32 @@ if [[ $MODE == quick ]]; then
     TESTS_ARG="$QUICK_TESTS"
 fi
 
+# lock_build / unlock_build: one download and build at a time in $SUITE_DIR (runs may overlap).
+lock_build() {
+    mkdir -p "$SUITE_DIR"
+    command -v flock >/dev/null 2>&1 || return 0
+    exec 9>"$SUITE_DIR/.build.lock"
+    flock 9
+}
+unlock_build() {
+    command -v flock >/dev/null 2>&1 || return 0
+    exec 9>&-
+}
+
 SHIM_PYTHON="${LIBRDKAFKA_SUITE_PYTHON:-$ROOT/.venv/bin/python}"
 if [[ $MODE == list ]]; then
     # The plan needs only tests/test.c: no build, no broker.
     command -v npm >/dev/null 2>&1 || die "npm not found: it downloads librdkafka's sources"
+    lock_build
     fetch_sources
+    unlock_build
     RUN_ARGS+=(--list)
 else
     install_deps
+    lock_build
     fetch_sources
     build
+    unlock_build
     [[ $MODE == build ]] && exit 0
     [[ -x "$PORTER_BIN" ]] || die "porter binary not found at $PORTER_BIN (cargo build, or set PORTER_BIN)"
     "$SHIM_PYTHON" -c 'import confluent_kafka' 2>/dev/null ||

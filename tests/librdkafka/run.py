@@ -45,6 +45,7 @@ DEFAULT_PARTITIONS = 4  # librdkafka's tests/scenarios/default.json: num_partiti
 PORTER_READY_S = 15.0
 PORTER_STOP_S = 30.0
 RUNS_KEPT = 10
+RUN_PRUNE_AGE_S = 24 * 3600
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x1b\(B")
 FAIL_RE = re.compile(r'### Test "(?P<name>[^" (]+)(?: \((?P<subtest>[^"]*)\))?" failed at '
                      r"(?P<where>\S+?):(?P<line>\d+):(?P<func>[^ ]*)\(\) at [^#]*: ###\s*\n(?P<msg>[^\n]*)")
@@ -321,9 +322,21 @@ def run_number(args, number: str, scenario: str, entries: list[Entry], porter: P
 
 
 def prune_runs(runs_dir: Path) -> None:
+    """Removes runs beyond the newest RUNS_KEPT, unless still running or touched within a day
+    (several runs may share the directory: one person's full run while another checks a test)."""
     runs = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.is_symlink())
     for old in runs[:-RUNS_KEPT]:
+        if time.time() - old.stat().st_mtime < RUN_PRUNE_AGE_S or run_is_live(old):
+            continue
         shutil.rmtree(old, ignore_errors=True)
+
+
+def run_is_live(run_dir: Path) -> bool:
+    try:
+        os.kill(int((run_dir / "runner.pid").read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def print_table(results: list[Result], not_applicable: list[tuple[str, str]]) -> None:
@@ -404,15 +417,22 @@ def main(argv: list[str]) -> int:
 
     runs_dir = args.suite_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    run_dir = runs_dir / time.strftime("%Y%m%d-%H%M%S")
-    while run_dir.exists():
-        run_dir = run_dir.with_name(run_dir.name + "x")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = runs_dir / stamp
+    for n in range(2, 1000):
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            run_dir = runs_dir / f"{stamp}-{n}"
     for sub in ("logs", "reports", "work"):
-        (run_dir / sub).mkdir(parents=True)
-    latest = runs_dir / "latest"
-    if latest.is_symlink() or latest.exists():
-        latest.unlink()
-    latest.symlink_to(run_dir.name)
+        (run_dir / sub).mkdir()
+    (run_dir / "runner.pid").write_text(f"{os.getpid()}\n")
+    # runs/latest: replaced atomically (another run may be starting too).
+    staging_link = runs_dir / f".latest.{os.getpid()}"
+    staging_link.unlink(missing_ok=True)
+    staging_link.symlink_to(run_dir.name)
+    os.replace(staging_link, runs_dir / "latest")
     prune_runs(runs_dir)
 
     started = time.monotonic()
@@ -448,6 +468,7 @@ def main(argv: list[str]) -> int:
                 log(f"porter ({porter.scenario}) exited {rc} at shutdown; log: {porter.log_path}")
             shutil.rmtree(porter.data_dir, ignore_errors=True)
         shutil.rmtree(run_dir / "work", ignore_errors=True)
+        (run_dir / "runner.pid").unlink(missing_ok=True)
 
     elapsed = time.monotonic() - started
     skipped.sort()
