@@ -229,7 +229,7 @@ def run_number(args, number: str, scenario: str, entries: list[Entry], porter: P
     suffix = "" if scenario == "default" else f"-{scenario}"
     log_path = run_dir / "logs" / f"{number}{suffix}.log"
     report_path = run_dir / "reports" / f"{number}{suffix}.json"
-    work_dir = run_dir / "work"
+    work_dir = run_dir / "work" / "tests"
     conf_path = run_dir / f"test-{scenario}.conf"
     conf_path.write_text(f"bootstrap.servers={porter.bootstrap}\n")
     src = args.librdkafka
@@ -361,7 +361,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--suite-dir", type=Path, required=True)
     parser.add_argument("--not-applicable", type=Path, required=True)
     parser.add_argument("--shim-python", required=True)
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per test number")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per test number")
     parser.add_argument("--tests", help="comma-separated test numbers (default: every applicable one)")
     parser.add_argument("--runner-quick", action="store_true",
                         help="test-runner -Q: librdkafka's quick mode (fewer messages, and only the "
@@ -427,6 +427,13 @@ def main(argv: list[str]) -> int:
             run_dir = runs_dir / f"{stamp}-{n}"
     for sub in ("logs", "reports", "work"):
         (run_dir / sub).mkdir()
+    # test-runner's working directory, laid out like librdkafka's tree (work/tests beside work/src)
+    # for the paths tests take relative to tests/ (0053 reads ../src/statistics_schema.json), while
+    # the files tests write there (stats_*.json, ...) stay out of the shared build.
+    (run_dir / "work" / "tests").mkdir()
+    for name in ("src", "src-cpp"):
+        (run_dir / "work" / name).symlink_to(args.librdkafka / name)
+    (run_dir / "work" / "tests" / "fixtures").symlink_to(args.librdkafka / "tests" / "fixtures")
     (run_dir / "runner.pid").write_text(f"{os.getpid()}\n")
     # runs/latest: replaced atomically (another run may be starting too).
     staging_link = runs_dir / f".latest.{os.getpid()}"
