@@ -224,6 +224,14 @@ class Porter:
 # --- one test number -----------------------------------------------------------------------------
 
 
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL test-runner and what it started (the kafka-topics.sh stand-in): its own session."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run_number(args, number: str, scenario: str, entries: list[Entry], porter: Porter,
                run_dir: Path) -> list[Result]:
     suffix = "" if scenario == "default" else f"-{scenario}"
@@ -261,10 +269,10 @@ def run_number(args, number: str, scenario: str, entries: list[Entry], porter: P
             rc = process.wait(timeout=args.timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_group(process)
             rc = process.wait()
         except BaseException:
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_group(process)
             process.wait()
             raise
     elapsed = time.monotonic() - started
