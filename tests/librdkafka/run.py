@@ -289,6 +289,14 @@ def run_number(args, number: str, scenario: str, entries: list[Entry], porter: P
     for match in FAIL_RE.finditer(text):
         subtest = f"[{match['subtest']}] " if match["subtest"] else ""
         failures.setdefault(match["name"], f"{subtest}{match['where']}:{match['line']}: {match['msg'].strip()}")
+    # A failed kafka-topics.sh stand-in says only "exit status 1" in the failure line; its own
+    # error (e.g. the config Porter refused) is in the log.
+    tool_error = re.search(r"Error while executing topic command : ([^\n]*)|kafka-acls\.sh: ([^\n]*)", text)
+    if tool_error:
+        for name, message in failures.items():
+            if re.search(r"kafka-(topics|acls)\.sh.*failed with exit status", message):
+                tool_message = (tool_error.group(1) or tool_error.group(2)).strip()
+                failures[name] = f"{message} ({tool_message})"
     skips: dict[str, str] = {}
     for match in SKIP_RE.finditer(text):
         skips.setdefault(match["name"], match["reason"].strip())
