@@ -478,6 +478,9 @@ def main(argv: list[str]) -> int:
                 porter.start()
             test_started = time.monotonic()
             batch = run_number(args, number, scenario, group, porter, run_dir)
+            for result in batch:
+                if result.entry in reasons:
+                    result.notes.append(f"listed not applicable ({reasons[result.entry]}); run because named")
             results.extend(batch)
             states = ", ".join(f"{r.entry} {r.state}" for r in batch)
             log(f"{number} ({scenario}) {time.monotonic() - test_started:.0f}s: {states}")
