@@ -7,7 +7,9 @@
 #   1. deps    kcat, python3-venv and mosquitto from apt (only if missing); .venv from
 #              tests/python/requirements.txt (only when that file or the Python changed);
 #              `npm ci` in tests/node only when package-lock.json (or the node version) changed
-#              (the e2e step runs the docs' JavaScript snippets with those modules)
+#              (the e2e step runs the docs' JavaScript snippets with those modules);
+#              librdkafka's test-runner (scripts/librdkafka-suite.sh --build-only: sources from npm,
+#              built once and cached in target/librdkafka-suite) for test_librdkafka_suite.py
 #   2. fmt     cargo fmt --all -- --check
 #   3. clippy  cargo clippy --workspace --all-targets -- -D warnings
 #   4. build   cargo build --workspace
@@ -116,6 +118,10 @@ install_deps() {
 
     install_node_modules
 
+    # librdkafka 2.15.1 and its tests/test-runner, for the e2e step's test_librdkafka_suite.py;
+    # a warm run only checks the cached build.
+    "$ROOT/scripts/librdkafka-suite.sh" --build-only
+
     cargo --version
     cargo fmt --version >/dev/null || { echo "rustfmt missing: rustup component add rustfmt" >&2; return 1; }
     cargo clippy --version >/dev/null || { echo "clippy missing: rustup component add clippy" >&2; return 1; }
@@ -203,7 +209,7 @@ count_results() {
 }
 
 rm -rf "$LOG_DIR"
-run_step deps "install kcat, python3-venv, mosquitto, .venv and tests/node/node_modules if missing" install_deps
+run_step deps "install kcat, python3-venv, mosquitto, .venv, tests/node/node_modules and librdkafka's test-runner if missing" install_deps
 run_step fmt "cargo fmt --all -- --check" cargo fmt --all -- --check
 run_step clippy "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
