@@ -116,13 +116,24 @@ def read_test_table(test_c: Path) -> dict[str, Entry]:
     return entries
 
 
-def read_not_applicable(path: Path, entries: dict[str, Entry]) -> dict[str, str]:
+def read_not_applicable(path: Path, entries: dict[str, Entry]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """(entry -> reason, entry -> {sub-test function -> reason}). A line `ENTRY/FUNCTION reason`
+    leaves out one sub-test: the entry then runs once per other sub-test (see subtest_functions)."""
     reasons: dict[str, str] = {}
+    sub_reasons: dict[str, dict[str, str]] = {}
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         name, _, reason = line.partition(" ")
+        if "/" in name:
+            name, function = name.split("/", 1)
+            if name not in entries:
+                raise SystemExit(f"{path}:{lineno}: {name} is not a test of this librdkafka (tests/test.c)")
+            if not reason.strip():
+                raise SystemExit(f"{path}:{lineno}: {name}/{function} has no reason")
+            sub_reasons.setdefault(name, {})[function] = reason.strip()
+            continue
         if name not in entries:
             raise SystemExit(f"{path}:{lineno}: {name} is not a test of this librdkafka (tests/test.c)")
         if not reason.strip():
@@ -141,7 +152,34 @@ def read_not_applicable(path: Path, entries: dict[str, Entry]) -> dict[str, str]
         if listed and runnable:
             raise SystemExit(f"{path}: {', '.join(listed)} can't be skipped alone: test-runner selects "
                              f"by number and would run {', '.join(runnable)} with it")
-    return reasons
+    for name in sub_reasons:
+        if len(by_number[entries[name].number]) != 1:
+            raise SystemExit(f"{path}: {name}: sub-tests can be left out only of a test number with one entry")
+    return reasons, sub_reasons
+
+
+SUBTEST_START_RE = re.compile(r"\bSUB_TEST(?:_QUICK)?\s*\(")
+# A function definition starts at column 0: `static void name(...` or, with the type on the line
+# before, `name(...`; a declaration ends in `;`.
+FUNCTION_RE = re.compile(r"^(?:[A-Za-z_][\w \t*]*?[\s*])?(\w+)\s*\([^;]*$")
+
+
+def subtest_functions(tests_dir: Path, number: str) -> list[str]:
+    """The functions of a test's source that start a sub-test (SUB_TEST or SUB_TEST_QUICK), in
+    source order. test-runner names a sub-test "FUNCTION:LINE: ...", so SUBTESTS="FUNCTION:"
+    runs exactly that function's sub-tests and the test's other code, nothing else."""
+    sources = sorted(tests_dir.glob(f"{number}-*.c")) + sorted(tests_dir.glob(f"{number}-*.cpp"))
+    if len(sources) != 1:
+        raise SystemExit(f"test {number}: expected one source file in {tests_dir}, found {len(sources)}")
+    functions: list[str] = []
+    current = None
+    for line in sources[0].read_text(errors="replace").splitlines():
+        match = FUNCTION_RE.match(line)
+        if match and match.group(1) not in ("if", "while", "for", "switch", "return"):
+            current = match.group(1)
+        if SUBTEST_START_RE.search(line) and current and current not in functions:
+            functions.append(current)
+    return functions
 
 
 # --- Porter --------------------------------------------------------------------------------------
@@ -232,9 +270,10 @@ def kill_group(process: subprocess.Popen) -> None:
         pass
 
 
-def run_number(args, number: str, scenario: str, entries: list[Entry], porter: Porter,
+def run_number(args, number: str, scenario: str, subtest: str, entries: list[Entry], porter: Porter,
                run_dir: Path) -> list[Result]:
-    suffix = "" if scenario == "default" else f"-{scenario}"
+    """Runs one test number in one scenario; with `subtest`, only that function's sub-tests."""
+    suffix = ("" if scenario == "default" else f"-{scenario}") + (f"-{subtest}" if subtest else "")
     log_path = run_dir / "logs" / f"{number}{suffix}.log"
     report_path = run_dir / "reports" / f"{number}{suffix}.json"
     work_dir = run_dir / "work" / "tests"
@@ -244,6 +283,7 @@ def run_number(args, number: str, scenario: str, entries: list[Entry], porter: P
     env = dict(os.environ)
     env.update({
         "TESTS": number,
+        "SUBTESTS": f"{subtest}:" if subtest else "",
         "TEST_KAFKA_VERSION": KAFKA_VERSION,
         "TEST_SCENARIO": scenario,
         "TEST_REPORT": str(report_path),
@@ -287,8 +327,8 @@ def run_number(args, number: str, scenario: str, entries: list[Entry], porter: P
             log(f"{number}: unreadable report {report_path}: {err}")
     failures: dict[str, str] = {}
     for match in FAIL_RE.finditer(text):
-        subtest = f"[{match['subtest']}] " if match["subtest"] else ""
-        failures.setdefault(match["name"], f"{subtest}{match['where']}:{match['line']}: {match['msg'].strip()}")
+        where = f"[{match['subtest']}] " if match["subtest"] else ""
+        failures.setdefault(match["name"], f"{where}{match['where']}:{match['line']}: {match['msg'].strip()}")
     # A failed kafka-topics.sh stand-in says only "exit status 1" in the failure line; its own
     # error (e.g. the config Porter refused) is in the log.
     tool_error = re.search(r"Error while executing topic command : ([^\n]*)|kafka-acls\.sh: ([^\n]*)", text)
@@ -327,7 +367,8 @@ def run_number(args, number: str, scenario: str, entries: list[Entry], porter: P
             message = failures.get(entry.name) or (
                 f"no result: test-runner killed after {args.timeout}s" if timed_out
                 else f"no result: test-runner exited {rc}")
-        result = Result(entry.name, number, scenario, state, duration, message, list(notes))
+        name = f"{entry.name}[{subtest}]" if subtest else entry.name
+        result = Result(name, number, scenario, state, duration, message, list(notes))
         if state == "PASSED" and rc not in (0, None) and not timed_out:
             result.notes.append(f"test-runner exited {rc} after the test passed")
         results.append(result)
@@ -386,7 +427,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     entries = read_test_table(args.librdkafka / "tests" / "test.c")
-    reasons = read_not_applicable(args.not_applicable, entries)
+    reasons, sub_reasons = read_not_applicable(args.not_applicable, entries)
     numbers = sorted({e.number for e in entries.values()})
 
     if args.tests:
@@ -401,8 +442,9 @@ def main(argv: list[str]) -> int:
         selected = numbers
         explicit = False
 
-    # (number, scenario) -> entries run there; entries skipped as not applicable.
-    plan: dict[tuple[str, str], list[Entry]] = {}
+    # (number, scenario, sub-test function or "") -> entries run there; entries (and sub-tests)
+    # skipped as not applicable.
+    plan: dict[tuple[str, str, str], list[Entry]] = {}
     skipped: list[tuple[str, str]] = []
     for entry in entries.values():
         if entry.number not in selected:
@@ -418,17 +460,30 @@ def main(argv: list[str]) -> int:
             skipped.append((entry.name, f"only in scenario {','.join(entry.scenarios)}, which this "
                                         f"script does not set up"))
             continue
-        plan.setdefault((entry.number, scenario), []).append(entry)
+        if entry.name in sub_reasons:
+            left_out = sub_reasons[entry.name]
+            functions = subtest_functions(args.librdkafka / "tests", entry.number)
+            unknown = sorted(set(left_out) - set(functions))
+            if unknown:
+                raise SystemExit(f"{args.not_applicable}: {entry.name} has no sub-test function "
+                                 f"{', '.join(unknown)}")
+            for function in functions:
+                if function in left_out:
+                    skipped.append((f"{entry.name}[{function}]", left_out[function]))
+                else:
+                    plan.setdefault((entry.number, scenario, function), []).append(entry)
+            continue
+        plan.setdefault((entry.number, scenario, ""), []).append(entry)
 
     if args.list:
-        for (number, scenario), group in sorted(plan.items()):
-            note = ""
+        for (number, scenario, subtest), group in sorted(plan.items()):
+            note = f"  (sub-test {subtest})" if subtest else ""
             if any(e.name in reasons for e in group):
                 note = "  (listed not applicable; run because named)"
             print(f"run  {number}  {scenario:<12}  {' '.join(e.name for e in group)}{note}")
         for name, reason in sorted(skipped):
             print(f"skip {name}: {reason}")
-        print(f"{len({n for n, _ in plan})} test numbers to run, {len(skipped)} entries not applicable")
+        print(f"{len({key[0] for key in plan})} test numbers to run, {len(skipped)} entries not applicable")
         return 0
 
     runs_dir = args.suite_dir / "runs"
@@ -467,23 +522,24 @@ def main(argv: list[str]) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
-    log(f"{len({n for n, _ in plan})} test numbers to run (librdkafka {args.librdkafka_version}, "
+    log(f"{len({key[0] for key in plan})} test numbers to run (librdkafka {args.librdkafka_version}, "
         f"{'quick (-Q)' if args.runner_quick else 'full'} mode, TEST_KAFKA_VERSION={KAFKA_VERSION}); "
         f"logs in {run_dir}")
     try:
-        for (number, scenario), group in sorted(plan.items()):
+        for (number, scenario, subtest), group in sorted(plan.items()):
             porter = porters.get(scenario)
             if porter is None:
                 porter = porters[scenario] = Porter(args.porter, run_dir, scenario)
                 porter.start()
             test_started = time.monotonic()
-            batch = run_number(args, number, scenario, group, porter, run_dir)
+            batch = run_number(args, number, scenario, subtest, group, porter, run_dir)
             for result in batch:
                 if result.entry in reasons:
                     result.notes.append(f"listed not applicable ({reasons[result.entry]}); run because named")
             results.extend(batch)
             states = ", ".join(f"{r.entry} {r.state}" for r in batch)
-            log(f"{number} ({scenario}) {time.monotonic() - test_started:.0f}s: {states}")
+            where = f"{scenario}, {subtest}" if subtest else scenario
+            log(f"{number} ({where}) {time.monotonic() - test_started:.0f}s: {states}")
     except KeyboardInterrupt as err:
         interrupted = True
         log(f"interrupted ({err}); reporting what ran")
