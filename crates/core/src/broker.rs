@@ -19,6 +19,7 @@
 
 mod admin;
 mod data_dir;
+pub mod dynamic_config;
 mod queues;
 
 pub use queues::{QUEUES_MAX, QUEUE_IDLE_BYTES, QUEUE_OPEN_THREADS};
@@ -78,8 +79,16 @@ impl TopicHandle {
     }
 }
 
+/// This broker's node id: one node is node 0. The cluster makes it a setting.
+pub const NODE_ID: i32 = 0;
+
 pub struct Broker {
     config: BrokerConfig,
+    /// The topic defaults in force: `config.log_defaults` with the dynamic broker configs
+    /// applied ([`dynamic_config`]).
+    log_defaults: RwLock<porter_storage::LogConfig>,
+    /// This broker's scope of dynamic configs: its node id.
+    node_scope: String,
     /// Serialises metadata changes together with the opening/closing of the logs they imply,
     /// so the topics map and the metadata state never disagree.
     metadata: Mutex<MetadataStore>,
@@ -144,9 +153,22 @@ impl Broker {
             config.groups.clone(),
             &committer,
         )?;
+        let node_scope = NODE_ID.to_string();
+        let log_defaults = dynamic_config::effective_log_defaults(
+            &config.log_defaults,
+            &metadata.state().broker_configs,
+            &node_scope,
+        );
         let mut topics = HashMap::new();
         for topic in metadata.state().topics.values() {
-            let handle = open_topic(&config, &files, &committer, topic, after_crash)?;
+            let handle = open_topic(
+                &config,
+                &log_defaults,
+                &files,
+                &committer,
+                topic,
+                after_crash,
+            )?;
             topics.insert(topic.name.clone(), Arc::new(handle));
         }
         // From here on, new writes may happen: a crash must be treated as one again.
@@ -156,6 +178,8 @@ impl Broker {
         }
         let broker = Arc::new(Broker {
             config,
+            log_defaults: RwLock::new(log_defaults),
+            node_scope,
             metadata: Mutex::new(metadata),
             topics: RwLock::new(topics),
             files,
@@ -451,6 +475,7 @@ impl Broker {
             })?;
             let handle = Arc::new(open_topic(
                 &this.config,
+                &this.log_defaults(),
                 &this.files,
                 &this.committer,
                 &topic,
@@ -542,6 +567,7 @@ impl Broker {
 
 fn open_topic(
     config: &BrokerConfig,
+    log_defaults: &porter_storage::LogConfig,
     files: &Arc<FileCache>,
     committer: &Committer,
     topic: &Topic,
@@ -556,7 +582,7 @@ fn open_topic(
             .map_err(io(&id_file))?;
         sync_dir(&dir)?;
     }
-    let log_config = topic.config.log_config(&config.log_defaults);
+    let log_config = topic.config.log_config(log_defaults);
     let partitions = (0..topic.partitions)
         .map(|i| {
             let log = Log::open(

@@ -69,6 +69,10 @@ pub enum ConfigKind {
 pub enum ConfigSource {
     /// Set on the topic (CreateTopics, AlterConfigs, IncrementalAlterConfigs).
     TopicOverride,
+    /// Set on this broker while it runs (AlterConfigs on the broker resource).
+    DynamicBroker,
+    /// Set as every broker's default while running (AlterConfigs on the empty broker name).
+    DynamicDefaultBroker,
     /// Set by the operator in the broker's configuration (file, env, flags): static.
     BrokerConfig,
     /// Porter's built-in default.

@@ -123,6 +123,9 @@ pub enum CoreError {
         required: u32,
         in_sync: u32,
     },
+    /// A broker config that can't change while the broker runs (or that Porter doesn't know).
+    #[error("cannot update this config dynamically: {0} (set it in the config file, environment or flags and restart)")]
+    NotDynamic(String),
     /// The log or queue was closed (deleted, or the broker is stopping) under the caller.
     #[error("closed")]
     Closed,
@@ -169,7 +172,9 @@ impl CoreError {
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig { .. }
             | CoreError::InvalidRecords { .. } => K::Invalid,
-            CoreError::LimitExceeded(_) | CoreError::Precondition(_) => K::Precondition,
+            CoreError::LimitExceeded(_) | CoreError::Precondition(_) | CoreError::NotDynamic(_) => {
+                K::Precondition
+            }
             CoreError::Locked(_) => K::Locked,
             CoreError::Forbidden(_) => K::Forbidden,
             CoreError::OffsetOutOfRange { .. } => K::OutOfRange,

@@ -53,7 +53,7 @@ impl Broker {
             let old = this
                 .topic(&name)
                 .ok_or_else(|| CoreError::UnknownTopic(name.clone()))?;
-            let defaults = TopicDefaults(this.config.log_defaults.clone());
+            let defaults = TopicDefaults(this.log_defaults());
             let config = change(&old.topic.config, &defaults)?;
             config.validate()?;
             let topic = Topic {
@@ -71,7 +71,7 @@ impl Broker {
                 id: topic.id,
                 config: topic.config.clone(),
             })?;
-            let log_config = topic.config.log_config(&this.config.log_defaults);
+            let log_config = topic.config.log_config(&this.log_defaults());
             for partition in &old.partitions {
                 partition.set_log_config(log_config.clone());
             }
@@ -177,7 +177,7 @@ impl Broker {
 /// Opens partitions `from..topic.partitions` of `topic` (which must not be open yet).
 fn open_new_partitions(broker: &Broker, topic: &Topic, from: u32) -> Result<Vec<Arc<Partition>>> {
     let dir = broker.config.data_dir.join("logs").join(&topic.name);
-    let log_config = topic.config.log_config(&broker.config.log_defaults);
+    let log_config = topic.config.log_config(&broker.log_defaults());
     let mut opened = Vec::with_capacity((topic.partitions - from) as usize);
     for index in from..topic.partitions {
         let result = Log::open(

@@ -43,6 +43,12 @@ pub enum MetadataCommand {
         vhost: String,
         change: RoutingChange,
     },
+    /// Replaces the dynamic broker configs of a scope (a node id, or "" for the cluster-wide
+    /// default) with `config`, already checked and canonical.
+    SetBrokerConfig {
+        scope: String,
+        config: std::collections::BTreeMap<String, String>,
+    },
     /// A new, empty virtual host (predeclared `amq.*` exchanges only).
     CreateVhost {
         name: String,

@@ -28,6 +28,9 @@ pub struct MetadataState {
     /// Queue definitions per virtual host (the routing table holds only their names).
     #[serde(default)]
     pub queues: BTreeMap<String, BTreeMap<String, QueueDefinition>>,
+    /// Dynamic broker configs by scope: a node id, or "" for the cluster-wide default.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataState {
@@ -106,6 +109,12 @@ impl MetadataState {
             MetadataCommand::SetTopicConfig { name, id, config } => {
                 self.topic(name, *id)?;
                 config.validate()
+            }
+            MetadataCommand::SetBrokerConfig { config, .. } => {
+                for (key, value) in config {
+                    crate::broker::dynamic_config::canonical(key, value)?;
+                }
+                Ok(())
             }
             MetadataCommand::CreatePartitions {
                 name,
@@ -207,6 +216,13 @@ impl MetadataState {
             }
             MetadataCommand::AllocateProducerIds { start, count } => {
                 self.next_producer_id = start + count;
+            }
+            MetadataCommand::SetBrokerConfig { scope, config } => {
+                if config.is_empty() {
+                    self.broker_configs.remove(&scope);
+                } else {
+                    self.broker_configs.insert(scope, config);
+                }
             }
             MetadataCommand::SetTopicConfig { name, config, .. } => {
                 let topic = self

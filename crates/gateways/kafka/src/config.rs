@@ -57,7 +57,7 @@ impl Default for KafkaConfig {
             fetch_wait_ms_max: limits::FETCH_WAIT_MS_MAX,
             write_stall_ms: limits::WRITE_STALL_MS,
             idle_ms: limits::IDLE_MS,
-            node_id: 0,
+            node_id: porter_core::broker::NODE_ID,
             cluster_id: "porter".into(),
         }
     }

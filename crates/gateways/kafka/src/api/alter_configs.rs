@@ -1,7 +1,8 @@
 //! AlterConfigs (v0–v2), the legacy API: the configs sent become the topic's whole override set
-//! (any override not named is removed), as in Kafka. Broker configs are static and refused.
+//! (any override not named is removed), as in Kafka; on a broker resource, its whole set of dynamic
+//! configs (see porter_core::broker::dynamic_config).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -10,7 +11,9 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use porter_core::TopicConfig;
 
-use super::config_resources::{alter_resource, Refusal, RESOURCE_TOPIC};
+use super::config_resources::{
+    alter_broker, alter_resource, Refusal, RESOURCE_BROKER, RESOURCE_TOPIC,
+};
 use super::duplicated;
 use super::Context;
 
@@ -67,6 +70,14 @@ async fn alter(
             ));
         };
         pairs.push((key, value.to_string()));
+    }
+    if resource.resource_type == RESOURCE_BROKER {
+        // The sent configs become the broker's whole dynamic set, as for a topic.
+        let config: BTreeMap<String, String> = pairs.into_iter().collect();
+        return alter_broker(ctx, &resource.resource_name, validate_only, move |_| {
+            Ok(config)
+        })
+        .await;
     }
     // Parsed before routing, so bad keys and values are INVALID_CONFIG even under validate_only.
     let config = match resource.resource_type {

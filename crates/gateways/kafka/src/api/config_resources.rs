@@ -1,6 +1,7 @@
 //! What DescribeConfigs, AlterConfigs and IncrementalAlterConfigs share: Kafka's resource types,
 //! the outcome of one resource, and the routing of a change to a topic or (refused) broker.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -49,9 +50,11 @@ impl Refusal {
 /// Kafka's config-source code (DescribeConfigs v1+).
 pub fn source_code(source: ConfigSource) -> i8 {
     match source {
-        ConfigSource::TopicOverride => 1, // DYNAMIC_TOPIC_CONFIG
-        ConfigSource::BrokerConfig => 4,  // STATIC_BROKER_CONFIG
-        ConfigSource::Default => 5,       // DEFAULT_CONFIG
+        ConfigSource::TopicOverride => 1,        // DYNAMIC_TOPIC_CONFIG
+        ConfigSource::DynamicBroker => 2,        // DYNAMIC_BROKER_CONFIG
+        ConfigSource::DynamicDefaultBroker => 3, // DYNAMIC_DEFAULT_BROKER_CONFIG
+        ConfigSource::BrokerConfig => 4,         // STATIC_BROKER_CONFIG
+        ConfigSource::Default => 5,              // DEFAULT_CONFIG
     }
 }
 
@@ -92,16 +95,47 @@ where
                     Refusal::core(&e)
                 })
         }
-        RESOURCE_BROKER => Err(Refusal::new(
-            ResponseError::InvalidRequest,
-            "Porter's broker configs are static: set them in its config file, environment or \
-             flags and restart",
-        )),
         other => Err(Refusal::new(
             ResponseError::InvalidRequest,
             format!("unsupported config resource type {other}"),
         )),
     }
+}
+
+/// Changes a broker resource's dynamic configs with `change` (the current set in, the whole new
+/// set out): `name` is this broker's id, or empty for every broker's default (Kafka's rule).
+pub async fn alter_broker<F>(
+    ctx: &Arc<Context>,
+    name: &str,
+    validate_only: bool,
+    change: F,
+) -> Result<(), Refusal>
+where
+    F: FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, CoreError>
+        + Send
+        + 'static,
+{
+    if !name.is_empty() && name != ctx.config.node_id.to_string() {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "unexpected broker id {name:?}: this is broker {}",
+                ctx.config.node_id
+            ),
+        ));
+    }
+    ctx.broker
+        .update_broker_config(name, validate_only, change)
+        .await
+        .map_err(|e| {
+            tracing::info!(broker = name, error = %e, "broker config change refused");
+            match e {
+                CoreError::NotDynamic(_) => {
+                    Refusal::new(ResponseError::InvalidRequest, e.to_string())
+                }
+                other => Refusal::core(&other),
+            }
+        })
 }
 
 /// Every admin API of this family through the whole path (request encode → `decode_request` →

@@ -1,6 +1,7 @@
 //! DescribeConfigs (v1–v4): a topic's every config with its effective value and source
-//! (DYNAMIC_TOPIC_CONFIG for an override, STATIC_BROKER_CONFIG or DEFAULT_CONFIG otherwise), or
-//! the broker's static configs. Synonyms and documentation when asked for.
+//! (DYNAMIC_TOPIC_CONFIG for an override, then DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG,
+//! STATIC_BROKER_CONFIG or DEFAULT_CONFIG), or the broker's. Synonyms and documentation when asked
+//! for.
 
 use std::sync::Arc;
 
@@ -58,15 +59,12 @@ fn describe(
                     format!("unknown topic {name:?}"),
                 )
             })?;
-            Ok(handle
-                .topic
-                .config
-                .describe(&ctx.broker.config().log_defaults))
+            Ok(ctx.broker.describe_topic_config(&handle.topic.config))
         }
-        // "" is the cluster-wide dynamic default: Porter has none.
-        RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
+        // "" is the cluster-wide dynamic default.
+        RESOURCE_BROKER if name.is_empty() => Ok(ctx.broker.describe_cluster_default_config()),
         RESOURCE_BROKER if name == ctx.config.node_id.to_string() => {
-            let mut entries = ctx.broker.config().describe();
+            let mut entries = ctx.broker.describe_broker_config();
             entries.push(ConfigEntry {
                 name: "broker.id".into(),
                 value: ctx.config.node_id.to_string(),

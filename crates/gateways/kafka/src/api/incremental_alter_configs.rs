@@ -1,6 +1,7 @@
 //! IncrementalAlterConfigs (v0–v1): SET, DELETE, APPEND and SUBTRACT on single keys of a topic's
 //! overrides, all of a resource's changes applied together or not at all. APPEND and SUBTRACT
-//! only make sense for list-valued keys (`cleanup.policy`). Broker configs are static and refused.
+//! only make sense for list-valued keys (`cleanup.policy`). On a broker resource: SET and DELETE of
+//! its dynamic configs (see porter_core::broker::dynamic_config).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,7 +14,9 @@ use porter_core::config::ConfigKind;
 use porter_core::topic::{topic_config_key, ConfigOp};
 use porter_core::CoreError;
 
-use super::config_resources::{alter_resource, Refusal, RESOURCE_TOPIC};
+use super::config_resources::{
+    alter_broker, alter_resource, Refusal, RESOURCE_BROKER, RESOURCE_TOPIC,
+};
 use super::duplicated;
 use super::Context;
 
@@ -100,6 +103,34 @@ async fn alter(
             }
         }
         changes.push((key, op, config.value.as_ref().map(|v| v.to_string())));
+    }
+    if resource.resource_type == RESOURCE_BROKER {
+        if changes
+            .iter()
+            .any(|(_, op, _)| *op == OP_APPEND || *op == OP_SUBTRACT)
+        {
+            return Err(Refusal::new(
+                ResponseError::InvalidRequest,
+                "APPEND and SUBTRACT apply to no dynamic broker config Porter has",
+            ));
+        }
+        return alter_broker(
+            ctx,
+            &resource.resource_name,
+            validate_only,
+            move |current| {
+                let mut config = current.clone();
+                for (key, op, value) in changes {
+                    if op == OP_DELETE {
+                        config.remove(&key);
+                    } else {
+                        config.insert(key, value.unwrap_or_default());
+                    }
+                }
+                Ok(config)
+            },
+        )
+        .await;
     }
     alter_resource(
         ctx,
