@@ -117,3 +117,89 @@ fn pipelined_offset_commits_take_effect_in_the_order_sent() {
         expected(COMMITS)
     );
 }
+
+/// One idempotent producer's batches, pipelined hundreds deep on one connection, are appended in
+/// the order sent: each is accepted (its sequence follows the one before), their offsets ascend
+/// with their sequence, and a retry of a recent one returns its original offset.
+#[test]
+fn pipelined_idempotent_produces_are_appended_in_sequence_order() {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest};
+    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+
+    const BATCHES: i32 = 400;
+    let server = Server::start(&[]);
+    let mut client = server.connect();
+    assert_eq!(client.create_topic("idempotent-pipeline", 1), 0);
+    let init = client.call(
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000),
+    );
+    assert_eq!(init.error_code, 0, "{init:?}");
+    let batch = |sequence: i32| {
+        let mut record = record(format!("seq-{sequence}").as_bytes());
+        record.producer_id = init.producer_id.0;
+        record.producer_epoch = init.producer_epoch;
+        record.sequence = sequence;
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &[record],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    };
+    let produce = |sequence: i32| {
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name("idempotent-pipeline"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(sequence)))])])
+    };
+    let mut wire = Vec::new();
+    for sequence in 0..BATCHES {
+        wire.extend_from_slice(&client.frame(PRODUCE_VERSION, &produce(sequence)));
+    }
+    let writer = {
+        let mut stream = client.stream.try_clone().expect("cloning the stream");
+        std::thread::spawn(move || std::io::Write::write_all(&mut stream, &wire))
+    };
+    for sequence in 0..BATCHES {
+        let (_, response) = client.read_response::<ProduceRequest>(PRODUCE_VERSION);
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(
+            (partition.error_code, partition.base_offset),
+            (0, sequence as i64),
+            "batch with sequence {sequence}"
+        );
+    }
+    writer.join().unwrap().unwrap();
+
+    // A retry of a recent batch (Kafka remembers a producer's last five) is the same batch: its
+    // original offset, nothing appended.
+    let recent = BATCHES - 2;
+    let retry = client.call(PRODUCE_VERSION, &produce(recent));
+    assert_eq!(
+        retry.responses[0].partition_responses[0].base_offset,
+        recent as i64
+    );
+    let values: Vec<Vec<u8>> = client
+        .fetch_all("idempotent-pipeline", 0, 0)
+        .into_iter()
+        .map(|r| r.value.unwrap().to_vec())
+        .collect();
+    let expected: Vec<Vec<u8>> = (0..BATCHES)
+        .map(|s| format!("seq-{s}").into_bytes())
+        .collect();
+    assert_eq!(values, expected);
+}
