@@ -235,12 +235,12 @@ impl Partition {
         }
         let end = self.log.log_end_offset();
         let config = self.log.config();
-        let due = if self.compacted_at_end.load(Ordering::Relaxed) == end {
-            // Not grown: only to drop tombstones whose delete.retention.ms has run out since.
-            now_ms - self.compacted_at_ms.load(Ordering::Relaxed)
-                >= config.delete_retention_ms as i64
-        } else {
-            // Grown: once enough of it is dirty, or its oldest dirty record waited too long.
+        // Tombstones whose delete.retention.ms ran out since the last pass are due to go, grown
+        // or not (KIP-534: a log with expired tombstones is cleanable).
+        let tombstones_due = now_ms - self.compacted_at_ms.load(Ordering::Relaxed)
+            >= config.delete_retention_ms as i64;
+        // A grown log: once enough of it is dirty, or its oldest dirty record waited too long.
+        let dirty_due = self.compacted_at_end.load(Ordering::Relaxed) != end && {
             let size = self.log.size_bytes();
             let dirty = size.saturating_sub(self.compacted_size.load(Ordering::Relaxed));
             let ratio = if size == 0 {
@@ -257,6 +257,7 @@ impl Partition {
             ratio >= config.min_cleanable_dirty_ratio
                 || waited >= config.max_compaction_lag_ms.min(i64::MAX as u64) as i64
         };
+        let due = tombstones_due || dirty_due;
         if !due {
             return Ok(());
         }
