@@ -1,4 +1,4 @@
-# Shared by the peer scripts (rabbitmq.sh, mosquitto.sh, nats.sh): each defines `log` and then
+# Shared by the peer scripts (rabbitmq.sh, mosquitto.sh, nats.sh) and librdkafka-suite.sh: each defines `log` and then
 # sources this file. Nothing here starts or stops a broker; it only installs and probes.
 
 as_root() {
