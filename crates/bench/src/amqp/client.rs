@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt as _;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
@@ -18,7 +19,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Confirmation};
 
-use super::connect;
+use super::{connect, PublisherPattern};
 use crate::pacing::{due, interval, next_slot};
 use crate::progress::Progress;
 use crate::stats::{latency_histogram, now_us, sent_at, stamped_payload};
@@ -41,6 +42,7 @@ pub struct PublishPlan {
     pub rate: Option<u64>,
     pub record_bytes: usize,
     pub inflight: usize,
+    pub pattern: PublisherPattern,
     pub deadline: Instant,
 }
 
@@ -117,7 +119,25 @@ pub async fn produce(plan: &PublishPlan, progress: &Progress) -> Result<Publishe
                     None => now_us(),
                 };
                 let payload = stamped_payload(plan.record_bytes, stamp);
-                inflight.push(publish(channel.clone(), plan, payload, properties.clone()));
+                match plan.pattern {
+                    PublisherPattern::Pipelined => {
+                        inflight.push(publish(channel.clone(), plan, payload, properties.clone()).boxed());
+                    }
+                    PublisherPattern::Awaited => {
+                        // Await lapin's hand-off of this publish before the next one; only
+                        // its confirm stays outstanding.
+                        let confirm = channel
+                            .basic_publish(
+                                plan.exchange.as_str().into(),
+                                plan.routing_key.as_str().into(),
+                                BasicPublishOptions::default(),
+                                &payload,
+                                properties.clone(),
+                            )
+                            .await;
+                        inflight.push(async move { confirm?.await }.boxed());
+                    }
+                }
                 outcome.sent += 1;
             },
         }

@@ -117,6 +117,7 @@ async fn measure(
         rate: args.rate,
         record_bytes: args.record_bytes,
         inflight: args.inflight,
+        pattern: args.publisher,
         deadline,
     };
     let published = produce(&plan, &progress).await;

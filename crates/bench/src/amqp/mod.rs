@@ -47,6 +47,13 @@ pub enum Scenario {
     Chat,
 }
 
+/// How a publisher hands its messages to lapin (see `--publisher`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublisherPattern {
+    Pipelined,
+    Awaited,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct AmqpArgs {
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2F")]
@@ -73,6 +80,11 @@ pub struct AmqpArgs {
     /// Unconfirmed publishes each producer keeps in flight.
     #[arg(long, default_value_t = 256)]
     pub inflight: usize,
+    /// How a producer publishes: `pipelined` queues many publishes for lapin to coalesce into one
+    /// write; `awaited` awaits each `basic_publish` (lapin's hand-off to its I/O thread) before the
+    /// next, keeping only the confirms outstanding (up to `--inflight`), as most applications do.
+    #[arg(long, value_enum, default_value_t = PublisherPattern::Pipelined)]
+    pub publisher: PublisherPattern,
     /// Ack every delivery (1), or one `multiple` ack per this many deliveries (at most
     /// `--prefetch`; a partial batch is acked within 50 ms).
     #[arg(long, default_value_t = 1)]

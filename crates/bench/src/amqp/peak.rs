@@ -106,6 +106,7 @@ async fn measure(args: &AmqpArgs, queue: &str, progress: Arc<Progress>) -> Resul
         rate: Some(burst_rate),
         record_bytes: args.record_bytes,
         inflight: args.inflight,
+        pattern: args.publisher,
         deadline,
     };
     let published = produce(&plan, &progress).await;

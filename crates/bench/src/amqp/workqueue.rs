@@ -55,6 +55,7 @@ pub async fn run(args: &AmqpArgs, progress: Arc<Progress>) -> Result<RunResult> 
                     rate: args.rate.map(|r| share(r, index, args.producers).max(1)),
                     record_bytes: args.record_bytes,
                     inflight: args.inflight,
+                    pattern: args.publisher,
                     deadline,
                 };
                 let progress = progress.clone();

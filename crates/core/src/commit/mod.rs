@@ -255,6 +255,19 @@ impl LogWriter {
         }
     }
 
+    /// Queues file work like [`Self::run`] without waiting for it, if the writer's queue has
+    /// room now; otherwise hands `work` back. For work whose outcome only needs logging (a
+    /// queue's ack-file appends), this saves a task and two wake-ups per job.
+    pub fn try_run<F: FnOnce() + Send + 'static>(&self, work: F) -> std::result::Result<(), F> {
+        match self.jobs.try_reserve() {
+            Ok(permit) => {
+                permit.send(Job::Run(Box::new(work)));
+                Ok(())
+            }
+            Err(_) => Err(work),
+        }
+    }
+
     /// Takes a commit step with no write: after the log's flush mode changed (leaving `group`
     /// commits what was written but not yet synced).
     pub async fn recommit(&self) -> Result<()> {

@@ -19,13 +19,21 @@ use crate::frame::{encode, encode_body, encode_method, Frame, FrameCodec};
 pub struct Out {
     bytes: Vec<u8>,
     frame_max: u32,
+    /// The size of the last burst handed out, so the next buffer is allocated once at about
+    /// the right size instead of regrown (and copied) frame by frame. At most
+    /// [`OUT_RESERVE_MAX`]; nothing is allocated until something is written.
+    reserve: usize,
 }
+
+/// The most a fresh burst buffer reserves up front: bursts larger than this grow as needed.
+const OUT_RESERVE_MAX: usize = 64 << 10;
 
 impl Out {
     pub fn new(frame_max: u32) -> Self {
         Out {
             bytes: Vec::new(),
             frame_max,
+            reserve: 0,
         }
     }
 
@@ -33,14 +41,22 @@ impl Out {
         self.frame_max
     }
 
+    /// The buffer to append to, reserved at the last burst's size when fresh.
+    fn buf(&mut self) -> &mut Vec<u8> {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(self.reserve);
+        }
+        &mut self.bytes
+    }
+
     /// A method frame.
     pub fn method(&mut self, channel: u16, method: AMQPClass) {
-        encode_method(channel, method, &mut self.bytes);
+        encode_method(channel, method, self.buf());
     }
 
     /// A content-carrying method (deliver, get-ok, return) with its header and body frames.
     pub fn content(&mut self, channel: u16, method: AMQPClass, message: &Message) {
-        encode_method(channel, method, &mut self.bytes);
+        encode_method(channel, method, self.buf());
         encode(
             &AMQPFrame::Header(
                 channel,
@@ -50,9 +66,10 @@ impl Out {
                     properties: properties_to_amqp(&message.properties),
                 },
             ),
-            &mut self.bytes,
+            self.buf(),
         );
-        encode_body(channel, &message.body, self.frame_max, &mut self.bytes);
+        let frame_max = self.frame_max;
+        encode_body(channel, &message.body, frame_max, self.buf());
     }
 
     /// `basic.return` of an unroutable mandatory message (312 NO_ROUTE).
@@ -67,7 +84,7 @@ impl Out {
     }
 
     pub fn heartbeat(&mut self) {
-        encode(&AMQPFrame::Heartbeat, &mut self.bytes);
+        encode(&AMQPFrame::Heartbeat, self.buf());
     }
 
     /// `channel.close` carrying a channel error.
@@ -116,6 +133,7 @@ impl Out {
 
     /// The encoded bytes, handed to a writer; the buffer starts empty.
     pub fn take_bytes(&mut self) -> Vec<u8> {
+        self.reserve = self.bytes.len().min(OUT_RESERVE_MAX);
         std::mem::take(&mut self.bytes)
     }
 

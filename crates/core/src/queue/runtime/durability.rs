@@ -76,25 +76,29 @@ impl Queue {
             Arc::clone(&files.acks),
         );
         let (vhost, name) = (self.vhost.clone(), self.name.clone());
-        let job = async move {
-            let written = writer.run(move || pending.write_to(&acks)).await;
-            match written.and_then(|r| r) {
-                // Stopping: the queue's close writes what is pending.
-                Ok(()) | Err(crate::error::CoreError::ShuttingDown) => {}
-                Err(e) => {
-                    tracing::error!(vhost = %vhost, queue = %name, error = %e, "writing ack changes failed")
-                }
+        let write = move || match pending.write_to(&acks) {
+            // Stopping: the queue's close writes what is pending.
+            Ok(()) | Err(crate::error::CoreError::ShuttingDown) => {}
+            Err(e) => {
+                tracing::error!(vhost = %vhost, queue = %name, error = %e, "writing ack changes failed")
             }
         };
+        // Straight onto the writer's queue when it has room (no task, no wake-up to hear the
+        // result); a full queue makes a task wait for room instead of blocking here.
+        let Err(write) = writer.try_run(write) else {
+            return;
+        };
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(job)),
+            Ok(runtime) => drop(runtime.spawn(async move {
+                if let Err(e) = writer.run(write).await {
+                    if !matches!(e, crate::error::CoreError::ShuttingDown) {
+                        tracing::error!(error = %e, "writing ack changes failed");
+                    }
+                }
+            })),
             // Not on the runtime (a writer thread, a test's plain thread): not a reactor
             // either, so write here.
-            Err(_) => {
-                if let Err(e) = files.pending_acks.write_to(&files.acks) {
-                    tracing::error!(vhost = %self.vhost, queue = %self.name, error = %e, "writing ack changes failed");
-                }
-            }
+            Err(_) => write(),
         }
     }
 
