@@ -106,6 +106,8 @@ pub struct Broker {
     routes: RwLock<HashMap<String, Arc<crate::routing::RoutingTable>>>,
     /// The workers and timers every queue's deliveries, expiries and maintenance run on.
     pub(crate) queue_scheduler: Arc<crate::queue::QueueScheduler>,
+    /// Undelivered bodies all queues keep in memory (`BrokerConfig::queue_cache_bytes_max`).
+    pub(crate) queue_cache: Arc<crate::queue::cache_budget::CacheBudget>,
     /// Serialises queue declare/delete, which journal and then open or remove files.
     pub(crate) queue_lifecycle: tokio::sync::Mutex<()>,
     /// This incarnation: random per start. Transient messages carry it so that after a restart
@@ -176,6 +178,9 @@ impl Broker {
             fs::remove_file(&marker).map_err(io(&marker))?;
             sync_dir(&data_dir)?;
         }
+        let queue_cache = Arc::new(crate::queue::cache_budget::CacheBudget::new(
+            config.queue_cache_bytes_max,
+        ));
         let broker = Arc::new(Broker {
             config,
             log_defaults: RwLock::new(log_defaults),
@@ -189,6 +194,7 @@ impl Broker {
             queues: RwLock::new(HashMap::new()),
             routes: RwLock::new(HashMap::new()),
             queue_scheduler: crate::queue::QueueScheduler::new(),
+            queue_cache,
             queue_lifecycle: tokio::sync::Mutex::new(()),
             epoch: Uuid::new_v4().as_u64_pair().0,
             alarms: tokio::sync::watch::Sender::new(Default::default()),

@@ -32,6 +32,10 @@ pub struct BrokerConfig {
     pub alarms: crate::alarm::AlarmLimits,
     /// Writer threads and their queue bounds (see [`crate::commit`]).
     pub commit: crate::commit::CommitConfig,
+    /// Undelivered message bodies all queues together keep decoded in memory; a backlog past it
+    /// stays in the queues' logs and is read back when delivered (see
+    /// [`crate::queue::cache_budget`]).
+    pub queue_cache_bytes_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -48,6 +52,7 @@ impl Default for BrokerConfig {
             groups: GroupConfig::default(),
             alarms: crate::alarm::AlarmLimits::default(),
             commit: crate::commit::CommitConfig::default(),
+            queue_cache_bytes_max: crate::queue::cache_budget::QUEUE_CACHE_TOTAL_BYTES_DEFAULT,
         }
     }
 }

@@ -14,14 +14,15 @@
 //! `UNACKED_PER_QUEUE_MAX` × ~64 B ≈ 4 MiB, settled ranges `SETTLED_RANGES_MAX` × ~32 B ≈ 2 MiB,
 //! consumers `CONSUMERS_PER_QUEUE_MAX` × ~100 B ≈ 0.4 MiB: under 7 MiB, checked below.
 //!
-//! **Message bodies in memory.** Per queue, at most `QUEUE_CACHE_BYTES_MAX` (8 MiB) of
-//! undelivered bodies in its cache, plus what its consumers' buffers hold:
-//! `CONSUMER_BUFFER_MAX` deliveries per consumer, which share the cached `Arc` rather than copy
-//! it. These are bounded per queue and per consumer, **not** across the broker: 1,000 busy
-//! queues may cache 8 GiB. What stops that growth is the memory alarm (`alarm`, 40 % of RAM by
-//! default), which blocks publishers broker-wide, and each gateway's memory budget, which bounds
-//! the bodies a connection holds on its way in and out. A broker-wide cache budget is not built
-//! yet.
+//! **Message bodies in memory.** All queues together keep at most
+//! `BrokerConfig::queue_cache_bytes_max` (`QUEUE_CACHE_TOTAL_BYTES_DEFAULT`, 256 MiB) of
+//! undelivered bodies decoded in memory, and one queue at most `QUEUE_CACHE_BYTES_MAX` (8 MiB) of
+//! it; a backlog past that stays in the logs and is read back `READ_AHEAD_BYTES` at a time when
+//! delivered. On top come what consumers' buffers hold: `CONSUMER_BUFFER_MAX` deliveries per
+//! consumer, sharing the cached `Arc` rather than copying it, and bounded in bytes by each
+//! gateway's memory budget, which also bounds the bodies a connection holds on its way in and
+//! out. The memory alarm (`alarm`, 40 % of RAM by default) is the last line: it blocks publishers
+//! broker-wide.
 //!
 //! **Writes waiting for a writer thread.** `WRITER_THREADS_MAX` × `WRITER_QUEUE_JOBS_MAX` jobs at
 //! most (2 × 1,024 at the defaults); their bytes were admitted by a gateway's memory budget.
@@ -43,6 +44,7 @@ pub use crate::metadata::JOURNAL_COMMANDS_MAX;
 pub use crate::publish::PUBLISH_BATCH_MAX;
 pub use crate::queue::ack_log::ACK_LOG_COMPACT_BYTES;
 pub use crate::queue::api::CONSUMER_BUFFER_MAX;
+pub use crate::queue::cache_budget::QUEUE_CACHE_TOTAL_BYTES_DEFAULT;
 pub use crate::queue::definition::MAX_PRIORITY_MAX;
 pub use crate::queue::limits::*;
 pub use crate::queue::runtime::{
@@ -67,4 +69,5 @@ const _: () = assert!(QUEUES_MAX as u64 * QUEUE_IDLE_BYTES as u64 <= 5 << 30);
 const _: () = assert!(WRITER_THREADS_DEFAULT * WRITER_QUEUE_JOBS_DEFAULT <= 1 << 12);
 const _: () = assert!(PUBLISH_BATCH_MAX <= WRITER_QUEUE_JOBS_DEFAULT);
 const _: () = assert!(QUEUE_CACHE_BYTES_MAX as u64 <= QUEUE_SEGMENT_BYTES);
+const _: () = assert!(QUEUE_CACHE_BYTES_MAX <= QUEUE_CACHE_TOTAL_BYTES_DEFAULT);
 const _: () = assert!(COMMAND_BYTES_MAX <= 1 << 20);

@@ -9,11 +9,11 @@
 //! | AMQP frames, bodies being assembled and bytes not yet written | 512 MiB (`memory_budget_bytes`) plus one burst per connection | `porter_gateway_amqp::limits`, `porter_gateway_kit::limits` |
 //! | writes waiting for a writer thread | 2 × 1,024 jobs, whose bytes are already in the budgets above | `porter_core::commit::limits` |
 //! | idle queues | 4.2 KiB each, ≤ ~4.9 GiB at `QUEUES_MAX` | `porter_core::limits` |
-//! | message bodies in queue caches and consumer buffers | 8 MiB per queue, `CONSUMER_BUFFER_MAX` deliveries per consumer: per queue, **not** broker-wide | `porter_core::limits` |
+//! | undelivered message bodies in queue caches | 256 MiB for all queues (`[storage] queue_cache_bytes`), 8 MiB per queue; a backlog past it stays in the logs | `porter_core::limits` |
+//! | deliveries in consumer buffers | `CONSUMER_BUFFER_MAX` per consumer, sharing the cached bodies; their bytes on the way out are in the gateways' budgets above | `porter_core::limits` |
 //!
-//! The last row is what the memory alarm (40 % of RAM by default, `[alarms]`) is for: past it,
-//! publishers on every protocol are blocked until memory falls. A broker-wide cache budget that
-//! makes the alarm a backstop rather than the bound is not built yet.
+//! The memory alarm (40 % of RAM by default, `[alarms]`) is the backstop behind these bounds:
+//! past it, publishers on every protocol are blocked until memory falls.
 
 use std::time::Duration;
 

@@ -112,6 +112,8 @@ pub struct StorageSection {
     pub writer_threads: Option<usize>,
     /// Jobs each writer's queue holds before publishers wait.
     pub writer_queue_jobs: Option<usize>,
+    /// Undelivered queue message bodies kept in memory, all queues together.
+    pub queue_cache_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +205,9 @@ impl Settings {
         }
         if let Some(v) = s.open_files_max {
             broker.open_files_max = v.max(16);
+        }
+        if let Some(v) = s.queue_cache_bytes {
+            broker.queue_cache_bytes_max = v;
         }
         if let Some(v) = s.retention_check_interval_ms {
             broker.retention_check_interval_ms = v;

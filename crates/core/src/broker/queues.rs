@@ -195,12 +195,19 @@ impl Broker {
         self.queue_scheduler.pending()
     }
 
+    /// Undelivered message bodies all queues keep in memory now, and the most they may (see
+    /// [`crate::queue::cache_budget`]).
+    pub fn queue_cache_bytes(&self) -> (usize, usize) {
+        (self.queue_cache.used(), self.queue_cache.max())
+    }
+
     fn queue_env(self: &Arc<Self>) -> QueueEnv {
         QueueEnv {
             files: self.files.clone(),
             epoch: self.epoch,
             broker: Arc::downgrade(self),
             scheduler: self.queue_scheduler.clone(),
+            cache_budget: self.queue_cache.clone(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`limits`]: the named bounds.
 //! - [`runtime`]: [`Queue`], a running queue over its log and ack files.
 //! - [`scheduler`]: [`QueueScheduler`], the workers and timers all queues share.
+//! - [`cache_budget`]: [`CacheBudget`](cache_budget::CacheBudget), the bodies all queues keep in memory.
 //! - [`error`]: [`QueueError`], each variant documented with its AMQP reply code.
 //!
 //! Durability: every settlement and every advance of the delivered watermark is emitted as an
@@ -17,6 +18,7 @@
 
 pub mod ack_log;
 pub mod api;
+pub mod cache_budget;
 pub mod dead_letter;
 pub mod definition;
 mod delivery;

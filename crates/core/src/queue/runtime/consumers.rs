@@ -240,8 +240,7 @@ impl Queue {
         let count = {
             let mut inner = self.inner.lock();
             let count = inner.states.iter_mut().map(QueueState::purge_ready).sum();
-            inner.cache.clear();
-            inner.cache_bytes = 0;
+            inner.cache_clear();
             inner.sizes.clear();
             inner.sized_bytes = 0;
             count

@@ -58,6 +58,8 @@ pub(crate) struct QueueEnv {
     pub(crate) epoch: u64,
     pub(crate) broker: Weak<Broker>,
     pub(crate) scheduler: Arc<QueueScheduler>,
+    /// Bodies all queues keep in memory (see `CacheBudget`).
+    pub(crate) cache_budget: Arc<crate::queue::cache_budget::CacheBudget>,
 }
 
 impl Queue {
@@ -76,6 +78,7 @@ impl Queue {
             epoch,
             broker,
             scheduler,
+            cache_budget,
         } = env;
         let args = QueueArguments::parse(&definition.arguments)
             .map_err(|e| CoreError::Metadata(e.to_string()))?;
@@ -158,6 +161,7 @@ impl Queue {
                 last_used_ms: now_ms(),
                 cache: BTreeMap::new(),
                 cache_bytes: 0,
+                cache_budget,
                 sizes: BTreeMap::new(),
                 sized_bytes: 0,
                 dead: Vec::new(),

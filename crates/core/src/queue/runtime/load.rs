@@ -14,7 +14,10 @@ use crate::queue::dead_letter::DeadReason;
 impl Inner {
     pub(crate) fn cache_insert(&mut self, position: Position, message: Arc<StoredMessage>) {
         let len = message.message.body.len();
-        if self.cache_bytes + len <= QUEUE_CACHE_BYTES_MAX && !self.cache.contains_key(&position) {
+        if self.cache_bytes + len <= QUEUE_CACHE_BYTES_MAX
+            && !self.cache.contains_key(&position)
+            && self.cache_budget.try_take(len)
+        {
             self.cache_bytes += len;
             self.cache.insert(position, message);
         }
@@ -22,8 +25,17 @@ impl Inner {
 
     pub(crate) fn cache_take(&mut self, position: Position) -> Option<Arc<StoredMessage>> {
         let message = self.cache.remove(&position)?;
-        self.cache_bytes -= message.message.body.len();
+        let len = message.message.body.len();
+        self.cache_bytes -= len;
+        self.cache_budget.give_back(len);
         Some(message)
+    }
+
+    /// Drops the whole cache (purge), giving its bytes back.
+    pub(crate) fn cache_clear(&mut self) {
+        self.cache.clear();
+        self.cache_budget
+            .give_back(std::mem::take(&mut self.cache_bytes));
     }
 }
 

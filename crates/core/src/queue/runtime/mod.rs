@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8};
 
 use super::ack_log::SharedAckLog;
 use super::api::{ConsumerSink, OwnerId};
+use super::cache_budget::CacheBudget;
 use super::dead_letter::DeadReason;
 use super::definition::{QueueArguments, QueueDefinition};
 use super::scheduler::{QueueKey, QueueScheduler};
@@ -136,6 +137,8 @@ pub(crate) struct Inner {
     /// Undelivered messages by position, at most `QUEUE_CACHE_BYTES_MAX` of bodies.
     pub(crate) cache: BTreeMap<Position, Arc<StoredMessage>>,
     pub(crate) cache_bytes: usize,
+    /// The broker-wide bound `cache_bytes` is also taken from.
+    pub(crate) cache_budget: Arc<CacheBudget>,
     /// Body sizes of unsettled messages, kept only under `x-max-length-bytes`.
     pub(crate) sizes: BTreeMap<Position, u32>,
     pub(crate) sized_bytes: u64,
@@ -156,12 +159,17 @@ pub(crate) struct Inner {
     pub(crate) stale_transient: u64,
 }
 
+/// A queue's cache goes back to the broker's budget when the queue goes (deleted, closed).
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.cache_budget.give_back(self.cache_bytes);
+    }
+}
+
 impl Inner {
     /// Forgets what a settled message held in memory.
     pub(crate) fn forget(&mut self, position: Position) {
-        if let Some(m) = self.cache.remove(&position) {
-            self.cache_bytes -= m.message.body.len();
-        }
+        self.cache_take(position);
         if let Some(size) = self.sizes.remove(&position) {
             self.sized_bytes -= u64::from(size);
         }
