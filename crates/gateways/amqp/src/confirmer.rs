@@ -4,6 +4,7 @@
 //! confirm feed. Channel state, below the commands that push to it.
 
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use porter_core::vhost::DurableWait;
 use tokio::sync::mpsc;
@@ -47,13 +48,25 @@ impl Confirmer {
             while let Some((seq, item)) = items.recv().await {
                 let ack = match item {
                     Pending::Nack => false,
-                    Pending::Wait(wait) => match wait.wait().await {
-                        Ok(()) => true,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "publish not made durable: nack");
-                            false
+                    Pending::Wait(wait) => {
+                        let mut durable = Box::pin(wait.wait());
+                        let durable = match futures::poll!(durable.as_mut()) {
+                            Poll::Ready(durable) => durable,
+                            // Not durable yet: what is decided goes out now rather than
+                            // after this one's commit step.
+                            Poll::Pending => {
+                                flush(&mut run);
+                                durable.await
+                            }
+                        };
+                        match durable {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "publish not made durable: nack");
+                                false
+                            }
                         }
-                    },
+                    }
                 };
                 pending.fetch_sub(1, Ordering::Relaxed);
                 if ack {
