@@ -60,7 +60,7 @@ pub struct Partition {
     compacted_size: AtomicU64,
     /// When the first append after the last compaction happened (unix ms; 0: none since), for
     /// `max.compaction.lag.ms`.
-    dirty_since_ms: AtomicI64,
+    dirty_since_ms: Arc<AtomicI64>,
 }
 
 impl Partition {
@@ -86,7 +86,7 @@ impl Partition {
             compacted_at_end: AtomicI64::new(-1),
             compacted_at_ms: AtomicI64::new(0),
             compacted_size: AtomicU64::new(0),
-            dirty_since_ms: AtomicI64::new(now_ms()),
+            dirty_since_ms: Arc::new(AtomicI64::new(now_ms())),
         })
     }
 
@@ -105,11 +105,24 @@ impl Partition {
     /// order: a retry of a batch already in the log returns the original offsets without
     /// writing again.
     pub async fn append(&self, records: Bytes) -> Result<Appended> {
+        self.start_append(records).await?.await
+    }
+
+    /// [`Partition::append`] in two steps: this returns once the append is queued on the log's
+    /// writer thread, and the returned future resolves with its outcome. Appends queued one
+    /// after another are applied in that order, so a connection can queue its next request's
+    /// append without waiting for this one to be written (which, on a writer busy with an
+    /// fsync, means waiting for that fsync).
+    pub async fn start_append(
+        &self,
+        records: Bytes,
+    ) -> Result<impl std::future::Future<Output = Result<Appended>> + Send + use<>> {
         let producers = self.producers.clone();
+        let dirty_since_ms = self.dirty_since_ms.clone();
         let (topic, partition) = (self.topic.clone(), self.index);
-        let appended = self
+        let written = self
             .writer
-            .write(move |log| {
+            .enqueue(move |log| {
                 let records = conform(records, &log.config(), now_ms(), &topic, partition)?;
                 let headers = batch_headers(&records);
                 let mut state = producers.lock();
@@ -147,22 +160,20 @@ impl Partition {
                     state.record(&header, now);
                 }
                 state.end_offset = state.end_offset.max(info.last_offset + 1);
+                let _ = dirty_since_ms.compare_exchange(
+                    0,
+                    now_ms(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 Ok(Appended {
                     base_offset: info.base_offset,
                     last_offset: info.last_offset,
                     log_append_time: info.log_append_time,
                 })
             })
-            .await;
-        if appended.is_ok() {
-            let _ = self.dirty_since_ms.compare_exchange(
-                0,
-                now_ms(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
-        appended
+            .await?;
+        Ok(written)
     }
 
     /// Idempotent producers known to this partition: (id, epoch, last sequence, last seen ms).

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -19,10 +20,17 @@ use porter_core::{Appended, CoreError, Partition};
 use super::{Context, Pending};
 use crate::error::error_code;
 
-/// One partition's outcome after the ordered stage.
+/// One partition's outcome after the ordered stage: its append queued (the outcome to await),
+/// or refused before that.
 struct PartitionAppend {
     index: i32,
-    result: Result<(Arc<Partition>, Appended), Refused>,
+    result: Result<
+        (
+            Arc<Partition>,
+            BoxFuture<'static, Result<Appended, CoreError>>,
+        ),
+        Refused,
+    >,
 }
 
 /// Why a partition's batch was not appended, as the response says it.
@@ -116,8 +124,10 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
                 let records = data
                     .records
                     .ok_or(Refused::from(ResponseError::CorruptMessage))?;
-                match partition.append(records).await {
-                    Ok(info) => Ok((partition, info)),
+                // Queued here, in request order; written and awaited in the concurrent stage,
+                // so the next request's append is queued behind it without waiting for it.
+                match partition.start_append(records).await {
+                    Ok(written) => Ok((partition, written.boxed())),
                     Err(e) => {
                         log_append_error(&name, data.index, &e);
                         Err(Refused::from(&e))
@@ -142,7 +152,17 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
                 let mut response = PartitionProduceResponse::default()
                     .with_index(appended.index)
                     .with_log_append_time_ms(-1);
-                match appended.result {
+                let appended_result = match appended.result {
+                    Ok((partition, written)) => match written.await {
+                        Ok(info) => Ok((partition, info)),
+                        Err(e) => {
+                            log_append_error(&name.0, appended.index, &e);
+                            Err(Refused::from(&e))
+                        }
+                    },
+                    Err(refused) => Err(refused),
+                };
+                match appended_result {
                     Ok((partition, info)) => {
                         let end_offset = info.last_offset + 1;
                         if acks == 0 {
