@@ -20,17 +20,13 @@ use porter_core::{Appended, CoreError, Partition};
 use super::{Context, Pending};
 use crate::error::error_code;
 
-/// One partition's outcome after the ordered stage: its append queued (the outcome to await),
-/// or refused before that.
+/// An append queued on its log's writer: its outcome, to await in the concurrent stage.
+type QueuedAppend = BoxFuture<'static, Result<Appended, CoreError>>;
+
+/// One partition's outcome after the ordered stage: its append queued, or refused before that.
 struct PartitionAppend {
     index: i32,
-    result: Result<
-        (
-            Arc<Partition>,
-            BoxFuture<'static, Result<Appended, CoreError>>,
-        ),
-        Refused,
-    >,
+    result: Result<(Arc<Partition>, QueuedAppend), Refused>,
 }
 
 /// Why a partition's batch was not appended, as the response says it.
