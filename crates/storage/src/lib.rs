@@ -37,7 +37,8 @@ pub use compaction::{CleanerCrashPoint, CleanerLimits, CompactionStats};
 pub use config::{CleanupPolicy, CompressionType, FlushMode, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use file_cache::FileCache;
-pub use log::{AppendInfo, Log, ReadSlice};
+pub use log::{AppendInfo, Log, ReadRegion, ReadSlice};
+pub use segment::FileRegion;
 pub use record_batch::BatchHeader;
 
 /// Position of a record in a partition's log.
