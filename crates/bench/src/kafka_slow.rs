@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn the_fetch_request_is_sized_and_laid_out_as_v4() {
         let b = fetch_request(7, "t", 2, 1000);
-        assert_eq!(i32::from_be_bytes(b[..4].try_into().unwrap()) as usize, b.len() - 4);
+        assert_eq!(
+            i32::from_be_bytes(b[..4].try_into().unwrap()) as usize,
+            b.len() - 4
+        );
         assert_eq!(&b[4..8], &[0, 1, 0, 4]);
         assert_eq!(i32::from_be_bytes(b[8..12].try_into().unwrap()), 7);
         // header 8 + client id 2+24, body 4*4+1, topics 4 + name 2+1 + count 4, 2 partitions × 16

@@ -263,6 +263,14 @@ mod tests {
             lost: Some(0),
             driver_cpu_seconds: Some(2.5),
             machine_busy_cpu_seconds: Some(19.0),
+            consume_broker_cpu_seconds_per_million: Some(0.05),
+            slow_readers: Some(SlowReaderResult {
+                readers: 1,
+                fetches_each: 40,
+                fetch_max_bytes: 50 << 20,
+                broker_rss_before_kib: 30_000,
+                broker_rss_peak_kib: 34_000,
+            }),
             json_path: Some("/tmp/not-serialized.json".into()),
         }
     }

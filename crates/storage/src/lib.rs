@@ -38,8 +38,8 @@ pub use config::{CleanupPolicy, CompressionType, FlushMode, LogConfig, Timestamp
 pub use error::StorageError;
 pub use file_cache::FileCache;
 pub use log::{AppendInfo, Log, ReadRegion, ReadSlice};
-pub use segment::FileRegion;
 pub use record_batch::BatchHeader;
+pub use segment::FileRegion;
 
 /// Position of a record in a partition's log.
 pub type Offset = i64;

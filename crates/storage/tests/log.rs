@@ -553,7 +553,13 @@ fn regions_hold_exactly_the_batches_a_read_returns() {
     let log = open(dir.path(), small_config(FlushMode::Group), false);
     for i in 0..60u64 {
         let info = log
-            .append(batch(&values(i, 1 + (i % 3) as usize, 10 + (i as usize * 7) % 90), 0), 0)
+            .append(
+                batch(
+                    &values(i, 1 + (i % 3) as usize, 10 + (i as usize * 7) % 90),
+                    0,
+                ),
+                0,
+            )
             .unwrap();
         if i < 50 {
             log.commit_to(info.last_offset + 1);
@@ -598,6 +604,9 @@ fn a_region_outlives_the_deletion_of_its_segment() {
     assert!(log.log_start_offset() > 0);
     use std::os::unix::fs::FileExt;
     let mut bytes = vec![0u8; region.len as usize];
-    region.file.read_exact_at(&mut bytes, region.position).unwrap();
+    region
+        .file
+        .read_exact_at(&mut bytes, region.position)
+        .unwrap();
     assert_eq!(bytes, expected.to_vec());
 }

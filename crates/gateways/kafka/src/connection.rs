@@ -24,9 +24,9 @@ use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::ApiKey;
 use porter_gateway_kit::budget::{Charge, ConnectionBudget};
 use porter_gateway_kit::outbound::{outbound, OutboundFrame, OutboundSender, WriterGone};
-use porter_gateway_kit::spliced::SplicedFrame;
 use porter_gateway_kit::registry::ByteCounters;
 use porter_gateway_kit::sniff::{http_bad_request, SNIFF_BYTES};
+use porter_gateway_kit::spliced::SplicedFrame;
 use porter_gateway_kit::{sniff, WireProtocol, WrongProtocol};
 use porter_gateway_kit::{CloseReason, Connection, IdleTimer, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
@@ -34,9 +34,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{self, api_versions, Context};
 use crate::fetch_frame::encode_fetch;
-use crate::frame::{
-    decode_request, encode_response, FrameError, Request, ResponseKind,
-};
+use crate::frame::{decode_request, encode_response, FrameError, Request, ResponseKind};
 use crate::limits::READ_BUFFER_BYTES;
 
 /// What the reader hands to the event loop. The channel holds at most the in-flight limit of
@@ -230,7 +228,8 @@ fn encode_answer(answer: Answer) -> Result<Option<Outgoing>, CloseReason> {
     };
     if let ResponseKind::Fetch(answer) = &response {
         if !answer.regions.is_empty() {
-            let (parts, in_memory) = encode_fetch(version, correlation_id, answer).map_err(failed)?;
+            let (parts, in_memory) =
+                encode_fetch(version, correlation_id, answer).map_err(failed)?;
             drop(response);
             charge.shrink_to(in_memory);
             charge.grow_now(in_memory);

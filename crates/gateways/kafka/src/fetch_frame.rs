@@ -226,9 +226,11 @@ mod tests {
                             .with_high_watermark(42)
                             .with_records(records)
                     };
-                    plain_topic.partitions.push(data_of(Some(Bytes::copy_from_slice(
-                        &data[position..position + len],
-                    ))));
+                    plain_topic
+                        .partitions
+                        .push(data_of(Some(Bytes::copy_from_slice(
+                            &data[position..position + len],
+                        ))));
                     if len == 0 {
                         topic.partitions.push(data_of(Some(Bytes::new())));
                     } else {
@@ -269,13 +271,18 @@ mod tests {
             assert_eq!(got, expected.to_vec(), "v{version}");
             // And it decodes as a Fetch response.
             let mut body = Bytes::from(got).slice(4..);
-            let _header = ResponseHeader::decode(
-                &mut body,
-                ApiKey::Fetch.response_header_version(version),
-            )
-            .unwrap();
+            let _header =
+                ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(version))
+                    .unwrap();
             let decoded = FetchResponse::decode(&mut body, version).unwrap();
-            assert_eq!(decoded.responses[1].partitions[0].records.as_ref().unwrap().len(), 69_000);
+            assert_eq!(
+                decoded.responses[1].partitions[0]
+                    .records
+                    .as_ref()
+                    .unwrap()
+                    .len(),
+                69_000
+            );
         }
     }
 }

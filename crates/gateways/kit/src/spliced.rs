@@ -163,7 +163,10 @@ pub(crate) async fn write_spliced<W: AsyncWrite + Unpin>(
             tracing::error!(error = %e, "reading a file region for a response failed");
             return (
                 written,
-                Err(CloseReason::local(0, format!("reading a response's data failed: {e}"))),
+                Err(CloseReason::local(
+                    0,
+                    format!("reading a response's data failed: {e}"),
+                )),
             );
         }
         let wrote = write_within(writer, &buffer, stall).await;

@@ -141,9 +141,8 @@ async fn locate_all(
                             // A region holds its first batch whole, the rest within the budget:
                             // past the first partition, a first batch over the budget is left
                             // out (KIP-74 lets only the first exceed).
-                            let fits = |r: &porter_core::BatchRegion| {
-                                total == 0 || r.len <= budget as u64
-                            };
+                            let fits =
+                                |r: &porter_core::BatchRegion| total == 0 || r.len <= budget as u64;
                             if let Some(r) = stored.region.filter(fits) {
                                 total += r.len as usize;
                                 data = data.with_records(Some(placeholder()));
