@@ -15,9 +15,13 @@
 //! cached chunk costs about what the kernel's own copy into the socket buffer does; the
 //! property that matters — RSS independent of the size of what is queued — holds either way.
 //!
-//! The reads run on tokio's blocking pool (no disk I/O on the reactor), one blocking call per
-//! chunk, filling the whole chunk from as many parts as fit, so a small answer is one read and
-//! one write, as it was when it was a single buffer.
+//! Each chunk is first filled from the page cache with `preadv2(RWF_NOWAIT)`, which copies what
+//! is cached and refuses (EAGAIN) instead of waiting for the disk: a memory copy, no disk I/O on
+//! the reactor. Whatever is not cached is read on tokio's blocking pool, one blocking call per
+//! chunk. Consumers mostly read what was just written, so most chunks never leave the reactor:
+//! measured, a hop to the blocking pool per 256 KiB chunk cost ~20% of consume throughput on a
+//! loaded machine. A chunk is filled from as many parts as fit, so a small answer is one copy
+//! and one write, as it was when it was a single buffer.
 //!
 //! A region keeps its file open through the `Arc`: when retention or compaction deletes the
 //! segment while the answer is queued, the unlinked file still reads the same bytes.
@@ -100,32 +104,73 @@ impl Cursor {
         self.index == self.parts.len()
     }
 
+    /// The chunk is full or the frame has ended.
+    fn chunk_ready(&self, buffer: &[u8]) -> bool {
+        self.done() || buffer.len() >= SPLICE_CHUNK_BYTES
+    }
+
     /// Appends the frame's next bytes to `buffer` until it holds `SPLICE_CHUNK_BYTES` or the
-    /// frame ends. Blocking (file reads).
-    fn fill(&mut self, buffer: &mut Vec<u8>) -> std::io::Result<()> {
-        while !self.done() && buffer.len() < SPLICE_CHUNK_BYTES {
+    /// frame ends. With `cached_only`, file bytes come only from the page cache and the fill
+    /// stops at the first that are not there (never blocks); without, it blocks on the disk.
+    fn fill(&mut self, buffer: &mut Vec<u8>, cached_only: bool) -> std::io::Result<()> {
+        while !self.chunk_ready(buffer) {
             let room = (SPLICE_CHUNK_BYTES - buffer.len()) as u64;
             let part = &self.parts[self.index];
             let take = (part.len() - self.offset).min(room) as usize;
-            match part {
+            let got = match part {
                 FramePart::Bytes(b) => {
                     let from = self.offset as usize;
                     buffer.extend_from_slice(&b[from..from + take]);
+                    take
                 }
                 FramePart::File(r) => {
                     let at = buffer.len();
                     buffer.resize(at + take, 0);
-                    r.file
-                        .read_exact_at(&mut buffer[at..], r.position + self.offset)?;
+                    let position = r.position + self.offset;
+                    if cached_only {
+                        let got = read_cached(&r.file, &mut buffer[at..], position)?;
+                        buffer.truncate(at + got);
+                        got
+                    } else {
+                        r.file.read_exact_at(&mut buffer[at..], position)?;
+                        take
+                    }
                 }
-            }
-            self.offset += take as u64;
+            };
+            self.offset += got as u64;
             if self.offset == part.len() {
                 self.index += 1;
                 self.offset = 0;
             }
+            if got < take {
+                return Ok(()); // the rest is not in the page cache
+            }
         }
         Ok(())
+    }
+}
+
+/// Reads what of `buf`'s range is in the page cache, without waiting for the disk: the bytes
+/// read, 0 when none are cached (or the kernel or file system cannot say: then the blocking path
+/// reads them, and reports a real error or end of file).
+fn read_cached(file: &File, buf: &mut [u8], position: u64) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let Ok(offset) = libc::off_t::try_from(position) else {
+        return Ok(0);
+    };
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: one iovec over `buf`, which outlives the call; the fd is open (we hold the File).
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) => Ok(0),
+        _ => Err(e),
     }
 }
 
@@ -149,16 +194,18 @@ pub(crate) async fn write_spliced<W: AsyncWrite + Unpin>(
             .take()
             .unwrap_or_else(|| Vec::with_capacity(SPLICE_CHUNK_BYTES));
         buffer.clear();
-        let filled = tokio::task::spawn_blocking(move || {
-            let result = cursor.fill(&mut buffer);
-            (cursor, buffer, result)
-        })
-        .await;
-        let result;
-        (cursor, buffer, result) = match filled {
-            Ok(filled) => filled,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        };
+        let mut result = cursor.fill(&mut buffer, true);
+        if result.is_ok() && !cursor.chunk_ready(&buffer) {
+            let filled = tokio::task::spawn_blocking(move || {
+                let result = cursor.fill(&mut buffer, false);
+                (cursor, buffer, result)
+            })
+            .await;
+            (cursor, buffer, result) = match filled {
+                Ok(filled) => filled,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+        }
         if let Err(e) = result {
             tracing::error!(error = %e, "reading a file region for a response failed");
             return (
@@ -202,6 +249,46 @@ mod tests {
         file.write_all(bytes).unwrap();
         std::fs::remove_file(&path).unwrap();
         Arc::new(file)
+    }
+
+    /// The page-cache fill and the blocking fill give the same chunks (the blocking one is what
+    /// serves data that is not cached).
+    #[test]
+    fn cached_and_blocking_fills_agree() {
+        let data: Vec<u8> = (0..SPLICE_CHUNK_BYTES + 999)
+            .map(|i| (i % 241) as u8)
+            .collect();
+        let file = file_with(&data);
+        let parts = || {
+            vec![
+                FramePart::Bytes(Bytes::from_static(b"h")),
+                FramePart::File(FileRegion {
+                    file: file.clone(),
+                    position: 1,
+                    len: (data.len() - 1) as u64,
+                }),
+            ]
+        };
+        let chunks = |cached_only: bool| {
+            let mut cursor = Cursor {
+                parts: parts(),
+                index: 0,
+                offset: 0,
+            };
+            let mut out = Vec::new();
+            while !cursor.done() {
+                let mut buffer = Vec::new();
+                cursor.fill(&mut buffer, cached_only).unwrap();
+                if cached_only && !cursor.chunk_ready(&buffer) {
+                    cursor.fill(&mut buffer, false).unwrap();
+                }
+                assert!(buffer.len() <= SPLICE_CHUNK_BYTES);
+                out.push(buffer);
+            }
+            out
+        };
+        assert_eq!(chunks(true), chunks(false));
+        assert_eq!(chunks(false).concat().len(), data.len());
     }
 
     /// A frame of bytes and file regions larger than the chunk arrives whole and in order, and
