@@ -21,6 +21,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use crate::kafka_slow;
 use crate::pacing::{due, share};
 use crate::proc_stats;
 use crate::progress::Progress;
@@ -62,6 +63,16 @@ pub struct KafkaArgs {
     /// Open loop: records per second, produced and consumed concurrently.
     #[arg(long, conflicts_with = "rates")]
     pub rate: Option<u64>,
+    /// Closed loop: connections that pipeline Fetch requests for the whole topic and never read
+    /// them, held open while the consumers run (the "slow reader" scenario, see `kafka_slow`).
+    #[arg(long, default_value_t = 0)]
+    pub slow_readers: usize,
+    /// Fetch requests each slow reader pipelines.
+    #[arg(long, default_value_t = 40)]
+    pub slow_reader_fetches: usize,
+    /// max_bytes (overall and per partition) of each slow reader's fetches.
+    #[arg(long, default_value_t = 50 << 20)]
+    pub slow_reader_max_bytes: i32,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -195,7 +206,20 @@ fn closed_loop(args: &KafkaArgs, topic: &str, progress: &Arc<Progress>) -> Resul
     }
     let produce_seconds = started.elapsed().as_secs_f64();
 
+    let slow = match args.slow_readers {
+        0 => None,
+        readers => Some(kafka_slow::start(
+            &args.brokers,
+            topic,
+            args.partitions,
+            readers,
+            args.slow_reader_fetches,
+            args.slow_reader_max_bytes,
+            args.common.broker_pid,
+        )?),
+    };
     let consumed = Arc::new(AtomicU64::new(0));
+    let cpu_before = args.common.broker_pid.and_then(proc_stats::sample);
     let started = Instant::now();
     let readers = args.consumers.max(1).min(args.partitions.max(1) as usize);
     let handles: Vec<_> = (0..readers)
@@ -225,7 +249,11 @@ fn closed_loop(args: &KafkaArgs, topic: &str, progress: &Arc<Progress>) -> Resul
     }
     let consumed = consumed.load(Ordering::Relaxed);
     let consume_seconds = started.elapsed().as_secs_f64();
+    let cpu_after = args.common.broker_pid.and_then(proc_stats::sample);
+    let (_, consume_cpu) = proc_stats::cost(cpu_before, cpu_after, consumed as f64);
     Ok(RunResult {
+        consume_broker_cpu_seconds_per_million: consume_cpu,
+        slow_readers: slow.map(kafka_slow::SlowReaders::finish),
         scenario: format!(
             "kafka closed loop, {} partitions, acks={}",
             args.partitions, args.acks

@@ -14,6 +14,7 @@
 mod amqp;
 mod chart;
 mod kafka;
+mod kafka_slow;
 mod mqtt;
 mod pacing;
 mod proc_stats;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::kafka_slow::SlowReaderResult;
 use crate::proc_stats::ProcSample;
 use crate::stats::Latency;
 
@@ -56,6 +57,13 @@ pub struct RunResult {
     /// CPU seconds the whole machine was busy during the load (all processes and the kernel).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_busy_cpu_seconds: Option<f64>,
+    /// Kafka closed loop: broker CPU seconds per million records consumed, over the consume
+    /// phase alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consume_broker_cpu_seconds_per_million: Option<f64>,
+    /// Kafka closed loop with `--slow-readers`: what the broker's RSS did meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_readers: Option<SlowReaderResult>,
     #[serde(skip)]
     pub json_path: Option<PathBuf>,
 }
@@ -164,6 +172,19 @@ pub fn print(r: &RunResult) {
             r.broker_cpu_seconds_per_million.unwrap_or(0.0)
         );
     }
+    if let Some(cpu) = r.consume_broker_cpu_seconds_per_million {
+        println!("broker  consume phase cpu per million records {cpu:.3} s");
+    }
+    if let Some(s) = &r.slow_readers {
+        println!(
+            "slow readers  {} x {} unread fetches of {} MiB: broker rss {:.1} -> peak {:.1} MiB",
+            s.readers,
+            s.fetches_each,
+            s.fetch_max_bytes >> 20,
+            s.broker_rss_before_kib as f64 / 1024.0,
+            s.broker_rss_peak_kib as f64 / 1024.0
+        );
+    }
     if let (Some(expected), Some(lost)) = (r.expected_deliveries, r.lost) {
         println!("deliveries expected {expected}  lost {lost}");
     }
@@ -242,6 +263,14 @@ mod tests {
             lost: Some(0),
             driver_cpu_seconds: Some(2.5),
             machine_busy_cpu_seconds: Some(19.0),
+            consume_broker_cpu_seconds_per_million: Some(0.05),
+            slow_readers: Some(SlowReaderResult {
+                readers: 1,
+                fetches_each: 40,
+                fetch_max_bytes: 50 << 20,
+                broker_rss_before_kib: 30_000,
+                broker_rss_peak_kib: 34_000,
+            }),
             json_path: Some("/tmp/not-serialized.json".into()),
         }
     }

@@ -45,7 +45,7 @@ pub use broker::Broker;
 pub use config::BrokerConfig;
 pub use error::CoreError;
 pub use partition::Partition;
-pub use partition::{Appended, Batches};
+pub use partition::{Appended, BatchRegion, Batches, StoredBatches};
 /// Offsets are plain integers; the flush mode and log settings are the broker-wide storage
 /// defaults the server fills into [`BrokerConfig`].
 pub use porter_storage::{FlushMode, LogConfig, Offset};

@@ -38,6 +38,26 @@ pub struct Batches {
     pub log_end_offset: Offset,
 }
 
+/// Where whole record batches from an offset lie on disk, not yet read (a Fetch streams them
+/// from the file to the socket), and the partition's offsets at that time.
+#[derive(Clone, Debug)]
+pub struct StoredBatches {
+    /// `None` at the high watermark.
+    pub region: Option<BatchRegion>,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+/// `len` bytes of `file` from `position`: whole batches exactly as stored. The handle keeps them
+/// readable after retention or compaction deletes the segment.
+#[derive(Clone, Debug)]
+pub struct BatchRegion {
+    pub file: Arc<std::fs::File>,
+    pub position: u64,
+    pub len: u64,
+}
+
 pub struct Partition {
     topic: String,
     index: i32,
@@ -226,6 +246,23 @@ impl Partition {
             high_watermark: slice.high_watermark,
             log_start_offset: slice.log_start_offset,
             log_end_offset: slice.log_end_offset,
+        })
+    }
+
+    /// Where the batches [`Partition::read`] would return lie on disk, found from the log's
+    /// indexes without reading them: cheap enough to call on every append a long poll sees.
+    pub async fn read_region(&self, offset: Offset, max_bytes: u32) -> Result<StoredBatches> {
+        let log = self.log.clone();
+        let read = blocking(move || log.read_region(offset, max_bytes)).await?;
+        Ok(StoredBatches {
+            region: read.region.map(|r| BatchRegion {
+                file: r.file,
+                position: r.position,
+                len: r.len,
+            }),
+            high_watermark: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+            log_end_offset: read.log_end_offset,
         })
     }
 

@@ -37,8 +37,9 @@ pub use compaction::{CleanerCrashPoint, CleanerLimits, CompactionStats};
 pub use config::{CleanupPolicy, CompressionType, FlushMode, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use file_cache::FileCache;
-pub use log::{AppendInfo, Log, ReadSlice};
+pub use log::{AppendInfo, Log, ReadRegion, ReadSlice};
 pub use record_batch::BatchHeader;
+pub use segment::FileRegion;
 
 /// Position of a record in a partition's log.
 pub type Offset = i64;

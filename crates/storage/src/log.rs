@@ -36,7 +36,7 @@ use crate::log_state::LogState;
 use crate::record_batch::{self, BatchHeader};
 use crate::recovery;
 use crate::retention::{self, SegmentSummary};
-use crate::segment::{Segment, NO_TIMESTAMP};
+use crate::segment::{FileRegion, Segment, NO_TIMESTAMP};
 use crate::{Offset, StorageError};
 
 /// Result of a successful `Log::append`.
@@ -57,6 +57,15 @@ pub struct AppendInfo {
 #[derive(Clone, Debug)]
 pub struct ReadSlice {
     pub bytes: Bytes,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+/// Result of `Log::read_region`: where the batches lie, and the log's offsets at that time.
+#[derive(Clone, Debug)]
+pub struct ReadRegion {
+    pub region: Option<FileRegion>,
     pub high_watermark: Offset,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
@@ -375,6 +384,41 @@ impl Log {
             }
         }
         Ok(slice)
+    }
+
+    /// Where the batches [`Log::read`] would return lie on disk, without reading them (see
+    /// `Segment::region`); `region` is `None` at the high watermark.
+    pub fn read_region(&self, offset: Offset, max_bytes: u32) -> Result<ReadRegion, StorageError> {
+        let (mut read, segments) = {
+            let state = self.state.lock();
+            state.check_open()?;
+            if offset < state.log_start_offset || offset > state.high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start: state.log_start_offset,
+                    high_watermark: state.high_watermark,
+                });
+            }
+            let read = ReadRegion {
+                region: None,
+                high_watermark: state.high_watermark,
+                log_start_offset: state.log_start_offset,
+                log_end_offset: state.log_end_offset,
+            };
+            if offset == state.high_watermark {
+                return Ok(read);
+            }
+            (read, state.segments_from(offset))
+        };
+        for segment in segments {
+            if let Some(region) =
+                segment.region(&self.files, offset, max_bytes, read.high_watermark)?
+            {
+                read.region = (region.len > 0).then_some(region);
+                break;
+            }
+        }
+        Ok(read)
     }
 
     /// Headers of the batches from the one holding `from_offset` (or the first after it, or the

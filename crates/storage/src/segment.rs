@@ -33,6 +33,16 @@ pub(crate) fn file_path(dir: &Path, base_offset: Offset, suffix: &str) -> PathBu
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
+/// Bytes of a log file: whole batches exactly as stored, not yet read. The handle keeps the
+/// file readable after retention or compaction removes its path (an unlinked file that is
+/// still open keeps its data), so a region may be queued for writing for as long as it takes.
+#[derive(Clone, Debug)]
+pub struct FileRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u64,
+}
+
 pub(crate) struct Segment {
     base_offset: Offset,
     log_path: PathBuf,
@@ -397,6 +407,71 @@ impl Segment {
         );
         buffer.truncate(end);
         Ok(Some(buffer.freeze()))
+    }
+
+    /// Where the whole batches [`Segment::read`] would return lie in the log file, found without
+    /// reading them: the first batch by the offset index and a header walk, the end by the
+    /// offset index again (the last indexed batch within `max_bytes` and below
+    /// `high_watermark`) and a walk of at most one index interval. A fetch then streams the
+    /// region from the file to the socket instead of holding it in memory, and a long poll can
+    /// count the bytes available on every append for the price of two index lookups.
+    /// `None` when `offset` is not in this segment.
+    pub(crate) fn region(
+        &self,
+        files: &FileCache,
+        offset: Offset,
+        max_bytes: u32,
+        high_watermark: Offset,
+    ) -> Result<Option<FileRegion>, StorageError> {
+        let Some(FoundBatch {
+            position: start,
+            header: first,
+            size_bytes,
+            file,
+        }) = self.find_batch(files, offset)?
+        else {
+            return Ok(None);
+        };
+        if first.base_offset >= high_watermark {
+            return Ok(Some(FileRegion {
+                file,
+                position: start,
+                len: 0,
+            }));
+        }
+        // Always the first batch whole; later ones only within `max_bytes` (as `read`).
+        let limit = (start + (max_bytes as u64).max(first.total_bytes() as u64)).min(size_bytes);
+        let mut end = start + first.total_bytes() as u64;
+        let indexed = {
+            let state = self.state.lock();
+            if state.retired.is_some() {
+                None
+            } else {
+                // Every batch before an indexed one ends at or before its position and has
+                // smaller offsets: if the indexed batch starts within the limit and below the
+                // high watermark, so does all that precedes it.
+                state.offset_index.search(files, |e| {
+                    (e.position as u64) <= limit
+                        && self.base_offset + (e.relative_offset as i64) < high_watermark
+                })?
+            }
+        };
+        if let Some(entry) = indexed {
+            end = end.max(entry.position as u64);
+        }
+        let mut reader = HeaderReader::new(Arc::clone(&file), size_bytes);
+        while end + HEADER_BYTES as u64 <= limit {
+            let header = reader.header_at(end)?;
+            if header.base_offset >= high_watermark || end + header.total_bytes() as u64 > limit {
+                break;
+            }
+            end += header.total_bytes() as u64;
+        }
+        Ok(Some(FileRegion {
+            file,
+            position: start,
+            len: end - start,
+        }))
     }
 
     /// First record at or after `from_offset` and below `high_watermark` with a timestamp >=

@@ -530,3 +530,83 @@ fn prepared_batches_append_without_a_second_crc_pass() {
     ));
     assert_eq!(log.log_end_offset(), 3);
 }
+
+/// The bytes of a region, as the Kafka writer streams them.
+fn region_bytes(log: &Log, offset: i64, max_bytes: u32) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    match log.read_region(offset, max_bytes).unwrap().region {
+        None => Vec::new(),
+        Some(r) => {
+            let mut bytes = vec![0u8; r.len as usize];
+            r.file.read_exact_at(&mut bytes, r.position).unwrap();
+            bytes
+        }
+    }
+}
+
+/// A region is exactly what `read` returns, for every offset and budget, with batches of
+/// several sizes across segments and index entries, and with written but uncommitted batches
+/// past the high watermark.
+#[test]
+fn regions_hold_exactly_the_batches_a_read_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(FlushMode::Group), false);
+    for i in 0..60u64 {
+        let info = log
+            .append(
+                batch(
+                    &values(i, 1 + (i % 3) as usize, 10 + (i as usize * 7) % 90),
+                    0,
+                ),
+                0,
+            )
+            .unwrap();
+        if i < 50 {
+            log.commit_to(info.last_offset + 1);
+        }
+    }
+    let hwm = log.high_watermark();
+    assert!(hwm < log.log_end_offset());
+    for offset in 0..=hwm {
+        for max_bytes in [1, 60, 100, 200, 333, 700, 1024, 100_000] {
+            let read = log.read(offset, max_bytes).unwrap();
+            assert_eq!(
+                region_bytes(&log, offset, max_bytes),
+                read.bytes.to_vec(),
+                "offset {offset}, max_bytes {max_bytes}"
+            );
+            let region = log.read_region(offset, max_bytes).unwrap();
+            assert_eq!(region.high_watermark, read.high_watermark);
+            assert_eq!(region.log_start_offset, read.log_start_offset);
+        }
+    }
+    assert!(log.read_region(hwm, 1000).unwrap().region.is_none());
+}
+
+/// A region taken before retention deletes its segment still reads the same bytes: its file
+/// handle keeps the unlinked file's data.
+#[test]
+fn a_region_outlives_the_deletion_of_its_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FlushMode::Never);
+    let log = open(dir.path(), config.clone(), false);
+    for i in 0..40 {
+        log.append_committed(batch(&values(i, 2, 40), i as i64 * 1000), 0)
+            .unwrap();
+    }
+    let expected = log.read(0, 500).unwrap().bytes;
+    let region = log.read_region(0, 500).unwrap().region.unwrap();
+    log.set_config(LogConfig {
+        retention_ms: Some(1_000),
+        ..config
+    });
+    assert!(log.apply_retention(1_000_000).unwrap() > 0);
+    assert!(log.log_start_offset() > 0);
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; region.len as usize];
+    region
+        .file
+        .read_exact_at(&mut bytes, region.position)
+        .unwrap();
+    assert_eq!(bytes, expected.to_vec());
+}

@@ -83,12 +83,4 @@ impl KafkaConfig {
             ..ListenerLimits::default()
         }
     }
-
-    /// Most bytes one Fetch reserves for its response: what the client may ask, within
-    /// `fetch_response_bytes_max` and a fraction of the connection's share.
-    pub fn fetch_reservation_bytes_max(&self) -> u64 {
-        (self.fetch_response_bytes_max as u64)
-            .min(self.connection_memory_bytes_max / limits::FETCH_SHARE_DIVISOR)
-            .max(1)
-    }
 }

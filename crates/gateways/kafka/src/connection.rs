@@ -1,13 +1,20 @@
 //! One client connection, three tasks:
 //! - the reader turns socket bytes into size-checked, decoded requests. Before reading a frame's
-//!   body it charges the frame's bytes to the connection's memory share, and before handing over
-//!   a Fetch it reserves the Fetch's response bytes; when the share is used up it waits, so the
-//!   socket is not read (backpressure on a client that does not read its answers, never more
-//!   memory). It hands requests over a channel of capacity = the in-flight limit.
+//!   body it charges the frame's bytes to the connection's memory share; when the share is used
+//!   up it waits, so the socket is not read (backpressure on a client that does not read its
+//!   answers, never more memory). It hands requests over a channel of capacity = the in-flight
+//!   limit.
 //! - the event loop (this task) runs each request's ordered stage, keeps the rest in request
 //!   order, encodes each answer, re-charges it at its encoded size and queues it for writing.
-//! - the writer (the kit's outbound queue) writes answers in order; a write that makes no
-//!   progress for the write-stall deadline ends the connection, releasing what it held.
+//!   A Fetch answer's records are not in memory: it is queued as a spliced frame of its encoded
+//!   bytes and file regions (see `crate::fetch_frame`), charged for the bytes it holds. So
+//!   a Fetch needs no reservation of its response size, and may return all the client asks
+//!   for (up to `fetch_response_bytes_max`) whatever the connection's share.
+//! - the writer (the kit's outbound queue) writes answers in order, streaming file regions in
+//!   bounded chunks; a write that makes no progress for the write-stall deadline ends the
+//!   connection, releasing what it held. A client that pipelines fetches and never reads holds
+//!   at most `outbound_frames_max` queued answers of a few hundred bytes each, and then
+//!   `inflight_requests_max` requests, before its socket is no longer read.
 
 use std::sync::Arc;
 
@@ -16,18 +23,18 @@ use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::ApiKey;
 use porter_gateway_kit::budget::{Charge, ConnectionBudget};
-use porter_gateway_kit::outbound::{outbound, OutboundFrame};
+use porter_gateway_kit::outbound::{outbound, OutboundFrame, OutboundSender, WriterGone};
 use porter_gateway_kit::registry::ByteCounters;
 use porter_gateway_kit::sniff::{http_bad_request, SNIFF_BYTES};
+use porter_gateway_kit::spliced::SplicedFrame;
 use porter_gateway_kit::{sniff, WireProtocol, WrongProtocol};
 use porter_gateway_kit::{CloseReason, Connection, IdleTimer, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::api::{self, api_versions, Context};
-use crate::frame::{
-    decode_request, encode_response, FrameError, Request, RequestKind, ResponseKind,
-};
+use crate::fetch_frame::encode_fetch;
+use crate::frame::{decode_request, encode_response, FrameError, Request, ResponseKind};
 use crate::limits::READ_BUFFER_BYTES;
 
 /// What the reader hands to the event loop. The channel holds at most the in-flight limit of
@@ -36,8 +43,8 @@ use crate::limits::READ_BUFFER_BYTES;
 enum Inbound {
     Request {
         decoded: Result<Request, FrameError>,
-        /// The frame's bytes (and a Fetch's response reservation) against the connection's
-        /// share, held until the answer is written.
+        /// The frame's bytes against the connection's share, held until the answer is
+        /// encoded (then re-sized to the answer's bytes in memory, held until written).
         charge: Charge,
     },
     /// The stream broke the framing rules; the connection must close.
@@ -55,6 +62,21 @@ struct Answer {
     charge: Charge,
 }
 
+/// An encoded answer: in memory whole, or bytes around file regions.
+enum Outgoing {
+    Frame(OutboundFrame),
+    Spliced(SplicedFrame),
+}
+
+impl Outgoing {
+    async fn send(self, out: &OutboundSender) -> Result<(), WriterGone> {
+        match self {
+            Outgoing::Frame(frame) => out.send(frame).await,
+            Outgoing::Spliced(frame) => out.send_spliced(frame).await,
+        }
+    }
+}
+
 /// Serves one connection until it ends; returns why.
 pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> CloseReason {
     let peer = conn.peer();
@@ -66,10 +88,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
     let reader = tokio::spawn(read_requests(
         read_half,
         tx,
-        ReadLimits {
-            request_bytes_max: ctx.config.request_bytes_max,
-            fetch_reservation_bytes_max: ctx.config.fetch_reservation_bytes_max(),
-        },
+        ctx.config.request_bytes_max,
         conn.budget().clone(),
         conn.counters(),
     ));
@@ -86,7 +105,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
                 match encode_answer(answer) {
                     Ok(None) => {}
                     Ok(Some(frame)) => {
-                        if out.send(frame).await.is_err() {
+                        if frame.send(&out).await.is_err() {
                             writer_gone = true;
                             break;
                         }
@@ -186,10 +205,10 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
     }
 }
 
-/// Encodes an answer and re-charges it at its encoded size (the request's bytes are freed by
-/// now; the response's are held until written). `Err` only for a bug: our own response did not
-/// encode.
-fn encode_answer(answer: Answer) -> Result<Option<OutboundFrame>, CloseReason> {
+/// Encodes an answer and re-charges it at its encoded size in memory (the request's bytes are
+/// freed by now; the response's are held until written). `Err` only for a bug: our own
+/// response did not encode.
+fn encode_answer(answer: Answer) -> Result<Option<Outgoing>, CloseReason> {
     let Answer {
         api_key,
         version,
@@ -200,27 +219,35 @@ fn encode_answer(answer: Answer) -> Result<Option<OutboundFrame>, CloseReason> {
     let Some(response) = response else {
         return Ok(None);
     };
-    let frame = encode_response(api_key, version, correlation_id, &response).map_err(|e| {
+    let failed = |e: anyhow::Error| {
         tracing::error!(api = ?api_key, version, error = %e, "response encoding failed");
         CloseReason::local(
             0,
             format!("encoding a {api_key:?} v{version} response failed"),
         )
-    })?;
+    };
+    if let ResponseKind::Fetch(answer) = &response {
+        if !answer.regions.is_empty() {
+            let (parts, in_memory) =
+                encode_fetch(version, correlation_id, answer).map_err(failed)?;
+            drop(response);
+            charge.shrink_to(in_memory);
+            charge.grow_now(in_memory);
+            return Ok(Some(Outgoing::Spliced(SplicedFrame {
+                parts,
+                charge: Some(charge),
+            })));
+        }
+    }
+    let frame = encode_response(api_key, version, correlation_id, &response).map_err(failed)?;
     drop(response);
     let len = frame.len() as u64;
     charge.shrink_to(len);
     charge.grow_now(len);
-    Ok(Some(OutboundFrame {
+    Ok(Some(Outgoing::Frame(OutboundFrame {
         bytes: frame,
         charge: Some(charge),
-    }))
-}
-
-#[derive(Clone, Copy)]
-struct ReadLimits {
-    request_bytes_max: u32,
-    fetch_reservation_bytes_max: u64,
+    })))
 }
 
 /// Reads `i32 size | bytes` frames. The size is checked before anything is allocated, and the
@@ -228,7 +255,7 @@ struct ReadLimits {
 async fn read_requests<R: AsyncRead + Unpin>(
     read_half: R,
     tx: mpsc::Sender<Inbound>,
-    limits: ReadLimits,
+    request_bytes_max: u32,
     budget: ConnectionBudget,
     counters: Arc<ByteCounters>,
 ) {
@@ -254,10 +281,10 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 return;
             }
         }
-        if size < 0 || size as u32 > limits.request_bytes_max {
+        if size < 0 || size as u32 > request_bytes_max {
             let mut why = format!(
                 "frame of {size} bytes exceeds the limit of {}",
-                limits.request_bytes_max
+                request_bytes_max
             );
             if let Some(first) = first {
                 why.push_str(&format!(
@@ -268,7 +295,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
             let _ = tx.send(Inbound::Invalid(why)).await;
             return;
         }
-        let mut charge = budget.charge(size as u64).await;
+        let charge = budget.charge(size as u64).await;
         // Read into spare capacity: zero-filling a large produce first would cost a pass
         // over its bytes for nothing.
         let mut buf = BytesMut::with_capacity(size as usize);
@@ -292,20 +319,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
             }
         }
         counters.count_in(4 + size as u64);
-        let mut decoded = decode_request(buf.freeze());
-        if let Ok(Request {
-            body: RequestKind::Fetch(fetch),
-            ..
-        }) = &mut decoded
-        {
-            // Reserve the response in the connection's share before the Fetch runs, and hold
-            // the Fetch to what was reserved: a client that never reads cannot make us build
-            // more answers than its share holds. The listener's budget is charged when the
-            // answer exists (see `encode_answer`), so idle long-polls don't use it up.
-            let reserved = fetch_reservation(fetch, limits.fetch_reservation_bytes_max);
-            charge.merge(budget.reserve(reserved).await);
-            fetch.max_bytes = fetch.max_bytes.min(reserved as i32);
-        }
+        let decoded = decode_request(buf.freeze());
         if tx.send(Inbound::Request { decoded, charge }).await.is_err() {
             return;
         }
@@ -319,18 +333,6 @@ fn hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Bytes a Fetch may return: what it asks for (overall, and summed over its partitions), within
-/// `cap`.
-fn fetch_reservation(fetch: &kafka_protocol::messages::FetchRequest, cap: u64) -> u64 {
-    let per_partition: u64 = fetch
-        .topics
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .map(|p| p.partition_max_bytes.max(0) as u64)
-        .sum();
-    (fetch.max_bytes.max(0) as u64).min(per_partition).min(cap)
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+pub use crate::fetch_frame::FetchAnswer;
+
 /// Declares the APIs Porter serves, each once with its version range: the request and response
 /// enums, their decoding and encoding, and [`supported_versions`] (what ApiVersions advertises
 /// and what [`decode_request`] accepts). One table, so advertising an API and decoding it cannot
@@ -60,7 +62,8 @@ served_apis! {
     // follower fetches (replica state, directory id, high watermark), v16 leader endpoints in
     // the response for NOT_LEADER answers, which a single broker never gives.
     Produce => ProduceRequest, ProduceResponse, 3..=13;
-    Fetch => FetchRequest, FetchResponse, 4..=18;
+    // The answer's records stay in the segment files until written (see `fetch_frame`).
+    Fetch => FetchRequest, FetchAnswer, 4..=18;
     ListOffsets => ListOffsetsRequest, ListOffsetsResponse, 1..=7;
     CreateTopics => CreateTopicsRequest, CreateTopicsResponse, 2..=7;
     DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse, 1..=6;

@@ -15,6 +15,7 @@ pub mod api;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fetch_frame;
 pub mod frame;
 pub mod limits;
 pub mod server;

@@ -3,15 +3,17 @@
 //!
 //! Worst case, per listener: request and response bytes held ≤ `REQUEST_MEMORY_BYTES_MAX`
 //! (the listener's one memory budget), plus each connection's overdraft for responses already
-//! encoded when its share ran out (a Fetch's answer is charged to the budget when it exists, so
-//! at most connections × `CONNECTION_MEMORY_BYTES_MAX / FETCH_SHARE_DIVISOR` past the budget in
-//! a burst, after which every connection's reading waits). Per connection: ≤ `CONNECTION_MEMORY_BYTES_MAX`, or one
-//! request of up to `REQUEST_BYTES_MAX` let in alone, plus at most `INFLIGHT_REQUESTS_MAX`
-//! non-Fetch responses (Fetch responses are reserved before they are read, at most
-//! `CONNECTION_MEMORY_BYTES_MAX / FETCH_SHARE_DIVISOR` each) and one record batch past a Fetch's
-//! reservation (KIP-74: the first partition always gets a whole batch). A client that pipelines
-//! requests and never reads its answers is stopped at its share; after `WRITE_STALL_MS`
-//! without progress it is closed.
+//! encoded when its share ran out (at most `INFLIGHT_REQUESTS_MAX` answers). Per connection:
+//! ≤ `CONNECTION_MEMORY_BYTES_MAX`, or one request of up to `REQUEST_BYTES_MAX` let in alone,
+//! plus those answers in flight, plus one spliced-write chunk
+//! (`porter_gateway_kit::spliced::SPLICE_CHUNK_BYTES`). Fetch answers hold only their encoded
+//! header bytes (a few dozen bytes per partition, about what the request's partition entries
+//! took): their records stay in the segment files until the writer streams them, so a Fetch
+//! of `FETCH_RESPONSE_BYTES_MAX` costs no more memory than a small one, and no reservation of
+//! its response size is needed. A client that pipelines requests and never reads its answers is
+//! stopped at its share or at the outbound queue's frame limit, whichever comes first; after
+//! `WRITE_STALL_MS` without progress it is closed. Each queued Fetch answer keeps its segment
+//! files open (usually the file cache's own handles, shared).
 
 /// Largest request frame (Kafka: socket.request.max.bytes).
 pub const REQUEST_BYTES_MAX: u32 = 100 * 1024 * 1024;
@@ -20,9 +22,6 @@ pub const REQUEST_BYTES_MAX: u32 = 100 * 1024 * 1024;
 pub const REQUEST_MEMORY_BYTES_MAX: u64 = 512 * 1024 * 1024;
 /// One connection's share of the budget; past it the connection stops reading.
 pub const CONNECTION_MEMORY_BYTES_MAX: u64 = 16 * 1024 * 1024;
-/// A Fetch reserves at most this fraction of its connection's share for its response, so
-/// requests pipelined behind a long-polling fetch (heartbeats, commits) still fit.
-pub const FETCH_SHARE_DIVISOR: u64 = 2;
 /// Requests read but not answered per connection.
 pub const INFLIGHT_REQUESTS_MAX: usize = 32;
 /// Open connections.
@@ -41,5 +40,4 @@ pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 const _: () = assert!(REQUEST_MEMORY_BYTES_MAX >= REQUEST_BYTES_MAX as u64);
 const _: () = assert!(CONNECTION_MEMORY_BYTES_MAX <= REQUEST_MEMORY_BYTES_MAX);
-const _: () = assert!(CONNECTION_MEMORY_BYTES_MAX / FETCH_SHARE_DIVISOR >= 1024 * 1024);
 const _: () = assert!(INFLIGHT_REQUESTS_MAX >= 1 && CONNECTIONS_MAX >= 1);

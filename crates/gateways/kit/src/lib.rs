@@ -31,6 +31,7 @@ pub mod listener;
 pub mod outbound;
 pub mod registry;
 pub mod sniff;
+pub mod spliced;
 pub mod tls;
 
 pub use budget::{Charge, ConnectionBudget, MemoryBudget};

@@ -4,6 +4,10 @@
 //! `frames_max` frames. A peer that stops reading makes a write stall; past the deadline the
 //! writer ends with a [`CloseReason`] naming it, instead of pinning the queued bytes forever.
 //!
+//! A frame may also be a [`SplicedFrame`] of bytes and file regions (a Kafka Fetch answer); the
+//! writer streams it through one reusable chunk (see [`crate::spliced`]), so a queued answer
+//! costs its header bytes, not its records.
+//!
 //! Protocols that write from their own loop (AMQP gathers many frames into one buffer) can call
 //! [`write_within`] directly instead of running an [`OutboundWriter`].
 
@@ -18,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::budget::Charge;
 use crate::close::{CloseReason, Deadline};
 use crate::registry::ByteCounters;
+use crate::spliced::{write_spliced, SplicedFrame};
 
 /// Frames gathered into one vectored write at most.
 const FRAMES_PER_WRITE_MAX: usize = 64;
@@ -28,6 +33,13 @@ pub struct OutboundFrame {
     pub bytes: Bytes,
     /// Released when the frame has been written (or dropped).
     pub charge: Option<Charge>,
+}
+
+/// What the queue holds: plain frames (gathered into vectored writes) or spliced ones.
+#[derive(Debug)]
+enum Queued {
+    Frame(OutboundFrame),
+    Spliced(SplicedFrame),
 }
 
 /// The outbound queue's limits.
@@ -42,7 +54,7 @@ pub struct OutboundLimits {
 /// The sending side, held by the connection's event loop.
 #[derive(Clone, Debug)]
 pub struct OutboundSender {
-    tx: mpsc::Sender<OutboundFrame>,
+    tx: mpsc::Sender<Queued>,
 }
 
 /// The writer went away (it failed or was stopped); the connection should end.
@@ -53,7 +65,18 @@ pub struct WriterGone;
 impl OutboundSender {
     /// Queues a frame, waiting while `frames_max` are queued.
     pub async fn send(&self, frame: OutboundFrame) -> Result<(), WriterGone> {
-        self.tx.send(frame).await.map_err(|_| WriterGone)
+        self.tx
+            .send(Queued::Frame(frame))
+            .await
+            .map_err(|_| WriterGone)
+    }
+
+    /// Queues a frame of parts (bytes and file regions), in order with the others.
+    pub async fn send_spliced(&self, frame: SplicedFrame) -> Result<(), WriterGone> {
+        self.tx
+            .send(Queued::Spliced(frame))
+            .await
+            .map_err(|_| WriterGone)
     }
 
     /// Resolves when the writer has stopped (a stall, a write error, or all senders dropped).
@@ -67,7 +90,7 @@ impl OutboundSender {
 #[derive(Debug)]
 pub struct OutboundWriter<W> {
     writer: W,
-    rx: mpsc::Receiver<OutboundFrame>,
+    rx: mpsc::Receiver<Queued>,
     write_stall: Duration,
     counters: Option<Arc<ByteCounters>>,
 }
@@ -101,28 +124,58 @@ impl<W: AsyncWrite + Unpin + Send> OutboundWriter<W> {
     /// send a goodbye on it.
     pub async fn run(mut self) -> (W, Result<(), CloseReason>) {
         let mut batch: Vec<OutboundFrame> = Vec::with_capacity(FRAMES_PER_WRITE_MAX);
+        // A spliced frame found while gathering plain ones: written next.
+        let mut next: Option<Queued> = None;
+        // The assembly buffer of spliced frames, kept while more are queued.
+        let mut chunk: Option<Vec<u8>> = None;
         let result = loop {
-            let Some(first) = self.rx.recv().await else {
-                let stall = self.write_stall;
-                let _ = tokio::time::timeout(stall, self.writer.shutdown()).await;
-                break Ok(());
+            let first = match next.take() {
+                Some(queued) => queued,
+                None => match self.rx.recv().await {
+                    Some(queued) => queued,
+                    None => {
+                        let stall = self.write_stall;
+                        let _ = tokio::time::timeout(stall, self.writer.shutdown()).await;
+                        break Ok(());
+                    }
+                },
             };
-            batch.push(first);
-            while batch.len() < FRAMES_PER_WRITE_MAX {
-                match self.rx.try_recv() {
-                    Ok(frame) => batch.push(frame),
-                    Err(_) => break,
+            let written = match first {
+                Queued::Spliced(SplicedFrame { parts, charge }) => {
+                    let (bytes, result) =
+                        write_spliced(&mut self.writer, parts, self.write_stall, &mut chunk).await;
+                    drop(charge);
+                    Written { bytes, result }
                 }
-            }
-            // One vectored write for the gathered frames (one syscall for many small answers);
-            // each frame's charge is released once the whole gather is written.
-            let written = write_frames_within(&mut self.writer, &batch, self.write_stall).await;
+                Queued::Frame(first) => {
+                    batch.push(first);
+                    while batch.len() < FRAMES_PER_WRITE_MAX {
+                        match self.rx.try_recv() {
+                            Ok(Queued::Frame(frame)) => batch.push(frame),
+                            Ok(spliced) => {
+                                next = Some(spliced);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    // One vectored write for the gathered frames (one syscall for many small
+                    // answers); each frame's charge is released once the whole gather is
+                    // written.
+                    let written =
+                        write_frames_within(&mut self.writer, &batch, self.write_stall).await;
+                    batch.clear();
+                    written
+                }
+            };
             if let Some(counters) = &self.counters {
                 counters.count_out(written.bytes);
             }
-            batch.clear();
             if let Err(reason) = written.result {
                 break Err(reason);
+            }
+            if next.is_none() && self.rx.is_empty() {
+                chunk = None; // idle connections hold no chunk
             }
             if let Err(reason) = flush_within(&mut self.writer, self.write_stall).await {
                 break Err(reason);
@@ -346,6 +399,53 @@ mod tests {
         assert_eq!(result, Ok(()));
         assert_eq!(reader.await.unwrap(), expected);
         assert_eq!(counters.get().1, expected.len() as u64);
+    }
+
+    /// Spliced frames keep their place among plain ones, and a closed writer releases their
+    /// charges too.
+    #[tokio::test]
+    async fn spliced_frames_keep_their_place_among_plain_ones() {
+        use crate::spliced::FramePart;
+        let budget = MemoryBudget::new(&ListenerLimits::default()).unwrap();
+        let conn = budget.connection();
+        let (ours, mut theirs) = tokio::io::duplex(100);
+        let (tx, writer) = outbound(ours, LIMITS, None);
+        let task = tokio::spawn(writer.run());
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut expected = Vec::new();
+        for i in 0..50u8 {
+            if i % 3 == 0 {
+                let parts = vec![
+                    FramePart::Bytes(Bytes::from(vec![i; 3])),
+                    FramePart::Bytes(Bytes::from(vec![i + 1; 1000])),
+                ];
+                expected.extend(std::iter::repeat_n(i, 3));
+                expected.extend(std::iter::repeat_n(i + 1, 1000));
+                tx.send_spliced(SplicedFrame {
+                    parts,
+                    charge: Some(conn.charge_now(1003)),
+                })
+                .await
+                .unwrap();
+            } else {
+                expected.extend(std::iter::repeat_n(i, 10));
+                tx.send(OutboundFrame {
+                    bytes: Bytes::from(vec![i; 10]),
+                    charge: None,
+                })
+                .await
+                .unwrap();
+            }
+        }
+        drop(tx);
+        let (_, result) = task.await.unwrap();
+        assert_eq!(result, Ok(()));
+        assert_eq!(reader.await.unwrap(), expected);
+        assert_eq!(conn.held_bytes(), 0);
     }
 
     #[tokio::test(start_paused = true)]

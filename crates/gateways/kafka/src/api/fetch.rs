@@ -1,21 +1,31 @@
 //! Fetch: serve raw batches from the log, long-polling until `min_bytes` are available or
 //! `max_wait_ms` passes. Waiting uses the partitions' high-watermark watch channels, so an idle
 //! consumer costs nothing until data arrives (no busy loop).
+//!
+//! The batches are never read here: each partition's answer is a region of a segment file, found
+//! from the log's indexes ([`Partition::read_region`]), which the connection's writer streams
+//! from the file (see `crate::fetch_frame`). So a long poll that wakes on every append only
+//! looks up where the data ends (two index lookups per partition), never re-reads it, and an
+//! answer of 50 MB costs its header bytes in memory, not 50 MB.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::select_all;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use porter_core::{CoreError, Partition};
+use porter_gateway_kit::spliced::FileRegion;
 use tokio::time::Instant;
 
 use super::Context;
 use crate::error::error_code;
+use crate::fetch_frame::{placeholder, FetchAnswer};
+
+/// One partition's answer: its response data and, when it has records, where they lie.
+type Located = (usize, PartitionData, Option<FileRegion>);
 
 struct Wanted {
     topic_index: usize,
@@ -25,7 +35,7 @@ struct Wanted {
     found: Result<Arc<Partition>, ResponseError>,
 }
 
-pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> FetchAnswer {
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64)
         .min(Duration::from_millis(ctx.config.fetch_wait_ms_max));
     let deadline = Instant::now() + max_wait;
@@ -66,32 +76,33 @@ pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> 
             .iter()
             .filter_map(|w| w.found.as_ref().ok().map(|p| p.subscribe()))
             .collect();
-        let (partitions, bytes) = read_all(ctx, &wanted, max_bytes, version).await;
+        let (partitions, bytes) = locate_all(ctx, &wanted, max_bytes, version).await;
         let now = Instant::now();
         if bytes >= min_bytes || now >= deadline || watches.is_empty() {
-            return build_response(&request, partitions);
+            return build_answer(&request, partitions);
         }
         let changed = select_all(watches.iter_mut().map(|w| w.changed().boxed()));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            // Deadline: answer with what there is (read again: data may have come meanwhile).
-            let (partitions, _) = read_all(ctx, &wanted, max_bytes, version).await;
-            return build_response(&request, partitions);
+            // Deadline: answer with what there is (look again: data may have come meanwhile).
+            let (partitions, _) = locate_all(ctx, &wanted, max_bytes, version).await;
+            return build_answer(&request, partitions);
         }
     }
 }
 
-/// Reads every wanted partition within the request's byte budget. Only the first non-empty
-/// partition may exceed its limits, by its first batch alone (KIP-74): a consumer sized for
-/// `fetch.max.bytes` must be able to take every response.
-async fn read_all(
+/// Locates every wanted partition's batches within the request's byte budget. Only the first
+/// non-empty partition may exceed its limits, by its first batch alone (KIP-74): a consumer
+/// sized for `fetch.max.bytes` must be able to take every response.
+async fn locate_all(
     ctx: &Context,
     wanted: &[Wanted],
     max_bytes: usize,
     version: i16,
-) -> (Vec<(usize, PartitionData)>, usize) {
+) -> (Vec<Located>, usize) {
     let mut total = 0usize;
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
+        let mut region = None;
         let mut data = PartitionData::default()
             .with_partition_index(w.partition)
             .with_preferred_read_replica(BrokerId(-1))
@@ -111,27 +122,36 @@ async fn read_all(
                     Ok(None)
                 } else {
                     partition
-                        .read(w.fetch_offset, budget.max(1) as u32)
+                        .read_region(w.fetch_offset, budget.max(1) as u32)
                         .await
                         .map(Some)
                 };
                 match result {
-                    Ok(slice) => {
+                    Ok(stored) => {
                         let hwm = partition.high_watermark();
                         data = data
                             .with_high_watermark(hwm)
                             .with_last_stable_offset(hwm)
                             .with_log_start_offset(partition.log_start_offset());
-                        if let Some(mut slice) = slice {
-                            if total > 0 {
-                                slice.bytes = whole_batches_within(slice.bytes, budget);
-                            }
-                            total += slice.bytes.len();
+                        if let Some(stored) = stored {
                             data = data
-                                .with_high_watermark(slice.high_watermark)
-                                .with_last_stable_offset(slice.high_watermark)
-                                .with_log_start_offset(slice.log_start_offset)
-                                .with_records(Some(slice.bytes));
+                                .with_high_watermark(stored.high_watermark)
+                                .with_last_stable_offset(stored.high_watermark)
+                                .with_log_start_offset(stored.log_start_offset);
+                            // A region holds its first batch whole, the rest within the budget:
+                            // past the first partition, a first batch over the budget is left
+                            // out (KIP-74 lets only the first exceed).
+                            let fits =
+                                |r: &porter_core::BatchRegion| total == 0 || r.len <= budget as u64;
+                            if let Some(r) = stored.region.filter(fits) {
+                                total += r.len as usize;
+                                data = data.with_records(Some(placeholder()));
+                                region = Some(FileRegion {
+                                    file: r.file,
+                                    position: r.position,
+                                    len: r.len,
+                                });
+                            }
                         }
                     }
                     Err(e) => {
@@ -164,15 +184,14 @@ async fn read_all(
         if version < 5 {
             data.log_start_offset = -1; // added in v5
         }
-        out.push((w.topic_index, data));
+        out.push((w.topic_index, data, region));
     }
     (out, total)
 }
 
-fn build_response(
-    request: &FetchRequest,
-    partitions: Vec<(usize, PartitionData)>,
-) -> FetchResponse {
+/// The response, and the regions of its records in the order they are encoded (topic by topic,
+/// partition by partition).
+fn build_answer(request: &FetchRequest, partitions: Vec<Located>) -> FetchAnswer {
     let mut responses: Vec<FetchableTopicResponse> = request
         .topics
         .iter()
@@ -182,49 +201,13 @@ fn build_response(
                 .with_topic_id(t.topic_id)
         })
         .collect();
-    for (topic_index, data) in partitions {
+    let mut regions: Vec<Vec<FileRegion>> = vec![Vec::new(); responses.len()];
+    for (topic_index, data, region) in partitions {
         responses[topic_index].partitions.push(data);
+        regions[topic_index].extend(region);
     }
-    FetchResponse::default().with_responses(responses)
-}
-
-/// The leading whole record batches of `bytes` that fit in `budget` bytes. A batch starts with
-/// its base offset (8 bytes) and its length after that field (4 bytes).
-fn whole_batches_within(bytes: Bytes, budget: usize) -> Bytes {
-    const HEADER: usize = 12;
-    let mut end = 0;
-    while bytes.len() - end >= HEADER {
-        let length =
-            i32::from_be_bytes(bytes[end + 8..end + HEADER].try_into().unwrap_or_default());
-        let next = end + HEADER + length.max(0) as usize;
-        if next > budget || next > bytes.len() {
-            break;
-        }
-        end = next;
-    }
-    bytes.slice(..end)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn batch(payload: usize) -> Vec<u8> {
-        let mut b = vec![0u8; 8];
-        b.extend_from_slice(&(payload as i32).to_be_bytes());
-        b.extend(std::iter::repeat_n(7u8, payload));
-        b
-    }
-
-    #[test]
-    fn only_whole_batches_within_the_budget_are_kept() {
-        let bytes: Vec<u8> = [batch(100), batch(100), batch(100)].concat();
-        let bytes = Bytes::from(bytes);
-        assert_eq!(whole_batches_within(bytes.clone(), 111).len(), 0);
-        assert_eq!(whole_batches_within(bytes.clone(), 112).len(), 112);
-        assert_eq!(whole_batches_within(bytes.clone(), 300).len(), 224);
-        assert_eq!(whole_batches_within(bytes.clone(), 10_000).len(), 336);
-        // A truncated last batch is never returned.
-        assert_eq!(whole_batches_within(bytes.slice(..300), 10_000).len(), 224);
+    FetchAnswer {
+        response: FetchResponse::default().with_responses(responses),
+        regions: regions.into_iter().flatten().collect(),
     }
 }
