@@ -78,7 +78,7 @@ fn rss_mib() -> u64 {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    pages * 4096 >> 20
+    (pages * 4096) >> 20
 }
 
 fn per_op(elapsed: std::time::Duration, n: usize) -> f64 {
