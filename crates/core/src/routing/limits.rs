@@ -6,9 +6,10 @@ pub const NAME_BYTES_MAX: usize = 255;
 
 /// Bindings whose source is one exchange. Routing a fanout or headers exchange scans all of them
 /// (direct exchanges look the key up, topic exchanges walk a trie), so this bounds the work per
-/// publish per exchange hop; memory is about 400 bytes plus arguments per binding with the
-/// routing indexes, so ~6 MiB per exchange at the limit (RabbitMQ has no such limit, but a
-/// single exchange with more bindings than this is a design problem, not a workload).
+/// publish per exchange hop; memory is about 650 bytes plus arguments per binding with the
+/// routing indexes (`tests/routing_copies.rs` measures it), so ~10 MiB per exchange at the
+/// limit (RabbitMQ has no such limit, but a single exchange with more bindings than this is a
+/// design problem, not a workload).
 pub const BINDINGS_PER_EXCHANGE_MAX: usize = 16_384;
 
 /// Exchange-to-exchange hops one publish follows (the published-to exchange is depth 0, an

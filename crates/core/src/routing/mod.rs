@@ -26,6 +26,7 @@ pub mod error;
 pub mod exchange;
 pub mod headers;
 pub mod limits;
+mod small_map;
 mod source;
 pub mod topic;
 mod topic_trie;
@@ -49,6 +50,7 @@ pub use value::{FieldTable, HeaderValue, Headers};
 use binding::Matcher;
 use exchange::{validate_name, PREDECLARED};
 use limits::{BINDINGS_PER_EXCHANGE_MAX, EXCHANGE_TO_EXCHANGE_DEPTH_MAX};
+use small_map::SmallMap;
 use source::SourceBindings;
 
 /// Where a published message goes.
@@ -94,7 +96,7 @@ pub struct RoutingTable {
     /// Incoming bindings by destination, as (source, the binding's id in the source's set):
     /// deleting a queue or an exchange finds its bindings here rather than by asking every
     /// exchange, as an exclusive queue's disconnect must not cost O(exchanges).
-    incoming: imbl::HashMap<Destination, OrdSet<(String, u64)>>,
+    incoming: OrdMap<Destination, SmallMap<(String, u64), ()>>,
 }
 
 /// Equality is that of the exchanges, queues and bindings (in the order made); binding ids and
@@ -134,7 +136,7 @@ impl RoutingTable {
             exchanges: OrdMap::new(),
             queues: OrdSet::new(),
             bindings: OrdMap::new(),
-            incoming: imbl::HashMap::new(),
+            incoming: OrdMap::new(),
         }
     }
 
@@ -172,7 +174,7 @@ impl RoutingTable {
         self.incoming
             .get(destination)
             .into_iter()
-            .flatten()
+            .flat_map(SmallMap::keys)
             .filter_map(|(source, id)| self.bindings.get(source)?.get(*id))
     }
 
@@ -292,7 +294,7 @@ impl RoutingTable {
         self.incoming
             .entry(destination)
             .or_default()
-            .insert((source, id));
+            .insert((source, id), ());
         Ok(true)
     }
 
@@ -475,7 +477,7 @@ impl RoutingTable {
             return Vec::new();
         };
         let mut emptied = Vec::new();
-        for (source, id) in &incoming {
+        for (source, id) in incoming.keys() {
             let Some(set) = self.bindings.get_mut(source) else {
                 debug_assert!(false, "incoming mirrors bindings");
                 continue;
@@ -524,7 +526,7 @@ impl RoutingTable {
         assert_eq!(self.incoming.len(), expected.len());
         for (destination, mut list) in expected {
             list.sort();
-            let actual: Vec<(String, u64)> = self.incoming[destination].iter().cloned().collect();
+            let actual: Vec<(String, u64)> = self.incoming[destination].keys().cloned().collect();
             assert_eq!(actual, list, "incoming of {destination:?}");
         }
     }

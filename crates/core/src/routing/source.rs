@@ -21,6 +21,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::binding::{Binding, Destination, Matcher};
+use super::small_map::SmallMap;
 use super::topic::split_words;
 use super::topic_trie::TopicTrie;
 use super::value::Headers;
@@ -44,7 +45,7 @@ pub(crate) struct SourceBindings {
     ids: imbl::OrdSet<(u64, u64)>,
     next_id: u64,
     /// Direct bindings by routing key.
-    direct: imbl::HashMap<String, imbl::OrdMap<u64, Arc<Entry>>>,
+    direct: imbl::OrdMap<String, SmallMap<u64, Arc<Entry>>>,
     topic: TopicTrie<Arc<Entry>>,
     /// Fanout and headers bindings: `entries` is scanned only when there are some.
     scanned: usize,
@@ -219,7 +220,7 @@ impl SourceBindings {
             .collect();
         assert_eq!(self.ids, ids);
         assert!(self.entries.keys().all(|id| *id < self.next_id));
-        let direct: usize = self.direct.values().map(imbl::OrdMap::len).sum();
+        let direct: usize = self.direct.values().map(SmallMap::len).sum();
         let mut direct_expected = 0;
         let mut topic_expected = 0;
         let mut scanned_expected = 0;
@@ -230,7 +231,7 @@ impl SourceBindings {
                     assert!(self
                         .direct
                         .get(entry.binding.routing_key.as_str())
-                        .is_some_and(|bound| bound.contains_key(id)));
+                        .is_some_and(|bound| bound.get(id).is_some()));
                 }
                 Matcher::Topic(_) => topic_expected += 1,
                 Matcher::Fanout | Matcher::Headers(_) => scanned_expected += 1,

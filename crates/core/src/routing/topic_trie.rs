@@ -3,35 +3,36 @@
 //! costs about the number of patterns that share the key's prefixes, not the exchange's
 //! binding count (100k `user.<id>.*` bindings route a key in a few lookups, not 100k matches).
 //!
-//! The trie is persistent: children are `Arc`'d nodes and each node's maps are `imbl`
-//! collections, so cloning the trie is O(1) and a bind or unbind copies only the nodes on its
+//! The trie is persistent: children are `Arc`'d nodes and each node's maps are persistent
+//! ([`SmallMap`]), so cloning the trie is O(1) and a bind or unbind copies only the nodes on its
 //! pattern's path (`Arc::make_mut`), leaving every snapshot that shares the rest unchanged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::small_map::SmallMap;
 use super::topic::{TopicPattern, Word};
 
 /// One node: the bindings whose pattern ends here, and the children by the pattern's next word.
 #[derive(Clone, Debug)]
 struct Node<T: Clone> {
-    literal: imbl::HashMap<String, Arc<Node<T>>>,
+    literal: SmallMap<String, Arc<Node<T>>>,
     /// `*`
     one: Option<Arc<Node<T>>>,
     /// `#`
     any: Option<Arc<Node<T>>>,
     /// By the binding's insertion number in its exchange, so a node lists its bindings in the
     /// order made and removes one in O(log n).
-    ends: imbl::OrdMap<u64, T>,
+    ends: SmallMap<u64, T>,
 }
 
 impl<T: Clone> Default for Node<T> {
     fn default() -> Self {
         Node {
-            literal: imbl::HashMap::new(),
+            literal: SmallMap::default(),
             one: None,
             any: None,
-            ends: imbl::OrdMap::new(),
+            ends: SmallMap::default(),
         }
     }
 }
@@ -93,7 +94,7 @@ impl<T: Clone> TopicTrie<T> {
         let mut node = &mut self.root;
         for word in pattern.words() {
             let child = match word {
-                Word::Literal(word) => node.literal.entry(word.clone()).or_default(),
+                Word::Literal(word) => node.literal.get_or_default(word.clone()),
                 Word::One => node.one.get_or_insert_with(Default::default),
                 Word::Any => node.any.get_or_insert_with(Default::default),
             };
