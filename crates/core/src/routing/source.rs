@@ -9,6 +9,9 @@
 //! so a bind costs the same with 100 or 100,000 bindings, and a snapshot held by a publish is
 //! never disturbed. Per-exchange copy-on-write (an `Arc<Vec>` per exchange) would still copy a
 //! whole exchange per bind: up to [`BINDINGS_PER_EXCHANGE_MAX`] entries for a chat exchange.
+//! The indexes' many tiny sets (the bindings under one key, at one trie node, to one queue) are
+//! [`SmallMap`]s, which stay a shared vector until they grow: a full `imbl` node each made a
+//! binding cost over 1 KiB.
 //!
 //! Routing indexes by exchange kind: direct bindings by routing key (a hash lookup), topic
 //! bindings in a [`TopicTrie`]; fanout and headers bindings are scanned, as they must be (every
