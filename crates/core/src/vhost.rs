@@ -79,7 +79,7 @@ impl VirtualHost {
     pub async fn bind(&self, binding: Binding, owner: OwnerId) -> Result<()> {
         self.check_destination(&binding.destination, owner)?;
         let routes = self.broker.routes(&self.name)?;
-        if routes.bindings_from(&binding.source).any(|b| *b == binding) {
+        if routes.has_binding(&binding) {
             return Ok(());
         }
         self.broker
@@ -102,7 +102,7 @@ impl VirtualHost {
             }
         }
         let routes = self.broker.routes(&self.name)?;
-        if !routes.bindings_from(&binding.source).any(|b| *b == binding) {
+        if !routes.has_binding(&binding) {
             return Ok(());
         }
         self.broker
@@ -241,13 +241,7 @@ impl VirtualHost {
 
     /// A connection closed: its exclusive queues are deleted.
     pub async fn release_owner(&self, owner: OwnerId) {
-        let owned: Vec<Arc<Queue>> = self
-            .broker
-            .queues_of(&self.name)
-            .into_iter()
-            .filter(|q| q.definition().exclusive_owner == Some(owner))
-            .collect();
-        for queue in owned {
+        for queue in self.broker.queues_owned_by(&self.name, owner) {
             let (name, id) = (queue.name().to_string(), queue.definition().id);
             if let Err(e) = self.broker.delete_queue_by_id(&self.name, &name, id).await {
                 tracing::warn!(vhost = %self.name, queue = %name, error = %e, "deleting an exclusive queue failed");

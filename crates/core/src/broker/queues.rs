@@ -17,6 +17,7 @@ use crate::metadata::command::RoutingChange;
 use crate::metadata::state::DEFAULT_VHOST;
 use crate::metadata::{MetadataCommand, MetadataStore};
 use crate::partition::run_blocking;
+use crate::queue::api::OwnerId;
 use crate::queue::runtime::QueueEnv;
 use crate::queue::{Queue, QueueDefinition};
 use crate::routing::{RoutingError, RoutingTable};
@@ -225,11 +226,18 @@ impl Broker {
         self.queues.read().get(vhost)?.get(name).cloned()
     }
 
-    pub(crate) fn queues_of(&self, vhost: &str) -> Vec<Arc<Queue>> {
+    /// The exclusive queues `owner` holds in `vhost`. A scan of the vhost's queues under the
+    /// read lock (O(queues) comparisons, but only the owner's queues are cloned out).
+    pub(crate) fn queues_owned_by(&self, vhost: &str, owner: OwnerId) -> Vec<Arc<Queue>> {
         self.queues
             .read()
             .get(vhost)
-            .map(|qs| qs.values().cloned().collect())
+            .map(|qs| {
+                qs.values()
+                    .filter(|q| q.definition().exclusive_owner == Some(owner))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -256,26 +264,9 @@ impl Broker {
         .await
     }
 
-    /// Applies to `vhost`'s routing snapshot the change the metadata state just applied to its
-    /// table (the same `RoutingTable` call). Cloning the whole table instead would cost O(queues)
-    /// per declare: 100k declares, 5·10⁹ name copies. The snapshot is copied only when a publish
-    /// holds it at that moment (`Arc::make_mut`).
-    fn update_routes(
-        &self,
-        metadata: &MetadataStore,
-        vhost: &str,
-        change: impl FnOnce(&mut RoutingTable),
-    ) {
-        let mut routes = self.routes.write();
-        match routes.get_mut(vhost) {
-            Some(table) => change(Arc::make_mut(table)),
-            None => {
-                drop(routes);
-                self.refresh_routes(metadata, vhost);
-            }
-        }
-    }
-
+    /// Publishes `vhost`'s table from the metadata state as its new routing snapshot. The table
+    /// is structurally shared (see `routing::source`): this copy is O(1), and a publish still
+    /// holding the previous snapshot keeps reading it unchanged.
     fn refresh_routes(&self, metadata: &MetadataStore, vhost: &str) {
         let table = metadata
             .state()
@@ -334,9 +325,7 @@ impl Broker {
                 .entry(vhost.clone())
                 .or_default()
                 .insert(definition.name.clone(), queue.clone());
-            this.update_routes(&metadata, &vhost, |table| {
-                let _ = table.add_queue(&definition.name);
-            });
+            this.refresh_routes(&metadata, &vhost);
             tracing::debug!(vhost = %vhost, queue = %definition.name, durable = definition.durable, "queue declared");
             Ok(queue)
         })
@@ -383,9 +372,7 @@ impl Broker {
             if let Some(qs) = this.queues.write().get_mut(&vhost) {
                 qs.remove(queue.name());
             }
-            this.update_routes(&metadata, &vhost, |table| {
-                table.remove_queue(queue.name());
-            });
+            this.refresh_routes(&metadata, &vhost);
             drop(metadata);
             queue.close(true)?;
             tracing::debug!(vhost = %vhost, queue = %queue.name(), "queue deleted");

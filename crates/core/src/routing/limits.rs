@@ -4,10 +4,12 @@
 /// protocols are held to the same bound so every name can be reported over AMQP.
 pub const NAME_BYTES_MAX: usize = 255;
 
-/// Bindings whose source is one exchange. Routing a topic or headers exchange scans all of them,
-/// so this bounds the work per publish per exchange hop; memory is about 200 bytes plus
-/// arguments per binding, so ~3 MiB per exchange at the limit (RabbitMQ has no such limit, but a
-/// single exchange with more bindings than this is a design problem, not a workload).
+/// Bindings whose source is one exchange. Routing a fanout or headers exchange scans all of them
+/// (direct exchanges look the key up, topic exchanges walk a trie), so this bounds the work per
+/// publish per exchange hop; memory is about 650 bytes plus arguments per binding with the
+/// routing indexes (`tests/routing_copies.rs` measures it), so ~10 MiB per exchange at the
+/// limit (RabbitMQ has no such limit, but a single exchange with more bindings than this is a
+/// design problem, not a workload).
 pub const BINDINGS_PER_EXCHANGE_MAX: usize = 16_384;
 
 /// Exchange-to-exchange hops one publish follows (the published-to exchange is depth 0, an

@@ -5,8 +5,9 @@
 //!
 //! - [`exchange`]: [`Exchange`], its kinds and the declare rules (equivalence, reserved names).
 //! - [`equivalence`]: whether a re-declare asks for the same thing, RabbitMQ's rule and words.
-//! - [`binding`]: [`Binding`] and [`Destination`]; one exchange's bindings with compiled matchers.
-//! - [`topic`]: `*` / `#` routing-key patterns.
+//! - [`binding`]: [`Binding`] and [`Destination`], and their compiled matchers.
+//! - [`source`]: one exchange's bindings with the indexes a publish routes by.
+//! - [`topic`]: `*` / `#` routing-key patterns; [`topic_trie`]: a topic exchange's trie of them.
 //! - [`headers`]: headers-exchange matching (`x-match`).
 //! - [`value`]: [`HeaderValue`], a neutral field-table value.
 //! - [`limits`]: the named bounds.
@@ -15,6 +16,9 @@
 //! A [`RoutingTable`] is one virtual host's graph. Every mutation validates fully before changing
 //! anything, so an `Err` leaves the table as it was, and applying the same calls in the same order
 //! always yields the same table: ready to be wrapped in metadata commands (check, journal, apply).
+//!
+//! The table is built of persistent collections (`imbl`), so a copy costs O(1) and each change
+//! O(log n): see [`source`] for why.
 
 pub mod binding;
 pub mod equivalence;
@@ -22,13 +26,18 @@ pub mod error;
 pub mod exchange;
 pub mod headers;
 pub mod limits;
+mod small_map;
+mod source;
 pub mod topic;
+mod topic_trie;
 pub mod value;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use imbl::{OrdMap, OrdSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,9 +47,11 @@ pub use error::RoutingError;
 pub use exchange::{Exchange, ExchangeKind, DEFAULT_EXCHANGE};
 pub use value::{FieldTable, HeaderValue, Headers};
 
-use binding::{Matcher, SourceBindings};
+use binding::Matcher;
 use exchange::{validate_name, PREDECLARED};
 use limits::{BINDINGS_PER_EXCHANGE_MAX, EXCHANGE_TO_EXCHANGE_DEPTH_MAX};
+use small_map::SmallMap;
+use source::SourceBindings;
 
 /// Where a published message goes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,15 +80,36 @@ pub enum DeclareOutcome {
 ///
 /// Invariants, checked by the tests after every operation: every binding's source is a declared
 /// exchange (never the default one) and its destination exists; no exchange has more than
-/// [`BINDINGS_PER_EXCHANGE_MAX`] bindings; no exchange has an empty entry in `bindings`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// [`BINDINGS_PER_EXCHANGE_MAX`] bindings; no exchange has an empty entry in `bindings`;
+/// `incoming` lists exactly the bindings in `bindings`, and has no empty entry either.
+///
+/// Cloning is O(1) and every operation but routing and whole-exchange or whole-queue removal is
+/// O(log n) in the number of exchanges, queues and bindings; removals are O(k log n) for the k
+/// bindings they remove.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(into = "RoutingSnapshot", try_from = "RoutingSnapshot")]
 pub struct RoutingTable {
-    exchanges: BTreeMap<String, Exchange>,
-    queues: BTreeSet<String>,
+    exchanges: OrdMap<String, Exchange>,
+    queues: OrdSet<String>,
     /// Outgoing bindings by source exchange.
-    bindings: BTreeMap<String, SourceBindings>,
+    bindings: OrdMap<String, SourceBindings>,
+    /// Incoming bindings by destination, as (source, the binding's id in the source's set):
+    /// deleting a queue or an exchange finds its bindings here rather than by asking every
+    /// exchange, as an exclusive queue's disconnect must not cost O(exchanges).
+    incoming: OrdMap<Destination, SmallMap<(String, u64), ()>>,
 }
+
+/// Equality is that of the exchanges, queues and bindings (in the order made); binding ids and
+/// the incoming map derive from them.
+impl PartialEq for RoutingTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.exchanges == other.exchanges
+            && self.queues == other.queues
+            && self.bindings == other.bindings
+    }
+}
+
+impl Eq for RoutingTable {}
 
 impl Default for RoutingTable {
     fn default() -> Self {
@@ -94,8 +126,17 @@ impl RoutingTable {
             .collect();
         RoutingTable {
             exchanges,
-            queues: BTreeSet::new(),
-            bindings: BTreeMap::new(),
+            ..RoutingTable::empty()
+        }
+    }
+
+    /// Not even the predeclared exchanges: the start of a snapshot's restore.
+    fn empty() -> Self {
+        RoutingTable {
+            exchanges: OrdMap::new(),
+            queues: OrdSet::new(),
+            bindings: OrdMap::new(),
+            incoming: OrdMap::new(),
         }
     }
 
@@ -125,13 +166,23 @@ impl RoutingTable {
             .flat_map(SourceBindings::iter)
     }
 
-    /// The bindings to `destination`.
+    /// The bindings to `destination`, by source exchange then in the order made.
     pub fn bindings_to<'a>(
         &'a self,
         destination: &'a Destination,
     ) -> impl Iterator<Item = &'a Binding> + 'a {
-        self.bindings()
-            .filter(move |binding| binding.destination == *destination)
+        self.incoming
+            .get(destination)
+            .into_iter()
+            .flat_map(SmallMap::keys)
+            .filter_map(|(source, id)| self.bindings.get(source)?.get(*id))
+    }
+
+    /// Whether exactly this binding exists. O(log n).
+    pub fn has_binding(&self, binding: &Binding) -> bool {
+        self.bindings
+            .get(&binding.source)
+            .is_some_and(|set| set.contains(binding))
     }
 
     /// `exchange.declare` with `passive`: the exchange, or 404. The default exchange is 403, as
@@ -205,13 +256,13 @@ impl RoutingTable {
                 reason: "a queue name cannot be empty",
             });
         }
-        Ok(self.queues.insert(name.to_string()))
+        Ok(self.queues.insert(name.to_string()).is_none())
     }
 
     /// A queue is gone: its bindings go too, and auto-delete exchanges left without bindings
     /// follow. Whether it was known.
     pub fn remove_queue(&mut self, name: &str) -> bool {
-        if !self.queues.remove(name) {
+        if self.queues.remove(name).is_none() {
             return false;
         }
         self.remove_bindings_to(&Destination::Queue(name.to_string()));
@@ -234,10 +285,16 @@ impl RoutingTable {
                 reason: format!("more than {BINDINGS_PER_EXCHANGE_MAX} bindings"),
             });
         }
-        self.bindings
-            .entry(binding.source.clone())
+        let (source, destination) = (binding.source.clone(), binding.destination.clone());
+        let id = self
+            .bindings
+            .entry(source.clone())
             .or_default()
             .insert(binding, matcher);
+        self.incoming
+            .entry(destination)
+            .or_default()
+            .insert((source, id), ());
         Ok(true)
     }
 
@@ -249,10 +306,12 @@ impl RoutingTable {
         let Some(set) = self.bindings.get_mut(&binding.source) else {
             return Ok(false);
         };
-        if !set.remove(binding) {
+        let Some(id) = set.remove(binding) else {
             return Ok(false);
-        }
-        if set.is_empty() {
+        };
+        let emptied = set.is_empty();
+        self.forget_incoming(&binding.destination, &binding.source, id);
+        if emptied {
             self.bindings.remove(&binding.source);
             self.auto_delete_if_unbound(vec![binding.source.clone()]);
         }
@@ -301,7 +360,7 @@ impl RoutingTable {
             for current in frontier {
                 let mut matched_any = false;
                 if let Some(set) = self.bindings.get(&current.name) {
-                    for destination in set.matching(routing_key, headers) {
+                    set.for_each_match(routing_key, headers, &mut |destination| {
                         matched_any = true;
                         match destination {
                             Destination::Queue(queue) => {
@@ -313,7 +372,7 @@ impl RoutingTable {
                                 self.follow(name, &mut visited, &mut next);
                             }
                         }
-                    }
+                    });
                 }
                 if !matched_any {
                     if let Some(alternate) = current.alternate_exchange() {
@@ -383,22 +442,54 @@ impl RoutingTable {
     fn remove_exchange_cascading(&mut self, name: &str) {
         let removed = self.exchanges.remove(name);
         debug_assert!(removed.is_some());
-        self.bindings.remove(name);
+        if let Some(outgoing) = self.bindings.remove(name) {
+            for (id, binding) in outgoing.iter_ids() {
+                self.forget_incoming(&binding.destination, name, id);
+            }
+        }
         self.remove_bindings_to(&Destination::Exchange(name.to_string()));
+    }
+
+    /// Drops binding `id` of `source` from the incoming map of `destination`.
+    fn forget_incoming(&mut self, destination: &Destination, source: &str, id: u64) {
+        let Some(sources) = self.incoming.get_mut(destination) else {
+            debug_assert!(false, "incoming mirrors bindings");
+            return;
+        };
+        let removed = sources.remove(&(source.to_string(), id));
+        debug_assert!(removed.is_some(), "incoming mirrors bindings");
+        if sources.is_empty() {
+            self.incoming.remove(destination);
+        }
     }
 
     /// Removes every binding to `destination` and auto-deletes the sources it leaves unbound.
     fn remove_bindings_to(&mut self, destination: &Destination) {
+        let emptied = self.unbind_all_to(destination);
+        self.auto_delete_if_unbound(emptied);
+    }
+
+    /// Removes every binding to `destination` (O(k log n) for k bindings, whatever the number
+    /// of exchanges); returns the sources left without bindings, which are removed from
+    /// `bindings`, in name order.
+    fn unbind_all_to(&mut self, destination: &Destination) -> Vec<String> {
+        let Some(incoming) = self.incoming.remove(destination) else {
+            return Vec::new();
+        };
         let mut emptied = Vec::new();
-        for (source, set) in &mut self.bindings {
-            if set.remove_destination(destination) > 0 && set.is_empty() {
+        for (source, id) in incoming.keys() {
+            let Some(set) = self.bindings.get_mut(source) else {
+                debug_assert!(false, "incoming mirrors bindings");
+                continue;
+            };
+            let removed = set.remove_id(*id);
+            debug_assert!(removed, "incoming mirrors bindings");
+            if set.is_empty() {
+                self.bindings.remove(source);
                 emptied.push(source.clone());
             }
         }
-        for source in &emptied {
-            self.bindings.remove(source);
-        }
-        self.auto_delete_if_unbound(emptied);
+        emptied
     }
 
     /// Deletes those of `sources` that are auto-delete and have no bindings left. Deleting one
@@ -415,21 +506,28 @@ impl RoutingTable {
                 continue;
             }
             self.exchanges.remove(&source);
-            let destination = Destination::Exchange(source);
-            for (name, set) in &mut self.bindings {
-                if set.remove_destination(&destination) > 0 && set.is_empty() {
-                    sources.push(name.clone());
-                }
+            sources.extend(self.unbind_all_to(&Destination::Exchange(source)));
+        }
+    }
+
+    /// Test support: `incoming` lists exactly the bindings, with no empty entry.
+    #[cfg(test)]
+    fn assert_incoming_consistent(&self) {
+        let mut expected: std::collections::BTreeMap<&Destination, Vec<(String, u64)>> =
+            std::collections::BTreeMap::new();
+        for (source, set) in &self.bindings {
+            for (id, binding) in set.iter_ids() {
+                expected
+                    .entry(&binding.destination)
+                    .or_default()
+                    .push((source.clone(), id));
             }
-            for name in &sources {
-                if self
-                    .bindings
-                    .get(name)
-                    .is_some_and(SourceBindings::is_empty)
-                {
-                    self.bindings.remove(name);
-                }
-            }
+        }
+        assert_eq!(self.incoming.len(), expected.len());
+        for (destination, mut list) in expected {
+            list.sort();
+            let actual: Vec<(String, u64)> = self.incoming[destination].keys().cloned().collect();
+            assert_eq!(actual, list, "incoming of {destination:?}");
         }
     }
 }
@@ -455,8 +553,8 @@ impl From<RoutingTable> for RoutingSnapshot {
     fn from(table: RoutingTable) -> Self {
         RoutingSnapshot {
             bindings: table.bindings().cloned().collect(),
-            exchanges: table.exchanges.into_values().collect(),
-            queues: table.queues.into_iter().collect(),
+            exchanges: table.exchanges.values().cloned().collect(),
+            queues: table.queues.iter().cloned().collect(),
         }
     }
 }
@@ -465,11 +563,7 @@ impl TryFrom<RoutingSnapshot> for RoutingTable {
     type Error = RoutingError;
 
     fn try_from(snapshot: RoutingSnapshot) -> Result<Self, RoutingError> {
-        let mut table = RoutingTable {
-            exchanges: BTreeMap::new(),
-            queues: BTreeSet::new(),
-            bindings: BTreeMap::new(),
-        };
+        let mut table = RoutingTable::empty();
         for exchange in snapshot.exchanges {
             exchange.validate()?;
             table.exchanges.insert(exchange.name.clone(), exchange);

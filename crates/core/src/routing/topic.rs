@@ -4,16 +4,16 @@
 //! Words are split as RabbitMQ splits them: the empty key has zero words, and every `.` separates
 //! two words, so `a..b` is `a`, ``, `b` and `a.` is `a`, ``. An empty word is an ordinary literal.
 //!
-//! Patterns are compiled once, at bind time, into [`TopicPattern`]; matching is the classic
-//! wildcard algorithm with a single backtrack point (the last `#` seen), so it allocates nothing
-//! and is linear in the key for patterns with at most one `#`, O(words × pattern) at worst. An
-//! exchange's bindings are scanned linearly (bounded by
-//! [`BINDINGS_PER_EXCHANGE_MAX`](super::limits::BINDINGS_PER_EXCHANGE_MAX)); a trie can replace
-//! the scan later without changing this type's contract.
+//! Patterns are compiled once, at bind time, into [`TopicPattern`]; matching one pattern is the
+//! classic wildcard algorithm with a single backtrack point (the last `#` seen), so it allocates
+//! nothing and is linear in the key for patterns with at most one `#`, O(words × pattern) at
+//! worst. An exchange routes through a trie of its patterns' words instead
+//! ([`super::topic_trie`]); [`TopicPattern::matches`] is the reference the trie is tested against
+//! and what a single binding's check uses.
 
 /// One word of a compiled binding key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Word {
+pub(crate) enum Word {
     Literal(String),
     /// `*`: exactly one word.
     One,
@@ -53,6 +53,11 @@ impl TopicPattern {
             words.push(word);
         }
         TopicPattern { words }
+    }
+
+    /// The compiled words, `#.#` collapsed to `#`: the trie's path for this pattern.
+    pub(crate) fn words(&self) -> &[Word] {
+        &self.words
     }
 
     /// Whether `routing_key` matches this pattern.

@@ -1,10 +1,12 @@
 //! RoutingTable tests, checked against RabbitMQ's behaviour: `lifecycle` (declare, delete, bind,
 //! unbind, auto-delete), `route` (where messages go), `properties` (snapshots, and random
-//! operation sequences that must keep the invariants and change nothing when refused).
+//! operation sequences that must keep the invariants and change nothing when refused), `scale`
+//! (100k bindings over 10k queues).
 
 mod lifecycle;
 mod properties;
 mod route;
+mod scale;
 
 use super::exchange::ALTERNATE_EXCHANGE;
 use super::limits::BINDINGS_PER_EXCHANGE_MAX;
@@ -73,4 +75,5 @@ pub(super) fn assert_invariants(table: &RoutingTable) {
         }
     }
     assert!(!table.exchanges.contains_key(DEFAULT_EXCHANGE));
+    table.assert_incoming_consistent();
 }

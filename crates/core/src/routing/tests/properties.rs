@@ -69,7 +69,7 @@ enum Op {
 }
 
 const NAMES: [&str; 5] = ["", "amq.direct", "a", "b", "c"];
-const KEYS: [&str; 3] = ["k", "#", "*.k"];
+const KEYS: [&str; 6] = ["k", "#", "*.k", "k.#.k", "", "#.*"];
 
 fn op() -> impl Strategy<Value = Op> {
     let name = 0..NAMES.len();
@@ -172,10 +172,14 @@ proptest! {
         let mut table = RoutingTable::new();
         for op in &ops {
             let before = table.clone();
+            let before_json = serde_json::to_string(&before).unwrap();
             if apply(&mut table, op).is_err() {
                 prop_assert_eq!(&table, &before, "a refused {:?} changed the table", op);
             }
+            // Structural sharing: the copy (a publish's snapshot) never sees the change.
+            prop_assert_eq!(serde_json::to_string(&before).unwrap(), before_json);
             assert_invariants(&table);
+            assert_indexes_agree_with_scan(&table);
             for exchange in NAMES {
                 for key in ["k", "x.k", ""] {
                     match table.route(exchange, key, &Headers::new()) {
@@ -191,5 +195,25 @@ proptest! {
         }
         let json = serde_json::to_string(&table).unwrap();
         prop_assert_eq!(serde_json::from_str::<RoutingTable>(&json).unwrap(), table);
+    }
+}
+
+/// The indexed router (direct keys, topic trie) finds exactly the bindings that trying every
+/// binding's matcher finds, for keys that hit the literal, `*` and `#` branches.
+fn assert_indexes_agree_with_scan(table: &RoutingTable) {
+    let mut headers = Headers::new();
+    headers.insert("h".into(), HeaderValue::I8(0));
+    for set in table.bindings.values() {
+        for key in ["k", "x.k", "", "k.k", "k.x.k", "k.", "#", "*.k"] {
+            for headers in [&Headers::new(), &headers] {
+                let mut indexed = Vec::new();
+                set.for_each_match(key, headers, &mut |d| indexed.push(d.clone()));
+                let mut linear: Vec<Destination> =
+                    set.matching_linear(key, headers).cloned().collect();
+                indexed.sort();
+                linear.sort();
+                assert_eq!(indexed, linear, "key {key:?}");
+            }
+        }
     }
 }
