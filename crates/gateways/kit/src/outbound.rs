@@ -100,13 +100,15 @@ impl<W: AsyncWrite + Unpin + Send> OutboundWriter<W> {
     /// the deadline (`Err` write-stall deadline). Returns the writer so a protocol can still
     /// send a goodbye on it.
     pub async fn run(mut self) -> (W, Result<(), CloseReason>) {
-        let mut batch: Vec<OutboundFrame> = Vec::with_capacity(FRAMES_PER_WRITE_MAX);
         let result = loop {
             let Some(first) = self.rx.recv().await else {
                 let stall = self.write_stall;
                 let _ = tokio::time::timeout(stall, self.writer.shutdown()).await;
                 break Ok(());
             };
+            // Sized to what is queued, and not kept while waiting: an idle connection holds
+            // no gather buffer.
+            let mut batch = Vec::with_capacity(FRAMES_PER_WRITE_MAX.min(1 + self.rx.len()));
             batch.push(first);
             while batch.len() < FRAMES_PER_WRITE_MAX {
                 match self.rx.try_recv() {
@@ -120,7 +122,7 @@ impl<W: AsyncWrite + Unpin + Send> OutboundWriter<W> {
             if let Some(counters) = &self.counters {
                 counters.count_out(written.bytes);
             }
-            batch.clear();
+            drop(batch);
             if let Err(reason) = written.result {
                 break Err(reason);
             }
