@@ -23,7 +23,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{basic, connection, AMQPClass};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use porter_core::alarm::AlarmState;
 use porter_core::queue::api::ConsumerEvent;
@@ -42,7 +42,9 @@ use crate::commands::{Channels, Flow};
 use crate::config::{AmqpConfig, FRAME_MIN_SIZE};
 use crate::error::{AmqpError, CONNECTION_FORCED};
 use crate::frame::{Frame, FrameCodec, FrameError};
-use crate::limits::{CLOSE_OK_TIMEOUT, EVENTS_PER_WRITE_MAX, WRITE_BUFFER_BYTES};
+use crate::limits::{
+    CLOSE_OK_TIMEOUT, EVENTS_PER_WRITE_MAX, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+};
 use crate::out::Out;
 use crate::reply_to::ReplyRegistry;
 use crate::session::{ConfirmResult, SessionFeeds};
@@ -189,6 +191,25 @@ async fn open<S: Stream>(
         })
 }
 
+/// The next frame, as `frames.next()`, but the read buffer is held only while bytes arrive:
+/// when the socket has nothing more and every buffered byte was decoded, the buffer is freed
+/// (an idle connection holds none, and one that once read a `frame_max` frame does not keep
+/// that much), and it is allocated again, at [`READ_BUFFER_BYTES`], when a read is asked for.
+/// Cancel-safe, as `FramedRead` is.
+async fn next_frame<S: Stream>(frames: &mut Frames<S>) -> Option<Result<Frame, FrameError>> {
+    std::future::poll_fn(|cx| {
+        if frames.read_buffer().capacity() == 0 {
+            frames.read_buffer_mut().reserve(READ_BUFFER_BYTES);
+        }
+        let polled = frames.poll_next_unpin(cx);
+        if polled.is_pending() && frames.read_buffer().is_empty() {
+            *frames.read_buffer_mut() = BytesMut::new();
+        }
+        polled
+    })
+    .await
+}
+
 /// Queues what `out` holds for writing, with `charge` (if any) released once written.
 async fn send(
     sender: &OutboundSender,
@@ -306,7 +327,7 @@ impl ConnectionLoop<'_> {
             let reading = self.reading();
             let room = self.has_room();
             let event = tokio::select! {
-                frame = frames.next(), if reading && room => Event::Frame(frame),
+                frame = next_frame(frames), if reading && room => Event::Frame(frame),
                 Some(event) = deliveries.recv(), if room => Event::Consumer(event),
                 Some(confirm) = confirms.recv() => Event::Confirm(confirm),
                 _ = conn.budget().charge(1), if !room => Event::Idle,
