@@ -2,7 +2,7 @@
 //! `porter` process; 1,000 clients per protocol complete their handshake (AMQP: header,
 //! `start / tune / open`, one `channel.open`; Kafka: ApiVersions and Metadata) and sit idle.
 //! The broker's resident set may grow by at most [`IDLE_CONNECTION_BYTES_MAX`] per connection,
-//! and after they close it must come back near where it started. Memory bounds, not timings:
+//! and after they close it must give back at least four fifths of what they added. Memory bounds, not timings:
 //! the waits are hang guards.
 //!
 //! The target is 16 KiB per idle connection at 10,000 connections (`porter-bench idle`, release
@@ -17,18 +17,27 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Connections per protocol, fewer only if the file-descriptor hard limit says so.
 const CONNECTIONS: usize = 1_000;
+/// Below this many connections, noise in RSS would swamp a per-connection bound.
+const CONNECTIONS_MIN: usize = 200;
+/// Descriptors the test and the server need besides the connections.
+const NOFILE_SLACK: u64 = 512;
 /// Broker RSS growth allowed per idle connection.
 const IDLE_CONNECTION_BYTES_MAX: f64 = 24.0 * 1024.0;
-/// After the connections close, RSS must come back to within this of where it was before
-/// they opened (their memory returned to the OS, not kept by the allocator).
-const RETURNED_WITHIN_BYTES: u64 = 8 << 20;
+/// After the connections close, RSS must come back to within this share of what they added,
+/// plus [`RETURNED_SLACK_BYTES`]: their memory returned to the OS, not kept by the allocator
+/// (with mimalloc all of it stayed; with jemalloc 10-15 % plus about 1 MiB did, within 2 s).
+const RETURNED_SHARE_MAX: u64 = 5;
+const RETURNED_SLACK_BYTES: u64 = 1 << 20;
 /// How long the broker gets to settle or give memory back: a hang guard.
 const SETTLE_MAX: Duration = Duration::from_secs(30);
 
 #[test]
 fn idle_connections_are_cheap_and_their_memory_is_returned() {
-    raise_nofile(2 * CONNECTIONS as u64 + 512);
+    // The test holds a descriptor per connection, and so does the server, which inherits the
+    // raised limit (one protocol's connections are open at a time).
+    let connections = raise_nofile(CONNECTIONS, NOFILE_SLACK);
     let server = Server::start(&[]);
     let pid = server.pid();
     let amqp = SocketAddr::from(([127, 0, 0, 1], server.amqp_port));
@@ -40,14 +49,14 @@ fn idle_connections_are_cheap_and_their_memory_is_returned() {
         drop(handshake(name, addr, 0));
         std::thread::sleep(Duration::from_millis(500));
         let before = rss_bytes(pid);
-        let open: Vec<TcpStream> = (1..=CONNECTIONS as i32)
+        let open: Vec<TcpStream> = (1..=connections as i32)
             .map(|i| handshake(name, addr, i))
             .collect();
         std::thread::sleep(Duration::from_secs(1));
         let with_open = rss_bytes(pid);
-        let per_connection = with_open.saturating_sub(before) as f64 / CONNECTIONS as f64;
+        let per_connection = with_open.saturating_sub(before) as f64 / connections as f64;
         eprintln!(
-            "{name}: rss {:.1} MiB before, {:.1} MiB with {CONNECTIONS} idle connections: \
+            "{name}: rss {:.1} MiB before, {:.1} MiB with {connections} idle connections: \
              {:.1} KiB each",
             before as f64 / (1 << 20) as f64,
             with_open as f64 / (1 << 20) as f64,
@@ -60,10 +69,12 @@ fn idle_connections_are_cheap_and_their_memory_is_returned() {
         );
 
         drop(open);
+        let allowed =
+            before + with_open.saturating_sub(before) / RETURNED_SHARE_MAX + RETURNED_SLACK_BYTES;
         let deadline = Instant::now() + SETTLE_MAX;
         let after = loop {
             let rss = rss_bytes(pid);
-            if rss <= before + RETURNED_WITHIN_BYTES || Instant::now() > deadline {
+            if rss <= allowed || Instant::now() > deadline {
                 break rss;
             }
             std::thread::sleep(Duration::from_millis(250));
@@ -73,8 +84,9 @@ fn idle_connections_are_cheap_and_their_memory_is_returned() {
             after as f64 / (1 << 20) as f64
         );
         assert!(
-            after <= before + RETURNED_WITHIN_BYTES,
-            "{name}: rss stayed at {after} bytes after the connections closed ({before} before)"
+            after <= allowed,
+            "{name}: rss stayed at {after} bytes after the connections closed ({before} before, \
+             {with_open} with them open)"
         );
     }
 }
@@ -91,9 +103,9 @@ fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
-/// Raises this process's soft RLIMIT_NOFILE (the server inherits it): the client ends of the
-/// connections need a descriptor each, and so do the server's.
-fn raise_nofile(want: u64) {
+/// Raises this process's soft RLIMIT_NOFILE (the server inherits it) to `connections` plus
+/// `slack`, within the hard limit; returns how many connections that allows.
+fn raise_nofile(connections: usize, slack: u64) -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -101,15 +113,18 @@ fn raise_nofile(want: u64) {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        let want = (connections as u64 + slack).min(limit.rlim_max);
         if limit.rlim_cur < want {
-            assert!(
-                limit.rlim_max >= want,
-                "the test needs {want} file descriptors; the hard limit is {}",
-                limit.rlim_max
-            );
             limit.rlim_cur = want;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
         }
+        let allowed = limit.rlim_cur.saturating_sub(slack) as usize;
+        assert!(
+            allowed >= CONNECTIONS_MIN,
+            "the file-descriptor limit ({}) allows only {allowed} connections",
+            limit.rlim_max
+        );
+        allowed.min(connections)
     }
 }
 
