@@ -74,6 +74,14 @@ enum Event {
     Idle,
 }
 
+/// What [`ConnectionLoop::handle`] did with an event.
+#[allow(clippy::large_enum_variant)] // one at a time, on the stack
+enum Handled {
+    Done(Result<Flow, Ending>),
+    /// A frame for the commands.
+    Frame(Frame),
+}
+
 /// How the event loop ended.
 enum Ending {
     /// The client sent `connection.close` and got its `close-ok`.
@@ -361,7 +369,18 @@ impl ConnectionLoop<'_> {
             let mut next = Some(event);
             let mut handled = 0;
             while let Some(event) = next.take() {
-                match self.handle(event, &alarms).await {
+                let flow = match self.handle(event, &alarms) {
+                    Handled::Done(flow) => flow,
+                    // Awaited here, not inside `handle`: an async fn keeps its by-value
+                    // arguments for as long as it lives, so each level would add a copy of the
+                    // frame to every connection's task, idle or not (issue 14).
+                    Handled::Frame(frame) => {
+                        let flow = self.channels.on_frame(frame, &mut self.out).await;
+                        self.charge_bodies();
+                        flow.map_err(Ending::Error)
+                    }
+                };
+                match flow {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::ClientClosed) => {
                         // connection.close already sent the batched publishes on.
@@ -410,32 +429,24 @@ impl ConnectionLoop<'_> {
         }
     }
 
-    /// One event, handed to the commands.
-    async fn handle(
-        &mut self,
-        event: Event,
-        alarms: &watch::Receiver<AlarmState>,
-    ) -> Result<Flow, Ending> {
-        match event {
+    /// One event: consumer events, confirms and timers are handled here; a frame is handed back
+    /// for the caller to give to the commands.
+    fn handle(&mut self, event: Event, alarms: &watch::Receiver<AlarmState>) -> Handled {
+        let flow = match event {
             Event::Frame(frame) => {
                 self.last_read = Instant::now();
-                let flow = match frame {
+                match frame {
                     Some(Ok(frame)) => {
                         if let Frame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))) =
                             &frame
                         {
                             self.on_publish(alarms);
                         }
-                        self.channels
-                            .on_frame(frame, &mut self.out)
-                            .await
-                            .map_err(Ending::Error)
+                        return Handled::Frame(frame);
                     }
                     Some(Err(FrameError::Io(_))) | None => Err(Ending::Gone("end of stream")),
                     Some(Err(e)) => Err(Ending::Error(AmqpError::from_frame(&e))),
-                };
-                self.charge_bodies();
-                flow
+                }
             }
             Event::Consumer(event) => {
                 self.channels.on_consumer_event(event, &mut self.out);
@@ -446,7 +457,8 @@ impl ConnectionLoop<'_> {
                 Ok(Flow::Continue)
             }
             Event::Idle => Ok(Flow::Continue),
-        }
+        };
+        Handled::Done(flow)
     }
 
     /// Keeps the bodies' charge equal to the bytes the channels hold in unfinished contents.
