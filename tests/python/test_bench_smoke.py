@@ -183,3 +183,19 @@ def test_amqp_chat(amqp_broker, bench, tmp_path):
     assert r["errors"] == 0 and r["lost"] == 0, r
     # A room line reaches its 10 members, a direct one its addressee: every owed delivery arrived.
     assert r["consumed"] == r["expected_deliveries"] >= r["produced"], r
+
+
+@pytest.mark.parametrize("protocol", ["amqp", "kafka"])
+def test_idle_connections(porter, bench, tmp_path, protocol):
+    """porter-bench idle: every client completes its handshake and the broker's RSS per idle
+    connection is reported (its bound is asserted by crates/server/tests/idle_memory.rs)."""
+    out = tmp_path / f"idle-{protocol}.json"
+    addr = f"127.0.0.1:{porter.amqp_port}" if protocol == "amqp" else porter.bootstrap
+    connections = 50
+    run_bench(bench, "idle", "--protocol", protocol, "--addr", addr, "--connections", str(connections),
+              "--hold-seconds", "1", "--after-close-seconds", "1", "--broker-pid", str(porter.process.pid),
+              "--label", "porter", "--json", str(out))
+    r = json.loads(out.read_text())
+    assert (r["protocol"], r["connections"], r["opened"], r["errors"]) == (protocol, connections, connections, 0), r
+    assert r["rss_before_kib"] > 0 and r["rss_open_kib"] > 0 and r["rss_after_close_kib"] > 0, r
+    assert r["rss_bytes_per_connection"] is not None, r

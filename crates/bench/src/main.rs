@@ -8,11 +8,13 @@
 //! - [`kafka`]: the Kafka-protocol driver (rdkafka).
 //! - [`amqp`]: the AMQP 0-9-1 driver (lapin): work queue, fan-out, peak shaving.
 //! - [`mqtt`]: the MQTT 3.1.1 driver (rumqttc): fan-out and chat.
+//! - [`idle`]: many idle connections (AMQP or Kafka) and the broker's RSS per connection.
 //! - [`report`]: the human table and the JSON result.
 //! - [`chart`]: SVG charts from result JSON.
 
 mod amqp;
 mod chart;
+mod idle;
 mod kafka;
 mod kafka_slow;
 mod mqtt;
@@ -46,6 +48,9 @@ enum Command {
     Amqp(amqp::AmqpArgs),
     /// SVG charts from result JSON files (or directories of them).
     Chart(chart::ChartArgs),
+    /// Many idle connections (AMQP or Kafka, each through its handshake): the broker's RSS per
+    /// idle connection.
+    Idle(idle::IdleArgs),
     /// MQTT 3.1.1 (rumqttc): fan-out to N subscribers, or thousands of chat clients in rooms.
     Mqtt(mqtt::MqttArgs),
 }
@@ -74,6 +79,10 @@ pub struct CommonArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// After the run, wait this many seconds and sample the broker's RSS again (with
+    /// --broker-pid): does the broker give memory back after a burst?
+    #[arg(long, default_value_t = 0)]
+    pub settle_seconds: u64,
 }
 
 /// One point of a sweep: a driver's `args` at `rate` (else its own `--rate`), sized by
@@ -106,6 +115,7 @@ fn main() -> anyhow::Result<()> {
             point.progress = Some(progress);
             runtime.block_on(mqtt::run(point))
         }),
+        Command::Idle(args) => runtime.block_on(idle::run(args)).map(drop),
         Command::Chart(args) => {
             for path in chart::run(&args)? {
                 println!("{}", path.display());
@@ -145,9 +155,17 @@ fn sweep(
     for rate in rates {
         let progress = Arc::new(Progress::default());
         let reporter = Reporter::start(progress.clone(), common.quiet);
+        let rss_before = common.broker_pid.and_then(proc_stats::rss_kib);
         let result = point(rate, progress);
         drop(reporter);
-        let result = result?;
+        let mut result = result?;
+        result.broker_rss_before_kib = rss_before;
+        result.broker_rss_end_kib = common.broker_pid.and_then(proc_stats::rss_kib);
+        if let (Some(pid), 1..) = (common.broker_pid, common.settle_seconds) {
+            std::thread::sleep(std::time::Duration::from_secs(common.settle_seconds));
+            result.settle_seconds = Some(common.settle_seconds);
+            result.broker_rss_after_settle_kib = proc_stats::rss_kib(pid);
+        }
         report::print(&result);
         if let Some(path) = &result.json_path {
             std::fs::write(path, serde_json::to_vec_pretty(&result)?)?;
@@ -169,6 +187,7 @@ mod tests {
             rates,
             duration,
             quiet: true,
+            settle_seconds: 0,
         }
     }
 

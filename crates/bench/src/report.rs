@@ -64,6 +64,16 @@ pub struct RunResult {
     /// Kafka closed loop with `--slow-readers`: what the broker's RSS did meanwhile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_readers: Option<SlowReaderResult>,
+    /// Broker VmRSS just before the run, at its end, and `settle_seconds` after it
+    /// (`--settle-seconds`): whether memory taken by a burst is given back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_rss_before_kib: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_rss_end_kib: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_rss_after_settle_kib: Option<u64>,
     #[serde(skip)]
     pub json_path: Option<PathBuf>,
 }
@@ -185,6 +195,17 @@ pub fn print(r: &RunResult) {
             s.broker_rss_peak_kib as f64 / 1024.0
         );
     }
+    if let (Some(before), Some(end)) = (r.broker_rss_before_kib, r.broker_rss_end_kib) {
+        let settled = match (r.settle_seconds, r.broker_rss_after_settle_kib) {
+            (Some(s), Some(kib)) => format!("  {s} s later {:.1} MiB", kib as f64 / 1024.0),
+            _ => String::new(),
+        };
+        println!(
+            "broker  rss before {:.1} MiB  at the end {:.1} MiB{settled}",
+            before as f64 / 1024.0,
+            end as f64 / 1024.0
+        );
+    }
     if let (Some(expected), Some(lost)) = (r.expected_deliveries, r.lost) {
         println!("deliveries expected {expected}  lost {lost}");
     }
@@ -271,6 +292,10 @@ mod tests {
                 broker_rss_before_kib: 30_000,
                 broker_rss_peak_kib: 34_000,
             }),
+            broker_rss_before_kib: Some(12_000),
+            broker_rss_end_kib: Some(160_000),
+            settle_seconds: Some(30),
+            broker_rss_after_settle_kib: Some(20_000),
             json_path: Some("/tmp/not-serialized.json".into()),
         }
     }

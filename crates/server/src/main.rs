@@ -16,11 +16,22 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
 
-/// mimalloc returns freed memory to the OS; glibc's per-thread arenas kept a few hundred MiB
-/// resident after a burst of large produce requests, although the broker's own buffers are
-/// bounded and had been released.
+/// jemalloc, with its background thread returning freed pages to the OS. glibc's per-thread
+/// arenas kept a few hundred MiB resident after a burst of large produce requests; mimalloc
+/// purges freed memory only when an allocating thread gets round to it, so a broker that went
+/// quiet after a burst kept it: 125 MiB 30 s after a Kafka produce burst, against 19 MiB idle.
+/// jemalloc's background thread purges on a clock whatever the worker threads do: 12 MiB 30 s
+/// after the same burst, 10.5 MiB idle (BENCHMARKS.md, issue 14).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's start-up options (its `malloc_conf` symbol, under tikv-jemalloc-sys's `_rjem_`
+/// prefix): the background purging thread on; freed ("dirty") pages not reused go back to the
+/// OS over about a second, and straight back rather than through `MADV_FREE` ("muzzy"), which
+/// the kernel reclaims only under memory pressure, so RSS would not show it.
+#[used]
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_CONF: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 /// One line on stderr, `porter: ...`. Unlike `eprintln!`, it doesn't panic when stderr is a closed
 /// pipe: the exit status still says what happened.

@@ -328,7 +328,7 @@ async fn purge_sessions(args: &MqttArgs, run: &str, count: usize) {
 
 /// Raises the soft RLIMIT_NOFILE to cover `connections` sockets (up to the hard limit): Debian's
 /// default soft limit of 1024 is below the chat scenario's thousands of connections.
-fn raise_nofile(connections: usize) -> Result<()> {
+pub(crate) fn raise_nofile(connections: usize) -> Result<()> {
     let want = connections as u64 + NOFILE_SLACK;
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -3,7 +3,8 @@
 //! `confirms_pending_max`, `tx_publishes_max`, the memory budget) are in [`crate::config`].
 //!
 //! Worst case per connection of what it holds outside the kit's memory budget:
-//! - the frame reader's buffer: one frame, ≤ `frame_max` (128 KiB by default);
+//! - the frame reader's buffer: one frame, ≤ `frame_max` (128 KiB by default), and none
+//!   while the connection is idle;
 //! - the burst being encoded: [`WRITE_BUFFER_BYTES`] plus one event's worth (a delivery of at
 //!   most `message_bytes_max`), before it is charged to the budget and queued for writing;
 //! - consumer events waiting in the session's feed: ≤ the core's `CONSUMER_BUFFER_MAX`
@@ -19,6 +20,9 @@ use std::time::Duration;
 pub const EVENTS_PER_WRITE_MAX: usize = 512;
 /// Outgoing bytes gathered before a write, at most (plus one event's worth).
 pub const WRITE_BUFFER_BYTES: usize = 256 << 10;
+/// The frame reader's buffer while frames arrive (tokio-util's default). An idle connection
+/// holds none: it is freed whenever the socket is drained (see `connection::next_frame`).
+pub const READ_BUFFER_BYTES: usize = 8 << 10;
 /// How long a closing connection waits for the client's `close-ok`.
 pub const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed from accept to an open connection: protocol header, `start / tune / open`

@@ -35,7 +35,8 @@ pub const WRITE_STALL_MS: u64 = 30_000;
 /// No request and nothing in flight this long closes the connection (Kafka:
 /// connections.max.idle.ms); 0 disables.
 pub const IDLE_MS: u64 = 600_000;
-/// Socket read buffer: most requests fit, large produces read straight through.
+/// Socket read buffer: most requests fit, large produces read straight through. Held only
+/// while bytes arrive (`LazyBufReader`): an idle connection holds none.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 const _: () = assert!(REQUEST_MEMORY_BYTES_MAX >= REQUEST_BYTES_MAX as u64);

@@ -12,6 +12,7 @@
 //! - [`budget`]: one memory budget per listener, a share per connection; a connection over its
 //!   share stops reading.
 //! - [`mod@outbound`]: a bounded outbound queue and its writer under a write-stall deadline.
+//! - [`read_buffer`]: a buffered reader that holds no buffer while its connection is idle.
 //! - [`deadlines`]: handshake, write-stall and idle deadlines.
 //! - [`close`]: [`CloseReason`], who closed a connection and why, logged once.
 //! - [`tls`] and [`auth`]: the transport and authentication hooks.
@@ -29,6 +30,7 @@ pub mod deadlines;
 pub mod limits;
 pub mod listener;
 pub mod outbound;
+pub mod read_buffer;
 pub mod registry;
 pub mod sniff;
 pub mod spliced;
@@ -42,6 +44,7 @@ pub use deadlines::{Deadlines, IdleTimer};
 pub use limits::ListenerLimits;
 pub use listener::{Drained, Listener, Protocol};
 pub use outbound::{outbound, OutboundFrame, OutboundLimits, OutboundSender, OutboundWriter};
+pub use read_buffer::LazyBufReader;
 pub use registry::{ConnectionId, ConnectionInfo, Registry};
 pub use sniff::{sniff, AmqpVersion, WireProtocol, WrongProtocol};
 pub use tls::{Acceptor, PlainTcp, Stream};

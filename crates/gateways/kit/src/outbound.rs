@@ -123,7 +123,6 @@ impl<W: AsyncWrite + Unpin + Send> OutboundWriter<W> {
     /// the deadline (`Err` write-stall deadline). Returns the writer so a protocol can still
     /// send a goodbye on it.
     pub async fn run(mut self) -> (W, Result<(), CloseReason>) {
-        let mut batch: Vec<OutboundFrame> = Vec::with_capacity(FRAMES_PER_WRITE_MAX);
         // A spliced frame found while gathering plain ones: written next.
         let mut next: Option<Queued> = None;
         // The assembly buffer of spliced frames, kept while more are queued.
@@ -148,6 +147,10 @@ impl<W: AsyncWrite + Unpin + Send> OutboundWriter<W> {
                     Written { bytes, result }
                 }
                 Queued::Frame(first) => {
+                    // Sized to what is queued, and not kept while waiting: an idle connection
+                    // holds no gather buffer.
+                    let mut batch: Vec<OutboundFrame> =
+                        Vec::with_capacity(FRAMES_PER_WRITE_MAX.min(1 + self.rx.len()));
                     batch.push(first);
                     while batch.len() < FRAMES_PER_WRITE_MAX {
                         match self.rx.try_recv() {
@@ -162,10 +165,7 @@ impl<W: AsyncWrite + Unpin + Send> OutboundWriter<W> {
                     // One vectored write for the gathered frames (one syscall for many small
                     // answers); each frame's charge is released once the whole gather is
                     // written.
-                    let written =
-                        write_frames_within(&mut self.writer, &batch, self.write_stall).await;
-                    batch.clear();
-                    written
+                    write_frames_within(&mut self.writer, &batch, self.write_stall).await
                 }
             };
             if let Some(counters) = &self.counters {

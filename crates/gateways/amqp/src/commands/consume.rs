@@ -141,7 +141,7 @@ pub fn cancel(ch: &mut Channel, s: &Session, c: basic::Cancel, out: &mut Out) {
 /// A queue's event for a consumer of this connection, routed by the channel its internal tag
 /// names.
 pub fn on_consumer_event(
-    channels: &mut HashMap<u16, Channel>,
+    channels: &mut HashMap<u16, Box<Channel>>,
     s: &Session,
     event: ConsumerEvent,
     out: &mut Out,

@@ -52,7 +52,9 @@ enum After {
 /// The open channels of one connection and the session they share.
 pub struct Channels {
     pub session: Session,
-    channels: HashMap<u16, Channel>,
+    /// Boxed: a `Channel` is over 600 bytes, and the map allocates room for four at its first
+    /// insert, so an unboxed map made a connection with one channel hold 2.5 KiB.
+    channels: HashMap<u16, Box<Channel>>,
     /// Whole publishes of the current burst, handed to the core together.
     batch: publish::Batch,
     /// The negotiated channel_max: `channel.open` above it is 530 NOT_ALLOWED.
@@ -79,7 +81,7 @@ impl Channels {
     pub fn content_bytes(&self) -> u64 {
         self.channels
             .values()
-            .map(Channel::content_bytes)
+            .map(|ch| ch.content_bytes())
             .sum::<u64>()
             + self.batch.bytes()
     }
@@ -130,7 +132,7 @@ impl Channels {
                     )
                     .on(20, 10));
                 }
-                slot.insert(Channel::new(channel_id));
+                slot.insert(Box::new(Channel::new(channel_id)));
                 out.method(
                     channel_id,
                     AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
@@ -325,10 +327,12 @@ async fn dispatch(
                 AMQPClass::Access(access::AMQPMethod::RequestOk(access::RequestOk {})),
             );
         }
-        AMQPClass::Exchange(m) => exchange::command(s, id, m, out)
+        // Boxed: topology commands are rare, and their futures (metadata journaling) are the
+        // largest here; inline, every idle connection's task would carry their size.
+        AMQPClass::Exchange(m) => Box::pin(exchange::command(s, id, m, out))
             .await
             .map_err(|e| s.error(&e).on(ids.0, ids.1))?,
-        AMQPClass::Queue(m) => queue::command(ch, s, m, ids, out).await?,
+        AMQPClass::Queue(m) => Box::pin(queue::command(ch, s, m, ids, out)).await?,
         AMQPClass::Basic(amqp_basic::AMQPMethod::Publish(m)) => publish::start(ch, m),
         AMQPClass::Basic(amqp_basic::AMQPMethod::Consume(m)) => {
             consume::consume(ch, s, m, ids, out)?
@@ -336,7 +340,7 @@ async fn dispatch(
         AMQPClass::Basic(amqp_basic::AMQPMethod::Cancel(m)) => consume::cancel(ch, s, m, out),
         AMQPClass::Basic(m) => basic::command(ch, s, m, ids, out).await?,
         AMQPClass::Confirm(amqp_confirm::AMQPMethod::Select(m)) => confirm::select(ch, s, m, out)?,
-        AMQPClass::Tx(m) => tx::command(ch, s, m, out).await?,
+        AMQPClass::Tx(m) => Box::pin(tx::command(ch, s, m, out)).await?,
         other => {
             return Err(AmqpError::connection(
                 COMMAND_INVALID,

@@ -112,7 +112,9 @@ async fn on_publish(
         return Ok(());
     }
     if reply_to::is_reply_name(publish.exchange.as_str(), publish.routing_key.as_str()) {
-        let durable = publish_now(ch.id, s, &publish, message, out).await;
+        // Boxed: direct replies are rare, and inline this future would be most of every
+        // connection task's size, idle or not (issue 14).
+        let durable = Box::pin(publish_now(ch.id, s, &publish, message, out)).await;
         return confirm(ch, s, durable);
     }
     batch.push(ch.id, &publish, message);
@@ -226,7 +228,7 @@ impl Batch {
 /// (`channel.close` in `out`); a connection error is returned.
 pub async fn flush(
     batch: &mut Batch,
-    channels: &mut HashMap<u16, Channel>,
+    channels: &mut HashMap<u16, Box<Channel>>,
     s: &Session,
     out: &mut Out,
 ) -> Result<(), AmqpError> {
@@ -263,7 +265,7 @@ pub async fn flush(
 fn answer_each(
     entries: Vec<(u16, Option<Message>)>,
     mut result_of: impl FnMut(usize) -> Result<PublishOutcome, AmqpError>,
-    channels: &mut HashMap<u16, Channel>,
+    channels: &mut HashMap<u16, Box<Channel>>,
     s: &Session,
     out: &mut Out,
 ) -> Result<(), AmqpError> {

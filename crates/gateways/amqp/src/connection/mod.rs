@@ -23,7 +23,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{basic, connection, AMQPClass};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use porter_core::alarm::AlarmState;
 use porter_core::queue::api::ConsumerEvent;
@@ -42,7 +42,9 @@ use crate::commands::{Channels, Flow};
 use crate::config::{AmqpConfig, FRAME_MIN_SIZE};
 use crate::error::{AmqpError, CONNECTION_FORCED};
 use crate::frame::{Frame, FrameCodec, FrameError};
-use crate::limits::{CLOSE_OK_TIMEOUT, EVENTS_PER_WRITE_MAX, WRITE_BUFFER_BYTES};
+use crate::limits::{
+    CLOSE_OK_TIMEOUT, EVENTS_PER_WRITE_MAX, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+};
 use crate::out::Out;
 use crate::reply_to::ReplyRegistry;
 use crate::session::{ConfirmResult, SessionFeeds};
@@ -70,6 +72,14 @@ enum Event {
     Confirm(ConfirmResult),
     /// A timer, alarm or budget wake-up, already handled.
     Idle,
+}
+
+/// What [`ConnectionLoop::handle`] did with an event.
+#[allow(clippy::large_enum_variant)] // one at a time, on the stack
+enum Handled {
+    Done(Result<Flow, Ending>),
+    /// A frame for the commands.
+    Frame(Frame),
 }
 
 /// How the event loop ended.
@@ -189,6 +199,25 @@ async fn open<S: Stream>(
         })
 }
 
+/// The next frame, as `frames.next()`, but the read buffer is held only while bytes arrive:
+/// when the socket has nothing more and every buffered byte was decoded, the buffer is freed
+/// (an idle connection holds none, and one that once read a `frame_max` frame does not keep
+/// that much), and it is allocated again, at [`READ_BUFFER_BYTES`], when a read is asked for.
+/// Cancel-safe, as `FramedRead` is.
+async fn next_frame<S: Stream>(frames: &mut Frames<S>) -> Option<Result<Frame, FrameError>> {
+    std::future::poll_fn(|cx| {
+        if frames.read_buffer().capacity() == 0 {
+            frames.read_buffer_mut().reserve(READ_BUFFER_BYTES);
+        }
+        let polled = frames.poll_next_unpin(cx);
+        if polled.is_pending() && frames.read_buffer().is_empty() {
+            *frames.read_buffer_mut() = BytesMut::new();
+        }
+        polled
+    })
+    .await
+}
+
 /// Queues what `out` holds for writing, with `charge` (if any) released once written.
 async fn send(
     sender: &OutboundSender,
@@ -306,7 +335,7 @@ impl ConnectionLoop<'_> {
             let reading = self.reading();
             let room = self.has_room();
             let event = tokio::select! {
-                frame = frames.next(), if reading && room => Event::Frame(frame),
+                frame = next_frame(frames), if reading && room => Event::Frame(frame),
                 Some(event) = deliveries.recv(), if room => Event::Consumer(event),
                 Some(confirm) = confirms.recv() => Event::Confirm(confirm),
                 _ = conn.budget().charge(1), if !room => Event::Idle,
@@ -340,7 +369,18 @@ impl ConnectionLoop<'_> {
             let mut next = Some(event);
             let mut handled = 0;
             while let Some(event) = next.take() {
-                match self.handle(event, &alarms).await {
+                let flow = match self.handle(event, &alarms) {
+                    Handled::Done(flow) => flow,
+                    // Awaited here, not inside `handle`: an async fn keeps its by-value
+                    // arguments for as long as it lives, so each level would add a copy of the
+                    // frame to every connection's task, idle or not (issue 14).
+                    Handled::Frame(frame) => {
+                        let flow = self.channels.on_frame(frame, &mut self.out).await;
+                        self.charge_bodies();
+                        flow.map_err(Ending::Error)
+                    }
+                };
+                match flow {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::ClientClosed) => {
                         // connection.close already sent the batched publishes on.
@@ -389,32 +429,24 @@ impl ConnectionLoop<'_> {
         }
     }
 
-    /// One event, handed to the commands.
-    async fn handle(
-        &mut self,
-        event: Event,
-        alarms: &watch::Receiver<AlarmState>,
-    ) -> Result<Flow, Ending> {
-        match event {
+    /// One event: consumer events, confirms and timers are handled here; a frame is handed back
+    /// for the caller to give to the commands.
+    fn handle(&mut self, event: Event, alarms: &watch::Receiver<AlarmState>) -> Handled {
+        let flow = match event {
             Event::Frame(frame) => {
                 self.last_read = Instant::now();
-                let flow = match frame {
+                match frame {
                     Some(Ok(frame)) => {
                         if let Frame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))) =
                             &frame
                         {
                             self.on_publish(alarms);
                         }
-                        self.channels
-                            .on_frame(frame, &mut self.out)
-                            .await
-                            .map_err(Ending::Error)
+                        return Handled::Frame(frame);
                     }
                     Some(Err(FrameError::Io(_))) | None => Err(Ending::Gone("end of stream")),
                     Some(Err(e)) => Err(Ending::Error(AmqpError::from_frame(&e))),
-                };
-                self.charge_bodies();
-                flow
+                }
             }
             Event::Consumer(event) => {
                 self.channels.on_consumer_event(event, &mut self.out);
@@ -425,7 +457,8 @@ impl ConnectionLoop<'_> {
                 Ok(Flow::Continue)
             }
             Event::Idle => Ok(Flow::Continue),
-        }
+        };
+        Handled::Done(flow)
     }
 
     /// Keeps the bodies' charge equal to the bytes the channels hold in unfinished contents.
