@@ -112,6 +112,8 @@ pub struct StorageSection {
     pub writer_threads: Option<usize>,
     /// Jobs each writer's queue holds before publishers wait.
     pub writer_queue_jobs: Option<usize>,
+    /// How long a writer fed by streaming clients gathers a small batch before its fsync (µs).
+    pub commit_delay_us: Option<u64>,
     /// Undelivered queue message bodies kept in memory, all queues together.
     pub queue_cache_bytes: Option<usize>,
 }
@@ -221,6 +223,9 @@ impl Settings {
         }
         if let Some(v) = s.writer_queue_jobs {
             broker.commit.writer_queue_jobs = v;
+        }
+        if let Some(v) = s.commit_delay_us {
+            broker.commit.commit_delay = std::time::Duration::from_micros(v);
         }
         if let Some(v) = args.auto_create_topics.or(file.topics.auto_create) {
             broker.auto_create_topics = v;

@@ -23,6 +23,21 @@ pub const WRITER_QUEUE_JOBS_MAX: usize = 1 << 16;
 /// letting one fsync cover a whole burst.
 pub const JOBS_PER_COMMIT_MAX: usize = 256;
 
+/// A writer's commit delay by default (see `CommitConfig::commit_delay`): a few fsyncs' worth on
+/// a fast disk, far inside a durable publish's latency budget (5 ms at half the peak rate).
+pub const COMMIT_DELAY_DEFAULT: std::time::Duration = std::time::Duration::from_micros(500);
+/// The longest commit delay a broker accepts: every durable acknowledgement can wait this much
+/// more.
+pub const COMMIT_DELAY_MAX: std::time::Duration = std::time::Duration::from_millis(10);
+/// Writes to logs a batch must have held (with more jobs queued when it was committed) for the
+/// next small batch to wait out the commit delay: fewer means the clients wait for their
+/// commits, and a delay would only slow them.
+pub const COMMIT_DELAY_SIBLINGS: usize = 2;
+/// A batch of at least this many jobs is committed at once: it already shares one fsync well.
+pub const COMMIT_DELAY_BATCH_JOBS: usize = 32;
+
+const _: () = assert!(COMMIT_DELAY_DEFAULT.as_micros() <= COMMIT_DELAY_MAX.as_micros());
+const _: () = assert!(COMMIT_DELAY_BATCH_JOBS <= JOBS_PER_COMMIT_MAX);
 const _: () = assert!(WRITER_THREADS_DEFAULT >= 1 && WRITER_THREADS_DEFAULT <= WRITER_THREADS_MAX);
 const _: () =
     assert!(WRITER_QUEUE_JOBS_DEFAULT >= 1 && WRITER_QUEUE_JOBS_DEFAULT <= WRITER_QUEUE_JOBS_MAX);

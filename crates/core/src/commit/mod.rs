@@ -59,6 +59,10 @@ pub struct CommitConfig {
     /// Jobs each writer's queue holds before senders wait; clamped to
     /// `1..=WRITER_QUEUE_JOBS_MAX`.
     pub writer_queue_jobs: usize,
+    /// How long a writer whose jobs stream in (some arrived during its last commit step) keeps
+    /// gathering a small batch before its next fsync; clamped to `COMMIT_DELAY_MAX`. Zero: sync
+    /// as soon as the batch is run. See `writer::run`.
+    pub commit_delay: std::time::Duration,
 }
 
 impl Default for CommitConfig {
@@ -66,6 +70,7 @@ impl Default for CommitConfig {
         CommitConfig {
             writer_threads: WRITER_THREADS_DEFAULT,
             writer_queue_jobs: WRITER_QUEUE_JOBS_DEFAULT,
+            commit_delay: COMMIT_DELAY_DEFAULT,
         }
     }
 }
@@ -93,13 +98,14 @@ impl Committer {
     pub fn start(config: &CommitConfig) -> Result<Arc<Committer>> {
         let threads = config.writer_threads.clamp(1, WRITER_THREADS_MAX);
         let queue = config.writer_queue_jobs.clamp(1, WRITER_QUEUE_JOBS_MAX);
+        let delay = config.commit_delay.min(COMMIT_DELAY_MAX);
         let mut writers = Vec::with_capacity(threads);
         let mut handles = Vec::with_capacity(threads);
         for index in 0..threads {
             let (sender, receiver) = mpsc::channel(queue);
             let handle = std::thread::Builder::new()
                 .name(format!("porter-writer-{index}"))
-                .spawn(move || writer::run(receiver))
+                .spawn(move || writer::run(receiver, delay))
                 .map_err(|source| CoreError::Io {
                     path: "porter-writer".into(),
                     source,

@@ -28,6 +28,7 @@ fn one_writer(queue: usize) -> Arc<Committer> {
     Committer::start(&CommitConfig {
         writer_threads: 1,
         writer_queue_jobs: queue,
+        ..CommitConfig::default()
     })
     .unwrap()
 }
@@ -256,7 +257,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
         runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let committer = Committer::start(&CommitConfig { writer_threads: 2, writer_queue_jobs: 2 }).unwrap();
+            let committer = Committer::start(&CommitConfig { writer_threads: 2, writer_queue_jobs: 2, ..CommitConfig::default() }).unwrap();
             let modes = [FlushMode::Group, FlushMode::Never, FlushMode::Group];
             let writers: Vec<LogWriter> = (0..3)
                 .map(|i| committer.register(open_log(&dir.path().join(i.to_string()), modes[i])))
