@@ -92,7 +92,8 @@ out = sys.argv[1]
 def row(name, what):
     r = json.load(open(f"{out}/{name}.json"))
     e = r["end_to_end"]
-    rate = r["rate"] or r["consume_records_per_sec"]
+    # Open loop: the asked rate; closed loop: what was produced (Kafka) or delivered (AMQP).
+    rate = r["rate"] or (r["produce_records_per_sec"] if name.startswith("kafka") else r["consume_records_per_sec"])
     print(f"| {what} | {rate:,.0f} | {e['p50_us']/1e3:.2f} | {e['p99_us']/1e3:.2f} | {e['p999_us']/1e3:.2f} "
           f"| {e['max_us']/1e3:.1f} | {r['broker_cpu_seconds_per_million'] or 0:.2f} |")
 print("| run | msg/s | p50 ms | p99 ms | p99.9 ms | max ms | broker CPU-s / M |")
