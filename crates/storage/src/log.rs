@@ -62,6 +62,13 @@ pub struct ReadSlice {
     pub log_end_offset: Offset,
 }
 
+/// The log's offsets when a read was planned.
+struct ReadAt {
+    high_watermark: Offset,
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+}
+
 /// Result of `Log::read_region`: where the batches lie, and the log's offsets at that time.
 #[derive(Clone, Debug)]
 pub struct ReadRegion {
@@ -352,26 +359,12 @@ impl Log {
     /// Whole batches from the one containing `offset`, up to `max_bytes` (at least one batch),
     /// never past the high watermark. `offset == high_watermark` gives empty bytes.
     pub fn read(&self, offset: Offset, max_bytes: u32) -> Result<ReadSlice, StorageError> {
-        let (mut slice, segments) = {
-            let state = self.state.lock();
-            state.check_open()?;
-            if offset < state.log_start_offset || offset > state.high_watermark {
-                return Err(StorageError::OffsetOutOfRange {
-                    requested: offset,
-                    log_start: state.log_start_offset,
-                    high_watermark: state.high_watermark,
-                });
-            }
-            let slice = ReadSlice {
-                bytes: Bytes::new(),
-                high_watermark: state.high_watermark,
-                log_start_offset: state.log_start_offset,
-                log_end_offset: state.log_end_offset,
-            };
-            if offset == state.high_watermark {
-                return Ok(slice);
-            }
-            (slice, state.segments_from(offset))
+        let (at, segments) = self.read_plan(offset)?;
+        let mut slice = ReadSlice {
+            bytes: Bytes::new(),
+            high_watermark: at.high_watermark,
+            log_start_offset: at.log_start_offset,
+            log_end_offset: at.log_end_offset,
         };
         // The floor segment holds `offset` unless compaction removed it (a gap) or the
         // segment is empty: then the next batch is in a later segment.
@@ -389,26 +382,12 @@ impl Log {
     /// Where the batches [`Log::read`] would return lie on disk, without reading them (see
     /// `Segment::region`); `region` is `None` at the high watermark.
     pub fn read_region(&self, offset: Offset, max_bytes: u32) -> Result<ReadRegion, StorageError> {
-        let (mut read, segments) = {
-            let state = self.state.lock();
-            state.check_open()?;
-            if offset < state.log_start_offset || offset > state.high_watermark {
-                return Err(StorageError::OffsetOutOfRange {
-                    requested: offset,
-                    log_start: state.log_start_offset,
-                    high_watermark: state.high_watermark,
-                });
-            }
-            let read = ReadRegion {
-                region: None,
-                high_watermark: state.high_watermark,
-                log_start_offset: state.log_start_offset,
-                log_end_offset: state.log_end_offset,
-            };
-            if offset == state.high_watermark {
-                return Ok(read);
-            }
-            (read, state.segments_from(offset))
+        let (at, segments) = self.read_plan(offset)?;
+        let mut read = ReadRegion {
+            region: None,
+            high_watermark: at.high_watermark,
+            log_start_offset: at.log_start_offset,
+            log_end_offset: at.log_end_offset,
         };
         for segment in segments {
             if let Some(region) =
@@ -419,6 +398,31 @@ impl Log {
             }
         }
         Ok(read)
+    }
+
+    /// What both reads start from: the log's offsets, `offset` checked against them, and the
+    /// segments to look in from `offset` on (none at the high watermark).
+    fn read_plan(&self, offset: Offset) -> Result<(ReadAt, Vec<Arc<Segment>>), StorageError> {
+        let state = self.state.lock();
+        state.check_open()?;
+        if offset < state.log_start_offset || offset > state.high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: state.log_start_offset,
+                high_watermark: state.high_watermark,
+            });
+        }
+        let at = ReadAt {
+            high_watermark: state.high_watermark,
+            log_start_offset: state.log_start_offset,
+            log_end_offset: state.log_end_offset,
+        };
+        let segments = if offset == state.high_watermark {
+            Vec::new()
+        } else {
+            state.segments_from(offset)
+        };
+        Ok((at, segments))
     }
 
     /// Headers of the batches from the one holding `from_offset` (or the first after it, or the
