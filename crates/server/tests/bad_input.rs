@@ -558,17 +558,6 @@ fn mutated_requests_do_not_hurt_the_server() {
     h.check_healthy();
 }
 
-/// Resident memory of a process, from /proc/<pid>/status.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS line");
-    kib * 1024
-}
-
 /// A client that pipelines Fetch, Metadata and ApiVersions requests as fast as it can and never
 /// reads an answer. Each Fetch could return 8 MiB, so without a bound on responses the broker
 /// would hold hundreds of MiB for it. The broker must stop reading from it (its share of the

@@ -91,18 +91,6 @@ fn idle_connections_are_cheap_and_their_memory_is_returned() {
     }
 }
 
-/// The broker's VmRSS.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/PID/status");
-    kib * 1024
-}
-
 /// Raises this process's soft RLIMIT_NOFILE (the server inherits it) to `connections` plus
 /// `slack`, within the hard limit; returns how many connections that allows.
 fn raise_nofile(connections: usize, slack: u64) -> usize {

@@ -21,17 +21,6 @@ const PIPELINED_FETCHES: usize = 40;
 /// Less than one 50 MB answer: a broker that built even one of them in memory fails.
 const RSS_GROWTH_MAX: u64 = 32 << 20;
 
-/// Resident memory of a process, from /proc/<pid>/status.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS line");
-    kib * 1024
-}
-
 fn fetch() -> FetchRequest {
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))

@@ -330,6 +330,18 @@ pub fn strip_ansi(s: &str) -> String {
 
 /// A loopback port nobody listens on right now. (The OS may hand it out again before the server
 /// binds it; on a test machine that race is rare enough.)
+/// Resident memory of a process (VmRSS from /proc/<pid>/status), in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kib * 1024
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("binding an ephemeral port")
