@@ -15,8 +15,8 @@ pub use state::MetadataState;
 
 use crate::error::Result;
 
-/// Take a snapshot and truncate the journal once it holds this many commands, so start-up replay
-/// stays short however long the broker lives.
+/// Start a snapshot (written off the metadata lock, see [`journal`]) once the journal holds this
+/// many commands, so start-up replay stays short however long the broker lives.
 pub const JOURNAL_COMMANDS_MAX: u64 = 10_000;
 
 /// The journal plus the state it produces. Callers serialise access (the broker holds it behind a
@@ -46,7 +46,7 @@ impl MetadataStore {
         self.journal.append(&command, sync)?;
         self.state.apply(command);
         if self.journal.commands_since_snapshot() >= JOURNAL_COMMANDS_MAX {
-            self.journal.snapshot(&self.state)?;
+            self.journal.start_snapshot(&self.state)?;
         }
         Ok(())
     }

@@ -26,8 +26,10 @@ pub struct MetadataState {
     #[serde(default)]
     pub vhosts: BTreeMap<String, RoutingTable>,
     /// Queue definitions per virtual host (the routing table holds only their names).
+    /// Persistent maps, like the routing tables: cloning the state for a snapshot is O(1), so
+    /// the metadata lock is not held for a copy of 10k definitions.
     #[serde(default)]
-    pub queues: BTreeMap<String, BTreeMap<String, QueueDefinition>>,
+    pub queues: BTreeMap<String, imbl::OrdMap<String, QueueDefinition>>,
     /// Dynamic broker configs by scope: a node id, or "" for the cluster-wide default.
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
