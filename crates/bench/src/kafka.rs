@@ -21,13 +21,13 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::kafka_slow;
 use crate::pacing::{due, share};
 use crate::proc_stats;
 use crate::progress::Progress;
 use crate::report::{rate_suffix, RunResult};
 use crate::stats::{latency_histogram, now_us, sent_at, stamped_payload, Latency};
 use crate::CommonArgs;
+use crate::{kafka_raw, kafka_slow};
 
 /// Open-loop pacing granularity.
 const PACING_TICK: Duration = Duration::from_micros(500);
@@ -67,6 +67,11 @@ pub struct KafkaArgs {
     /// them, held open while the consumers run (the "slow reader" scenario, see `kafka_slow`).
     #[arg(long, default_value_t = 0)]
     pub slow_readers: usize,
+    /// Closed loop: consume with raw Fetch clients that count records from batch headers (see
+    /// `kafka_raw`) instead of librdkafka consumers, to show the broker's fetch ceiling when
+    /// the client's per-message path is the limit.
+    #[arg(long)]
+    pub raw_consumers: bool,
     /// Fetch requests each slow reader pipelines.
     #[arg(long, default_value_t = 40)]
     pub slow_reader_fetches: usize,
@@ -227,8 +232,23 @@ fn closed_loop(args: &KafkaArgs, topic: &str, progress: &Arc<Progress>) -> Resul
             let (args, topic) = (args.clone(), topic.to_string());
             let (consumed, progress) = (consumed.clone(), progress.clone());
             std::thread::spawn(move || -> Result<()> {
-                let consumer = consumer(&args, &topic, index, readers)?;
                 let give_up = deadline + Duration::from_secs(30);
+                if args.raw_consumers {
+                    let mine: Vec<i32> = (0..args.partitions)
+                        .filter(|p| *p as usize % readers == index)
+                        .collect();
+                    let until = produced;
+                    return kafka_raw::consume(
+                        &args.brokers,
+                        &topic,
+                        &mine,
+                        &consumed,
+                        until,
+                        give_up,
+                        &progress,
+                    );
+                }
+                let consumer = consumer(&args, &topic, index, readers)?;
                 while consumed.load(Ordering::Relaxed) < produced && Instant::now() < give_up {
                     match consumer.poll(Duration::from_millis(100)) {
                         Some(Ok(_)) => {
@@ -255,8 +275,14 @@ fn closed_loop(args: &KafkaArgs, topic: &str, progress: &Arc<Progress>) -> Resul
         consume_broker_cpu_seconds_per_million: consume_cpu,
         slow_readers: slow.map(kafka_slow::SlowReaders::finish),
         scenario: format!(
-            "kafka closed loop, {} partitions, acks={}",
-            args.partitions, args.acks
+            "kafka closed loop, {} partitions, acks={}{}",
+            args.partitions,
+            args.acks,
+            if args.raw_consumers {
+                ", raw consumers"
+            } else {
+                ""
+            }
         ),
         produced,
         consumed,
