@@ -9,6 +9,9 @@
 # Scenarios, each on a fresh broker (temp data dir, loopback ports):
 #   consume   RECORDS (3000000) x 100 B records over 6 partitions, then CONSUMERS (4) read them
 #             back; the consume phase's own broker CPU per million records is reported.
+#   consume-raw  the same, read by raw Fetch clients that count records from batch headers
+#             (porter-bench --raw-consumers): the broker's ceiling where librdkafka's
+#             per-message path is the limit.
 #   slow      SLOW_RECORDS (50000) x 1 KiB records (50 MB); SLOW_READERS (1) connections each
 #             pipeline 40 Fetch requests (max 50 MiB) for all of it and never read, while 2
 #             consumers read everything; broker VmRSS sampled every 20 ms.
@@ -61,6 +64,8 @@ run() {
 
 for n in $(seq "$RUNS"); do
     run "consume-$n" "" --record-bytes 100 --records "$RECORDS" --producers 4 --consumers "$CONSUMERS"
+    run "consume-raw-$n" "" --record-bytes 100 --records "$RECORDS" --producers 4 \
+        --consumers "$CONSUMERS" --raw-consumers
     run "slow-$n" "" --record-bytes 1024 --records "$SLOW_RECORDS" --producers 2 --consumers 2 \
         --slow-readers "$SLOW_READERS"
     run "slow-512-$n" "[kafka]\nrequest_memory_bytes_max = 1073741824\nconnection_memory_bytes_max = 536870912\n" \
