@@ -252,8 +252,15 @@ impl Partition {
     /// Where the batches [`Partition::read`] would return lie on disk, found from the log's
     /// indexes without reading them: cheap enough to call on every append a long poll sees.
     pub async fn read_region(&self, offset: Offset, max_bytes: u32) -> Result<StoredBatches> {
-        let log = self.log.clone();
-        let read = blocking(move || log.read_region(offset, max_bytes)).await?;
+        // A consumer at the tail is answered from memory, on this thread: a trip to the blocking
+        // pool costs a context switch or two per partition per fetch (issue 14).
+        let read = match self.log.read_region_cached(offset, max_bytes) {
+            Some(read) => read?,
+            None => {
+                let log = self.log.clone();
+                blocking(move || log.read_region(offset, max_bytes)).await?
+            }
+        };
         Ok(StoredBatches {
             region: read.region.map(|r| BatchRegion {
                 file: r.file,

@@ -537,6 +537,7 @@ impl Output {
             bytes_since_index_entry: 0,
             offset_index: OffsetIndex::create(path(OFFSET_INDEX_SUFFIX), cleaner.files)?,
             time_index: TimeIndex::create(path(TIME_INDEX_SUFFIX), cleaner.files)?,
+            recent: Default::default(),
         };
         Ok(Output {
             base_offset,

@@ -79,6 +79,11 @@ impl FileCache {
         self.get_with(path, false)
     }
 
+    /// The handle to `path` if it is open; never opens it, so it never blocks on the disk.
+    pub fn get_open(&self, path: &Path) -> Option<Arc<File>> {
+        self.state.lock().touch(path)
+    }
+
     /// Creates the file if it does not exist and returns a handle to it.
     pub fn create(&self, path: &Path) -> io::Result<Arc<File>> {
         self.get_with(path, true)

@@ -2,7 +2,8 @@
 //! of network protocols; its record format is Kafka's RecordBatch v2.
 //!
 //! - `log`: a partition's `Log`, an ordered run of `Segment`s; append, sync, commit_to, read
-//! - `segment`, `offset_index`, `time_index` (on `index_file`): one segment and its sparse indexes
+//! - `segment`, `offset_index`, `time_index` (on `index_file`): one segment and its sparse indexes;
+//!   `recent_batches`: where its last batches lie, for reads at the tail without disk I/O
 //! - `record_batch`: the 61-byte batch header: parse, validate (CRC-32C), patch the base offset
 //! - `records`: whole records in and out of batches, for writers that don't speak Kafka
 //! - `recovery`: brings a `Log` back in named passes, cutting a torn tail after a crash
@@ -13,7 +14,7 @@
 //! - `file_cache`: an LRU of open file handles shared by all logs
 //! - `config`, `error`, `limits`: knobs, the error type, named limits
 //!
-//! All `Log` methods block on file I/O: async callers run them on blocking threads (porter-core
+//! All `Log` methods but `read_region_cached` block on file I/O: async callers run them on blocking threads (porter-core
 //! runs every write on its own writer threads, see `porter_core::commit`).
 
 mod checkpoint;
@@ -26,6 +27,7 @@ pub mod limits;
 mod log;
 mod log_state;
 mod offset_index;
+mod recent_batches;
 pub mod record_batch;
 pub mod records;
 mod recovery;

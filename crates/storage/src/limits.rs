@@ -42,6 +42,9 @@ pub const OPEN_FILES_DEFAULT: usize = 1024;
 /// Size of the buffer used to walk batch headers while looking for an offset: one read covers
 /// a whole index interval of small batches.
 pub const SCAN_CHUNK_BYTES: usize = 16 * 1024;
+/// Batches per segment whose positions are kept in memory (`recent_batches`), so a consumer at
+/// the tail is answered without disk reads. 32 bytes each: at most 512 bytes per segment.
+pub const RECENT_BATCHES_MAX: usize = 16;
 /// Size of the buffer used to stream a batch through CRC-32C during recovery, so a corrupt
 /// length field never makes us allocate a huge buffer.
 pub const RECOVERY_CHUNK_BYTES: usize = 64 * 1024;

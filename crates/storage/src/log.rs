@@ -279,6 +279,7 @@ impl Log {
         old.flush_indexes(&self.files, config.flush != FlushMode::Never)?;
         let base_offset = old.snapshot().next_offset;
         let segment = Arc::new(Segment::create(&self.dir, base_offset, &self.files)?);
+        old.forget_recent();
         let mut state = self.state.lock();
         assert!(
             state.active().base_offset() < base_offset,
@@ -398,6 +399,33 @@ impl Log {
             }
         }
         Ok(read)
+    }
+
+    /// `read_region`'s answer when it needs no disk I/O: at the high watermark (nothing to
+    /// read), or from the active segment's recent batches (a consumer at the tail). `None`
+    /// means "ask `read_region`", which gives the same answer from the disk. Takes only
+    /// in-memory locks held for a copy, so async callers may call it on the reactor.
+    pub fn read_region_cached(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+    ) -> Option<Result<ReadRegion, StorageError>> {
+        let (at, segments) = match self.read_plan(offset) {
+            Ok(plan) => plan,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut read = ReadRegion {
+            region: None,
+            high_watermark: at.high_watermark,
+            log_start_offset: at.log_start_offset,
+            log_end_offset: at.log_end_offset,
+        };
+        if let Some(segment) = segments.first() {
+            let region =
+                segment.region_cached(&self.files, offset, max_bytes, at.high_watermark)?;
+            read.region = (region.len > 0).then_some(region);
+        }
+        Some(Ok(read))
     }
 
     /// What both reads start from: the log's offsets, `offset` checked against them, and the

@@ -196,6 +196,7 @@ fn load_segment(
         bytes_since_index_entry: 0,
         offset_index,
         time_index,
+        recent: Default::default(),
     };
     if !rebuilt && !is_last {
         // A sane index of a rolled segment: trust the file size; offsets run to the next base.

@@ -18,6 +18,7 @@ use crate::config::LogConfig;
 use crate::file_cache::FileCache;
 use crate::limits;
 use crate::offset_index::{OffsetEntry, OffsetIndex};
+use crate::recent_batches::RecentBatches;
 use crate::record_batch::{BatchHeader, HEADER_BYTES};
 use crate::time_index::{TimeEntry, TimeIndex};
 use crate::{Offset, StorageError};
@@ -67,6 +68,8 @@ pub(crate) struct SegmentState {
     pub(crate) bytes_since_index_entry: u64,
     pub(crate) offset_index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
+    /// The last batches appended, for reads at the tail without disk I/O.
+    pub(crate) recent: RecentBatches,
 }
 
 /// What a reader needs to know about a segment, copied out under its mutex.
@@ -113,6 +116,12 @@ impl SegmentState {
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += header.total_bytes() as u64;
+        self.recent.push(
+            header.base_offset,
+            header.last_offset(),
+            position,
+            header.total_bytes() as u64,
+        );
         self.size_bytes += header.total_bytes() as u64;
         self.next_offset = header.last_offset() + 1;
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
@@ -155,6 +164,7 @@ impl Segment {
                 files,
             )?,
             time_index: TimeIndex::create(file_path(dir, base_offset, TIME_INDEX_SUFFIX), files)?,
+            recent: RecentBatches::default(),
         };
         Ok(Segment::from_state(dir, base_offset, state))
     }
@@ -472,6 +482,33 @@ impl Segment {
             position: start,
             len: end - start,
         }))
+    }
+
+    /// `region`'s answer from memory alone, or `None` when that needs the disk (the batches are
+    /// not among the recent ones, the file is not open, or compaction replaced the files).
+    pub(crate) fn region_cached(
+        &self,
+        files: &FileCache,
+        offset: Offset,
+        max_bytes: u32,
+        high_watermark: Offset,
+    ) -> Option<FileRegion> {
+        let state = self.state.lock();
+        if state.retired.is_some() {
+            return None;
+        }
+        let (position, len) = state.recent.region(offset, max_bytes, high_watermark)?;
+        let file = files.get_open(&self.log_path)?;
+        Some(FileRegion {
+            file,
+            position,
+            len,
+        })
+    }
+
+    /// Forgets where the recent batches lie (a rolled segment is read from disk like any other).
+    pub(crate) fn forget_recent(&self) {
+        self.state.lock().recent.clear();
     }
 
     /// First record at or after `from_offset` and below `high_watermark` with a timestamp >=

@@ -583,6 +583,77 @@ fn regions_hold_exactly_the_batches_a_read_returns() {
     assert!(log.read_region(hwm, 1000).unwrap().region.is_none());
 }
 
+/// The in-memory answer for a consumer at the tail, when there is one, is `read_region`'s: for
+/// every offset and budget, across rolls (a rolled segment forgets its recent batches), with
+/// batches past the high watermark, and after a restart (nothing recent yet). It answers the
+/// tail itself, so the fast path is taken, not just skipped.
+#[test]
+fn cached_regions_are_the_regions_read_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |log: &Log| {
+        let hwm = log.high_watermark();
+        let mut answered = 0;
+        for offset in 0..=hwm {
+            for max_bytes in [1, 100, 250, 700, 5000] {
+                let Some(cached) = log.read_region_cached(offset, max_bytes) else {
+                    continue;
+                };
+                answered += 1;
+                let cached = cached.unwrap();
+                let disk = log.read_region(offset, max_bytes).unwrap();
+                let place = |r: &Option<porter_storage::FileRegion>| {
+                    r.as_ref().map(|r| (r.position, r.len))
+                };
+                assert_eq!(
+                    place(&cached.region),
+                    place(&disk.region),
+                    "offset {offset}, max {max_bytes}"
+                );
+                assert_eq!(cached.high_watermark, disk.high_watermark);
+                assert_eq!(cached.log_end_offset, disk.log_end_offset);
+            }
+        }
+        answered
+    };
+    let log = open(dir.path(), small_config(FlushMode::Group), false);
+    for i in 0..60u64 {
+        let info = log
+            .append(
+                batch(
+                    &values(i, 1 + (i % 3) as usize, 10 + (i as usize * 7) % 90),
+                    0,
+                ),
+                0,
+            )
+            .unwrap();
+        if i < 58 {
+            log.commit_to(info.last_offset + 1);
+        }
+    }
+    let hwm = log.high_watermark();
+    assert!(check(&log) > 5, "the tail is answered from memory, not only the high watermark");
+    let before_tail = log.read_region(hwm - 1, 1000).unwrap().region.unwrap();
+    let tail = log
+        .read_region_cached(hwm - 1, 1000)
+        .unwrap()
+        .unwrap()
+        .region
+        .unwrap();
+    assert_eq!(
+        (tail.position, tail.len),
+        (before_tail.position, before_tail.len)
+    );
+    assert!(matches!(log.read_region_cached(hwm, 1000), Some(Ok(r)) if r.region.is_none()));
+    assert!(matches!(
+        log.read_region_cached(hwm + 1, 1000),
+        Some(Err(StorageError::OffsetOutOfRange { .. }))
+    ));
+    drop(log);
+    let log = open(dir.path(), small_config(FlushMode::Group), false);
+    log.commit_to(log.log_end_offset());
+    check(&log);
+}
+
 /// A region taken before retention deletes its segment still reads the same bytes: its file
 /// handle keeps the unlinked file's data.
 #[test]
