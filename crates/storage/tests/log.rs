@@ -544,27 +544,27 @@ fn region_bytes(log: &Log, offset: i64, max_bytes: u32) -> Vec<u8> {
     }
 }
 
+/// A log of 60 batches of 1–3 records of several sizes over 1 KiB segments, the first
+/// `committed` of them committed (the rest written past the high watermark).
+fn sixty_batches(dir: &std::path::Path, committed: u64) -> Log {
+    let log = open(dir, small_config(FlushMode::Group), false);
+    for i in 0..60u64 {
+        let records = values(i, 1 + (i % 3) as usize, 10 + (i as usize * 7) % 90);
+        let info = log.append(batch(&records, 0), 0).unwrap();
+        if i < committed {
+            log.commit_to(info.last_offset + 1);
+        }
+    }
+    log
+}
+
 /// A region is exactly what `read` returns, for every offset and budget, with batches of
 /// several sizes across segments and index entries, and with written but uncommitted batches
 /// past the high watermark.
 #[test]
 fn regions_hold_exactly_the_batches_a_read_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), small_config(FlushMode::Group), false);
-    for i in 0..60u64 {
-        let info = log
-            .append(
-                batch(
-                    &values(i, 1 + (i % 3) as usize, 10 + (i as usize * 7) % 90),
-                    0,
-                ),
-                0,
-            )
-            .unwrap();
-        if i < 50 {
-            log.commit_to(info.last_offset + 1);
-        }
-    }
+    let log = sixty_batches(dir.path(), 50);
     let hwm = log.high_watermark();
     assert!(hwm < log.log_end_offset());
     for offset in 0..=hwm {
@@ -615,23 +615,12 @@ fn cached_regions_are_the_regions_read_from_disk() {
         }
         answered
     };
-    let log = open(dir.path(), small_config(FlushMode::Group), false);
-    for i in 0..60u64 {
-        let info = log
-            .append(
-                batch(
-                    &values(i, 1 + (i % 3) as usize, 10 + (i as usize * 7) % 90),
-                    0,
-                ),
-                0,
-            )
-            .unwrap();
-        if i < 58 {
-            log.commit_to(info.last_offset + 1);
-        }
-    }
+    let log = sixty_batches(dir.path(), 58);
     let hwm = log.high_watermark();
-    assert!(check(&log) > 5, "the tail is answered from memory, not only the high watermark");
+    assert!(
+        check(&log) > 5,
+        "the tail is answered from memory, not only the high watermark"
+    );
     let before_tail = log.read_region(hwm - 1, 1000).unwrap().region.unwrap();
     let tail = log
         .read_region_cached(hwm - 1, 1000)

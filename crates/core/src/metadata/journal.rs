@@ -328,6 +328,13 @@ mod tests {
         }
     }
 
+    /// Appends `create(name)` (synced) and applies it to `expected`.
+    fn append(journal: &mut Journal, expected: &mut MetadataState, name: &str) {
+        let command = create(name);
+        journal.append(&command, true).unwrap();
+        expected.apply(command);
+    }
+
     #[test]
     fn replay_rebuilds_state_and_cuts_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
@@ -335,9 +342,7 @@ mod tests {
         {
             let (mut journal, _) = Journal::open(dir.path()).unwrap();
             for name in ["a", "b", "c"] {
-                let command = create(name);
-                journal.append(&command, true).unwrap();
-                expected.apply(command);
+                append(&mut journal, &mut expected, name);
             }
         }
         // A half-written fourth record: must be cut, the three before kept.
@@ -350,9 +355,7 @@ mod tests {
         assert_eq!(state, expected);
         assert_eq!(fs::metadata(&path).unwrap().len(), len_before - 9);
         // Appending after a cut continues the sequence.
-        let command = create("d");
-        journal.append(&command, true).unwrap();
-        expected.apply(command);
+        append(&mut journal, &mut expected, "d");
         let (_, state) = Journal::open(dir.path()).unwrap();
         assert_eq!(state, expected);
     }
@@ -363,14 +366,10 @@ mod tests {
         let mut expected = MetadataState::default();
         let (mut journal, _) = Journal::open(dir.path()).unwrap();
         for name in ["a", "b"] {
-            let command = create(name);
-            journal.append(&command, true).unwrap();
-            expected.apply(command);
+            append(&mut journal, &mut expected, name);
         }
         journal.snapshot(&expected).unwrap();
-        let command = create("c");
-        journal.append(&command, true).unwrap();
-        expected.apply(command);
+        append(&mut journal, &mut expected, "c");
         drop(journal);
         let (journal, state) = Journal::open(dir.path()).unwrap();
         assert_eq!(state, expected);
@@ -403,9 +402,7 @@ mod tests {
         {
             let (mut journal, _) = Journal::open(dir.path()).unwrap();
             for name in ["a", "b"] {
-                let command = create(name);
-                journal.append(&command, true).unwrap();
-                expected.apply(command);
+                append(&mut journal, &mut expected, name);
             }
         }
         fs::rename(
@@ -415,9 +412,7 @@ mod tests {
         .unwrap();
         let (mut journal, state) = Journal::open(dir.path()).unwrap();
         assert_eq!(state, expected);
-        let command = create("c");
-        journal.append(&command, true).unwrap();
-        expected.apply(command);
+        append(&mut journal, &mut expected, "c");
         drop(journal);
         let (mut journal, state) = Journal::open(dir.path()).unwrap();
         assert_eq!(state, expected);
@@ -439,16 +434,12 @@ mod tests {
         let mut expected = MetadataState::default();
         let (mut journal, _) = Journal::open(dir.path()).unwrap();
         for name in ["a", "b"] {
-            let command = create(name);
-            journal.append(&command, true).unwrap();
-            expected.apply(command);
+            append(&mut journal, &mut expected, name);
         }
         let kept = fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
         journal.snapshot(&expected).unwrap();
         fs::write(dir.path().join(OLD_JOURNAL_FILE), kept).unwrap();
-        let command = create("c");
-        journal.append(&command, true).unwrap();
-        expected.apply(command);
+        append(&mut journal, &mut expected, "c");
         drop(journal);
         let (journal, state) = Journal::open(dir.path()).unwrap();
         assert_eq!(state, expected);
