@@ -71,13 +71,14 @@ run() {
     local broker_cpu0 bench_pid line wall="" broker_cpu="" client_cpu=""
     local log="$OUT/$broker-$n.log"
     broker_cpu0="$(cpu_seconds "$pid")"
+    # shellcheck disable=SC2086 # BENCH_ARGS is split into flags on purpose
     "$BENCH_BIN" amqp --scenario chat --url "$url" --connections "$CONNECTIONS" \
         --rooms "$ROOMS" --rate 100 --records 100 --broker-pid "$pid" $BENCH_ARGS \
         --json "$OUT/$broker-$n.json" >"$log" 2>&1 &
     bench_pid=$!
     # Polled every 20 ms: the CPU read then is at most that late.
     while kill -0 "$bench_pid" 2>/dev/null; do
-        line="$(grep -m1 "connected and bound in" "$log" || true)"
+        line="$(grep -m1 "connected and bound in" "$log" 2>/dev/null || true)"
         if [[ -n $line ]]; then
             broker_cpu="$(echo "$(cpu_seconds "$pid") - $broker_cpu0" | bc)"
             client_cpu="$(cpu_seconds "$bench_pid")"
