@@ -74,8 +74,21 @@ pub struct RunResult {
     pub settle_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broker_rss_after_settle_kib: Option<u64>,
+    /// AMQP chat: what connecting, declaring and binding the clients cost, before the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup: Option<SetupResult>,
     #[serde(skip)]
     pub json_path: Option<PathBuf>,
+}
+
+/// A set-up phase (the chat clients connecting, declaring and binding): its wall time and the
+/// CPU the broker and the driver spent on it, so a slow set-up shows which side bound it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetupResult {
+    pub clients: u64,
+    pub seconds: f64,
+    pub broker_cpu_seconds: Option<f64>,
+    pub driver_cpu_seconds: f64,
 }
 
 /// A burst into a bounded queue (`x-max-length`, `x-overflow = reject-publish`) drained by
@@ -206,6 +219,15 @@ pub fn print(r: &RunResult) {
             end as f64 / 1024.0
         );
     }
+    if let Some(s) = &r.setup {
+        let broker = s
+            .broker_cpu_seconds
+            .map_or("-".to_string(), |cpu| format!("{cpu:.2} s"));
+        println!(
+            "set-up  {} clients in {:.2} s  broker cpu {broker}  driver cpu {:.2} s",
+            s.clients, s.seconds, s.driver_cpu_seconds
+        );
+    }
     if let (Some(expected), Some(lost)) = (r.expected_deliveries, r.lost) {
         println!("deliveries expected {expected}  lost {lost}");
     }
@@ -296,6 +318,12 @@ mod tests {
             broker_rss_end_kib: Some(160_000),
             settle_seconds: Some(30),
             broker_rss_after_settle_kib: Some(20_000),
+            setup: Some(SetupResult {
+                clients: 2000,
+                seconds: 4.5,
+                broker_cpu_seconds: Some(1.25),
+                driver_cpu_seconds: 2.0,
+            }),
             json_path: Some("/tmp/not-serialized.json".into()),
         }
     }

@@ -20,6 +20,7 @@
 mod admin;
 mod data_dir;
 pub mod dynamic_config;
+mod queue_map;
 mod queues;
 
 pub use queues::{QUEUES_MAX, QUEUE_IDLE_BYTES, QUEUE_OPEN_THREADS};
@@ -100,7 +101,7 @@ pub struct Broker {
     /// Reserved but unused producer ids: [next, end).
     producer_ids: Mutex<(i64, i64)>,
     /// Running queues by vhost, then name.
-    queues: RwLock<queues::QueueMap>,
+    queues: RwLock<queue_map::QueueMap>,
     /// Each vhost's routing table as of its last change: publishes route on a snapshot instead
     /// of locking the metadata store.
     routes: RwLock<HashMap<String, Arc<crate::routing::RoutingTable>>>,
@@ -191,7 +192,7 @@ impl Broker {
             committer,
             groups,
             producer_ids: Mutex::new((0, 0)),
-            queues: RwLock::new(HashMap::new()),
+            queues: RwLock::default(),
             routes: RwLock::new(HashMap::new()),
             queue_scheduler: crate::queue::QueueScheduler::new(),
             queue_cache,
@@ -204,12 +205,7 @@ impl Broker {
         broker.open_queues(after_crash)?;
         tracing::info!(
             topics = broker.topics.read().len(),
-            queues = broker
-                .queues
-                .read()
-                .values()
-                .map(HashMap::len)
-                .sum::<usize>(),
+            queues = broker.queues.read().len(),
             "broker opened"
         );
         Ok(broker)

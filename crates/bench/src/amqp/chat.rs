@@ -24,12 +24,12 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ExchangeKind};
 
-use super::{connect, load_suffix, result, AmqpArgs, Totals};
+use super::{connect, connect_with_frame_max, load_suffix, result, AmqpArgs, Totals};
 use crate::mqtt::plan::{self, Destination, Rng};
 use crate::pacing::{due, share};
 use crate::proc_stats;
 use crate::progress::Progress;
-use crate::report::RunResult;
+use crate::report::{RunResult, SetupResult};
 use crate::stats::{latency_histogram, now_us, sent_at, stamped_payload};
 
 /// Publisher connections sharing the rate.
@@ -38,8 +38,12 @@ const PUBLISHERS: usize = 4;
 const DEFAULT_RATE: u64 = 1000;
 /// The MQTT driver's seed, so both drivers send the same mix.
 const SEED: u64 = 0x6368_6174;
-/// Clients connecting at once (each is a TCP connection, a channel, a queue and two bindings).
-const CONNECTING_AT_ONCE: usize = 32;
+/// Most clients joining at once (`--joining-at-once`; each is a TCP connection, a channel, a
+/// queue and two bindings, so at most this many client threads are busy connecting).
+const MAX_JOINING_AT_ONCE: usize = 1024;
+/// The frame size chat clients propose: the smallest lapin allows, far above a chat line (see
+/// [`connect_with_frame_max`] for what the default 128 KiB costs per connection).
+const CLIENT_FRAME_MAX: u32 = 8192;
 /// After the last publish, how long without a new delivery counts the rest as lost.
 const DRAIN_IDLE: Duration = Duration::from_secs(5);
 /// More clients than this is a typo (each is a connection and a client I/O thread).
@@ -50,6 +54,10 @@ pub async fn run(args: &AmqpArgs, progress: Arc<Progress>) -> Result<RunResult> 
     anyhow::ensure!(
         (1..=MAX_CONNECTIONS).contains(&connections),
         "--connections must be between 1 and {MAX_CONNECTIONS}"
+    );
+    anyhow::ensure!(
+        (1..=MAX_JOINING_AT_ONCE).contains(&args.joining_at_once),
+        "--joining-at-once must be between 1 and {MAX_JOINING_AT_ONCE}"
     );
     let exchange = format!("{}-{}-chat", args.queue, now_us());
     let setup = connect(&args.url).await?;
@@ -86,7 +94,7 @@ async fn join(
     histogram: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
     progress: Arc<Progress>,
 ) -> Result<Client> {
-    let connection = connect(&args.url).await?;
+    let connection = connect_with_frame_max(&args.url, CLIENT_FRAME_MAX).await?;
     let channel = connection.create_channel().await?;
     let queue = channel
         .queue_declare(
@@ -207,10 +215,13 @@ async fn measure(
     let delivered = Arc::new(AtomicU64::new(0));
     let histogram = Arc::new(Mutex::new(latency_histogram()));
     let setup = Instant::now();
+    let (broker_before, driver_before) = (
+        args.common.broker_pid.and_then(proc_stats::sample),
+        proc_stats::sample(std::process::id()),
+    );
     let mut clients = Vec::with_capacity(connections);
-    let ids: Vec<usize> = (0..connections).collect();
-    for batch in ids.chunks(CONNECTING_AT_ONCE) {
-        let joins = batch.iter().map(|&id| {
+    let mut joining = futures::stream::iter(0..connections)
+        .map(|id| {
             join(
                 args,
                 exchange,
@@ -220,14 +231,34 @@ async fn measure(
                 histogram.clone(),
                 progress.clone(),
             )
-        });
-        for client in futures::future::join_all(joins).await {
-            clients.push(client.context("a chat client joining")?);
-        }
+        })
+        // A window, not batches: one slow client does not hold up the rest of its batch.
+        .buffer_unordered(args.joining_at_once);
+    while let Some(client) = joining.next().await {
+        clients.push(client.context("a chat client joining")?);
     }
+    drop(joining);
+    let setup = SetupResult {
+        clients: connections as u64,
+        seconds: setup.elapsed().as_secs_f64(),
+        broker_cpu_seconds: proc_stats::cost(
+            broker_before,
+            args.common.broker_pid.and_then(proc_stats::sample),
+            0.0,
+        )
+        .0
+        .map(|s| s.cpu_seconds),
+        driver_cpu_seconds: proc_stats::cost(
+            driver_before,
+            proc_stats::sample(std::process::id()),
+            0.0,
+        )
+        .0
+        .map_or(0.0, |s| s.cpu_seconds),
+    };
     eprintln!(
         "{connections} AMQP chat clients connected and bound in {:.1}s",
-        setup.elapsed().as_secs_f64()
+        setup.seconds
     );
 
     let rate = args.rate.unwrap_or(DEFAULT_RATE).max(1);
@@ -266,10 +297,13 @@ async fn measure(
     }
     let consume_seconds = start.elapsed().as_secs_f64();
     let after = args.common.broker_pid.and_then(proc_stats::sample);
-    for client in clients {
-        let _ = client.connection.close(200, "done".into()).await;
-        let _ = client.reader.await;
-    }
+    // Closed as they joined, a window at a time: each close deletes the client's queue.
+    futures::stream::iter(clients)
+        .for_each_concurrent(args.joining_at_once, |client| async move {
+            let _ = client.connection.close(200, "done".into()).await;
+            let _ = client.reader.await;
+        })
+        .await;
     let consumed = delivered.load(Ordering::Relaxed);
     let lost = owed.saturating_sub(consumed);
     let scenario = format!(
@@ -290,5 +324,6 @@ async fn measure(
     r.connections = Some(connections as u64);
     r.expected_deliveries = Some(owed);
     r.lost = Some(lost);
+    r.setup = Some(setup);
     Ok(r)
 }

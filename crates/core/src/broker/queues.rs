@@ -42,8 +42,6 @@ pub const QUEUE_OPEN_THREADS: usize = 8;
 
 const _: () = assert!(QUEUES_MAX as u64 * QUEUE_IDLE_BYTES as u64 <= 8 << 30);
 
-pub(crate) type QueueMap = HashMap<String, HashMap<String, Arc<Queue>>>;
-
 impl Broker {
     /// Opens every durable queue; deletes the others (transient and exclusive queues do not
     /// survive a restart) and any directory no live queue owns. Blocking.
@@ -79,8 +77,7 @@ impl Broker {
         let opened = self.open_durable_queues(&root, durable, after_crash)?;
         let mut queues = self.queues.write();
         for (vhost, queue) in opened {
-            let name = queue.name().to_string();
-            queues.entry(vhost).or_default().insert(name, queue);
+            queues.insert(&vhost, queue);
         }
         drop(queues);
         // Transient exchanges do not survive a restart either.
@@ -219,26 +216,22 @@ impl Broker {
 
     /// Queues open in all virtual hosts.
     pub fn queue_count(&self) -> usize {
-        self.queues.read().values().map(HashMap::len).sum()
+        self.queues.read().len()
     }
 
     pub(crate) fn find_queue(&self, vhost: &str, name: &str) -> Option<Arc<Queue>> {
-        self.queues.read().get(vhost)?.get(name).cloned()
+        self.queues.read().get(vhost, name).cloned()
     }
 
-    /// The exclusive queues `owner` holds in `vhost`. A scan of the vhost's queues under the
-    /// read lock (O(queues) comparisons, but only the owner's queues are cloned out).
+    /// The exclusive queues `owner` holds in `vhost`, from the owner index: O(its own queues).
     pub(crate) fn queues_owned_by(&self, vhost: &str, owner: OwnerId) -> Vec<Arc<Queue>> {
-        self.queues
-            .read()
-            .get(vhost)
-            .map(|qs| {
-                qs.values()
-                    .filter(|q| q.definition().exclusive_owner == Some(owner))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.queues.read().owned_by(vhost, owner)
+    }
+
+    /// Queues looked at to find closing connections' exclusive queues, over the broker's life:
+    /// the owner's own, not the vhost's (see `QueueMap`).
+    pub fn queues_examined_on_release(&self) -> u64 {
+        self.queues.read().examined()
     }
 
     /// Checks, journals and applies one routing change, then refreshes the vhost's snapshot.
@@ -289,7 +282,7 @@ impl Broker {
         if self.shutdown.is_cancelled() {
             return Err(CoreError::ShuttingDown);
         }
-        let count: usize = self.queues.read().values().map(HashMap::len).sum();
+        let count = self.queues.read().len();
         if count >= QUEUES_MAX {
             return Err(CoreError::LimitExceeded(format!(
                 "QUEUES_MAX ({QUEUES_MAX}) queues"
@@ -320,11 +313,7 @@ impl Broker {
                 false,
                 this.queue_env(),
             )?;
-            this.queues
-                .write()
-                .entry(vhost.clone())
-                .or_default()
-                .insert(definition.name.clone(), queue.clone());
+            this.queues.write().insert(&vhost, queue.clone());
             this.refresh_routes(&metadata, &vhost);
             tracing::debug!(vhost = %vhost, queue = %definition.name, durable = definition.durable, "queue declared");
             Ok(queue)
@@ -369,9 +358,7 @@ impl Broker {
                     },
                 })?;
             }
-            if let Some(qs) = this.queues.write().get_mut(&vhost) {
-                qs.remove(queue.name());
-            }
+            this.queues.write().remove(&vhost, queue.name());
             this.refresh_routes(&metadata, &vhost);
             drop(metadata);
             queue.close(true)?;
@@ -385,7 +372,7 @@ impl Broker {
     pub(crate) fn close_queues(&self) -> bool {
         self.queue_scheduler.stop();
         let mut failed = false;
-        for queue in self.queues.read().values().flat_map(HashMap::values) {
+        for queue in self.queues.read().all() {
             if let Err(e) = queue.close(false) {
                 failed = true;
                 tracing::error!(queue = %queue.name(), error = %e, "closing queue failed");
