@@ -294,13 +294,10 @@ impl Broker {
         let handle = tokio::runtime::Handle::current();
         run_blocking(move || {
             let _runtime = handle.enter();
-            let mut metadata = this.metadata.lock();
-            metadata.submit(MetadataCommand::Routing {
-                vhost: vhost.clone(),
-                change: RoutingChange::DeclareQueue {
-                    queue: definition.clone(),
-                },
-            })?;
+            // The files first, outside the metadata lock: creating them waits on the disk
+            // (directories, inodes), and every declare and bind waits for that lock. A crash
+            // before the command is journaled leaves a directory no queue owns, which the next
+            // start removes; a refused command removes it now.
             let dir = this
                 .config
                 .data_dir
@@ -313,6 +310,20 @@ impl Broker {
                 false,
                 this.queue_env(),
             )?;
+            let mut metadata = this.metadata.lock();
+            let declared = metadata.submit(MetadataCommand::Routing {
+                vhost: vhost.clone(),
+                change: RoutingChange::DeclareQueue {
+                    queue: definition.clone(),
+                },
+            });
+            if let Err(e) = declared {
+                drop(metadata);
+                if let Err(close) = queue.close(true) {
+                    tracing::warn!(vhost = %vhost, queue = %definition.name, error = %close, "removing a refused queue's files failed");
+                }
+                return Err(e);
+            }
             this.queues.write().insert(&vhost, queue.clone());
             this.refresh_routes(&metadata, &vhost);
             tracing::debug!(vhost = %vhost, queue = %definition.name, durable = definition.durable, "queue declared");
