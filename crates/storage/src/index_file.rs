@@ -187,10 +187,6 @@ impl<E: IndexEntry> IndexFile<E> {
         self.pending.clear();
         Ok(())
     }
-
-    pub(crate) fn sync(&self, files: &FileCache) -> io::Result<()> {
-        files.get(&self.path)?.sync_data()
-    }
 }
 
 #[cfg(test)]

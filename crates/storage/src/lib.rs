@@ -10,12 +10,14 @@
 //! - `compaction`: the log cleaner (cleanup policy `compact`): last record per key, crash-safe
 //!   segment swap
 //! - `checkpoint`: the persisted log start offset
+//! - `background`: the thread that runs a roll's fdatasyncs off the append path
 //! - `file_cache`: an LRU of open file handles shared by all logs
 //! - `config`, `error`, `limits`: knobs, the error type, named limits
 //!
 //! All `Log` methods block on file I/O: async callers run them on blocking threads (porter-core
 //! runs every write on its own writer threads, see `porter_core::commit`).
 
+mod background;
 mod checkpoint;
 mod compaction;
 pub mod config;
