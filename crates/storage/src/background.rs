@@ -1,5 +1,5 @@
 //! One thread per process for segment work that must not run on an append path: the
-//! fdatasyncs a roll leaves behind (see `Log::roll`). A roll used to fdatasync the old
+//! fdatasyncs a roll leaves behind (see `Log::roll`), and the next segment's files (`spare`). A roll used to fdatasync the old
 //! segment's three files under the append lock, on the partition's writer thread, so every
 //! append queued behind it (and every other log sharing that writer) waited for the disk.
 //!

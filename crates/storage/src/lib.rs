@@ -10,7 +10,8 @@
 //! - `compaction`: the log cleaner (cleanup policy `compact`): last record per key, crash-safe
 //!   segment swap
 //! - `checkpoint`: the persisted log start offset
-//! - `background`: the thread that runs a roll's fdatasyncs off the append path
+//! - `background`: the thread that runs a roll's fdatasyncs off the append path, and
+//!   `spare`: the next segment's files, made there so a roll only renames them
 //! - `file_cache`: an LRU of open file handles shared by all logs
 //! - `config`, `error`, `limits`: knobs, the error type, named limits
 //!
@@ -33,6 +34,7 @@ pub mod records;
 mod recovery;
 mod retention;
 mod segment;
+mod spare;
 mod time_index;
 
 pub use compaction::{CleanerCrashPoint, CleanerLimits, CompactionStats};

@@ -164,6 +164,21 @@ impl Segment {
         Ok(Segment::from_state(dir, base_offset, state))
     }
 
+    /// A segment over files that exist and are empty (a spare just renamed into place): no I/O.
+    pub(crate) fn empty(dir: &Path, base_offset: Offset) -> Segment {
+        let state = SegmentState {
+            retired: None,
+            size_bytes: 0,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            first_append_ms: None,
+            bytes_since_index_entry: 0,
+            offset_index: OffsetIndex::empty(file_path(dir, base_offset, OFFSET_INDEX_SUFFIX)),
+            time_index: TimeIndex::empty(file_path(dir, base_offset, TIME_INDEX_SUFFIX)),
+        };
+        Segment::from_state(dir, base_offset, state)
+    }
+
     /// Wraps the state recovery rebuilt.
     pub(crate) fn from_state(dir: &Path, base_offset: Offset, state: SegmentState) -> Segment {
         assert!(state.next_offset >= base_offset);

@@ -224,3 +224,74 @@ fn retention_start_comes_from_the_files_after_a_crash() {
     let log = open(dir.path(), small_config(FlushMode::Group), true);
     assert_eq!(log.log_start_offset(), start);
 }
+
+fn spare_inode(dir: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir.join("spare.log.tmp"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// The spare's inode, once the background thread made it after a roll.
+fn wait_for_spare(dir: &Path) -> u64 {
+    let mut polls = 0;
+    loop {
+        if let Some(inode) = spare_inode(dir) {
+            return inode;
+        }
+        polls += 1;
+        assert!(polls < 30_000, "no spare was made after a roll");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// After a roll the background thread makes the next segment's files under temporary names;
+/// the next roll renames them into place. A crash leaves them behind: the next open removes
+/// them, and the log works on.
+#[test]
+fn a_roll_takes_the_spare_and_leftover_spares_go_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(FlushMode::Group);
+    let log = open(dir.path(), config.clone(), false);
+    let mut i = 0;
+    let mut append = |log: &Log| {
+        log.append_committed(batch(&values(i, 2, 40), i as i64), 0)
+            .unwrap();
+        i += 1;
+    };
+    while segment_files(dir.path(), "log").len() < 2 {
+        append(&log);
+    }
+    let spare = wait_for_spare(dir.path());
+    let before = segment_files(dir.path(), "log");
+    while segment_files(dir.path(), "log").len() == before.len() {
+        append(&log);
+    }
+    let new_log = segment_files(dir.path(), "log").pop().unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&new_log).unwrap().ino(), spare);
+    }
+    let expected = read_all(&log, 0);
+    for _ in 0..5 {
+        append(&log);
+    }
+    let expected_all = read_all(&log, 0);
+    assert!(expected_all.starts_with(&expected));
+    // Once a spare is ready no job of this log makes another: none can race the reopen.
+    wait_for_spare(dir.path());
+    drop(log); // crash: the spare stays on disk
+    std::fs::write(dir.path().join("spare.log.tmp"), b"").unwrap();
+    std::fs::write(dir.path().join("spare.index.tmp"), b"").unwrap();
+    let log = open(dir.path(), config, true);
+    assert!(spare_inode(dir.path()).is_none());
+    assert!(!dir.path().join("spare.index.tmp").exists());
+    assert_eq!(read_all(&log, 0), expected_all);
+    let end = log.log_end_offset();
+    for _ in 0..20 {
+        append(&log);
+    }
+    assert_eq!(read_all(&log, 0).len() as i64, end + 40);
+    log.delete().unwrap();
+    assert!(!dir.path().exists());
+}

@@ -14,8 +14,8 @@
 //!   publishers for the checkpoint fsyncs and the unlink of a 16 MiB file.
 //! - `append_lock`: one writer at a time (append, roll, close, delete). Held during the data
 //!   write, so the write position is known without file cursors. Nothing under it waits for
-//!   the disk: a roll writes the old segment's indexes to the page cache, creates the new
-//!   segment's files, and leaves the three fdatasyncs to the `background` thread.
+//!   the disk: a roll writes the old segment's indexes to the page cache, renames a `spare`
+//!   segment's files into place, and leaves the three fdatasyncs to the `background` thread.
 //! - `sync_lock`: one fdatasync at a time (the owner's writer thread and the interval flusher
 //!   may both sync); a second caller usually finds its offset already durable.
 //! - `state`: the segment list and offsets; held only to copy or publish, never across I/O.
@@ -37,6 +37,7 @@ use crate::log_state::LogState;
 use crate::record_batch::{self, BatchHeader};
 use crate::recovery;
 use crate::segment::{FileRegion, Segment, NO_TIMESTAMP};
+use crate::spare::Spare;
 use crate::{Offset, StorageError};
 
 mod trim;
@@ -95,6 +96,8 @@ pub struct Log {
     fail_next_sync: AtomicBool,
     /// Test hook: rolls queue no background sync, as if the process died before it ran.
     hold_rolled_syncs: AtomicBool,
+    /// The next segment's files, made off the append path (see `spare`).
+    spare: Arc<Spare>,
 }
 
 impl Log {
@@ -140,6 +143,7 @@ impl Log {
             syncs: AtomicU64::new(0),
             fail_next_sync: AtomicBool::new(false),
             hold_rolled_syncs: AtomicBool::new(false),
+            spare: Arc::new(Spare::new(dir)),
         })
     }
 
@@ -284,22 +288,36 @@ impl Log {
     /// the commit step's `sync` covers the old segment's data before any offset past it is
     /// durable (it syncs from the segment holding the durable end), and after a crash recovery
     /// walks every segment from where its two indexes agree (see `recovery::load_segment`).
+    /// The new segment's files are the spare the background thread made after the last roll,
+    /// renamed; created here only when none is ready.
     fn roll(&self, old: &Arc<Segment>, config: &LogConfig) -> Result<Arc<Segment>, StorageError> {
         old.flush_indexes(&self.files, false)?;
+        let mut sync = None;
         if config.flush != FlushMode::Never {
             old.mark_rolled_unsynced();
             if !self.hold_rolled_syncs.load(Ordering::Relaxed) {
-                let (segment, files, dir) =
-                    (Arc::clone(old), Arc::clone(&self.files), self.dir.clone());
-                crate::background::run(Box::new(move || {
-                    if let Err(error) = segment.sync_rolled(&files) {
-                        tracing::error!(dir = %dir.display(), segment = segment.base_offset(), %error, "fdatasync of a rolled segment failed: closing the log retries it");
-                    }
-                }));
+                sync = Some(Arc::clone(old));
             }
         }
         let base_offset = old.snapshot().next_offset;
-        let segment = Arc::new(Segment::create(&self.dir, base_offset, &self.files)?);
+        let segment = Arc::new(if self.spare.take(base_offset) {
+            Segment::empty(&self.dir, base_offset)
+        } else {
+            Segment::create(&self.dir, base_offset, &self.files)?
+        });
+        let (files, dir, spare) = (
+            Arc::clone(&self.files),
+            self.dir.clone(),
+            Arc::clone(&self.spare),
+        );
+        crate::background::run(Box::new(move || {
+            if let Some(segment) = sync {
+                if let Err(error) = segment.sync_rolled(&files) {
+                    tracing::error!(dir = %dir.display(), segment = segment.base_offset(), %error, "fdatasync of a rolled segment failed: closing the log retries it");
+                }
+            }
+            spare.make();
+        }));
         let mut state = self.state.lock();
         assert!(
             state.active().base_offset() < base_offset,
@@ -703,6 +721,7 @@ impl Log {
     pub fn close(&self) -> Result<(), StorageError> {
         let _append = self.append_lock.lock();
         let _sync = self.sync_lock.lock();
+        self.spare.close();
         let (target, segments) = {
             let state = self.state.lock();
             if state.closed {
@@ -729,6 +748,7 @@ impl Log {
         let _append = self.append_lock.lock();
         let _sync = self.sync_lock.lock();
         self.state.lock().closed = true;
+        self.spare.close(); // none being made while the directory goes
         self.files.evict_dir(&self.dir);
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
