@@ -41,6 +41,16 @@ impl<E: IndexEntry> IndexFile<E> {
         })
     }
 
+    /// An index over a file that exists and is empty (a spare segment's, just renamed): no I/O.
+    pub(crate) fn empty(path: PathBuf) -> IndexFile<E> {
+        IndexFile {
+            path,
+            entries_on_disk: 0,
+            pending: Vec::new(),
+            last: None,
+        }
+    }
+
     /// Reads the whole file and returns it when its size is a multiple of the entry size and
     /// `in_order(previous, next)` holds for every pair; `Ok(None)` when it is missing or not sane.
     /// Only recovery calls this; lookups never load the file.
@@ -186,10 +196,6 @@ impl<E: IndexEntry> IndexFile<E> {
         self.entries_on_disk += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
-    }
-
-    pub(crate) fn sync(&self, files: &FileCache) -> io::Result<()> {
-        files.get(&self.path)?.sync_data()
     }
 }
 

@@ -11,12 +11,15 @@
 //! - `compaction`: the log cleaner (cleanup policy `compact`): last record per key, crash-safe
 //!   segment swap
 //! - `checkpoint`: the persisted log start offset
+//! - `background`: the thread that runs a roll's fdatasyncs off the append path, and
+//!   `spare`: the next segment's files, made there so a roll only renames them
 //! - `file_cache`: an LRU of open file handles shared by all logs
 //! - `config`, `error`, `limits`: knobs, the error type, named limits
 //!
 //! All `Log` methods but `read_region_cached` block on file I/O: async callers run them on blocking threads (porter-core
 //! runs every write on its own writer threads, see `porter_core::commit`).
 
+mod background;
 mod checkpoint;
 mod compaction;
 pub mod config;
@@ -33,6 +36,7 @@ pub mod records;
 mod recovery;
 mod retention;
 mod segment;
+mod spare;
 mod time_index;
 
 pub use compaction::{CleanerCrashPoint, CleanerLimits, CompactionStats};

@@ -8,6 +8,9 @@
 //! 3. `load_segment`: per segment, check the indexes (size, order, last entry points at a batch
 //!    with that offset) or rebuild them. The last segment is walked from its last index entry to
 //!    find the log end; after a crash that walk also checks every CRC and cuts the torn tail.
+//!    After a crash every other segment is walked too, from where its two indexes agree: a roll
+//!    leaves the old segment's fdatasyncs to a background thread, so a power loss can leave a
+//!    rolled segment's indexes (or the tail of its data, never acknowledged) short.
 //! 4. `apply_log_start`: drop segments wholly below the checkpointed log start.
 
 use std::fs;
@@ -176,7 +179,12 @@ fn load_segment(
     let is_last = next_base.is_none();
     let checked = check_indexes(dir, base_offset, file_bytes, files)?;
     let (offset_index, time_index, rebuilt) = match checked {
-        Some((offset_index, time_index)) => (offset_index, time_index, false),
+        Some((mut offset_index, time_index)) => {
+            if after_crash {
+                cut_to_time_index(&mut offset_index, &time_index, files)?;
+            }
+            (offset_index, time_index, false)
+        }
         None => {
             tracing::warn!(segment = base_offset, dir = %dir.display(), "rebuilding segment indexes");
             let offset_index =
@@ -198,14 +206,15 @@ fn load_segment(
         time_index,
         recent: Default::default(),
     };
-    if !rebuilt && !is_last {
-        // A sane index of a rolled segment: trust the file size; offsets run to the next base.
+    if !rebuilt && !is_last && !after_crash {
+        // A clean shutdown synced every index: trust the file size; offsets run to the next base.
         state.size_bytes = file_bytes;
         state.next_offset = next_base.expect("not last");
         return Ok(Segment::from_state(dir, base_offset, state));
     }
     // Walk from the last index entry (or the start) to the end: the last segment always (to
-    // find the log end; cheap, at most an index interval after a clean close), any rebuilt one.
+    // find the log end; cheap, at most an index interval after a clean close), any rebuilt
+    // one, and after a crash every one (about one index interval each).
     let verify_crc = after_crash || rebuilt;
     let valid_bytes = scan_batches(
         &log_file,
@@ -258,6 +267,25 @@ fn load_segment(
     state.offset_index.write_pending(files)?;
     state.time_index.write_pending(files)?;
     Ok(Segment::from_state(dir, base_offset, state))
+}
+
+/// After a crash the two index files may have reached the disk to different lengths (a rolled
+/// segment's are fdatasync'ed after the roll). The walk starts at the offset index's last entry
+/// and takes the time index's last timestamp as the maximum so far, so it must not start past
+/// what the time index covers: cut the offset index back to its last entry at or before the
+/// time index's last entry (all of it when the time index is empty, as after losing it).
+fn cut_to_time_index(
+    offset_index: &mut OffsetIndex,
+    time_index: &TimeIndex,
+    files: &FileCache,
+) -> Result<(), StorageError> {
+    let covered = time_index.last().map(|e| e.relative_offset);
+    let keep = match covered {
+        Some(covered) => offset_index.partition_point(files, |e| e.relative_offset <= covered)?,
+        None => 0,
+    };
+    offset_index.truncate(keep, files)?;
+    Ok(())
 }
 
 /// Loads both index files when they are sane; `None` means rebuild.

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -48,6 +49,10 @@ pub(crate) struct Segment {
     base_offset: Offset,
     log_path: PathBuf,
     state: Mutex<SegmentState>,
+    /// Set by a roll that left this segment's fdatasyncs to later (`sync_rolled`): its data and
+    /// indexes may still be only in the page cache. Its data is synced anyway by the next
+    /// `Log::sync` before anything past it is durable; its indexes only by `sync_rolled`.
+    rolled_unsynced: AtomicBool,
 }
 
 /// Everything about a segment that changes on append.
@@ -169,6 +174,22 @@ impl Segment {
         Ok(Segment::from_state(dir, base_offset, state))
     }
 
+    /// A segment over files that exist and are empty (a spare just renamed into place): no I/O.
+    pub(crate) fn empty(dir: &Path, base_offset: Offset) -> Segment {
+        let state = SegmentState {
+            retired: None,
+            size_bytes: 0,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            first_append_ms: None,
+            bytes_since_index_entry: 0,
+            offset_index: OffsetIndex::empty(file_path(dir, base_offset, OFFSET_INDEX_SUFFIX)),
+            time_index: TimeIndex::empty(file_path(dir, base_offset, TIME_INDEX_SUFFIX)),
+            recent: RecentBatches::default(),
+        };
+        Segment::from_state(dir, base_offset, state)
+    }
+
     /// Wraps the state recovery rebuilt.
     pub(crate) fn from_state(dir: &Path, base_offset: Offset, state: SegmentState) -> Segment {
         assert!(state.next_offset >= base_offset);
@@ -176,6 +197,7 @@ impl Segment {
             base_offset,
             log_path: file_path(dir, base_offset, LOG_SUFFIX),
             state: Mutex::new(state),
+            rolled_unsynced: AtomicBool::new(false),
         }
     }
 
@@ -294,24 +316,56 @@ impl Segment {
     }
 
     /// Writes buffered index entries (with a final time entry so the time index ends at the
-    /// segment's largest timestamp); fdatasyncs all three files when `sync`.
+    /// segment's largest timestamp); fdatasyncs all three files when `sync`. The fdatasyncs run
+    /// outside the segment's mutex, so readers of this segment never wait for the disk.
     pub(crate) fn flush_indexes(&self, files: &FileCache, sync: bool) -> Result<(), StorageError> {
-        let mut state = self.state.lock();
-        if state.retired.is_some() {
-            return Ok(()); // its paths belong to the segment that replaced it
-        }
-        let end = state.relative(self.base_offset, state.next_offset);
-        state.push_time_entry(end);
-        state.offset_index.write_pending(files)?;
-        state.time_index.write_pending(files)?;
+        let index_paths = {
+            let mut state = self.state.lock();
+            if state.retired.is_some() {
+                return Ok(()); // its paths belong to the segment that replaced it
+            }
+            let end = state.relative(self.base_offset, state.next_offset);
+            state.push_time_entry(end);
+            state.offset_index.write_pending(files)?;
+            state.time_index.write_pending(files)?;
+            [
+                state.offset_index.path().to_path_buf(),
+                state.time_index.path().to_path_buf(),
+            ]
+        };
         if sync {
-            state.offset_index.sync(files)?;
-            state.time_index.sync(files)?;
-        }
-        drop(state);
-        if sync {
+            // A compaction swap meanwhile puts the cleaned (already synced) files at these
+            // paths: syncing them again is harmless.
+            for path in &index_paths {
+                files.get(path)?.sync_data()?;
+            }
             self.sync_log(files)?;
         }
+        Ok(())
+    }
+
+    /// Marks a segment whose roll wrote its indexes to the page cache only (see `sync_rolled`).
+    pub(crate) fn mark_rolled_unsynced(&self) {
+        self.rolled_unsynced.store(true, Ordering::Release);
+    }
+
+    /// True while a roll's deferred fdatasyncs of this segment have not run.
+    pub(crate) fn is_rolled_unsynced(&self) -> bool {
+        self.rolled_unsynced.load(Ordering::Acquire)
+    }
+
+    /// The fdatasyncs a roll left to later (data and both indexes), if still due. A segment
+    /// deleted meanwhile (retention, the log's deletion) has nothing left to sync.
+    pub(crate) fn sync_rolled(&self, files: &FileCache) -> Result<(), StorageError> {
+        if !self.is_rolled_unsynced() {
+            return Ok(());
+        }
+        match self.flush_indexes(files, true) {
+            Ok(()) => {}
+            Err(StorageError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        self.rolled_unsynced.store(false, Ordering::Release);
         Ok(())
     }
 

@@ -13,7 +13,9 @@
 //!   the active (last) one, and a queue that reclaims acked segments must not stall its
 //!   publishers for the checkpoint fsyncs and the unlink of a 16 MiB file.
 //! - `append_lock`: one writer at a time (append, roll, close, delete). Held during the data
-//!   write, so the write position is known without file cursors.
+//!   write, so the write position is known without file cursors. Nothing under it waits for
+//!   the disk: a roll writes the old segment's indexes to the page cache, renames a `spare`
+//!   segment's files into place, and leaves the three fdatasyncs to the `background` thread.
 //! - `sync_lock`: one fdatasync at a time (the owner's writer thread and the interval flusher
 //!   may both sync); a second caller usually finds its offset already durable.
 //! - `state`: the segment list and offsets; held only to copy or publish, never across I/O.
@@ -28,16 +30,18 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::checkpoint;
 use crate::compaction::{self, CleanerCrashPoint, CleanerLimits, CompactionStats};
 use crate::config::{FlushMode, LogConfig, TimestampType};
 use crate::file_cache::FileCache;
 use crate::log_state::LogState;
 use crate::record_batch::{self, BatchHeader};
 use crate::recovery;
-use crate::retention::{self, SegmentSummary};
 use crate::segment::{FileRegion, Segment, NO_TIMESTAMP};
+use crate::spare::Spare;
 use crate::{Offset, StorageError};
+
+mod tail;
+mod trim;
 
 /// Result of a successful `Log::append`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +95,10 @@ pub struct Log {
     syncs: AtomicU64,
     /// Test hook: the next `sync` fails as a real fdatasync error would (EIO).
     fail_next_sync: AtomicBool,
+    /// Test hook: rolls queue no background sync, as if the process died before it ran.
+    hold_rolled_syncs: AtomicBool,
+    /// The next segment's files, made off the append path (see `spare`).
+    spare: Arc<Spare>,
 }
 
 impl Log {
@@ -140,6 +148,8 @@ impl Log {
             state: Mutex::new(state),
             syncs: AtomicU64::new(0),
             fail_next_sync: AtomicBool::new(false),
+            hold_rolled_syncs: AtomicBool::new(false),
+            spare: Arc::new(Spare::new(dir)),
         })
     }
 
@@ -278,13 +288,43 @@ impl Log {
         )
     }
 
-    /// Closes the active segment (indexes written, fdatasync'ed unless `Never`) and starts a new
-    /// one at its end offset.
+    /// Closes the active segment and starts a new one at its end offset. The old segment's
+    /// indexes go to the page cache here; their fdatasync (and its data's, unless `Never`) runs
+    /// on the `background` thread, not in front of the appends queued behind this one. Safe:
+    /// the commit step's `sync` covers the old segment's data before any offset past it is
+    /// durable (it syncs from the segment holding the durable end), and after a crash recovery
+    /// walks every segment from where its two indexes agree (see `recovery::load_segment`).
+    /// The new segment's files are the spare the background thread made after the last roll,
+    /// renamed; created here only when none is ready.
     fn roll(&self, old: &Arc<Segment>, config: &LogConfig) -> Result<Arc<Segment>, StorageError> {
-        old.flush_indexes(&self.files, config.flush != FlushMode::Never)?;
+        old.flush_indexes(&self.files, false)?;
+        let mut sync = None;
+        if config.flush != FlushMode::Never {
+            old.mark_rolled_unsynced();
+            if !self.hold_rolled_syncs.load(Ordering::Relaxed) {
+                sync = Some(Arc::clone(old));
+            }
+        }
         let base_offset = old.snapshot().next_offset;
-        let segment = Arc::new(Segment::create(&self.dir, base_offset, &self.files)?);
+        let segment = Arc::new(if self.spare.take(base_offset) {
+            Segment::empty(&self.dir, base_offset)
+        } else {
+            Segment::create(&self.dir, base_offset, &self.files)?
+        });
         old.forget_recent();
+        let (files, dir, spare) = (
+            Arc::clone(&self.files),
+            self.dir.clone(),
+            Arc::clone(&self.spare),
+        );
+        crate::background::run(Box::new(move || {
+            if let Some(segment) = sync {
+                if let Err(error) = segment.sync_rolled(&files) {
+                    tracing::error!(dir = %dir.display(), segment = segment.base_offset(), %error, "fdatasync of a rolled segment failed: closing the log retries it");
+                }
+            }
+            spare.make();
+        }));
         let mut state = self.state.lock();
         assert!(
             state.active().base_offset() < base_offset,
@@ -332,6 +372,9 @@ impl Log {
                 segment.sync_log(&self.files)?;
             }
         }
+        if with_indexes {
+            self.sync_rolled_segments()?;
+        }
         let mut state = self.state.lock();
         state.durable_offset = state.durable_offset.max(target);
         Ok(state.durable_offset)
@@ -354,6 +397,33 @@ impl Log {
     /// fdatasync calls made (or attempted) on this log since it was opened.
     pub fn sync_count(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Runs the fdatasyncs rolls left to the background thread and that are still due, so a
+    /// clean close (or an interval flush) leaves every index durable.
+    fn sync_rolled_segments(&self) -> Result<(), StorageError> {
+        let segments: Vec<Arc<Segment>> = self.state.lock().segments.values().cloned().collect();
+        for segment in segments {
+            segment.sync_rolled(&self.files)?;
+        }
+        Ok(())
+    }
+
+    /// Rolled segments whose deferred fdatasyncs have not run yet (tests, observability).
+    pub fn rolled_unsynced_segments(&self) -> usize {
+        let state = self.state.lock();
+        state
+            .segments
+            .values()
+            .filter(|s| s.is_rolled_unsynced())
+            .count()
+    }
+
+    /// From now on rolls leave their fdatasyncs undone, as if the process died before the
+    /// background thread ran them: tests of the crash window (tests only).
+    #[doc(hidden)]
+    pub fn hold_rolled_syncs(&self) {
+        self.hold_rolled_syncs.store(true, Ordering::Relaxed);
     }
 
     /// Makes the next `sync` fail with an I/O error, as a failing disk would (tests only).
@@ -404,33 +474,6 @@ impl Log {
             }
         }
         Ok(read)
-    }
-
-    /// `read_region`'s answer when it needs no disk I/O: at the high watermark (nothing to
-    /// read), or from the active segment's recent batches (a consumer at the tail). `None`
-    /// means "ask `read_region`", which gives the same answer from the disk. Takes only
-    /// in-memory locks held for a copy, so async callers may call it on the reactor.
-    pub fn read_region_cached(
-        &self,
-        offset: Offset,
-        max_bytes: u32,
-    ) -> Option<Result<ReadRegion, StorageError>> {
-        let (at, segments) = match self.read_plan(offset) {
-            Ok(plan) => plan,
-            Err(e) => return Some(Err(e)),
-        };
-        let mut read = ReadRegion {
-            region: None,
-            high_watermark: at.high_watermark,
-            log_start_offset: at.log_start_offset,
-            log_end_offset: at.log_end_offset,
-        };
-        if let Some(segment) = segments.first() {
-            let region =
-                segment.region_cached(&self.files, offset, max_bytes, at.high_watermark)?;
-            read.region = (region.len > 0).then_some(region);
-        }
-        Some(Ok(read))
     }
 
     /// What both reads start from: the log's offsets, `offset` checked against them, and the
@@ -601,105 +644,6 @@ impl Log {
         self.high_watermark_sender.subscribe()
     }
 
-    /// Where the oldest segment ends, unless it is the active one: `delete_records_before` must
-    /// reach this offset to free any file. Lets a caller skip a move that would only rewrite the
-    /// log-start checkpoint.
-    pub fn oldest_segment_end(&self) -> Option<Offset> {
-        self.state.lock().segments.keys().nth(1).copied()
-    }
-
-    /// Moves the log start to `offset` (persisted) and deletes segments wholly below it.
-    /// `offset` may not pass the high watermark. Returns the new log start.
-    pub fn delete_records_before(&self, offset: Offset) -> Result<Offset, StorageError> {
-        let _cleaner = self.cleaner_lock.lock();
-        let (log_start_offset, high_watermark) = {
-            let state = self.state.lock();
-            state.check_open()?;
-            (state.log_start_offset, state.high_watermark)
-        };
-        if offset > high_watermark || offset < 0 {
-            return Err(StorageError::OffsetOutOfRange {
-                requested: offset,
-                log_start: log_start_offset,
-                high_watermark,
-            });
-        }
-        if offset <= log_start_offset {
-            return Ok(log_start_offset);
-        }
-        self.move_log_start(offset)?;
-        Ok(offset)
-    }
-
-    /// Persists the new start first, then drops and deletes the segments below it: a crash in
-    /// between leaves files recovery deletes. Caller holds the cleaner lock (not the append
-    /// lock: see the module doc). The active segment is never removed.
-    fn move_log_start(&self, new_start: Offset) -> Result<u64, StorageError> {
-        checkpoint::write_log_start_offset(&self.dir, new_start)?;
-        let removed: Vec<Arc<Segment>> = {
-            let mut state = self.state.lock();
-            // Closed (or deleted) meanwhile: the checkpoint is on disk, so a reopen applies it.
-            state.check_open()?;
-            assert!(
-                new_start >= state.log_start_offset,
-                "log start went backwards"
-            );
-            state.log_start_offset = new_start;
-            let mut removed = Vec::new();
-            while state.segments.len() > 1 {
-                let mut bases = state.segments.keys();
-                let (_, second) = (bases.next(), *bases.next().expect("two segments"));
-                if second > new_start {
-                    break;
-                }
-                removed.push(state.segments.pop_first().expect("non-empty").1);
-            }
-            removed
-        };
-        let mut freed = 0;
-        for segment in removed {
-            freed += segment.snapshot().size_bytes;
-            segment.delete_files(&self.files)?;
-        }
-        Ok(freed)
-    }
-
-    /// Deletes non-active segments past `retention_ms` or beyond `retention_bytes`, when the
-    /// cleanup policy includes delete (a `Compact`-only log keeps every segment).
-    /// Returns the bytes freed.
-    pub fn apply_retention(&self, now_ms: i64) -> Result<u64, StorageError> {
-        let _cleaner = self.cleaner_lock.lock();
-        let (config, segments, log_start_offset) = {
-            let state = self.state.lock();
-            state.check_open()?;
-            let segments: Vec<Arc<Segment>> = state.segments.values().cloned().collect();
-            (state.config.clone(), segments, state.log_start_offset)
-        };
-        if !config.cleanup_policy.deletes() {
-            return Ok(0);
-        }
-        let summaries: Vec<SegmentSummary> = segments
-            .iter()
-            .map(|s| {
-                let snapshot = s.snapshot();
-                SegmentSummary {
-                    base_offset: s.base_offset(),
-                    size_bytes: snapshot.size_bytes,
-                    max_timestamp: snapshot.max_timestamp,
-                }
-            })
-            .collect();
-        let total_bytes = summaries.iter().map(|s| s.size_bytes).sum();
-        let inactive = &summaries[..summaries.len() - 1];
-        let count = retention::segments_to_delete(inactive, total_bytes, &config, now_ms);
-        if count == 0 {
-            return Ok(0);
-        }
-        let new_start = summaries[count].base_offset.max(log_start_offset);
-        tracing::info!(dir = %self.dir.display(), segments = count, new_start, "retention deleting segments");
-        self.move_log_start(new_start)
-    }
-
     /// Compacts the non-active segments when the cleanup policy includes compact (see
     /// `compaction`): keeps the last record per key, drops tombstones after
     /// `delete_retention_ms`, leaves segments younger than `min_compaction_lag_ms`. Appends and
@@ -784,6 +728,7 @@ impl Log {
     pub fn close(&self) -> Result<(), StorageError> {
         let _append = self.append_lock.lock();
         let _sync = self.sync_lock.lock();
+        self.spare.close();
         let (target, segments) = {
             let state = self.state.lock();
             if state.closed {
@@ -794,6 +739,7 @@ impl Log {
         for segment in &segments {
             segment.flush_indexes(&self.files, true)?;
         }
+        self.sync_rolled_segments()?;
         let mut state = self.state.lock();
         state.durable_offset = state.durable_offset.max(target);
         state.closed = true;
@@ -809,6 +755,7 @@ impl Log {
         let _append = self.append_lock.lock();
         let _sync = self.sync_lock.lock();
         self.state.lock().closed = true;
+        self.spare.close(); // none being made while the directory goes
         self.files.evict_dir(&self.dir);
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
