@@ -45,7 +45,7 @@ use crate::offset_index::OffsetIndex;
 use crate::record_batch::{self, BatchHeader, HEADER_BYTES};
 use crate::recovery::swap_path;
 use crate::segment::{
-    decode_batch, file_path, Segment, SegmentState, LOG_SUFFIX, NO_TIMESTAMP, OFFSET_INDEX_SUFFIX,
+    decode_batch, file_path, Segment, SegmentState, LOG_SUFFIX, OFFSET_INDEX_SUFFIX,
     TIME_INDEX_SUFFIX,
 };
 use crate::time_index::TimeIndex;
@@ -528,17 +528,11 @@ impl Output {
         let log_path = path(LOG_SUFFIX);
         let log_file = cleaner.files.create(&log_path)?;
         log_file.set_len(0)?;
-        let state = SegmentState {
-            retired: None,
-            size_bytes: 0,
-            next_offset: base_offset,
-            max_timestamp: NO_TIMESTAMP,
-            first_append_ms: None,
-            bytes_since_index_entry: 0,
-            offset_index: OffsetIndex::create(path(OFFSET_INDEX_SUFFIX), cleaner.files)?,
-            time_index: TimeIndex::create(path(TIME_INDEX_SUFFIX), cleaner.files)?,
-            recent: Default::default(),
-        };
+        let state = SegmentState::empty(
+            base_offset,
+            OffsetIndex::create(path(OFFSET_INDEX_SUFFIX), cleaner.files)?,
+            TimeIndex::create(path(TIME_INDEX_SUFFIX), cleaner.files)?,
+        );
         Ok(Output {
             base_offset,
             next_offset: old.snapshot().next_offset,

@@ -86,6 +86,25 @@ pub(crate) struct SegmentSnapshot {
 }
 
 impl SegmentState {
+    /// The state of a segment with no batches yet, over the given (empty) indexes.
+    pub(crate) fn empty(
+        base_offset: Offset,
+        offset_index: OffsetIndex,
+        time_index: TimeIndex,
+    ) -> SegmentState {
+        SegmentState {
+            retired: None,
+            size_bytes: 0,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            first_append_ms: None,
+            bytes_since_index_entry: 0,
+            offset_index,
+            time_index,
+            recent: RecentBatches::default(),
+        }
+    }
+
     pub(crate) fn relative(&self, base_offset: Offset, offset: Offset) -> u32 {
         let relative = offset - base_offset;
         assert!(
@@ -157,36 +176,21 @@ impl Segment {
     ) -> Result<Segment, StorageError> {
         let log_path = file_path(dir, base_offset, LOG_SUFFIX);
         files.create(&log_path)?.set_len(0)?;
-        let state = SegmentState {
-            retired: None,
-            size_bytes: 0,
-            next_offset: base_offset,
-            max_timestamp: NO_TIMESTAMP,
-            first_append_ms: None,
-            bytes_since_index_entry: 0,
-            offset_index: OffsetIndex::create(
-                file_path(dir, base_offset, OFFSET_INDEX_SUFFIX),
-                files,
-            )?,
-            time_index: TimeIndex::create(file_path(dir, base_offset, TIME_INDEX_SUFFIX), files)?,
-            recent: RecentBatches::default(),
-        };
+        let state = SegmentState::empty(
+            base_offset,
+            OffsetIndex::create(file_path(dir, base_offset, OFFSET_INDEX_SUFFIX), files)?,
+            TimeIndex::create(file_path(dir, base_offset, TIME_INDEX_SUFFIX), files)?,
+        );
         Ok(Segment::from_state(dir, base_offset, state))
     }
 
     /// A segment over files that exist and are empty (a spare just renamed into place): no I/O.
     pub(crate) fn empty(dir: &Path, base_offset: Offset) -> Segment {
-        let state = SegmentState {
-            retired: None,
-            size_bytes: 0,
-            next_offset: base_offset,
-            max_timestamp: NO_TIMESTAMP,
-            first_append_ms: None,
-            bytes_since_index_entry: 0,
-            offset_index: OffsetIndex::empty(file_path(dir, base_offset, OFFSET_INDEX_SUFFIX)),
-            time_index: TimeIndex::empty(file_path(dir, base_offset, TIME_INDEX_SUFFIX)),
-            recent: RecentBatches::default(),
-        };
+        let state = SegmentState::empty(
+            base_offset,
+            OffsetIndex::empty(file_path(dir, base_offset, OFFSET_INDEX_SUFFIX)),
+            TimeIndex::empty(file_path(dir, base_offset, TIME_INDEX_SUFFIX)),
+        );
         Segment::from_state(dir, base_offset, state)
     }
 

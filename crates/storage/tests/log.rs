@@ -11,20 +11,6 @@ use common::*;
 use kafka_protocol::records::Compression;
 use porter_storage::{FileCache, FlushMode, Log, LogConfig, StorageError};
 
-fn open(dir: &std::path::Path, config: LogConfig, after_crash: bool) -> Log {
-    Log::open(dir, config, FileCache::new(64), after_crash).unwrap()
-}
-
-fn segment_files(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == suffix))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn append_assigns_offsets_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();

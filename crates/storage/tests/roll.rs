@@ -3,24 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
-use porter_storage::{FileCache, FlushMode, Log, LogConfig};
-
-fn open(dir: &Path, config: LogConfig, after_crash: bool) -> Log {
-    Log::open(dir, config, FileCache::new(64), after_crash).unwrap()
-}
-
-fn segment_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == suffix))
-        .collect();
-    files.sort();
-    files
-}
+use porter_storage::{FlushMode, Log, LogConfig};
 
 fn cut_file(path: &Path, keep: u64) {
     std::fs::OpenOptions::new()

@@ -174,3 +174,23 @@ impl AppendCommitted for Log {
         Ok(info)
     }
 }
+
+/// Opens a log in `dir` with a small file cache.
+pub fn open(
+    dir: &std::path::Path,
+    config: porter_storage::LogConfig,
+    after_crash: bool,
+) -> porter_storage::Log {
+    porter_storage::Log::open(dir, config, porter_storage::FileCache::new(64), after_crash).unwrap()
+}
+
+/// The segment files of `dir` with this suffix ("log", "index", "timeindex"), in offset order.
+pub fn segment_files(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == suffix))
+        .collect();
+    files.sort();
+    files
+}
