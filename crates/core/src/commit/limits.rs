@@ -8,9 +8,12 @@
 
 /// Writer threads by default: one commit pipeline per core of a small machine. Each thread
 /// serialises its logs' writes and fsyncs, so two let one log's fsync overlap another's writes.
-/// A batch's fsyncs run one after another on its thread: a disk that completes fsyncs in
-/// parallel (NVMe) serving many `group` partitions wants more.
+/// A batch's fsyncs run side by side on the thread and its `SYNC_HELPERS_PER_WRITER` helpers.
 pub const WRITER_THREADS_DEFAULT: usize = 2;
+/// Helper threads per writer taking the commit step (fdatasync) of a batch's other logs while
+/// the writer takes one: up to this + 1 fsyncs of one batch overlap. Idle threads otherwise;
+/// worst case `WRITER_THREADS_MAX * (1 + SYNC_HELPERS_PER_WRITER)` = 256 threads.
+pub const SYNC_HELPERS_PER_WRITER: usize = 3;
 /// Most writer threads a broker starts (a configured value is clamped to this): each is an OS
 /// thread with its own queue, and past a few per disk they only contend for the same device.
 pub const WRITER_THREADS_MAX: usize = 64;

@@ -28,6 +28,7 @@
 mod limits;
 mod point;
 mod rule;
+mod sync_helpers;
 mod writer;
 
 #[cfg(test)]

@@ -121,6 +121,43 @@ async fn many_waiters_share_one_fsync() {
     assert_eq!(values(writer.log()).len(), 100);
 }
 
+/// A batch that wrote more logs than the writer has fsync helpers commits every one of them,
+/// each with one fsync (side by side on the helpers, the rest on the writer).
+#[tokio::test]
+async fn a_batch_over_many_logs_syncs_and_commits_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let committer = one_writer(1024);
+    let logs = SYNC_HELPERS_PER_WRITER + 3;
+    let writers: Vec<_> = (0..logs)
+        .map(|i| {
+            committer.register(open_log(
+                &dir.path().join(format!("p{i}")),
+                FlushMode::Group,
+            ))
+        })
+        .collect();
+    let release = hold_writer(&writers[0]).await;
+    let syncs: Vec<u64> = writers.iter().map(|w| w.log().sync_count()).collect();
+    let mut pending = Vec::new();
+    for (i, writer) in writers.iter().enumerate() {
+        pending.push(
+            writer
+                .enqueue(move |log| Ok(log.append(record(&format!("m{i}")), 0)?))
+                .await
+                .unwrap(),
+        );
+    }
+    drop(release);
+    for written in pending {
+        written.await.unwrap();
+    }
+    for (writer, before) in writers.iter().zip(syncs) {
+        writer.wait_committed(1).await.unwrap();
+        assert_eq!(writer.log().high_watermark(), 1);
+        assert_eq!(writer.log().sync_count(), before + 1, "one fsync per log");
+    }
+}
+
 #[tokio::test]
 async fn written_rule_commits_without_fsync() {
     let dir = tempfile::tempdir().unwrap();

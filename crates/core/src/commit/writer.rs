@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::limits::{COMMIT_DELAY_BATCH_JOBS, COMMIT_DELAY_SIBLINGS, JOBS_PER_COMMIT_MAX};
 use super::point::{CommitState, Halt};
 use super::rule::CommitRule;
+use super::sync_helpers::SyncHelpers;
 use crate::error::CoreError;
 
 /// Work on one log: given the log, or the error that refuses it (the log halted).
@@ -67,6 +68,7 @@ impl Tracked {
 /// once as before: delaying it would only slow it down.
 pub(super) fn run(mut jobs: mpsc::Receiver<Job>, delay: Duration) {
     let mut dirty: Vec<Arc<Tracked>> = Vec::new();
+    let helpers = SyncHelpers::start(std::thread::current().name().unwrap_or("porter-writer"));
     // Jobs were queued when the last commit step ended: they stream in.
     let mut streaming = false;
     while let Some(job) = jobs.blocking_recv() {
@@ -93,10 +95,11 @@ pub(super) fn run(mut jobs: mpsc::Receiver<Job>, delay: Duration) {
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        for log in dirty.drain(..) {
+        for log in &dirty {
             log.in_batch.store(false, Ordering::Relaxed);
-            commit(&log);
         }
+        commit_all(&dirty, &helpers);
+        dirty.clear();
         if stop {
             break;
         }
@@ -134,8 +137,20 @@ fn run_job(job: Job, dirty: &mut Vec<Arc<Tracked>>, writes: &mut usize) -> bool 
     false
 }
 
+/// The commit step of every log the batch wrote: the fsyncing ones side by side on the
+/// writer's helpers (see `sync_helpers`).
+fn commit_all(logs: &[Arc<Tracked>], helpers: &SyncHelpers) {
+    let (synced, written): (Vec<&Arc<Tracked>>, Vec<&Arc<Tracked>>) = logs
+        .iter()
+        .partition(|t| CommitRule::of(&t.log.config()) == CommitRule::Synced);
+    for log in written {
+        commit(log);
+    }
+    helpers.commit_all(&synced);
+}
+
 /// The commit step of one log: apply its rule, move the high watermark, publish.
-fn commit(tracked: &Tracked) {
+pub(super) fn commit(tracked: &Tracked) {
     let log = &tracked.log;
     let end = match CommitRule::of(&log.config()) {
         CommitRule::Synced => log.sync(),
