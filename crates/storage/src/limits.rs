@@ -47,7 +47,9 @@ pub const BACKGROUND_JOBS_MAX: usize = 4096;
 /// a whole index interval of small batches.
 pub const SCAN_CHUNK_BYTES: usize = 16 * 1024;
 /// Batches per segment whose positions are kept in memory (`recent_batches`), so a consumer at
-/// the tail is answered without disk reads. 32 bytes each: at most 512 bytes per segment.
+/// the tail is answered without disk reads. 32 bytes each: at most 512 bytes per active segment
+/// that has had appends since it was opened (a rolled segment forgets them; a queue's log keeps
+/// them too, outside `QUEUE_IDLE_BYTES`, which is measured on empty queues).
 pub const RECENT_BATCHES_MAX: usize = 16;
 /// Size of the buffer used to stream a batch through CRC-32C during recovery, so a corrupt
 /// length field never makes us allocate a huge buffer.
