@@ -26,12 +26,19 @@ fn fill(log: &Log) -> Vec<(i64, Vec<u8>)> {
     read_all(log, 0)
 }
 
+/// A log in `dir` whose rolls leave their fdatasyncs undone (as if the process died before the
+/// background thread ran them), filled; returns it and what it holds.
+fn filled_with_syncs_held(dir: &Path, flush: FlushMode) -> (Log, Vec<(i64, Vec<u8>)>) {
+    let log = open(dir, small_config(flush), false);
+    log.hold_rolled_syncs();
+    let expected = fill(&log);
+    (log, expected)
+}
+
 #[test]
 fn rolls_leave_their_syncs_to_the_background_and_close_runs_what_is_left() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), small_config(FlushMode::Group), false);
-    log.hold_rolled_syncs();
-    fill(&log);
+    let (log, _) = filled_with_syncs_held(dir.path(), FlushMode::Group);
     let segments = segment_files(dir.path(), "log").len();
     assert!(segments > 4, "expected several segments, got {segments}");
     // Every rolled segment still waits for its fdatasyncs: the rolls did not do them.
@@ -51,9 +58,7 @@ fn rolls_leave_their_syncs_to_the_background_and_close_runs_what_is_left() {
     }
     // Under `Never` a roll syncs nothing, now or later.
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), small_config(FlushMode::Never), false);
-    log.hold_rolled_syncs();
-    fill(&log);
+    let (log, _) = filled_with_syncs_held(dir.path(), FlushMode::Never);
     assert_eq!(log.rolled_unsynced_segments(), 0);
 }
 
@@ -65,9 +70,7 @@ fn rolls_leave_their_syncs_to_the_background_and_close_runs_what_is_left() {
 fn a_crash_before_the_deferred_syncs_recovers_indexes_and_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let config = small_config(FlushMode::Group);
-    let log = open(dir.path(), config.clone(), false);
-    log.hold_rolled_syncs();
-    let expected = fill(&log);
+    let (log, expected) = filled_with_syncs_held(dir.path(), FlushMode::Group);
     let timestamps: Vec<Option<(i64, i64)>> = [0, 7_500, 21_000, 40_000, 58_999]
         .iter()
         .map(|&t| log.offset_for_timestamp(t).unwrap())
@@ -124,9 +127,7 @@ fn a_crash_before_the_deferred_syncs_recovers_indexes_and_timestamps() {
 fn a_torn_tail_of_a_rolled_segment_is_cut_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let config = small_config(FlushMode::Group);
-    let log = open(dir.path(), config.clone(), false);
-    log.hold_rolled_syncs();
-    let expected = fill(&log);
+    let (log, expected) = filled_with_syncs_held(dir.path(), FlushMode::Group);
     drop(log);
     let logs = segment_files(dir.path(), "log");
     let bytes = std::fs::metadata(&logs[2]).unwrap().len();

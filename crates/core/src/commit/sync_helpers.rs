@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::limits::SYNC_HELPERS_PER_WRITER;
+use super::rule::CommitRule;
 use super::writer::{commit, Tracked};
 
 pub(super) struct SyncHelpers {
@@ -35,7 +36,11 @@ impl SyncHelpers {
                     while let Ok(log) = rx.recv() {
                         // `commit` reports its own errors; a panic must still say "done", or
                         // the writer would wait for it forever.
-                        if std::panic::catch_unwind(AssertUnwindSafe(|| commit(&log))).is_err() {
+                        if std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            commit(&log, CommitRule::Synced)
+                        }))
+                        .is_err()
+                        {
                             tracing::error!(log = %log.dir.display(), "a commit step panicked");
                         }
                         if done_tx.send(()).is_err() {
@@ -58,23 +63,20 @@ impl SyncHelpers {
         }
     }
 
-    /// The commit steps of `logs`, up to one per helper on the helpers and the rest here;
-    /// returns when all are done.
+    /// The commit steps of `logs` (all `Synced`), up to one per helper on the helpers and the
+    /// rest here; returns when all are done.
     pub(super) fn commit_all(&self, logs: &[&Arc<Tracked>]) {
         let Some((first, rest)) = logs.split_first() else {
             return;
         };
         let mut pending = 0;
-        let mut here = vec![*first];
         for (i, log) in rest.iter().enumerate() {
             match self.work.get(i) {
                 Some(helper) if helper.send(Arc::clone(log)).is_ok() => pending += 1,
-                _ => here.push(log),
+                _ => commit(log, CommitRule::Synced),
             }
         }
-        for log in here {
-            commit(log);
-        }
+        commit(first, CommitRule::Synced);
         for _ in 0..pending {
             if self.done.recv().is_err() {
                 break;

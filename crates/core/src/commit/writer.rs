@@ -138,21 +138,22 @@ fn run_job(job: Job, dirty: &mut Vec<Arc<Tracked>>, writes: &mut usize) -> bool 
 }
 
 /// The commit step of every log the batch wrote: the fsyncing ones side by side on the
-/// writer's helpers (see `sync_helpers`).
+/// writer's helpers (see `sync_helpers`), the others here. Each log's rule is read once.
 fn commit_all(logs: &[Arc<Tracked>], helpers: &SyncHelpers) {
-    let (synced, written): (Vec<&Arc<Tracked>>, Vec<&Arc<Tracked>>) = logs
-        .iter()
-        .partition(|t| CommitRule::of(&t.log.config()) == CommitRule::Synced);
-    for log in written {
-        commit(log);
+    let mut synced = Vec::with_capacity(logs.len());
+    for log in logs {
+        match CommitRule::of(&log.log.config()) {
+            CommitRule::Synced => synced.push(log),
+            CommitRule::Written => commit(log, CommitRule::Written),
+        }
     }
     helpers.commit_all(&synced);
 }
 
-/// The commit step of one log: apply its rule, move the high watermark, publish.
-pub(super) fn commit(tracked: &Tracked) {
+/// The commit step of one log under `rule`: sync or not, move the high watermark, publish.
+pub(super) fn commit(tracked: &Tracked, rule: CommitRule) {
     let log = &tracked.log;
-    let end = match CommitRule::of(&log.config()) {
+    let end = match rule {
         CommitRule::Synced => log.sync(),
         CommitRule::Written => Ok(log.log_end_offset()),
     };
