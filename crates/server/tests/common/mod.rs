@@ -149,7 +149,12 @@ impl Server {
                     self.stderr()
                 );
             }
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+            // Both listeners: the AMQP one binds after the Kafka one, and a bind conflict
+            // there ends the process only after the Kafka port already answered.
+            let accepting = |addr: &SocketAddr| {
+                TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
+            };
+            if accepting(&self.addr()) && self.amqp_addr().is_none_or(|a| accepting(&a)) {
                 self.bind_retries = 0;
                 return;
             }
@@ -160,6 +165,15 @@ impl Server {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Where the AMQP listener accepts: the harness's own port, or the test's `--amqp-listen`
+    /// (None when that is `off`).
+    fn amqp_addr(&self) -> Option<SocketAddr> {
+        match self.args.iter().position(|a| a == "--amqp-listen") {
+            Some(i) => self.args.get(i + 1)?.parse().ok(),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], self.amqp_port))),
         }
     }
 
