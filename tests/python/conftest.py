@@ -56,10 +56,15 @@ AMQP_TEST_RESTART_CMD = os.environ.get("AMQP_TEST_RESTART_CMD") or None
 AMQP_TEST_KILL9_CMD = os.environ.get("AMQP_TEST_KILL9_CMD") or None
 
 
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_loopback_port(*taken: int) -> int:
+    """A port free now and not among `taken`: two calls in a row may otherwise return the same
+    port (the first socket is closed), which gave Kafka and AMQP one port and failed a start."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in taken:
+            return port
 
 
 def port_accepts(port: int) -> bool:
@@ -103,7 +108,7 @@ class PorterServer:
         self.bootstrap = f"127.0.0.1:{port}"
         # AMQP 0-9-1 gateway, when the binary has it (see the module docstring).
         self.amqp_enabled = binary_has_flag(binary, "--amqp-listen")
-        self.amqp_port = amqp_port if amqp_port is not None else free_loopback_port()
+        self.amqp_port = amqp_port if amqp_port is not None else free_loopback_port(port)
         self.amqp_host = "127.0.0.1"
         self.amqp_url = f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
         # What Metadata tells clients to connect to: the listener itself unless a test puts

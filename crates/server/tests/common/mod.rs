@@ -57,11 +57,16 @@ impl Server {
             .prefix("porter-it-")
             .tempdir()
             .expect("creating temp dir");
+        let port = free_port();
+        // Two calls in a row may return the same port (the first socket is closed by then).
+        let amqp_port = std::iter::repeat_with(free_port)
+            .find(|p| *p != port)
+            .expect("an endless iterator");
         let mut server = Server {
             child: None,
             dir,
-            port: free_port(),
-            amqp_port: free_port(),
+            port,
+            amqp_port,
             args: extra_args.iter().map(|s| s.to_string()).collect(),
             starts: 0,
             bind_retries: 0,
