@@ -215,6 +215,11 @@ impl Broker {
         &self.config
     }
 
+    /// The one cache of open files every log and ack file goes through.
+    pub(crate) fn files(&self) -> &Arc<FileCache> {
+        &self.files
+    }
+
     pub fn groups(&self) -> &GroupCoordinator {
         &self.groups
     }

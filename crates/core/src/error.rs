@@ -86,6 +86,10 @@ pub enum CoreError {
     /// `if-empty` not met, an invalid property.
     #[error("{0}")]
     Precondition(String),
+    /// A request the protocol allowed but the core cannot take: a bad argument, a reserved
+    /// name, a receipt handle that names no delivery.
+    #[error("{0}")]
+    InvalidRequest(String),
     /// Another owner's exclusive resource.
     #[error("{0}")]
     Locked(String),
@@ -155,6 +159,8 @@ pub enum CoreError {
     Queue(#[from] crate::queue::QueueError),
     #[error(transparent)]
     Sequence(#[from] crate::producer_state::SequenceError),
+    #[error(transparent)]
+    Pop(#[from] crate::pop::PopError),
 }
 
 impl CoreError {
@@ -171,7 +177,8 @@ impl CoreError {
             CoreError::InvalidTopicName { .. }
             | CoreError::InvalidPartitions(_)
             | CoreError::InvalidConfig { .. }
-            | CoreError::InvalidRecords { .. } => K::Invalid,
+            | CoreError::InvalidRecords { .. }
+            | CoreError::InvalidRequest(_) => K::Invalid,
             CoreError::LimitExceeded(_) | CoreError::Precondition(_) | CoreError::NotDynamic(_) => {
                 K::Precondition
             }
@@ -188,6 +195,7 @@ impl CoreError {
             CoreError::Routing(e) => e.kind(),
             CoreError::Queue(e) => e.kind(),
             CoreError::Sequence(_) => K::Conflict,
+            CoreError::Pop(_) => K::Invalid,
         }
     }
 }

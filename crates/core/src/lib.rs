@@ -14,6 +14,11 @@
 //!   neutral so other protocols can route through the same graph.
 //! - [`queue`]: a queue's delivery state over its log: consumers, fair dispatch, acks, requeues,
 //!   settled ranges persisted as ack records and restored after a crash.
+//! - [`topic_message`]: a message on a topic with tag, keys, id, FIFO group and delivery time,
+//!   stored as a plain Kafka record with RocketMQ's property names as headers.
+//! - [`topic_publish`]: sends [`topic_message::TopicMessage`]s to a topic's partitions.
+//! - [`pop`]: pop consumption (receive with an invisible duration, ack, redelivery with
+//!   attempts, dead letters, FIFO message groups) over a topic, per consumer group.
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
@@ -34,11 +39,14 @@ pub mod limits;
 pub mod message;
 pub mod metadata;
 pub mod partition;
+pub mod pop;
 pub mod producer_state;
 pub mod publish;
 pub mod queue;
 pub mod routing;
 pub mod topic;
+pub mod topic_message;
+pub mod topic_publish;
 pub mod vhost;
 
 pub use broker::Broker;
