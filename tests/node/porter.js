@@ -160,6 +160,10 @@ class Porter {
     const args = ['serve', '--data-dir', this.dataDir, '--kafka-listen', this.bootstrap,
       '--kafka-advertised', this.bootstrap]
     if (this.amqpEnabled) args.push('--amqp-listen', `${this.amqpHost}:${this.amqpPort}`)
+    // RocketMQ's default port would be shared by every server a run starts: off unless asked for.
+    if (binaryHasFlag('--rocketmq-listen') && !this.extraArgs?.includes('--rocketmq-listen')) {
+      args.push('--rocketmq-listen', this.rocketmqListen || 'off')
+    }
     fs.appendFileSync(this.logPath, `\n=== start ${this.starts}: ${PORTER_BIN} ${args.join(' ')}\n`)
     const log = fs.openSync(this.logPath, 'a')
     let child

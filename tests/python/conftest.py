@@ -111,6 +111,10 @@ class PorterServer:
         self.amqp_port = amqp_port if amqp_port is not None else free_loopback_port(port)
         self.amqp_host = "127.0.0.1"
         self.amqp_url = f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+        # RocketMQ 5 gRPC gateway, likewise: `server.rocketmq_endpoint` is what clients name.
+        self.rocketmq_enabled = binary_has_flag(binary, "--rocketmq-listen")
+        self.rocketmq_port = free_loopback_port(port, self.amqp_port)
+        self.rocketmq_endpoint = f"127.0.0.1:{self.rocketmq_port}"
         # What Metadata tells clients to connect to: the listener itself unless a test puts
         # something (a fault-injecting proxy) in between.
         self.advertised = advertised or self.bootstrap
@@ -141,6 +145,8 @@ class PorterServer:
         ]
         if self.amqp_enabled:
             command += ["--amqp-listen", f"{self.amqp_host}:{self.amqp_port}"]
+        if self.rocketmq_enabled:
+            command += ["--rocketmq-listen", self.rocketmq_endpoint]
         command += self.extra_args
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start {self.starts}: {' '.join(command)}\n".encode())
@@ -159,7 +165,11 @@ class PorterServer:
                 raise AssertionError(
                     f"porter exited with {exit_code} during startup {self.starts}\n{self.log_tail()}"
                 )
-            if port_accepts(self.port) and (not self.amqp_enabled or port_accepts(self.amqp_port)):
+            if (
+                port_accepts(self.port)
+                and (not self.amqp_enabled or port_accepts(self.amqp_port))
+                and (not self.rocketmq_enabled or port_accepts(self.rocketmq_port))
+            ):
                 return
             time.sleep(0.05)
         self._kill()

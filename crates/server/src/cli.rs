@@ -23,8 +23,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the broker. With no options: data in ./porter-data, Kafka on 0.0.0.0:9092, AMQP 0-9-1 on
-    /// 0.0.0.0:5672. Beside a running Kafka or RabbitMQ, give another port or `off`
-    /// (e.g. --amqp-listen off).
+    /// 0.0.0.0:5672, RocketMQ 5 (gRPC) on 0.0.0.0:8081. Beside a running Kafka, RabbitMQ or
+    /// RocketMQ proxy, give another port or `off` (e.g. --amqp-listen off).
     Serve(ServeArgs),
 }
 
@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// choose (the start-up line says which). [default: 0.0.0.0:5672]
     #[arg(long, env = "PORTER_AMQP_LISTEN", value_name = "ADDR")]
     pub amqp_listen: Option<String>,
+
+    /// Address the RocketMQ 5 gRPC listener binds (what RocketMQ clients name as their
+    /// endpoint), or `off`. Port 0 lets the OS choose. [default: 0.0.0.0:8081]
+    #[arg(long, env = "PORTER_ROCKETMQ_LISTEN", value_name = "ADDR")]
+    pub rocketmq_listen: Option<String>,
 
     /// Largest Kafka request accepted, in bytes. [default: 104857600]
     #[arg(long, env = "PORTER_KAFKA_REQUEST_BYTES_MAX", value_name = "BYTES")]

@@ -12,6 +12,8 @@ use anyhow::{Context as _, Result};
 use porter_core::{Broker, CoreError};
 use porter_gateway_kafka::server::kafka_listener;
 use porter_gateway_kafka::KafkaProtocol;
+use porter_gateway_kit::Listener;
+use porter_gateway_rocketmq::RocketmqProtocol;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -156,10 +158,27 @@ async fn start(mut settings: Settings) -> Result<Running> {
             )),
         ));
     }
+    let mut rocketmq_addr = "off".to_string();
+    if settings.rocketmq_enabled {
+        let tcp = bind("RocketMQ", "--rocketmq-listen", settings.rocketmq.listen).await?;
+        rocketmq_addr = tcp.local_addr()?.to_string();
+        let limits = settings.rocketmq.listener_limits(SHUTDOWN_DRAIN_MAX);
+        let listener =
+            Listener::new(tcp, "rocketmq", limits).context("RocketMQ listener limits")?;
+        let protocol = Arc::new(RocketmqProtocol::new(broker.clone(), settings.rocketmq));
+        let stop = shutdown.clone();
+        gateways.push((
+            "RocketMQ",
+            tokio::spawn(async move {
+                listener.serve(protocol, stop).await;
+            }),
+        ));
+    }
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,
         amqp = %amqp_addr,
+        rocketmq = %rocketmq_addr,
         data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "porter is listening"

@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use porter_core::{BrokerConfig, FlushMode, TopicConfig};
 use porter_gateway_amqp::{AmqpConfig, User};
 use porter_gateway_kafka::KafkaConfig;
+use porter_gateway_rocketmq::RocketmqConfig;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
@@ -30,7 +31,25 @@ pub struct FileConfig {
     #[serde(default)]
     pub amqp: AmqpSection,
     #[serde(default)]
+    pub rocketmq: RocketmqSection,
+    #[serde(default)]
     pub alarms: AlarmsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RocketmqSection {
+    /// false: no RocketMQ listener (as `listen = "off"`).
+    pub enabled: Option<bool>,
+    pub listen: Option<String>,
+    pub body_bytes_max: Option<usize>,
+    pub connections_max: Option<usize>,
+    /// Create topics on first use (RocketMQ's `autoCreateTopicEnable`).
+    pub auto_create_topics: Option<bool>,
+    /// Message queues (partitions) of an auto-created topic.
+    pub auto_create_queues: Option<u32>,
+    /// Deliveries of a message to a consumer group before it is dead-lettered.
+    pub max_delivery_attempts: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +159,9 @@ pub struct Settings {
     /// Whether the AMQP listener runs.
     pub amqp_enabled: bool,
     pub amqp: AmqpConfig,
+    /// Whether the RocketMQ listener runs.
+    pub rocketmq_enabled: bool,
+    pub rocketmq: RocketmqConfig,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -352,6 +374,36 @@ impl Settings {
                 .collect();
         }
         let vhosts = file.amqp.vhosts.clone().unwrap_or_default();
+
+        let r = &file.rocketmq;
+        let mut rocketmq = RocketmqConfig::default();
+        let (rocketmq_enabled, listen) = listener_address(
+            src.pick(
+                args.rocketmq_listen.as_deref(),
+                "rocketmq_listen",
+                r.listen.as_deref(),
+                "[rocketmq] listen",
+            ),
+            r.enabled,
+        );
+        if let Some((listen, origin)) = listen {
+            rocketmq.listen = resolve(listen).map_err(|problem| invalid(origin, problem))?;
+        }
+        if let Some(v) = r.body_bytes_max {
+            rocketmq.body_bytes_max = v.max(1);
+        }
+        if let Some(v) = r.connections_max {
+            rocketmq.connections_max = v.max(1);
+        }
+        if let Some(v) = r.auto_create_topics {
+            rocketmq.auto_create_topics = v;
+        }
+        if let Some(v) = r.auto_create_queues {
+            rocketmq.auto_create_queues = v.clamp(1, 1024);
+        }
+        if let Some(v) = r.max_delivery_attempts {
+            rocketmq.max_delivery_attempts = v.max(1);
+        }
         let alarms = &mut broker.alarms;
         if let Some(v) = file.alarms.memory_high_watermark_bytes {
             alarms.memory_high_watermark_bytes = (v > 0).then_some(v);
@@ -380,8 +432,8 @@ impl Settings {
             .clone()
             .or(file.log.filter)
             .unwrap_or_else(|| "info".to_string());
-        if !kafka_enabled && !amqp_enabled {
-            bail!("every listener is off: enable kafka or amqp");
+        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled {
+            bail!("every listener is off: enable kafka, amqp or rocketmq");
         }
         Ok(Settings {
             broker,
@@ -389,6 +441,8 @@ impl Settings {
             kafka,
             amqp_enabled,
             amqp,
+            rocketmq_enabled,
+            rocketmq,
             vhosts,
             log_format,
             log_filter,

@@ -116,12 +116,20 @@ impl Server {
                 format!("127.0.0.1:{}", self.amqp_port),
             ]
         };
+        // RocketMQ's listener is off unless a test asks for it: its default port would be shared
+        // by every test running at once.
+        let rocketmq = if self.args.iter().any(|a| a == "--rocketmq-listen") {
+            Vec::new()
+        } else {
+            vec!["--rocketmq-listen".to_string(), "off".to_string()]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_porter"))
             .arg("serve")
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(["--kafka-listen", &addr, "--kafka-advertised", &addr])
             .args(&amqp)
+            .args(&rocketmq)
             .args(&self.args)
             .env("NO_COLOR", "1")
             .env_remove("PORTER_CONFIG")
