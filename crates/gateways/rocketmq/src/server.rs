@@ -69,8 +69,28 @@ fn closed(result: Result<(), hyper::Error>) -> CloseReason {
     match result {
         Ok(()) => CloseReason::peer("client closed the connection"),
         Err(e) if e.is_timeout() => CloseReason::peer(format!("keep-alive timed out: {e}")),
+        // A client gone without a word (a port probe, a killed process) is not a protocol error.
+        Err(e) if e.is_incomplete_message() || e.is_closed() || went_away(&e) => {
+            CloseReason::peer(format!("client went away: {e}"))
+        }
         Err(e) => CloseReason::protocol(0, format!("HTTP/2: {e}")),
     }
+}
+
+/// Whether hyper's error is the socket ending (EOF, reset) rather than bad HTTP/2.
+fn went_away(error: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                UnexpectedEof | ConnectionReset | BrokenPipe | ConnectionAborted
+            );
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Serves until `shutdown` is cancelled, then drains (bounded by `drain_timeout`).

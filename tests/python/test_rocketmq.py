@@ -1,0 +1,260 @@
+"""RocketMQ 5 applications against Porter, with the official Python client
+(rocketmq-python-client): sends with tags, keys and properties; filtered, batched and long-polled
+receives; acks, redelivery after the invisible duration, FIFO message groups, dead letters and
+re-drive, the push consumer; bad input; and kill -9 with messages in flight."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+from confluent_kafka import Consumer as KafkaConsumer
+from rocketmq import ConsumeResult, MessageListener, PushConsumer
+
+from rocketmq_helpers import (
+    WAIT_S,
+    Code,
+    config,
+    message,
+    producer,
+    raw_send,
+    raw_stub,
+    receive_all,
+    simple_consumer,
+    tag,
+)
+
+
+def test_a_tagged_message_with_keys_and_properties_reaches_a_consumer_filtering_by_tag(porter):
+    with producer(porter, "orders") as p:
+        sent = [
+            p.send(message("orders", b"order 1 paid", tag="paid", keys=["order-1"], properties={"region": "eu"})),
+            p.send(message("orders", b"order 2 created", tag="created", keys=["order-2"])),
+            p.send(message("orders", b"order 3 refunded", tag="refunded", keys=["order-3"])),
+        ]
+    assert len({r.message_id for r in sent}) == 3
+    with simple_consumer(porter, "billing", {"orders": tag("paid || refunded")}) as c:
+        got = receive_all(c, 2)
+        assert sorted(m.body for m in got) == [b"order 1 paid", b"order 3 refunded"]
+        paid = next(m for m in got if m.tag == "paid")
+        assert set(paid.keys) == {"order-1"}
+        assert paid.properties == {"region": "eu"}
+        assert paid.message_id == sent[0].message_id
+        assert paid.delivery_attempt == 1
+        # Everything was acked and the third message's tag is not wanted: an empty long poll.
+        started = time.monotonic()
+        assert c.receive(32, 30) == []
+        assert time.monotonic() - started >= 0.8, "an empty receive long-polls for the await duration"
+
+
+def test_a_receive_returns_a_batch_and_acked_messages_never_come_back(porter):
+    with producer(porter, "batch") as p:
+        for i in range(40):
+            p.send(message("batch", f"m{i}".encode()))
+    with simple_consumer(porter, "g", {"batch": tag("*")}) as c:
+        first = c.receive(32, 30)
+        assert 1 < len(first) <= 32, "one receive brings several messages"
+        rest = receive_all(c, 40 - len(first))
+        for m in first:
+            c.ack(m)
+        bodies = sorted(m.body for m in first + rest)
+        assert bodies == sorted(f"m{i}".encode() for i in range(40))
+        assert c.receive(32, 30) == []
+
+
+def test_an_unacked_message_comes_back_after_its_invisible_duration_with_the_attempt_raised(porter):
+    with producer(porter, "work") as p:
+        p.send(message("work", b"job"))
+    with simple_consumer(porter, "workers", {"work": tag("*")}) as c:
+        first = receive_all(c, 1, invisible_s=2, ack=False)
+        assert [m.delivery_attempt for m in first] == [1]
+        assert c.receive(32, 2) == [], "hidden while invisible"
+        time.sleep(1.5)
+        again = receive_all(c, 1, invisible_s=10, ack=False)
+        assert [(m.body, m.delivery_attempt) for m in again] == [(b"job", 2)]
+        # Extending the invisible duration keeps it hidden past the original deadline.
+        c.change_invisible_duration(again[0], 6)
+        time.sleep(1)
+        assert c.receive(32, 2) == []
+        c.ack(again[0])
+        time.sleep(6)
+        assert c.receive(32, 1) == [], "acked after the change: never again"
+
+
+def test_fifo_message_groups_are_delivered_in_order_one_at_a_time(porter):
+    groups = ["alice", "bob", "carol"]
+    with producer(porter, "fifo") as p:
+        for i in range(5):
+            for g in groups:
+                p.send(message("fifo", f"{g}-{i}".encode(), group=g))
+    seen: dict[str, list[int]] = {g: [] for g in groups}
+    with simple_consumer(porter, "fifo-readers", {"fifo": tag("*")}) as c:
+        deadline = time.monotonic() + WAIT_S
+        while sum(map(len, seen.values())) < 15 and time.monotonic() < deadline:
+            got = c.receive(32, 30)
+            per_group = {}
+            for m in got:
+                g, i = m.body.decode().split("-")
+                per_group[g] = per_group.get(g, 0) + 1
+                assert m.message_group == g
+                seen[g].append(int(i))
+            assert all(n == 1 for n in per_group.values()), f"one message per group at a time: {per_group}"
+            for m in got:
+                c.ack(m)
+    assert seen == {g: [0, 1, 2, 3, 4] for g in groups}
+
+
+def test_after_the_last_attempt_a_message_goes_to_the_dead_letter_topic_and_can_be_redriven(porter, tmp_path):
+    conf = tmp_path / "porter.toml"
+    conf.write_text("[rocketmq]\nmax_delivery_attempts = 2\n")
+    porter.extra_args = ["--config", str(conf)]
+    porter.restart()
+    with producer(porter, "payments") as p:
+        p.send(message("payments", b"poison", tag="t", keys=["pay-9"], properties={"amount": "9"}))
+    with simple_consumer(porter, "settle", {"payments": tag("*")}) as c:
+        for attempt in (1, 2):
+            got = receive_all(c, 1, invisible_s=1, ack=False)
+            assert [m.delivery_attempt for m in got] == [attempt]
+            time.sleep(1.2)
+        assert c.receive(32, 1) == [], "not delivered a third time"
+    with simple_consumer(porter, "ops", {"%DLQ%settle": tag("*")}) as dlq:
+        dead = receive_all(dlq, 1)
+        assert [m.body for m in dead] == [b"poison"]
+        assert dead[0].properties["DLQ_ORIGIN_TOPIC"] == "payments"
+        assert dead[0].properties["amount"] == "9"
+    # Re-drive: send it back to its topic; the group gets it again.
+    with producer(porter, "payments") as p:
+        props = {k: v for k, v in dead[0].properties.items() if not k.startswith("DLQ_")}
+        p.send(message("payments", dead[0].body, tag="t", keys=["pay-9"], properties=props))
+    with simple_consumer(porter, "settle", {"payments": tag("*")}) as c:
+        assert [m.body for m in receive_all(c, 1)] == [b"poison"]
+
+
+def test_a_kafka_consumer_reads_a_rocketmq_topic_with_tags_and_keys_as_headers(porter):
+    with producer(porter, "audit") as p:
+        p.send(message("audit", b"signed up", tag="signup", keys=["user-1"], properties={"source": "web"}))
+    consumer = KafkaConsumer({
+        "bootstrap.servers": porter.bootstrap,
+        "group.id": "analytics",
+        "auto.offset.reset": "earliest",
+    })
+    consumer.subscribe(["audit"])
+    try:
+        record = None
+        deadline = time.monotonic() + WAIT_S
+        while record is None and time.monotonic() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and m.error() is None:
+                record = m
+        assert record is not None
+        headers = {k: v.decode() for k, v in record.headers()}
+        assert record.value() == b"signed up"
+        assert headers["TAGS"] == "signup"
+        assert headers["KEYS"] == "user-1"
+        assert headers["source"] == "web"
+        assert record.key() == b"user-1"
+    finally:
+        consumer.close()
+
+
+class Flaky(MessageListener):
+    """Fails each message the first time, then succeeds."""
+
+    def __init__(self):
+        self.seen: list[tuple[bytes, int]] = []
+        self.done = threading.Event()
+
+    def consume(self, m):
+        self.seen.append((m.body, m.delivery_attempt))
+        if m.delivery_attempt == 1:
+            return ConsumeResult.FAILURE
+        self.done.set()
+        return ConsumeResult.SUCCESS
+
+
+def test_a_push_consumer_gets_a_failed_message_again_after_the_retry_backoff(porter):
+    with producer(porter, "signup") as p:
+        p.send(message("signup", b"welcome mail"))
+    listener = Flaky()
+    consumer = PushConsumer(config(porter), "mailer", listener, {"signup": tag("*")})
+    consumer.startup()
+    try:
+        assert listener.done.wait(WAIT_S), f"only saw {listener.seen}"
+        assert listener.seen[:2] == [(b"welcome mail", 1), (b"welcome mail", 2)]
+    finally:
+        consumer.shutdown()
+
+
+def test_a_topic_that_does_not_exist_is_refused_when_auto_creation_is_off(porter, tmp_path):
+    conf = tmp_path / "porter.toml"
+    conf.write_text("[rocketmq]\nauto_create_topics = false\n")
+    porter.extra_args = ["--config", str(conf)]
+    porter.restart()
+    channel, stub = raw_stub(porter)
+    with channel:
+        answer = raw_send(stub, "nowhere", b"x")
+        assert answer.status.code == Code.TOPIC_NOT_FOUND
+        assert "nowhere" in answer.status.message
+
+
+def test_an_oversized_body_is_refused_with_message_body_too_large(porter, tmp_path):
+    conf = tmp_path / "porter.toml"
+    conf.write_text("[rocketmq]\nbody_bytes_max = 1024\n")
+    porter.extra_args = ["--config", str(conf)]
+    porter.restart()
+    channel, stub = raw_stub(porter)
+    with channel:
+        assert raw_send(stub, "big", b"x" * 1024).status.code == Code.OK
+        answer = raw_send(stub, "big", b"x" * 1025)
+        assert answer.status.code == Code.MESSAGE_BODY_TOO_LARGE
+        # Bad arguments get their RocketMQ code, not a generic failure.
+        assert raw_send(stub, "big", b"").status.code == Code.MESSAGE_BODY_EMPTY
+        assert raw_send(stub, "big", b"x", tag="a|b").status.code == Code.ILLEGAL_MESSAGE_TAG
+        assert raw_send(stub, "bad topic!", b"x").status.code == Code.ILLEGAL_TOPIC
+        fifo = raw_send(stub, "big", b"x", message_type=2)  # FIFO without a message group
+        assert fifo.status.code == Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+
+
+def test_malformed_protobuf_and_a_cut_stream_leave_the_server_serving(porter):
+    channel = grpc.insecure_channel(porter.rocketmq_endpoint)
+    with channel:
+        send = channel.unary_unary(
+            "/apache.rocketmq.v2.MessagingService/SendMessage",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        try:
+            send(b"\xff\xff\xff\xff\x0f garbage", timeout=5)
+            raise AssertionError("a malformed request was accepted")
+        except grpc.RpcError as e:
+            assert e.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+    # An HTTP/2 preface, half a frame, then the socket closes.
+    import socket
+
+    with socket.create_connection(("127.0.0.1", porter.rocketmq_port), timeout=5) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x10\x01\x04")
+    with socket.create_connection(("127.0.0.1", porter.rocketmq_port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with producer(porter, "alive") as p:
+        assert p.send(message("alive", b"still serving")).message_id
+
+
+def test_acked_progress_survives_kill_9_and_in_flight_messages_come_back(porter):
+    with producer(porter, "ledger") as p:
+        for i in range(10):
+            p.send(message("ledger", f"entry {i}".encode()))
+    with simple_consumer(porter, "books", {"ledger": tag("*")}) as c:
+        got = receive_all(c, 5, ack=False)
+        acked = got[:3]
+        for m in acked:
+            c.ack(m)
+        # got[3:] stay in flight (invisible for 30 s) when the broker dies.
+    porter.kill9_restart()
+    with simple_consumer(porter, "books", {"ledger": tag("*")}) as c:
+        after = receive_all(c, 7)
+        time.sleep(0.5)
+        after += c.receive(32, 30)
+    bodies = sorted(m.body for m in after)
+    expected = sorted(f"entry {i}".encode() for i in range(10) if f"entry {i}".encode() not in {m.body for m in acked})
+    assert bodies == expected, "every unacked message once more, no acked one"
