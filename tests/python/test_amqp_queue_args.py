@@ -398,3 +398,30 @@ def test_queue_types_and_arguments_porter_does_not_act_on_are_served_and_logged(
     assert "orders.quorum" in warnings[0]
     assert "x-queue-type = quorum" in warnings[0] and "x-delivery-limit" in warnings[0], warnings[0]
     assert "x-message-ttl" not in warnings[0], warnings[0]
+
+
+def test_delivery_limit_dead_letters_a_message_that_keeps_coming_back(amqp):
+    """`x-delivery-limit` (a quorum-queue argument in RabbitMQ; Porter honours it on any queue):
+    once a message has come back unacknowledged more than the limit, it is dead-lettered with
+    reason `delivery_limit` instead of delivered again."""
+    ch = amqp.channel()
+    dlx = amqp.name("poison-dlx")
+    ch.exchange_declare(dlx, "fanout")
+    parked = amqp.name("parked")
+    ch.queue_declare(parked)
+    ch.queue_bind(parked, dlx)
+    q = amqp.name("limited")
+    ch.queue_declare(q, durable=True, arguments={
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 2,
+        "x-dead-letter-exchange": dlx,
+    })
+    publish_confirmed(ch, "", q, [b"poison"], delivery_mode=2)
+    for _ in range(3):  # the first delivery and two redeliveries
+        [d] = get_n(ch, q, 1, ack=False, timeout=WAIT_S)
+        assert d.body == b"poison"
+        ch.basic_nack(d.method.delivery_tag, requeue=True)
+    [dead] = get_n(ch, parked, 1, timeout=WAIT_S)
+    assert dead.body == b"poison"
+    assert x_death(dead.properties, q, "delivery_limit")["count"] == 1
+    assert_empty(ch, q, wait=0.2)

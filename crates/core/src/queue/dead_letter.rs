@@ -14,6 +14,8 @@ pub enum DeadReason {
     Expired,
     /// Pushed out (or refused) by `x-max-length` / `x-max-length-bytes`.
     MaxLen,
+    /// Came back unacknowledged more than `x-delivery-limit` times.
+    DeliveryLimit,
 }
 
 impl DeadReason {
@@ -22,6 +24,7 @@ impl DeadReason {
             DeadReason::Rejected => "rejected",
             DeadReason::Expired => "expired",
             DeadReason::MaxLen => "maxlen",
+            DeadReason::DeliveryLimit => "delivery_limit",
         }
     }
 }

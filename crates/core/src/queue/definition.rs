@@ -118,6 +118,7 @@ pub fn compared_arguments(queue_type: Option<&str>) -> &'static [&'static str] {
             "x-queue-mode",
             "x-queue-version",
             "x-single-active-consumer",
+            "x-delivery-limit",
             "x-queue-type",
             "x-queue-master-locator",
             "x-queue-leader-locator",
@@ -150,6 +151,10 @@ pub struct QueueArguments {
     pub dead_letter_routing_key: Option<String>,
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
+    /// `x-delivery-limit` (RabbitMQ's quorum queues, honoured on every queue here): a message
+    /// that came back unacknowledged more than this many times is dead-lettered (reason
+    /// `delivery_limit`) instead of delivered again.
+    pub delivery_limit: Option<u32>,
 }
 
 /// An argument RabbitMQ would refuse when creating the queue, worded as RabbitMQ words it: the
@@ -272,6 +277,8 @@ impl QueueArguments {
             parsed.dead_letter_routing_key = Some(key.to_string());
         }
         parsed.max_length = non_negative(arguments, "x-max-length")?;
+        parsed.delivery_limit =
+            non_negative(arguments, "x-delivery-limit")?.map(|n| n.min(u64::from(u32::MAX)) as u32);
         parsed.max_length_bytes = non_negative(arguments, "x-max-length-bytes")?;
         if let Some(priority) = non_negative(arguments, "x-max-priority")? {
             if i128::from(priority) > PRIORITY_MAX {

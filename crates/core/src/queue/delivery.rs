@@ -113,7 +113,7 @@ impl Queue {
             let position = (lane, delivery.offset);
             let queue_tag = queue_tag(lane, delivery.delivery_tag);
             let stored = self.load(position, true).await?;
-            if let Some(reason) = self.unusable(&stored, now_ms()) {
+            if let Some(reason) = self.unusable(&stored, now_ms(), delivery.returns) {
                 self.discard_delivery(position, queue_tag, reason)?;
                 continue;
             }
@@ -244,7 +244,7 @@ impl Queue {
                 return Ok((None, false));
             };
             let stored = self.load(position, false).await?;
-            match self.unusable(&stored, now_ms()) {
+            match self.unusable(&stored, now_ms(), 0) {
                 None => return Ok((self.expires_at(&stored), false)),
                 Some(reason) => {
                     let (lane, offset) = position;

@@ -14,7 +14,7 @@
 //! `recover`), outputs (`next_delivery`, `get`, `take_ack_changes`), and reads (`ready`,
 //! `unacked`, `consumers`, `settled_prefix`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -38,6 +38,9 @@ pub struct Delivery {
     pub delivery_tag: u64,
     /// The message may have been delivered before (requeued, or unacked when the broker stopped).
     pub redelivered: bool,
+    /// Times it came back to the queue unacknowledged before this delivery (a nack or reject
+    /// with requeue, its consumer gone, a restart): what `x-delivery-limit` counts.
+    pub returns: u32,
 }
 
 /// A durable record of the state's progress. The caller appends these, in the order
@@ -117,6 +120,9 @@ pub struct QueueState {
     delivered_watermark: Offset,
     /// Offsets below `next_fresh` waiting for redelivery, in offset order.
     requeued: BTreeSet<Offset>,
+    /// How often each requeued or unacked offset came back unacknowledged; only offsets that
+    /// did are here, so its size is bounded by `requeued` + `unacked`.
+    returns: HashMap<Offset, u32>,
     /// Outstanding deliveries by tag.
     unacked: BTreeMap<u64, Unacked>,
     settled: RangeSet,
@@ -149,6 +155,7 @@ impl QueueState {
             next_fresh: log_start,
             delivered_watermark: log_start,
             requeued: BTreeSet::new(),
+            returns: HashMap::new(),
             unacked: BTreeMap::new(),
             settled: RangeSet::new(),
             consumers: Vec::new(),
@@ -215,7 +222,11 @@ impl QueueState {
                 reason: "more unsettled offsets below the watermark than could be outstanding",
             });
         }
-        self.requeued.extend(span);
+        for offset in span {
+            self.requeued.insert(offset);
+            // May have been delivered before the restart: count it as one return.
+            self.returns.insert(offset, 1);
+        }
         Ok(())
     }
 
@@ -400,6 +411,7 @@ impl QueueState {
             (consumer.tag.clone(), consumer.no_ack)
         };
         let (offset, redelivered) = self.take_ready().expect("has_ready");
+        let returns = self.returns_of(offset);
         let delivery_tag = self.issue_tag();
         if no_ack {
             self.settle_offsets(&[offset]);
@@ -413,6 +425,7 @@ impl QueueState {
             consumer_tag: Some(tag),
             delivery_tag,
             redelivered,
+            returns,
         })
     }
 
@@ -424,6 +437,7 @@ impl QueueState {
             return None;
         }
         let (offset, redelivered) = self.take_ready().expect("has_ready");
+        let returns = self.returns_of(offset);
         let delivery_tag = self.issue_tag();
         self.track(delivery_tag, offset, None, now_ms);
         self.check_invariants();
@@ -432,6 +446,7 @@ impl QueueState {
             consumer_tag: None,
             delivery_tag,
             redelivered,
+            returns,
         })
     }
 
@@ -566,6 +581,18 @@ impl QueueState {
         Some((offset, false))
     }
 
+    /// How many times the message under `delivery_tag` will have come back if it is requeued
+    /// now (0 for an unknown tag): the runtime dead-letters instead past `x-delivery-limit`.
+    pub fn returns_if_requeued(&self, delivery_tag: u64) -> u32 {
+        self.unacked
+            .get(&delivery_tag)
+            .map_or(0, |u| self.returns_of(u.offset) + 1)
+    }
+
+    fn returns_of(&self, offset: Offset) -> u32 {
+        self.returns.get(&offset).copied().unwrap_or(0)
+    }
+
     fn issue_tag(&mut self) -> u64 {
         let tag = self.next_delivery_tag;
         self.next_delivery_tag += 1;
@@ -631,11 +658,17 @@ impl QueueState {
         for &offset in &offsets {
             let fresh = self.requeued.insert(offset);
             assert!(fresh, "offset {offset} requeued twice");
+            *self.returns.entry(offset).or_insert(0) += 1;
         }
         offsets
     }
 
     fn settle_offsets(&mut self, sorted: &[Offset]) {
+        if !self.returns.is_empty() {
+            for offset in sorted {
+                self.returns.remove(offset);
+            }
+        }
         for run in RangeSet::runs(sorted) {
             self.settled.insert(run.clone());
             self.pending_changes.push(AckChange::Settled(run));
@@ -651,6 +684,7 @@ impl QueueState {
         assert!(self.log_start <= self.next_fresh && self.next_fresh <= self.log_end);
         assert!(self.next_fresh <= self.delivered_watermark);
         assert!(self.unacked.len() <= UNACKED_PER_QUEUE_MAX);
+        assert!(self.returns.len() <= self.requeued.len() + self.unacked.len());
         assert!(
             self.requeued.len() + self.unacked.len()
                 <= UNACKED_PER_QUEUE_MAX + DELIVERED_WATERMARK_STEP as usize

@@ -123,7 +123,7 @@ impl Queue {
             };
             let tag = queue_tag(lane, delivery.delivery_tag);
             let stored = self.load((lane, delivery.offset), true).await?;
-            if let Some(reason) = self.unusable(&stored, now_ms()) {
+            if let Some(reason) = self.unusable(&stored, now_ms(), delivery.returns) {
                 self.settle_dead(&[tag], reason)?;
                 continue;
             }
@@ -173,14 +173,29 @@ impl Queue {
         if !requeue {
             return self.settle_dead(queue_tags, Some(DeadReason::Rejected));
         }
+        let limit = self.args.delivery_limit;
+        let mut limited = false;
         let result = {
             let mut inner = self.inner.lock();
             queue_tags.iter().try_for_each(|&tag| {
                 let (lane, lane_tag) = inner.lane_of(tag)?;
-                inner.states[lane].nack(lane_tag, false, true)?;
+                // `x-delivery-limit`: past it, dead-lettered now rather than requeued (RabbitMQ's
+                // quorum queues decide at the return, so a queue nobody reads does not keep it).
+                if limit.is_some_and(|l| inner.states[lane].returns_if_requeued(lane_tag) > l) {
+                    let outcome = inner.states[lane].nack(lane_tag, false, false)?;
+                    for offset in outcome.dead {
+                        self.discarded(&mut inner, (lane, offset), Some(DeadReason::DeliveryLimit));
+                    }
+                    limited = true;
+                } else {
+                    inner.states[lane].nack(lane_tag, false, true)?;
+                }
                 Ok(())
             })
         };
+        if limited {
+            self.persist_changes()?;
+        }
         self.schedule();
         result
     }

@@ -47,9 +47,18 @@ impl Queue {
         &self,
         stored: &StoredMessage,
         now_ms: i64,
+        returns: u32,
     ) -> Option<Option<DeadReason>> {
         if stored.epoch.is_some_and(|e| e != self.epoch) {
             return Some(None);
+        }
+        // `x-delivery-limit`: came back unacknowledged more often than allowed.
+        if self
+            .args
+            .delivery_limit
+            .is_some_and(|limit| returns > limit)
+        {
+            return Some(Some(DeadReason::DeliveryLimit));
         }
         let deadline = self.expires_at(stored)?;
         (deadline <= now_ms).then_some(Some(DeadReason::Expired))
