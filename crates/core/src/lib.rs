@@ -19,6 +19,7 @@
 //! - [`topic_publish`]: sends [`topic_message::TopicMessage`]s to a topic's partitions.
 //! - [`pop`]: pop consumption (receive with an invisible duration, ack, redelivery with
 //!   attempts, dead letters, FIFO message groups) over a topic, per consumer group.
+//! - [`lookup`]: finding a topic message by key or id within a time range.
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
@@ -36,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod group;
 pub mod limits;
+pub mod lookup;
 pub mod message;
 pub mod metadata;
 pub mod partition;
