@@ -258,3 +258,27 @@ def test_acked_progress_survives_kill_9_and_in_flight_messages_come_back(porter)
     bodies = sorted(m.body for m in after)
     expected = sorted(f"entry {i}".encode() for i in range(10) if f"entry {i}".encode() not in {m.body for m in acked})
     assert bodies == expected, "every unacked message once more, no acked one"
+
+
+def test_a_topic_typed_fifo_through_the_kafka_admin_api_refuses_normal_messages(porter):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": porter.bootstrap})
+    admin.create_topics([NewTopic("typed", 2, config={"message.type": "FIFO"})])["typed"].result(10)
+    channel, stub = raw_stub(porter)
+    with channel:
+        refused = raw_send(stub, "typed", b"plain")
+        assert refused.status.code == Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+        assert "FIFO" in refused.status.message
+        ok = raw_send(stub, "typed", b"ordered", message_type=2, message_group="g1")
+        assert ok.status.code == Code.OK
+        route = stub.QueryRoute(_route_request("typed"), timeout=10)
+        assert {t for q in route.message_queues for t in q.accept_message_types} == {2}
+
+
+def _route_request(topic):
+    from rocketmq.grpc_protocol import service_pb2
+
+    request = service_pb2.QueryRouteRequest()
+    request.topic.name = topic
+    return request

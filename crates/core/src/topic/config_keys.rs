@@ -130,6 +130,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigKey] = &[
         ConfigKind::Long, LONG_MAX,
         "Deprecated: how far from the broker's clock a CreateTime record may be, either way",
         "honoured: bounds both of the two keys above"),
+    kept("message.type", "message.type", ConfigKind::String, "MIXED",
+        "Porter's own (RocketMQ's topic message type): NORMAL, FIFO, DELAY, TRANSACTION or MIXED",
+        "honoured for RocketMQ producers: a message of another type is refused with MESSAGE_PROPERTY_CONFLICT_WITH_TYPE; MIXED takes every type"),
     log("message.timestamp.type", "log.message.timestamp.type", ConfigKind::String,
         "CreateTime (the producer's timestamps) or LogAppendTime (the broker's clock at append)",
         HONOURED),
@@ -235,6 +238,13 @@ fn check_kept(key: &str, value: &str) -> Result<String> {
         "flush.messages" => long_at_least(1),
         "local.retention.bytes" | "local.retention.ms" => long_at_least(-2),
         "min.insync.replicas" => int_at_least(1),
+        "message.type" => {
+            let upper = v.to_ascii_uppercase();
+            match upper.as_str() {
+                "NORMAL" | "FIFO" | "DELAY" | "TRANSACTION" | "MIXED" => Ok(upper),
+                _ => Err(bad("must be NORMAL, FIFO, DELAY, TRANSACTION or MIXED")),
+            }
+        }
         "segment.index.bytes" => int_at_least(4),
         "message.downconversion.enable" | "preallocate" | "unclean.leader.election.enable" => {
             boolean()

@@ -147,6 +147,15 @@ impl TopicConfig {
             .unwrap_or(1)
     }
 
+    /// `message.type`: which kinds of business message the topic takes (RocketMQ's topic
+    /// message type); `MIXED`, the default, takes all.
+    pub fn message_type(&self) -> &str {
+        self.overrides
+            .get("message.type")
+            .map(String::as_str)
+            .unwrap_or("MIXED")
+    }
+
     /// The storage settings for this topic: broker defaults with this topic's overrides applied.
     pub fn log_config(&self, defaults: &LogConfig) -> LogConfig {
         let mut config = defaults.clone();
@@ -261,7 +270,7 @@ mod tests {
             }
         }
         // Plus Porter's own `flush`; every entry has a doc and says what Porter does with it.
-        assert_eq!(TOPIC_CONFIGS.len(), 32);
+        assert_eq!(TOPIC_CONFIGS.len(), 33);
         assert!(TOPIC_CONFIGS
             .iter()
             .all(|k| !k.doc.is_empty() && !k.effect.is_empty()));

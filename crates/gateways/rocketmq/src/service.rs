@@ -90,12 +90,10 @@ impl Gateway {
                     id: 0,
                     endpoints: endpoints.clone(),
                 }),
-                accept_message_types: vec![
-                    MessageType::Normal as i32,
-                    MessageType::Fifo as i32,
-                    MessageType::Delay as i32,
-                    MessageType::Transaction as i32,
-                ],
+                accept_message_types: accepted_types(handle.topic.config.message_type())
+                    .iter()
+                    .map(|t| *t as i32)
+                    .collect(),
             })
             .collect()
     }
@@ -124,6 +122,18 @@ impl Gateway {
             incoming.push(one);
         }
         let handle = self.topic(&name).await?;
+        let accepted = accepted_types(handle.topic.config.message_type());
+        if let Some(one) = incoming.iter().find(|one| !accepted.contains(&one.kind)) {
+            return Err(Refusal::new(
+                Code::MessagePropertyConflictWithType,
+                format!(
+                    "topic {} takes {} messages, not {}",
+                    convert::rocketmq_topic_name(&name),
+                    handle.topic.config.message_type(),
+                    one.kind.as_str_name()
+                ),
+            ));
+        }
         let mut entries = vec![None; incoming.len()];
         let mut now_batch = Vec::new();
         let mut now_index = Vec::new();
@@ -626,6 +636,22 @@ impl MessagingService for Service {
         Ok(Response::new(SyncLiteSubscriptionResponse {
             status: Some(unsupported("SyncLiteSubscription (lite topics)")),
         }))
+    }
+}
+
+/// The message types a topic's `message.type` takes.
+fn accepted_types(message_type: &str) -> &'static [MessageType] {
+    match message_type {
+        "NORMAL" => &[MessageType::Normal],
+        "FIFO" => &[MessageType::Fifo],
+        "DELAY" => &[MessageType::Delay],
+        "TRANSACTION" => &[MessageType::Transaction],
+        _ => &[
+            MessageType::Normal,
+            MessageType::Fifo,
+            MessageType::Delay,
+            MessageType::Transaction,
+        ],
     }
 }
 
