@@ -107,7 +107,8 @@ def test_fifo_message_groups_are_delivered_in_order_one_at_a_time(porter):
 
 def test_after_the_last_attempt_a_message_goes_to_the_dead_letter_topic_and_can_be_redriven(porter, tmp_path):
     conf = tmp_path / "porter.toml"
-    conf.write_text("[rocketmq]\nmax_delivery_attempts = 2\n")
+    # The retry policy of one group; others keep the default (17 attempts).
+    conf.write_text("[rocketmq.groups.settle]\nmax_delivery_attempts = 2\nbackoff = \"exponential\"\n")
     porter.extra_args = ["--config", str(conf)]
     porter.restart()
     with producer(porter, "payments") as p:

@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use porter_core::{BrokerConfig, FlushMode, TopicConfig};
 use porter_gateway_amqp::{AmqpConfig, User};
 use porter_gateway_kafka::KafkaConfig;
+use porter_gateway_rocketmq::config::{Backoff, GroupPolicy};
 use porter_gateway_rocketmq::RocketmqConfig;
 use serde::Deserialize;
 
@@ -50,6 +51,20 @@ pub struct RocketmqSection {
     pub auto_create_queues: Option<u32>,
     /// Deliveries of a message to a consumer group before it is dead-lettered.
     pub max_delivery_attempts: Option<u32>,
+    /// Per consumer group retry policies: `[rocketmq.groups.<name>]`.
+    #[serde(default)]
+    pub groups: std::collections::HashMap<String, GroupSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub max_delivery_attempts: Option<u32>,
+    /// `ladder` (RocketMQ's 1 s, 5 s, 10 s … 2 h; the default) or `exponential`.
+    pub backoff: Option<String>,
+    pub backoff_initial_ms: Option<u64>,
+    pub backoff_max_ms: Option<u64>,
+    pub backoff_multiplier: Option<f32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -403,6 +418,26 @@ impl Settings {
         }
         if let Some(v) = r.max_delivery_attempts {
             rocketmq.max_delivery_attempts = v.max(1);
+        }
+        for (name, g) in &r.groups {
+            let backoff = match g.backoff.as_deref() {
+                None | Some("ladder") => Backoff::Ladder,
+                Some("exponential") => Backoff::Exponential {
+                    initial_ms: g.backoff_initial_ms.unwrap_or(1_000).max(1),
+                    max_ms: g.backoff_max_ms.unwrap_or(7_200_000).max(1),
+                    multiplier: g.backoff_multiplier.unwrap_or(2.0).max(1.0),
+                },
+                Some(other) => bail!(
+                    "[rocketmq.groups.{name}] backoff must be ladder or exponential, not {other:?}"
+                ),
+            };
+            rocketmq.groups.insert(
+                name.clone(),
+                GroupPolicy {
+                    max_delivery_attempts: g.max_delivery_attempts.map(|v| v.max(1)),
+                    backoff,
+                },
+            );
         }
         let alarms = &mut broker.alarms;
         if let Some(v) = file.alarms.memory_high_watermark_bytes {

@@ -1,5 +1,6 @@
 //! The RocketMQ gateway's settings. Every limit is named in [`crate::limits`] with its cost.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -22,6 +23,30 @@ pub struct RocketmqConfig {
     pub max_delivery_attempts: u32,
     /// A response write that makes no progress for this long closes the connection.
     pub write_stall_ms: u64,
+    /// Per consumer group: its retry policy, where it differs from the defaults.
+    pub groups: HashMap<String, GroupPolicy>,
+}
+
+/// How a consumer group's failed messages are retried.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupPolicy {
+    /// Deliveries before the dead-letter topic; `None`: `max_delivery_attempts`.
+    pub max_delivery_attempts: Option<u32>,
+    pub backoff: Backoff,
+}
+
+/// The wait before a failed message is delivered again (told to clients in their settings;
+/// push consumers apply it when a listener fails).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Backoff {
+    /// RocketMQ's ladder: 1 s, 5 s, 10 s, 30 s, 1 m, 2 m … 2 h.
+    #[default]
+    Ladder,
+    Exponential {
+        initial_ms: u64,
+        max_ms: u64,
+        multiplier: f32,
+    },
 }
 
 impl Default for RocketmqConfig {
@@ -34,11 +59,21 @@ impl Default for RocketmqConfig {
             auto_create_queues: limits::AUTO_CREATE_QUEUES,
             max_delivery_attempts: limits::MAX_ATTEMPTS_DEFAULT,
             write_stall_ms: 30_000,
+            groups: HashMap::new(),
         }
     }
 }
 
 impl RocketmqConfig {
+    /// Deliveries of a message to `group` before it is dead-lettered.
+    pub fn max_attempts(&self, group: &str) -> u32 {
+        self.groups
+            .get(group)
+            .and_then(|p| p.max_delivery_attempts)
+            .unwrap_or(self.max_delivery_attempts)
+            .max(1)
+    }
+
     /// The request size tonic decodes at most: a body plus room for properties.
     pub fn request_bytes_max(&self) -> usize {
         self.body_bytes_max + (limits::REQUEST_BYTES_MAX - limits::BODY_BYTES_MAX)

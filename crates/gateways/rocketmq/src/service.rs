@@ -243,7 +243,7 @@ impl Gateway {
             max_messages: (request.batch_size as usize).min(RECEIVE_BATCH_MAX),
             invisible_ms: invisible,
             long_poll,
-            max_attempts: self.config.max_delivery_attempts,
+            max_attempts: self.config.max_attempts(&group),
         };
         let received = self
             .pop

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::config::RocketmqConfig;
+use crate::config::{Backoff, RocketmqConfig};
 use crate::convert::duration_ms;
 use crate::error::ok;
 use crate::limits::{TELEMETRY_CLIENTS_MAX, TELEMETRY_QUEUE_MAX};
@@ -123,13 +123,34 @@ pub fn answer(settings: &Settings, config: &RocketmqConfig) -> TelemetryCommand 
             }
         }
         _ => {
+            let group = match &settings.pub_sub {
+                Some(crate::proto::settings::PubSub::Subscription(s)) => {
+                    s.group.as_ref().map(|g| g.name.clone()).unwrap_or_default()
+                }
+                _ => String::new(),
+            };
+            let backoff = config
+                .groups
+                .get(&group)
+                .map(|p| p.backoff.clone())
+                .unwrap_or_default();
+            let strategy = match backoff {
+                Backoff::Ladder => retry_policy::Strategy::CustomizedBackoff(CustomizedBackoff {
+                    next: RETRY_LADDER_MS.iter().map(|&ms| duration_ms(ms)).collect(),
+                }),
+                Backoff::Exponential {
+                    initial_ms,
+                    max_ms,
+                    multiplier,
+                } => retry_policy::Strategy::ExponentialBackoff(ExponentialBackoff {
+                    initial: Some(duration_ms(initial_ms)),
+                    max: Some(duration_ms(max_ms)),
+                    multiplier,
+                }),
+            };
             answer.backoff_policy = Some(RetryPolicy {
-                max_attempts: config.max_delivery_attempts as i32,
-                strategy: Some(retry_policy::Strategy::CustomizedBackoff(
-                    CustomizedBackoff {
-                        next: RETRY_LADDER_MS.iter().map(|&ms| duration_ms(ms)).collect(),
-                    },
-                )),
+                max_attempts: config.max_attempts(&group) as i32,
+                strategy: Some(strategy),
             });
             if let Some(crate::proto::settings::PubSub::Subscription(s)) = &mut answer.pub_sub {
                 s.fifo = Some(false);
