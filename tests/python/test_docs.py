@@ -7,8 +7,9 @@ would run them:
 - ```sh / ```bash / ```shell: `bash -euo pipefail` from the repository root, against a Porter
   started by the `porter` fixture. The documented default addresses are rewritten to the
   fixture's (localhost:9092 to its Kafka bootstrap, localhost:5672 and
-  amqp://guest:guest@localhost:5672 to its AMQP listener), and KAFKA_BOOTSTRAP / AMQP_URL point
-  there too (what examples/ read). The documented virtualenvs (`/tmp/porter-venv`, `.venv`, or one
+  amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one), and
+  KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT point there too (what examples/ read). The
+  documented virtualenvs (`/tmp/porter-venv`, `.venv`, or one
   the block creates) become the suite's own Python (sys.executable): `python3 -m venv DIR` is
   dropped and `pip install PKG...` is a no-op when every PKG is pinned in
   tests/python/requirements.txt; installing anything else fails the test (pin it there).
@@ -229,6 +230,7 @@ def rewrite_addresses(code: str, server: PorterServer) -> str:
     amqp = f"{server.amqp_host}:{server.amqp_port}"
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):9092\b", server.bootstrap, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):5672\b", amqp, code)
+    code = re.sub(r"\b(?:localhost|127\.0\.0\.1):8081\b", server.rocketmq_endpoint, code)
     # amqp://user:pass@localhost/... means port 5672 too.
     return re.sub(r"(amqp://(?:[^@/\s\"']*@)?)localhost(?![\w.:-])", rf"\g<1>{amqp}", code)
 
@@ -268,6 +270,7 @@ def snippet_env(server: PorterServer) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTER_")}
     env["KAFKA_BOOTSTRAP"] = server.bootstrap
     env["AMQP_URL"] = server.amqp_url
+    env["ROCKETMQ_ENDPOINT"] = server.rocketmq_endpoint
     # A reader who built Porter has `porter` at hand.
     env["PATH"] = f"{PORTER_BIN.parent}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -374,10 +377,11 @@ def config_server(tmp_path: Path, config: Path) -> tuple[PorterServer, list[int]
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     server = PorterServer(PORTER_BIN, data_dir, tmp_path / "porter.log", free_loopback_port())
-    # PorterServer passes --data-dir, --kafka-listen and --amqp-listen; any other listener here.
+    # PorterServer passes --data-dir, --kafka-listen, --amqp-listen and --rocketmq-listen; any
+    # other listener here.
     other_ports = []
     for flag in listen_flags():
-        if flag not in ("--kafka-listen", "--amqp-listen"):
+        if flag not in ("--kafka-listen", "--amqp-listen", "--rocketmq-listen"):
             port = free_loopback_port()
             other_ports.append(port)
             server.extra_args += [flag, f"127.0.0.1:{port}"]
