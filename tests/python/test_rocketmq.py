@@ -189,7 +189,10 @@ def test_a_push_consumer_gets_a_failed_message_again_after_the_retry_backoff(por
 
 def test_a_topic_that_does_not_exist_is_refused_when_auto_creation_is_off(porter, tmp_path):
     conf = tmp_path / "porter.toml"
-    conf.write_text("[rocketmq]\nauto_create_topics = false\n")
+    conf.write_text(
+        "[rocketmq]\nauto_create_topics = false\nauto_create_groups = false\n"
+        "[rocketmq.groups.known]\n"
+    )
     porter.extra_args = ["--config", str(conf)]
     porter.restart()
     channel, stub = raw_stub(porter)
@@ -197,6 +200,12 @@ def test_a_topic_that_does_not_exist_is_refused_when_auto_creation_is_off(porter
         answer = raw_send(stub, "nowhere", b"x")
         assert answer.status.code == Code.TOPIC_NOT_FOUND
         assert "nowhere" in answer.status.message
+        from rocketmq.grpc_protocol import service_pb2
+
+        ask = service_pb2.QueryAssignmentRequest()
+        ask.topic.name = "nowhere"
+        ask.group.name = "stranger"
+        assert stub.QueryAssignment(ask, timeout=10).status.code == Code.CONSUMER_GROUP_NOT_FOUND
 
 
 def test_an_oversized_body_is_refused_with_message_body_too_large(porter, tmp_path):

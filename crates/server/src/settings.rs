@@ -49,6 +49,8 @@ pub struct RocketmqSection {
     pub auto_create_topics: Option<bool>,
     /// Message queues (partitions) of an auto-created topic.
     pub auto_create_queues: Option<u32>,
+    /// Accept any consumer group (off: only those under [rocketmq.groups]).
+    pub auto_create_groups: Option<bool>,
     /// Deliveries of a message to a consumer group before it is dead-lettered.
     pub max_delivery_attempts: Option<u32>,
     /// Per consumer group retry policies: `[rocketmq.groups.<name>]`.
@@ -412,6 +414,9 @@ impl Settings {
         }
         if let Some(v) = r.auto_create_topics {
             rocketmq.auto_create_topics = v;
+        }
+        if let Some(v) = r.auto_create_groups {
+            rocketmq.auto_create_groups = v;
         }
         if let Some(v) = r.auto_create_queues {
             rocketmq.auto_create_queues = v.clamp(1, 1024);

@@ -19,6 +19,9 @@ pub struct RocketmqConfig {
     pub auto_create_topics: bool,
     /// Partitions ("message queues") of an auto-created topic.
     pub auto_create_queues: u32,
+    /// Accept any consumer group name (RocketMQ's `autoCreateSubscriptionGroup`). Off: only the
+    /// groups under `groups` exist; others get CONSUMER_GROUP_NOT_FOUND.
+    pub auto_create_groups: bool,
     /// Deliveries of a message to a group before it goes to the group's DLQ.
     pub max_delivery_attempts: u32,
     /// A response write that makes no progress for this long closes the connection.
@@ -57,6 +60,7 @@ impl Default for RocketmqConfig {
             connections_max: limits::CONNECTIONS_MAX,
             auto_create_topics: true,
             auto_create_queues: limits::AUTO_CREATE_QUEUES,
+            auto_create_groups: true,
             max_delivery_attempts: limits::MAX_ATTEMPTS_DEFAULT,
             write_stall_ms: 30_000,
             groups: HashMap::new(),

@@ -75,6 +75,19 @@ impl Gateway {
         }
     }
 
+    /// The consumer group a request names, checked against the configured groups when
+    /// auto-creation is off.
+    pub fn group(&self, resource: Option<&Resource>) -> Result<String, Refusal> {
+        let group = group_name(resource)?;
+        if !self.config.auto_create_groups && !self.config.groups.contains_key(&group) {
+            return Err(Refusal::new(
+                Code::ConsumerGroupNotFound,
+                format!("consumer group {group} does not exist (auto-creation is off)"),
+            ));
+        }
+        Ok(group)
+    }
+
     fn queues(handle: &TopicHandle, endpoints: Option<Endpoints>) -> Vec<MessageQueue> {
         let topic = Resource {
             resource_namespace: String::new(),
@@ -192,7 +205,7 @@ impl Gateway {
         &self,
         request: ReceiveMessageRequest,
     ) -> Result<Vec<ReceiveMessageResponse>, Refusal> {
-        let group = group_name(request.group.as_ref())?;
+        let group = self.group(request.group.as_ref())?;
         let queue = request
             .message_queue
             .as_ref()
@@ -350,7 +363,7 @@ impl MessagingService for Service {
     ) -> RpcResult<QueryAssignmentResponse> {
         let request = request.into_inner();
         let result = async {
-            group_name(request.group.as_ref())?;
+            self.0.group(request.group.as_ref())?;
             let name = topic_name(request.topic.as_ref())?;
             let handle = self.0.topic(&name).await?;
             Ok::<_, Refusal>(Gateway::queues(&handle, request.endpoints.clone()))
@@ -397,7 +410,7 @@ impl MessagingService for Service {
         let request = request.into_inner();
         let gateway = &self.0;
         let prepared = async {
-            let group = group_name(request.group.as_ref())?;
+            let group = self.0.group(request.group.as_ref())?;
             let name = topic_name(request.topic.as_ref())?;
             let handle = gateway.topic(&name).await?;
             Ok::<_, Refusal>((group, handle))
@@ -447,7 +460,7 @@ impl MessagingService for Service {
     ) -> RpcResult<ForwardMessageToDeadLetterQueueResponse> {
         let request = request.into_inner();
         let result = async {
-            let group = group_name(request.group.as_ref())?;
+            let group = self.0.group(request.group.as_ref())?;
             let name = topic_name(request.topic.as_ref())?;
             let handle = self.0.topic(&name).await?;
             self.0
@@ -587,7 +600,7 @@ impl MessagingService for Service {
     ) -> RpcResult<ChangeInvisibleDurationResponse> {
         let request = request.into_inner();
         let result = async {
-            let group = group_name(request.group.as_ref())?;
+            let group = self.0.group(request.group.as_ref())?;
             let name = topic_name(request.topic.as_ref())?;
             let invisible = request
                 .invisible_duration
