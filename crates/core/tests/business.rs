@@ -2,6 +2,7 @@
 //! published with tags and keys, pop consumption by a consumer group (filters, acks across a
 //! restart, dead letters), and lookup by key and id.
 
+#[allow(dead_code)] // the helpers other tests use
 mod common;
 
 use std::time::Duration;
