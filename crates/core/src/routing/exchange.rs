@@ -22,6 +22,14 @@ pub const RESERVED_PREFIX: &str = "amq.";
 /// The exchange argument naming where messages go when this exchange routes them nowhere.
 pub const ALTERNATE_EXCHANGE: &str = "alternate-exchange";
 
+/// The type RabbitMQ's delayed-message plugin adds: an exchange that holds a message with an
+/// `x-delay` header for that many milliseconds, then routes it as its `x-delayed-type` does.
+pub const DELAYED_MESSAGE_TYPE: &str = "x-delayed-message";
+/// The argument naming how a delayed-message exchange routes (`direct`, `topic`, ...).
+pub const DELAYED_TYPE_ARGUMENT: &str = "x-delayed-type";
+/// The message header holding a delay in milliseconds.
+pub const DELAY_HEADER: &str = "x-delay";
+
 /// The exchanges every virtual host starts with, as in RabbitMQ (without its trace exchange).
 pub const PREDECLARED: [(&str, ExchangeKind); 5] = [
     ("amq.direct", ExchangeKind::Direct),
@@ -83,6 +91,10 @@ pub struct Exchange {
     pub internal: bool,
     /// Free-form arguments; [`ALTERNATE_EXCHANGE`] is the one the routing model reads.
     pub arguments: FieldTable,
+    /// Declared as [`DELAYED_MESSAGE_TYPE`]: `kind` is its `x-delayed-type`, and a message with
+    /// a positive [`DELAY_HEADER`] waits in the broker's timer store before it is routed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delayed: bool,
 }
 
 impl Exchange {
@@ -95,6 +107,42 @@ impl Exchange {
             auto_delete: false,
             internal: false,
             arguments: FieldTable::new(),
+            delayed: false,
+        }
+    }
+
+    /// The routing kind and delayed flag of an `exchange.declare` of type `type_name`:
+    /// `x-delayed-message` takes its kind from the `x-delayed-type` argument, as RabbitMQ's
+    /// plugin does (without one it refuses the declare).
+    pub fn declared_kind(
+        name: &str,
+        type_name: &str,
+        arguments: &FieldTable,
+    ) -> Result<(ExchangeKind, bool), RoutingError> {
+        if type_name != DELAYED_MESSAGE_TYPE {
+            return Ok((ExchangeKind::parse(type_name)?, false));
+        }
+        let inner = arguments
+            .get(DELAYED_TYPE_ARGUMENT)
+            .and_then(|v| v.as_str())
+            .and_then(|t| ExchangeKind::parse(t).ok())
+            .ok_or_else(|| {
+                RoutingError::precondition(
+                    name,
+                    format!(
+                        "Invalid argument, '{DELAYED_TYPE_ARGUMENT}' must be an existing exchange type"
+                    ),
+                )
+            })?;
+        Ok((inner, true))
+    }
+
+    /// The type a client declared: [`DELAYED_MESSAGE_TYPE`] for a delayed exchange.
+    pub fn type_name(&self) -> &'static str {
+        if self.delayed {
+            DELAYED_MESSAGE_TYPE
+        } else {
+            self.kind.as_str()
         }
     }
 
@@ -141,13 +189,7 @@ impl Exchange {
     pub fn check_equivalent(&self, requested: &Exchange) -> Result<(), Inequivalent> {
         debug_assert_eq!(self.name, requested.name);
         let (kind, name) = (DeclaredKind::Exchange, self.name.as_str());
-        check_property(
-            kind,
-            name,
-            "type",
-            self.kind.as_str(),
-            requested.kind.as_str(),
-        )?;
+        check_property(kind, name, "type", self.type_name(), requested.type_name())?;
         check_property(kind, name, "durable", self.durable, requested.durable)?;
         check_property(
             kind,
@@ -162,7 +204,7 @@ impl Exchange {
             name,
             &self.arguments,
             &requested.arguments,
-            &[ALTERNATE_EXCHANGE],
+            &[ALTERNATE_EXCHANGE, DELAYED_TYPE_ARGUMENT],
         )
     }
 }

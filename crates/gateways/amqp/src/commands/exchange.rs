@@ -18,10 +18,11 @@ pub async fn command(
 ) -> Result<(), CoreError> {
     let (reply, nowait) = match method {
         exchange::AMQPMethod::Declare(d) => {
-            let kind = if d.passive {
-                ExchangeKind::Direct
+            let arguments = table_from_amqp(&d.arguments);
+            let (kind, delayed) = if d.passive {
+                (ExchangeKind::Direct, false)
             } else {
-                ExchangeKind::parse(d.kind.as_str())?
+                Exchange::declared_kind(d.exchange.as_str(), d.kind.as_str(), &arguments)?
             };
             let declared = Exchange {
                 name: d.exchange.as_str().to_string(),
@@ -29,7 +30,8 @@ pub async fn command(
                 durable: d.durable,
                 auto_delete: d.auto_delete,
                 internal: d.internal,
-                arguments: table_from_amqp(&d.arguments),
+                arguments,
+                delayed,
             };
             s.vhost.declare_exchange(declared, d.passive).await?;
             (
