@@ -18,6 +18,8 @@
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
 //!   append per queue per burst) → commit-wait → acknowledge.
+//! - [`filter`]: broker-side message filtering as RocketMQ does it: tag expressions and SQL92
+//!   conditions over message properties, compiled once and matched per message.
 //! - [`alarm`]: memory and disk alarms that block publishers (RabbitMQ's `connection.blocked`).
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`] and its neutral [`ErrorKind`](error::ErrorKind), the one error type
@@ -29,6 +31,7 @@ pub mod broker;
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod group;
 pub mod limits;
 pub mod message;

@@ -30,6 +30,9 @@
 //! **One publish call.** `PUBLISH_BATCH_MAX` messages, each routed to at most every queue bound
 //! through `EXCHANGE_TO_EXCHANGE_DEPTH_MAX` hops of `BINDINGS_PER_EXCHANGE_MAX` bindings.
 //!
+//! **Filters.** A subscription's expression is at most `FILTER_EXPRESSION_BYTES_MAX` (4 KiB) and
+//! `FILTER_DEPTH_MAX` (64) levels deep; compiled, under 256 KiB at worst.
+//!
 //! **Metadata.** A command is at most `COMMAND_BYTES_MAX`; the journal is folded into a snapshot
 //! every `JOURNAL_COMMANDS_MAX` commands.
 
@@ -38,6 +41,7 @@ pub use crate::commit::{
     JOBS_PER_COMMIT_MAX, WRITER_QUEUE_JOBS_DEFAULT, WRITER_QUEUE_JOBS_MAX, WRITER_THREADS_DEFAULT,
     WRITER_THREADS_MAX,
 };
+pub use crate::filter::{FILTER_DEPTH_MAX, FILTER_EXPRESSION_BYTES_MAX};
 pub use crate::group::offsets::OFFSETS_LOG_COMPACT_BYTES;
 pub use crate::metadata::journal::COMMAND_BYTES_MAX;
 pub use crate::metadata::JOURNAL_COMMANDS_MAX;
