@@ -15,6 +15,8 @@
 //! - [`queue`]: a queue's delivery state over its log: consumers, fair dispatch, acks, requeues,
 //!   settled ranges persisted as ack records and restored after a crash.
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
+//! - [`transaction`]: transactional (half) messages as RocketMQ has them: durable until the
+//!   producer commits or rolls back, checked back with backoff, dropped after too many checks.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
 //!   append per queue per burst) → commit-wait → acknowledge.
@@ -42,6 +44,7 @@ pub mod publish;
 pub mod queue;
 pub mod routing;
 pub mod topic;
+pub mod transaction;
 pub mod vhost;
 
 pub use broker::Broker;
