@@ -168,6 +168,8 @@ impl fmt::Display for FilterExpression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
             Inner::All => f.write_str("*"),
+            // Only separators: an empty text would read back as "every message".
+            Inner::Tags(tags) if tags.is_empty() => f.write_str("||"),
             Inner::Tags(tags) => {
                 for (i, tag) in tags.iter().enumerate() {
                     if i > 0 {

@@ -73,6 +73,8 @@ fn tags_as_rocketmq() {
     assert_eq!(e.to_string(), "a || c || d");
     let nothing = FilterExpression::parse(FilterKind::Tag, "||").unwrap();
     assert!(!nothing.matches(&a) && !nothing.matches(&none));
+    let again = FilterExpression::parse(FilterKind::Tag, &nothing.to_string()).unwrap();
+    assert_eq!(again, nothing);
 }
 
 #[test]

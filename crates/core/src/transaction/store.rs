@@ -480,6 +480,11 @@ impl TransactionStore {
     /// The pending set as (id, attempts, next check), sorted (tests compare it with a model).
     #[cfg(test)]
     pub(super) fn pending_state(&self) -> Vec<(String, u32, i64)> {
+        // The schedule indexes exactly the pending set.
+        assert_eq!(self.schedule.len(), self.pending.len());
+        for (at, id) in &self.schedule {
+            assert_eq!(self.pending[id].next_check_ms, *at);
+        }
         let mut state: Vec<_> = self
             .pending
             .iter()

@@ -155,6 +155,48 @@ fn a_leftover_compaction_temp_file_is_ignored() {
     assert!(!dir.path().join("half.log.tmp").exists());
 }
 
+/// Kill -9 at every byte after the last sync: reopening never fails, never brings back the
+/// message whose rollback was synced, never loses the one whose prepare was synced, and keeps
+/// the unsynced tail as a prefix (a resolve never survives without what came before it).
+#[test]
+fn a_crash_at_any_byte_keeps_what_was_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = TransactionStore::open(dir.path()).unwrap();
+    store.prepare(half("resolved", b"r", 0)).unwrap();
+    store.prepare(half("kept", b"k", 0)).unwrap();
+    store.sync().unwrap();
+    store.resolve("resolved", Resolution::Rollback).unwrap();
+    store.sync().unwrap();
+    let synced_len = store.file_len();
+    store.prepare(half("new", b"n", 0)).unwrap();
+    store.record_check("kept", 5).unwrap();
+    store.resolve("kept", Resolution::Commit).unwrap();
+    let len = store.file_len();
+    drop(store);
+    let whole = std::fs::read(dir.path().join("half.log")).unwrap();
+    for cut in synced_len..=len {
+        std::fs::write(dir.path().join("half.log"), &whole[..cut as usize]).unwrap();
+        let mut store = TransactionStore::open(dir.path()).unwrap();
+        assert_eq!(store.half("resolved").unwrap(), None, "cut at {cut}");
+        let state = store.pending_state();
+        let ids: Vec<&str> = state.iter().map(|(id, _, _)| id.as_str()).collect();
+        let expected: &[&str] = match ids.as_slice() {
+            ["kept"] => &["kept"],
+            ["kept", "new"] => &["kept", "new"],
+            ["new"] => &["new"],
+            other => panic!("cut at {cut}: pending {other:?}"),
+        };
+        assert_eq!(ids, expected);
+        if cut == len {
+            assert_eq!(ids, ["new"]);
+        }
+        if cut == synced_len {
+            assert_eq!(ids, ["kept"]);
+        }
+        assert!(store.file_len() <= cut);
+    }
+}
+
 // ---- the model ----
 
 #[derive(Clone, Debug)]
