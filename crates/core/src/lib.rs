@@ -21,9 +21,13 @@
 //!   attempts, dead letters, FIFO message groups) over a topic, per consumer group.
 //! - [`lookup`]: finding a topic message by key or id within a time range.
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
+//! - [`transaction`]: transactional (half) messages as RocketMQ has them: durable until the
+//!   producer commits or rolls back, checked back with backoff, dropped after too many checks.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
 //!   append per queue per burst) → commit-wait → acknowledge.
+//! - [`filter`]: broker-side message filtering as RocketMQ does it: tag expressions and SQL92
+//!   conditions over message properties, compiled once and matched per message.
 //! - [`alarm`]: memory and disk alarms that block publishers (RabbitMQ's `connection.blocked`).
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`] and its neutral [`ErrorKind`](error::ErrorKind), the one error type
@@ -35,6 +39,7 @@ pub mod broker;
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod group;
 pub mod limits;
 pub mod lookup;
@@ -49,6 +54,7 @@ pub mod routing;
 pub mod topic;
 pub mod topic_message;
 pub mod topic_publish;
+pub mod transaction;
 pub mod vhost;
 
 pub use broker::Broker;

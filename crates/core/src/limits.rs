@@ -30,6 +30,14 @@
 //! **One publish call.** `PUBLISH_BATCH_MAX` messages, each routed to at most every queue bound
 //! through `EXCHANGE_TO_EXCHANGE_DEPTH_MAX` hops of `BINDINGS_PER_EXCHANGE_MAX` bindings.
 //!
+//! **Filters.** A subscription's expression is at most `FILTER_EXPRESSION_BYTES_MAX` (4 KiB) and
+//! `FILTER_DEPTH_MAX` (64) levels deep; compiled, under 256 KiB at worst.
+//!
+//! **Transactions.** `TRANSACTIONS_PENDING_MAX` pending half messages, each indexed in memory in
+//! under ~450 B (ids ≤ `TRANSACTION_NAME_BYTES_MAX`): ≈ 43 MiB at most; payloads stay on disk,
+//! at most `TRANSACTIONS_PENDING_BYTES_MAX`. Queued commands and checks hold at most
+//! `TRANSACTION_QUEUE_MAX` + `TRANSACTION_CHECKS_QUEUE_MAX` payloads of `HALF_PAYLOAD_BYTES_MAX`.
+//!
 //! **Metadata.** A command is at most `COMMAND_BYTES_MAX`; the journal is folded into a snapshot
 //! every `JOURNAL_COMMANDS_MAX` commands.
 
@@ -38,6 +46,7 @@ pub use crate::commit::{
     JOBS_PER_COMMIT_MAX, WRITER_QUEUE_JOBS_DEFAULT, WRITER_QUEUE_JOBS_MAX, WRITER_THREADS_DEFAULT,
     WRITER_THREADS_MAX,
 };
+pub use crate::filter::{FILTER_DEPTH_MAX, FILTER_EXPRESSION_BYTES_MAX};
 pub use crate::group::offsets::OFFSETS_LOG_COMPACT_BYTES;
 pub use crate::metadata::journal::COMMAND_BYTES_MAX;
 pub use crate::metadata::JOURNAL_COMMANDS_MAX;
@@ -52,6 +61,11 @@ pub use crate::queue::runtime::{
 };
 pub use crate::routing::limits::*;
 pub use crate::topic::{TOPIC_NAME_CHARS_MAX, TOPIC_PARTITIONS_MAX};
+pub use crate::transaction::{
+    HALF_LOG_COMPACT_BYTES, HALF_PAYLOAD_BYTES_MAX, TRANSACTIONS_PENDING_BYTES_MAX,
+    TRANSACTIONS_PENDING_MAX, TRANSACTION_CHECKS_MAX, TRANSACTION_CHECKS_QUEUE_MAX,
+    TRANSACTION_NAME_BYTES_MAX, TRANSACTION_QUEUE_MAX,
+};
 
 /// Approximate bytes of one unacked entry, one settled range and one consumer, as the worst
 /// cases above count them.
@@ -71,3 +85,7 @@ const _: () = assert!(PUBLISH_BATCH_MAX <= WRITER_QUEUE_JOBS_DEFAULT);
 const _: () = assert!(QUEUE_CACHE_BYTES_MAX as u64 <= QUEUE_SEGMENT_BYTES);
 const _: () = assert!(QUEUE_CACHE_BYTES_MAX <= QUEUE_CACHE_TOTAL_BYTES_DEFAULT);
 const _: () = assert!(COMMAND_BYTES_MAX <= 1 << 20);
+/// The transaction index: per pending message, an id of at most `TRANSACTION_NAME_BYTES_MAX`
+/// behind an `Arc` shared by the map and the schedule, plus ~190 B of entries and overhead.
+const TRANSACTION_INDEX_ENTRY_BYTES: usize = TRANSACTION_NAME_BYTES_MAX + 190;
+const _: () = assert!(TRANSACTIONS_PENDING_MAX * TRANSACTION_INDEX_ENTRY_BYTES <= 45 << 20);
