@@ -22,6 +22,7 @@ from rocketmq_helpers import (
     raw_stub,
     receive_all,
     simple_consumer,
+    sql,
     tag,
 )
 
@@ -292,3 +293,31 @@ def _route_request(topic):
     request = service_pb2.QueryRouteRequest()
     request.topic.name = topic
     return request
+
+
+def test_an_sql_filter_selects_by_properties_and_a_bad_one_is_refused(porter):
+    with producer(porter, "trades") as p:
+        p.send(message("trades", b"small eu", tag="buy", properties={"amount": "5", "region": "eu"}))
+        p.send(message("trades", b"big eu", tag="buy", properties={"amount": "500", "region": "eu"}))
+        p.send(message("trades", b"big us", tag="sell", properties={"amount": "700", "region": "us"}))
+        p.send(message("trades", b"no amount", tag="buy", properties={"region": "eu"}))
+    expression = "amount > 100 AND region IN ('eu', 'apac') OR (TAGS = 'sell' AND amount BETWEEN 600 AND 800)"
+    with simple_consumer(porter, "risk", {"trades": sql(expression)}) as c:
+        got = receive_all(c, 2)
+        assert sorted(m.body for m in got) == [b"big eu", b"big us"]
+        assert c.receive(32, 30) == []
+    with simple_consumer(porter, "nulls", {"trades": sql("amount IS NULL")}) as c:
+        assert [m.body for m in receive_all(c, 1)] == [b"no amount"]
+    channel, stub = raw_stub(porter)
+    with channel:
+        from rocketmq.grpc_protocol import service_pb2
+
+        request = service_pb2.ReceiveMessageRequest()
+        request.group.name = "broken"
+        request.message_queue.topic.name = "trades"
+        request.filter_expression.type = 2  # SQL
+        request.filter_expression.expression = "amount >"
+        request.batch_size = 1
+        [answer] = list(stub.ReceiveMessage(request, timeout=10))
+        assert answer.status.code == Code.ILLEGAL_FILTER_EXPRESSION
+        assert "amount >" in answer.status.message or "column" in answer.status.message

@@ -220,6 +220,17 @@ impl TopicMessage {
     }
 }
 
+/// Broker-side filters (tag expressions, SQL92) read a message's tag and properties.
+impl crate::filter::FilterSubject for TopicMessage {
+    fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    fn property(&self, name: &str) -> Option<&str> {
+        TopicMessage::property(self, name)
+    }
+}
+
 /// The id of a message stored without one (a Kafka producer's record): unique within its topic.
 pub fn stored_message_id(partition: i32, offset: Offset) -> String {
     format!("P{partition:08X}O{offset:016X}")

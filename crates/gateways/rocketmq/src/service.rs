@@ -15,7 +15,6 @@ use tonic::{Request, Response};
 use crate::config::RocketmqConfig;
 use crate::convert::{self, group_name, to_ms, topic_name};
 use crate::error::{ok, status, Refusal};
-use crate::filter::Filter;
 use crate::limits::{INVISIBLE_DEFAULT, LONG_POLL_MAX, RECEIVE_BATCH_MAX, SEND_BATCH_MAX};
 use crate::proto::messaging_service_server::MessagingService;
 use crate::proto::*;
@@ -211,7 +210,7 @@ impl Gateway {
             .as_ref()
             .ok_or_else(|| Refusal::new(Code::BadRequest, "a receive names a message queue"))?;
         let name = topic_name(queue.topic.as_ref())?;
-        let filter = Filter::parse(request.filter_expression.as_ref())?;
+        let filter = crate::filter::compile(request.filter_expression.as_ref())?;
         let invisible = match &request.invisible_duration {
             Some(d) => to_ms(d).ok_or_else(|| {
                 Refusal::new(
