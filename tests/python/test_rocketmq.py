@@ -10,7 +10,7 @@ import time
 
 import grpc
 from confluent_kafka import Consumer as KafkaConsumer
-from rocketmq import ConsumeResult, MessageListener, PushConsumer
+from rocketmq import ConsumeResult, MessageListener, PushConsumer, TransactionChecker, TransactionResolution
 
 from rocketmq_helpers import (
     WAIT_S,
@@ -321,3 +321,60 @@ def test_an_sql_filter_selects_by_properties_and_a_bad_one_is_refused(porter):
         [answer] = list(stub.ReceiveMessage(request, timeout=10))
         assert answer.status.code == Code.ILLEGAL_FILTER_EXPRESSION
         assert "amount >" in answer.status.message or "column" in answer.status.message
+
+
+class Verdicts(TransactionChecker):
+    """Answers check-backs from a table: message body → COMMIT / ROLLBACK."""
+
+    def __init__(self, verdicts):
+        self.verdicts = verdicts
+        self.asked: list[bytes] = []
+
+    def check(self, m):
+        self.asked.append(m.body)
+        return self.verdicts[m.body]
+
+
+def test_transactions_commit_roll_back_and_are_checked_back_when_the_producer_goes_quiet(porter, tmp_path):
+    conf = tmp_path / "porter.toml"
+    # First check 3 s after the send (well after the commits below), then every second.
+    conf.write_text("[rocketmq]\ntransaction_check_after_ms = 3000\ntransaction_check_interval_ms = 1000\n")
+    porter.extra_args = ["--config", str(conf)]
+    porter.restart()
+    checker = Verdicts({b"orphan commit": TransactionResolution.COMMIT, b"orphan rollback": TransactionResolution.ROLLBACK})
+    with simple_consumer(porter, "ledger", {"payments": tag("*")}) as c:
+        got = []
+        with producer(porter, "payments", checker=checker) as p:
+            for body, end in [(b"committed", "commit"), (b"rolled back", "rollback")]:
+                tx = p.begin_transaction()
+                p.send(message("payments", body), tx)
+                got += c.receive(32, 30)
+                assert body not in [m.body for m in got], "a half message is invisible"
+                getattr(tx, end)()
+            # The producer's local transactions never answer: the broker asks its checker.
+            for body in (b"orphan commit", b"orphan rollback"):
+                tx = p.begin_transaction()
+                p.send(message("payments", body), tx)
+            got += receive_all(c, 2 - len(got), wait_s=WAIT_S)
+            time.sleep(2.5)  # past further checks: nothing more comes
+            got += c.receive(32, 30)
+        assert sorted(m.body for m in got) == [b"committed", b"orphan commit"]
+        assert {b"orphan commit", b"orphan rollback"} <= set(checker.asked)
+        assert b"rolled back" not in checker.asked, "a resolved transaction is not checked"
+
+
+def test_a_half_message_survives_kill_9_and_is_committed_by_the_check_back(porter, tmp_path):
+    conf = tmp_path / "porter.toml"
+    conf.write_text("[rocketmq]\ntransaction_check_after_ms = 500\ntransaction_check_interval_ms = 500\n")
+    porter.extra_args = ["--config", str(conf)]
+    porter.restart()
+    never = Verdicts({})
+    with producer(porter, "orders", checker=never) as p:
+        tx = p.begin_transaction()
+        p.send(message("orders", b"prepared before the crash"), tx)
+    porter.kill9_restart()
+    checker = Verdicts({b"prepared before the crash": TransactionResolution.COMMIT})
+    with producer(porter, "orders", checker=checker):
+        with simple_consumer(porter, "fulfil", {"orders": tag("*")}) as c:
+            got = receive_all(c, 1)
+    assert [m.body for m in got] == [b"prepared before the crash"]

@@ -170,6 +170,15 @@ impl TopicMessage {
         Ok(encode_batch(&records)?)
     }
 
+    /// The first message of a batch [`Self::encode_batch`] made, read back: what a timer's or a
+    /// half message's payload holds. `None` if the bytes are not such a batch.
+    pub fn decode_payload(bytes: &Bytes) -> Option<TopicMessage> {
+        porter_storage::records::decode_batches(bytes.clone())
+            .ok()?
+            .first()
+            .map(|record| TopicMessage::decode(record, 0).message)
+    }
+
     /// The message a record of partition `partition` holds.
     pub fn decode(record: &LogRecord, partition: i32) -> StoredTopicMessage {
         let mut message = TopicMessage::default();

@@ -165,7 +165,12 @@ async fn start(mut settings: Settings) -> Result<Running> {
         let limits = settings.rocketmq.listener_limits(SHUTDOWN_DRAIN_MAX);
         let listener =
             Listener::new(tcp, "rocketmq", limits).context("RocketMQ listener limits")?;
-        let protocol = Arc::new(RocketmqProtocol::new(broker.clone(), settings.rocketmq));
+        let (for_open, config) = (broker.clone(), settings.rocketmq);
+        let protocol =
+            tokio::task::spawn_blocking(move || RocketmqProtocol::open(for_open, config))
+                .await?
+                .context("opening the RocketMQ gateway's transaction store")?;
+        let protocol = Arc::new(protocol);
         let stop = shutdown.clone();
         gateways.push((
             "RocketMQ",

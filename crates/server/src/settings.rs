@@ -51,6 +51,10 @@ pub struct RocketmqSection {
     pub auto_create_queues: Option<u32>,
     /// Accept any consumer group (off: only those under [rocketmq.groups]).
     pub auto_create_groups: Option<bool>,
+    /// Transaction check-back: first check after, interval, and checks before a drop.
+    pub transaction_check_after_ms: Option<i64>,
+    pub transaction_check_interval_ms: Option<i64>,
+    pub transaction_checks_max: Option<u32>,
     /// Deliveries of a message to a consumer group before it is dead-lettered.
     pub max_delivery_attempts: Option<u32>,
     /// Per consumer group retry policies: `[rocketmq.groups.<name>]`.
@@ -414,6 +418,15 @@ impl Settings {
         }
         if let Some(v) = r.auto_create_topics {
             rocketmq.auto_create_topics = v;
+        }
+        if let Some(v) = r.transaction_check_after_ms {
+            rocketmq.transaction_check_after_ms = v.max(0);
+        }
+        if let Some(v) = r.transaction_check_interval_ms {
+            rocketmq.transaction_check_interval_ms = v.max(1);
+        }
+        if let Some(v) = r.transaction_checks_max {
+            rocketmq.transaction_checks_max = v;
         }
         if let Some(v) = r.auto_create_groups {
             rocketmq.auto_create_groups = v;

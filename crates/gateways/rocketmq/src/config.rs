@@ -26,6 +26,13 @@ pub struct RocketmqConfig {
     pub max_delivery_attempts: u32,
     /// A response write that makes no progress for this long closes the connection.
     pub write_stall_ms: u64,
+    /// How long a half message waits for its producer's verdict before the first check-back
+    /// (RocketMQ's `transactionTimeOut`; a message's own recovery duration wins).
+    pub transaction_check_after_ms: i64,
+    /// The wait after the first check; it doubles after each further one, up to 30 s or this.
+    pub transaction_check_interval_ms: i64,
+    /// Checks before an unresolved half message is dropped (RocketMQ's `transactionCheckMax`).
+    pub transaction_checks_max: u32,
     /// Per consumer group: its retry policy, where it differs from the defaults.
     pub groups: HashMap<String, GroupPolicy>,
 }
@@ -63,6 +70,11 @@ impl Default for RocketmqConfig {
             auto_create_groups: true,
             max_delivery_attempts: limits::MAX_ATTEMPTS_DEFAULT,
             write_stall_ms: 30_000,
+            transaction_check_after_ms:
+                porter_core::transaction::TRANSACTION_CHECK_AFTER_MS_DEFAULT,
+            transaction_check_interval_ms:
+                porter_core::transaction::TRANSACTION_CHECK_INTERVAL_MS_DEFAULT,
+            transaction_checks_max: porter_core::transaction::TRANSACTION_CHECKS_MAX,
             groups: HashMap::new(),
         }
     }

@@ -68,6 +68,9 @@ pub struct Incoming {
     pub kind: MessageType,
     /// The queue the producer picked (Java clients name one; Python's do not).
     pub queue_id: Option<i32>,
+    /// For a transactional message: how long before the broker may check back, if the
+    /// producer said (`orphaned_transaction_recovery_duration`).
+    pub check_after_ms: Option<i64>,
 }
 
 /// Checks a sent message as RocketMQ's proxy does and turns it into the core's.
@@ -179,6 +182,11 @@ pub fn incoming(message: &proto::Message, body_bytes_max: usize) -> Result<Incom
         },
         kind,
         queue_id: None,
+        check_after_ms: sys
+            .orphaned_transaction_recovery_duration
+            .as_ref()
+            .and_then(to_ms)
+            .map(|ms| ms.min(i64::MAX as u64) as i64),
     })
 }
 

@@ -26,10 +26,15 @@ pub struct RocketmqProtocol {
 }
 
 impl RocketmqProtocol {
-    pub fn new(broker: Arc<Broker>, config: RocketmqConfig) -> Self {
-        RocketmqProtocol {
-            gateway: Gateway::new(broker, config),
-        }
+    /// Opens the gateway's stores (blocking file I/O: call before serving, or from
+    /// `spawn_blocking` inside a runtime) and starts its background tasks.
+    pub fn open(
+        broker: Arc<Broker>,
+        config: RocketmqConfig,
+    ) -> Result<Self, porter_core::CoreError> {
+        Ok(RocketmqProtocol {
+            gateway: Gateway::open(broker, config)?,
+        })
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {
@@ -103,7 +108,7 @@ pub async fn serve(
 ) -> Result<Drained, LimitsError> {
     let limits = config.listener_limits(drain_timeout);
     let listener = Listener::new(listener, "rocketmq", limits)?;
-    Ok(listener
-        .serve(Arc::new(RocketmqProtocol::new(broker, config)), shutdown)
-        .await)
+    let protocol =
+        RocketmqProtocol::open(broker, config).expect("opening the RocketMQ gateway's stores");
+    Ok(listener.serve(Arc::new(protocol), shutdown).await)
 }

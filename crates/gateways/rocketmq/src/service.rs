@@ -34,16 +34,31 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(broker: Arc<Broker>, config: RocketmqConfig) -> Arc<Self> {
+    /// Opens what the gateway keeps on disk (half messages; blocking, so from
+    /// `spawn_blocking` or before serving) and starts sending transaction checks to producers.
+    pub fn open(broker: Arc<Broker>, config: RocketmqConfig) -> Result<Arc<Self>, CoreError> {
         let pop = Arc::new(PopConsumers::new(broker.clone()));
         let clients = Arc::new(Clients::default());
-        Arc::new(Gateway {
-            transactions: Transactions::new(broker.clone(), clients.clone()),
+        let (transactions, checks) = Transactions::open(broker.clone(), &config)?;
+        tokio::spawn(crate::transactions::run_checks(checks, clients.clone()));
+        Ok(Arc::new(Gateway {
+            transactions,
             broker,
             pop,
             config,
             clients,
-        })
+        }))
+    }
+
+    async fn schedule(
+        &self,
+        _topic: &Arc<TopicHandle>,
+        _message: porter_core::topic_message::TopicMessage,
+    ) -> Result<(), Refusal> {
+        Err(Refusal::new(
+            Code::Unsupported,
+            "delayed messages are not supported yet",
+        ))
     }
 
     /// The topic, created with the gateway's queue count if auto-creation is on.
@@ -156,7 +171,9 @@ impl Gateway {
             };
             if one.kind == MessageType::Transaction {
                 let id = one.message.message_id.clone();
-                self.transactions.prepare(&handle, one.message).await?;
+                self.transactions
+                    .prepare(&handle, one.message, one.check_after_ms)
+                    .await?;
                 entries[i] = Some(SendResultEntry {
                     status: Some(ok()),
                     message_id: id.clone(),
@@ -170,7 +187,7 @@ impl Gateway {
                 .is_some_and(|at| at > porter_core::partition::now_ms())
             {
                 let id = one.message.message_id.clone();
-                self.transactions.schedule(&handle, one.message).await?;
+                self.schedule(&handle, one.message).await?;
                 entries[i] = Some(SendResultEntry {
                     status: Some(ok()),
                     message_id: id,
