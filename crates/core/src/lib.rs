@@ -18,6 +18,8 @@
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
 //!   append per queue per burst) → commit-wait → acknowledge.
+//! - [`timer`]: durable delayed delivery (timers in a log plus per-time-bucket index files),
+//!   for delay messages and delayed exchanges of any protocol.
 //! - [`alarm`]: memory and disk alarms that block publishers (RabbitMQ's `connection.blocked`).
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`] and its neutral [`ErrorKind`](error::ErrorKind), the one error type
@@ -38,6 +40,7 @@ pub mod producer_state;
 pub mod publish;
 pub mod queue;
 pub mod routing;
+pub mod timer;
 pub mod topic;
 pub mod vhost;
 
