@@ -23,9 +23,7 @@ pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CoreError + '_ {
 
 /// fsync a directory, so files created, renamed or deleted in it stay so after a crash.
 pub(super) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// The payload log: numbered segment files, the last one appended to.
@@ -340,6 +338,25 @@ pub(super) fn read_marks(path: &Path) -> Result<Vec<u32>> {
         .chunks(MARK_BYTES)
         .map_while(format::decode_mark)
         .collect())
+}
+
+/// The fired marks of a bucket, cutting the file after the last intact one: later marks are
+/// appended, and must not land behind a torn one, where no read would find them.
+pub(super) fn read_marks_and_cut(path: &Path) -> Result<Vec<u32>> {
+    let marks = read_marks(path)?;
+    let valid = (marks.len() * MARK_BYTES) as u64;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() != valid => {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io(path))?;
+            file.set_len(valid).map_err(io(path))?;
+            file.sync_all().map_err(io(path))?;
+        }
+        _ => {}
+    }
+    Ok(marks)
 }
 
 /// Replaces a fired-marks file with exactly `marks` (after recovery dropped some), durably.

@@ -184,9 +184,8 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
                 Err(e) => {
                     tracing::error!(error = %e, "timer store: sync failed");
                     for (reply, _) in replies.drain(..) {
-                        let _ = reply.send(Err(CoreError::Disk(std::io::Error::other(
-                            e.to_string(),
-                        ))));
+                        let _ =
+                            reply.send(Err(CoreError::Disk(std::io::Error::other(e.to_string()))));
                     }
                 }
             }

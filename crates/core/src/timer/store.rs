@@ -162,6 +162,8 @@ pub struct TimerStore {
     /// Fired-mark files appended to since the last sync.
     fired_files: HashMap<i64, File>,
     fired_dir_dirty: bool,
+    /// Checkpoints taken since open (tests use it to know which index bytes are durable).
+    checkpoints: u64,
     /// The `now_ms` of the last `take_due`: a refill loads past the first non-empty bucket
     /// only what is already due by then.
     last_now: i64,
@@ -188,8 +190,11 @@ impl TimerStore {
             Err(e) => return Err(io(&checkpoint_path)(e)),
         };
         if width != config.bucket_width_ms {
-            tracing::warn!(stored = width, configured = config.bucket_width_ms,
-                "timer store keeps the bucket width it was created with");
+            tracing::warn!(
+                stored = width,
+                configured = config.bucket_width_ms,
+                "timer store keeps the bucket width it was created with"
+            );
         }
         let mut ix = Index {
             dir: buckets_dir.clone(),
@@ -209,7 +214,8 @@ impl TimerStore {
         let mut marks_past_end: HashMap<i64, HashSet<u32>> = HashMap::new();
         let idx_starts = files::bucket_starts(&buckets_dir, "idx")?;
         for &start in &idx_starts {
-            let marks = files::read_marks(&files::bucket_path(&buckets_dir, start, "fired"))?;
+            let marks =
+                files::read_marks_and_cut(&files::bucket_path(&buckets_dir, start, "fired"))?;
             let marks: HashSet<u32> = marks.into_iter().collect();
             let path = files::bucket_path(&buckets_dir, start, "idx");
             let mut bucket = Bucket::default();
@@ -244,17 +250,22 @@ impl TimerStore {
             }
         }
         let mut replayed = 0u64;
-        let segments = Segments::open(&segments_dir, config.segment_bytes, checkpoint, |pos, due, len| {
-            let id = ix.append(due, pos, len)?;
-            if marks_past_end
-                .get(&id.bucket_ms)
-                .is_some_and(|m| m.contains(&id.index))
-            {
-                ix.count_fired(id.bucket_ms, pos.segment);
-            }
-            replayed += 1;
-            Ok(())
-        })?;
+        let segments = Segments::open(
+            &segments_dir,
+            config.segment_bytes,
+            checkpoint,
+            |pos, due, len| {
+                let id = ix.append(due, pos, len)?;
+                if marks_past_end
+                    .get(&id.bucket_ms)
+                    .is_some_and(|m| m.contains(&id.index))
+                {
+                    ix.count_fired(id.bucket_ms, pos.segment);
+                }
+                replayed += 1;
+                Ok(())
+            },
+        )?;
         ix.seg_refs.entry(segments.active_id()).or_default();
         for (start, past) in marks_past_end {
             let entries = ix.buckets.get(&start).map_or(0, |b| b.entries);
@@ -287,6 +298,7 @@ impl TimerStore {
             fired_files: HashMap::new(),
             fired_dir_dirty: false,
             last_now: i64::MIN,
+            checkpoints: 0,
         };
         store.checkpoint()?;
         store.reclaim()?;
@@ -451,6 +463,12 @@ impl TimerStore {
         &self.config
     }
 
+    /// Checkpoints taken since open.
+    #[cfg(test)]
+    pub(super) fn checkpoints(&self) -> u64 {
+        self.checkpoints
+    }
+
     /// Bucket files on disk.
     pub fn bucket_files(&self) -> usize {
         self.ix.buckets.len()
@@ -489,6 +507,7 @@ impl TimerStore {
         )?;
         self.checkpoint = end;
         self.rolled = false;
+        self.checkpoints += 1;
         Ok(())
     }
 
@@ -501,9 +520,11 @@ impl TimerStore {
             .iter()
             .copied()
             .filter(|start| {
-                self.ix.buckets.get(start).is_some_and(|b| {
-                    b.fired >= b.entries && b.max_pos < self.checkpoint
-                }) && !self.fired_files.contains_key(start)
+                self.ix
+                    .buckets
+                    .get(start)
+                    .is_some_and(|b| b.fired >= b.entries && b.max_pos < self.checkpoint)
+                    && !self.fired_files.contains_key(start)
             })
             .collect();
         for start in &deletable {
@@ -630,16 +651,32 @@ fn validate(config: &TimerConfig) -> Result<()> {
         })
     };
     if config.bucket_width_ms <= 0 {
-        return invalid("bucket_width_ms", config.bucket_width_ms.to_string(), "must be positive");
+        return invalid(
+            "bucket_width_ms",
+            config.bucket_width_ms.to_string(),
+            "must be positive",
+        );
     }
     if config.max_delay_ms < 0 {
-        return invalid("max_delay_ms", config.max_delay_ms.to_string(), "must not be negative");
+        return invalid(
+            "max_delay_ms",
+            config.max_delay_ms.to_string(),
+            "must not be negative",
+        );
     }
     if config.loaded_max == 0 || config.in_flight_max == 0 {
-        return invalid("loaded_max", config.loaded_max.to_string(), "window limits must be at least 1");
+        return invalid(
+            "loaded_max",
+            config.loaded_max.to_string(),
+            "window limits must be at least 1",
+        );
     }
     if (config.segment_bytes as usize) < 4096 {
-        return invalid("segment_bytes", config.segment_bytes.to_string(), "at least 4096");
+        return invalid(
+            "segment_bytes",
+            config.segment_bytes.to_string(),
+            "at least 4096",
+        );
     }
     Ok(())
 }
