@@ -28,6 +28,8 @@
 //!   append per queue per burst) → commit-wait → acknowledge.
 //! - [`filter`]: broker-side message filtering as RocketMQ does it: tag expressions and SQL92
 //!   conditions over message properties, compiled once and matched per message.
+//! - [`timer`]: durable delayed delivery (timers in a log plus per-time-bucket index files),
+//!   for delay messages and delayed exchanges of any protocol.
 //! - [`alarm`]: memory and disk alarms that block publishers (RabbitMQ's `connection.blocked`).
 //! - [`config`]: the broker-wide settings the server binary fills in.
 //! - [`error`]: [`CoreError`] and its neutral [`ErrorKind`](error::ErrorKind), the one error type
@@ -51,6 +53,7 @@ pub mod producer_state;
 pub mod publish;
 pub mod queue;
 pub mod routing;
+pub mod timer;
 pub mod topic;
 pub mod topic_message;
 pub mod topic_publish;
