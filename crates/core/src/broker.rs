@@ -116,6 +116,8 @@ pub struct Broker {
     epoch: u64,
     /// Raised memory and disk alarms, updated by a sampler task; gateways watch it.
     alarms: tokio::sync::watch::Sender<crate::alarm::AlarmState>,
+    /// Delayed messages of every protocol, waiting in the timer store.
+    delayed: Arc<crate::delayed::DelayedDelivery>,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -182,6 +184,7 @@ impl Broker {
         let queue_cache = Arc::new(crate::queue::cache_budget::CacheBudget::new(
             config.queue_cache_bytes_max,
         ));
+        let delayed = Arc::new(crate::delayed::DelayedDelivery::open(&config.data_dir)?);
         let broker = Arc::new(Broker {
             config,
             log_defaults: RwLock::new(log_defaults),
@@ -199,6 +202,7 @@ impl Broker {
             queue_lifecycle: tokio::sync::Mutex::new(()),
             epoch: Uuid::new_v4().as_u64_pair().0,
             alarms: tokio::sync::watch::Sender::new(Default::default()),
+            delayed,
             _lock: lock,
             shutdown: CancellationToken::new(),
         });
@@ -213,6 +217,11 @@ impl Broker {
 
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// Delayed delivery (RocketMQ delay messages, AMQP delayed-message exchanges).
+    pub fn delayed(&self) -> &Arc<crate::delayed::DelayedDelivery> {
+        &self.delayed
     }
 
     /// The one cache of open files every log and ack file goes through.
@@ -232,6 +241,7 @@ impl Broker {
 
     /// Starts retention and interval-flush timers; they stop at [`Broker::shutdown`].
     pub fn start_background_tasks(self: &Arc<Self>) {
+        self.delayed.start_firing(self);
         let broker = self.clone();
         tokio::spawn(async move {
             let period = Duration::from_millis(crate::alarm::ALARM_SAMPLE_INTERVAL_MS);
@@ -540,6 +550,8 @@ impl Broker {
     /// start skips tail recovery.
     pub async fn shutdown(self: &Arc<Self>) -> Result<()> {
         self.shutdown.cancel();
+        // No more firing: what is due now fires after the restart, from the synced store.
+        self.delayed.shutdown().await;
         let this = self.clone();
         run_blocking(move || {
             let _metadata = this.metadata.lock();

@@ -28,6 +28,7 @@
 //!   append per queue per burst) → commit-wait → acknowledge.
 //! - [`filter`]: broker-side message filtering as RocketMQ does it: tag expressions and SQL92
 //!   conditions over message properties, compiled once and matched per message.
+//! - [`delayed`]: delayed messages to a topic or an exchange, held in the timer store until due.
 //! - [`timer`]: durable delayed delivery (timers in a log plus per-time-bucket index files),
 //!   for delay messages and delayed exchanges of any protocol.
 //! - [`alarm`]: memory and disk alarms that block publishers (RabbitMQ's `connection.blocked`).
@@ -40,6 +41,7 @@ pub mod alarm;
 pub mod broker;
 pub mod commit;
 pub mod config;
+pub mod delayed;
 pub mod error;
 pub mod filter;
 pub mod group;

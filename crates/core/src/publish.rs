@@ -30,6 +30,8 @@ use crate::partition::now_ms;
 use crate::queue::dead_letter::is_automatic_cycle;
 use crate::queue::runtime::AppendOutcome;
 use crate::queue::Queue;
+use crate::routing::exchange::DELAY_HEADER;
+use crate::routing::HeaderValue;
 use crate::vhost::VirtualHost;
 
 /// Messages one [`VirtualHost::publish_batch`] call takes: bounds the per-call vectors and
@@ -157,14 +159,72 @@ impl VirtualHost {
         &self,
         publishes: Vec<Publish>,
     ) -> Result<Vec<Result<PublishOutcome>>> {
+        self.publish_burst(publishes, true).await
+    }
+
+    /// A delayed message whose time came: published through `exchange` as if sent now, its
+    /// `x-delay` not honoured again.
+    pub(crate) async fn publish_due(
+        &self,
+        exchange: &str,
+        message: Message,
+    ) -> Result<PublishOutcome> {
+        let publish = Publish {
+            exchange: exchange.to_string(),
+            message,
+        };
+        let mut outcomes = self.publish_burst(vec![publish], false).await?;
+        outcomes.pop().expect("one outcome per message")
+    }
+
+    /// The delay a publish through a delayed-message exchange asks for (its `x-delay` header,
+    /// in ms), if positive.
+    fn delay_of(&self, exchange: &str, message: &Message) -> Result<Option<u64>> {
+        let routes = self.broker.routes(&self.name)?;
+        if !routes.exchange(exchange).is_some_and(|e| e.delayed) {
+            return Ok(None);
+        }
+        let delay = match message.properties.header(DELAY_HEADER) {
+            Some(value) => header_integer(value),
+            None => None,
+        };
+        Ok(delay.filter(|&d| d > 0).map(|d| d as u64))
+    }
+
+    async fn publish_burst(
+        &self,
+        publishes: Vec<Publish>,
+        honour_delay: bool,
+    ) -> Result<Vec<Result<PublishOutcome>>> {
         debug_assert!(publishes.len() <= PUBLISH_BATCH_MAX, "caller bounds bursts");
         let now = now_ms();
         let epoch = self.broker.epoch();
         let mut results: Vec<Result<PublishOutcome>> = Vec::with_capacity(publishes.len());
         let mut prepared: Vec<Option<Prepared>> = Vec::with_capacity(publishes.len());
         let mut destinations = Destinations::default();
-        // 1. Route.
+        let mut delayed = Vec::new();
+        // 1. Route (a delayed-message exchange's delayed messages go to the timer store).
         for (i, publish) in publishes.into_iter().enumerate() {
+            if honour_delay {
+                match self.delay_of(&publish.exchange, &publish.message) {
+                    Ok(Some(delay)) => {
+                        prepared.push(None);
+                        results.push(Ok(PublishOutcome {
+                            routed: true,
+                            rejected: false,
+                            durable: DurableWait::default(),
+                        }));
+                        delayed.push((i, now.saturating_add(delay as i64), publish));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        prepared.push(None);
+                        results.push(Err(e));
+                        continue;
+                    }
+                }
+            }
             let routed = publish
                 .message
                 .properties
@@ -221,6 +281,18 @@ impl VirtualHost {
                 }
             }
         }
+        // Delayed messages are acknowledged once their timers are durable; scheduled together
+        // so they share the timer store's fsync.
+        let delays = self.broker.delayed();
+        let scheduled = futures::future::join_all(delayed.iter().map(|(_, due, publish)| {
+            delays.schedule_exchange(*due, &self.name, &publish.exchange, &publish.message)
+        }))
+        .await;
+        for ((i, _, _), outcome) in delayed.iter().zip(scheduled) {
+            if let Err(e) = outcome {
+                results[*i] = Err(e);
+            }
+        }
         // 3. and 4. are the caller's: `durable.wait()`, then its protocol's acknowledgement.
         Ok(results)
     }
@@ -263,6 +335,22 @@ impl VirtualHost {
             .iter()
             .filter_map(|name| self.broker.find_queue(&self.name, name))
             .collect())
+    }
+}
+
+/// An `x-delay` value as RabbitMQ's plugin reads it: an integer (or a numeric string).
+fn header_integer(value: &HeaderValue) -> Option<i64> {
+    match value {
+        HeaderValue::I8(v) => Some((*v).into()),
+        HeaderValue::U8(v) => Some((*v).into()),
+        HeaderValue::I16(v) => Some((*v).into()),
+        HeaderValue::U16(v) => Some((*v).into()),
+        HeaderValue::I32(v) => Some((*v).into()),
+        HeaderValue::U32(v) => Some((*v).into()),
+        HeaderValue::I64(v) => Some(*v),
+        HeaderValue::U64(v) => i64::try_from(*v).ok(),
+        HeaderValue::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 

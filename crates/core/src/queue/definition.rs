@@ -203,7 +203,6 @@ const PRIORITY_MAX: i128 = 255;
 /// memory hints (`x-queue-mode`, `x-queue-leader-locator`, `x-max-in-memory-length`, ...) are not
 /// listed: on a single node with every queue on the log they change nothing a client sees.
 const NOT_ACTED_ON: &[&str] = &[
-    "x-delivery-limit",
     "x-dead-letter-strategy",
     "x-consumer-timeout",
     "x-consumer-disconnected-timeout",
@@ -218,7 +217,7 @@ const SERVED_AS_CLASSIC: &[&str] = &["quorum", "stream"];
 
 impl QueueArguments {
     /// What in `arguments` a RabbitMQ user would expect to change behaviour but Porter does not
-    /// act on yet, said as a user reads it (`x-delivery-limit`, `x-queue-type = stream`); empty
+    /// act on yet, said as a user reads it (`x-max-age`, `x-queue-type = stream`); empty
     /// for a queue Porter serves exactly as asked.
     pub fn not_acted_on(arguments: &FieldTable) -> Vec<String> {
         let mut found: Vec<String> = NOT_ACTED_ON
@@ -550,7 +549,7 @@ mod tests {
         ]);
         assert_eq!(
             QueueArguments::not_acted_on(&quorum),
-            ["x-queue-type = quorum", "x-delivery-limit"]
+            ["x-queue-type = quorum"]
         );
         let classic = table(&[
             ("x-queue-type", HeaderValue::from("classic")),

@@ -50,15 +50,29 @@ impl Gateway {
         }))
     }
 
+    /// A delay message: held in the broker's timer store until its delivery time, then
+    /// published to its topic. Answered once durable.
     async fn schedule(
         &self,
-        _topic: &Arc<TopicHandle>,
-        _message: porter_core::topic_message::TopicMessage,
+        topic: &Arc<TopicHandle>,
+        message: porter_core::topic_message::TopicMessage,
     ) -> Result<(), Refusal> {
-        Err(Refusal::new(
-            Code::Unsupported,
-            "delayed messages are not supported yet",
-        ))
+        let delays = self.broker.delayed();
+        let due = message.deliver_at_ms.unwrap_or_default();
+        let latest = porter_core::partition::now_ms().saturating_add(delays.max_delay_ms());
+        if due > latest {
+            return Err(Refusal::new(
+                Code::IllegalDeliveryTime,
+                format!(
+                    "the delivery time is more than {} days ahead",
+                    delays.max_delay_ms() / 86_400_000
+                ),
+            ));
+        }
+        delays
+            .schedule_topic(due, &topic.topic.name, &message)
+            .await?;
+        Ok(())
     }
 
     /// The topic, created with the gateway's queue count if auto-creation is on.
