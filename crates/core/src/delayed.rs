@@ -113,39 +113,46 @@ impl DelayedDelivery {
         let Some(due) = self.due.lock().take() else {
             return;
         };
-        let this = self.clone();
+        // Weak both: the broker owns this, and dropping it (which joins the timer thread) must
+        // not wait for a task that keeps it alive.
+        let this = Arc::downgrade(self);
         let broker = Arc::downgrade(broker);
-        tokio::spawn(async move { this.fire(broker, due).await });
+        tokio::spawn(fire(this, broker, due));
     }
 
     /// Stops the timer thread after a final sync.
     pub async fn shutdown(&self) {
         self.timers.shutdown().await;
     }
+}
 
-    async fn fire(
-        self: Arc<Self>,
-        broker: std::sync::Weak<Broker>,
-        mut due: mpsc::Receiver<DueTimer>,
-    ) {
-        while let Some(first) = due.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < FIRE_BATCH_MAX {
-                match due.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
+/// Delivers due timers until the timer thread stops (its channel closes) or the broker is gone.
+async fn fire(
+    this: std::sync::Weak<DelayedDelivery>,
+    broker: std::sync::Weak<Broker>,
+    mut due: mpsc::Receiver<DueTimer>,
+) {
+    while let Some(first) = due.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < FIRE_BATCH_MAX {
+            match due.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
             }
-            let Some(broker) = broker.upgrade() else {
-                return;
-            };
-            match deliver(&broker, batch).await {
-                Ok(fired) => self.timers.fired(fired),
-                Err(e) => {
-                    // Not marked: they fire again after a restart. Retrying here could spin on a
-                    // broken disk; the broker's own alarms and logs carry that.
-                    tracing::error!(error = %e, "delayed messages could not be delivered; they fire again after a restart");
-                }
+        }
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        let delivered = deliver(&broker, batch).await;
+        let Some(this) = this.upgrade() else {
+            return;
+        };
+        match delivered {
+            Ok(fired) => this.timers.fired(fired),
+            Err(e) => {
+                // Not marked: they fire again after a restart. Retrying here could spin on a
+                // broken disk; the broker's own alarms and logs carry that.
+                tracing::error!(error = %e, "delayed messages could not be delivered; they fire again after a restart");
             }
         }
     }

@@ -59,8 +59,8 @@ impl Shared {
     }
 }
 
-/// Durable timers for async callers. Dropping it stops the thread (after a final sync and
-/// checkpoint); [`shutdown`](Self::shutdown) also waits for that.
+/// Durable timers for async callers. Dropping it stops the thread and waits for its final sync
+/// and checkpoint; [`shutdown`](Self::shutdown) does the same without blocking the caller.
 pub struct TimerService {
     shared: Arc<Shared>,
     admission: Arc<Semaphore>,
@@ -135,8 +135,14 @@ impl TimerService {
 }
 
 impl Drop for TimerService {
+    /// Stops the thread and waits for its final sync and checkpoint (a few ms; nothing after
+    /// [`TimerService::shutdown`]), so a store reopened in the same directory right after (a
+    /// broker restarted in-process, as tests do) never races the old thread's files.
     fn drop(&mut self) {
         self.stop();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
     }
 }
 
