@@ -416,3 +416,19 @@ def stored_ms(m) -> int:
     """When the broker published the message to its topic (`store_timestamp`, which the Python
     client decodes but does not expose)."""
     return m._Message__store_timestamp
+
+
+def test_a_kafka_producers_record_is_a_rocketmq_message_with_its_tag_key_and_properties(porter):
+    from confluent_kafka import Producer as KafkaProducer
+
+    kafka = KafkaProducer({"bootstrap.servers": porter.bootstrap})
+    kafka.produce("orders", key=b"order-7", value=b"paid", headers=[("TAGS", b"paid"), ("region", b"eu")])
+    kafka.produce("orders", key=b"order-8", value=b"created", headers=[("TAGS", b"created")])
+    kafka.flush(10)
+    with simple_consumer(porter, "billing", {"orders": tag("paid")}) as c:
+        got = receive_all(c, 1)
+        assert c.receive(32, 30) == []
+    assert [m.body for m in got] == [b"paid"]
+    assert set(got[0].keys) == {"order-7"}
+    assert got[0].properties == {"region": "eu"}
+    assert got[0].message_id.startswith("P")
