@@ -11,9 +11,10 @@
 //! <data_dir>/pop/<group>/<topic id>/<partition>.acks
 //! ```
 //!
-//! An ack is answered after its range is fdatasynced, so a group's committed progress survives
-//! kill -9; an in-flight message's invisibility is not persisted, so after a crash it is
-//! delivered again (at least once).
+//! An ack is answered after its range is written to the ack file, so a group's committed
+//! progress survives kill -9, and fdatasynced within [`ACK_SYNC_INTERVAL_MS`] (a power loss can
+//! redeliver the last second's acks, never lose a message); an in-flight message's invisibility
+//! is not persisted, so after a crash it is delivered again (at least once).
 //!
 //! **Where a new group starts.** At the partition's start when the partition holds at most
 //! [`NEW_GROUP_REPLAY_BYTES_MAX`] (a young topic: a consumer started just after its producer gets
@@ -48,6 +49,8 @@ use crate::topic::validate_topic_name;
 use crate::topic_message::{StoredTopicMessage, TopicMessage};
 use crate::topic_publish::{publish, PartitionChoice};
 
+/// Acks are fdatasynced at most this long after they were written (and answered).
+pub const ACK_SYNC_INTERVAL_MS: u64 = 1_000;
 /// A new group starts at the beginning of a partition no larger than this, else at its end.
 pub const NEW_GROUP_REPLAY_BYTES_MAX: u64 = 64 << 20;
 /// Group × partition progress kept open at once. Each is a [`PopState`] (a few hundred bytes
@@ -114,6 +117,8 @@ pub struct PopConsumers {
     /// Bumped on every ack, nack and invisible-duration change: a long poll waiting behind a
     /// FIFO group's previous message looks again.
     changed: tokio::sync::watch::Sender<u64>,
+    /// Cursors with acks written but not yet fdatasynced; a sync is scheduled while non-empty.
+    unsynced: Arc<Mutex<Vec<Arc<Cursor>>>>,
 }
 
 impl PopConsumers {
@@ -125,6 +130,7 @@ impl PopConsumers {
             epoch: rand_epoch(),
             cursors: Mutex::new(HashMap::new()),
             changed: tokio::sync::watch::channel(0).0,
+            unsynced: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -375,22 +381,53 @@ impl PopConsumers {
         }
     }
 
-    /// Appends the cursor's new resolutions to its ack file; with `sync`, waits until durable.
-    async fn persist(&self, cursor: &Arc<Cursor>, sync: bool) -> Result<()> {
+    /// Appends the cursor's new resolutions to its ack file (written before the caller answers,
+    /// so an ack survives kill -9). With `acked`, the file is also fdatasynced within
+    /// [`ACK_SYNC_INTERVAL_MS`], for all cursors acked in that time at once: one fsync per ack
+    /// would cap a group at the disk's fsync rate, and losing the last second of acks to a power
+    /// failure only redelivers them.
+    async fn persist(&self, cursor: &Arc<Cursor>, acked: bool) -> Result<()> {
         let resolved = cursor.state.lock().take_resolved();
-        if resolved.is_empty() && !sync {
+        if resolved.is_empty() {
             return Ok(());
         }
-        let cursor = cursor.clone();
+        let for_write = cursor.clone();
         run_blocking(move || {
             let changes: Vec<AckChange> = resolved.into_iter().map(AckChange::Settled).collect();
-            cursor.acks.lock().append(&changes)?;
-            if sync {
-                cursor.acks.sync()?;
-            }
-            Ok(())
+            for_write.acks.lock().append(&changes)
         })
-        .await
+        .await?;
+        if acked {
+            self.sync_soon(cursor);
+        }
+        Ok(())
+    }
+
+    /// Queues `cursor` for the next ack-file fsync, starting the timer if none is pending.
+    fn sync_soon(&self, cursor: &Arc<Cursor>) {
+        let mut unsynced = self.unsynced.lock();
+        if !unsynced.iter().any(|c| Arc::ptr_eq(c, cursor)) {
+            unsynced.push(cursor.clone());
+        }
+        if unsynced.len() > 1 {
+            return; // a sync is already scheduled
+        }
+        drop(unsynced);
+        let queue = self.unsynced.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ACK_SYNC_INTERVAL_MS)).await;
+            let cursors = std::mem::take(&mut *queue.lock());
+            let synced = run_blocking(move || {
+                for cursor in cursors {
+                    cursor.acks.sync()?;
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(e) = synced {
+                tracing::error!(error = %e, "pop: syncing acknowledgements failed");
+            }
+        });
     }
 
     async fn send_to_dead_letters(
