@@ -432,3 +432,50 @@ def test_a_kafka_producers_record_is_a_rocketmq_message_with_its_tag_key_and_pro
     assert set(got[0].keys) == {"order-7"}
     assert got[0].properties == {"region": "eu"}
     assert got[0].message_id.startswith("P")
+
+
+def test_a_client_that_never_reads_its_receive_stream_holds_only_its_messages_for_a_while(porter):
+    """An HTTP/2 client that opens a receive with a flow-control window of 0 and never reads: the
+    messages it was handed stay in flight for their invisible duration, then go to a consumer
+    that reads; the stuck stream costs the broker one stream's send buffer."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.settings
+    from rocketmq.grpc_protocol import service_pb2
+
+    with producer(porter, "stuck") as p:
+        for i in range(3):
+            p.send(message("stuck", f"job {i}".encode()))
+    request = service_pb2.ReceiveMessageRequest()
+    request.group.name = "workers"
+    request.message_queue.topic.name = "stuck"
+    request.message_queue.id = 0
+    request.batch_size = 32
+    request.invisible_duration.seconds = 2
+    body = request.SerializeToString()
+    sock = socket.create_connection(("127.0.0.1", porter.rocketmq_port), timeout=10)
+    try:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(stream, [
+            (":method", "POST"), (":scheme", "http"), (":authority", porter.rocketmq_endpoint),
+            (":path", "/apache.rocketmq.v2.MessagingService/ReceiveMessage"),
+            ("content-type", "application/grpc"), ("te", "trailers"),
+        ])
+        conn.send_data(stream, b"\x00" + len(body).to_bytes(4, "big") + body, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        time.sleep(0.5)  # the broker pops the messages for the stuck stream
+        with simple_consumer(porter, "workers", {"stuck": tag("*")}) as c:
+            assert c.receive(32, 1) == [], "in flight to the stuck client"
+            time.sleep(2)
+            got = receive_all(c, 3)
+        assert sorted(m.body for m in got) == [b"job 0", b"job 1", b"job 2"]
+        assert {m.delivery_attempt for m in got} == {2}
+    finally:
+        sock.close()
+    with producer(porter, "stuck") as p:
+        assert p.send(message("stuck", b"still serving")).message_id
