@@ -211,10 +211,7 @@ pub fn outgoing(received: &Received, topic: &str, invisible_ms: u64) -> proto::M
             tag: m.tag.clone(),
             keys: m.keys.clone(),
             message_id: m.message_id.clone(),
-            body_digest: Some(Digest {
-                r#type: DigestType::Crc32 as i32,
-                checksum: format!("{:08X}", crc32fast(&m.body)),
-            }),
+            body_digest: Some(body_digest(&m.body)),
             body_encoding: Encoding::Identity as i32,
             message_type: kind as i32,
             born_timestamp: Some(timestamp(m.born_ms)),
@@ -261,7 +258,18 @@ pub fn to_ms(d: &ProtoDuration) -> Option<u64> {
     u64::try_from(ms).ok()
 }
 
-/// CRC-32 (IEEE), the digest RocketMQ clients verify a body against.
-fn crc32fast(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
+/// The body's digest, which clients verify. MD5 as uppercase hex: the one form the official
+/// clients agree on (their CRC32 checks differ: zero-padded uppercase hex in Python, decimal in
+/// Node.js, so a CRC32 digest reads as corrupted in one of them).
+fn body_digest(body: &[u8]) -> Digest {
+    use md5::Digest as _;
+    let sum = md5::Md5::digest(body);
+    let mut checksum = String::with_capacity(32);
+    for byte in sum {
+        checksum.push_str(&format!("{byte:02X}"));
+    }
+    Digest {
+        r#type: DigestType::Md5 as i32,
+        checksum,
+    }
 }

@@ -422,7 +422,18 @@ impl MessagingService for Service {
         &self,
         request: Request<ReceiveMessageRequest>,
     ) -> RpcResult<Self::ReceiveMessageStream> {
-        let responses = match self.0.receive(request.into_inner()).await {
+        let deadline = grpc_timeout(request.metadata());
+        let mut request = request.into_inner();
+        // A long poll that outlives the client's own deadline answers nobody: end it a little
+        // before, so an empty poll reaches the client as MESSAGE_NOT_FOUND, not a timeout.
+        if let (Some(deadline), Some(poll)) = (deadline, request.long_polling_timeout.as_mut()) {
+            let margin = (deadline / 10).max(Duration::from_millis(100));
+            let cap = deadline.saturating_sub(margin);
+            if to_ms(poll).is_some_and(|ms| Duration::from_millis(ms) > cap) {
+                *poll = convert::duration_ms(cap.as_millis() as u64);
+            }
+        }
+        let responses = match self.0.receive(request).await {
             Ok(responses) => responses,
             Err(refusal) => vec![ReceiveMessageResponse {
                 content: Some(receive_message_response::Content::Status(refusal.status())),
@@ -680,6 +691,22 @@ impl MessagingService for Service {
             status: Some(unsupported("SyncLiteSubscription (lite topics)")),
         }))
     }
+}
+
+/// The deadline a gRPC client set (`grpc-timeout: 30S`, `500m`, ...), if any.
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// The message types a topic's `message.type` takes.
