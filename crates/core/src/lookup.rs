@@ -20,7 +20,7 @@ use porter_storage::Offset;
 use crate::broker::TopicHandle;
 use crate::error::{CoreError, Result};
 use crate::partition::Partition;
-use crate::topic_message::{stored_message_id, StoredTopicMessage, TopicMessage};
+use crate::topic_message::{read_at, stored_message_id, StoredTopicMessage, TopicMessage};
 
 /// Bytes one lookup reads per partition at most.
 pub const LOOKUP_SCAN_BYTES_MAX: u64 = 256 << 20;
@@ -145,15 +145,8 @@ async fn by_position(topic: &Arc<TopicHandle>, id: &str) -> Result<Option<Stored
     else {
         return Ok(None);
     };
-    let batches = match partition.read(offset, 1).await {
-        Ok(batches) => batches,
-        Err(CoreError::OffsetOutOfRange { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(decode_batches(batches.bytes)?
-        .iter()
-        .find(|r| r.offset == offset)
-        .map(|r| TopicMessage::decode(r, partition.index()))
+    Ok(read_at(partition, offset)
+        .await?
         .filter(|m| m.message.message_id == id))
 }
 

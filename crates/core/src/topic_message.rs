@@ -229,6 +229,22 @@ impl TopicMessage {
     }
 }
 
+/// The message at `offset` of `partition`, if the partition still has it.
+pub async fn read_at(
+    partition: &crate::partition::Partition,
+    offset: Offset,
+) -> Result<Option<StoredTopicMessage>> {
+    let batches = match partition.read(offset, 1).await {
+        Ok(batches) => batches,
+        Err(CoreError::OffsetOutOfRange { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(porter_storage::records::decode_batches(batches.bytes)?
+        .iter()
+        .find(|r| r.offset == offset)
+        .map(|r| TopicMessage::decode(r, partition.index())))
+}
+
 /// Broker-side filters (tag expressions, SQL92) read a message's tag and properties.
 impl crate::filter::FilterSubject for TopicMessage {
     fn tag(&self) -> Option<&str> {

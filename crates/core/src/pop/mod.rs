@@ -37,7 +37,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use porter_storage::records::decode_batches;
-use porter_storage::Offset;
 use uuid::Uuid;
 
 use crate::broker::{Broker, TopicHandle};
@@ -46,7 +45,7 @@ use crate::partition::{now_ms, run_blocking, Partition};
 use crate::queue::ack_log::{AckLog, SharedAckLog};
 use crate::queue::AckChange;
 use crate::topic::validate_topic_name;
-use crate::topic_message::{StoredTopicMessage, TopicMessage};
+use crate::topic_message::{read_at, StoredTopicMessage, TopicMessage};
 use crate::topic_publish::{publish, PartitionChoice};
 
 /// Acks are fdatasynced at most this long after they were written (and answered).
@@ -250,7 +249,7 @@ impl PopConsumers {
             }
             state.attempts(handle.offset).unwrap_or(1)
         };
-        if let Some(message) = read_one(&cursor.partition, handle.offset).await? {
+        if let Some(message) = read_at(&cursor.partition, handle.offset).await? {
             self.send_to_dead_letters(group, &topic.topic.name, message, attempts)
                 .await?;
         }
@@ -303,7 +302,7 @@ impl PopConsumers {
         let room = options.max_messages - out.len();
         let again = cursor.state.lock().take(now, options.invisible_ms, room);
         for taken in again {
-            let Some(message) = read_one(&cursor.partition, taken.offset).await? else {
+            let Some(message) = read_at(&cursor.partition, taken.offset).await? else {
                 cursor.state.lock().settle(taken.offset); // retention removed it
                 continue;
             };
@@ -531,22 +530,6 @@ impl PopConsumers {
         });
         Ok(self.cursors.lock().entry(key).or_insert(cursor).clone())
     }
-}
-
-/// The message at `offset`, if the partition still has it.
-async fn read_one(
-    partition: &Arc<Partition>,
-    offset: Offset,
-) -> Result<Option<StoredTopicMessage>> {
-    let batches = match partition.read(offset, 1).await {
-        Ok(batches) => batches,
-        Err(CoreError::OffsetOutOfRange { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(decode_batches(batches.bytes)?
-        .into_iter()
-        .find(|r| r.offset == offset)
-        .map(|r| TopicMessage::decode(&r, partition.index())))
 }
 
 fn stale(error: PopError) -> CoreError {

@@ -261,17 +261,7 @@ impl PopState {
         invisible_ms: u64,
     ) -> Result<u64, PopError> {
         self.check_receipt(offset, receipt)?;
-        let new_receipt = self.next_receipt;
-        self.next_receipt += 1;
-        let deadline_ms = now_ms.saturating_add(invisible_ms);
-        self.set_status(
-            offset,
-            Status::InFlight {
-                deadline_ms,
-                receipt: new_receipt,
-            },
-        );
-        Ok(new_receipt)
+        Ok(self.make_invisible(offset, now_ms, invisible_ms))
     }
 
     /// Deliveries so far of an unresolved offset.
@@ -313,6 +303,18 @@ impl PopState {
     }
 
     fn hand_out(&mut self, offset: Offset, now_ms: u64, invisible_ms: u64) -> Taken {
+        let receipt = self.make_invisible(offset, now_ms, invisible_ms);
+        let entry = self.entries.get_mut(&offset).expect("handed out an entry");
+        entry.attempts += 1;
+        Taken {
+            offset,
+            attempt: entry.attempts,
+            receipt,
+        }
+    }
+
+    /// Puts `offset` in flight until `now_ms + invisible_ms` under a new receipt, returned.
+    fn make_invisible(&mut self, offset: Offset, now_ms: u64, invisible_ms: u64) -> u64 {
         let receipt = self.next_receipt;
         self.next_receipt += 1;
         let deadline_ms = now_ms.saturating_add(invisible_ms);
@@ -323,13 +325,7 @@ impl PopState {
                 receipt,
             },
         );
-        let entry = self.entries.get_mut(&offset).expect("handed out an entry");
-        entry.attempts += 1;
-        Taken {
-            offset,
-            attempt: entry.attempts,
-            receipt,
-        }
+        receipt
     }
 
     fn insert(&mut self, offset: Offset, entry: Entry) {

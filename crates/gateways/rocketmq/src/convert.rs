@@ -25,17 +25,22 @@ pub fn topic_name(resource: Option<&Resource>) -> Result<String, Refusal> {
     if let Some(group) = name.strip_prefix(DLQ_PREFIX) {
         return Ok(dead_letter_topic(group));
     }
-    if name.len() > 127
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-    {
+    if !valid_name(name, 127) {
         return Err(Refusal::new(
             Code::IllegalTopic,
             format!("illegal topic {name:?}: use 1-127 of [a-zA-Z0-9_-]"),
         ));
     }
     Ok(name.to_string())
+}
+
+/// RocketMQ's name characters without `%` and `|` (which Kafka names lack), plus `.`.
+fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 /// The name a RocketMQ client knows a Porter topic by.
@@ -48,12 +53,7 @@ pub fn rocketmq_topic_name(topic: &str) -> String {
 
 pub fn group_name(resource: Option<&Resource>) -> Result<String, Refusal> {
     let name = resource.map(|r| r.name.as_str()).unwrap_or_default();
-    if name.is_empty()
-        || name.len() > 255
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-    {
+    if !valid_name(name, 255) {
         return Err(Refusal::new(
             Code::IllegalConsumerGroup,
             format!("illegal consumer group {name:?}: use 1-255 of [a-zA-Z0-9_-]"),
