@@ -208,12 +208,14 @@ fn decode(payload: &Bytes) -> Option<Decoded> {
     }
 }
 
+/// Due timers for one topic and their messages, published together.
+type TopicBatch = (Vec<TimerId>, Vec<(PartitionChoice, TopicMessage)>);
+
 /// Publishes a batch of due messages; returns the timers that are done (delivered, or dropped
 /// because their destination or payload is gone).
 async fn deliver(broker: &Arc<Broker>, batch: Vec<DueTimer>) -> Result<Vec<TimerId>> {
     let mut done = Vec::with_capacity(batch.len());
-    let mut by_topic: HashMap<String, (Vec<TimerId>, Vec<(PartitionChoice, TopicMessage)>)> =
-        HashMap::new();
+    let mut by_topic: HashMap<String, TopicBatch> = HashMap::new();
     for timer in batch {
         match decode(&timer.payload) {
             None => {
