@@ -22,7 +22,8 @@
 //! - `checkpoint`: `[segment u32][offset u32][bucket_width_ms i64][crc u32]`, replaced atomically:
 //!   every record before that log position has its bucket entry fdatasync'ed. Bucket files are
 //!   therefore written without a sync of their own; a checkpoint (at each segment roll, after
-//!   `DIRTY_BUCKETS_CHECKPOINT` bucket files were touched, and at close) syncs them in one go.
+//!   `DIRTY_BUCKETS_CHECKPOINT` bucket files were touched, and at open and close) syncs them in
+//!   one go, on its own thread (see `checkpoint`), so firing never waits for those fsyncs.
 //!
 //! # Recovery
 //!
@@ -51,6 +52,7 @@
 //! small files (a hierarchical wheel would put them in coarse buckets and cascade them into fine
 //! ones as they approach), and a very busy bucket costs a scan of its whole file per refill.
 
+mod checkpoint;
 mod files;
 mod format;
 mod service;
@@ -103,6 +105,10 @@ pub struct TimerConfig {
     pub in_flight_max: usize,
     /// Payload segment size at which a new one is started.
     pub segment_bytes: u32,
+    /// Run checkpoints (one fdatasync per bucket file written since the last) on their own
+    /// thread, so firing does not wait for them. Off only in tests that need to know when
+    /// index bytes became durable.
+    pub background_checkpoints: bool,
 }
 
 impl Default for TimerConfig {
@@ -113,6 +119,7 @@ impl Default for TimerConfig {
             loaded_max: LOADED_MAX_DEFAULT,
             in_flight_max: IN_FLIGHT_MAX_DEFAULT,
             segment_bytes: SEGMENT_BYTES_DEFAULT,
+            background_checkpoints: true,
         }
     }
 }
