@@ -49,6 +49,18 @@ fn fresh_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The default config, with `$TIMER_BUCKET_MS` as the bucket width if set.
+fn config() -> TimerConfig {
+    let mut config = TimerConfig::default();
+    if let Some(width) = std::env::var("TIMER_BUCKET_MS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
+        config.bucket_width_ms = width;
+    }
+    config
+}
+
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
         .nth(n)
@@ -100,7 +112,7 @@ async fn main() {
             let rate = arg(2, 50_000) as i64;
             let seconds = arg(3, 10) as i64;
             let n = (rate * seconds) as usize;
-            let store = TimerStore::open(&fresh_dir("fire"), TimerConfig::default()).unwrap();
+            let store = TimerStore::open(&fresh_dir("fire"), config()).unwrap();
             let (service, mut due_rx) = TimerService::start(store, 4096).unwrap();
             let service = Arc::new(service);
             // Due evenly from 15 s from now, enough to schedule them all first.
@@ -153,7 +165,7 @@ async fn main() {
             let dir = fresh_dir("rss");
             let before = rss_bytes();
             let base = now_ms() + 60_000;
-            let mut store = TimerStore::open(&dir, TimerConfig::default()).unwrap();
+            let mut store = TimerStore::open(&dir, config()).unwrap();
             let (cpu, started) = (cpu_seconds(), Instant::now());
             let payload = vec![7u8; 100];
             for i in 0..n {
@@ -176,7 +188,7 @@ async fn main() {
             );
             store.close().unwrap();
             let started = Instant::now();
-            let store = TimerStore::open(&dir, TimerConfig::default()).unwrap();
+            let store = TimerStore::open(&dir, config()).unwrap();
             println!(
                 "rss: reopened in {:.2} s: pending {}, RSS {} MiB, in memory {}",
                 started.elapsed().as_secs_f64(),

@@ -82,6 +82,11 @@ pub const PAYLOAD_BYTES_MAX: usize = 16 << 20;
 /// A checkpoint is taken once this many bucket files were written since the last one, so the
 /// fdatasyncs it costs stay bounded (each is one small file's metadata and tail).
 pub const DIRTY_BUCKETS_CHECKPOINT: usize = 1_024;
+/// Timers one refill of the window loads at most. A refill scans whole bucket files (a bucket
+/// at 50k timers/s and 10 s holds 500k), and sorting a big batch into the window stalls the
+/// timer thread: 262k at once cost up to ~80 ms of lateness, 32k cost a scan (~10 ms) more
+/// often.
+pub const REFILL_MAX: usize = 32_768;
 /// Open payload segments kept for reads; more are opened on demand.
 pub const SEGMENT_FILES_OPEN_MAX: usize = 64;
 /// Open bucket files kept for appends; more are reopened on demand.

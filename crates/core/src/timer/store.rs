@@ -11,7 +11,7 @@ use super::files::{self, io, Segments};
 use super::format::{self, Entry, Pos};
 use super::{
     now_ms, DueTimer, TimerConfig, TimerId, BUCKET_FILES_OPEN_MAX, DIRTY_BUCKETS_CHECKPOINT,
-    PAYLOAD_BYTES_MAX,
+    PAYLOAD_BYTES_MAX, REFILL_MAX,
 };
 use crate::error::{CoreError, Result};
 
@@ -585,7 +585,11 @@ impl TimerStore {
     /// they fit, the first non-empty one always (its `room` earliest timers if it does not fit),
     /// more only while they are already due.
     fn refill(&mut self) -> Result<()> {
-        let mut room = self.config.loaded_max.saturating_sub(self.window.len());
+        let mut room = self
+            .config
+            .loaded_max
+            .saturating_sub(self.window.len())
+            .min(REFILL_MAX);
         if self.bound == Key::MAX || room == 0 {
             return Ok(());
         }
