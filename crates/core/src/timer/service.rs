@@ -173,7 +173,7 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
                 }
             }
         }
-        let channel_open = fire(&mut store, &mut held, &due_tx);
+        let fired = fire(&mut store, &mut held, &due_tx);
         if wrote {
             match store.sync() {
                 Ok(()) => {
@@ -190,10 +190,12 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
                 }
             }
         }
-        if stop || !channel_open {
+        if stop || fired == Fired::Closed {
             break;
         }
-        let wait = if !held.is_empty() {
+        let wait = if fired == Fired::Failed {
+            IDLE_WAIT // a disk error: retry, without spinning on it
+        } else if !held.is_empty() {
             FULL_CHANNEL_WAIT
         } else if store.in_flight() >= store.config().in_flight_max {
             IDLE_WAIT // until the consumer confirms some (`fired` wakes us)
@@ -213,30 +215,40 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
     }
 }
 
+#[derive(PartialEq, Eq)]
+enum Fired {
+    /// Nothing more due now, or the channel is full.
+    Done,
+    /// The receiver is gone: the service is over.
+    Closed,
+    /// Reading the store failed.
+    Failed,
+}
+
 /// Hands out what is due: first what the channel refused last time, then fresh batches until
-/// nothing is due or the channel is full. False once the receiver is gone.
+/// nothing is due or the channel is full.
 fn fire(
     store: &mut TimerStore,
     held: &mut VecDeque<DueTimer>,
     due_tx: &mpsc::Sender<DueTimer>,
-) -> bool {
+) -> Fired {
     loop {
         while let Some(timer) = held.pop_front() {
             match due_tx.try_send(timer) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(timer)) => {
                     held.push_front(timer);
-                    return true;
+                    return Fired::Done;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Fired::Closed,
             }
         }
         match store.take_due(super::now_ms(), FIRE_BATCH) {
-            Ok(batch) if batch.is_empty() => return true,
+            Ok(batch) if batch.is_empty() => return Fired::Done,
             Ok(batch) => held.extend(batch),
             Err(e) => {
                 tracing::error!(error = %e, "timer store: reading due timers failed");
-                return true;
+                return Fired::Failed;
             }
         }
     }

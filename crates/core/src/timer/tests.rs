@@ -96,9 +96,18 @@ fn refuses_delays_beyond_the_maximum_and_negative_times() {
 
 #[test]
 fn reclaims_bucket_files_and_segments_once_everything_fired() {
+    reclaims(false);
+    reclaims(true);
+}
+
+fn reclaims(background_checkpoints: bool) {
+    let config = TimerConfig {
+        background_checkpoints,
+        ..small_config()
+    };
     let dir = tempfile::tempdir().unwrap();
     let base = now_ms() - 10_000;
-    let mut store = TimerStore::open(dir.path(), small_config()).unwrap();
+    let mut store = TimerStore::open(dir.path(), config.clone()).unwrap();
     for i in 0..200u64 {
         store
             .schedule(base + (i as i64 % 20) * 100, &payload(i, 100))
@@ -126,7 +135,7 @@ fn reclaims_bucket_files_and_segments_once_everything_fired() {
     assert_eq!(fired, 200);
     store.sync().unwrap();
     store.close().unwrap();
-    let store = TimerStore::open(dir.path(), small_config()).unwrap();
+    let store = TimerStore::open(dir.path(), config.clone()).unwrap();
     assert_eq!(store.pending(), 0);
     assert_eq!(store.bucket_files(), 0);
     assert_eq!(segments(), 1, "only the active segment stays");
