@@ -3,7 +3,8 @@
 //! The thread loops: take every queued request (schedules, fired marks), write them all, hand
 //! out what is due, then one fdatasync for the whole group before answering the schedules — so
 //! many concurrent schedules share a sync. Then it sleeps until the next due time, or until a
-//! request arrives (a new, earlier timer wakes it). Due timers go out on a bounded channel; when
+//! request arrives (a new, earlier timer wakes it). Fired marks alone are synced at most every
+//! `MARK_SYNC_INTERVAL` (100 ms): losing them only refires. Due timers go out on a bounded channel; when
 //! the consumer is slow the channel fills and the thread keeps what it took (at most one batch)
 //! and stops taking more, while still serving schedules. The consumer delivers each timer and
 //! then calls [`TimerService::fired`]; one it never confirms fires again after a restart.
@@ -28,6 +29,10 @@ pub const DUE_CHANNEL_DEFAULT: usize = 4_096;
 const FIRE_BATCH: usize = 1_024;
 /// Longest sleep without a due time, to notice a wall-clock jump or a stop.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// Fired marks alone are synced at most this often: a mark lost in a crash only makes its timer
+/// fire again, and a sync per firing step (many per millisecond at 50k timers/s) would delay
+/// the next due timers by an fdatasync each time. Schedules are synced at once.
+const MARK_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// Retry interval while the due channel is full.
 const FULL_CHANNEL_WAIT: Duration = Duration::from_millis(1);
 
@@ -143,12 +148,13 @@ impl Drop for TimerService {
 fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
     let mut held: VecDeque<DueTimer> = VecDeque::new();
     let mut replies = Vec::new();
+    // Fired marks written and not yet synced, since when.
+    let mut marks_since: Option<std::time::Instant> = None;
     loop {
         let (requests, stop) = {
             let mut queue = shared.queue.lock();
             (std::mem::take(&mut queue.requests), queue.stop)
         };
-        let mut wrote = false;
         for request in requests {
             match request {
                 Request::Schedule {
@@ -157,16 +163,13 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
                     reply,
                     _permit,
                 } => match store.schedule(due_ms, &payload) {
-                    Ok(id) => {
-                        wrote = true;
-                        replies.push((reply, id));
-                    }
+                    Ok(id) => replies.push((reply, id)),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 },
                 Request::Fired(ids) => {
-                    wrote = true;
+                    marks_since.get_or_insert_with(std::time::Instant::now);
                     if let Err(e) = store.mark_fired(&ids) {
                         tracing::error!(error = %e, "timer store: marking timers fired failed");
                     }
@@ -174,7 +177,9 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
             }
         }
         let fired = fire(&mut store, &mut held, &due_tx);
-        if wrote {
+        let marks_due = marks_since.is_some_and(|t| stop || t.elapsed() >= MARK_SYNC_INTERVAL);
+        if !replies.is_empty() || marks_due {
+            marks_since = None;
             match store.sync() {
                 Ok(()) => {
                     for (reply, id) in replies.drain(..) {
@@ -193,6 +198,9 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
         if stop || fired == Fired::Closed {
             break;
         }
+        let marks_wait = marks_since.map_or(IDLE_WAIT, |t| {
+            MARK_SYNC_INTERVAL.saturating_sub(t.elapsed())
+        });
         let wait = if fired == Fired::Failed {
             IDLE_WAIT // a disk error: retry, without spinning on it
         } else if !held.is_empty() {
@@ -205,6 +213,7 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
                 None => IDLE_WAIT,
             }
         };
+        let wait = wait.min(marks_wait);
         let mut queue = shared.queue.lock();
         if queue.requests.is_empty() && !queue.stop && !wait.is_zero() {
             shared.wake.wait_for(&mut queue, wait);
