@@ -3,7 +3,8 @@
 //! The thread loops: take every queued request (schedules, fired marks), write them all, hand
 //! out what is due, then one fdatasync for the whole group before answering the schedules — so
 //! many concurrent schedules share a sync. Then it sleeps until the next due time, or until a
-//! request arrives (a new, earlier timer wakes it). Due timers go out on a bounded channel; when
+//! request arrives (a new, earlier timer wakes it). Fired marks alone are synced at most every
+//! `MARK_SYNC_INTERVAL` (100 ms): losing them only refires. Due timers go out on a bounded channel; when
 //! the consumer is slow the channel fills and the thread keeps what it took (at most one batch)
 //! and stops taking more, while still serving schedules. The consumer delivers each timer and
 //! then calls [`TimerService::fired`]; one it never confirms fires again after a restart.
@@ -28,6 +29,10 @@ pub const DUE_CHANNEL_DEFAULT: usize = 4_096;
 const FIRE_BATCH: usize = 1_024;
 /// Longest sleep without a due time, to notice a wall-clock jump or a stop.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// Fired marks alone are synced at most this often: a mark lost in a crash only makes its timer
+/// fire again, and a sync per firing step (many per millisecond at 50k timers/s) would delay
+/// the next due timers by an fdatasync each time. Schedules are synced at once.
+const MARK_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// Retry interval while the due channel is full.
 const FULL_CHANNEL_WAIT: Duration = Duration::from_millis(1);
 
@@ -149,12 +154,13 @@ impl Drop for TimerService {
 fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
     let mut held: VecDeque<DueTimer> = VecDeque::new();
     let mut replies = Vec::new();
+    // Fired marks written and not yet synced, since when.
+    let mut marks_since: Option<std::time::Instant> = None;
     loop {
         let (requests, stop) = {
             let mut queue = shared.queue.lock();
             (std::mem::take(&mut queue.requests), queue.stop)
         };
-        let mut wrote = false;
         for request in requests {
             match request {
                 Request::Schedule {
@@ -163,24 +169,23 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
                     reply,
                     _permit,
                 } => match store.schedule(due_ms, &payload) {
-                    Ok(id) => {
-                        wrote = true;
-                        replies.push((reply, id));
-                    }
+                    Ok(id) => replies.push((reply, id)),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 },
                 Request::Fired(ids) => {
-                    wrote = true;
+                    marks_since.get_or_insert_with(std::time::Instant::now);
                     if let Err(e) = store.mark_fired(&ids) {
                         tracing::error!(error = %e, "timer store: marking timers fired failed");
                     }
                 }
             }
         }
-        let channel_open = fire(&mut store, &mut held, &due_tx);
-        if wrote {
+        let fired = fire(&mut store, &mut held, &due_tx);
+        let marks_due = marks_since.is_some_and(|t| stop || t.elapsed() >= MARK_SYNC_INTERVAL);
+        if !replies.is_empty() || marks_due {
+            marks_since = None;
             match store.sync() {
                 Ok(()) => {
                     for (reply, id) in replies.drain(..) {
@@ -196,10 +201,15 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
                 }
             }
         }
-        if stop || !channel_open {
+        if stop || fired == Fired::Closed {
             break;
         }
-        let wait = if !held.is_empty() {
+        let marks_wait = marks_since.map_or(IDLE_WAIT, |t| {
+            MARK_SYNC_INTERVAL.saturating_sub(t.elapsed())
+        });
+        let wait = if fired == Fired::Failed {
+            IDLE_WAIT // a disk error: retry, without spinning on it
+        } else if !held.is_empty() {
             FULL_CHANNEL_WAIT
         } else if store.in_flight() >= store.config().in_flight_max {
             IDLE_WAIT // until the consumer confirms some (`fired` wakes us)
@@ -209,6 +219,7 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
                 None => IDLE_WAIT,
             }
         };
+        let wait = wait.min(marks_wait);
         let mut queue = shared.queue.lock();
         if queue.requests.is_empty() && !queue.stop && !wait.is_zero() {
             shared.wake.wait_for(&mut queue, wait);
@@ -219,30 +230,40 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
     }
 }
 
+#[derive(PartialEq, Eq)]
+enum Fired {
+    /// Nothing more due now, or the channel is full.
+    Done,
+    /// The receiver is gone: the service is over.
+    Closed,
+    /// Reading the store failed.
+    Failed,
+}
+
 /// Hands out what is due: first what the channel refused last time, then fresh batches until
-/// nothing is due or the channel is full. False once the receiver is gone.
+/// nothing is due or the channel is full.
 fn fire(
     store: &mut TimerStore,
     held: &mut VecDeque<DueTimer>,
     due_tx: &mpsc::Sender<DueTimer>,
-) -> bool {
+) -> Fired {
     loop {
         while let Some(timer) = held.pop_front() {
             match due_tx.try_send(timer) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(timer)) => {
                     held.push_front(timer);
-                    return true;
+                    return Fired::Done;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Fired::Closed,
             }
         }
         match store.take_due(super::now_ms(), FIRE_BATCH) {
-            Ok(batch) if batch.is_empty() => return true,
+            Ok(batch) if batch.is_empty() => return Fired::Done,
             Ok(batch) => held.extend(batch),
             Err(e) => {
                 tracing::error!(error = %e, "timer store: reading due timers failed");
-                return true;
+                return Fired::Failed;
             }
         }
     }

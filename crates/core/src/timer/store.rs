@@ -6,11 +6,12 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::checkpoint::{self, Checkpointer};
 use super::files::{self, io, Segments};
 use super::format::{self, Entry, Pos};
 use super::{
     now_ms, DueTimer, TimerConfig, TimerId, BUCKET_FILES_OPEN_MAX, DIRTY_BUCKETS_CHECKPOINT,
-    PAYLOAD_BYTES_MAX,
+    PAYLOAD_BYTES_MAX, REFILL_MAX,
 };
 use crate::error::{CoreError, Result};
 
@@ -146,7 +147,6 @@ impl Index {
 /// Durable timers in a directory: schedule, take what is due, mark it fired. Blocking; meant to
 /// be owned by one thread ([`super::TimerService`] does that).
 pub struct TimerStore {
-    dir: PathBuf,
     config: TimerConfig,
     segments: Segments,
     ix: Index,
@@ -162,6 +162,7 @@ pub struct TimerStore {
     /// Fired-mark files appended to since the last sync.
     fired_files: HashMap<i64, File>,
     fired_dir_dirty: bool,
+    checkpointer: Checkpointer,
     /// Checkpoints taken since open (tests use it to know which index bytes are durable).
     checkpoints: u64,
     /// The `now_ms` of the last `take_due`: a refill loads past the first non-empty bucket
@@ -282,8 +283,8 @@ impl TimerStore {
             }
         }
         tracing::debug!(dir = %dir.display(), pending = ix.pending, replayed, buckets = ix.buckets.len(), "opened timer store");
+        let checkpointer = Checkpointer::new(dir, config.background_checkpoints)?;
         let mut store = TimerStore {
-            dir: dir.to_path_buf(),
             config: TimerConfig {
                 bucket_width_ms: width,
                 ..config
@@ -299,8 +300,9 @@ impl TimerStore {
             fired_dir_dirty: false,
             last_now: i64::MIN,
             checkpoints: 0,
+            checkpointer,
         };
-        store.checkpoint()?;
+        store.checkpoint(true)?;
         store.reclaim()?;
         store.refill()?;
         Ok(store)
@@ -362,8 +364,13 @@ impl TimerStore {
         if std::mem::take(&mut self.fired_dir_dirty) {
             files::sync_dir(&buckets_dir)?;
         }
-        if self.rolled || self.ix.dirty.len() >= DIRTY_BUCKETS_CHECKPOINT {
-            self.checkpoint()?;
+        if let Some(outcome) = self.checkpointer.finished(false) {
+            self.apply_checkpoint(outcome)?;
+        }
+        if !self.checkpointer.running()
+            && (self.rolled || self.ix.dirty.len() >= DIRTY_BUCKETS_CHECKPOINT)
+        {
+            self.checkpoint(false)?;
         }
         self.reclaim()
     }
@@ -477,38 +484,55 @@ impl TimerStore {
     /// Syncs and checkpoints, so the next open replays nothing.
     pub fn close(mut self) -> Result<()> {
         self.sync()?;
-        self.checkpoint()
+        self.checkpoint(true)
     }
 
-    /// Makes every bucket entry so far durable and records the log's end as the checkpoint.
-    fn checkpoint(&mut self) -> Result<()> {
+    /// Starts a checkpoint of everything written so far (in the background unless `inline`,
+    /// or unless the store was configured without one); an inline one is done on return.
+    fn checkpoint(&mut self, inline: bool) -> Result<()> {
+        if inline {
+            self.await_checkpoint()?;
+        }
         self.segments.sync()?;
-        for start in self.ix.dirty.drain() {
-            let path = files::bucket_path(&self.ix.dir, start, "idx");
-            let result = match self.ix.open.get(&start) {
-                Some(file) => file.sync_data(),
-                None => File::open(&path).and_then(|f| f.sync_data()),
-            };
-            match result {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
-                _ => {}
+        let job = checkpoint::Job {
+            end: self.segments.end(),
+            width_ms: self.ix.width,
+            buckets: self.ix.dirty.drain().collect(),
+            sync_dir: std::mem::take(&mut self.ix.dir_dirty),
+        };
+        self.rolled = false;
+        match self.checkpointer.start(job, inline) {
+            Some(outcome) => self.apply_checkpoint(outcome),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for a background checkpoint, if one runs.
+    fn await_checkpoint(&mut self) -> Result<()> {
+        match self.checkpointer.finished(true) {
+            Some(outcome) => self.apply_checkpoint(outcome),
+            None => Ok(()),
+        }
+    }
+
+    fn apply_checkpoint(
+        &mut self,
+        outcome: std::result::Result<Pos, (CoreError, checkpoint::Job)>,
+    ) -> Result<()> {
+        match outcome {
+            Ok(end) => {
+                self.checkpoint = end;
+                self.checkpoints += 1;
+                Ok(())
+            }
+            Err((e, job)) => {
+                // Retried with the next one.
+                self.ix.dirty.extend(job.buckets);
+                self.ix.dir_dirty |= job.sync_dir;
+                self.rolled = true;
+                Err(e)
             }
         }
-        if std::mem::take(&mut self.ix.dir_dirty) {
-            files::sync_dir(&self.ix.dir)?;
-        }
-        let end = self.segments.end();
-        let bytes = format::encode_checkpoint(end, self.ix.width);
-        files::write_durably(
-            &self.dir,
-            &self.dir.join("checkpoint.tmp"),
-            &self.dir.join("checkpoint"),
-            &bytes,
-        )?;
-        self.checkpoint = end;
-        self.rolled = false;
-        self.checkpoints += 1;
-        Ok(())
     }
 
     /// Deletes bucket files whose timers all fired (marks synced, entries behind the
@@ -561,7 +585,11 @@ impl TimerStore {
     /// they fit, the first non-empty one always (its `room` earliest timers if it does not fit),
     /// more only while they are already due.
     fn refill(&mut self) -> Result<()> {
-        let mut room = self.config.loaded_max.saturating_sub(self.window.len());
+        let mut room = self
+            .config
+            .loaded_max
+            .saturating_sub(self.window.len())
+            .min(REFILL_MAX);
         if self.bound == Key::MAX || room == 0 {
             return Ok(());
         }

@@ -16,6 +16,7 @@ fn small_config() -> TimerConfig {
         loaded_max: 4,
         in_flight_max: 8,
         segment_bytes: 4096,
+        background_checkpoints: false,
         ..TimerConfig::default()
     }
 }
@@ -95,9 +96,18 @@ fn refuses_delays_beyond_the_maximum_and_negative_times() {
 
 #[test]
 fn reclaims_bucket_files_and_segments_once_everything_fired() {
+    reclaims(false);
+    reclaims(true);
+}
+
+fn reclaims(background_checkpoints: bool) {
+    let config = TimerConfig {
+        background_checkpoints,
+        ..small_config()
+    };
     let dir = tempfile::tempdir().unwrap();
     let base = now_ms() - 10_000;
-    let mut store = TimerStore::open(dir.path(), small_config()).unwrap();
+    let mut store = TimerStore::open(dir.path(), config.clone()).unwrap();
     for i in 0..200u64 {
         store
             .schedule(base + (i as i64 % 20) * 100, &payload(i, 100))
@@ -125,7 +135,7 @@ fn reclaims_bucket_files_and_segments_once_everything_fired() {
     assert_eq!(fired, 200);
     store.sync().unwrap();
     store.close().unwrap();
-    let store = TimerStore::open(dir.path(), small_config()).unwrap();
+    let store = TimerStore::open(dir.path(), config.clone()).unwrap();
     assert_eq!(store.pending(), 0);
     assert_eq!(store.bucket_files(), 0);
     assert_eq!(segments(), 1, "only the active segment stays");
@@ -230,55 +240,6 @@ fn memory_stays_within_the_window_with_200k_pending() {
     let store = TimerStore::open(dir.path(), TimerConfig::default()).unwrap();
     assert_eq!(store.pending(), 200_000 - expected as u64);
     assert!(store.in_memory() <= LOADED_MAX_DEFAULT);
-}
-
-/// RSS of this process, from /proc (Linux).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
-/// 1 M pending timers spread over a day; prints the RSS growth. Run once, in release:
-/// `cargo test --release -p porter-core timer::tests::rss_of_a_million -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn rss_of_a_million_pending() {
-    let dir = tempfile::tempdir_in(std::env::var("TIMER_DIR").unwrap_or(".".into())).unwrap();
-    let before = rss_bytes();
-    let base = now_ms();
-    let mut store = TimerStore::open(dir.path(), TimerConfig::default()).unwrap();
-    let started = std::time::Instant::now();
-    for i in 0..1_000_000u64 {
-        let delta = (i.wrapping_mul(2_654_435_761) % 86_400_000) as i64;
-        store
-            .schedule(base + 60_000 + delta, &payload(i, 92))
-            .unwrap();
-        if i % 1_000 == 999 {
-            store.sync().unwrap();
-        }
-    }
-    store.sync().unwrap();
-    let scheduled = started.elapsed();
-    let after_schedule = rss_bytes();
-    store.close().unwrap();
-    let started = std::time::Instant::now();
-    let store = TimerStore::open(dir.path(), TimerConfig::default()).unwrap();
-    println!(
-        "1M pending (100 B payloads, 1 day, {} bucket files): schedule {:?} (syncs per 1000), \
-         RSS +{} MiB while scheduling; reopen {:?}, RSS +{} MiB after reopen; in memory {}",
-        store.bucket_files(),
-        scheduled,
-        (after_schedule - before) >> 20,
-        started.elapsed(),
-        (rss_bytes().saturating_sub(before)) >> 20,
-        store.in_memory()
-    );
-    assert_eq!(store.pending(), 1_000_000);
 }
 
 // ---- the model-based property test -------------------------------------------------------
