@@ -58,6 +58,7 @@ pub use crate::filter::{FILTER_DEPTH_MAX, FILTER_EXPRESSION_BYTES_MAX};
 pub use crate::group::offsets::OFFSETS_LOG_COMPACT_BYTES;
 pub use crate::metadata::journal::COMMAND_BYTES_MAX;
 pub use crate::metadata::JOURNAL_COMMANDS_MAX;
+pub use crate::pop::{POP_CURSORS_MAX, POP_UNRESOLVED_MAX};
 pub use crate::publish::PUBLISH_BATCH_MAX;
 pub use crate::queue::ack_log::ACK_LOG_COMPACT_BYTES;
 pub use crate::queue::api::CONSUMER_BUFFER_MAX;
@@ -73,7 +74,6 @@ pub use crate::timer::{
     MAX_DELAY_MS_DEFAULT, PAYLOAD_BYTES_MAX as TIMER_PAYLOAD_BYTES_MAX, REFILL_MAX,
     SCHEDULE_REQUESTS_MAX, SEGMENT_FILES_OPEN_MAX,
 };
-pub use crate::pop::{POP_CURSORS_MAX, POP_UNRESOLVED_MAX};
 pub use crate::topic::{TOPIC_NAME_CHARS_MAX, TOPIC_PARTITIONS_MAX};
 pub use crate::transaction::{
     HALF_LOG_COMPACT_BYTES, HALF_PAYLOAD_BYTES_MAX, TRANSACTIONS_PENDING_BYTES_MAX,
