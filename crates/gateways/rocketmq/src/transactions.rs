@@ -30,7 +30,7 @@ use crate::telemetry::Clients;
 
 pub struct Transactions {
     broker: Arc<Broker>,
-    service: TransactionService,
+    service: Arc<TransactionService>,
     check_after_ms: i64,
 }
 
@@ -54,7 +54,7 @@ impl Transactions {
         Ok((
             Transactions {
                 broker,
-                service,
+                service: Arc::new(service),
                 check_after_ms: config.transaction_check_after_ms,
             },
             checks,
@@ -123,13 +123,22 @@ impl Transactions {
                 )
             })?;
             publish(topic, &[(PartitionChoice::Auto, message)]).await?;
+            // The message is committed and visible: the producer is answered now, and the half
+            // message resolved behind the answer. Should that record be lost to a crash, the
+            // next check-back's commit publishes it again — the at-least-once this path has
+            // anyway — while waiting for its fsync would add one to every commit.
+            let service = self.service.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = service.resolve(id.clone(), Resolution::Commit).await {
+                    tracing::warn!(transaction = %id, error = %e, "recording a commit failed; a check-back will ask again");
+                }
+            });
+            return Ok(());
         }
-        match self.service.resolve(id.to_string(), resolution).await? {
-            Some(_) => Ok(()),
-            None if resolution == Resolution::Rollback => Ok(()),
-            // Committed and published by a concurrent EndTransaction (a client retry).
-            None => Ok(()),
-        }
+        // A rollback unknown here (resolved before, or dropped after its checks) is a no-op.
+        self.service.resolve(id.to_string(), resolution).await?;
+        Ok(())
     }
 
     /// Pending half messages.
