@@ -6,8 +6,8 @@
 #   ./scripts/bench-rocketmq.sh
 #
 # Builds release porter and porter-bench, starts Porter on free loopback ports with a temp data
-# dir, and runs, each on a fresh topic: send-only at IN_FLIGHT (64,128,256) sends in flight, one
-# message per SendMessage; send + receive + ack at 128 in flight; and send-only with SEND_BATCH (32)
+# dir, and runs, each on a fresh topic: send-only at IN_FLIGHT (sends in flight:producer connections,
+# 64:1,128:1,256:4), one message per SendMessage; send + receive + ack at 128 in flight; and send-only with SEND_BATCH (32)
 # messages per SendMessage (the client's batch_send), which shows what one gRPC call costs.
 # JSON and text per run in $OUT (target/bench/rocketmq/). Knobs: RECORDS (300000), IN_FLIGHT,
 # SEND_BATCH, RECEIVERS (4).
@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RECORDS="${RECORDS:-300000}"
-IN_FLIGHT="${IN_FLIGHT:-64,128,256}"
+IN_FLIGHT="${IN_FLIGHT:-64:1,128:1,256:4}"
 SEND_BATCH="${SEND_BATCH:-32}"
 RECEIVERS="${RECEIVERS:-4}"
 OUT="${OUT:-$ROOT/target/bench/rocketmq}"
@@ -53,9 +53,10 @@ run() {
     echo "== $name ($(cut -d, -f3- <<<"$(uptime)"))"
     grep -E '^(produced|consumed|broker|driver|machine|errors)' "$OUT/$name.txt"
 }
-for n in ${IN_FLIGHT//,/ }; do
-    run "send-${n}-in-flight" --in-flight "$n" --no-receive
+for point in ${IN_FLIGHT//,/ }; do
+    n=${point%%:*} producers=${point##*:}
+    run "send-${n}-in-flight-${producers}p" --in-flight "$n" --producers "$producers" --no-receive
 done
 run "send-receive-128-in-flight" --in-flight 128 --receivers "$RECEIVERS"
-run "send-batch-${SEND_BATCH}" --in-flight 64 --send-batch "$SEND_BATCH" --receivers "$RECEIVERS"
+run "send-batch-${SEND_BATCH}" --in-flight 64 --send-batch "$SEND_BATCH" --no-receive
 echo "broker VmHWM: $(grep VmHWM /proc/$PORTER_PID/status)"
