@@ -124,7 +124,9 @@ class Porter {
     }
   }
 
-  static async create () {
+  // `options.rocketmq`: also serve RocketMQ 5 (gRPC) on a free loopback port (porter.rocketmqEndpoint),
+  // and wait for it at startup.
+  static async create (options = {}) {
     let stat = null
     try {
       stat = fs.statSync(PORTER_BIN)
@@ -138,8 +140,16 @@ class Porter {
     const server = new Porter(dataDir, path.join(tmp, 'porter.log'), await freeLoopbackPort(),
       await freeLoopbackPort())
     server.tmp = tmp
+    if (options.rocketmq) {
+      server.rocketmqPort = await freeLoopbackPort()
+      server.rocketmqListen = `127.0.0.1:${server.rocketmqPort}`
+    }
     await server.start()
     return server
+  }
+
+  get rocketmqEndpoint () {
+    return this.rocketmqListen
   }
 
   get amqpUrl () {
@@ -191,7 +201,8 @@ class Porter {
         assert.fail(`porter exited (code ${code}, signal ${signal}${error ? `, ${error.message}` : ''}) ` +
           `during start ${this.starts}\n${this.logTail()}`)
       }
-      if (await portAccepts(this.port) && (!this.amqpEnabled || await portAccepts(this.amqpPort))) return
+      if (await portAccepts(this.port) && (!this.amqpEnabled || await portAccepts(this.amqpPort)) &&
+        (!this.rocketmqPort || await portAccepts(this.rocketmqPort))) return
       await sleep(50)
     }
     await this.kill()
@@ -263,10 +274,10 @@ function kafkaFor (porter, options = {}) {
 
 // Wraps a node:test body `async (t, porter) => ...`: starts a server first; when the test ends (pass,
 // fail or timeout) runs porter.defer()red cleanups, then stops the server (SIGTERM must then exit 0)
-// and prints both logs unless the test passed.
-function porterTest (body) {
+// and prints both logs unless the test passed. `options` go to Porter.create().
+function porterTest (body, options = {}) {
   return async t => {
-    const porter = await Porter.create()
+    const porter = await Porter.create(options)
     let passed = false
     t.after(async () => {
       let code = null

@@ -65,6 +65,21 @@ def test_kafka_closed_loop(porter, bench, tmp_path):
     assert r["broker"]["cpu_seconds"] >= 0
 
 
+def test_rocketmq_closed_and_open_loop(porter, bench, tmp_path):
+    common = ["rocketmq", "--endpoint", porter.rocketmq_endpoint, "--max-seconds", str(RUN_S_MAX),
+              "--broker-pid", str(porter.process.pid), "--quiet", "--in-flight", "16", "--receivers", "2"]
+    out = tmp_path / "rocketmq.json"
+    run_bench(bench, *common, "--records", "600", "--send-batch", "4", "--json", str(out))
+    r = json.loads(out.read_text())
+    assert (r["produced"], r["consumed"], r["errors"]) == (600, 600, 0), r
+    assert r["produce_broker_cpu_seconds_per_million"] >= 0 and r["driver_cpu_seconds"] > 0
+    out = tmp_path / "rocketmq-open.json"
+    run_bench(bench, *common, "--records", "300", "--rate", "200", "--json", str(out))
+    r = json.loads(out.read_text())
+    assert (r["produced"], r["consumed"], r["errors"], r["rate"]) == (300, 300, 0, 200), r
+    assert r["end_to_end"]["count"] == 300
+
+
 def test_amqp_work_queue(amqp_broker, bench, tmp_path):
     out = tmp_path / "wq.json"
     run_bench(bench, *amqp_args(amqp_broker, out, "--records", str(RECORDS), "--producers", "2", "--consumers", "2",

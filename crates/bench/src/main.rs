@@ -8,6 +8,7 @@
 //! - [`kafka`]: the Kafka-protocol driver (rdkafka).
 //! - [`amqp`]: the AMQP 0-9-1 driver (lapin): work queue, fan-out, peak shaving.
 //! - [`mqtt`]: the MQTT 3.1.1 driver (rumqttc): fan-out and chat.
+//! - [`rocketmq`]: the RocketMQ 5 driver (the official Rust client, gRPC): send, receive, ack.
 //! - [`idle`]: many idle connections (AMQP or Kafka) and the broker's RSS per connection.
 //! - [`report`]: the human table and the JSON result.
 //! - [`chart`]: SVG charts from result JSON.
@@ -24,6 +25,7 @@ mod pacing;
 mod proc_stats;
 mod progress;
 mod report;
+mod rocketmq;
 mod stats;
 
 use std::path::PathBuf;
@@ -55,6 +57,9 @@ enum Command {
     Idle(idle::IdleArgs),
     /// MQTT 3.1.1 (rumqttc): fan-out to N subscribers, or thousands of chat clients in rooms.
     Mqtt(mqtt::MqttArgs),
+    /// RocketMQ 5 (the official Rust client, gRPC): concurrent sends, SimpleConsumer receives
+    /// and acks.
+    Rocketmq(rocketmq::RocketmqArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -111,6 +116,9 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::Amqp(args) => sweep(&args.common, |rate, progress| {
             runtime.block_on(amqp::run(point!(args, rate), progress))
+        }),
+        Command::Rocketmq(args) => sweep(&args.common, |rate, progress| {
+            runtime.block_on(rocketmq::run(point!(args, rate), progress))
         }),
         Command::Mqtt(args) => sweep(&args.common, |rate, progress| {
             let mut point = point!(args, rate);

@@ -57,6 +57,10 @@ pub struct RunResult {
     /// CPU seconds the whole machine was busy during the load (all processes and the kernel).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_busy_cpu_seconds: Option<f64>,
+    /// RocketMQ closed loop: broker CPU seconds per million messages sent, over the send phase
+    /// alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub produce_broker_cpu_seconds_per_million: Option<f64>,
     /// Kafka closed loop: broker CPU seconds per million records consumed, over the consume
     /// phase alone.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -195,6 +199,9 @@ pub fn print(r: &RunResult) {
             r.broker_cpu_seconds_per_million.unwrap_or(0.0)
         );
     }
+    if let Some(cpu) = r.produce_broker_cpu_seconds_per_million {
+        println!("broker  produce phase cpu per million records {cpu:.3} s");
+    }
     if let Some(cpu) = r.consume_broker_cpu_seconds_per_million {
         println!("broker  consume phase cpu per million records {cpu:.3} s");
     }
@@ -307,6 +314,7 @@ mod tests {
             driver_cpu_seconds: Some(2.5),
             machine_busy_cpu_seconds: Some(19.0),
             consume_broker_cpu_seconds_per_million: Some(0.05),
+            produce_broker_cpu_seconds_per_million: Some(0.05),
             slow_readers: Some(SlowReaderResult {
                 readers: 1,
                 fetches_each: 40,
