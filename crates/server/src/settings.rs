@@ -709,12 +709,18 @@ mod tests {
         assert!(s.amqp_enabled);
         assert_eq!(s.amqp.listen.port(), 5673);
 
-        let both_off = ServeArgs {
+        let two_off = ServeArgs {
             kafka_listen: Some("off".into()),
             amqp_listen: Some("OFF".into()),
             ..ServeArgs::default()
         };
-        assert!(merge(&both_off, FileConfig::default()).is_err());
+        let s = merge(&two_off, FileConfig::default()).unwrap();
+        assert!(s.rocketmq_enabled, "RocketMQ alone is a broker too");
+        let all_off = ServeArgs {
+            rocketmq_listen: Some("off".into()),
+            ..two_off
+        };
+        assert!(merge(&all_off, FileConfig::default()).is_err());
     }
 
     #[test]
