@@ -168,7 +168,7 @@ impl PopConsumers {
                 let cursor = self.cursor(&group, topic, p).await?;
                 self.take_from(&group, topic, &cursor, filter, &options, &mut out)
                     .await?;
-                if let Some(due) = cursor.state.lock().next_due_ms() {
+                if let Some(due) = cursor.state.lock().next_due_ms(now_ms() as u64) {
                     next_due = Some(next_due.map_or(due, |d: u64| d.min(due)));
                 }
                 if out.len() >= options.max_messages {

@@ -155,9 +155,15 @@ impl PopState {
         self.entries.len() < POP_UNRESOLVED_MAX
     }
 
-    /// When the next waiting or in-flight message becomes available again, if any.
-    pub fn next_due_ms(&self) -> Option<u64> {
-        self.by_time.iter().next().map(|&(t, _)| t)
+    /// When the next waiting or in-flight message may be taken, if any, as of `now_ms`. A FIFO
+    /// message held behind its group's head is skipped: it becomes takeable only when the head is
+    /// resolved (the caller hears of that) or the head's own deadline passes (which is listed), so
+    /// a long poll never spins on it.
+    pub fn next_due_ms(&self, now_ms: u64) -> Option<u64> {
+        self.by_time
+            .iter()
+            .find(|&&(t, offset)| t > now_ms || self.may_take(offset))
+            .map(|&(t, _)| t)
     }
 
     /// Up to `max` messages already known (redeliveries, held FIFO messages) that may go out

@@ -189,6 +189,8 @@ fn a_fifo_group_waits_for_its_previous_message() {
         "another group goes on"
     );
     assert!(state.take(0, 100, 10).is_empty());
+    // A long poll waits for the head's deadline, not for the held message it could never take.
+    assert_eq!(state.next_due_ms(0), Some(100));
     state.ack(0, a0.receipt).unwrap();
     let next = state.take(0, 100, 10);
     assert_eq!(next.iter().map(|t| t.offset).collect::<Vec<_>>(), vec![1]);
