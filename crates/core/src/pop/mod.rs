@@ -190,7 +190,12 @@ impl PopConsumers {
             let appended =
                 futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
             tokio::select! {
-                _ = appended => {}
+                (result, _, _) = appended => {
+                    // A closed partition (its topic deleted) ends the poll instead of spinning.
+                    if result.is_err() {
+                        return Ok(Vec::new());
+                    }
+                }
                 _ = changed.changed() => {}
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
