@@ -413,8 +413,23 @@ impl Broker {
         if !self.config.auto_create_topics {
             return Err(CoreError::UnknownTopic(name.to_string()));
         }
+        self.topic_or_create(name, self.config.default_partitions)
+            .await
+    }
+
+    /// The topic, created with `partitions` and default settings if it does not exist (whatever
+    /// `auto_create_topics` says: the caller decided). A concurrent creation of the same name is
+    /// not an error: both callers get the one topic.
+    pub async fn topic_or_create(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: u32,
+    ) -> Result<Arc<TopicHandle>> {
+        if let Some(handle) = self.topic(name) {
+            return Ok(handle);
+        }
         match self
-            .create_topic(name, self.config.default_partitions, TopicConfig::default())
+            .create_topic(name, partitions, TopicConfig::default())
             .await
         {
             Ok(handle) => Ok(handle),

@@ -133,10 +133,6 @@ impl PopConsumers {
         }
     }
 
-    pub fn broker(&self) -> &Arc<Broker> {
-        &self.broker
-    }
-
     /// Up to `options.max_messages` messages of `topic` for `group` that `filter` accepts,
     /// waiting up to `options.long_poll` for the first. Empty when none came in time.
     pub async fn receive(
@@ -441,18 +437,10 @@ impl PopConsumers {
         stored: StoredTopicMessage,
         attempts: u32,
     ) -> Result<()> {
-        let name = dead_letter_topic(group);
-        let handle = match self.broker.topic(&name) {
-            Some(handle) => handle,
-            None => match self.broker.create_topic(&name, 1, Default::default()).await {
-                Ok(handle) => handle,
-                Err(CoreError::TopicExists(_)) => self
-                    .broker
-                    .topic(&name)
-                    .ok_or_else(|| CoreError::UnknownTopic(name.clone()))?,
-                Err(e) => return Err(e),
-            },
-        };
+        let handle = self
+            .broker
+            .topic_or_create(&dead_letter_topic(group), 1)
+            .await?;
         let mut message = stored.message;
         message
             .properties

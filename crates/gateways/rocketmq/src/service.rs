@@ -9,7 +9,7 @@ use futures::Stream;
 use porter_core::broker::TopicHandle;
 use porter_core::pop::{PopConsumers, ReceiveOptions};
 use porter_core::topic_publish::{publish, PartitionChoice};
-use porter_core::{Broker, CoreError, TopicConfig};
+use porter_core::{Broker, CoreError};
 use tonic::{Request, Response};
 
 use crate::config::RocketmqConfig;
@@ -39,7 +39,7 @@ impl Gateway {
     pub fn open(broker: Arc<Broker>, config: RocketmqConfig) -> Result<Arc<Self>, CoreError> {
         let pop = Arc::new(PopConsumers::new(broker.clone()));
         let clients = Arc::new(Clients::default());
-        let (transactions, checks) = Transactions::open(broker.clone(), &config)?;
+        let (transactions, checks) = Transactions::open(&broker, &config)?;
         tokio::spawn(crate::transactions::run_checks(checks, clients.clone()));
         Ok(Arc::new(Gateway {
             transactions,
@@ -89,18 +89,10 @@ impl Gateway {
                 ),
             ));
         }
-        match self
+        Ok(self
             .broker
-            .create_topic(name, self.config.auto_create_queues, TopicConfig::default())
-            .await
-        {
-            Ok(handle) => Ok(handle),
-            Err(CoreError::TopicExists(_)) => self
-                .broker
-                .topic(name)
-                .ok_or_else(|| Refusal::new(Code::TopicNotFound, "topic was deleted")),
-            Err(e) => Err(e.into()),
-        }
+            .topic_or_create(name, self.config.auto_create_queues)
+            .await?)
     }
 
     /// The consumer group a request names, checked against the configured groups when

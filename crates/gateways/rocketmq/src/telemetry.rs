@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -87,14 +86,6 @@ impl Clients {
             .find(|c| c.topics.iter().any(|t| t == topic))
             .or_else(|| producers().next());
         chosen.is_some_and(|c| c.sender.try_send(Ok(command)).is_ok())
-    }
-
-    pub fn len(&self) -> usize {
-        self.clients.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -179,5 +170,3 @@ pub fn channel() -> (
 ) {
     mpsc::channel(TELEMETRY_QUEUE_MAX)
 }
-
-pub type SharedClients = Arc<Clients>;

@@ -29,7 +29,6 @@ use crate::proto::{
 use crate::telemetry::Clients;
 
 pub struct Transactions {
-    broker: Arc<Broker>,
     service: Arc<TransactionService>,
     check_after_ms: i64,
 }
@@ -38,7 +37,7 @@ impl Transactions {
     /// Opens the half-message store under the data directory (blocking: it replays its log)
     /// and returns the due checks, which [`run_checks`] sends to producers.
     pub fn open(
-        broker: Arc<Broker>,
+        broker: &Broker,
         config: &RocketmqConfig,
     ) -> Result<(Transactions, mpsc::Receiver<CheckDue>), porter_core::CoreError> {
         let dir = broker.config().data_dir.join("transactions");
@@ -53,7 +52,6 @@ impl Transactions {
         let (service, checks) = TransactionService::start(&dir, service_config)?;
         Ok((
             Transactions {
-                broker,
                 service: Arc::new(service),
                 check_after_ms: config.transaction_check_after_ms,
             },
@@ -139,15 +137,6 @@ impl Transactions {
         // A rollback unknown here (resolved before, or dropped after its checks) is a no-op.
         self.service.resolve(id.to_string(), resolution).await?;
         Ok(())
-    }
-
-    /// Pending half messages.
-    pub fn pending(&self) -> u64 {
-        self.service.pending_len()
-    }
-
-    pub fn broker(&self) -> &Arc<Broker> {
-        &self.broker
     }
 }
 
