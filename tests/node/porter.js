@@ -144,12 +144,20 @@ class Porter {
       server.rocketmqPort = await freeLoopbackPort()
       server.rocketmqListen = `127.0.0.1:${server.rocketmqPort}`
     }
+    if (options.mqtt) {
+      server.mqttPort = await freeLoopbackPort()
+      server.mqttListen = `127.0.0.1:${server.mqttPort}`
+    }
     await server.start()
     return server
   }
 
   get rocketmqEndpoint () {
     return this.rocketmqListen
+  }
+
+  get mqttUrl () {
+    return `mqtt://${this.mqttListen}`
   }
 
   get amqpUrl () {
@@ -173,6 +181,10 @@ class Porter {
     // RocketMQ's default port would be shared by every server a run starts: off unless asked for.
     if (binaryHasFlag('--rocketmq-listen') && !this.extraArgs?.includes('--rocketmq-listen')) {
       args.push('--rocketmq-listen', this.rocketmqListen || 'off')
+    }
+    // MQTT likewise (default port 1883): `options.mqtt` gives it a free loopback port (porter.mqttUrl).
+    if (binaryHasFlag('--mqtt-listen') && !this.extraArgs?.includes('--mqtt-listen')) {
+      args.push('--mqtt-listen', this.mqttListen || 'off')
     }
     fs.appendFileSync(this.logPath, `\n=== start ${this.starts}: ${PORTER_BIN} ${args.join(' ')}\n`)
     const log = fs.openSync(this.logPath, 'a')

@@ -13,6 +13,7 @@ use porter_core::{Broker, CoreError};
 use porter_gateway_kafka::server::kafka_listener;
 use porter_gateway_kafka::KafkaProtocol;
 use porter_gateway_kit::Listener;
+use porter_gateway_mqtt::MqttProtocol;
 use porter_gateway_rocketmq::RocketmqProtocol;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -179,11 +180,29 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
+    let mut mqtt_addr = "off".to_string();
+    if settings.mqtt_enabled {
+        let tcp = bind("MQTT", "--mqtt-listen", settings.mqtt.listen).await?;
+        mqtt_addr = tcp.local_addr()?.to_string();
+        let protocol = MqttProtocol::open(broker.clone(), settings.mqtt, shutdown.clone())
+            .await
+            .context("opening the MQTT gateway's retained messages")?;
+        gateways.push((
+            "MQTT",
+            tokio::spawn(porter_gateway_mqtt::serve(
+                tcp,
+                protocol,
+                shutdown.clone(),
+                SHUTDOWN_DRAIN_MAX,
+            )),
+        ));
+    }
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,
         amqp = %amqp_addr,
         rocketmq = %rocketmq_addr,
+        mqtt = %mqtt_addr,
         data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "porter is listening"

@@ -11,6 +11,8 @@ use porter_gateway_amqp::{AmqpConfig, User};
 use porter_gateway_kafka::KafkaConfig;
 use porter_gateway_rocketmq::config::{Backoff, GroupPolicy};
 use porter_gateway_rocketmq::RocketmqConfig;
+
+mod mqtt;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
@@ -33,6 +35,8 @@ pub struct FileConfig {
     pub amqp: AmqpSection,
     #[serde(default)]
     pub rocketmq: RocketmqSection,
+    #[serde(default)]
+    pub mqtt: mqtt::MqttSection,
     #[serde(default)]
     pub alarms: AlarmsSection,
 }
@@ -183,6 +187,9 @@ pub struct Settings {
     /// Whether the RocketMQ listener runs.
     pub rocketmq_enabled: bool,
     pub rocketmq: RocketmqConfig,
+    /// Whether the MQTT listener runs.
+    pub mqtt_enabled: bool,
+    pub mqtt: porter_gateway_mqtt::MqttConfig,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -457,6 +464,7 @@ impl Settings {
                 },
             );
         }
+        let (mqtt_enabled, mqtt) = mqtt::load(&file.mqtt, args.mqtt_listen.as_deref(), src)?;
         let alarms = &mut broker.alarms;
         if let Some(v) = file.alarms.memory_high_watermark_bytes {
             alarms.memory_high_watermark_bytes = (v > 0).then_some(v);
@@ -485,8 +493,8 @@ impl Settings {
             .clone()
             .or(file.log.filter)
             .unwrap_or_else(|| "info".to_string());
-        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled {
-            bail!("every listener is off: enable kafka, amqp or rocketmq");
+        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled && !mqtt_enabled {
+            bail!("every listener is off: enable kafka, amqp, rocketmq or mqtt");
         }
         Ok(Settings {
             broker,
@@ -496,6 +504,8 @@ impl Settings {
             amqp,
             rocketmq_enabled,
             rocketmq,
+            mqtt_enabled,
+            mqtt,
             vhosts,
             log_format,
             log_filter,

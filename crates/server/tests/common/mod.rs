@@ -123,6 +123,12 @@ impl Server {
         } else {
             vec!["--rocketmq-listen".to_string(), "off".to_string()]
         };
+        // Likewise MQTT (default port 1883).
+        let mqtt = if self.args.iter().any(|a| a == "--mqtt-listen") {
+            Vec::new()
+        } else {
+            vec!["--mqtt-listen".to_string(), "off".to_string()]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_porter"))
             .arg("serve")
             .arg("--data-dir")
@@ -130,6 +136,7 @@ impl Server {
             .args(["--kafka-listen", &addr, "--kafka-advertised", &addr])
             .args(&amqp)
             .args(&rocketmq)
+            .args(&mqtt)
             .args(&self.args)
             .env("NO_COLOR", "1")
             .env_remove("PORTER_CONFIG")
