@@ -23,6 +23,8 @@
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
 //! - [`transaction`]: transactional (half) messages as RocketMQ has them: durable until the
 //!   producer commits or rolls back, checked back with backoff, dropped after too many checks.
+//! - [`keyed_store`]: the latest record per key on a compacted internal topic, in memory within
+//!   named limits (retained messages, MQTT session state).
 //! - [`retained`]: the last retained message per topic (MQTT), durable on a compacted internal
 //!   topic, held in memory within named limits.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
@@ -47,6 +49,7 @@ pub mod delayed;
 pub mod error;
 pub mod filter;
 pub mod group;
+pub mod keyed_store;
 pub mod limits;
 pub mod lookup;
 pub mod message;

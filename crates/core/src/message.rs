@@ -122,20 +122,25 @@ impl Message {
 
     /// One record batch holding this message, ready for `Log::append`.
     pub fn encode(&self, enqueued_ms: i64, epoch: Option<u64>) -> Bytes {
+        encode_batch(&[self.to_record(enqueued_ms, epoch)]).expect("one small record encodes")
+    }
+
+    /// The record this message is stored as: routing key as key, body as value, exchange and
+    /// properties in [`META_HEADER`].
+    pub fn to_record(&self, enqueued_ms: i64, epoch: Option<u64>) -> LogRecord {
         let meta = Meta {
             exchange: std::borrow::Cow::Borrowed(&self.exchange),
             properties: self.properties.clone(),
             epoch,
         };
         let meta = serde_json::to_vec(&meta).expect("properties serialise");
-        let record = LogRecord {
+        LogRecord {
             offset: 0,
             timestamp: enqueued_ms,
             key: Some(Bytes::copy_from_slice(self.routing_key.as_bytes())),
             value: Some(self.body.clone()),
             headers: vec![(META_HEADER.to_string(), Some(Bytes::from(meta)))],
-        };
-        encode_batch(&[record]).expect("one small record encodes")
+        }
     }
 
     /// The message a record holds. Records without [`META_HEADER`] (written by another

@@ -42,6 +42,10 @@ pub const KEEP_ALIVE_MAX_SECS: u16 = 3_600;
 pub const RETAINED_PER_SUBSCRIBE_MAX: usize = 10_000;
 /// Deliveries pulled from the session's queues per event-loop turn.
 pub const DELIVERIES_PER_TURN: usize = 64;
+/// Persistent sessions remembered (their records: expiry, released QoS 2 messages).
+pub const SESSIONS_MAX: usize = 1_000_000;
+/// Bytes of session records together (about 160 B each without released messages).
+pub const SESSION_RECORDS_BYTES_MAX: u64 = 256 << 20;
 /// Pending will messages (clients gone with a will delay not yet over).
 pub const PENDING_WILLS_MAX: usize = 100_000;
 
