@@ -35,6 +35,9 @@ use crate::registry::Claim;
 use crate::session::{ClientLimits, Session};
 use crate::will::{self, Will};
 
+/// Bytes per outbound write (one packet may make it larger).
+pub(crate) const WRITE_BYTES: usize = 64 << 10;
+
 /// How long input is drained after the server's DISCONNECT, before the socket closes.
 const DISCONNECT_LINGER: Duration = Duration::from_secs(2);
 
@@ -141,22 +144,31 @@ pub(crate) async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Contex
     }
 }
 
-/// Encodes `packets` for `version` and queues them as one write.
+/// Encodes `packets` for `version` and queues them in writes of about [`WRITE_BYTES`]. A full
+/// outbound queue makes this wait, and the event loop with it: a client that does not read
+/// stops its deliveries (the queue keeps them) instead of growing a buffer.
 async fn flush(sender: &OutboundSender, packets: &mut Vec<Packet>, version: Version) -> bool {
-    if packets.is_empty() {
-        return true;
-    }
     let mut bytes = BytesMut::new();
     for packet in packets.drain(..) {
         codec::encode(&packet, version, &mut bytes);
+        if bytes.len() >= WRITE_BYTES {
+            let frame = OutboundFrame {
+                bytes: bytes.split().freeze(),
+                charge: None,
+            };
+            if sender.send(frame).await.is_err() {
+                return false;
+            }
+        }
     }
-    sender
-        .send(OutboundFrame {
-            bytes: bytes.freeze(),
-            charge: None,
-        })
-        .await
-        .is_ok()
+    if bytes.is_empty() {
+        return true;
+    }
+    let frame = OutboundFrame {
+        bytes: bytes.freeze(),
+        charge: None,
+    };
+    sender.send(frame).await.is_ok()
 }
 
 /// Reads CONNECT, authenticates, claims the client id, opens the session, answers CONNACK.
