@@ -1,6 +1,8 @@
 //! porter-core: the broker's protocol-agnostic model. Gateways (Kafka today; AMQP, MQTT, STOMP, HTTP
 //! later) call into it; it calls `porter-storage`. Nothing here knows a wire format.
 //!
+//! - [`bridge`]: exchange → Kafka topic and Kafka topic → exchange bridges, so MQTT, AMQP and
+//!   STOMP messages reach Kafka readers and back.
 //! - [`broker`]: the [`Broker`], entry point for gateways: topics, produce, read, lifecycle.
 //! - [`commit`]: the commit seam: writer threads that append and fsync off the reactor, and
 //!   the one place that decides when a write is committed (today the flush mode, later a quorum).
@@ -42,6 +44,7 @@
 //! - [`limits`]: every named limit of the core in one place, with the worst cases they add up to.
 
 pub mod alarm;
+pub mod bridge;
 pub mod broker;
 pub mod commit;
 pub mod config;

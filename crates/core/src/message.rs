@@ -144,7 +144,8 @@ impl Message {
     }
 
     /// The message a record holds. Records without [`META_HEADER`] (written by another
-    /// protocol) come back with empty properties and the record key as routing key.
+    /// protocol) come back with the record key as routing key and their UTF-8 headers as
+    /// headers.
     pub fn decode(record: &LogRecord) -> Result<StoredMessage, String> {
         let routing_key = match &record.key {
             Some(key) => String::from_utf8_lossy(key).into_owned(),
@@ -160,7 +161,22 @@ impl Message {
                 let meta: Meta = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
                 (meta.exchange.into_owned(), meta.properties, meta.epoch)
             }
-            None => (String::new(), Properties::default(), None),
+            // Written by another protocol (a Kafka producer): its headers are the message's.
+            None => {
+                let headers: FieldTable = record
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let text = std::str::from_utf8(v.as_ref()?).ok()?;
+                        Some((k.clone(), HeaderValue::from(text)))
+                    })
+                    .collect();
+                let properties = Properties {
+                    headers: (!headers.is_empty()).then_some(headers),
+                    ..Properties::default()
+                };
+                (String::new(), properties, None)
+            }
         };
         Ok(StoredMessage {
             message: std::sync::Arc::new(Message {

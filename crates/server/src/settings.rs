@@ -12,6 +12,7 @@ use porter_gateway_kafka::KafkaConfig;
 use porter_gateway_rocketmq::config::{Backoff, GroupPolicy};
 use porter_gateway_rocketmq::RocketmqConfig;
 
+mod bridges;
 mod mqtt;
 use serde::Deserialize;
 
@@ -37,6 +38,9 @@ pub struct FileConfig {
     pub rocketmq: RocketmqSection,
     #[serde(default)]
     pub mqtt: mqtt::MqttSection,
+    /// Exchange ↔ Kafka topic bridges.
+    #[serde(default)]
+    pub bridges: Vec<bridges::BridgeSection>,
     #[serde(default)]
     pub alarms: AlarmsSection,
 }
@@ -190,6 +194,7 @@ pub struct Settings {
     /// Whether the MQTT listener runs.
     pub mqtt_enabled: bool,
     pub mqtt: porter_gateway_mqtt::MqttConfig,
+    pub bridges: Vec<porter_core::bridge::BridgeSpec>,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -464,6 +469,7 @@ impl Settings {
                 },
             );
         }
+        let bridges = bridges::load(&file.bridges)?;
         let (mqtt_enabled, mqtt) = mqtt::load(&file.mqtt, args.mqtt_listen.as_deref(), src)?;
         let alarms = &mut broker.alarms;
         if let Some(v) = file.alarms.memory_high_watermark_bytes {
@@ -506,6 +512,7 @@ impl Settings {
             rocketmq,
             mqtt_enabled,
             mqtt,
+            bridges,
             vhosts,
             log_format,
             log_filter,
