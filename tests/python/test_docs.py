@@ -7,7 +7,8 @@ would run them:
 - ```sh / ```bash / ```shell: `bash -euo pipefail` from the repository root, against a Porter
   started by the `porter` fixture. The documented default addresses are rewritten to the
   fixture's (localhost:9092 to its Kafka bootstrap, localhost:5672 and
-  amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one), and
+  amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one,
+  localhost:1883 (and `"localhost", 1883`, `-p 1883`) to its MQTT one), and
   KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT point there too (what examples/ read). The
   documented virtualenvs (`/tmp/porter-venv`, `.venv`, or one
   the block creates) become the suite's own Python (sys.executable): `python3 -m venv DIR` is
@@ -231,6 +232,10 @@ def rewrite_addresses(code: str, server: PorterServer) -> str:
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):9092\b", server.bootstrap, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):5672\b", amqp, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):8081\b", server.rocketmq_endpoint, code)
+    # MQTT: host:port, and a client's connect("localhost", 1883).
+    code = re.sub(r"\b(?:localhost|127\.0\.0\.1):1883\b", f"127.0.0.1:{server.mqtt_port}", code)
+    code = re.sub(r"([\"'])localhost\1,\s*1883\b", rf"\g<1>127.0.0.1\g<1>, {server.mqtt_port}", code)
+    code = re.sub(r"(-p\s+)1883\b", rf"\g<1>{server.mqtt_port}", code)
     # amqp://user:pass@localhost/... means port 5672 too.
     return re.sub(r"(amqp://(?:[^@/\s\"']*@)?)localhost(?![\w.:-])", rf"\g<1>{amqp}", code)
 
