@@ -1,0 +1,414 @@
+//! The only module doing I/O: one STOMP connection over any [`Stream`] (TCP from the kit's
+//! listener, or a WebSocket the HTTP gateway adapts). CONNECT / STOMP within the handshake
+//! deadline (version negotiation, login, heart-beats), then an event loop over client frames,
+//! queue deliveries, Kafka records, heart-beat timers and the kit's close requests. Answers
+//! are gathered ([`crate::limits::EVENTS_PER_WRITE_MAX`], [`crate::limits::WRITE_BUFFER_BYTES`])
+//! and written under the write-stall deadline, so a client that stops reading is closed rather
+//! than buffered for. Any protocol error is an ERROR frame (with `message` and a body that
+//! explains), a log line, and the end of the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use porter_core::queue::api::ConsumerEvent;
+use porter_gateway_kit::deadlines::within;
+use porter_gateway_kit::{CloseReason, Connection, Deadline, IdleTimer, LazyBufReader, Stream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::commands;
+use crate::error::StompError;
+use crate::frame::{decode, encode, Command, Decoded, Frame, FrameError};
+use crate::kafka::KafkaRecord;
+use crate::limits::{
+    DELIVERY_FEED_MAX, EVENTS_PER_WRITE_MAX, HEARTBEAT_GRACE_FACTOR, KAFKA_FEED_MAX,
+    READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+};
+use crate::session::{Context, Session, Version};
+
+/// How the connection ended, before it is reported.
+enum End {
+    Closed(CloseReason),
+    /// Answer with ERROR, then close.
+    Error(StompError, Option<String>),
+}
+
+impl From<std::io::Error> for End {
+    fn from(e: std::io::Error) -> Self {
+        End::Closed(CloseReason::peer(format!("i/o error: {e}")))
+    }
+}
+
+struct Io<S: AsyncRead + AsyncWrite> {
+    reader: LazyBufReader<tokio::io::ReadHalf<S>>,
+    writer: tokio::io::WriteHalf<S>,
+    buf: BytesMut,
+    escapes: bool,
+    write_stall: Duration,
+}
+
+impl<S: AsyncRead + AsyncWrite + Send> Io<S> {
+    /// Reads more bytes into `buf`; 0 at end of stream. Cancel-safe: bytes are consumed
+    /// from the reader only when copied.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        let chunk = self.reader.fill_buf().await?;
+        let n = chunk.len();
+        self.buf.extend_from_slice(chunk);
+        self.reader.consume(n);
+        Ok(n)
+    }
+
+    async fn write(&mut self, frames: &[Frame], conn: &Connection) -> Result<(), End> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = BytesMut::new();
+        for f in frames {
+            encode(f, &mut bytes, self.escapes);
+        }
+        self.write_bytes(&bytes, conn).await
+    }
+
+    async fn write_bytes(&mut self, bytes: &[u8], conn: &Connection) -> Result<(), End> {
+        let write = async {
+            self.writer.write_all(bytes).await?;
+            self.writer.flush().await
+        };
+        match within(Deadline::WriteStall, self.write_stall, write).await {
+            Ok(Ok(())) => {
+                conn.counters().count_out(bytes.len() as u64);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(reason) => Err(End::Closed(reason)),
+        }
+    }
+
+    /// The ERROR frame for `error`, written as well as the peer lets us, then the close.
+    async fn fail(
+        &mut self,
+        error: StompError,
+        receipt: Option<String>,
+        conn: &Connection,
+    ) -> CloseReason {
+        let text = error.to_string();
+        let mut frame = Frame::new(Command::Error)
+            .with("message", error.message())
+            .with("content-type", "text/plain");
+        if let Some(r) = receipt {
+            frame.push("receipt-id", r);
+        }
+        frame.body = bytes::Bytes::from(text.clone());
+        let peer = conn.peer();
+        if error.is_client_error() {
+            tracing::info!(%peer, message = error.message(), error = %text, "stomp protocol error: ERROR sent, closing");
+        } else {
+            tracing::warn!(%peer, message = error.message(), error = %text, "stomp error: ERROR sent, closing");
+        }
+        let _ = self.write(std::slice::from_ref(&frame), conn).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.shutdown()).await;
+        match error {
+            StompError::Limit(_)
+            | StompError::Frame(FrameError::FrameTooLarge(_))
+            | StompError::Frame(FrameError::TooManyHeaders(_))
+            | StompError::Frame(FrameError::LineTooLong(_)) => CloseReason::limit(0, text),
+            _ => CloseReason::protocol(0, text),
+        }
+    }
+}
+
+/// What CONNECT settled.
+struct Connected {
+    version: Version,
+    user: String,
+    vhost: porter_core::VirtualHost,
+    /// Beats we send, and the silence after which the client is gone.
+    send_every: Option<Duration>,
+    silent_after: Option<Duration>,
+}
+
+pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> CloseReason {
+    let (reader, writer) = tokio::io::split(stream);
+    let mut io = Io {
+        reader: LazyBufReader::with_capacity(READ_BUFFER_BYTES, reader),
+        writer,
+        buf: BytesMut::new(),
+        escapes: false,
+        write_stall: ctx.config.write_stall,
+    };
+    let connected = match within(
+        Deadline::Handshake,
+        ctx.config.handshake_timeout,
+        handshake(&mut io, conn, &ctx),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(End::Closed(reason))) => return reason,
+        Ok(Err(End::Error(e, receipt))) => return io.fail(e, receipt, conn).await,
+        Err(reason) => {
+            let e = StompError::protocol(
+                "handshake timeout",
+                format!("no CONNECT frame within {:?}", ctx.config.handshake_timeout),
+            );
+            io.fail(e, None, conn).await;
+            return reason;
+        }
+    };
+    io.escapes = connected.version.escapes();
+    let (deliveries_tx, mut deliveries) = mpsc::channel(DELIVERY_FEED_MAX);
+    let (kafka_tx, mut kafka) = mpsc::channel(KAFKA_FEED_MAX);
+    let mut session = Session::new(
+        ctx.clone(),
+        connected.vhost,
+        connected.version,
+        connected.user,
+        deliveries_tx,
+        kafka_tx,
+    );
+    let end = serve(
+        &mut io,
+        conn,
+        &mut session,
+        &mut deliveries,
+        &mut kafka,
+        connected.send_every,
+        connected.silent_after,
+    )
+    .await;
+    session.close().await;
+    match end {
+        End::Closed(reason) => reason,
+        End::Error(e, receipt) => io.fail(e, receipt, conn).await,
+    }
+}
+
+async fn handshake<S: AsyncRead + AsyncWrite + Send>(
+    io: &mut Io<S>,
+    conn: &Connection,
+    ctx: &Context,
+) -> Result<Connected, End> {
+    let limits = ctx.config.frame_limits();
+    let frame = loop {
+        match decode(&mut io.buf, &limits, false) {
+            Ok(Some(Decoded::Heartbeat)) => continue,
+            Ok(Some(Decoded::Frame(f))) => break f,
+            Ok(None) => {}
+            Err(e) => return Err(End::Error(e.into(), None)),
+        }
+        let n = io.fill().await?;
+        conn.counters().count_in(n as u64);
+        if n == 0 {
+            return Err(End::Closed(CloseReason::peer(
+                "end of stream before CONNECT",
+            )));
+        }
+    };
+    let receipt = frame.header("receipt").map(str::to_string);
+    let refuse = |e: StompError| End::Error(e, receipt.clone());
+    if !matches!(frame.command, Command::Connect | Command::Stomp) {
+        return Err(refuse(StompError::protocol(
+            "expected CONNECT",
+            format!(
+                "the first frame must be CONNECT or STOMP, not {}",
+                frame.command.as_str()
+            ),
+        )));
+    }
+    let Some(version) = Version::negotiate(frame.header("accept-version")) else {
+        return Err(refuse(StompError::protocol(
+            "version not supported",
+            "Supported protocol versions are 1.0,1.1,1.2",
+        )));
+    };
+    let user = login(&frame, conn, ctx.config.default_user.as_deref())
+        .await
+        .map_err(refuse)?;
+    conn.set_user(user.clone());
+    // RabbitMQ reads the virtual host from `host`; clients often send a host name there, so
+    // a host that is not a virtual host means the default one.
+    let vhost = frame
+        .header("host")
+        .and_then(|h| ctx.broker.vhost(h).ok())
+        .map_or_else(|| ctx.broker.vhost("/"), Ok)
+        .map_err(|e| refuse(e.into()))?;
+    let (client_send, client_want) = heart_beat(frame.header("heart-beat"));
+    let min = ctx.config.heartbeat_min.as_millis() as u64;
+    // We send as often as the client wants and expect beats as often as it offers (never
+    // faster than the minimum); both sides then compute the same intervals from the header.
+    let send_ms = if client_want == 0 {
+        0
+    } else {
+        client_want.max(min)
+    };
+    let want_ms = if client_send == 0 {
+        0
+    } else {
+        client_send.max(min)
+    };
+    let mut connected = Frame::new(Command::Connected)
+        .with("version", version.as_str())
+        .with("heart-beat", format!("{send_ms},{want_ms}"))
+        .with("server", concat!("Porter/", env!("CARGO_PKG_VERSION")))
+        .with("session", format!("session-{}", conn.id().0));
+    if version == Version::V1_0 {
+        connected.headers.retain(|(k, _)| k != "version");
+    }
+    io.write(&[connected], conn).await?;
+    Ok(Connected {
+        version,
+        user,
+        vhost,
+        send_every: (send_ms > 0).then(|| Duration::from_millis(send_ms)),
+        silent_after: (want_ms > 0)
+            .then(|| Duration::from_millis(want_ms * u64::from(HEARTBEAT_GRACE_FACTOR))),
+    })
+}
+
+/// `heart-beat: cx,cy`; absent or malformed is `0,0` (none).
+fn heart_beat(text: Option<&str>) -> (u64, u64) {
+    text.and_then(|t| t.split_once(','))
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+        .unwrap_or((0, 0))
+}
+
+/// `login` / `passcode` checked by the listener's authenticator; no `login` runs as the
+/// configured default user (RabbitMQ's `default_user`).
+async fn login(
+    frame: &Frame,
+    conn: &Connection,
+    default_user: Option<&str>,
+) -> Result<String, StompError> {
+    let denied = || StompError::protocol("access refused", "bad login or passcode");
+    let Some(user) = frame.header("login") else {
+        return default_user.map(str::to_string).ok_or_else(denied);
+    };
+    let Some(auth) = conn.authenticator() else {
+        return Ok(user.to_string());
+    };
+    let credentials = porter_gateway_kit::auth::Credentials {
+        mechanism: "PLAIN",
+        user,
+        secret: frame.header("passcode").unwrap_or("").as_bytes(),
+        peer: conn.peer(),
+    };
+    match auth.authenticate(credentials).await {
+        Ok(principal) => Ok(principal.user),
+        Err(e) => {
+            tracing::info!(peer = %conn.peer(), error = %e, "stomp login refused");
+            Err(denied())
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve<S: AsyncRead + AsyncWrite + Send>(
+    io: &mut Io<S>,
+    conn: &Connection,
+    session: &mut Session,
+    deliveries: &mut mpsc::Receiver<ConsumerEvent>,
+    kafka: &mut mpsc::Receiver<KafkaRecord>,
+    send_every: Option<Duration>,
+    silent_after: Option<Duration>,
+) -> End {
+    let limits = session.ctx.config.frame_limits();
+    let mut beat = tokio::time::interval(send_every.unwrap_or(Duration::from_secs(86_400)));
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beat.reset();
+    let mut wrote = false;
+    let mut silence = IdleTimer::new(silent_after);
+    loop {
+        // Every whole frame read so far.
+        loop {
+            let frame = match decode(&mut io.buf, &limits, io.escapes) {
+                Ok(Some(Decoded::Heartbeat)) => continue,
+                Ok(Some(Decoded::Frame(f))) => f,
+                Ok(None) => break,
+                Err(e) => return End::Error(e.into(), None),
+            };
+            let receipt = frame.header("receipt").map(str::to_string);
+            if let Err(e) = commands::handle(session, frame).await {
+                let _ = io.write(&std::mem::take(&mut session.out), conn).await;
+                return End::Error(e, receipt);
+            }
+            if session.disconnecting {
+                let _ = io.write(&std::mem::take(&mut session.out), conn).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), io.writer.shutdown()).await;
+                return End::Closed(CloseReason::peer("DISCONNECT"));
+            }
+            if session.out.len() >= EVENTS_PER_WRITE_MAX {
+                if let Err(end) = io.write(&std::mem::take(&mut session.out), conn).await {
+                    return end;
+                }
+                wrote = true;
+            }
+        }
+        if !session.out.is_empty() {
+            if let Err(end) = io.write(&std::mem::take(&mut session.out), conn).await {
+                return end;
+            }
+            wrote = true;
+        }
+        if io.buf.is_empty() && io.buf.capacity() > 0 {
+            // Hold no read buffer while idle.
+            io.buf = BytesMut::new();
+        }
+        tokio::select! {
+            biased;
+            reason = conn.closing() => {
+                let e = StompError::protocol("connection closed by the broker", reason.to_string());
+                return End::Error(e, None);
+            }
+            read = io.fill() => match read {
+                Ok(0) => return End::Closed(CloseReason::peer("end of stream")),
+                Ok(n) => {
+                    conn.counters().count_in(n as u64);
+                    silence.touch();
+                }
+                Err(e) => return e.into(),
+            },
+            Some(event) = deliveries.recv() => {
+                session.on_consumer_event(event);
+                gather(session, deliveries, kafka);
+            }
+            Some(record) = kafka.recv() => {
+                session.on_kafka_record(record);
+                gather(session, deliveries, kafka);
+            }
+            _ = beat.tick(), if send_every.is_some() => {
+                if !wrote {
+                    if let Err(end) = io.write_bytes(b"\n", conn).await {
+                        return end;
+                    }
+                }
+                wrote = false;
+            }
+            _ = silence.expired() => {
+                let limit = silent_after.unwrap_or_default();
+                tracing::info!(peer = %conn.peer(), ?limit, "stomp client sent no heart-beat in time; closing");
+                return End::Closed(CloseReason::deadline(Deadline::Heartbeat, limit));
+            }
+        }
+    }
+}
+
+/// More deliveries that are ready, up to one write's worth.
+fn gather(
+    session: &mut Session,
+    deliveries: &mut mpsc::Receiver<ConsumerEvent>,
+    kafka: &mut mpsc::Receiver<KafkaRecord>,
+) {
+    let mut bytes: usize = session.out.iter().map(Frame::size).sum();
+    while session.out.len() < EVENTS_PER_WRITE_MAX && bytes < WRITE_BUFFER_BYTES {
+        let before = session.out.len();
+        if let Ok(event) = deliveries.try_recv() {
+            session.on_consumer_event(event);
+        } else if let Ok(record) = kafka.try_recv() {
+            session.on_kafka_record(record);
+        } else {
+            break;
+        }
+        bytes += session.out[before..].iter().map(Frame::size).sum::<usize>();
+    }
+}

@@ -1,0 +1,50 @@
+//! The STOMP gateway's named limits not set by configuration, and their worst-case products.
+//! Configurable ones (frame size, header count and line length, subscriptions and open
+//! transactions per connection, frames per transaction, connections) are in [`crate::config`].
+//!
+//! Worst case per connection of what it holds:
+//! - the frame being read: ≤ `frame_bytes_max` (the codec refuses a frame, or a partial one,
+//!   that would exceed it, and never allocates from `content-length` before the bytes arrive);
+//!   an idle connection holds no read buffer;
+//! - the burst being written: ≤ [`WRITE_BUFFER_BYTES`] plus one frame;
+//! - deliveries waiting in the connection's feed: ≤ [`DELIVERY_FEED_MAX`] queue deliveries
+//!   (each an `Arc` of a message the queue holds anyway) and ≤ [`KAFKA_FEED_MAX`] records read
+//!   from Kafka partitions;
+//! - open transactions: ≤ `transactions_max` × `transaction_frames_max` buffered frames, each
+//!   ≤ `frame_bytes_max`.
+
+use std::time::Duration;
+
+/// Queue deliveries buffered between a connection's queues and its writer (the core's bound
+/// for one consumer; all of a connection's subscriptions share it).
+pub const DELIVERY_FEED_MAX: usize = porter_core::queue::api::CONSUMER_BUFFER_MAX;
+/// Kafka records buffered between a connection's partition readers and its writer.
+pub const KAFKA_FEED_MAX: usize = 256;
+/// Bytes one read of a Kafka partition returns at most (at least one batch).
+pub const KAFKA_READ_BYTES: u32 = 256 << 10;
+/// Outgoing bytes gathered before a write, at most (plus one frame).
+pub const WRITE_BUFFER_BYTES: usize = 256 << 10;
+/// Events (frames, deliveries) handled before one write to the socket.
+pub const EVENTS_PER_WRITE_MAX: usize = 256;
+/// The read buffer while bytes arrive; freed whenever the socket is drained.
+pub const READ_BUFFER_BYTES: usize = 8 << 10;
+/// Heart-beat grace: a client that promised a beat every `n` ms is closed after
+/// `n × HEARTBEAT_GRACE_FACTOR` ms of silence (the spec lets the receiver allow for timing
+/// error; RabbitMQ allows twice the interval).
+pub const HEARTBEAT_GRACE_FACTOR: u32 = 2;
+/// Shortest heart-beat interval honoured either way: a client asking for 1 ms beats gets this.
+pub const HEARTBEAT_MIN: Duration = Duration::from_millis(100);
+/// Time allowed from accept to CONNECTED (the kit's handshake deadline by default).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Length of a prefetch-count the gateway honours: larger asks are capped here.
+pub const PREFETCH_MAX: u16 = u16::MAX;
+
+/// The largest burst one write can carry.
+pub const fn burst_bytes_max(frame_bytes_max: usize) -> usize {
+    WRITE_BUFFER_BYTES + frame_bytes_max
+}
+
+const _: () = assert!(EVENTS_PER_WRITE_MAX > 0 && WRITE_BUFFER_BYTES >= 4096);
+const _: () = assert!(KAFKA_FEED_MAX > 0 && DELIVERY_FEED_MAX > 0);
+const _: () = assert!(HEARTBEAT_GRACE_FACTOR >= 2);
+const _: () = assert!(HEARTBEAT_MIN.as_millis() < HANDSHAKE_TIMEOUT.as_millis());
