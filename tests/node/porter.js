@@ -174,6 +174,10 @@ class Porter {
     if (binaryHasFlag('--rocketmq-listen') && !this.extraArgs?.includes('--rocketmq-listen')) {
       args.push('--rocketmq-listen', this.rocketmqListen || 'off')
     }
+    // STOMP's default port likewise.
+    if (binaryHasFlag('--stomp-listen') && !this.extraArgs?.includes('--stomp-listen')) {
+      args.push('--stomp-listen', 'off')
+    }
     fs.appendFileSync(this.logPath, `\n=== start ${this.starts}: ${PORTER_BIN} ${args.join(' ')}\n`)
     const log = fs.openSync(this.logPath, 'a')
     let child

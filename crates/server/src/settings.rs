@@ -11,10 +11,13 @@ use porter_gateway_amqp::{AmqpConfig, User};
 use porter_gateway_kafka::KafkaConfig;
 use porter_gateway_rocketmq::config::{Backoff, GroupPolicy};
 use porter_gateway_rocketmq::RocketmqConfig;
+use porter_gateway_stomp::StompConfig;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 use crate::origin::{ArgOrigins, InvalidSetting, Origin};
+
+mod stomp;
 
 /// The TOML file. Every field is optional; see docs/configuration.md.
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +38,8 @@ pub struct FileConfig {
     pub rocketmq: RocketmqSection,
     #[serde(default)]
     pub alarms: AlarmsSection,
+    #[serde(default)]
+    pub stomp: stomp::StompSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +188,9 @@ pub struct Settings {
     /// Whether the RocketMQ listener runs.
     pub rocketmq_enabled: bool,
     pub rocketmq: RocketmqConfig,
+    /// Whether the STOMP listener runs.
+    pub stomp_enabled: bool,
+    pub stomp: StompConfig,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -485,8 +493,9 @@ impl Settings {
             .clone()
             .or(file.log.filter)
             .unwrap_or_else(|| "info".to_string());
-        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled {
-            bail!("every listener is off: enable kafka, amqp or rocketmq");
+        let (stomp_enabled, stomp) = stomp::load(&file.stomp, args.stomp_listen.as_deref(), src)?;
+        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled && !stomp_enabled {
+            bail!("every listener is off: enable kafka, amqp, rocketmq or stomp");
         }
         Ok(Settings {
             broker,
@@ -496,6 +505,8 @@ impl Settings {
             amqp,
             rocketmq_enabled,
             rocketmq,
+            stomp_enabled,
+            stomp,
             vhosts,
             log_format,
             log_filter,
@@ -718,6 +729,7 @@ mod tests {
         assert!(s.rocketmq_enabled, "RocketMQ alone is a broker too");
         let all_off = ServeArgs {
             rocketmq_listen: Some("off".into()),
+            stomp_listen: Some("off".into()),
             ..two_off
         };
         assert!(merge(&all_off, FileConfig::default()).is_err());
