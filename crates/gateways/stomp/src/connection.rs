@@ -22,8 +22,8 @@ use crate::error::StompError;
 use crate::frame::{decode, encode, Command, Decoded, Frame, FrameError};
 use crate::kafka::KafkaRecord;
 use crate::limits::{
-    DELIVERY_FEED_MAX, EVENTS_PER_WRITE_MAX, HEARTBEAT_GRACE_FACTOR, KAFKA_FEED_MAX,
-    READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    DELIVERY_FEED_MAX, EVENTS_PER_WRITE_MAX, HEARTBEAT_GRACE_FACTOR, KAFKA_FEED_MAX, LINGER,
+    LINGER_BYTES_MAX, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 use crate::session::{Context, Session, Version};
 
@@ -75,7 +75,13 @@ impl<S: AsyncRead + AsyncWrite + Send> Io<S> {
             self.writer.write_all(bytes).await?;
             self.writer.flush().await
         };
-        match within(Deadline::WriteStall, self.write_stall, write).await {
+        // A client that stopped reading must not hold up the broker's shutdown or a
+        // management close: those end the write too.
+        let written = tokio::select! {
+            written = within(Deadline::WriteStall, self.write_stall, write) => written,
+            reason = conn.closing() => Err(reason),
+        };
+        match written {
             Ok(Ok(())) => {
                 conn.counters().count_out(bytes.len() as u64);
                 Ok(())
@@ -107,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Io<S> {
             tracing::warn!(%peer, message = error.message(), error = %text, "stomp error: ERROR sent, closing");
         }
         let _ = self.write(std::slice::from_ref(&frame), conn).await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.shutdown()).await;
+        self.linger().await;
         match error {
             StompError::Limit(_)
             | StompError::Frame(FrameError::FrameTooLarge(_))
@@ -115,6 +121,30 @@ impl<S: AsyncRead + AsyncWrite + Send> Io<S> {
             | StompError::Frame(FrameError::LineTooLong(_)) => CloseReason::limit(0, text),
             _ => CloseReason::protocol(0, text),
         }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send> Io<S> {
+    /// Ends our side (FIN after the last frame), then reads and drops what the client still
+    /// sends, a bounded while: closing a socket with unread bytes would reset it, and the
+    /// client could lose the ERROR frame it has not read yet.
+    async fn linger(&mut self) {
+        let _ = tokio::time::timeout(LINGER, self.writer.shutdown()).await;
+        self.buf = BytesMut::new();
+        let drain = async {
+            let mut dropped = 0;
+            while dropped < LINGER_BYTES_MAX {
+                match self.reader.fill_buf().await {
+                    Ok([]) | Err(_) => break,
+                    Ok(chunk) => {
+                        let n = chunk.len();
+                        self.reader.consume(n);
+                        dropped += n;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
     }
 }
 
@@ -334,7 +364,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
             }
             if session.disconnecting {
                 let _ = io.write(&std::mem::take(&mut session.out), conn).await;
-                let _ = tokio::time::timeout(Duration::from_secs(1), io.writer.shutdown()).await;
+                io.linger().await;
                 return End::Closed(CloseReason::peer("DISCONNECT"));
             }
             if session.out.len() >= EVENTS_PER_WRITE_MAX {

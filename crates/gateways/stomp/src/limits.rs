@@ -15,9 +15,11 @@
 
 use std::time::Duration;
 
-/// Queue deliveries buffered between a connection's queues and its writer (the core's bound
-/// for one consumer; all of a connection's subscriptions share it).
-pub const DELIVERY_FEED_MAX: usize = porter_core::queue::api::CONSUMER_BUFFER_MAX;
+/// Queue deliveries buffered between a connection's queues and its writer, shared by all of
+/// its subscriptions. Smaller than the core's per-consumer bound: deliveries waiting here pin
+/// their bodies, and a STOMP client that stops reading should cost little (256 × a 32 KiB
+/// body = 8 MiB); queues wait on a full feed (backpressure), they do not drop.
+pub const DELIVERY_FEED_MAX: usize = 256;
 /// Kafka records buffered between a connection's partition readers and its writer.
 pub const KAFKA_FEED_MAX: usize = 256;
 /// Bytes one read of a Kafka partition returns at most (at least one batch).
@@ -36,6 +38,11 @@ pub const HEARTBEAT_GRACE_FACTOR: u32 = 2;
 pub const HEARTBEAT_MIN: Duration = Duration::from_millis(100);
 /// Time allowed from accept to CONNECTED (the kit's handshake deadline by default).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After ERROR or DISCONNECT: how long the connection keeps reading (and dropping) what the
+/// client still sends, so its close is a FIN after our last frame rather than a reset.
+pub const LINGER: Duration = Duration::from_secs(1);
+/// Bytes dropped that way, at most.
+pub const LINGER_BYTES_MAX: usize = 1 << 20;
 /// Length of a prefetch-count the gateway honours: larger asks are capped here.
 pub const PREFETCH_MAX: u16 = u16::MAX;
 
@@ -46,5 +53,6 @@ pub const fn burst_bytes_max(frame_bytes_max: usize) -> usize {
 
 const _: () = assert!(EVENTS_PER_WRITE_MAX > 0 && WRITE_BUFFER_BYTES >= 4096);
 const _: () = assert!(KAFKA_FEED_MAX > 0 && DELIVERY_FEED_MAX > 0);
+const _: () = assert!(DELIVERY_FEED_MAX <= porter_core::queue::api::CONSUMER_BUFFER_MAX);
 const _: () = assert!(HEARTBEAT_GRACE_FACTOR >= 2);
 const _: () = assert!(HEARTBEAT_MIN.as_millis() < HANDSHAKE_TIMEOUT.as_millis());
