@@ -7,7 +7,8 @@ would run them:
 - ```sh / ```bash / ```shell: `bash -euo pipefail` from the repository root, against a Porter
   started by the `porter` fixture. The documented default addresses are rewritten to the
   fixture's (localhost:9092 to its Kafka bootstrap, localhost:5672 and
-  amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one), and
+  amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one,
+  localhost:61613 and stomp.py's ("localhost", 61613) to its STOMP one), and
   KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT point there too (what examples/ read). The
   documented virtualenvs (`/tmp/porter-venv`, `.venv`, or one
   the block creates) become the suite's own Python (sys.executable): `python3 -m venv DIR` is
@@ -231,6 +232,9 @@ def rewrite_addresses(code: str, server: PorterServer) -> str:
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):9092\b", server.bootstrap, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):5672\b", amqp, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):8081\b", server.rocketmq_endpoint, code)
+    code = re.sub(r"\b(?:localhost|127\.0\.0\.1):61613\b", f"127.0.0.1:{server.stomp_port}", code)
+    # stomp.py names its broker as a (host, port) pair.
+    code = re.sub(r"\(\s*([\"'])(?:localhost|127\.0\.0\.1)\1\s*,\s*61613\s*\)", f'("127.0.0.1", {server.stomp_port})', code)
     # amqp://user:pass@localhost/... means port 5672 too.
     return re.sub(r"(amqp://(?:[^@/\s\"']*@)?)localhost(?![\w.:-])", rf"\g<1>{amqp}", code)
 
