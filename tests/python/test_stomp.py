@@ -585,6 +585,16 @@ def test_a_subscriber_that_never_reads_keeps_server_memory_bounded(porter):
     assert server_still_serves(porter)
 
 
+def test_transaction_size_is_limited(porter):
+    s = raw_connect(porter)
+    frames = b"BEGIN\ntransaction:t\n\n\x00" + b"SEND\ndestination:/queue/txq\ntransaction:t\n\nx\x00" * 101
+    s.sendall(frames)
+    frame = read_frame(s)
+    assert frame.startswith(b"ERROR\n") and b"message:limit reached" in frame and b"transaction_frames_max" in frame
+    assert wait_closed(s)
+    assert server_still_serves(porter)
+
+
 def test_subscriptions_per_connection_are_limited(porter):
     s = raw_connect(porter)
     frames = b"".join(f"SUBSCRIBE\nid:{i}\ndestination:/topic/t{i}\n\n\x00".encode() for i in range(51))

@@ -27,6 +27,12 @@ pub struct StompConfig {
     pub transactions_max: usize,
     /// SEND / ACK / NACK frames buffered in one transaction before COMMIT.
     pub transaction_frames_max: usize,
+    /// Bytes of frames buffered in all of a connection's open transactions.
+    pub transaction_bytes_max: usize,
+    /// Unacknowledged messages of an acknowledging subscription that sent no
+    /// `prefetch-count` (`0`: unlimited, as RabbitMQ; a bound keeps a client that never acks
+    /// from pinning an unbounded number of deliveries).
+    pub prefetch_default: u16,
     /// Open connections (the kit listener's limit); past it, new clients wait in the backlog.
     pub connections_max: usize,
     /// From accept to CONNECTED.
@@ -78,6 +84,8 @@ impl Default for StompConfig {
             subscriptions_max: 1024,
             transactions_max: 16,
             transaction_frames_max: 10_000,
+            transaction_bytes_max: 16 << 20,
+            prefetch_default: 1_000,
             connections_max: 10_000,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             heartbeat_min: HEARTBEAT_MIN,

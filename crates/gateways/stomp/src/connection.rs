@@ -13,7 +13,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use porter_core::queue::api::ConsumerEvent;
 use porter_gateway_kit::deadlines::within;
-use porter_gateway_kit::{CloseReason, Connection, Deadline, IdleTimer, LazyBufReader, Stream};
+use porter_gateway_kit::{
+    Charge, CloseReason, Connection, Deadline, IdleTimer, LazyBufReader, Stream,
+};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -44,14 +46,32 @@ struct Io<S: AsyncRead + AsyncWrite> {
     reader: LazyBufReader<tokio::io::ReadHalf<S>>,
     writer: tokio::io::WriteHalf<S>,
     buf: BytesMut,
+    /// What `buf` holds of a partial frame, charged to the connection's budget.
+    charge: Option<Charge>,
     escapes: bool,
     write_stall: Duration,
 }
 
 impl<S: AsyncRead + AsyncWrite + Send> Io<S> {
     /// Reads more bytes into `buf`; 0 at end of stream. Cancel-safe: bytes are consumed
-    /// from the reader only when copied.
-    async fn fill(&mut self) -> std::io::Result<usize> {
+    /// from the reader only when copied, and a charge waited for is released if dropped.
+    ///
+    /// A partial frame in `buf` is charged to the connection's share of the listener's memory
+    /// budget before more bytes are read: many clients each sending a large frame slowly then
+    /// wait for each other instead of holding `connections_max × frame_bytes_max`. An empty
+    /// buffer (an idle connection) is charged nothing.
+    async fn fill(&mut self, conn: &Connection) -> std::io::Result<usize> {
+        if !self.buf.is_empty() {
+            let want = (self.buf.len() + READ_BUFFER_BYTES) as u64;
+            let held = self.charge.as_ref().map_or(0, Charge::bytes);
+            if want > held {
+                let more = conn.budget().charge(want - held).await;
+                match &mut self.charge {
+                    Some(charge) => charge.merge(more),
+                    None => self.charge = Some(more),
+                }
+            }
+        }
         let chunk = self.reader.fill_buf().await?;
         let n = chunk.len();
         self.buf.extend_from_slice(chunk);
@@ -164,6 +184,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
         reader: LazyBufReader::with_capacity(READ_BUFFER_BYTES, reader),
         writer,
         buf: BytesMut::new(),
+        charge: None,
         escapes: false,
         write_stall: ctx.config.write_stall,
     };
@@ -196,6 +217,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
         connected.user,
         deliveries_tx,
         kafka_tx,
+        conn.close_token(),
     );
     let end = serve(
         &mut io,
@@ -227,7 +249,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Send>(
             Ok(None) => {}
             Err(e) => return Err(End::Error(e.into(), None)),
         }
-        let n = io.fill().await?;
+        let n = io.fill(conn).await?;
         conn.counters().count_in(n as u64);
         if n == 0 {
             return Err(End::Closed(CloseReason::peer(
@@ -380,9 +402,14 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
             }
             wrote = true;
         }
-        if io.buf.is_empty() && io.buf.capacity() > 0 {
-            // Hold no read buffer while idle.
-            io.buf = BytesMut::new();
+        if io.buf.is_empty() {
+            // Hold no read buffer, and no charge, while idle.
+            if io.buf.capacity() > 0 {
+                io.buf = BytesMut::new();
+            }
+            io.charge = None;
+        } else if let Some(charge) = &mut io.charge {
+            charge.shrink_to((io.buf.len() + READ_BUFFER_BYTES) as u64);
         }
         tokio::select! {
             biased;
@@ -390,7 +417,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
                 let e = StompError::protocol("connection closed by the broker", reason.to_string());
                 return End::Error(e, None);
             }
-            read = io.fill() => match read {
+            read = io.fill(conn) => match read {
                 Ok(0) => return End::Closed(CloseReason::peer("end of stream")),
                 Ok(n) => {
                     conn.counters().count_in(n as u64);

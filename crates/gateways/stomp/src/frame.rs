@@ -12,7 +12,7 @@
 //! an undefined escape is an error, as the 1.2 spec says. Repeated headers are kept; the first
 //! one wins ([`Frame::header`]).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Frame commands, client and server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -246,11 +246,14 @@ pub fn decode(
     if frame_end > limits.frame_bytes_max {
         return Err(FrameError::FrameTooLarge(limits.frame_bytes_max));
     }
-    let frame = buf.split_to(frame_end).freeze();
+    // The body is copied out: a slice would pin the whole read buffer (other frames, spare
+    // room) for as long as a queue holds the message.
+    let body = Bytes::copy_from_slice(&buf[body_start..body_end]);
+    buf.advance(frame_end);
     Ok(Some(Decoded::Frame(Frame {
         command,
         headers,
-        body: frame.slice(body_start..body_end),
+        body,
     })))
 }
 

@@ -131,6 +131,11 @@ pub struct Session {
     pub subscriptions: HashMap<Arc<str>, Subscription>,
     /// Open transactions and the SEND / ACK / NACK frames they hold.
     pub transactions: HashMap<String, Vec<Frame>>,
+    /// Bytes of the frames in `transactions` (≤ `transaction_bytes_max`).
+    pub transaction_bytes: usize,
+    /// Cancelled when the broker asks the connection to close: ends a SEND waiting out an
+    /// alarm.
+    pub closing: CancellationToken,
     /// `/temp-queue/<name>` → the exclusive queue behind it.
     pub temp_queues: HashMap<String, String>,
     /// Consumer tags are `<prefix><subscription id>`: unique per connection on a shared queue.
@@ -152,6 +157,7 @@ impl Session {
         user: String,
         deliveries: mpsc::Sender<ConsumerEvent>,
         kafka_feed: mpsc::Sender<KafkaRecord>,
+        closing: CancellationToken,
     ) -> Self {
         let owner = porter_core::vhost::next_owner_id();
         Session {
@@ -162,6 +168,8 @@ impl Session {
             user,
             subscriptions: HashMap::new(),
             transactions: HashMap::new(),
+            transaction_bytes: 0,
+            closing,
             temp_queues: HashMap::new(),
             tag_prefix: format!("stomp.{owner}."),
             next_ack: 0,

@@ -21,6 +21,8 @@ pub struct StompSection {
     pub subscriptions_max: Option<usize>,
     pub transactions_max: Option<usize>,
     pub transaction_frames_max: Option<usize>,
+    pub transaction_bytes_max: Option<usize>,
+    pub prefetch_default: Option<u16>,
     pub connections_max: Option<usize>,
     pub handshake_timeout_ms: Option<u64>,
     pub heartbeat_min_ms: Option<u64>,
@@ -67,7 +69,15 @@ pub(super) fn load(
         1,
         &mut stomp.transaction_frames_max,
     );
+    at_least(
+        s.transaction_bytes_max,
+        1024,
+        &mut stomp.transaction_bytes_max,
+    );
     at_least(s.connections_max, 1, &mut stomp.connections_max);
+    if let Some(v) = s.prefetch_default {
+        stomp.prefetch_default = v;
+    }
     if let Some(ms) = s.handshake_timeout_ms {
         stomp.handshake_timeout = Duration::from_millis(ms.max(1));
     }

@@ -47,10 +47,11 @@ pub async fn handle(session: &mut Session, frame: Frame) -> Result<()> {
         Command::Commit => pending = commit(session, &frame).await?,
         Command::Abort => {
             let id = transaction_id(&frame)?;
-            session
+            let frames = session
                 .transactions
                 .remove(id)
                 .ok_or_else(|| unknown_transaction(id))?;
+            session.transaction_bytes -= frames.iter().map(Frame::size).sum::<usize>();
         }
         Command::Disconnect => session.disconnecting = true,
         Command::Connect | Command::Stomp => {
@@ -94,7 +95,8 @@ fn buffered(session: &mut Session, frame: &Frame) -> Result<bool> {
     let Some(id) = frame.header("transaction") else {
         return Ok(false);
     };
-    let max = session.ctx.config.transaction_frames_max;
+    let config = &session.ctx.config;
+    let (max, bytes_max) = (config.transaction_frames_max, config.transaction_bytes_max);
     let frames = session
         .transactions
         .get_mut(id)
@@ -104,6 +106,12 @@ fn buffered(session: &mut Session, frame: &Frame) -> Result<bool> {
             "transaction '{id}' holds {max} frames, the most one may (transaction_frames_max)"
         )));
     }
+    if session.transaction_bytes + frame.size() > bytes_max {
+        return Err(StompError::Limit(format!(
+            "open transactions hold more than {bytes_max} bytes (transaction_bytes_max)"
+        )));
+    }
+    session.transaction_bytes += frame.size();
     frames.push(frame.clone());
     Ok(true)
 }
@@ -134,6 +142,7 @@ async fn commit(session: &mut Session, frame: &Frame) -> Result<Pending> {
         .transactions
         .remove(id)
         .ok_or_else(|| unknown_transaction(id))?;
+    session.transaction_bytes -= frames.iter().map(Frame::size).sum::<usize>();
     let mut pending = Pending::default();
     for f in frames {
         match f.command {

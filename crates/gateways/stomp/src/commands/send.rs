@@ -35,7 +35,7 @@ pub async fn send(session: &mut Session, frame: &Frame) -> Result<Option<Durable
         .header("destination")
         .ok_or_else(|| StompError::missing("destination", "SEND"))?;
     let destination = Destination::parse(destination)?;
-    wait_for_alarms(session).await;
+    wait_for_alarms(session).await?;
     let (exchange, key) = match destination {
         Destination::Kafka(topic) => {
             let produced = kafka::produce(&session.ctx.broker, &topic, frame).await?;
@@ -70,10 +70,19 @@ pub async fn send(session: &mut Session, frame: &Frame) -> Result<Option<Durable
     Ok(Some(Durable::Queue(outcome.durable)))
 }
 
-async fn wait_for_alarms(session: &Session) {
+async fn wait_for_alarms(session: &Session) -> Result<()> {
     let mut alarms = session.ctx.broker.alarms();
     if alarms.borrow().any() {
         tracing::info!(user = %session.user, "stomp SEND waits for a resource alarm to clear");
-        let _ = alarms.wait_for(|a| !a.any()).await;
+        tokio::select! {
+            _ = alarms.wait_for(|a| !a.any()) => {}
+            _ = session.closing.cancelled() => {
+                return Err(StompError::protocol(
+                    "connection closed by the broker",
+                    "closed while a SEND waited for a resource alarm to clear",
+                ))
+            }
+        }
     }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! A queue subscription is a core consumer whose tag is the connection's prefix plus the
 //! subscription id; its deliveries arrive on the connection's feed. `prefetch-count` is the
 //! consumer's prefetch (unacknowledged messages at once; ignored with `ack:auto`, as in
-//! RabbitMQ).
+//! RabbitMQ); without one, `prefetch_default` bounds an acknowledging subscription.
 
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ pub async fn subscribe(session: &mut Session, frame: &Frame) -> Result<()> {
         )
     })?;
     let prefetch = match frame.header("prefetch-count") {
-        None => 0,
+        None => session.ctx.config.prefetch_default,
         Some(p) => p
             .trim()
             .parse::<u64>()
