@@ -201,6 +201,32 @@ def test_temp_queue_request_reply(porter):
         assert reply.headers["destination"] == "/temp-queue/answers"
 
 
+def test_stomp_1_1_and_1_0_clients(porter):
+    q = fresh("/queue/old")
+    c11 = stomp.Connection11([("127.0.0.1", porter.stomp_port)])
+    l11 = Listener()
+    c11.set_listener("", l11)
+    c11.connect("guest", "guest", wait=True)
+    c11.subscribe(q, id="s11", ack="client-individual")
+    c11.send(q, "one-one:with a colon")
+    m = l11.next()
+    assert "ack" not in m.headers  # 1.1 names a message by message-id and subscription
+    assert m.headers["message-id"] and m.body == "one-one:with a colon"
+    c11.ack(m.headers["message-id"], "s11", receipt="acked")
+    wait_until(lambda: "acked" in l11.receipts, "RECEIPT for the 1.1 ACK")
+    assert not l11.errors
+    c11.disconnect()
+    c10 = stomp.Connection10([("127.0.0.1", porter.stomp_port)])
+    l10 = Listener()
+    c10.set_listener("", l10)
+    c10.connect("guest", "guest", wait=True)
+    c10.subscribe(q)  # 1.0: no id; the destination names the subscription
+    c10.send(q, "one-oh")
+    m = l10.next()
+    assert (m.body, m.headers["subscription"]) == ("one-oh", q)
+    c10.disconnect()
+
+
 # --- acknowledgements ------------------------------------------------------------------------------
 
 

@@ -1,17 +1,25 @@
 //! The STOMP gateway's named limits not set by configuration, and their worst-case products.
-//! Configurable ones (frame size, header count and line length, subscriptions and open
-//! transactions per connection, frames per transaction, connections) are in [`crate::config`].
+//! Configurable ones (frame size, header count and line length, subscriptions, open
+//! transactions and their frames and bytes, the default prefetch, connections) are in
+//! [`crate::config`].
 //!
 //! Worst case per connection of what it holds:
 //! - the frame being read: ≤ `frame_bytes_max` (the codec refuses a frame, or a partial one,
-//!   that would exceed it, and never allocates from `content-length` before the bytes arrive);
-//!   an idle connection holds no read buffer;
-//! - the burst being written: ≤ [`WRITE_BUFFER_BYTES`] plus one frame;
+//!   that would exceed it, and never allocates from `content-length` before the bytes arrive).
+//!   A partial frame is charged to the connection's share of the kit's listener budget before
+//!   more is read, so all connections together hold ≤ the listener budget (512 MiB by
+//!   default) of partial frames, not `connections_max × frame_bytes_max`; an idle connection
+//!   holds no read buffer and no charge;
+//! - the burst being written: ≤ [`WRITE_BUFFER_BYTES`] plus one frame, or
+//!   [`EVENTS_PER_WRITE_MAX`] frames;
 //! - deliveries waiting in the connection's feed: ≤ [`DELIVERY_FEED_MAX`] queue deliveries
-//!   (each an `Arc` of a message the queue holds anyway) and ≤ [`KAFKA_FEED_MAX`] records read
-//!   from Kafka partitions;
-//! - open transactions: ≤ `transactions_max` × `transaction_frames_max` buffered frames, each
-//!   ≤ `frame_bytes_max`.
+//!   (each an `Arc` of a message the queue holds) and ≤ [`KAFKA_FEED_MAX`] records read from
+//!   Kafka partitions (each ≤ one read of [`KAFKA_READ_BYTES`]);
+//! - unacknowledged deliveries: ≤ `subscriptions_max` × prefetch (`prefetch_default` when the
+//!   client names none) entries of 16 bytes in the session, the messages held by their queues;
+//! - open transactions: ≤ `transaction_bytes_max` of buffered frames (and ≤
+//!   `transactions_max` × `transaction_frames_max` frames);
+//! - after ERROR or DISCONNECT: ≤ [`LINGER_BYTES_MAX`] read and dropped for ≤ [`LINGER`].
 
 use std::time::Duration;
 
