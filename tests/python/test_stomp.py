@@ -54,6 +54,8 @@ def porter(tmp_path: Path):
         print(server.log_tail())
         if running and exit_code != 0:
             raise AssertionError(f"porter exited {exit_code} on SIGTERM at teardown")
+        # A connection task that panicked leaves the server up: the log is where it shows.
+        assert "panicked" not in Path(server.log_path).read_text(), server.log_tail()
 
 
 class Listener(stomp.ConnectionListener):
@@ -554,7 +556,13 @@ def test_bad_handshakes_are_refused(porter):
     wrong_password = error_for(porter, b"CONNECT\naccept-version:1.2\nlogin:guest\npasscode:nope\n\n\x00",
                                connected=False)
     assert b"message:access refused" in wrong_password
+    # Heart-beat numbers no timer can take are clamped, not a crash.
+    huge = raw_connect(porter, "heart-beat:18446744073709551615,18446744073709551615\n")
+    huge.sendall(b"SEND\ndestination:/queue/hb-huge\nreceipt:r\n\nx\x00")
+    assert b"receipt-id:r" in read_frame(huge)
+    huge.close()
     assert server_still_serves(porter)
+    assert "panicked" not in Path(porter.log_path).read_text()
 
 
 def test_a_client_that_connects_and_says_nothing_is_closed_after_the_handshake_deadline(porter):

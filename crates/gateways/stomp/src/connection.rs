@@ -24,8 +24,8 @@ use crate::error::StompError;
 use crate::frame::{decode, encode, Command, Decoded, Frame, FrameError};
 use crate::kafka::KafkaRecord;
 use crate::limits::{
-    DELIVERY_FEED_MAX, EVENTS_PER_WRITE_MAX, HEARTBEAT_GRACE_FACTOR, KAFKA_FEED_MAX, LINGER,
-    LINGER_BYTES_MAX, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    DELIVERY_FEED_MAX, EVENTS_PER_WRITE_MAX, HEARTBEAT_GRACE_FACTOR, HEARTBEAT_MAX, KAFKA_FEED_MAX,
+    LINGER, LINGER_BYTES_MAX, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 use crate::session::{Context, Session, Version};
 
@@ -287,6 +287,9 @@ async fn handshake<S: AsyncRead + AsyncWrite + Send>(
         .map_err(|e| refuse(e.into()))?;
     let (client_send, client_want) = heart_beat(frame.header("heart-beat"));
     let min = ctx.config.heartbeat_min.as_millis() as u64;
+    // A client's numbers are clamped: `u64::MAX` ms would overflow the timers.
+    let max = HEARTBEAT_MAX.as_millis() as u64;
+    let (client_send, client_want) = (client_send.min(max), client_want.min(max));
     // We send as often as the client wants and expect beats as often as it offers (never
     // faster than the minimum); both sides then compute the same intervals from the header.
     let send_ms = if client_want == 0 {

@@ -44,6 +44,9 @@ pub const READ_BUFFER_BYTES: usize = 8 << 10;
 pub const HEARTBEAT_GRACE_FACTOR: u32 = 2;
 /// Shortest heart-beat interval honoured either way: a client asking for 1 ms beats gets this.
 pub const HEARTBEAT_MIN: Duration = Duration::from_millis(100);
+/// Longest heart-beat interval honoured either way: a larger ask gets this (timers cannot
+/// take `u64::MAX` ms).
+pub const HEARTBEAT_MAX: Duration = Duration::from_secs(3_600);
 /// Time allowed from accept to CONNECTED (the kit's handshake deadline by default).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After ERROR or DISCONNECT: how long the connection keeps reading (and dropping) what the
@@ -64,3 +67,4 @@ const _: () = assert!(KAFKA_FEED_MAX > 0 && DELIVERY_FEED_MAX > 0);
 const _: () = assert!(DELIVERY_FEED_MAX <= porter_core::queue::api::CONSUMER_BUFFER_MAX);
 const _: () = assert!(HEARTBEAT_GRACE_FACTOR >= 2);
 const _: () = assert!(HEARTBEAT_MIN.as_millis() < HANDSHAKE_TIMEOUT.as_millis());
+const _: () = assert!(HEARTBEAT_MIN.as_millis() < HEARTBEAT_MAX.as_millis());

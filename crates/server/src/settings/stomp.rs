@@ -82,7 +82,7 @@ pub(super) fn load(
         stomp.handshake_timeout = Duration::from_millis(ms.max(1));
     }
     if let Some(ms) = s.heartbeat_min_ms {
-        stomp.heartbeat_min = Duration::from_millis(ms.max(1));
+        stomp.heartbeat_min = Duration::from_millis(ms.clamp(1, 3_600_000));
     }
     if let Some(user) = &s.default_user {
         stomp.default_user = (!user.is_empty()).then(|| user.clone());
