@@ -268,11 +268,13 @@ struct Head {
 /// size on what has arrived. `None`: not all of the head is here yet.
 fn scan_head(buf: &[u8], limits: &FrameLimits) -> Result<Option<Head>, FrameError> {
     let mut lines = Vec::new();
-    let mut start = 0;
+    let mut start: usize = 0;
     loop {
-        let window_end = buf.len().min(start + limits.header_line_bytes_max + 2);
+        let window_end = buf
+            .len()
+            .min(start.saturating_add(limits.header_line_bytes_max).saturating_add(2));
         let Some(lf) = memchr::memchr(b'\n', &buf[start..window_end]) else {
-            if window_end - start > limits.header_line_bytes_max + 1 {
+            if window_end - start > limits.header_line_bytes_max.saturating_add(1) {
                 return Err(FrameError::LineTooLong(limits.header_line_bytes_max));
             }
             if buf.len() >= limits.frame_bytes_max {
@@ -455,6 +457,9 @@ mod tests {
         ));
     }
 
+    /// Bytes that matter to the decoder, often, and some that do not.
+    const FUZZ_BYTES: &[u8] = b"\n\n\n\r\r::\\\\\0\0SENDCONTEN-LGTH0123456789ab\xff\xc3";
+
     fn arb_text() -> impl Strategy<Value = String> {
         proptest::collection::vec(
             prop_oneof![
@@ -471,6 +476,32 @@ mod tests {
     }
 
     proptest! {
+        /// Any bytes, in any pieces: no panic, and what is kept waiting for more stays within
+        /// the frame limit (plus the last piece read).
+        #[test]
+        fn arbitrary_bytes_are_frames_errors_or_bounded_waits(
+            pieces in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(FUZZ_BYTES), 0..700),
+                1..12),
+            escapes in any::<bool>(),
+        ) {
+            let mut buf = BytesMut::new();
+            for piece in pieces {
+                let piece_len = piece.len();
+                buf.extend_from_slice(&piece);
+                loop {
+                    match decode(&mut buf, &LIMITS, escapes) {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => {
+                            prop_assert!(buf.len() < LIMITS.frame_bytes_max + piece_len);
+                            break;
+                        }
+                        Err(_) => return Ok(()),
+                    }
+                }
+            }
+        }
+
         #[test]
         fn round_trip(
             command in proptest::sample::select(&Command::ALL[2..11]),

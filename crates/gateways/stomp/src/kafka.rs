@@ -80,7 +80,7 @@ impl StartAt {
             StartAt::First => start,
             StartAt::Last => (end - 1).max(start),
             StartAt::Next => end,
-            StartAt::Offset(n) => n.clamp(start, end),
+            StartAt::Offset(n) => n.max(start).min(end.max(start)),
             StartAt::Timestamp(ms) => partition
                 .offset_for_timestamp(ms)
                 .await?
