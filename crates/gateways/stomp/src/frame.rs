@@ -270,9 +270,11 @@ fn scan_head(buf: &[u8], limits: &FrameLimits) -> Result<Option<Head>, FrameErro
     let mut lines = Vec::new();
     let mut start: usize = 0;
     loop {
-        let window_end = buf
-            .len()
-            .min(start.saturating_add(limits.header_line_bytes_max).saturating_add(2));
+        let window_end = buf.len().min(
+            start
+                .saturating_add(limits.header_line_bytes_max)
+                .saturating_add(2),
+        );
         let Some(lf) = memchr::memchr(b'\n', &buf[start..window_end]) else {
             if window_end - start > limits.header_line_bytes_max.saturating_add(1) {
                 return Err(FrameError::LineTooLong(limits.header_line_bytes_max));
