@@ -183,6 +183,9 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
+    // One STOMP protocol for the TCP listener and (when the HTTP listener serves it) `/ws`.
+    let stomp = porter_gateway_stomp::StompProtocol::new(broker.clone(), settings.stomp.clone())
+        .with_authenticator(users.clone());
     let mut stomp_addr = "off".to_string();
     if settings.stomp_enabled {
         let tcp = bind("STOMP", "--stomp-listen", settings.stomp.listen).await?;
@@ -194,11 +197,10 @@ async fn start(mut settings: Settings) -> Result<Running> {
             Some(users),
         )
         .context("STOMP listener limits")?;
-        let protocol = porter_gateway_stomp::StompProtocol::new(broker.clone(), settings.stomp);
         let stop = shutdown.clone();
         gateways.push((
             "STOMP",
-            tokio::spawn(porter_gateway_stomp::serve(listener, protocol, stop)),
+            tokio::spawn(porter_gateway_stomp::serve(listener, stomp.clone(), stop)),
         ));
     }
     tracing::info!(

@@ -25,11 +25,27 @@ pub struct StompProtocol {
 }
 
 impl StompProtocol {
+    /// Logins are checked by the serving listener's authenticator; see
+    /// [`with_authenticator`](Self::with_authenticator) for transports without one.
     pub fn new(broker: Arc<Broker>, config: StompConfig) -> Self {
         StompProtocol {
             ctx: Arc::new(Context {
                 broker,
                 config: Arc::new(config),
+                authenticator: None,
+            }),
+        }
+    }
+
+    /// The same protocol checking logins with `authenticator` wherever the listener serving
+    /// it has none (the HTTP listener's WebSocket endpoint): STOMP over WebSocket then logs in
+    /// the same users as over TCP.
+    pub fn with_authenticator(self, authenticator: Arc<dyn Authenticator>) -> Self {
+        StompProtocol {
+            ctx: Arc::new(Context {
+                broker: self.ctx.broker.clone(),
+                config: self.ctx.config.clone(),
+                authenticator: Some(authenticator),
             }),
         }
     }

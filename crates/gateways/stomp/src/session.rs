@@ -22,6 +22,9 @@ use crate::kafka::KafkaRecord;
 pub struct Context {
     pub broker: Arc<Broker>,
     pub config: Arc<StompConfig>,
+    /// Checks logins when the transport's listener has no authenticator of its own (the
+    /// HTTP listener serving STOMP over WebSocket).
+    pub authenticator: Option<Arc<dyn porter_gateway_kit::auth::Authenticator>>,
 }
 
 /// The negotiated protocol version.

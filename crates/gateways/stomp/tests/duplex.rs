@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use porter_core::{Broker, BrokerConfig};
+use porter_gateway_kit::auth::{StaticUser, StaticUsers};
 use porter_gateway_kit::{ClosedBy, Connection, MemoryBudget, Protocol, Registry};
 use porter_gateway_stomp::{StompConfig, StompProtocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -53,18 +54,16 @@ async fn read_frame(client: &mut DuplexStream, pending: &mut Vec<u8>) -> String 
     }
 }
 
-#[tokio::test]
-async fn a_session_over_an_in_memory_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::open(BrokerConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..BrokerConfig::default()
-    })
-    .unwrap();
-    let config = StompConfig::default();
-    let limits = config.listener_limits(Duration::from_secs(5));
+/// Serves one connection of `protocol` over an in-memory stream; returns the client's end and
+/// the serving task (what the HTTP gateway does with a WebSocket).
+fn serve_duplex(
+    protocol: StompProtocol,
+) -> (
+    DuplexStream,
+    tokio::task::JoinHandle<porter_gateway_kit::CloseReason>,
+) {
+    let limits = protocol.config().listener_limits(Duration::from_secs(5));
     let budget = MemoryBudget::new(&limits).unwrap();
-    let protocol = StompProtocol::new(broker, config);
     let registry = Registry::new("stomp", 4);
     let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let conn = Connection::new(
@@ -72,8 +71,48 @@ async fn a_session_over_an_in_memory_stream() {
         budget.connection(),
         Arc::new(limits),
     );
-    let (mut client, server) = tokio::io::duplex(64 << 10);
+    let (client, server) = tokio::io::duplex(64 << 10);
     let served = tokio::spawn(async move { protocol.serve(server, &conn).await });
+    (client, served)
+}
+
+fn broker(dir: &tempfile::TempDir) -> Arc<Broker> {
+    Broker::open(BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..BrokerConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_protocols_own_authenticator_checks_logins_on_a_transport_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = StaticUsers {
+        users: vec![StaticUser {
+            name: "app".into(),
+            password: "s3cret".into(),
+            loopback_only: false,
+        }],
+    };
+    let protocol = StompProtocol::new(broker(&dir), StompConfig::default())
+        .with_authenticator(Arc::new(users));
+    for (passcode, expect) in [("wrong", "ERROR\n"), ("s3cret", "CONNECTED\n")] {
+        let (mut client, served) = serve_duplex(protocol.clone());
+        let connect = format!("CONNECT\naccept-version:1.2\nlogin:app\npasscode:{passcode}\n\n\0");
+        client.write_all(connect.as_bytes()).await.unwrap();
+        let mut pending = Vec::new();
+        let answer = read_frame(&mut client, &mut pending).await;
+        assert!(answer.starts_with(expect), "{passcode}: {answer}");
+        drop(client);
+        tokio::time::timeout(WAIT, served).await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_session_over_an_in_memory_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let protocol = StompProtocol::new(broker(&dir), StompConfig::default());
+    let (mut client, served) = serve_duplex(protocol);
     let mut pending = Vec::new();
     client
         .write_all(b"STOMP\naccept-version:1.1,1.2\nhost:/\n\n\0")
