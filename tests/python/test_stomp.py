@@ -565,6 +565,20 @@ def test_bad_handshakes_are_refused(porter):
     assert "panicked" not in Path(porter.log_path).read_text()
 
 
+def test_a_client_of_another_protocol_is_named_in_the_log(porter):
+    amqp_client = socket.create_connection(("127.0.0.1", porter.stomp_port), timeout=WAIT_S)
+    amqp_client.sendall(b"AMQP\x00\x00\x09\x01")
+    assert wait_closed(amqp_client)
+    browser = socket.create_connection(("127.0.0.1", porter.stomp_port), timeout=WAIT_S)
+    browser.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    answer = browser.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert wait_closed(browser)
+    wait_until(lambda: "an AMQP 0-9-1 client connected to the STOMP listener" in Path(porter.log_path).read_text(),
+               "the wrong-protocol log line")
+    assert server_still_serves(porter)
+
+
 def test_a_client_that_connects_and_says_nothing_is_closed_after_the_handshake_deadline(porter):
     s = socket.create_connection(("127.0.0.1", porter.stomp_port), timeout=WAIT_S)
     frame = read_frame(s)  # handshake_timeout_ms = 1500 in CONFIG

@@ -13,8 +13,10 @@ use std::time::Duration;
 use bytes::BytesMut;
 use porter_core::queue::api::ConsumerEvent;
 use porter_gateway_kit::deadlines::within;
+use porter_gateway_kit::sniff::http_bad_request;
 use porter_gateway_kit::{
-    Charge, CloseReason, Connection, Deadline, IdleTimer, LazyBufReader, Stream,
+    sniff, Charge, CloseReason, Connection, Deadline, IdleTimer, LazyBufReader, Stream,
+    WireProtocol, WrongProtocol,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -242,7 +244,12 @@ async fn handshake<S: AsyncRead + AsyncWrite + Send>(
     ctx: &Context,
 ) -> Result<Connected, End> {
     let limits = ctx.config.frame_limits();
+    let mut first_read = true;
     let frame = loop {
+        if first_read && !io.buf.is_empty() {
+            first_read = false;
+            other_protocol(io, conn).await?;
+        }
         match decode(&mut io.buf, &limits, false) {
             Ok(Some(Decoded::Heartbeat)) => continue,
             Ok(Some(Decoded::Frame(f))) => break f,
@@ -317,6 +324,30 @@ async fn handshake<S: AsyncRead + AsyncWrite + Send>(
         silent_after: (want_ms > 0)
             .then(|| Duration::from_millis(want_ms * u64::from(HEARTBEAT_GRACE_FACTOR))),
     })
+}
+
+/// A client speaking another protocol (a Kafka or AMQP client on the wrong port, a browser)
+/// is told so in the log line, at once, rather than at the handshake deadline; HTTP clients
+/// get a 400 they can show.
+async fn other_protocol<S: AsyncRead + AsyncWrite + Send>(
+    io: &mut Io<S>,
+    conn: &Connection,
+) -> Result<(), End> {
+    let found = match sniff(&io.buf) {
+        None | Some(WireProtocol::Stomp) => return Ok(()),
+        Some(found) => found,
+    };
+    if found == WireProtocol::Http {
+        let _ = io.write_bytes(&http_bad_request("STOMP"), conn).await;
+    }
+    let info = conn.info();
+    let why = WrongProtocol {
+        found,
+        listener: "STOMP",
+        local: info.local,
+        peer: info.peer,
+    };
+    Err(End::Closed(CloseReason::protocol(0, why.to_string())))
 }
 
 /// `heart-beat: cx,cy`; absent or malformed is `0,0` (none).
