@@ -174,6 +174,16 @@ def test_exchange_destination_routes_through_a_named_exchange(porter):
         assert (m.body, m.headers["destination"]) == ("error line", "/exchange/logs/error")
 
 
+def test_x_queue_name_names_a_topic_subscriptions_queue(porter):
+    with connect(porter) as (c, l):
+        c.subscribe("/topic/prices.#", id="p", headers={"x-queue-name": "price-feed", "receipt": "bound"})
+        wait_until(lambda: "bound" in l.receipts, "RECEIPT for SUBSCRIBE")
+        with amqp(porter) as a:
+            a.channel().basic_publish("amq.topic", "prices.eur", b"1.08")
+        assert l.next().body == "1.08"
+        assert ready_messages(porter, "price-feed") == 0
+
+
 def test_amq_queue_uses_an_existing_queue_and_refuses_a_missing_one(porter):
     with amqp(porter) as a:
         a.channel().queue_declare("made-by-amqp", durable=True)

@@ -440,8 +440,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
         } else if let Some(charge) = &mut io.charge {
             charge.shrink_to((io.buf.len() + READ_BUFFER_BYTES) as u64);
         }
+        // Not biased: a client that keeps sending must still get its deliveries and beats.
         tokio::select! {
-            biased;
             reason = conn.closing() => {
                 let e = StompError::protocol("connection closed by the broker", reason.to_string());
                 return End::Error(e, None);

@@ -99,11 +99,11 @@ pub async fn start(
         Destination::TempQueue(name) => temp_queue(session, &name, false).await?,
         Destination::Topic(key) => {
             name_by_message = true;
-            bound_queue(session, "amq.topic", &key, &id, persistent).await?
+            bound_queue(session, "amq.topic", &key, &id, persistent, frame).await?
         }
         Destination::Exchange { exchange, key } => {
             name_by_message = true;
-            bound_queue(session, &exchange, &key, &id, persistent).await?
+            bound_queue(session, &exchange, &key, &id, persistent, frame).await?
         }
         Destination::ReplyQueue(_) => {
             return Err(StompError::protocol(
@@ -184,7 +184,7 @@ pub async fn unsubscribe(session: &mut Session, frame: &Frame) -> Result<()> {
     // `persistent:true` on UNSUBSCRIBE ends a durable topic subscription for good.
     if frame.header("persistent") == Some("true") || frame.header("durable") == Some("true") {
         if let Source::Queue { queue, .. } = &sub.source {
-            if queue.name().starts_with(SUBSCRIPTION_QUEUE_PREFIX) && queue.definition().durable {
+            if queue.definition().durable && sub.name_by_message {
                 let name = queue.name().to_string();
                 session
                     .vhost
@@ -231,20 +231,24 @@ pub async fn ensure_queue(session: &Session, name: &str) -> Result<()> {
 
 /// The queue behind a topic or exchange subscription, bound with `key`: exclusive and
 /// auto-delete, or durable and named after the subscription id for a durable subscription.
+/// `x-queue-name` names it instead, as in RabbitMQ.
 async fn bound_queue(
     session: &Session,
     exchange: &str,
     key: &str,
     id: &str,
     persistent: bool,
+    frame: &Frame,
 ) -> Result<String> {
+    let named = frame.header("x-queue-name").filter(|n| !n.is_empty());
     let definition = if persistent {
-        definition(
-            format!("{SUBSCRIPTION_QUEUE_PREFIX}{id}"),
-            true,
-            None,
-            false,
-        )
+        let name = named.map_or_else(
+            || format!("{SUBSCRIPTION_QUEUE_PREFIX}{id}"),
+            str::to_string,
+        );
+        definition(name, true, None, false)
+    } else if let Some(name) = named {
+        definition(name.to_string(), false, Some(session.owner), true)
     } else {
         let name = format!(
             "{SUBSCRIPTION_QUEUE_PREFIX}{}",
