@@ -26,8 +26,8 @@ use crate::error::StompError;
 use crate::frame::{decode, encode, Command, Decoded, Frame, FrameError};
 use crate::kafka::KafkaRecord;
 use crate::limits::{
-    DELIVERY_FEED_MAX, EVENTS_PER_WRITE_MAX, HEARTBEAT_GRACE_FACTOR, HEARTBEAT_MAX, KAFKA_FEED_MAX,
-    LINGER, LINGER_BYTES_MAX, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    EVENTS_PER_WRITE_MAX, HEARTBEAT_GRACE_FACTOR, HEARTBEAT_MAX, LINGER, LINGER_BYTES_MAX,
+    READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 use crate::session::{Context, Session, Version};
 
@@ -210,23 +210,17 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
         }
     };
     io.escapes = connected.version.escapes();
-    let (deliveries_tx, mut deliveries) = mpsc::channel(DELIVERY_FEED_MAX);
-    let (kafka_tx, mut kafka) = mpsc::channel(KAFKA_FEED_MAX);
     let mut session = Session::new(
         ctx.clone(),
         connected.vhost,
         connected.version,
         connected.user,
-        deliveries_tx,
-        kafka_tx,
         conn.close_token(),
     );
     let end = serve(
         &mut io,
         conn,
         &mut session,
-        &mut deliveries,
-        &mut kafka,
         connected.send_every,
         connected.silent_after,
     )
@@ -388,8 +382,6 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
     io: &mut Io<S>,
     conn: &Connection,
     session: &mut Session,
-    deliveries: &mut mpsc::Receiver<ConsumerEvent>,
-    kafka: &mut mpsc::Receiver<KafkaRecord>,
     send_every: Option<Duration>,
     silent_after: Option<Duration>,
 ) -> End {
@@ -399,6 +391,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
     beat.reset();
     let mut wrote = false;
     let mut silence = IdleTimer::new(silent_after);
+    let mut kafka: Option<mpsc::Receiver<KafkaRecord>> = None;
+    let mut deliveries: Option<mpsc::Receiver<ConsumerEvent>> = None;
     loop {
         // Every whole frame read so far.
         loop {
@@ -440,6 +434,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
         } else if let Some(charge) = &mut io.charge {
             charge.shrink_to((io.buf.len() + READ_BUFFER_BYTES) as u64);
         }
+        // A subscription may have made a feed while the frames above were handled.
+        if kafka.is_none() {
+            kafka = session.take_kafka_receiver();
+        }
+        if deliveries.is_none() {
+            deliveries = session.take_delivery_receiver();
+        }
         // Not biased: a client that keeps sending must still get its deliveries and beats.
         tokio::select! {
             reason = conn.closing() => {
@@ -454,13 +455,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
                 }
                 Err(e) => return e.into(),
             },
-            Some(event) = deliveries.recv() => {
+            Some(event) = next(&mut deliveries) => {
                 session.on_consumer_event(event);
-                gather(session, deliveries, kafka);
+                gather(session, &mut deliveries, &mut kafka);
             }
-            Some(record) = kafka.recv() => {
+            Some(record) = next(&mut kafka) => {
                 session.on_kafka_record(record);
-                gather(session, deliveries, kafka);
+                gather(session, &mut deliveries, &mut kafka);
             }
             _ = beat.tick(), if send_every.is_some() => {
                 if !wrote {
@@ -479,18 +480,26 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
     }
 }
 
+/// The next item of a feed, once there is one; never before.
+async fn next<T>(feed: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match feed {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// More deliveries that are ready, up to one write's worth.
 fn gather(
     session: &mut Session,
-    deliveries: &mut mpsc::Receiver<ConsumerEvent>,
-    kafka: &mut mpsc::Receiver<KafkaRecord>,
+    deliveries: &mut Option<mpsc::Receiver<ConsumerEvent>>,
+    kafka: &mut Option<mpsc::Receiver<KafkaRecord>>,
 ) {
     let mut bytes: usize = session.out.iter().map(Frame::size).sum();
     while session.out.len() < EVENTS_PER_WRITE_MAX && bytes < WRITE_BUFFER_BYTES {
         let before = session.out.len();
-        if let Ok(event) = deliveries.try_recv() {
+        if let Some(event) = deliveries.as_mut().and_then(|d| d.try_recv().ok()) {
             session.on_consumer_event(event);
-        } else if let Ok(record) = kafka.try_recv() {
+        } else if let Some(record) = kafka.as_mut().and_then(|k| k.try_recv().ok()) {
             session.on_kafka_record(record);
         } else {
             break;

@@ -144,8 +144,14 @@ pub struct Session {
     /// Consumer tags are `<prefix><subscription id>`: unique per connection on a shared queue.
     pub tag_prefix: String,
     next_ack: u64,
-    pub deliveries: mpsc::Sender<ConsumerEvent>,
-    pub kafka_feed: mpsc::Sender<KafkaRecord>,
+    /// The sink every queue consumer of the connection shares, made on the first queue
+    /// subscription; the connection loop takes the receiver.
+    deliveries: Option<mpsc::Sender<ConsumerEvent>>,
+    deliveries_receiver: Option<mpsc::Receiver<ConsumerEvent>>,
+    /// Made on the first Kafka subscription (an idle connection holds no channel for it);
+    /// the connection loop takes the receiver.
+    kafka_feed: Option<mpsc::Sender<KafkaRecord>>,
+    kafka_receiver: Option<mpsc::Receiver<KafkaRecord>>,
     /// Frames to write, in order.
     pub out: Vec<Frame>,
     /// DISCONNECT was handled: write `out`, then close.
@@ -158,8 +164,6 @@ impl Session {
         vhost: VirtualHost,
         version: Version,
         user: String,
-        deliveries: mpsc::Sender<ConsumerEvent>,
-        kafka_feed: mpsc::Sender<KafkaRecord>,
         closing: CancellationToken,
     ) -> Self {
         let owner = porter_core::vhost::next_owner_id();
@@ -176,11 +180,45 @@ impl Session {
             temp_queues: HashMap::new(),
             tag_prefix: format!("stomp.{owner}."),
             next_ack: 0,
-            deliveries,
-            kafka_feed,
+            deliveries: None,
+            deliveries_receiver: None,
+            kafka_feed: None,
+            kafka_receiver: None,
             out: Vec::new(),
             disconnecting: false,
         }
+    }
+
+    /// The consumers' sink, made on first use.
+    pub fn delivery_sink(&mut self) -> mpsc::Sender<ConsumerEvent> {
+        if let Some(sink) = &self.deliveries {
+            return sink.clone();
+        }
+        let (sink, receiver) = mpsc::channel(crate::limits::DELIVERY_FEED_MAX);
+        self.deliveries = Some(sink.clone());
+        self.deliveries_receiver = Some(receiver);
+        sink
+    }
+
+    /// The delivery feed's receiving end, once, after it was made.
+    pub fn take_delivery_receiver(&mut self) -> Option<mpsc::Receiver<ConsumerEvent>> {
+        self.deliveries_receiver.take()
+    }
+
+    /// Where Kafka readers send records, made on first use.
+    pub fn kafka_feed(&mut self) -> mpsc::Sender<KafkaRecord> {
+        if let Some(feed) = &self.kafka_feed {
+            return feed.clone();
+        }
+        let (feed, receiver) = mpsc::channel(crate::limits::KAFKA_FEED_MAX);
+        self.kafka_feed = Some(feed.clone());
+        self.kafka_receiver = Some(receiver);
+        feed
+    }
+
+    /// The Kafka feed's receiving end, once, after it was made.
+    pub fn take_kafka_receiver(&mut self) -> Option<mpsc::Receiver<KafkaRecord>> {
+        self.kafka_receiver.take()
     }
 
     fn ack_id(&mut self) -> u64 {

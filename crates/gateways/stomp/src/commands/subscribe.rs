@@ -115,12 +115,13 @@ pub async fn start(
             let stop = CancellationToken::new();
             let credit = (ack != AckMode::Auto && prefetch > 0)
                 .then(|| Arc::new(Semaphore::new(prefetch.into())));
+            let feed = session.kafka_feed();
             kafka::subscribe(
                 &session.ctx.broker,
                 &topic,
                 StartAt::parse(frame.header("x-stream-offset"))?,
                 id.clone(),
-                session.kafka_feed.clone(),
+                feed,
                 stop.clone(),
                 credit.clone(),
             )
@@ -141,13 +142,14 @@ pub async fn start(
     };
     let queue = session.vhost.queue(&queue_name, session.owner)?;
     let consumer_tag = format!("{}{id}", session.tag_prefix);
+    let sink = session.delivery_sink();
     queue.consume(ConsumeRequest {
         consumer_tag: consumer_tag.clone(),
         prefetch: if ack == AckMode::Auto { 0 } else { prefetch },
         no_ack: ack == AckMode::Auto,
         exclusive: false,
         owner: session.owner,
-        sink: session.deliveries.clone(),
+        sink,
     })?;
     session.subscriptions.insert(
         id.clone(),
