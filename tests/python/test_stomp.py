@@ -241,6 +241,27 @@ def test_stomp_1_1_and_1_0_clients(porter):
     c10.disconnect()
 
 
+def test_pipelined_sends_keep_their_order_and_an_error_ends_them_where_it_happens(porter):
+    q = fresh("/queue/burst")
+    with connect(porter) as (c, l):
+        c.subscribe(q, id="s", headers={"receipt": "subscribed"})
+        wait_until(lambda: "subscribed" in l.receipts, "RECEIPT for SUBSCRIBE")
+        s = raw_connect(porter)
+        frames = [f"SEND\ndestination:{q}\n{'receipt:r150' + chr(10) if i == 150 else ''}\nm{i}\x00" for i in range(300)]
+        frames.append(f"SEND\ndestination:{q}\nexpiration:soon\nreceipt:bad\n\nlost\x00")
+        frames.append(f"SEND\ndestination:{q}\n\nafter the error\x00")
+        s.sendall("".join(frames).encode())
+        receipt = read_frame(s)
+        assert receipt.startswith(b"RECEIPT\n") and b"receipt-id:r150" in receipt, receipt
+        error = read_frame(s)
+        assert error.startswith(b"ERROR\n") and b"receipt-id:bad" in error, error
+        assert b"message:precondition_failed" in error and b"invalid expiration" in error, error
+        assert wait_closed(s)
+        c.send(q, "marker")
+        got = [l.next().body for _ in range(301)]
+        assert got == [f"m{i}" for i in range(300)] + ["marker"]
+
+
 # --- acknowledgements ------------------------------------------------------------------------------
 
 
@@ -543,6 +564,7 @@ def error_for(server, payload: bytes, connected: bool = True) -> bytes:
         (b"SEND\ndestination:/queue/a\nx:" + b"y" * 2000 + b"\n\n\x00", b"message:header too long"),
         (b"SEND\ndestination:/queue/a\nbad:tab\\t\n\n\x00", b"message:malformed frame"),
         (b"SEND\ndestination:/nowhere/a\n\n\x00", b"message:unknown destination"),
+        (b"SEND\ndestination:/exchange/no-such-exchange/k\n\n\x00", b"message:not_found"),
         (b"SUBSCRIBE\ndestination:/queue/a\n\n\x00", b"message:missing header"),
         (b"ACK\nid:12345\n\n\x00", b"message:unknown message"),
         (b"COMMIT\ntransaction:never-begun\n\n\x00", b"message:invalid transaction"),
@@ -550,7 +572,7 @@ def error_for(server, payload: bytes, connected: bool = True) -> bytes:
     ],
     ids=["unknown-command", "missing-destination", "bad-content-length", "content-length-without-nul",
          "content-length-over-limit", "frame-over-limit", "too-many-headers", "header-line-too-long",
-         "invalid-escape", "unknown-destination", "subscribe-without-id", "unknown-ack",
+         "invalid-escape", "unknown-destination", "missing-exchange", "subscribe-without-id", "unknown-ack",
          "commit-unknown-tx", "second-connect"],
 )
 def test_bad_frames_get_an_error_frame_and_the_server_stays_up(porter, payload, message):

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use porter_core::publish::PUBLISH_BATCH_MAX;
 use porter_core::queue::api::ConsumerEvent;
 use porter_gateway_kit::deadlines::within;
 use porter_gateway_kit::sniff::http_bad_request;
@@ -21,7 +22,7 @@ use porter_gateway_kit::{
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::commands;
+use crate::commands::{self, send};
 use crate::error::StompError;
 use crate::frame::{decode, encode, Command, Decoded, Frame, FrameError};
 use crate::kafka::KafkaRecord;
@@ -394,14 +395,41 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
     let mut kafka: Option<mpsc::Receiver<KafkaRecord>> = None;
     let mut deliveries: Option<mpsc::Receiver<ConsumerEvent>> = None;
     loop {
-        // Every whole frame read so far.
+        // Every whole frame read so far. Consecutive SENDs go to the core as one burst (one
+        // append per destination queue), before the next frame of another kind is handled;
+        // a burst holds only frames already read, so no more than the read buffer did.
+        let mut burst: Vec<Frame> = Vec::new();
         loop {
-            let frame = match decode(&mut io.buf, &limits, io.escapes) {
+            let (frame, undecodable) = match decode(&mut io.buf, &limits, io.escapes) {
                 Ok(Some(Decoded::Heartbeat)) => continue,
-                Ok(Some(Decoded::Frame(f))) => f,
-                Ok(None) => break,
-                Err(e) => return End::Error(e.into(), None),
+                Ok(Some(Decoded::Frame(f))) => (Some(f), None),
+                Ok(None) => (None, None),
+                Err(e) => (None, Some(e)),
             };
+            if let Some(f) = frame.as_ref() {
+                if send::batchable(f) && burst.len() < PUBLISH_BATCH_MAX {
+                    burst.extend(frame);
+                    continue;
+                }
+            }
+            if !burst.is_empty() {
+                if let Err((e, receipt)) =
+                    send::send_burst(session, std::mem::take(&mut burst)).await
+                {
+                    let _ = io.write(&std::mem::take(&mut session.out), conn).await;
+                    return End::Error(e, receipt);
+                }
+            }
+            if let Some(e) = undecodable {
+                let _ = io.write(&std::mem::take(&mut session.out), conn).await;
+                return End::Error(e.into(), None);
+            }
+            let Some(frame) = frame else { break };
+            if send::batchable(&frame) {
+                // The burst was full: this one starts the next.
+                burst.push(frame);
+                continue;
+            }
             let receipt = frame.header("receipt").map(str::to_string);
             if let Err(e) = commands::handle(session, frame).await {
                 let _ = io.write(&std::mem::take(&mut session.out), conn).await;

@@ -5,13 +5,13 @@
 //! disk alarm is on, SEND waits (RabbitMQ blocks publishing connections the same way).
 
 use porter_core::message::Message;
-use porter_core::vhost::DurableWait;
+use porter_core::vhost::{DurableWait, Publish};
 
 use super::subscribe::{ensure_queue, temp_queue};
 use crate::convert::properties;
 use crate::destination::Destination;
 use crate::error::{Result, StompError};
-use crate::frame::Frame;
+use crate::frame::{Command, Frame};
 use crate::kafka::{self, Produced};
 use crate::session::Session;
 
@@ -31,16 +31,33 @@ impl Durable {
 }
 
 pub async fn send(session: &mut Session, frame: &Frame) -> Result<Option<Durable>> {
+    wait_for_alarms(session).await?;
+    match prepare(session, frame).await? {
+        Prepared::Kafka(topic) => {
+            let produced = kafka::produce(&session.ctx.broker, &topic, frame).await?;
+            Ok(Some(Durable::Kafka(produced)))
+        }
+        Prepared::Publish(p) => {
+            let outcome = session.vhost.publish(&p.exchange, p.message).await?;
+            Ok(Some(Durable::Queue(outcome.durable)))
+        }
+    }
+}
+
+/// A SEND resolved: a message for an exchange, or a record for a Kafka topic.
+enum Prepared {
+    Publish(Publish),
+    Kafka(String),
+}
+
+/// Resolves a SEND's destination (declaring what it names) and maps its headers.
+async fn prepare(session: &mut Session, frame: &Frame) -> Result<Prepared> {
     let destination = frame
         .header("destination")
         .ok_or_else(|| StompError::missing("destination", "SEND"))?;
     let destination = Destination::parse(destination)?;
-    wait_for_alarms(session).await?;
     let (exchange, key) = match destination {
-        Destination::Kafka(topic) => {
-            let produced = kafka::produce(&session.ctx.broker, &topic, frame).await?;
-            return Ok(Some(Durable::Kafka(produced)));
-        }
+        Destination::Kafka(topic) => return Ok(Prepared::Kafka(topic)),
         Destination::Queue(name) => {
             ensure_queue(session, &name).await?;
             (String::new(), name)
@@ -51,6 +68,10 @@ pub async fn send(session: &mut Session, frame: &Frame) -> Result<Option<Durable
         Destination::Exchange { exchange, key } => (exchange, key),
     };
     let mut props = properties(frame);
+    // What the core would refuse at publish (RabbitMQ's 406), refused before any append.
+    props
+        .validate()
+        .map_err(|e| StompError::protocol("precondition_failed", e))?;
     if let Some(temp) = props
         .reply_to
         .as_deref()
@@ -60,14 +81,94 @@ pub async fn send(session: &mut Session, frame: &Frame) -> Result<Option<Durable
         let queue = temp_queue(session, &temp, true).await?;
         props.reply_to = Some(format!("/reply-queue/{queue}"));
     }
-    let message = Message {
+    Ok(Prepared::Publish(Publish {
         exchange: exchange.clone(),
-        routing_key: key,
-        properties: props,
-        body: frame.body.clone(),
+        message: Message {
+            exchange,
+            routing_key: key,
+            properties: props,
+            body: frame.body.clone(),
+        },
+    }))
+}
+
+/// Whether a frame can join a burst of SENDs published together: a SEND outside a
+/// transaction through the default exchange or `amq.topic`, which always exist, so the core
+/// refuses none of the burst's messages after others were appended (a refusal must end the
+/// connection at the frame refused). `/exchange/` and `/kafka/` SENDs go one at a time.
+pub fn batchable(frame: &Frame) -> bool {
+    const BURSTABLE: [&str; 5] = [
+        "/queue/",
+        "/topic/",
+        "/amq/queue/",
+        "/temp-queue/",
+        "/reply-queue/",
+    ];
+    frame.command == Command::Send
+        && frame.header("transaction").is_none()
+        && frame
+            .header("destination")
+            .is_some_and(|d| BURSTABLE.iter().any(|p| d.starts_with(p)))
+}
+
+/// Consecutive [`batchable`] SENDs already read, published as one burst (the core appends once
+/// per destination queue for all of them), in order, each with its RECEIPT once durable. A
+/// SEND that fails ends the burst: those before it are published (and receipted), the error
+/// names the failing frame's receipt.
+pub async fn send_burst(
+    session: &mut Session,
+    frames: Vec<Frame>,
+) -> std::result::Result<(), (StompError, Option<String>)> {
+    let receipt = |f: &Frame| f.header("receipt").map(str::to_string);
+    wait_for_alarms(session).await.map_err(|e| (e, None))?;
+    let mut publishes = Vec::with_capacity(frames.len());
+    let mut failed = None;
+    for frame in &frames {
+        match prepare(session, frame).await {
+            Ok(Prepared::Publish(p)) => publishes.push(p),
+            Ok(Prepared::Kafka(topic)) => {
+                // `batchable` keeps Kafka SENDs out of bursts; were one here, it is refused
+                // rather than sent out of order.
+                let e = StompError::protocol(
+                    "internal error",
+                    format!("a SEND to /kafka/{topic} in a burst"),
+                );
+                failed = Some((e, receipt(frame)));
+                break;
+            }
+            Err(e) => {
+                failed = Some((e, receipt(frame)));
+                break;
+            }
+        }
+    }
+    let published = publishes.len();
+    let outcomes = if publishes.is_empty() {
+        Vec::new()
+    } else {
+        session
+            .vhost
+            .publish_batch(publishes)
+            .await
+            .map_err(|e| (e.into(), None))?
     };
-    let outcome = session.vhost.publish(&exchange, message).await?;
-    Ok(Some(Durable::Queue(outcome.durable)))
+    for (frame, outcome) in frames[..published].iter().zip(outcomes) {
+        let outcome = outcome.map_err(|e| (e.into(), receipt(frame)))?;
+        if let Some(id) = receipt(frame) {
+            outcome
+                .durable
+                .wait()
+                .await
+                .map_err(|e| (e.into(), Some(id.clone())))?;
+            session
+                .out
+                .push(Frame::new(Command::Receipt).with("receipt-id", id));
+        }
+    }
+    match failed {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
 }
 
 async fn wait_for_alarms(session: &Session) -> Result<()> {
