@@ -46,7 +46,7 @@ pub async fn send(session: &mut Session, frame: &Frame) -> Result<Option<Durable
 
 /// A SEND resolved: a message for an exchange, or a record for a Kafka topic.
 enum Prepared {
-    Publish(Publish),
+    Publish(Box<Publish>),
     Kafka(String),
 }
 
@@ -81,7 +81,7 @@ async fn prepare(session: &mut Session, frame: &Frame) -> Result<Prepared> {
         let queue = temp_queue(session, &temp, true).await?;
         props.reply_to = Some(format!("/reply-queue/{queue}"));
     }
-    Ok(Prepared::Publish(Publish {
+    Ok(Prepared::Publish(Box::new(Publish {
         exchange: exchange.clone(),
         message: Message {
             exchange,
@@ -89,7 +89,7 @@ async fn prepare(session: &mut Session, frame: &Frame) -> Result<Prepared> {
             properties: props,
             body: frame.body.clone(),
         },
-    }))
+    })))
 }
 
 /// Whether a frame can join a burst of SENDs published together: a SEND outside a
@@ -125,7 +125,7 @@ pub async fn send_burst(
     let mut failed = None;
     for frame in &frames {
         match prepare(session, frame).await {
-            Ok(Prepared::Publish(p)) => publishes.push(p),
+            Ok(Prepared::Publish(p)) => publishes.push(*p),
             Ok(Prepared::Kafka(topic)) => {
                 // `batchable` keeps Kafka SENDs out of bursts; were one here, it is refused
                 // rather than sent out of order.
