@@ -336,9 +336,18 @@ fn text(raw: &[u8], unescape: bool) -> Result<String, FrameError> {
     Ok(out)
 }
 
-fn escape_into(out: &mut BytesMut, s: &str, escape: bool) {
+/// Writes a header name or value. Without escaping (STOMP 1.0, CONNECTED) there is no way to
+/// carry an end-of-line, and a colon in a name would move the name's end: those become a space
+/// (names: `_`), so a header from another protocol cannot break the framing.
+fn escape_into(out: &mut BytesMut, s: &str, escape: bool, name: bool) {
     if !escape {
-        out.put_slice(s.as_bytes());
+        for b in s.bytes() {
+            out.put_u8(match b {
+                b'\r' | b'\n' => b' ',
+                b':' if name => b'_',
+                _ => b,
+            });
+        }
         return;
     }
     for b in s.bytes() {
@@ -361,9 +370,9 @@ pub fn encode(frame: &Frame, out: &mut BytesMut, escapes: bool) {
     out.put_slice(frame.command.as_str().as_bytes());
     out.put_u8(b'\n');
     for (name, value) in &frame.headers {
-        escape_into(out, name, escape);
+        escape_into(out, name, escape, true);
         out.put_u8(b':');
-        escape_into(out, value, escape);
+        escape_into(out, value, escape, false);
         out.put_u8(b'\n');
     }
     if !frame.body.is_empty() && frame.header("content-length").is_none() {
@@ -410,6 +419,23 @@ mod tests {
         // CONNECT headers are not unescaped.
         let c = frame(b"CONNECT\nlogin:a\\cb\n\n\0");
         assert_eq!(c.header("login"), Some("a\\cb"));
+    }
+
+    #[test]
+    fn without_escaping_headers_cannot_break_the_framing() {
+        let mut out = BytesMut::new();
+        let frame = Frame::new(Command::Message).with("a:b", "line\nbreak\r");
+        encode(&frame, &mut out, false);
+        assert_eq!(&out[..], b"MESSAGE\na_b:line break \n\n\0");
+        let back = frame_of(&out);
+        assert_eq!(back.header("a_b"), Some("line break "));
+    }
+
+    fn frame_of(bytes: &[u8]) -> Frame {
+        match decode(&mut BytesMut::from(bytes), &LIMITS, false) {
+            Ok(Some(Decoded::Frame(f))) => f,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
