@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -370,6 +371,23 @@ def test_disconnect_with_receipt_gets_its_receipt_then_the_close(porter):
     assert wait_closed(s)
 
 
+def test_shutdown_tells_connected_clients_and_durable_subscriptions_survive_a_restart(porter):
+    s = raw_connect(porter)
+    s.sendall(b"SUBSCRIBE\nid:keep\ndestination:/topic/orders.*\npersistent:true\nack:client\nreceipt:s\n\n\x00")
+    assert b"receipt-id:s" in read_frame(s)
+    s.sendall(b"SEND\ndestination:/topic/orders.new\npersistent:true\nreceipt:p\n\nkept\x00")
+    frames = [read_frame(s), read_frame(s)]  # the RECEIPT and the MESSAGE, in either order
+    assert any(b"receipt-id:p" in f for f in frames), frames
+    porter.restart()  # SIGTERM must exit 0
+    goodbye = read_frame(s)
+    assert goodbye.startswith(b"ERROR\n") and b"message:connection closed by the broker" in goodbye, goodbye
+    with connect(porter) as (c, l):
+        c.subscribe("/topic/orders.*", id="keep", ack="client", headers={"persistent": "true"})
+        m = l.next()
+        assert (m.body, m.headers["redelivered"]) == ("kept", "true")
+        c.ack(m.headers["ack"])
+
+
 # --- durable topic subscriptions -----------------------------------------------------------------
 
 
@@ -499,13 +517,19 @@ def raw_connect(server, extra_headers: str = "") -> socket.socket:
     return s
 
 
+_unread: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def read_frame(s: socket.socket) -> bytes:
-    """The next frame (heart-beat end-of-lines skipped), up to its NUL."""
-    data = b""
+    """The next frame (heart-beat end-of-lines skipped), up to its NUL; bytes read past it are
+    kept for the next call. Bodies here hold no NUL."""
+    data = _unread.pop(s, b"")
     while True:
         data = data.lstrip(b"\r\n")
         if b"\x00" in data:
-            return data[: data.index(b"\x00")]
+            end = data.index(b"\x00")
+            _unread[s] = data[end + 1 :]
+            return data[:end]
         try:
             chunk = s.recv(65536)
         except ConnectionResetError:

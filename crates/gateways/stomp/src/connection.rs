@@ -37,6 +37,9 @@ enum End {
     Closed(CloseReason),
     /// Answer with ERROR, then close.
     Error(StompError, Option<String>),
+    /// The broker asked the connection to close (shutdown, a management close): ERROR as
+    /// STOMP's goodbye, and the close keeps its reason.
+    Goodbye(CloseReason),
 }
 
 impl From<std::io::Error> for End {
@@ -148,6 +151,28 @@ impl<S: AsyncRead + AsyncWrite + Send> Io<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Send> Io<S> {
+    /// STOMP's goodbye when the broker closes a connection: an ERROR frame naming why.
+    async fn goodbye(&mut self, reason: CloseReason, conn: &Connection) -> CloseReason {
+        let mut frame = Frame::new(Command::Error)
+            .with("message", "connection closed by the broker")
+            .with("content-type", "text/plain");
+        frame.body = bytes::Bytes::from(reason.to_string());
+        // The close was asked for, so a write now ends at once: give the goodbye its own
+        // short deadline instead.
+        let mut bytes = BytesMut::new();
+        encode(&frame, &mut bytes, self.escapes);
+        let written = tokio::time::timeout(LINGER, async {
+            self.writer.write_all(&bytes).await?;
+            self.writer.flush().await
+        })
+        .await;
+        if matches!(written, Ok(Ok(()))) {
+            conn.counters().count_out(bytes.len() as u64);
+        }
+        self.linger().await;
+        reason
+    }
+
     /// Ends our side (FIN after the last frame), then reads and drops what the client still
     /// sends, a bounded while: closing a socket with unread bytes would reset it, and the
     /// client could lose the ERROR frame it has not read yet.
@@ -201,6 +226,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
         Ok(Ok(c)) => c,
         Ok(Err(End::Closed(reason))) => return reason,
         Ok(Err(End::Error(e, receipt))) => return io.fail(e, receipt, conn).await,
+        Ok(Err(End::Goodbye(reason))) => return io.goodbye(reason, conn).await,
         Err(reason) => {
             let e = StompError::protocol(
                 "handshake timeout",
@@ -230,6 +256,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
     match end {
         End::Closed(reason) => reason,
         End::Error(e, receipt) => io.fail(e, receipt, conn).await,
+        End::Goodbye(reason) => io.goodbye(reason, conn).await,
     }
 }
 
@@ -472,8 +499,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send>(
         // Not biased: a client that keeps sending must still get its deliveries and beats.
         tokio::select! {
             reason = conn.closing() => {
-                let e = StompError::protocol("connection closed by the broker", reason.to_string());
-                return End::Error(e, None);
+                return End::Goodbye(reason);
             }
             read = io.fill(conn) => match read {
                 Ok(0) => return End::Closed(CloseReason::peer("end of stream")),
