@@ -186,6 +186,10 @@ class Porter {
     if (binaryHasFlag('--mqtt-listen') && !this.extraArgs?.includes('--mqtt-listen')) {
       args.push('--mqtt-listen', this.mqttListen || 'off')
     }
+    // STOMP's default port likewise.
+    if (binaryHasFlag('--stomp-listen') && !this.extraArgs?.includes('--stomp-listen')) {
+      args.push('--stomp-listen', 'off')
+    }
     fs.appendFileSync(this.logPath, `\n=== start ${this.starts}: ${PORTER_BIN} ${args.join(' ')}\n`)
     const log = fs.openSync(this.logPath, 'a')
     let child

@@ -129,6 +129,12 @@ impl Server {
         } else {
             vec!["--mqtt-listen".to_string(), "off".to_string()]
         };
+        // STOMP's likewise.
+        let stomp = if self.args.iter().any(|a| a == "--stomp-listen") {
+            Vec::new()
+        } else {
+            vec!["--stomp-listen".to_string(), "off".to_string()]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_porter"))
             .arg("serve")
             .arg("--data-dir")
@@ -137,6 +143,7 @@ impl Server {
             .args(&amqp)
             .args(&rocketmq)
             .args(&mqtt)
+            .args(&stomp)
             .args(&self.args)
             .env("NO_COLOR", "1")
             .env_remove("PORTER_CONFIG")
