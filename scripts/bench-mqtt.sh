@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# MQTT peers measured with one client code path (porter-bench mqtt, rumqttc), issue 6: fan-out and
-# chat against Mosquitto and NATS. Porter has no MQTT gateway yet: its cells say so, and once it
-# has one it gets a column here with the same driver. One command:
+# Porter and its MQTT peers measured with one client code path (porter-bench mqtt, rumqttc): fan-out
+# and chat against Porter (scripts/peers/porter.sh), Mosquitto and NATS. One command:
 #
 #   ./scripts/bench-mqtt.sh
 #
@@ -48,11 +47,12 @@ INFLIGHT="${INFLIGHT:-256}"
 MAX_SECONDS="${MAX_SECONDS:-30}"
 QUIET_WAIT_S="${QUIET_WAIT_S:-30}"
 QUIET_BUSY="${QUIET_BUSY:-0.3}"
-BROKERS="${BROKERS:-mosquitto nats}"
+BROKERS="${BROKERS:-porter mosquitto nats}"
 OUT="${OUT:-$ROOT/target/bench/mqtt}"
 export MOSQUITTO_PORT="${MOSQUITTO_PORT:-1884}"
 export NATS_PORT="${NATS_PORT:-4223}"
 export NATS_MQTT_PORT="${NATS_MQTT_PORT:-1885}"
+export PORTER_MQTT_PORT="${PORTER_MQTT_PORT:-1886}"
 read -r -a EXTRA_ARGS <<<"${BENCH_ARGS:-}"
 export RUST_BACKTRACE=0
 mkdir -p "$OUT"
@@ -63,7 +63,13 @@ cargo build --release -p porter-bench >&2
 BENCH="$CARGO_TARGET_DIR/release/porter-bench"
 
 peer() { "$ROOT/scripts/peers/$1.sh" "${@:2}"; }
-port_of() { if [[ $1 == mosquitto ]]; then echo "$MOSQUITTO_PORT"; else echo "$NATS_MQTT_PORT"; fi; }
+port_of() {
+    case $1 in
+    mosquitto) echo "$MOSQUITTO_PORT" ;;
+    porter) echo "$PORTER_MQTT_PORT" ;;
+    *) echo "$NATS_MQTT_PORT" ;;
+    esac
+}
 
 for broker in $BROKERS; do
     peer "$broker" install >&2
@@ -154,7 +160,7 @@ def med(runs, get):
     values = [get(r) for r in runs]
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else float("nan")
-names = {"mosquitto": "Mosquitto", "nats": "NATS"}
+names = {"porter": "Porter", "mosquitto": "Mosquitto", "nats": "NATS"}
 order = lambda k: (k.startswith("chat"), int(re.sub(r"\D", "", k) or 0))
 n_runs = max(len(r) for g in groups.values() for r in g.values())
 print(open(f"{out}/versions.txt").read().strip() + f"; medians of {n_runs} runs\n")
@@ -164,7 +170,6 @@ print("| scenario | broker | deliveries/s | publishes/s | p50 ms | p99 ms | p99.
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for key in sorted(groups, key=order):
     scenario = next(iter(groups[key].values()))[0]["scenario"]
-    print(f"| {scenario} | Porter | no MQTT gateway yet | | | | | | | | | | | |")
     for broker in brokers:
         runs = groups[key].get(broker, [])
         if not runs:

@@ -144,3 +144,56 @@ def test_an_mqtt5_request_gets_an_amqp_reply(porter):
     amqp.close()
     requester.close()
     assert user_properties(reply) == {}
+
+
+def stomp_connection(porter):
+    import stomp
+
+    class Inbox(stomp.ConnectionListener):
+        def __init__(self):
+            import queue
+
+            self.messages = queue.Queue()
+
+        def on_message(self, frame):
+            self.messages.put(frame)
+
+    conn = stomp.Connection12([("127.0.0.1", porter.stomp_port)], auto_content_length=True)
+    inbox = Inbox()
+    conn.set_listener("inbox", inbox)
+    conn.connect("guest", "guest", wait=True)
+    return conn, inbox
+
+
+def test_stomp_and_mqtt_share_topics(porter):
+    conn, inbox = stomp_connection(porter)
+    conn.subscribe("/topic/rooms.lobby", id="lobby", receipt="subscribed")
+    time.sleep(0.3)
+    web = Client(porter.mqtt_port, "web-user", V5)
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("nick", "ada")]
+    web.publish("rooms/lobby", b"hello from MQTT", qos=1, props=props)
+    frame = inbox.messages.get(timeout=10)
+    assert frame.body == "hello from MQTT"
+    assert frame.headers["nick"] == "ada", "MQTT user properties are STOMP headers"
+    # And back: a STOMP SEND to /topic/<key> reaches MQTT subscribers of the topic.
+    web.subscribe("rooms/+", qos=1)
+    conn.send("/topic/rooms.kitchen", "hello from STOMP", headers={"nick": "bob", "persistent": "true"})
+    m = web.next()
+    assert (m.topic, m.payload, m.qos) == ("rooms/kitchen", b"hello from STOMP", 1)
+    assert user_properties(m)["nick"] == "bob"
+    conn.disconnect()
+    web.close()
+
+
+def test_kafka_records_reach_stomp_through_a_bridge_and_kafka_destinations(porter, tmp_path):
+    with_bridges(porter, tmp_path)
+    conn, inbox = stomp_connection(porter)
+    conn.subscribe("/topic/orders.created", id="orders")
+    time.sleep(0.3)
+    producer = Producer({"bootstrap.servers": porter.bootstrap})
+    producer.produce("orders", key=b"o-1", value=b"order one")
+    producer.flush(10)
+    frame = inbox.messages.get(timeout=15)
+    assert frame.body == "order one"
+    conn.disconnect()
