@@ -69,8 +69,9 @@ pub(crate) struct Session {
     pub version: Version,
     pub client_id: String,
     pub owner: OwnerId,
-    /// The session's queue (name and handle).
-    pub queue: Arc<Queue>,
+    /// The session's queue, made at the first subscription (a client that only publishes, or
+    /// sits idle, costs no queue), or found when a persistent session resumes.
+    pub queue: Option<Arc<Queue>>,
     /// Seconds the session outlives its connection; 0 ends it with the connection.
     pub expiry_secs: u32,
     pub client: ClientLimits,
@@ -152,7 +153,7 @@ impl Session {
                     .map_err(Refusal::core)?;
             }
         }
-        let present = !discarded && existing.is_some();
+        let present = !discarded && (existing.is_some() || record.is_some());
         let released = match (&record, present) {
             (Some(record), true) => record.released.clone(),
             _ => Vec::new(),
@@ -168,17 +169,7 @@ impl Session {
                 .await
                 .map_err(Refusal::core)?;
         }
-        let queue = match existing.filter(|_| present) {
-            Some(queue) => queue,
-            None => {
-                let definition = session_definition(&ctx, &name, expiry_secs, owner);
-                vhost
-                    .declare_queue(definition, false, owner)
-                    .await
-                    .map_err(Refusal::core)?;
-                vhost.queue(&name, owner).map_err(Refusal::core)?
-            }
-        };
+        let queue = existing.filter(|_| present);
         let (sink, deliveries) =
             mpsc::channel(porter_core::queue::api::CONSUMER_BUFFER_MAX.min(1024));
         let mut session = Session {
@@ -201,15 +192,34 @@ impl Session {
             aliases_out: HashMap::new(),
             released,
         };
-        if present {
-            session.restore_subscriptions().map_err(Refusal::core)?;
+        if let Some(queue) = queue {
+            session
+                .restore_subscriptions(&queue)
+                .map_err(Refusal::core)?;
+            session.consume(queue).map_err(Refusal::core)?;
         }
-        session.consume(queue).map_err(Refusal::core)?;
         Ok(Opened {
             session,
             present,
             deliveries,
         })
+    }
+
+    /// The session's queue, declared (and consumed) on first use.
+    pub async fn session_queue(&mut self) -> Result<Arc<Queue>, CoreError> {
+        if let Some(queue) = &self.queue {
+            return Ok(queue.clone());
+        }
+        let name = session_queue(&self.client_id);
+        let definition = session_definition(&self.ctx, &name, self.expiry_secs, self.owner);
+        self.ctx
+            .vhost
+            .declare_queue(definition, false, self.owner)
+            .await?;
+        let queue = self.ctx.vhost.queue(&name, self.owner)?;
+        self.consume(queue.clone())?;
+        self.queue = Some(queue.clone());
+        Ok(queue)
     }
 
     /// Consumes `queue` into the session's sink (once per queue).
@@ -253,7 +263,7 @@ impl Session {
             self.stop_consuming(&name);
         }
         if self.expiry_secs == 0 {
-            let name = self.queue.name().to_string();
+            let name = session_queue(&self.client_id);
             if let Err(e) = self
                 .ctx
                 .vhost

@@ -45,8 +45,11 @@ struct Refused(SubscribeReasonCode, String);
 
 impl Session {
     /// Rebuilds the subscriptions of a resumed session from its queue's bindings.
-    pub fn restore_subscriptions(&mut self) -> Result<(), CoreError> {
-        let queue: Arc<str> = Arc::from(self.queue.name());
+    pub fn restore_subscriptions(
+        &mut self,
+        queue: &porter_core::queue::Queue,
+    ) -> Result<(), CoreError> {
+        let queue: Arc<str> = Arc::from(queue.name());
         for binding in self.ctx.vhost.bindings_to_queue(&queue)? {
             let args = &binding.arguments;
             let Some(filter) = args.get(FILTER_ARG).and_then(|v| v.as_str()) else {
@@ -158,7 +161,15 @@ impl Session {
         let qos = (filter.qos as u8).min(2);
         let routing_key = to_routing_key(parsed.filter);
         let queue = match parsed.group {
-            None => self.queue.clone(),
+            None => match self.session_queue().await {
+                Ok(queue) => queue,
+                Err(e) => {
+                    return Ok(Err(Refused(
+                        SubscribeReasonCode::Unspecified,
+                        e.to_string(),
+                    )))
+                }
+            },
             Some(group) => match self.shared_queue(group, &routing_key).await {
                 Ok(queue) => queue,
                 Err(refused) => return Ok(Err(refused)),
