@@ -44,6 +44,8 @@ const ANSWER_BYTES_MAX: usize = 16 << 20;
 pub enum Protocol {
     Amqp,
     Kafka,
+    /// MQTT 3.1.1: CONNECT (clean session, keep-alive off) and its CONNACK.
+    Mqtt,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -55,6 +57,10 @@ pub struct IdleArgs {
     pub addr: Option<SocketAddr>,
     #[arg(long, default_value_t = 10_000)]
     pub connections: usize,
+    /// Loopback source addresses to spread the connections over (127.0.0.1, .2, ...): one
+    /// address has about 28,000 ephemeral ports, so 100,000 connections need four.
+    #[arg(long, default_value_t = 1)]
+    pub source_addresses: u8,
     /// AMQP user and password (PLAIN).
     #[arg(long, default_value = "guest")]
     pub user: String,
@@ -105,6 +111,7 @@ pub async fn run(args: IdleArgs) -> Result<IdleResult> {
     let addr = args.addr.unwrap_or_else(|| match args.protocol {
         Protocol::Amqp => SocketAddr::from(([127, 0, 0, 1], 5672)),
         Protocol::Kafka => SocketAddr::from(([127, 0, 0, 1], 9092)),
+        Protocol::Mqtt => SocketAddr::from(([127, 0, 0, 1], 1883)),
     });
     let pid = args.broker_pid;
     // One connection opened and closed first: the broker's first connection allocates what
@@ -211,6 +218,12 @@ fn print(r: &IdleResult) {
     if let Some(cpu) = r.broker_cpu_seconds {
         println!("broker cpu opening them {cpu:.2} s");
     }
+    if r.connect_seconds > 0.0 {
+        println!(
+            "connection set-up rate {:.0} handshakes/s",
+            r.opened as f64 / r.connect_seconds
+        );
+    }
 }
 
 /// One client: connects and completes `protocol`'s handshake, then hands back the open socket.
@@ -221,13 +234,23 @@ async fn handshake(
     index: i32,
 ) -> Result<TcpStream> {
     tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let mut stream = TcpStream::connect(addr)
+        let source = std::net::Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (index.max(0) as u32 % u32::from(args.source_addresses.max(1))) as u8,
+        );
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((source, 0)))?;
+        let mut stream = socket
+            .connect(addr)
             .await
-            .with_context(|| format!("connecting to {addr}"))?;
+            .with_context(|| format!("connecting to {addr} from {source}"))?;
         stream.set_nodelay(true)?;
         match protocol {
             Protocol::Amqp => amqp_handshake(&mut stream, &args.user, &args.password).await?,
             Protocol::Kafka => kafka_handshake(&mut stream, index).await?,
+            Protocol::Mqtt => mqtt_handshake(&mut stream, index).await?,
         }
         Ok(stream)
     })
@@ -310,6 +333,22 @@ async fn amqp_expect(stream: &mut TcpStream, want: (u16, u16)) -> Result<Vec<u8>
     }
     ensure!(got == want, "expected method {want:?}, got {got:?}");
     Ok(payload)
+}
+
+/// MQTT 3.1.1: CONNECT with clean session and keep-alive 0 (nothing is sent while idle), then
+/// the 4-byte CONNACK, which must accept.
+pub async fn mqtt_handshake(stream: &mut TcpStream, index: i32) -> Result<()> {
+    let client_id = format!("idle-{index}");
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 0];
+    body.extend_from_slice(&(client_id.len() as u16).to_be_bytes());
+    body.extend_from_slice(client_id.as_bytes());
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend_from_slice(&body);
+    stream.write_all(&packet).await?;
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack).await?;
+    ensure!(connack == [0x20, 0x02, 0x00, 0x00], "CONNACK {connack:?}");
+    Ok(())
 }
 
 /// Kafka: ApiVersions v0, then Metadata v1 for no topics (what a client asks first to learn the

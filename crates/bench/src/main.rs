@@ -9,7 +9,7 @@
 //! - [`amqp`]: the AMQP 0-9-1 driver (lapin): work queue, fan-out, peak shaving.
 //! - [`mqtt`]: the MQTT 3.1.1 driver (rumqttc): fan-out and chat.
 //! - [`rocketmq`]: the RocketMQ 5 driver (the official Rust client, gRPC): send, receive, ack.
-//! - [`idle`]: many idle connections (AMQP or Kafka) and the broker's RSS per connection.
+//! - [`idle`]: many idle connections (AMQP, Kafka or MQTT) and the broker's RSS per connection.
 //! - [`report`]: the human table and the JSON result.
 //! - [`chart`]: SVG charts from result JSON.
 
@@ -52,7 +52,7 @@ enum Command {
     Amqp(amqp::AmqpArgs),
     /// SVG charts from result JSON files (or directories of them).
     Chart(chart::ChartArgs),
-    /// Many idle connections (AMQP or Kafka, each through its handshake): the broker's RSS per
+    /// Many idle connections (AMQP, Kafka or MQTT, each through its handshake): the broker's RSS per
     /// idle connection.
     Idle(idle::IdleArgs),
     /// MQTT 3.1.1 (rumqttc): fan-out to N subscribers, or thousands of chat clients in rooms.

@@ -108,7 +108,6 @@ enum Ending {
 /// A connection that completed CONNECT.
 struct Connected {
     session: Session,
-    deliveries: mpsc::Receiver<ConsumerEvent>,
     claim: Claim,
     will: Option<Will>,
     keep_alive: Option<Duration>,
@@ -320,7 +319,6 @@ async fn connect<R: AsyncRead + Unpin>(
     tracing::debug!(%client_id, ?version, session_present = opened.present, "MQTT client connected");
     Ok(Connected {
         session: opened.session,
-        deliveries: opened.deliveries,
         claim,
         will,
         keep_alive: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
@@ -414,12 +412,12 @@ async fn serve<R: AsyncRead + Unpin>(
 ) -> CloseReason {
     let Connected {
         mut session,
-        mut deliveries,
         claim,
         will,
         keep_alive,
     } = connected;
     let version = session.version;
+    let mut deliveries = session.take_deliveries();
     let mut acks = PendingAcks::new();
     let mut out = Vec::new();
     let mut last_packet = Instant::now();
@@ -436,7 +434,11 @@ async fn serve<R: AsyncRead + Unpin>(
                 last_packet = Instant::now();
                 match read {
                     Ok(Some(Inbound::Packet(packet))) => {
-                        match handle(&mut session, packet, &mut acks, &mut out).await {
+                        let handled = handle(&mut session, packet, &mut acks, &mut out).await;
+                        if deliveries.is_none() {
+                            deliveries = session.take_deliveries(); // the first subscription made it
+                        }
+                        match handled {
                             Ok(None) => {}
                             Ok(Some(ending)) => break ending,
                             Err(disconnect) => break Ending::Server(disconnect),
@@ -456,10 +458,11 @@ async fn serve<R: AsyncRead + Unpin>(
                     Err(ReadError::Decode(e)) => break Ending::Server(Disconnect::malformed(e.to_string())),
                 }
             }
-            Some(event) = deliveries.recv() => {
+            Some(event) = next_delivery(&mut deliveries) => {
                 on_event(&mut session, event, &mut out);
                 for _ in 1..DELIVERIES_PER_TURN {
-                    match deliveries.try_recv() {
+                    let Some(receiver) = deliveries.as_mut() else { break };
+                    match receiver.try_recv() {
                         Ok(event) => on_event(&mut session, event, &mut out),
                         Err(_) => break,
                     }
@@ -554,6 +557,16 @@ async fn serve<R: AsyncRead + Unpin>(
     }
     drop(claim);
     reason
+}
+
+/// The next delivery, once the session has a delivery channel (never, until then).
+async fn next_delivery(
+    deliveries: &mut Option<mpsc::Receiver<ConsumerEvent>>,
+) -> Option<ConsumerEvent> {
+    match deliveries {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// One event from the session's queues.

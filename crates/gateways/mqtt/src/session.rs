@@ -79,7 +79,10 @@ pub(crate) struct Session {
     pub subscriptions: HashMap<String, Subscription>,
     /// Queues consumed (the session's and shared ones), by name.
     pub consuming: HashMap<Arc<str>, Arc<Queue>>,
-    pub sink: mpsc::Sender<ConsumerEvent>,
+    /// Where the session's queues deliver; made with the first consumer (an idle connection
+    /// holds no channel). The receiving end goes to the event loop ([`Session::take_deliveries`]).
+    pub sink: Option<mpsc::Sender<ConsumerEvent>>,
+    deliveries: Option<mpsc::Receiver<ConsumerEvent>>,
     /// Sent, not yet acknowledged, by packet id.
     pub inflight: HashMap<u16, Inflight>,
     /// Deliveries waiting for a packet id or for the client's receive maximum, in order.
@@ -115,7 +118,6 @@ pub(crate) fn queue_of_tag(tag: &str) -> &str {
 pub(crate) struct Opened {
     pub session: Session,
     pub present: bool,
-    pub deliveries: mpsc::Receiver<ConsumerEvent>,
 }
 
 /// Whether a session's queue is to be dropped at open: a clean start, or an expiry that passed.
@@ -170,8 +172,6 @@ impl Session {
                 .map_err(Refusal::core)?;
         }
         let queue = existing.filter(|_| present);
-        let (sink, deliveries) =
-            mpsc::channel(porter_core::queue::api::CONSUMER_BUFFER_MAX.min(1024));
         let mut session = Session {
             ctx: ctx.clone(),
             version,
@@ -182,7 +182,8 @@ impl Session {
             client,
             subscriptions: HashMap::new(),
             consuming: HashMap::new(),
-            sink,
+            sink: None,
+            deliveries: None,
             inflight: HashMap::new(),
             waiting: VecDeque::new(),
             next_packet_id: 1,
@@ -198,11 +199,7 @@ impl Session {
                 .map_err(Refusal::core)?;
             session.consume(queue).map_err(Refusal::core)?;
         }
-        Ok(Opened {
-            session,
-            present,
-            deliveries,
-        })
+        Ok(Opened { session, present })
     }
 
     /// The session's queue, declared (and consumed) on first use.
@@ -222,6 +219,21 @@ impl Session {
         Ok(queue)
     }
 
+    /// The sending end of the delivery channel, made on first use.
+    fn sink(&mut self) -> &mpsc::Sender<ConsumerEvent> {
+        if self.sink.is_none() {
+            let (sink, deliveries) = mpsc::channel(porter_core::queue::api::CONSUMER_BUFFER_MAX);
+            self.sink = Some(sink);
+            self.deliveries = Some(deliveries);
+        }
+        self.sink.as_ref().expect("made above")
+    }
+
+    /// The receiving end of the delivery channel, once it exists (taken once).
+    pub fn take_deliveries(&mut self) -> Option<mpsc::Receiver<ConsumerEvent>> {
+        self.deliveries.take()
+    }
+
     /// Consumes `queue` into the session's sink (once per queue).
     pub fn consume(&mut self, queue: Arc<Queue>) -> Result<(), CoreError> {
         let name: Arc<str> = Arc::from(queue.name());
@@ -235,7 +247,7 @@ impl Session {
             no_ack: false,
             exclusive: false,
             owner: self.owner,
-            sink: self.sink.clone(),
+            sink: self.sink().clone(),
         })?;
         self.consuming.insert(name, queue);
         Ok(())
