@@ -92,6 +92,27 @@ impl Default for ListenerLimits {
     }
 }
 
+impl ListenerLimits {
+    /// The kit's defaults with a protocol's connection count, write-stall deadline and drain,
+    /// and no idle deadline (for protocols with their own keep-alive).
+    pub fn with_connections(
+        connections_max: usize,
+        write_stall: Duration,
+        drain: Duration,
+    ) -> Self {
+        ListenerLimits {
+            connections_max,
+            deadlines: Deadlines {
+                handshake: HANDSHAKE,
+                write_stall,
+                idle: None,
+            },
+            drain,
+            ..ListenerLimits::default()
+        }
+    }
+}
+
 /// Limits that cannot work together.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LimitsError {

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use porter_gateway_kit::{Deadlines, ListenerLimits};
+use porter_gateway_kit::ListenerLimits;
 
 use crate::limits;
 
@@ -58,15 +58,12 @@ impl MqttConfig {
     /// connections are the keep-alive's business, not the kit's idle deadline.
     pub fn listener_limits(&self, drain: Duration) -> ListenerLimits {
         ListenerLimits {
-            connections_max: self.connections_max,
-            deadlines: Deadlines {
-                handshake: porter_gateway_kit::limits::HANDSHAKE,
-                write_stall: Duration::from_millis(self.write_stall_ms.max(1)),
-                idle: None,
-            },
-            drain,
             outbound_frames_max: limits::OUTBOUND_WRITES_MAX,
-            ..ListenerLimits::default()
+            ..ListenerLimits::with_connections(
+                self.connections_max,
+                Duration::from_millis(self.write_stall_ms.max(1)),
+                drain,
+            )
         }
     }
 }

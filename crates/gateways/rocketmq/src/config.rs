@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use porter_gateway_kit::{Deadlines, ListenerLimits};
+use porter_gateway_kit::ListenerLimits;
 
 use crate::limits;
 
@@ -97,15 +97,10 @@ impl RocketmqConfig {
 
     /// The listener limits these settings name. `drain` is the shutdown drain deadline.
     pub fn listener_limits(&self, drain: Duration) -> ListenerLimits {
-        ListenerLimits {
-            connections_max: self.connections_max,
-            deadlines: Deadlines {
-                handshake: porter_gateway_kit::limits::HANDSHAKE,
-                write_stall: Duration::from_millis(self.write_stall_ms.max(1)),
-                idle: None,
-            },
+        ListenerLimits::with_connections(
+            self.connections_max,
+            Duration::from_millis(self.write_stall_ms.max(1)),
             drain,
-            ..ListenerLimits::default()
-        }
+        )
     }
 }
