@@ -124,6 +124,7 @@ class Porter {
     }
   }
 
+  // `options.http`: also serve HTTP (WebSocket at porter.httpUrl) on a free loopback port.
   // `options.rocketmq`: also serve RocketMQ 5 (gRPC) on a free loopback port (porter.rocketmqEndpoint),
   // and wait for it at startup.
   static async create (options = {}) {
@@ -144,8 +145,16 @@ class Porter {
       server.rocketmqPort = await freeLoopbackPort()
       server.rocketmqListen = `127.0.0.1:${server.rocketmqPort}`
     }
+    if (options.http) {
+      server.httpPort = await freeLoopbackPort()
+      server.httpListen = `127.0.0.1:${server.httpPort}`
+    }
     await server.start()
     return server
+  }
+
+  get httpUrl () {
+    return `http://127.0.0.1:${this.httpPort}`
   }
 
   get rocketmqEndpoint () {
@@ -173,6 +182,10 @@ class Porter {
     // RocketMQ's default port would be shared by every server a run starts: off unless asked for.
     if (binaryHasFlag('--rocketmq-listen') && !this.extraArgs?.includes('--rocketmq-listen')) {
       args.push('--rocketmq-listen', this.rocketmqListen || 'off')
+    }
+    // The HTTP listener (WebSocket endpoints) likewise: off unless asked for ({ http: true }).
+    if (binaryHasFlag('--http-listen') && !this.extraArgs?.includes('--http-listen')) {
+      args.push('--http-listen', this.httpListen || 'off')
     }
     fs.appendFileSync(this.logPath, `\n=== start ${this.starts}: ${PORTER_BIN} ${args.join(' ')}\n`)
     const log = fs.openSync(this.logPath, 'a')

@@ -179,11 +179,19 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
+    let http_addr = start_http(
+        settings.http_enabled,
+        &settings.http,
+        &shutdown,
+        &mut gateways,
+    )
+    .await?;
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,
         amqp = %amqp_addr,
         rocketmq = %rocketmq_addr,
+        http = %http_addr,
         data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "porter is listening"
@@ -193,6 +201,32 @@ async fn start(mut settings: Settings) -> Result<Running> {
         gateways,
         shutdown,
     })
+}
+
+/// Binds and starts the HTTP listener (WebSocket endpoints, chat page); its address or "off".
+async fn start_http(
+    enabled: bool,
+    config: &porter_gateway_http::HttpConfig,
+    shutdown: &CancellationToken,
+    gateways: &mut Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+) -> Result<String> {
+    if !enabled {
+        return Ok("off".to_string());
+    }
+    let tcp = bind("HTTP", "--http-listen", config.listen).await?;
+    let addr = tcp.local_addr()?.to_string();
+    let routes = porter_gateway_http::Routes::new();
+    let listener =
+        porter_gateway_http::HttpListener::new(tcp, config.clone(), routes, SHUTDOWN_DRAIN_MAX)
+            .context("HTTP listener limits")?;
+    let stop = shutdown.clone();
+    gateways.push((
+        "HTTP",
+        tokio::spawn(async move {
+            listener.serve(stop).await;
+        }),
+    ));
+    Ok(addr)
 }
 
 impl Running {

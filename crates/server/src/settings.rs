@@ -16,6 +16,8 @@ use serde::Deserialize;
 use crate::cli::ServeArgs;
 use crate::origin::{ArgOrigins, InvalidSetting, Origin};
 
+mod http;
+
 /// The TOML file. Every field is optional; see docs/configuration.md.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +37,8 @@ pub struct FileConfig {
     pub rocketmq: RocketmqSection,
     #[serde(default)]
     pub alarms: AlarmsSection,
+    #[serde(default)]
+    pub http: http::HttpSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +187,9 @@ pub struct Settings {
     /// Whether the RocketMQ listener runs.
     pub rocketmq_enabled: bool,
     pub rocketmq: RocketmqConfig,
+    /// Whether the HTTP listener (WebSocket endpoints, chat page) runs.
+    pub http_enabled: bool,
+    pub http: porter_gateway_http::HttpConfig,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -457,6 +464,7 @@ impl Settings {
                 },
             );
         }
+        let (http_enabled, http) = http::merge(args, src, &file.http)?;
         let alarms = &mut broker.alarms;
         if let Some(v) = file.alarms.memory_high_watermark_bytes {
             alarms.memory_high_watermark_bytes = (v > 0).then_some(v);
@@ -496,6 +504,8 @@ impl Settings {
             amqp,
             rocketmq_enabled,
             rocketmq,
+            http_enabled,
+            http,
             vhosts,
             log_format,
             log_filter,
@@ -613,7 +623,7 @@ mod tests {
     use super::*;
 
     /// Merges with every argument taken as a flag and no file path.
-    fn merge(args: &ServeArgs, file: FileConfig) -> Result<Settings> {
+    pub(super) fn merge(args: &ServeArgs, file: FileConfig) -> Result<Settings> {
         let origins = ArgOrigins::default();
         let sources = Sources {
             args: &origins,

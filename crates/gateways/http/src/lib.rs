@@ -10,18 +10,21 @@
 //!   [`Protocol`](porter_gateway_kit::Protocol), serving through a kit
 //!   [`Endpoint`](porter_gateway_kit::Endpoint);
 //! - [`ws_stream`]: a WebSocket as a byte stream;
+//! - [`peer`]: the connection's addresses on every request;
 //! - [`assets`]: the embedded chat page;
 //! - [`config`] and [`limits`]: the named limits and what they bound.
 
 pub mod assets;
 pub mod config;
 pub mod limits;
+pub mod peer;
 pub mod router;
 pub mod server;
 pub mod websocket;
 pub mod ws_stream;
 
 pub use config::{HttpConfig, WebSocketConfig};
+pub use peer::PeerAddrs;
 pub use router::Routes;
-pub use server::{HttpError, HttpListener, PeerAddrs};
+pub use server::{HttpError, HttpListener};
 pub use websocket::{WebSocketRoute, MQTT_SUBPROTOCOLS, STOMP_SUBPROTOCOLS};

@@ -21,14 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 use crate::config::{ConfigError, HttpConfig};
+use crate::peer::PeerAddrs;
 use crate::router::Routes;
-
-/// The client's and the listener's addresses, given to handlers as a request extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddrs {
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-}
 
 /// Why the HTTP listener could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use porter_gateway_kit::limits::LimitsError;
 use porter_gateway_kit::{CloseReason, ClosedBy, Endpoint, ListenerLimits, Protocol};
 
 use crate::config::WebSocketConfig;
-use crate::server::PeerAddrs;
+use crate::peer::PeerAddrs;
 use crate::ws_stream::{Returned, WsStream};
 
 /// MQTT over WebSocket: `mqtt` (MQTT 3.1.1 and 5), `mqttv3.1` (older clients).

@@ -123,6 +123,12 @@ impl Server {
         } else {
             vec!["--rocketmq-listen".to_string(), "off".to_string()]
         };
+        // The HTTP listener likewise (its default port 15672 is RabbitMQ management's too).
+        let http = if self.args.iter().any(|a| a == "--http-listen") {
+            Vec::new()
+        } else {
+            vec!["--http-listen".to_string(), "off".to_string()]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_porter"))
             .arg("serve")
             .arg("--data-dir")
@@ -130,6 +136,7 @@ impl Server {
             .args(["--kafka-listen", &addr, "--kafka-advertised", &addr])
             .args(&amqp)
             .args(&rocketmq)
+            .args(&http)
             .args(&self.args)
             .env("NO_COLOR", "1")
             .env_remove("PORTER_CONFIG")
