@@ -215,7 +215,8 @@ class Porter {
           `during start ${this.starts}\n${this.logTail()}`)
       }
       if (await portAccepts(this.port) && (!this.amqpEnabled || await portAccepts(this.amqpPort)) &&
-        (!this.rocketmqPort || await portAccepts(this.rocketmqPort))) return
+        (!this.rocketmqPort || await portAccepts(this.rocketmqPort)) &&
+        (!this.httpPort || await portAccepts(this.httpPort))) return
       await sleep(50)
     }
     await this.kill()
