@@ -7,8 +7,9 @@ would run them:
 - ```sh / ```bash / ```shell: `bash -euo pipefail` from the repository root, against a Porter
   started by the `porter` fixture. The documented default addresses are rewritten to the
   fixture's (localhost:9092 to its Kafka bootstrap, localhost:5672 and
-  amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one), and
-  KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT point there too (what examples/ read). The
+  amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one,
+  localhost:15672 to its HTTP one), and KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT / HTTP_URL
+  point there too (what examples/ read). The
   documented virtualenvs (`/tmp/porter-venv`, `.venv`, or one
   the block creates) become the suite's own Python (sys.executable): `python3 -m venv DIR` is
   dropped and `pip install PKG...` is a no-op when every PKG is pinned in
@@ -231,6 +232,7 @@ def rewrite_addresses(code: str, server: PorterServer) -> str:
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):9092\b", server.bootstrap, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):5672\b", amqp, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):8081\b", server.rocketmq_endpoint, code)
+    code = re.sub(r"\b(?:localhost|127\.0\.0\.1):15672\b", f"127.0.0.1:{server.http_port}", code)
     # amqp://user:pass@localhost/... means port 5672 too.
     return re.sub(r"(amqp://(?:[^@/\s\"']*@)?)localhost(?![\w.:-])", rf"\g<1>{amqp}", code)
 
@@ -271,6 +273,7 @@ def snippet_env(server: PorterServer) -> dict[str, str]:
     env["KAFKA_BOOTSTRAP"] = server.bootstrap
     env["AMQP_URL"] = server.amqp_url
     env["ROCKETMQ_ENDPOINT"] = server.rocketmq_endpoint
+    env["HTTP_URL"] = server.http_url
     # A reader who built Porter has `porter` at hand.
     env["PATH"] = f"{PORTER_BIN.parent}{os.pathsep}{env.get('PATH', '')}"
     return env
