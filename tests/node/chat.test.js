@@ -13,7 +13,8 @@ const puppeteer = require('puppeteer-core')
 const { porterTest, waitFor, REPO_ROOT } = require('./porter')
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium'
-const OPTIONS = { http: true }
+// /mqtt exists when the MQTT gateway runs: both on free loopback ports.
+const OPTIONS = { http: true, mqtt: true }
 const WAIT_MS = 20_000
 
 async function join (browser, porter, name, room) {

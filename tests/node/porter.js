@@ -145,6 +145,10 @@ class Porter {
       server.rocketmqPort = await freeLoopbackPort()
       server.rocketmqListen = `127.0.0.1:${server.rocketmqPort}`
     }
+    if (options.mqtt) {
+      server.mqttPort = await freeLoopbackPort()
+      server.mqttListen = `127.0.0.1:${server.mqttPort}`
+    }
     if (options.http) {
       server.httpPort = await freeLoopbackPort()
       server.httpListen = `127.0.0.1:${server.httpPort}`
@@ -159,6 +163,10 @@ class Porter {
 
   get rocketmqEndpoint () {
     return this.rocketmqListen
+  }
+
+  get mqttUrl () {
+    return `mqtt://${this.mqttListen}`
   }
 
   get amqpUrl () {
@@ -182,6 +190,10 @@ class Porter {
     // RocketMQ's default port would be shared by every server a run starts: off unless asked for.
     if (binaryHasFlag('--rocketmq-listen') && !this.extraArgs?.includes('--rocketmq-listen')) {
       args.push('--rocketmq-listen', this.rocketmqListen || 'off')
+    }
+    // MQTT likewise (default port 1883): `options.mqtt` gives it a free loopback port (porter.mqttUrl).
+    if (binaryHasFlag('--mqtt-listen') && !this.extraArgs?.includes('--mqtt-listen')) {
+      args.push('--mqtt-listen', this.mqttListen || 'off')
     }
     // The HTTP listener (WebSocket endpoints) likewise: off unless asked for ({ http: true }).
     if (binaryHasFlag('--http-listen') && !this.extraArgs?.includes('--http-listen')) {

@@ -115,9 +115,12 @@ class PorterServer:
         self.rocketmq_enabled = binary_has_flag(binary, "--rocketmq-listen")
         self.rocketmq_port = free_loopback_port(port, self.amqp_port)
         self.rocketmq_endpoint = f"127.0.0.1:{self.rocketmq_port}"
+        # MQTT gateway likewise: `server.mqtt_port` on 127.0.0.1.
+        self.mqtt_enabled = binary_has_flag(binary, "--mqtt-listen")
+        self.mqtt_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port)
         # HTTP listener (WebSocket endpoints /mqtt and /ws, the chat page), likewise.
         self.http_enabled = binary_has_flag(binary, "--http-listen")
-        self.http_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port)
+        self.http_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port, self.mqtt_port)
         self.http_url = f"http://127.0.0.1:{self.http_port}"
         # What Metadata tells clients to connect to: the listener itself unless a test puts
         # something (a fault-injecting proxy) in between.
@@ -151,6 +154,8 @@ class PorterServer:
             command += ["--amqp-listen", f"{self.amqp_host}:{self.amqp_port}"]
         if self.rocketmq_enabled:
             command += ["--rocketmq-listen", self.rocketmq_endpoint]
+        if self.mqtt_enabled:
+            command += ["--mqtt-listen", f"127.0.0.1:{self.mqtt_port}"]
         if self.http_enabled:
             command += ["--http-listen", f"127.0.0.1:{self.http_port}"]
         command += self.extra_args
@@ -175,6 +180,7 @@ class PorterServer:
                 port_accepts(self.port)
                 and (not self.amqp_enabled or port_accepts(self.amqp_port))
                 and (not self.rocketmq_enabled or port_accepts(self.rocketmq_port))
+                and (not self.mqtt_enabled or port_accepts(self.mqtt_port))
                 and (not self.http_enabled or port_accepts(self.http_port))
             ):
                 return

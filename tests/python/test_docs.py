@@ -380,11 +380,10 @@ def config_server(tmp_path: Path, config: Path) -> tuple[PorterServer, list[int]
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     server = PorterServer(PORTER_BIN, data_dir, tmp_path / "porter.log", free_loopback_port())
-    # PorterServer passes --data-dir and the --kafka, --amqp, --rocketmq and --http listeners;
-    # any other listener here.
+    # PorterServer passes --data-dir and the --*-listen flags it knows; any other listener here.
     other_ports = []
     for flag in listen_flags():
-        if flag not in ("--kafka-listen", "--amqp-listen", "--rocketmq-listen", "--http-listen"):
+        if flag not in ("--kafka-listen", "--amqp-listen", "--rocketmq-listen", "--mqtt-listen", "--http-listen"):
             port = free_loopback_port()
             other_ports.append(port)
             server.extra_args += [flag, f"127.0.0.1:{port}"]

@@ -23,6 +23,8 @@
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
 //! - [`transaction`]: transactional (half) messages as RocketMQ has them: durable until the
 //!   producer commits or rolls back, checked back with backoff, dropped after too many checks.
+//! - [`retained`]: the last retained message per topic (MQTT), durable on a compacted internal
+//!   topic, held in memory within named limits.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
 //!   append per queue per burst) → commit-wait → acknowledge.
@@ -54,6 +56,7 @@ pub mod pop;
 pub mod producer_state;
 pub mod publish;
 pub mod queue;
+pub mod retained;
 pub mod routing;
 pub mod timer;
 pub mod topic;

@@ -103,3 +103,10 @@ const _: () = assert!(COMMAND_BYTES_MAX <= 1 << 20);
 /// behind an `Arc` shared by the map and the schedule, plus ~190 B of entries and overhead.
 const TRANSACTION_INDEX_ENTRY_BYTES: usize = TRANSACTION_NAME_BYTES_MAX + 190;
 const _: () = assert!(TRANSACTIONS_PENDING_MAX * TRANSACTION_INDEX_ENTRY_BYTES <= 45 << 20);
+
+/// Retained messages held (one per topic), in memory and on the compacted retained topic.
+pub const RETAINED_MESSAGES_MAX: usize = 100_000;
+/// Bytes of retained bodies and topic names together: the store's whole memory, with ~100 B of
+/// map overhead per message on top.
+pub const RETAINED_BYTES_MAX: u64 = 256 << 20;
+const _: () = assert!(RETAINED_BYTES_MAX + RETAINED_MESSAGES_MAX as u64 * 100 <= 300 << 20);

@@ -239,6 +239,25 @@ impl VirtualHost {
         ))
     }
 
+    /// The bindings delivering to queue `name` (MQTT restores a session's subscriptions from
+    /// them).
+    pub fn bindings_to_queue(&self, name: &str) -> Result<Vec<Binding>> {
+        let routes = self.broker.routes(&self.name)?;
+        let destination = Destination::Queue(name.to_string());
+        Ok(routes.bindings_to(&destination).cloned().collect())
+    }
+
+    /// A queue if it exists and `owner` may use it; `None` if it does not exist.
+    pub fn find_queue(&self, name: &str, owner: OwnerId) -> Result<Option<Arc<Queue>>> {
+        match self.broker.find_queue(&self.name, name) {
+            Some(queue) => {
+                self.check_owner(&queue, owner)?;
+                Ok(Some(queue))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// A connection closed: its exclusive queues are deleted.
     pub async fn release_owner(&self, owner: OwnerId) {
         for queue in self.broker.queues_owned_by(&self.name, owner) {

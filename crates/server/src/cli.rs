@@ -58,6 +58,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTER_ROCKETMQ_LISTEN", value_name = "ADDR")]
     pub rocketmq_listen: Option<String>,
 
+    /// Address the MQTT 3.1.1/5.0 listener binds, or `off`. Port 0 lets the OS choose.
+    /// [default: 0.0.0.0:1883]
+    #[arg(long, env = "PORTER_MQTT_LISTEN", value_name = "ADDR")]
+    pub mqtt_listen: Option<String>,
+
     /// Address the HTTP listener binds (WebSocket endpoints /mqtt and /ws, the chat page at
     /// /chat/, /healthz), or `off`. Port 0 lets the OS choose. [default: 0.0.0.0:15672]
     #[arg(long, env = "PORTER_HTTP_LISTEN", value_name = "ADDR")]

@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use porter_core::{Broker, CoreError};
+use porter_gateway_http::{WebSocketRoute, MQTT_SUBPROTOCOLS};
 use porter_gateway_kafka::server::kafka_listener;
 use porter_gateway_kafka::KafkaProtocol;
 use porter_gateway_kit::Listener;
+use porter_gateway_mqtt::MqttProtocol;
 use porter_gateway_rocketmq::RocketmqProtocol;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -179,9 +181,39 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
+    let mut mqtt_addr = "off".to_string();
+    let mut routes = porter_gateway_http::Routes::new();
+    if settings.mqtt_enabled {
+        let tcp = bind("MQTT", "--mqtt-listen", settings.mqtt.listen).await?;
+        mqtt_addr = tcp.local_addr()?.to_string();
+        let limits = settings.mqtt.listener_limits(SHUTDOWN_DRAIN_MAX);
+        let protocol = MqttProtocol::open(broker.clone(), settings.mqtt, shutdown.clone())
+            .await
+            .context("opening the MQTT gateway's retained messages")?;
+        // The same protocol (client ids, sessions, retained) over WebSocket at /mqtt.
+        let websocket = WebSocketRoute::new(
+            "mqtt-ws",
+            MQTT_SUBPROTOCOLS,
+            Arc::new(protocol.clone()),
+            limits,
+            settings.http.websocket.clone(),
+        )
+        .context("MQTT WebSocket limits")?;
+        routes = routes.websocket("/mqtt", websocket);
+        gateways.push((
+            "MQTT",
+            tokio::spawn(porter_gateway_mqtt::serve(
+                tcp,
+                protocol,
+                shutdown.clone(),
+                SHUTDOWN_DRAIN_MAX,
+            )),
+        ));
+    }
     let http_addr = start_http(
         settings.http_enabled,
         &settings.http,
+        routes,
         &shutdown,
         &mut gateways,
     )
@@ -191,6 +223,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
         kafka_advertised = %kafka_advertised,
         amqp = %amqp_addr,
         rocketmq = %rocketmq_addr,
+        mqtt = %mqtt_addr,
         http = %http_addr,
         data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
@@ -207,6 +240,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
 async fn start_http(
     enabled: bool,
     config: &porter_gateway_http::HttpConfig,
+    routes: porter_gateway_http::Routes,
     shutdown: &CancellationToken,
     gateways: &mut Vec<(&'static str, tokio::task::JoinHandle<()>)>,
 ) -> Result<String> {
@@ -215,7 +249,6 @@ async fn start_http(
     }
     let tcp = bind("HTTP", "--http-listen", config.listen).await?;
     let addr = tcp.local_addr()?.to_string();
-    let routes = porter_gateway_http::Routes::new();
     let listener =
         porter_gateway_http::HttpListener::new(tcp, config.clone(), routes, SHUTDOWN_DRAIN_MAX)
             .context("HTTP listener limits")?;

@@ -17,6 +17,7 @@ use crate::cli::ServeArgs;
 use crate::origin::{ArgOrigins, InvalidSetting, Origin};
 
 mod http;
+mod mqtt;
 
 /// The TOML file. Every field is optional; see docs/configuration.md.
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +36,8 @@ pub struct FileConfig {
     pub amqp: AmqpSection,
     #[serde(default)]
     pub rocketmq: RocketmqSection,
+    #[serde(default)]
+    pub mqtt: mqtt::MqttSection,
     #[serde(default)]
     pub alarms: AlarmsSection,
     #[serde(default)]
@@ -187,6 +190,9 @@ pub struct Settings {
     /// Whether the RocketMQ listener runs.
     pub rocketmq_enabled: bool,
     pub rocketmq: RocketmqConfig,
+    /// Whether the MQTT listener runs.
+    pub mqtt_enabled: bool,
+    pub mqtt: porter_gateway_mqtt::MqttConfig,
     /// Whether the HTTP listener (WebSocket endpoints, chat page) runs.
     pub http_enabled: bool,
     pub http: porter_gateway_http::HttpConfig,
@@ -464,6 +470,7 @@ impl Settings {
                 },
             );
         }
+        let (mqtt_enabled, mqtt) = mqtt::load(&file.mqtt, args.mqtt_listen.as_deref(), src)?;
         let (http_enabled, http) = http::merge(args, src, &file.http)?;
         let alarms = &mut broker.alarms;
         if let Some(v) = file.alarms.memory_high_watermark_bytes {
@@ -493,8 +500,8 @@ impl Settings {
             .clone()
             .or(file.log.filter)
             .unwrap_or_else(|| "info".to_string());
-        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled {
-            bail!("every listener is off: enable kafka, amqp or rocketmq");
+        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled && !mqtt_enabled {
+            bail!("every listener is off: enable kafka, amqp, rocketmq or mqtt");
         }
         Ok(Settings {
             broker,
@@ -504,6 +511,8 @@ impl Settings {
             amqp,
             rocketmq_enabled,
             rocketmq,
+            mqtt_enabled,
+            mqtt,
             http_enabled,
             http,
             vhosts,
@@ -728,6 +737,7 @@ mod tests {
         assert!(s.rocketmq_enabled, "RocketMQ alone is a broker too");
         let all_off = ServeArgs {
             rocketmq_listen: Some("off".into()),
+            mqtt_listen: Some("off".into()),
             ..two_off
         };
         assert!(merge(&all_off, FileConfig::default()).is_err());

@@ -26,6 +26,12 @@ pub struct QueueDelivery {
     /// maps it to its own per-channel tags.
     pub queue_tag: u64,
     pub redelivered: bool,
+    /// Where the message sits in its queue's log (lane 0 for a queue without priorities):
+    /// stable across redeliveries and restarts, so a gateway can derive a protocol identifier
+    /// from it (MQTT re-sends an unacknowledged message with its original packet id).
+    pub offset: porter_storage::Offset,
+    /// When the message was enqueued (ms since the epoch): what TTL counts from.
+    pub enqueued_ms: i64,
     pub message: Arc<Message>,
     /// Ready messages left after this one (`basic.get-ok` message-count).
     pub remaining: u64,

@@ -136,6 +136,8 @@ impl Queue {
                 consumer_tag: Some(tag.clone()),
                 queue_tag,
                 redelivered: delivery.redelivered,
+                offset: delivery.offset,
+                enqueued_ms: stored.enqueued_ms,
                 message: stored.message.clone(),
                 remaining,
             });

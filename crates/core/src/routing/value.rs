@@ -81,6 +81,14 @@ impl HeaderValue {
         }
     }
 
+    /// The value as an integer, if it is one (of any width, or a timestamp).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.number()? {
+            Number::Int(i) => i64::try_from(i).ok(),
+            Number::Float(_) => None,
+        }
+    }
+
     fn number(&self) -> Option<Number> {
         Some(match *self {
             HeaderValue::I8(v) => Number::Int(v.into()),

@@ -50,6 +50,8 @@ impl ReplyRegistry {
             consumer_tag: Some(Arc::from(tag.as_str())),
             queue_tag: 0,
             redelivered: false,
+            offset: 0,
+            enqueued_ms: 0,
             message: Arc::new(message),
             remaining: 0,
         }))

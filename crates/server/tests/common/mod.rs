@@ -123,6 +123,12 @@ impl Server {
         } else {
             vec!["--rocketmq-listen".to_string(), "off".to_string()]
         };
+        // Likewise MQTT (default port 1883).
+        let mqtt = if self.args.iter().any(|a| a == "--mqtt-listen") {
+            Vec::new()
+        } else {
+            vec!["--mqtt-listen".to_string(), "off".to_string()]
+        };
         // The HTTP listener likewise (its default port 15672 is RabbitMQ management's too).
         let http = if self.args.iter().any(|a| a == "--http-listen") {
             Vec::new()
@@ -136,6 +142,7 @@ impl Server {
             .args(["--kafka-listen", &addr, "--kafka-advertised", &addr])
             .args(&amqp)
             .args(&rocketmq)
+            .args(&mqtt)
             .args(&http)
             .args(&self.args)
             .env("NO_COLOR", "1")

@@ -145,6 +145,8 @@ impl Queue {
                 consumer_tag: None,
                 queue_tag: tag,
                 redelivered: delivery.redelivered,
+                offset: delivery.offset,
+                enqueued_ms: stored.enqueued_ms,
                 message: stored.message.clone(),
                 remaining,
             }));

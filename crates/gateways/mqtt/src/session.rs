@@ -1,0 +1,261 @@
+//! An MQTT session as RabbitMQ's MQTT plugin models it: one queue per client id,
+//! `mqtt-session-<client id>`, bound to `amq.topic` once per subscription. The queue holds what
+//! the client has not acknowledged, on the log engine (not in the heap), and survives
+//! disconnects, restarts and kill -9 when the session does:
+//!
+//! - a session with an expiry (`clean session = 0` in 3.1.1, Session Expiry Interval > 0 in 5.0)
+//!   gets a durable queue with `x-expires` = the expiry, so an abandoned session is deleted by
+//!   the core's queue expiry, and the subscriptions are its bindings (their arguments keep the
+//!   options: QoS, No Local, Retain As Published, Subscription Identifier);
+//! - a clean session's queue is exclusive to its connection and goes with it.
+//!
+//! Shared subscriptions (`$share/<group>/<filter>`) are one durable queue per group and filter,
+//! `mqtt-shared-<group>-<filter>`, consumed by every member: the queue's fair dispatch
+//! balances them.
+//!
+//! This file opens and closes a session; `subscribe.rs`, `deliver.rs` and `publish.rs` hold
+//! what a session does.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use porter_core::queue::api::{ConsumeRequest, ConsumerEvent, OwnerId, QueueDelivery};
+use porter_core::queue::{Queue, QueueDefinition};
+use porter_core::routing::{FieldTable, HeaderValue};
+use porter_core::vhost::next_owner_id;
+use porter_core::CoreError;
+use tokio::sync::mpsc;
+
+use crate::codec::Version;
+use crate::context::Context;
+use crate::error::Refusal;
+use crate::subscribe::Subscription;
+
+/// Prefix of a session's queue name.
+pub const SESSION_QUEUE_PREFIX: &str = "mqtt-session-";
+/// Prefix of a shared subscription's queue name.
+pub const SHARED_QUEUE_PREFIX: &str = "mqtt-shared-";
+
+/// The name of `client_id`'s session queue.
+pub fn session_queue(client_id: &str) -> String {
+    format!("{SESSION_QUEUE_PREFIX}{client_id}")
+}
+
+/// A message sent to the client with QoS 1 or 2, not yet acknowledged.
+pub(crate) struct Inflight {
+    /// The queue it came from and its tag there; `None` for a retained message sent on
+    /// subscribe (nothing to acknowledge in a queue).
+    pub from: Option<(Arc<Queue>, u64)>,
+    /// PUBREC received, PUBREL sent: waiting for PUBCOMP.
+    pub released: bool,
+}
+
+/// What the client asked for in CONNECT that shapes what is sent to it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientLimits {
+    /// Unacknowledged QoS 1/2 messages it accepts (its Receive Maximum, within ours).
+    pub receive_max: u16,
+    /// The largest packet it accepts.
+    pub packet_max: Option<u32>,
+    /// Topic aliases it accepts from the server.
+    pub topic_alias_max: u16,
+}
+
+/// One connection's session.
+pub(crate) struct Session {
+    pub ctx: Arc<Context>,
+    pub version: Version,
+    pub client_id: String,
+    pub owner: OwnerId,
+    /// The session's queue (name and handle).
+    pub queue: Arc<Queue>,
+    /// Seconds the session outlives its connection; 0 ends it with the connection.
+    pub expiry_secs: u32,
+    pub client: ClientLimits,
+    /// By the filter as the client sent it (`$share/...` included).
+    pub subscriptions: HashMap<String, Subscription>,
+    /// Queues consumed (the session's and shared ones), by name.
+    pub consuming: HashMap<Arc<str>, Arc<Queue>>,
+    pub sink: mpsc::Sender<ConsumerEvent>,
+    /// Sent, not yet acknowledged, by packet id.
+    pub inflight: HashMap<u16, Inflight>,
+    /// Deliveries waiting for a packet id or for the client's receive maximum, in order.
+    pub waiting: VecDeque<QueueDelivery>,
+    /// The next packet id to try when a message's own is taken.
+    pub next_packet_id: u16,
+    /// QoS 2 publishes received (PUBREC sent), waiting for the client's PUBREL.
+    pub incoming_qos2: HashSet<u16>,
+    /// Topic aliases the client set (alias → topic).
+    pub aliases_in: HashMap<u16, String>,
+    /// Topic aliases the server set (topic → alias).
+    pub aliases_out: HashMap<String, u16>,
+}
+
+/// Consumer tag of a session's consumer on `queue` (unique per connection: members of a
+/// shared subscription consume one queue).
+fn consumer_tag(owner: OwnerId, queue: &str) -> String {
+    format!("mqtt:{owner}:{queue}")
+}
+
+/// The queue a consumer tag of [`consumer_tag`] names.
+pub(crate) fn queue_of_tag(tag: &str) -> &str {
+    tag.splitn(3, ':').nth(2).unwrap_or(tag)
+}
+
+/// What opening a session found.
+pub(crate) struct Opened {
+    pub session: Session,
+    pub present: bool,
+    pub deliveries: mpsc::Receiver<ConsumerEvent>,
+}
+
+impl Session {
+    /// Opens (or resumes) `client_id`'s session. `clean` discards an existing one.
+    pub async fn open(
+        ctx: Arc<Context>,
+        version: Version,
+        client_id: String,
+        clean: bool,
+        expiry_secs: u32,
+        client: ClientLimits,
+    ) -> Result<Opened, Refusal> {
+        let owner = next_owner_id();
+        let name = session_queue(&client_id);
+        let vhost = &ctx.vhost;
+        let existing = vhost.find_queue(&name, owner).map_err(Refusal::core)?;
+        if clean && existing.is_some() {
+            vhost
+                .delete_queue(&name, false, false, owner)
+                .await
+                .map_err(Refusal::core)?;
+        }
+        let present = !clean && existing.is_some();
+        let queue = match existing.filter(|_| present) {
+            Some(queue) => queue,
+            None => {
+                let definition = session_definition(&ctx, &name, expiry_secs, owner);
+                vhost
+                    .declare_queue(definition, false, owner)
+                    .await
+                    .map_err(Refusal::core)?;
+                vhost.queue(&name, owner).map_err(Refusal::core)?
+            }
+        };
+        let (sink, deliveries) =
+            mpsc::channel(porter_core::queue::api::CONSUMER_BUFFER_MAX.min(1024));
+        let mut session = Session {
+            ctx: ctx.clone(),
+            version,
+            client_id,
+            owner,
+            queue: queue.clone(),
+            expiry_secs,
+            client,
+            subscriptions: HashMap::new(),
+            consuming: HashMap::new(),
+            sink,
+            inflight: HashMap::new(),
+            waiting: VecDeque::new(),
+            next_packet_id: 1,
+            incoming_qos2: HashSet::new(),
+            aliases_in: HashMap::new(),
+            aliases_out: HashMap::new(),
+        };
+        if present {
+            session.restore_subscriptions().map_err(Refusal::core)?;
+        }
+        session.consume(queue).map_err(Refusal::core)?;
+        Ok(Opened {
+            session,
+            present,
+            deliveries,
+        })
+    }
+
+    /// Consumes `queue` into the session's sink (once per queue).
+    pub fn consume(&mut self, queue: Arc<Queue>) -> Result<(), CoreError> {
+        let name: Arc<str> = Arc::from(queue.name());
+        if self.consuming.contains_key(&name) {
+            return Ok(());
+        }
+        let prefetch = self.client.receive_max.min(self.ctx.config.inflight_max);
+        queue.consume(ConsumeRequest {
+            consumer_tag: consumer_tag(self.owner, &name),
+            prefetch,
+            no_ack: false,
+            exclusive: false,
+            owner: self.owner,
+            sink: self.sink.clone(),
+        })?;
+        self.consuming.insert(name, queue);
+        Ok(())
+    }
+
+    /// Stops consuming `queue`; its unacknowledged messages go back to it.
+    pub fn stop_consuming(&mut self, name: &str) {
+        if let Some(queue) = self.consuming.remove(name) {
+            queue.cancel(&consumer_tag(self.owner, name), true);
+            self.inflight
+                .retain(|_, i| i.from.as_ref().is_none_or(|(q, _)| !Arc::ptr_eq(q, &queue)));
+            self.waiting.retain(|d| &*d.queue != name);
+        }
+    }
+
+    /// Ends the connection's hold on the session: consumers cancelled (unacknowledged messages
+    /// back in their queues, sent again with DUP on the next connection), and a session
+    /// without expiry deleted with its subscriptions.
+    pub async fn close(mut self) {
+        let names: Vec<Arc<str>> = self.consuming.keys().cloned().collect();
+        for name in names {
+            self.stop_consuming(&name);
+        }
+        if self.expiry_secs == 0 {
+            let name = self.queue.name().to_string();
+            if let Err(e) = self
+                .ctx
+                .vhost
+                .delete_queue(&name, false, false, self.owner)
+                .await
+            {
+                tracing::warn!(client_id = %self.client_id, error = %e, "deleting an ended MQTT session failed");
+            }
+        }
+        self.ctx.vhost.release_owner(self.owner).await;
+    }
+}
+
+/// The queue of a session: durable with `x-expires` when it outlives its connection,
+/// exclusive otherwise; bounded by `session_queue_max`, refusing publishes beyond.
+fn session_definition(
+    ctx: &Context,
+    name: &str,
+    expiry_secs: u32,
+    owner: OwnerId,
+) -> QueueDefinition {
+    let mut arguments = bounded_queue_arguments(ctx);
+    if expiry_secs > 0 {
+        arguments.insert(
+            "x-expires".into(),
+            HeaderValue::I64(i64::from(expiry_secs) * 1000),
+        );
+    }
+    QueueDefinition {
+        name: name.to_string(),
+        id: Default::default(),
+        durable: expiry_secs > 0,
+        exclusive_owner: (expiry_secs == 0).then_some(owner),
+        auto_delete: false,
+        arguments,
+    }
+}
+
+/// `x-max-length` with `reject-publish`: what a session or shared queue holds at most.
+pub(crate) fn bounded_queue_arguments(ctx: &Context) -> FieldTable {
+    let mut arguments = FieldTable::new();
+    arguments.insert(
+        "x-max-length".into(),
+        HeaderValue::I64(i64::from(ctx.config.session_queue_max)),
+    );
+    arguments.insert("x-overflow".into(), HeaderValue::from("reject-publish"));
+    arguments
+}
