@@ -263,3 +263,25 @@ async fn healthz_the_chat_page_and_the_header_limit() {
     server.shutdown.cancel();
     server.task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_connection_that_sends_no_request_is_closed_at_the_idle_deadline() {
+    let config = HttpConfig {
+        idle: Duration::from_millis(200),
+        ..HttpConfig::default()
+    };
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = HttpListener::new(tcp, config, Routes::new(), Duration::from_secs(5)).unwrap();
+    let (addr, registry) = (listener.local_addr().unwrap(), listener.registry());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(listener.serve(shutdown.clone()));
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest))
+        .await
+        .expect("the server closes a silent connection")
+        .ok();
+    until(|| registry.is_empty()).await;
+    shutdown.cancel();
+    task.await.unwrap();
+}
