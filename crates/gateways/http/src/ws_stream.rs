@@ -93,6 +93,10 @@ impl AsyncRead for WsStream {
                 let n = buf.remaining().min(this.unread.len());
                 buf.put_slice(&this.unread[..n]);
                 this.unread.advance(n);
+                if this.unread.is_empty() {
+                    // The payload shares tungstenite's read chunk: let it go while idle.
+                    this.unread = Bytes::new();
+                }
                 return Poll::Ready(Ok(()));
             }
             if this.finished || this.too_big {
