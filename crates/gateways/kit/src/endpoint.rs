@@ -192,3 +192,68 @@ impl Endpoint {
         Drained { still_open }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::ready;
+
+    use super::*;
+    use crate::close::ClosedBy;
+
+    /// Waits for the close request and returns it.
+    struct UntilClosed;
+
+    impl Protocol for UntilClosed {
+        async fn serve<S: Stream>(&self, _stream: S, conn: &Connection) -> CloseReason {
+            conn.closing().await
+        }
+    }
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 1))
+    }
+
+    #[tokio::test]
+    async fn try_slot_refuses_at_connections_max_and_a_closed_connection_frees_its_slot() {
+        let limits = ListenerLimits {
+            connections_max: 1,
+            ..ListenerLimits::default()
+        };
+        let endpoint = Endpoint::new("test", limits).unwrap();
+        let slot = endpoint.try_slot().expect("one slot");
+        assert!(endpoint.try_slot().is_none());
+        let (stream, _peer) = tokio::io::duplex(64);
+        let served = tokio::spawn(endpoint.serve(
+            slot,
+            addr(),
+            addr(),
+            Arc::new(UntilClosed),
+            ready(Ok(stream)),
+        ));
+        tokio::task::yield_now().await;
+        let id = endpoint.registry().list()[0].id;
+        assert!(endpoint
+            .registry()
+            .close(id, CloseReason::local(0, "by operator")));
+        assert_eq!(served.await.unwrap().by, ClosedBy::Local);
+        assert!(endpoint.try_slot().is_some(), "the slot came back");
+    }
+
+    #[tokio::test]
+    async fn a_connection_arriving_after_the_drain_began_is_asked_to_close() {
+        let endpoint = Endpoint::new("test", ListenerLimits::default()).unwrap();
+        assert!(endpoint.drain().await.still_open.is_empty());
+        let slot = endpoint.try_slot().unwrap();
+        let (stream, _peer) = tokio::io::duplex(64);
+        let reason = endpoint
+            .serve(
+                slot,
+                addr(),
+                addr(),
+                Arc::new(UntilClosed),
+                ready(Ok(stream)),
+            )
+            .await;
+        assert_eq!(reason.by, ClosedBy::Shutdown);
+    }
+}
