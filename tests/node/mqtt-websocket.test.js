@@ -88,3 +88,31 @@ test('MQTT 5.0 over WebSocket: user properties, content type and response topic 
     assert.equal(Buffer.from(m.properties.correlationData).toString(), 'c-42')
     assert.deepEqual({ ...m.properties.userProperties }, { tenant: 'acme' })
   }, OPTIONS))
+
+// Raw WebSocket frames (the `ws` package), to split and join MQTT packets as no MQTT client does.
+test('MQTT over WebSocket: a packet split across frames and two packets in one frame are read', { timeout: 60_000 },
+  porterTest(async (t, porter) => {
+    const WebSocket = require('ws')
+    const socket = new WebSocket(wsUrl(porter), ['mqtt'])
+    porter.defer(() => socket.terminate())
+    const packets = []
+    socket.on('message', data => packets.push(...Buffer.from(data)))
+    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject) })
+    assert.equal(socket.protocol, 'mqtt')
+    // CONNECT (MQTT 3.1.1, clean session, keep-alive 60, client id "split"), in two frames.
+    const id = Buffer.from('split')
+    const body = Buffer.concat([Buffer.from([0, 4]), Buffer.from('MQTT'), Buffer.from([4, 2, 0, 60, 0, id.length]), id])
+    const connect = Buffer.concat([Buffer.from([0x10, body.length]), body])
+    socket.send(connect.subarray(0, 7))
+    socket.send(connect.subarray(7))
+    const connack = [0x20, 0x02, 0x00, 0x00]
+    const until = async want => {
+      const deadline = Date.now() + WAIT_MS
+      while (packets.length < want.length && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+      assert.deepEqual(packets.splice(0, want.length), want)
+    }
+    await until(connack)
+    // Two PINGREQs in one frame: two PINGRESPs.
+    socket.send(Buffer.from([0xc0, 0x00, 0xc0, 0x00]))
+    await until([0xd0, 0x00, 0xd0, 0x00])
+  }, OPTIONS))
