@@ -1,6 +1,8 @@
 //! porter-core: the broker's protocol-agnostic model. Gateways (Kafka today; AMQP, MQTT, STOMP, HTTP
 //! later) call into it; it calls `porter-storage`. Nothing here knows a wire format.
 //!
+//! - [`bridge`]: exchange → Kafka topic and Kafka topic → exchange bridges, so MQTT, AMQP and
+//!   STOMP messages reach Kafka readers and back.
 //! - [`broker`]: the [`Broker`], entry point for gateways: topics, produce, read, lifecycle.
 //! - [`commit`]: the commit seam: writer threads that append and fsync off the reactor, and
 //!   the one place that decides when a write is committed (today the flush mode, later a quorum).
@@ -23,6 +25,8 @@
 //! - [`message`]: the protocol-neutral message (body + properties) and its record encoding.
 //! - [`transaction`]: transactional (half) messages as RocketMQ has them: durable until the
 //!   producer commits or rolls back, checked back with backoff, dropped after too many checks.
+//! - [`keyed_store`]: the latest record per key on a compacted internal topic, in memory within
+//!   named limits (retained messages, MQTT session state).
 //! - [`retained`]: the last retained message per topic (MQTT), durable on a compacted internal
 //!   topic, held in memory within named limits.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
@@ -40,6 +44,7 @@
 //! - [`limits`]: every named limit of the core in one place, with the worst cases they add up to.
 
 pub mod alarm;
+pub mod bridge;
 pub mod broker;
 pub mod commit;
 pub mod config;
@@ -47,6 +52,7 @@ pub mod delayed;
 pub mod error;
 pub mod filter;
 pub mod group;
+pub mod keyed_store;
 pub mod limits;
 pub mod lookup;
 pub mod message;

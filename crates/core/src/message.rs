@@ -122,24 +122,30 @@ impl Message {
 
     /// One record batch holding this message, ready for `Log::append`.
     pub fn encode(&self, enqueued_ms: i64, epoch: Option<u64>) -> Bytes {
+        encode_batch(&[self.to_record(enqueued_ms, epoch)]).expect("one small record encodes")
+    }
+
+    /// The record this message is stored as: routing key as key, body as value, exchange and
+    /// properties in [`META_HEADER`].
+    pub fn to_record(&self, enqueued_ms: i64, epoch: Option<u64>) -> LogRecord {
         let meta = Meta {
             exchange: std::borrow::Cow::Borrowed(&self.exchange),
             properties: self.properties.clone(),
             epoch,
         };
         let meta = serde_json::to_vec(&meta).expect("properties serialise");
-        let record = LogRecord {
+        LogRecord {
             offset: 0,
             timestamp: enqueued_ms,
             key: Some(Bytes::copy_from_slice(self.routing_key.as_bytes())),
             value: Some(self.body.clone()),
             headers: vec![(META_HEADER.to_string(), Some(Bytes::from(meta)))],
-        };
-        encode_batch(&[record]).expect("one small record encodes")
+        }
     }
 
     /// The message a record holds. Records without [`META_HEADER`] (written by another
-    /// protocol) come back with empty properties and the record key as routing key.
+    /// protocol) come back with the record key as routing key and their UTF-8 headers as
+    /// headers.
     pub fn decode(record: &LogRecord) -> Result<StoredMessage, String> {
         let routing_key = match &record.key {
             Some(key) => String::from_utf8_lossy(key).into_owned(),
@@ -155,7 +161,22 @@ impl Message {
                 let meta: Meta = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
                 (meta.exchange.into_owned(), meta.properties, meta.epoch)
             }
-            None => (String::new(), Properties::default(), None),
+            // Written by another protocol (a Kafka producer): its headers are the message's.
+            None => {
+                let headers: FieldTable = record
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let text = std::str::from_utf8(v.as_ref()?).ok()?;
+                        Some((k.clone(), HeaderValue::from(text)))
+                    })
+                    .collect();
+                let properties = Properties {
+                    headers: (!headers.is_empty()).then_some(headers),
+                    ..Properties::default()
+                };
+                (String::new(), properties, None)
+            }
         };
         Ok(StoredMessage {
             message: std::sync::Arc::new(Message {

@@ -181,6 +181,11 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
+    for bridge in settings.bridges.clone() {
+        porter_core::bridge::start(&broker, bridge.clone(), shutdown.clone())
+            .await
+            .with_context(|| format!("starting bridge {bridge:?}"))?;
+    }
     let mut mqtt_addr = "off".to_string();
     let mut routes = porter_gateway_http::Routes::new();
     if settings.mqtt_enabled {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::cli::ServeArgs;
 use crate::origin::{ArgOrigins, InvalidSetting, Origin};
 
+mod bridges;
 mod http;
 mod mqtt;
 
@@ -38,6 +39,9 @@ pub struct FileConfig {
     pub rocketmq: RocketmqSection,
     #[serde(default)]
     pub mqtt: mqtt::MqttSection,
+    /// Exchange ↔ Kafka topic bridges.
+    #[serde(default)]
+    pub bridges: Vec<bridges::BridgeSection>,
     #[serde(default)]
     pub alarms: AlarmsSection,
     #[serde(default)]
@@ -193,6 +197,7 @@ pub struct Settings {
     /// Whether the MQTT listener runs.
     pub mqtt_enabled: bool,
     pub mqtt: porter_gateway_mqtt::MqttConfig,
+    pub bridges: Vec<porter_core::bridge::BridgeSpec>,
     /// Whether the HTTP listener (WebSocket endpoints, chat page) runs.
     pub http_enabled: bool,
     pub http: porter_gateway_http::HttpConfig,
@@ -470,6 +475,7 @@ impl Settings {
                 },
             );
         }
+        let bridges = bridges::load(&file.bridges)?;
         let (mqtt_enabled, mqtt) = mqtt::load(&file.mqtt, args.mqtt_listen.as_deref(), src)?;
         let (http_enabled, http) = http::merge(args, src, &file.http)?;
         let alarms = &mut broker.alarms;
@@ -513,6 +519,7 @@ impl Settings {
             rocketmq,
             mqtt_enabled,
             mqtt,
+            bridges,
             http_enabled,
             http,
             vhosts,

@@ -65,6 +65,7 @@ impl MqttConfig {
                 idle: None,
             },
             drain,
+            outbound_frames_max: limits::OUTBOUND_WRITES_MAX,
             ..ListenerLimits::default()
         }
     }

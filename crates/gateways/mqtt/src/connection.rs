@@ -35,6 +35,12 @@ use crate::registry::Claim;
 use crate::session::{ClientLimits, Session};
 use crate::will::{self, Will};
 
+/// Bytes per outbound write (one packet may make it larger).
+pub(crate) const WRITE_BYTES: usize = 64 << 10;
+
+/// How long input is drained after the server's DISCONNECT, before the socket closes.
+const DISCONNECT_LINGER: Duration = Duration::from_secs(2);
+
 /// Bytes reserved for a read when the buffer is empty: an idle connection holds no more.
 const READ_CHUNK: usize = 512;
 
@@ -138,22 +144,31 @@ pub(crate) async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Contex
     }
 }
 
-/// Encodes `packets` for `version` and queues them as one write.
+/// Encodes `packets` for `version` and queues them in writes of about [`WRITE_BYTES`]. A full
+/// outbound queue makes this wait, and the event loop with it: a client that does not read
+/// stops its deliveries (the queue keeps them) instead of growing a buffer.
 async fn flush(sender: &OutboundSender, packets: &mut Vec<Packet>, version: Version) -> bool {
-    if packets.is_empty() {
-        return true;
-    }
     let mut bytes = BytesMut::new();
     for packet in packets.drain(..) {
         codec::encode(&packet, version, &mut bytes);
+        if bytes.len() >= WRITE_BYTES {
+            let frame = OutboundFrame {
+                bytes: bytes.split().freeze(),
+                charge: None,
+            };
+            if sender.send(frame).await.is_err() {
+                return false;
+            }
+        }
     }
-    sender
-        .send(OutboundFrame {
-            bytes: bytes.freeze(),
-            charge: None,
-        })
-        .await
-        .is_ok()
+    if bytes.is_empty() {
+        return true;
+    }
+    let frame = OutboundFrame {
+        bytes: bytes.freeze(),
+        charge: None,
+    };
+    sender.send(frame).await.is_ok()
 }
 
 /// Reads CONNECT, authenticates, claims the client id, opens the session, answers CONNACK.
@@ -291,11 +306,13 @@ async fn connect<R: AsyncRead + Unpin>(
         server_keep_alive,
         ..empty_connack_properties()
     });
+    let mut opened = opened;
     let mut out = vec![Packet::ConnAck(ConnAck {
         session_present: opened.present,
         code: ConnectReturnCode::Success,
         properties,
     })];
+    opened.session.resend_releases(&mut out);
     if !flush(sender, &mut out, version).await {
         opened.session.close().await;
         return Err(CloseReason::peer("connection closed during CONNECT"));
@@ -448,7 +465,12 @@ async fn serve<R: AsyncRead + Unpin>(
                     }
                 }
             }
-            Some(ack) = acks.next(), if !acks.is_empty() => out.push(ack),
+            Some(ack) = acks.next(), if !acks.is_empty() => {
+                if matches!(ack, Packet::PubRec(_)) {
+                    session.qos2_committing = session.qos2_committing.saturating_sub(1);
+                }
+                out.push(ack);
+            }
             _ = tokio::time::sleep_until(deadline), if keep_alive.is_some() => {
                 break Ending::KeepAlive(keep_alive.unwrap_or(far));
             }
@@ -498,6 +520,7 @@ async fn serve<R: AsyncRead + Unpin>(
             )
         }
     };
+    let linger = server_disconnect.is_some();
     if let (Some(disconnect), Version::V5) = (server_disconnect, version) {
         out.push(Packet::Disconnect(DisconnectPacket {
             reason_code: disconnect.code,
@@ -510,6 +533,20 @@ async fn serve<R: AsyncRead + Unpin>(
         }));
     }
     flush(sender, &mut out, version).await;
+    if linger {
+        // What the client sends before it reads the goodbye is read and dropped for a moment:
+        // closing with unread input would reset the connection and could destroy the
+        // DISCONNECT before the client reads it.
+        let _ = tokio::time::timeout(DISCONNECT_LINGER, async {
+            while let Ok(n) = reader.read_more().await {
+                reader.buf.clear();
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     let (client_id, expiry) = (session.client_id.clone(), session.expiry_secs);
     session.close().await;
     if let (Some(will), true) = (will, send_will) {
@@ -543,7 +580,7 @@ async fn handle(
     match packet {
         Packet::Publish(publish) => session.publish(publish, acks, out).await?,
         Packet::PubAck(ack) => session.on_puback(ack.pkid, out),
-        Packet::PubRec(rec) => session.on_pubrec(rec.pkid, out),
+        Packet::PubRec(rec) => session.on_pubrec(rec.pkid, out).await?,
         Packet::PubRel(rel) => session.on_pubrel(rel.pkid, out),
         Packet::PubComp(comp) => session.on_pubcomp(comp.pkid, out),
         Packet::Subscribe(subscribe) => session.subscribe(subscribe, out).await?,
@@ -560,9 +597,7 @@ async fn handle(
                         "a session without expiry cannot be given one at DISCONNECT",
                     ));
                 }
-                if expiry == 0 {
-                    session.expiry_secs = 0;
-                }
+                session.expiry_secs = expiry.min(session.ctx.config.session_expiry_max_secs);
             }
             let will = disconnect.reason_code == DisconnectReasonCode::DisconnectWithWillMessage;
             return Ok(Some(Ending::ClientDisconnect { will }));

@@ -10,6 +10,7 @@ use porter_core::VirtualHost;
 
 use crate::config::MqttConfig;
 use crate::registry::ClientRegistry;
+use crate::store::SessionStore;
 use crate::sys::SysTopics;
 
 pub(crate) struct Context {
@@ -17,6 +18,7 @@ pub(crate) struct Context {
     pub config: Arc<MqttConfig>,
     pub retained: Arc<RetainedStore>,
     pub clients: Arc<ClientRegistry>,
+    pub sessions: SessionStore,
     pub stats: Stats,
     pub sys: SysTopics,
 }

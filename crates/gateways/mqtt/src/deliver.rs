@@ -19,8 +19,10 @@ use crate::codec::{encoded_size, qos_from, Version};
 use crate::convert::{
     publish_properties, published_qos, publisher, remaining_expiry, was_retained,
 };
+use crate::error::Disconnect;
 use crate::limits::RETAINED_PER_SUBSCRIBE_MAX;
 use crate::session::{Inflight, Session};
+use crate::store::{Released, SessionRecord};
 use crate::topic::{from_routing_key, matches, parse_filter};
 
 impl Session {
@@ -65,6 +67,16 @@ impl Session {
         let Some(queue) = self.consuming.get(&delivery.queue).cloned() else {
             return None; // unsubscribed since: the queue took it back
         };
+        if self
+            .released
+            .iter()
+            .any(|r| *r.queue == *delivery.queue && r.offset == delivery.offset)
+        {
+            // Released before a crash (the record was committed, the queue's ack was not): the
+            // client has it; PUBREL was sent again at connect.
+            let _ = queue.ack(&[delivery.queue_tag]);
+            return None;
+        }
         let message = &delivery.message;
         let name = from_routing_key(&message.routing_key);
         let own = publisher(message) == Some(self.client_id.as_str());
@@ -121,7 +133,7 @@ impl Session {
             self.inflight.insert(
                 packet_id,
                 Inflight {
-                    from: Some((queue, delivery.queue_tag)),
+                    from: Some((queue, delivery.queue_tag, delivery.offset)),
                     released: false,
                 },
             );
@@ -162,32 +174,71 @@ impl Session {
         self.drain_waiting(out);
     }
 
-    /// PUBREC for QoS 2: PUBREL goes back; the message stays in flight until PUBCOMP.
-    pub fn on_pubrec(&mut self, packet_id: u16, out: &mut Vec<Packet>) {
-        let reason = match self.inflight.get_mut(&packet_id) {
-            Some(inflight) => {
-                inflight.released = true;
-                PubRelReason::Success
-            }
-            None => PubRelReason::PacketIdentifierNotFound,
+    /// PUBREC for QoS 2: the message is released. A persistent session records that (durably)
+    /// before the queue message is acknowledged and PUBREL goes back, so after a crash PUBREL
+    /// is sent again and the message is not; the packet id stays in flight until PUBCOMP.
+    pub async fn on_pubrec(
+        &mut self,
+        packet_id: u16,
+        out: &mut Vec<Packet>,
+    ) -> Result<(), Disconnect> {
+        let Some(inflight) = self.inflight.get_mut(&packet_id) else {
+            out.push(pubrel(packet_id, PubRelReason::PacketIdentifierNotFound));
+            return Ok(());
         };
-        out.push(Packet::PubRel(PubRel {
-            pkid: packet_id,
-            reason,
-            properties: None,
-        }));
+        inflight.released = true;
+        if let Some((queue, tag, offset)) = inflight.from.take() {
+            if self.expiry_secs > 0 {
+                self.released.push(Released {
+                    queue: queue.name().to_string(),
+                    offset,
+                    packet_id,
+                });
+                let record = SessionRecord {
+                    expiry_secs: self.expiry_secs,
+                    ended_ms: None,
+                    released: self.released.clone(),
+                };
+                self.ctx
+                    .sessions
+                    .put(&self.client_id, &record)
+                    .await
+                    .map_err(Disconnect::core)?;
+            }
+            if let Err(e) = queue.ack(&[tag]) {
+                tracing::debug!(client_id = %self.client_id, error = %e, "acknowledging an MQTT delivery failed");
+            }
+        }
+        out.push(pubrel(packet_id, PubRelReason::Success));
+        Ok(())
     }
 
-    /// PUBCOMP for QoS 2.
+    /// PUBRELs for the QoS 2 messages released before this connection (sent after CONNACK).
+    pub fn resend_releases(&mut self, out: &mut Vec<Packet>) {
+        for released in &self.released {
+            self.inflight.insert(
+                released.packet_id,
+                Inflight {
+                    from: None,
+                    released: true,
+                },
+            );
+            out.push(pubrel(released.packet_id, PubRelReason::Success));
+        }
+    }
+
+    /// PUBCOMP for QoS 2. The release record is dropped in memory; it is written with the
+    /// session's next change (a PUBREL sent again for it is answered with PUBCOMP, harmlessly).
     pub fn on_pubcomp(&mut self, packet_id: u16, out: &mut Vec<Packet>) {
         if let Some(inflight) = self.inflight.remove(&packet_id) {
             self.settle(inflight);
         }
+        self.released.retain(|r| r.packet_id != packet_id);
         self.drain_waiting(out);
     }
 
     fn settle(&self, inflight: Inflight) {
-        if let Some((queue, tag)) = inflight.from {
+        if let Some((queue, tag, _)) = inflight.from {
             if let Err(e) = queue.ack(&[tag]) {
                 tracing::debug!(client_id = %self.client_id, error = %e, "acknowledging an MQTT delivery failed");
             }
@@ -266,4 +317,12 @@ impl Session {
         }
         None
     }
+}
+
+fn pubrel(packet_id: u16, reason: PubRelReason) -> Packet {
+    Packet::PubRel(PubRel {
+        pkid: packet_id,
+        reason,
+        properties: None,
+    })
 }

@@ -28,6 +28,7 @@ mod publish;
 mod registry;
 pub mod server;
 pub mod session;
+mod store;
 mod subscribe;
 mod sys;
 pub mod topic;

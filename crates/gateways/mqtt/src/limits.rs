@@ -8,11 +8,18 @@
 //! (`topic_alias_max` × topic length). Queued messages live in the session's queue on disk, at
 //! most `session_queue_max` of them; none of this grows with what a client does.
 //!
-//! Worst case per listener: `connections_max × (packet_bytes_max + outbound_frames_max ×
-//! packet_bytes_max)` = 100,000 × (1 MiB + 64 MiB) in theory; the kit's memory budget
-//! (512 MiB per listener by default) stops reading before that, and in practice a delivery is
-//! as large as the message it carries. Lower `packet_bytes_max` where clients are untrusted.
+//! A client that stops reading holds at most `OUTBOUND_WRITES_MAX` writes (64 KiB each, or one
+//! packet) plus `inflight_max` deliveries waiting in its consumer buffer; QoS 0 deliveries are
+//! settled only once queued for writing, so they wait in the session's queue on disk too.
+//! Worst case per connection: `packet_bytes_max + OUTBOUND_WRITES_MAX × (64 KiB +
+//! packet_bytes_max) + inflight_max × message size` ≈ 1 + 17 + 256 MiB with 1 MiB messages;
+//! with 1 KiB messages about 1.3 MiB. The kit's memory budget (512 MiB per listener) stops
+//! reading past it. Lower `packet_bytes_max` and `inflight_max` where clients are untrusted.
 
+/// Writes queued towards one client (each about 64 KiB, or one larger packet): with the
+/// client's unacknowledged QoS 1/2 messages (at most `inflight_max`, the queue consumer's
+/// prefetch) this bounds what a client that stops reading costs.
+pub const OUTBOUND_WRITES_MAX: usize = 16;
 /// Largest packet accepted (advertised as Maximum Packet Size in MQTT 5's CONNACK).
 pub const PACKET_BYTES_MAX: usize = 1 << 20;
 /// Concurrent MQTT connections (TCP and WebSocket counted per listener).
@@ -42,6 +49,10 @@ pub const KEEP_ALIVE_MAX_SECS: u16 = 3_600;
 pub const RETAINED_PER_SUBSCRIBE_MAX: usize = 10_000;
 /// Deliveries pulled from the session's queues per event-loop turn.
 pub const DELIVERIES_PER_TURN: usize = 64;
+/// Persistent sessions remembered (their records: expiry, released QoS 2 messages).
+pub const SESSIONS_MAX: usize = 1_000_000;
+/// Bytes of session records together (about 160 B each without released messages).
+pub const SESSION_RECORDS_BYTES_MAX: u64 = 256 << 20;
 /// Pending will messages (clients gone with a will delay not yet over).
 pub const PENDING_WILLS_MAX: usize = 100_000;
 

@@ -39,9 +39,9 @@ impl Session {
             out.push(pubrec(publish.pkid, PubAckReason::Success));
             return Ok(());
         }
-        if qos > 0
-            && acks.len() + self.incoming_qos2.len() >= usize::from(self.ctx.config.receive_max)
-        {
+        let unacknowledged =
+            (acks.len() + self.incoming_qos2.len()).saturating_sub(self.qos2_committing);
+        if qos > 0 && unacknowledged >= usize::from(self.ctx.config.receive_max) {
             return Err(Disconnect::new(
                 DisconnectReasonCode::ReceiveMaximumExceeded,
                 format!(
@@ -50,14 +50,27 @@ impl Session {
                 ),
             ));
         }
-        if name.starts_with('$') {
-            // `$` topics belong to the broker (`$SYS`): not published into.
-            self.refuse(
-                &publish,
-                PubAckReason::NotAuthorized,
-                "topics starting with $ are the broker's",
-                out,
-            )?;
+        if name.starts_with("$SYS/") || name == "$SYS" {
+            // `$SYS` belongs to the broker's statistics. MQTT 5 is told; 3.1.1 has no negative
+            // acknowledgement, so its publish is acknowledged and dropped, as Mosquitto does.
+            tracing::debug!(client_id = %self.client_id, topic = %name, "dropping a publish to $SYS");
+            self.ctx.stats.count_dropped();
+            match (qos, self.version) {
+                (0, _) => {}
+                (_, crate::codec::Version::V311) if qos == 1 => {
+                    out.push(puback(publish.pkid, PubAckReason::Success))
+                }
+                (_, crate::codec::Version::V311) => {
+                    self.incoming_qos2.insert(publish.pkid);
+                    out.push(pubrec(publish.pkid, PubAckReason::Success));
+                }
+                _ => self.refuse(
+                    &publish,
+                    PubAckReason::NotAuthorized,
+                    "$SYS topics are the broker's",
+                    out,
+                )?,
+            }
             return Ok(());
         }
         let message = to_message(
@@ -104,6 +117,7 @@ impl Session {
                 let packet_id = publish.pkid;
                 if qos == 2 {
                     self.incoming_qos2.insert(packet_id);
+                    self.qos2_committing += 1;
                 }
                 let durable = outcome.durable;
                 acks.push_back(Box::pin(async move {

@@ -95,6 +95,11 @@ impl ClientRegistry {
         )
     }
 
+    /// Whether `client_id` has a connection now.
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        self.live.lock().contains_key(client_id)
+    }
+
     /// Clients connected now.
     pub fn connected(&self) -> usize {
         self.live.lock().len()

@@ -15,6 +15,43 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MqttConfig;
 use crate::connection;
 use crate::context::{Context, Stats};
+use crate::limits;
+use crate::session::session_queue;
+use crate::store::SessionStore;
+use porter_core::keyed_store::KeyedLimits;
+
+/// How often expired sessions are looked for.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+
+/// Ends sessions whose expiry has passed with no connection: their queue (and so their
+/// subscriptions and queued messages) and their record go.
+async fn expire_sessions(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(EXPIRY_SWEEP);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        for client_id in ctx.sessions.expired() {
+            if ctx.clients.is_connected(&client_id) {
+                continue;
+            }
+            let owner = porter_core::vhost::next_owner_id();
+            let queue = session_queue(&client_id);
+            match ctx.vhost.delete_queue(&queue, false, false, owner).await {
+                Ok(_) => {
+                    tracing::debug!(%client_id, "MQTT session expired");
+                    if let Err(e) = ctx.sessions.remove(&client_id).await {
+                        tracing::warn!(%client_id, error = %e, "removing an expired session's record failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%client_id, error = %e, "deleting an expired MQTT session failed")
+                }
+            }
+        }
+    }
+}
 
 /// The MQTT 3.1.1 / 5.0 protocol. Cheap to clone: every listener serving MQTT (TCP,
 /// WebSocket) shares one, so client ids, sessions and retained messages are one set.
@@ -33,15 +70,32 @@ impl MqttProtocol {
     ) -> Result<Self, CoreError> {
         let vhost = broker.vhost(&config.vhost)?;
         let retained = RetainedStore::open(&broker, RetainedLimits::default()).await?;
+        let sessions = SessionStore::open(
+            &broker,
+            KeyedLimits {
+                entries_max: limits::SESSIONS_MAX,
+                bytes_max: limits::SESSION_RECORDS_BYTES_MAX,
+            },
+        )
+        .await?;
+        let ended = sessions.end_open_sessions().await?;
+        if ended > 0 {
+            tracing::info!(
+                sessions = ended,
+                "MQTT sessions open at the last stop now count down their expiry"
+            );
+        }
         let interval = config.sys_interval_secs;
         let ctx = Arc::new(Context {
             vhost,
             config: Arc::new(config),
             retained,
             clients: Default::default(),
+            sessions,
             stats: Stats::default(),
             sys: Default::default(),
         });
+        let shutdown_for_expiry = shutdown.clone();
         if interval > 0 {
             tokio::spawn(crate::sys::run(
                 ctx.clone(),
@@ -49,6 +103,7 @@ impl MqttProtocol {
                 shutdown,
             ));
         }
+        tokio::spawn(expire_sessions(ctx.clone(), shutdown_for_expiry));
         Ok(MqttProtocol { ctx })
     }
 

@@ -4,9 +4,10 @@
 //! disconnects, restarts and kill -9 when the session does:
 //!
 //! - a session with an expiry (`clean session = 0` in 3.1.1, Session Expiry Interval > 0 in 5.0)
-//!   gets a durable queue with `x-expires` = the expiry, so an abandoned session is deleted by
-//!   the core's queue expiry, and the subscriptions are its bindings (their arguments keep the
-//!   options: QoS, No Local, Retain As Published, Subscription Identifier);
+//!   gets a durable queue, and the subscriptions are its bindings (their arguments keep the
+//!   options: QoS, No Local, Retain As Published, Subscription Identifier); its expiry and its
+//!   released QoS 2 messages are a record in the session store ([`crate::store`]), and the
+//!   gateway deletes the queue when the expiry has passed with no connection;
 //! - a clean session's queue is exclusive to its connection and goes with it.
 //!
 //! Shared subscriptions (`$share/<group>/<filter>`) are one durable queue per group and filter,
@@ -29,6 +30,7 @@ use tokio::sync::mpsc;
 use crate::codec::Version;
 use crate::context::Context;
 use crate::error::Refusal;
+use crate::store::{Released, SessionRecord};
 use crate::subscribe::Subscription;
 
 /// Prefix of a session's queue name.
@@ -43,9 +45,9 @@ pub fn session_queue(client_id: &str) -> String {
 
 /// A message sent to the client with QoS 1 or 2, not yet acknowledged.
 pub(crate) struct Inflight {
-    /// The queue it came from and its tag there; `None` for a retained message sent on
-    /// subscribe (nothing to acknowledge in a queue).
-    pub from: Option<(Arc<Queue>, u64)>,
+    /// The queue it came from, its tag and its offset there; `None` for a retained message
+    /// sent on subscribe and for a QoS 2 message already released (nothing to acknowledge).
+    pub from: Option<(Arc<Queue>, u64, i64)>,
     /// PUBREC received, PUBREL sent: waiting for PUBCOMP.
     pub released: bool,
 }
@@ -83,12 +85,18 @@ pub(crate) struct Session {
     pub waiting: VecDeque<QueueDelivery>,
     /// The next packet id to try when a message's own is taken.
     pub next_packet_id: u16,
-    /// QoS 2 publishes received (PUBREC sent), waiting for the client's PUBREL.
+    /// QoS 2 publishes received, waiting for the client's PUBREL (their PUBREC sent or
+    /// waiting for the publish to commit).
     pub incoming_qos2: HashSet<u16>,
+    /// Of `incoming_qos2`, those whose PUBREC still waits for the commit (counted once towards
+    /// the receive maximum, not twice).
+    pub qos2_committing: usize,
     /// Topic aliases the client set (alias → topic).
     pub aliases_in: HashMap<u16, String>,
     /// Topic aliases the server set (topic → alias).
     pub aliases_out: HashMap<String, u16>,
+    /// QoS 2 messages released (PUBREC received) and not yet completed, as recorded.
+    pub released: Vec<Released>,
 }
 
 /// Consumer tag of a session's consumer on `queue` (unique per connection: members of a
@@ -109,6 +117,11 @@ pub(crate) struct Opened {
     pub deliveries: mpsc::Receiver<ConsumerEvent>,
 }
 
+/// Whether a session's queue is to be dropped at open: a clean start, or an expiry that passed.
+fn discard(clean: bool, record: Option<&SessionRecord>) -> bool {
+    clean || record.is_some_and(|r| r.expired(porter_core::partition::now_ms()))
+}
+
 impl Session {
     /// Opens (or resumes) `client_id`'s session. `clean` discards an existing one.
     pub async fn open(
@@ -123,13 +136,38 @@ impl Session {
         let name = session_queue(&client_id);
         let vhost = &ctx.vhost;
         let existing = vhost.find_queue(&name, owner).map_err(Refusal::core)?;
-        if clean && existing.is_some() {
-            vhost
-                .delete_queue(&name, false, false, owner)
+        let record = ctx.sessions.get(&client_id);
+        let discarded = discard(clean, record.as_ref());
+        if discarded {
+            if existing.is_some() {
+                vhost
+                    .delete_queue(&name, false, false, owner)
+                    .await
+                    .map_err(Refusal::core)?;
+            }
+            if record.is_some() {
+                ctx.sessions
+                    .remove(&client_id)
+                    .await
+                    .map_err(Refusal::core)?;
+            }
+        }
+        let present = !discarded && existing.is_some();
+        let released = match (&record, present) {
+            (Some(record), true) => record.released.clone(),
+            _ => Vec::new(),
+        };
+        if expiry_secs > 0 {
+            let record = SessionRecord {
+                expiry_secs,
+                ended_ms: None,
+                released: released.clone(),
+            };
+            ctx.sessions
+                .put(&client_id, &record)
                 .await
                 .map_err(Refusal::core)?;
         }
-        let present = !clean && existing.is_some();
         let queue = match existing.filter(|_| present) {
             Some(queue) => queue,
             None => {
@@ -158,8 +196,10 @@ impl Session {
             waiting: VecDeque::new(),
             next_packet_id: 1,
             incoming_qos2: HashSet::new(),
+            qos2_committing: 0,
             aliases_in: HashMap::new(),
             aliases_out: HashMap::new(),
+            released,
         };
         if present {
             session.restore_subscriptions().map_err(Refusal::core)?;
@@ -195,8 +235,11 @@ impl Session {
     pub fn stop_consuming(&mut self, name: &str) {
         if let Some(queue) = self.consuming.remove(name) {
             queue.cancel(&consumer_tag(self.owner, name), true);
-            self.inflight
-                .retain(|_, i| i.from.as_ref().is_none_or(|(q, _)| !Arc::ptr_eq(q, &queue)));
+            self.inflight.retain(|_, i| {
+                i.from
+                    .as_ref()
+                    .is_none_or(|(q, _, _)| !Arc::ptr_eq(q, &queue))
+            });
             self.waiting.retain(|d| &*d.queue != name);
         }
     }
@@ -219,12 +262,24 @@ impl Session {
             {
                 tracing::warn!(client_id = %self.client_id, error = %e, "deleting an ended MQTT session failed");
             }
+            if let Err(e) = self.ctx.sessions.remove(&self.client_id).await {
+                tracing::warn!(client_id = %self.client_id, error = %e, "removing an ended MQTT session's record failed");
+            }
+        } else {
+            let record = SessionRecord {
+                expiry_secs: self.expiry_secs,
+                ended_ms: Some(porter_core::partition::now_ms()),
+                released: std::mem::take(&mut self.released),
+            };
+            if let Err(e) = self.ctx.sessions.put(&self.client_id, &record).await {
+                tracing::warn!(client_id = %self.client_id, error = %e, "recording an MQTT session's end failed");
+            }
         }
         self.ctx.vhost.release_owner(self.owner).await;
     }
 }
 
-/// The queue of a session: durable with `x-expires` when it outlives its connection,
+/// The queue of a session: durable when it outlives its connection (the gateway expires it),
 /// exclusive otherwise; bounded by `session_queue_max`, refusing publishes beyond.
 fn session_definition(
     ctx: &Context,
@@ -232,13 +287,7 @@ fn session_definition(
     expiry_secs: u32,
     owner: OwnerId,
 ) -> QueueDefinition {
-    let mut arguments = bounded_queue_arguments(ctx);
-    if expiry_secs > 0 {
-        arguments.insert(
-            "x-expires".into(),
-            HeaderValue::I64(i64::from(expiry_secs) * 1000),
-        );
-    }
+    let arguments = bounded_queue_arguments(ctx);
     QueueDefinition {
         name: name.to_string(),
         id: Default::default(),

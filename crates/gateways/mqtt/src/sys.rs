@@ -72,6 +72,10 @@ fn snapshot(ctx: &Context) -> Vec<(&'static str, String)> {
             ctx.retained.len().to_string(),
         ),
         (
+            "$SYS/broker/sessions/persistent",
+            ctx.sessions.len().to_string(),
+        ),
+        (
             "$SYS/broker/wills/pending",
             ctx.clients.pending_wills().to_string(),
         ),

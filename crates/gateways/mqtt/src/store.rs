@@ -1,0 +1,117 @@
+//! What a persistent MQTT session needs remembered beyond its queue, durable on a
+//! [`KeyedStore`] (a compacted internal topic) keyed by client id:
+//!
+//! - its expiry and when its last connection ended, so the gateway ends it on time (MQTT 5's
+//!   Session Expiry Interval, changeable at DISCONNECT) even across restarts;
+//! - the QoS 2 messages it has released (PUBREC received, PUBREL sent), so PUBREL is sent again
+//!   after a reconnect, even after kill -9, and the message itself never is: the record is
+//!   committed before the queue message is acknowledged and before PUBREL leaves, which is what
+//!   makes QoS 2 exactly once across a broker crash.
+//!
+//! A clean session (expiry 0) has no record. A record's `released` entries are dropped in
+//! memory at PUBCOMP and written with the session's next change: a PUBREL sent again for a
+//! completed exchange is answered with PUBCOMP by the client, harmlessly.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use porter_core::keyed_store::{KeyedLimits, KeyedStore};
+use porter_core::partition::now_ms;
+use porter_core::{Broker, CoreError};
+use serde::{Deserialize, Serialize};
+
+/// The internal topic holding MQTT session records.
+pub const SESSIONS_TOPIC: &str = "__porter_mqtt_sessions";
+
+/// One released QoS 2 message: its queue, its offset there, its packet id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Released {
+    pub queue: String,
+    pub offset: i64,
+    pub packet_id: u16,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionRecord {
+    pub expiry_secs: u32,
+    /// When the last connection ended (ms since the epoch); `None` while one is open.
+    #[serde(default)]
+    pub ended_ms: Option<i64>,
+    #[serde(default)]
+    pub released: Vec<Released>,
+}
+
+impl SessionRecord {
+    /// Whether the session has expired at `now_ms` (a session whose connection is open never
+    /// has).
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.ended_ms
+            .is_some_and(|ended| ended + i64::from(self.expiry_secs) * 1000 <= now_ms)
+    }
+}
+
+pub(crate) struct SessionStore {
+    store: Arc<KeyedStore>,
+}
+
+impl SessionStore {
+    pub async fn open(broker: &Arc<Broker>, limits: KeyedLimits) -> Result<Self, CoreError> {
+        let store = KeyedStore::open(broker, SESSIONS_TOPIC, limits).await?;
+        Ok(SessionStore { store })
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<SessionRecord> {
+        let bytes = self.store.get(client_id)?;
+        match serde_json::from_slice(&bytes) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                tracing::warn!(%client_id, error = %e, "unreadable MQTT session record; ignoring it");
+                None
+            }
+        }
+    }
+
+    pub async fn put(&self, client_id: &str, record: &SessionRecord) -> Result<(), CoreError> {
+        let bytes = serde_json::to_vec(record).expect("records serialise");
+        self.store.put(client_id, Bytes::from(bytes)).await
+    }
+
+    pub async fn remove(&self, client_id: &str) -> Result<(), CoreError> {
+        self.store.remove(client_id).await
+    }
+
+    /// Client ids whose sessions have expired by now (sessions without a connection).
+    pub fn expired(&self) -> Vec<String> {
+        let now = now_ms();
+        self.store
+            .entries()
+            .into_iter()
+            .filter_map(|(client_id, bytes)| {
+                let record: SessionRecord = serde_json::from_slice(&bytes).ok()?;
+                record.expired(now).then_some(client_id)
+            })
+            .collect()
+    }
+
+    /// Sessions whose connection was open when the broker stopped: their connection ended at
+    /// start-up, which starts their expiry.
+    pub async fn end_open_sessions(&self) -> Result<usize, CoreError> {
+        let now = now_ms();
+        let mut ended = 0;
+        for (client_id, bytes) in self.store.entries() {
+            let Ok(mut record) = serde_json::from_slice::<SessionRecord>(&bytes) else {
+                continue;
+            };
+            if record.ended_ms.is_none() {
+                record.ended_ms = Some(now);
+                self.put(&client_id, &record).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+}

@@ -1,0 +1,134 @@
+"""MQTT under a broker crash (kill -9) and over time: QoS 2 delivered exactly once, acknowledged
+QoS 1 publishes never lost, and sessions that expire when MQTT 5 says."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from mqtt_helpers import V5, WAIT_S, Client
+
+N = 300
+
+
+def reconnect(client: Client, attempts: int = 100) -> None:
+    """Reconnects a paho client whose broker restarted, keeping its session state."""
+    for _ in range(attempts):
+        try:
+            client.client.loop_stop()
+            client.connack.clear()
+            client.client.reconnect()
+            client.client.loop_start()
+            if client.connack.wait(WAIT_S):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("could not reconnect")
+
+
+def test_qos2_is_delivered_exactly_once_across_kill_9(porter):
+    got: list[bytes] = []
+    lock = threading.Lock()
+
+    def slow(client, userdata, message):
+        with lock:
+            got.append(message.payload)
+        time.sleep(0.004)  # a consumer slow enough to have QoS 2 exchanges open at the crash
+
+    sub = Client(porter.mqtt_port, "ledger", V5, clean=False, expiry=3600)
+    sub.subscribe("payments", qos=2)
+    sub.close()
+    pub = Client(porter.mqtt_port, "bank", V5)
+    for i in range(N):
+        pub.publish("payments", f"{i}".encode(), qos=2)
+    pub.close()
+
+    sub = Client(porter.mqtt_port, "ledger", V5, clean=False, expiry=3600, connect=False)
+    sub.client.on_message = slow
+    sub.connect()
+    assert sub.session_present
+    deadline = time.monotonic() + WAIT_S
+    while len(got) < N // 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert 0 < len(got) < N, "the crash must come mid-stream"
+    porter.kill9_restart()
+    reconnect(sub)
+    deadline = time.monotonic() + 30
+    while len(set(got)) < N and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # anything sent twice would arrive now
+    with lock:
+        received = list(got)
+    assert sorted(set(received), key=int) == [f"{i}".encode() for i in range(N)], "nothing lost"
+    dups = len(received) - len(set(received))
+    assert dups == 0, f"{dups} messages delivered twice"
+    sub.close()
+
+
+def test_acknowledged_qos1_publishes_survive_kill_9(porter):
+    sub = Client(porter.mqtt_port, "archive", V5, clean=False, expiry=3600)
+    sub.subscribe("telemetry/#", qos=1)
+    sub.close()
+    pub = Client(porter.mqtt_port, "sensor", V5)
+    acked = []
+    stop = threading.Event()
+
+    def produce():
+        i = 0
+        while not stop.is_set():
+            info = pub.client.publish(f"telemetry/{i % 7}", f"{i}".encode(), qos=1)
+            try:
+                info.wait_for_publish(2)
+            except (RuntimeError, ValueError):
+                return
+            if info.is_published():
+                acked.append(f"{i}".encode())
+            else:
+                return
+            i += 1
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    time.sleep(0.5)
+    porter.kill9_restart()
+    stop.set()
+    producer.join(10)
+    assert len(acked) > 50
+    back = Client(porter.mqtt_port, "archive", V5, clean=False, expiry=3600)
+    got = {m.payload for m in back.drain(len(acked) + 10, timeout=10)}
+    missing = [a for a in acked if a not in got]
+    assert missing == [], f"{len(missing)} acknowledged messages lost"
+    back.close()
+
+
+def test_a_session_ends_when_its_expiry_passes_and_the_expiry_can_change_at_disconnect(porter):
+    short = Client(porter.mqtt_port, "short", V5, clean=False, expiry=1)
+    short.subscribe("news", qos=1)
+    short.close()
+    time.sleep(2.5)
+    again = Client(porter.mqtt_port, "short", V5, clean=False, expiry=1)
+    assert again.session_present is False, "expired after 1 s"
+    again.subscribe("news", qos=1)
+    # Lengthen it at DISCONNECT (MQTT 5 §3.14.2.2.2).
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.DISCONNECT)
+    props.SessionExpiryInterval = 30
+    again.client.disconnect(properties=props)
+    again.client.loop_stop()
+    time.sleep(2.5)
+    kept = Client(porter.mqtt_port, "short", V5, clean=False, expiry=30)
+    assert kept.session_present is True
+    kept.close()
+
+
+def test_an_expired_session_stays_expired_across_a_restart(porter):
+    c = Client(porter.mqtt_port, "brief", V5, clean=False, expiry=2)
+    c.subscribe("x", qos=1)
+    c.close()
+    porter.kill9_restart()
+    time.sleep(3)
+    back = Client(porter.mqtt_port, "brief", V5, clean=False, expiry=2)
+    assert back.session_present is False
+    back.close()
