@@ -185,6 +185,9 @@ class Porter {
     // MQTT likewise (default port 1883): `options.mqtt` gives it a free loopback port (porter.mqttUrl).
     if (binaryHasFlag('--mqtt-listen') && !this.extraArgs?.includes('--mqtt-listen')) {
       args.push('--mqtt-listen', this.mqttListen || 'off')
+    // STOMP's default port likewise.
+    if (binaryHasFlag('--stomp-listen') && !this.extraArgs?.includes('--stomp-listen')) {
+      args.push('--stomp-listen', 'off')
     }
     fs.appendFileSync(this.logPath, `\n=== start ${this.starts}: ${PORTER_BIN} ${args.join(' ')}\n`)
     const log = fs.openSync(this.logPath, 'a')

@@ -145,6 +145,10 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
+    // STOMP logs in the broker's users, who are configured under [amqp] today.
+    let users = Arc::new(porter_gateway_amqp::auth::static_users(
+        &settings.amqp.users,
+    ));
     if settings.amqp_enabled {
         let tcp = bind("AMQP 0-9-1", "--amqp-listen", settings.amqp.listen).await?;
         amqp_addr = tcp.local_addr()?.to_string();
@@ -202,12 +206,33 @@ async fn start(mut settings: Settings) -> Result<Running> {
             )),
         ));
     }
+    // One STOMP protocol for the TCP listener and (when the HTTP listener serves it) `/ws`.
+    let stomp = porter_gateway_stomp::StompProtocol::new(broker.clone(), settings.stomp.clone())
+        .with_authenticator(users.clone());
+    let mut stomp_addr = "off".to_string();
+    if settings.stomp_enabled {
+        let tcp = bind("STOMP", "--stomp-listen", settings.stomp.listen).await?;
+        stomp_addr = tcp.local_addr()?.to_string();
+        let listener = porter_gateway_stomp::stomp_listener(
+            tcp,
+            &settings.stomp,
+            SHUTDOWN_DRAIN_MAX,
+            Some(users),
+        )
+        .context("STOMP listener limits")?;
+        let stop = shutdown.clone();
+        gateways.push((
+            "STOMP",
+            tokio::spawn(porter_gateway_stomp::serve(listener, stomp.clone(), stop)),
+        ));
+    }
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,
         amqp = %amqp_addr,
         rocketmq = %rocketmq_addr,
         mqtt = %mqtt_addr,
+        stomp = %stomp_addr,
         data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "porter is listening"

@@ -14,10 +14,13 @@ use porter_gateway_rocketmq::RocketmqConfig;
 
 mod bridges;
 mod mqtt;
+use porter_gateway_stomp::StompConfig;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 use crate::origin::{ArgOrigins, InvalidSetting, Origin};
+
+mod stomp;
 
 /// The TOML file. Every field is optional; see docs/configuration.md.
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +46,8 @@ pub struct FileConfig {
     pub bridges: Vec<bridges::BridgeSection>,
     #[serde(default)]
     pub alarms: AlarmsSection,
+    #[serde(default)]
+    pub stomp: stomp::StompSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +200,9 @@ pub struct Settings {
     pub mqtt_enabled: bool,
     pub mqtt: porter_gateway_mqtt::MqttConfig,
     pub bridges: Vec<porter_core::bridge::BridgeSpec>,
+    /// Whether the STOMP listener runs.
+    pub stomp_enabled: bool,
+    pub stomp: StompConfig,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -499,8 +507,9 @@ impl Settings {
             .clone()
             .or(file.log.filter)
             .unwrap_or_else(|| "info".to_string());
-        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled && !mqtt_enabled {
-            bail!("every listener is off: enable kafka, amqp, rocketmq or mqtt");
+        let (stomp_enabled, stomp) = stomp::load(&file.stomp, args.stomp_listen.as_deref(), src)?;
+        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled && !mqtt_enabled && !stomp_enabled {
+            bail!("every listener is off: enable kafka, amqp, rocketmq, mqtt or stomp");
         }
         Ok(Settings {
             broker,
@@ -513,6 +522,8 @@ impl Settings {
             mqtt_enabled,
             mqtt,
             bridges,
+            stomp_enabled,
+            stomp,
             vhosts,
             log_format,
             log_filter,
@@ -735,6 +746,7 @@ mod tests {
         assert!(s.rocketmq_enabled, "RocketMQ alone is a broker too");
         let all_off = ServeArgs {
             rocketmq_listen: Some("off".into()),
+            stomp_listen: Some("off".into()),
             ..two_off
         };
         assert!(merge(&all_off, FileConfig::default()).is_err());

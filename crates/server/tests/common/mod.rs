@@ -128,6 +128,11 @@ impl Server {
             Vec::new()
         } else {
             vec!["--mqtt-listen".to_string(), "off".to_string()]
+        // STOMP's likewise.
+        let stomp = if self.args.iter().any(|a| a == "--stomp-listen") {
+            Vec::new()
+        } else {
+            vec!["--stomp-listen".to_string(), "off".to_string()]
         };
         let child = Command::new(env!("CARGO_BIN_EXE_porter"))
             .arg("serve")
@@ -137,6 +142,7 @@ impl Server {
             .args(&amqp)
             .args(&rocketmq)
             .args(&mqtt)
+            .args(&stomp)
             .args(&self.args)
             .env("NO_COLOR", "1")
             .env_remove("PORTER_CONFIG")
