@@ -118,9 +118,13 @@ class PorterServer:
         # MQTT gateway likewise: `server.mqtt_port` on 127.0.0.1.
         self.mqtt_enabled = binary_has_flag(binary, "--mqtt-listen")
         self.mqtt_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port)
+        # STOMP gateway, likewise: `server.stomp_port` on 127.0.0.1.
+        self.stomp_enabled = binary_has_flag(binary, "--stomp-listen")
+        self.stomp_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port, self.mqtt_port)
         # HTTP listener (WebSocket endpoints /mqtt and /ws, the chat page), likewise.
         self.http_enabled = binary_has_flag(binary, "--http-listen")
-        self.http_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port, self.mqtt_port)
+        self.http_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port, self.mqtt_port,
+                                            self.stomp_port)
         self.http_url = f"http://127.0.0.1:{self.http_port}"
         # What Metadata tells clients to connect to: the listener itself unless a test puts
         # something (a fault-injecting proxy) in between.
@@ -156,6 +160,8 @@ class PorterServer:
             command += ["--rocketmq-listen", self.rocketmq_endpoint]
         if self.mqtt_enabled:
             command += ["--mqtt-listen", f"127.0.0.1:{self.mqtt_port}"]
+        if self.stomp_enabled and "--stomp-listen" not in self.extra_args:
+            command += ["--stomp-listen", f"127.0.0.1:{self.stomp_port}"]
         if self.http_enabled:
             command += ["--http-listen", f"127.0.0.1:{self.http_port}"]
         command += self.extra_args
@@ -181,6 +187,11 @@ class PorterServer:
                 and (not self.amqp_enabled or port_accepts(self.amqp_port))
                 and (not self.rocketmq_enabled or port_accepts(self.rocketmq_port))
                 and (not self.mqtt_enabled or port_accepts(self.mqtt_port))
+                and (
+                    not self.stomp_enabled
+                    or "--stomp-listen" in self.extra_args
+                    or port_accepts(self.stomp_port)
+                )
                 and (not self.http_enabled or port_accepts(self.http_port))
             ):
                 return

@@ -8,8 +8,9 @@ would run them:
   started by the `porter` fixture. The documented default addresses are rewritten to the
   fixture's (localhost:9092 to its Kafka bootstrap, localhost:5672 and
   amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one,
-  localhost:15672 to its HTTP one), and KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT / HTTP_URL
-  point there too (what examples/ read). The
+  localhost:1883 (and `"localhost", 1883`, `-p 1883`) to its MQTT one, localhost:61613 and
+  stomp.py's ("localhost", 61613) to its STOMP one, localhost:15672 to its HTTP one), and
+  KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT / HTTP_URL point there too (what examples/ read). The
   documented virtualenvs (`/tmp/porter-venv`, `.venv`, or one
   the block creates) become the suite's own Python (sys.executable): `python3 -m venv DIR` is
   dropped and `pip install PKG...` is a no-op when every PKG is pinned in
@@ -232,6 +233,13 @@ def rewrite_addresses(code: str, server: PorterServer) -> str:
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):9092\b", server.bootstrap, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):5672\b", amqp, code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):8081\b", server.rocketmq_endpoint, code)
+    # MQTT: host:port, and a client's connect("localhost", 1883).
+    code = re.sub(r"\b(?:localhost|127\.0\.0\.1):1883\b", f"127.0.0.1:{server.mqtt_port}", code)
+    code = re.sub(r"([\"'])localhost\1,\s*1883\b", rf"\g<1>127.0.0.1\g<1>, {server.mqtt_port}", code)
+    code = re.sub(r"(-p\s+)1883\b", rf"\g<1>{server.mqtt_port}", code)
+    code = re.sub(r"\b(?:localhost|127\.0\.0\.1):61613\b", f"127.0.0.1:{server.stomp_port}", code)
+    # stomp.py names its broker as a (host, port) pair.
+    code = re.sub(r"\(\s*([\"'])(?:localhost|127\.0\.0\.1)\1\s*,\s*61613\s*\)", f'("127.0.0.1", {server.stomp_port})', code)
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):15672\b", f"127.0.0.1:{server.http_port}", code)
     # amqp://user:pass@localhost/... means port 5672 too.
     return re.sub(r"(amqp://(?:[^@/\s\"']*@)?)localhost(?![\w.:-])", rf"\g<1>{amqp}", code)
@@ -383,7 +391,8 @@ def config_server(tmp_path: Path, config: Path) -> tuple[PorterServer, list[int]
     # PorterServer passes --data-dir and the --*-listen flags it knows; any other listener here.
     other_ports = []
     for flag in listen_flags():
-        if flag not in ("--kafka-listen", "--amqp-listen", "--rocketmq-listen", "--mqtt-listen", "--http-listen"):
+        if flag not in ("--kafka-listen", "--amqp-listen", "--rocketmq-listen", "--mqtt-listen",
+                        "--stomp-listen", "--http-listen"):
             port = free_loopback_port()
             other_ports.append(port)
             server.extra_args += [flag, f"127.0.0.1:{port}"]

@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// [default: 0.0.0.0:1883]
     #[arg(long, env = "PORTER_MQTT_LISTEN", value_name = "ADDR")]
     pub mqtt_listen: Option<String>,
+    /// Address the STOMP listener binds, or `off`. Port 0 lets the OS choose.
+    /// [default: 0.0.0.0:61613]
+    #[arg(long, env = "PORTER_STOMP_LISTEN", value_name = "ADDR")]
+    pub stomp_listen: Option<String>,
 
     /// Address the HTTP listener binds (WebSocket endpoints /mqtt and /ws, the chat page at
     /// /chat/, /healthz), or `off`. Port 0 lets the OS choose. [default: 0.0.0.0:15672]

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use porter_core::{Broker, CoreError};
-use porter_gateway_http::{WebSocketRoute, MQTT_SUBPROTOCOLS};
+use porter_gateway_http::{WebSocketRoute, MQTT_SUBPROTOCOLS, STOMP_SUBPROTOCOLS};
 use porter_gateway_kafka::server::kafka_listener;
 use porter_gateway_kafka::KafkaProtocol;
 use porter_gateway_kit::Listener;
@@ -146,6 +146,10 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
+    // STOMP logs in the broker's users, who are configured under [amqp] today.
+    let users = Arc::new(porter_gateway_amqp::auth::static_users(
+        &settings.amqp.users,
+    ));
     if settings.amqp_enabled {
         let tcp = bind("AMQP 0-9-1", "--amqp-listen", settings.amqp.listen).await?;
         amqp_addr = tcp.local_addr()?.to_string();
@@ -215,6 +219,36 @@ async fn start(mut settings: Settings) -> Result<Running> {
             )),
         ));
     }
+    // One STOMP protocol for the TCP listener and (when the HTTP listener serves it) `/ws`.
+    let stomp = porter_gateway_stomp::StompProtocol::new(broker.clone(), settings.stomp.clone())
+        .with_authenticator(users.clone());
+    let mut stomp_addr = "off".to_string();
+    if settings.stomp_enabled {
+        let tcp = bind("STOMP", "--stomp-listen", settings.stomp.listen).await?;
+        stomp_addr = tcp.local_addr()?.to_string();
+        let listener = porter_gateway_stomp::stomp_listener(
+            tcp,
+            &settings.stomp,
+            SHUTDOWN_DRAIN_MAX,
+            Some(users),
+        )
+        .context("STOMP listener limits")?;
+        let stop = shutdown.clone();
+        gateways.push((
+            "STOMP",
+            tokio::spawn(porter_gateway_stomp::serve(listener, stomp.clone(), stop)),
+        ));
+    }
+    // The same STOMP protocol over WebSocket at /ws.
+    let stomp_ws = WebSocketRoute::new(
+        "stomp-ws",
+        STOMP_SUBPROTOCOLS,
+        Arc::new(stomp.clone()),
+        settings.stomp.listener_limits(SHUTDOWN_DRAIN_MAX),
+        settings.http.websocket.clone(),
+    )
+    .context("STOMP WebSocket limits")?;
+    routes = routes.websocket("/ws", stomp_ws);
     let http_addr = start_http(
         settings.http_enabled,
         &settings.http,
@@ -229,6 +263,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
         amqp = %amqp_addr,
         rocketmq = %rocketmq_addr,
         mqtt = %mqtt_addr,
+        stomp = %stomp_addr,
         http = %http_addr,
         data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,

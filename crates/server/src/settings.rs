@@ -11,6 +11,7 @@ use porter_gateway_amqp::{AmqpConfig, User};
 use porter_gateway_kafka::KafkaConfig;
 use porter_gateway_rocketmq::config::{Backoff, GroupPolicy};
 use porter_gateway_rocketmq::RocketmqConfig;
+use porter_gateway_stomp::StompConfig;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
@@ -19,6 +20,7 @@ use crate::origin::{ArgOrigins, InvalidSetting, Origin};
 mod bridges;
 mod http;
 mod mqtt;
+mod stomp;
 
 /// The TOML file. Every field is optional; see docs/configuration.md.
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +46,8 @@ pub struct FileConfig {
     pub bridges: Vec<bridges::BridgeSection>,
     #[serde(default)]
     pub alarms: AlarmsSection,
+    #[serde(default)]
+    pub stomp: stomp::StompSection,
     #[serde(default)]
     pub http: http::HttpSection,
 }
@@ -198,6 +202,9 @@ pub struct Settings {
     pub mqtt_enabled: bool,
     pub mqtt: porter_gateway_mqtt::MqttConfig,
     pub bridges: Vec<porter_core::bridge::BridgeSpec>,
+    /// Whether the STOMP listener runs.
+    pub stomp_enabled: bool,
+    pub stomp: StompConfig,
     /// Whether the HTTP listener (WebSocket endpoints, chat page) runs.
     pub http_enabled: bool,
     pub http: porter_gateway_http::HttpConfig,
@@ -506,8 +513,9 @@ impl Settings {
             .clone()
             .or(file.log.filter)
             .unwrap_or_else(|| "info".to_string());
-        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled && !mqtt_enabled {
-            bail!("every listener is off: enable kafka, amqp, rocketmq or mqtt");
+        let (stomp_enabled, stomp) = stomp::load(&file.stomp, args.stomp_listen.as_deref(), src)?;
+        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled && !mqtt_enabled && !stomp_enabled {
+            bail!("every listener is off: enable kafka, amqp, rocketmq, mqtt or stomp");
         }
         Ok(Settings {
             broker,
@@ -520,6 +528,8 @@ impl Settings {
             mqtt_enabled,
             mqtt,
             bridges,
+            stomp_enabled,
+            stomp,
             http_enabled,
             http,
             vhosts,
@@ -744,6 +754,7 @@ mod tests {
         assert!(s.rocketmq_enabled, "RocketMQ alone is a broker too");
         let all_off = ServeArgs {
             rocketmq_listen: Some("off".into()),
+            stomp_listen: Some("off".into()),
             mqtt_listen: Some("off".into()),
             ..two_off
         };

@@ -96,6 +96,7 @@ impl WireProtocol {
         match self {
             WireProtocol::Amqp(AmqpVersion::V0_9_1 | AmqpVersion::Other) => Some(5672),
             WireProtocol::Kafka => Some(9092),
+            WireProtocol::Stomp => Some(61613),
             _ => None,
         }
     }

@@ -129,6 +129,12 @@ impl Server {
         } else {
             vec!["--mqtt-listen".to_string(), "off".to_string()]
         };
+        // STOMP's likewise.
+        let stomp = if self.args.iter().any(|a| a == "--stomp-listen") {
+            Vec::new()
+        } else {
+            vec!["--stomp-listen".to_string(), "off".to_string()]
+        };
         // The HTTP listener likewise (its default port 15672 is RabbitMQ management's too).
         let http = if self.args.iter().any(|a| a == "--http-listen") {
             Vec::new()
@@ -143,6 +149,7 @@ impl Server {
             .args(&amqp)
             .args(&rocketmq)
             .args(&mqtt)
+            .args(&stomp)
             .args(&http)
             .args(&self.args)
             .env("NO_COLOR", "1")
