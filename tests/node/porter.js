@@ -194,6 +194,7 @@ class Porter {
     // MQTT likewise (default port 1883): `options.mqtt` gives it a free loopback port (porter.mqttUrl).
     if (binaryHasFlag('--mqtt-listen') && !this.extraArgs?.includes('--mqtt-listen')) {
       args.push('--mqtt-listen', this.mqttListen || 'off')
+    }
     // STOMP's default port likewise.
     if (binaryHasFlag('--stomp-listen') && !this.extraArgs?.includes('--stomp-listen')) {
       args.push('--stomp-listen', 'off')
