@@ -41,6 +41,11 @@ pub const WEBSOCKET_WRITE_BUFFER_BYTES: usize = 16 << 10;
 /// so it is small: with 4 KiB an idle MQTT-over-WebSocket connection costs ~35 KiB of broker RSS,
 /// with 16 KiB ~51 KiB (2,000 idle connections, debug build; the same over TCP: ~17 KiB).
 pub const WEBSOCKET_READ_BUFFER_BYTES: usize = 4 << 10;
+/// The largest header of a frame the broker sends (2 bytes, 8 of length, no mask).
+pub const WEBSOCKET_FRAME_HEADER_BYTES: usize = 10;
+/// The largest control frame (a pong or close: 2 bytes of header, 125 of payload), which
+/// tungstenite may queue behind a data frame while the socket is full.
+pub const WEBSOCKET_CONTROL_FRAME_BYTES: usize = 127;
 /// Bytes the WebSocket transport of one connection holds at most (see the module docs).
 pub const WEBSOCKET_CONNECTION_BYTES_MAX: usize = WEBSOCKET_READ_BUFFER_BYTES
     + WEBSOCKET_MESSAGE_BYTES_MAX

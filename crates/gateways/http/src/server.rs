@@ -65,7 +65,9 @@ impl Protocol for Http {
                 Ok(()) => CloseReason::peer("end of stream"),
                 Err(e) if e.is_timeout() => CloseReason::deadline(porter_gateway_kit::Deadline::Idle, self.idle),
                 Err(e) if e.is_parse_too_large() => CloseReason::limit(431, "request head over header_bytes_max"),
-                Err(e) => CloseReason::protocol(400, e.to_string()),
+                Err(e) if e.is_parse() => CloseReason::protocol(400, e.to_string()),
+                // A reset or a request cut short: the client left (not worth a warning).
+                Err(e) => CloseReason::peer(e.to_string()),
             },
             reason = conn.closing() => {
                 // Finish the request in progress, then close.

@@ -19,6 +19,7 @@ use porter_gateway_kit::limits::LimitsError;
 use porter_gateway_kit::{CloseReason, ClosedBy, Endpoint, ListenerLimits, Protocol};
 
 use crate::config::WebSocketConfig;
+use crate::limits::{WEBSOCKET_CONTROL_FRAME_BYTES, WEBSOCKET_FRAME_HEADER_BYTES};
 use crate::peer::PeerAddrs;
 use crate::ws_stream::{Returned, WsStream};
 
@@ -96,7 +97,15 @@ pub async fn upgrade<P: Protocol>(
         .max_message_size(config.message_bytes_max)
         .read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(config.write_buffer_bytes)
-        .max_write_buffer_size(config.write_buffer_bytes + config.frame_bytes_max + 64);
+        .max_write_buffer_size(
+            // Never reached: a write waits for the buffer to drain below write_buffer_bytes, then
+            // adds one frame (and tungstenite perhaps a pong). The bound turns a bug into an
+            // error instead of unbounded memory.
+            config.write_buffer_bytes
+                + config.frame_bytes_max
+                + WEBSOCKET_FRAME_HEADER_BYTES
+                + WEBSOCKET_CONTROL_FRAME_BYTES,
+        );
     let name = route.endpoint.protocol();
     upgrade
         .on_failed_upgrade(
