@@ -50,7 +50,9 @@ pub const WEBSOCKET_CONTROL_FRAME_BYTES: usize = 127;
 pub const WEBSOCKET_CONNECTION_BYTES_MAX: usize = WEBSOCKET_READ_BUFFER_BYTES
     + WEBSOCKET_MESSAGE_BYTES_MAX
     + WEBSOCKET_WRITE_BUFFER_BYTES
-    + WEBSOCKET_FRAME_BYTES_MAX;
+    + WEBSOCKET_FRAME_BYTES_MAX
+    + WEBSOCKET_FRAME_HEADER_BYTES
+    + WEBSOCKET_CONTROL_FRAME_BYTES;
 
 /// hyper refuses a read buffer under 8 KiB.
 pub const HEADER_BYTES_MIN: usize = 8 << 10;
@@ -61,7 +63,7 @@ const _: () = assert!(CONNECTIONS_MAX > 0 && WEBSOCKET_CONNECTIONS_MAX > 0);
 // Request memory of plain HTTP at its worst: 1,024 × (16 KiB + 1 MiB) ≈ 1 GiB.
 const _: () =
     assert!((CONNECTIONS_MAX as u64) * ((HEADER_BYTES_MAX + BODY_BYTES_MAX) as u64) <= 2 << 30);
-// WebSocket transport memory at its worst: 10,000 × 544 KiB ≈ 5.2 GiB; a deployment that expects
+// WebSocket transport memory at its worst: 10,000 × ~532 KiB ≈ 5.1 GiB; a deployment that expects
 // many browser clients lowers the frame and message limits (MQTT packets may span frames).
 const _: () = assert!(
     (WEBSOCKET_CONNECTIONS_MAX as u64) * (WEBSOCKET_CONNECTION_BYTES_MAX as u64) <= 6 << 30
