@@ -85,6 +85,8 @@ as_root() {
 install_deps() {
     local apt_packages=()
     command -v kcat >/dev/null 2>&1 || apt_packages+=(kcat)
+    # Headless Chromium for the chat page test (tests/node/chat.test.js, puppeteer-core).
+    command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
     command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
         apt_packages+=(python3-venv)

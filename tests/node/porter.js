@@ -124,6 +124,7 @@ class Porter {
     }
   }
 
+  // `options.http`: also serve HTTP (WebSocket at porter.httpUrl) on a free loopback port.
   // `options.rocketmq`: also serve RocketMQ 5 (gRPC) on a free loopback port (porter.rocketmqEndpoint),
   // and wait for it at startup.
   static async create (options = {}) {
@@ -148,8 +149,16 @@ class Porter {
       server.mqttPort = await freeLoopbackPort()
       server.mqttListen = `127.0.0.1:${server.mqttPort}`
     }
+    if (options.http) {
+      server.httpPort = await freeLoopbackPort()
+      server.httpListen = `127.0.0.1:${server.httpPort}`
+    }
     await server.start()
     return server
+  }
+
+  get httpUrl () {
+    return `http://127.0.0.1:${this.httpPort}`
   }
 
   get rocketmqEndpoint () {
@@ -190,6 +199,10 @@ class Porter {
     if (binaryHasFlag('--stomp-listen') && !this.extraArgs?.includes('--stomp-listen')) {
       args.push('--stomp-listen', 'off')
     }
+    // The HTTP listener (WebSocket endpoints) likewise: off unless asked for ({ http: true }).
+    if (binaryHasFlag('--http-listen') && !this.extraArgs?.includes('--http-listen')) {
+      args.push('--http-listen', this.httpListen || 'off')
+    }
     fs.appendFileSync(this.logPath, `\n=== start ${this.starts}: ${PORTER_BIN} ${args.join(' ')}\n`)
     const log = fs.openSync(this.logPath, 'a')
     let child
@@ -218,7 +231,8 @@ class Porter {
           `during start ${this.starts}\n${this.logTail()}`)
       }
       if (await portAccepts(this.port) && (!this.amqpEnabled || await portAccepts(this.amqpPort)) &&
-        (!this.rocketmqPort || await portAccepts(this.rocketmqPort))) return
+        (!this.rocketmqPort || await portAccepts(this.rocketmqPort)) &&
+        (!this.httpPort || await portAccepts(this.httpPort))) return
       await sleep(50)
     }
     await this.kill()

@@ -121,6 +121,11 @@ class PorterServer:
         # STOMP gateway, likewise: `server.stomp_port` on 127.0.0.1.
         self.stomp_enabled = binary_has_flag(binary, "--stomp-listen")
         self.stomp_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port, self.mqtt_port)
+        # HTTP listener (WebSocket endpoints /mqtt and /ws, the chat page), likewise.
+        self.http_enabled = binary_has_flag(binary, "--http-listen")
+        self.http_port = free_loopback_port(port, self.amqp_port, self.rocketmq_port, self.mqtt_port,
+                                            self.stomp_port)
+        self.http_url = f"http://127.0.0.1:{self.http_port}"
         # What Metadata tells clients to connect to: the listener itself unless a test puts
         # something (a fault-injecting proxy) in between.
         self.advertised = advertised or self.bootstrap
@@ -157,6 +162,8 @@ class PorterServer:
             command += ["--mqtt-listen", f"127.0.0.1:{self.mqtt_port}"]
         if self.stomp_enabled and "--stomp-listen" not in self.extra_args:
             command += ["--stomp-listen", f"127.0.0.1:{self.stomp_port}"]
+        if self.http_enabled:
+            command += ["--http-listen", f"127.0.0.1:{self.http_port}"]
         command += self.extra_args
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== start {self.starts}: {' '.join(command)}\n".encode())
@@ -185,6 +192,7 @@ class PorterServer:
                     or "--stomp-listen" in self.extra_args
                     or port_accepts(self.stomp_port)
                 )
+                and (not self.http_enabled or port_accepts(self.http_port))
             ):
                 return
             time.sleep(0.05)

@@ -9,8 +9,8 @@ would run them:
   fixture's (localhost:9092 to its Kafka bootstrap, localhost:5672 and
   amqp://guest:guest@localhost:5672 to its AMQP listener, localhost:8081 to its RocketMQ one,
   localhost:1883 (and `"localhost", 1883`, `-p 1883`) to its MQTT one, localhost:61613 and
-  stomp.py's ("localhost", 61613) to its STOMP one), and
-  KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT point there too (what examples/ read). The
+  stomp.py's ("localhost", 61613) to its STOMP one, localhost:15672 to its HTTP one), and
+  KAFKA_BOOTSTRAP / AMQP_URL / ROCKETMQ_ENDPOINT / HTTP_URL point there too (what examples/ read). The
   documented virtualenvs (`/tmp/porter-venv`, `.venv`, or one
   the block creates) become the suite's own Python (sys.executable): `python3 -m venv DIR` is
   dropped and `pip install PKG...` is a no-op when every PKG is pinned in
@@ -240,6 +240,7 @@ def rewrite_addresses(code: str, server: PorterServer) -> str:
     code = re.sub(r"\b(?:localhost|127\.0\.0\.1):61613\b", f"127.0.0.1:{server.stomp_port}", code)
     # stomp.py names its broker as a (host, port) pair.
     code = re.sub(r"\(\s*([\"'])(?:localhost|127\.0\.0\.1)\1\s*,\s*61613\s*\)", f'("127.0.0.1", {server.stomp_port})', code)
+    code = re.sub(r"\b(?:localhost|127\.0\.0\.1):15672\b", f"127.0.0.1:{server.http_port}", code)
     # amqp://user:pass@localhost/... means port 5672 too.
     return re.sub(r"(amqp://(?:[^@/\s\"']*@)?)localhost(?![\w.:-])", rf"\g<1>{amqp}", code)
 
@@ -280,6 +281,7 @@ def snippet_env(server: PorterServer) -> dict[str, str]:
     env["KAFKA_BOOTSTRAP"] = server.bootstrap
     env["AMQP_URL"] = server.amqp_url
     env["ROCKETMQ_ENDPOINT"] = server.rocketmq_endpoint
+    env["HTTP_URL"] = server.http_url
     # A reader who built Porter has `porter` at hand.
     env["PATH"] = f"{PORTER_BIN.parent}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -390,7 +392,7 @@ def config_server(tmp_path: Path, config: Path) -> tuple[PorterServer, list[int]
     other_ports = []
     for flag in listen_flags():
         if flag not in ("--kafka-listen", "--amqp-listen", "--rocketmq-listen", "--mqtt-listen",
-                        "--stomp-listen"):
+                        "--stomp-listen", "--http-listen"):
             port = free_loopback_port()
             other_ports.append(port)
             server.extra_args += [flag, f"127.0.0.1:{port}"]

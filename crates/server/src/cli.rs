@@ -67,6 +67,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTER_STOMP_LISTEN", value_name = "ADDR")]
     pub stomp_listen: Option<String>,
 
+    /// Address the HTTP listener binds (WebSocket endpoints /mqtt and /ws, the chat page at
+    /// /chat/, /healthz), or `off`. Port 0 lets the OS choose. [default: 0.0.0.0:15672]
+    #[arg(long, env = "PORTER_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<String>,
+
     /// Largest Kafka request accepted, in bytes. [default: 104857600]
     #[arg(long, env = "PORTER_KAFKA_REQUEST_BYTES_MAX", value_name = "BYTES")]
     pub kafka_request_bytes_max: Option<u32>,

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use porter_core::{Broker, CoreError};
+use porter_gateway_http::{WebSocketRoute, MQTT_SUBPROTOCOLS, STOMP_SUBPROTOCOLS};
 use porter_gateway_kafka::server::kafka_listener;
 use porter_gateway_kafka::KafkaProtocol;
 use porter_gateway_kit::Listener;
@@ -190,12 +191,24 @@ async fn start(mut settings: Settings) -> Result<Running> {
             .with_context(|| format!("starting bridge {bridge:?}"))?;
     }
     let mut mqtt_addr = "off".to_string();
+    let mut routes = porter_gateway_http::Routes::new();
     if settings.mqtt_enabled {
         let tcp = bind("MQTT", "--mqtt-listen", settings.mqtt.listen).await?;
         mqtt_addr = tcp.local_addr()?.to_string();
+        let limits = settings.mqtt.listener_limits(SHUTDOWN_DRAIN_MAX);
         let protocol = MqttProtocol::open(broker.clone(), settings.mqtt, shutdown.clone())
             .await
             .context("opening the MQTT gateway's retained messages")?;
+        // The same protocol (client ids, sessions, retained) over WebSocket at /mqtt.
+        let websocket = WebSocketRoute::new(
+            "mqtt-ws",
+            MQTT_SUBPROTOCOLS,
+            Arc::new(protocol.clone()),
+            limits,
+            settings.http.websocket.clone(),
+        )
+        .context("MQTT WebSocket limits")?;
+        routes = routes.websocket("/mqtt", websocket);
         gateways.push((
             "MQTT",
             tokio::spawn(porter_gateway_mqtt::serve(
@@ -226,6 +239,24 @@ async fn start(mut settings: Settings) -> Result<Running> {
             tokio::spawn(porter_gateway_stomp::serve(listener, stomp.clone(), stop)),
         ));
     }
+    // The same STOMP protocol over WebSocket at /ws.
+    let stomp_ws = WebSocketRoute::new(
+        "stomp-ws",
+        STOMP_SUBPROTOCOLS,
+        Arc::new(stomp.clone()),
+        settings.stomp.listener_limits(SHUTDOWN_DRAIN_MAX),
+        settings.http.websocket.clone(),
+    )
+    .context("STOMP WebSocket limits")?;
+    routes = routes.websocket("/ws", stomp_ws);
+    let http_addr = start_http(
+        settings.http_enabled,
+        &settings.http,
+        routes,
+        &shutdown,
+        &mut gateways,
+    )
+    .await?;
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,
@@ -233,6 +264,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
         rocketmq = %rocketmq_addr,
         mqtt = %mqtt_addr,
         stomp = %stomp_addr,
+        http = %http_addr,
         data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
         "porter is listening"
@@ -242,6 +274,32 @@ async fn start(mut settings: Settings) -> Result<Running> {
         gateways,
         shutdown,
     })
+}
+
+/// Binds and starts the HTTP listener (WebSocket endpoints, chat page); its address or "off".
+async fn start_http(
+    enabled: bool,
+    config: &porter_gateway_http::HttpConfig,
+    routes: porter_gateway_http::Routes,
+    shutdown: &CancellationToken,
+    gateways: &mut Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+) -> Result<String> {
+    if !enabled {
+        return Ok("off".to_string());
+    }
+    let tcp = bind("HTTP", "--http-listen", config.listen).await?;
+    let addr = tcp.local_addr()?.to_string();
+    let listener =
+        porter_gateway_http::HttpListener::new(tcp, config.clone(), routes, SHUTDOWN_DRAIN_MAX)
+            .context("HTTP listener limits")?;
+    let stop = shutdown.clone();
+    gateways.push((
+        "HTTP",
+        tokio::spawn(async move {
+            listener.serve(stop).await;
+        }),
+    ));
+    Ok(addr)
 }
 
 impl Running {

@@ -11,15 +11,15 @@ use porter_gateway_amqp::{AmqpConfig, User};
 use porter_gateway_kafka::KafkaConfig;
 use porter_gateway_rocketmq::config::{Backoff, GroupPolicy};
 use porter_gateway_rocketmq::RocketmqConfig;
-
-mod bridges;
-mod mqtt;
 use porter_gateway_stomp::StompConfig;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 use crate::origin::{ArgOrigins, InvalidSetting, Origin};
 
+mod bridges;
+mod http;
+mod mqtt;
 mod stomp;
 
 /// The TOML file. Every field is optional; see docs/configuration.md.
@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub alarms: AlarmsSection,
     #[serde(default)]
     pub stomp: stomp::StompSection,
+    #[serde(default)]
+    pub http: http::HttpSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +205,9 @@ pub struct Settings {
     /// Whether the STOMP listener runs.
     pub stomp_enabled: bool,
     pub stomp: StompConfig,
+    /// Whether the HTTP listener (WebSocket endpoints, chat page) runs.
+    pub http_enabled: bool,
+    pub http: porter_gateway_http::HttpConfig,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -479,6 +484,7 @@ impl Settings {
         }
         let bridges = bridges::load(&file.bridges)?;
         let (mqtt_enabled, mqtt) = mqtt::load(&file.mqtt, args.mqtt_listen.as_deref(), src)?;
+        let (http_enabled, http) = http::merge(args, src, &file.http)?;
         let alarms = &mut broker.alarms;
         if let Some(v) = file.alarms.memory_high_watermark_bytes {
             alarms.memory_high_watermark_bytes = (v > 0).then_some(v);
@@ -524,6 +530,8 @@ impl Settings {
             bridges,
             stomp_enabled,
             stomp,
+            http_enabled,
+            http,
             vhosts,
             log_format,
             log_filter,
@@ -641,7 +649,7 @@ mod tests {
     use super::*;
 
     /// Merges with every argument taken as a flag and no file path.
-    fn merge(args: &ServeArgs, file: FileConfig) -> Result<Settings> {
+    pub(super) fn merge(args: &ServeArgs, file: FileConfig) -> Result<Settings> {
         let origins = ArgOrigins::default();
         let sources = Sources {
             args: &origins,
@@ -747,6 +755,7 @@ mod tests {
         let all_off = ServeArgs {
             rocketmq_listen: Some("off".into()),
             stomp_listen: Some("off".into()),
+            mqtt_listen: Some("off".into()),
             ..two_off
         };
         assert!(merge(&all_off, FileConfig::default()).is_err());

@@ -5,6 +5,9 @@
 //! - [`listener`]: the accept loop with named limits, TCP_NODELAY, the TLS hook, graceful
 //!   shutdown (goodbye, drain deadline, report of what stayed open). Protocols implement
 //!   [`Protocol`].
+//! - [`endpoint`]: the connection lifecycle after accept (slot, registry entry, memory account,
+//!   handshake deadline, close reason, drain), shared by the TCP listener and transports that
+//!   bring streams of their own (WebSocket on the HTTP listener).
 //! - [`connection`]: the [`Connection`] handed to a protocol: registry entry, memory account,
 //!   limits.
 //! - [`registry`]: the open connections (id, protocol, peer, user, bytes), listed and closed by
@@ -27,6 +30,7 @@ pub mod close;
 pub mod connection;
 pub mod credit;
 pub mod deadlines;
+pub mod endpoint;
 pub mod limits;
 pub mod listener;
 pub mod outbound;
@@ -41,6 +45,7 @@ pub use close::{CloseReason, ClosedBy, Deadline};
 pub use connection::Connection;
 pub use credit::Credit;
 pub use deadlines::{Deadlines, IdleTimer};
+pub use endpoint::{Endpoint, Slot};
 pub use limits::ListenerLimits;
 pub use listener::{Drained, Listener, Protocol};
 pub use outbound::{outbound, OutboundFrame, OutboundLimits, OutboundSender, OutboundWriter};

@@ -1,4 +1,5 @@
-//! The accept loop every gateway shares. A connection slot is taken before `accept`, so past
+//! The TCP accept loop every gateway shares; the connection lifecycle after `accept` is the
+//! [`Endpoint`]'s, shared with transports that are not TCP listeners (WebSocket). A connection slot is taken before `accept`, so past
 //! `connections_max` new clients wait in the kernel's backlog instead of costing memory here.
 //! Each accepted socket gets TCP_NODELAY, a registry entry, a memory account, the TLS hook
 //! (within the handshake deadline), and then the protocol's [`Protocol::serve`]. On shutdown
@@ -11,15 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::budget::MemoryBudget;
-use crate::close::{CloseReason, Deadline};
+use crate::close::CloseReason;
 use crate::connection::Connection;
-use crate::deadlines::within;
+use crate::endpoint::Endpoint;
 use crate::limits::{LimitsError, ListenerLimits, ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
 use crate::registry::{ConnectionInfo, Registry};
 use crate::tls::{Acceptor, PlainTcp, Stream};
@@ -27,7 +26,7 @@ use crate::tls::{Acceptor, PlainTcp, Stream};
 /// A wire protocol served on a listener.
 pub trait Protocol: Send + Sync + 'static {
     /// Serves one connection until it ends and says why. Runs the protocol's own handshake
-    /// (bounded by `conn.deadlines().handshake`, e.g. with [`within`]), its event loop, and on
+    /// (bounded by `conn.deadlines().handshake`, e.g. with [`within`](crate::deadlines::within)), its event loop, and on
     /// [`Connection::closing`] its goodbye. The listener logs the returned reason once.
     fn serve<S: Stream>(
         &self,
@@ -36,29 +35,24 @@ pub trait Protocol: Send + Sync + 'static {
     ) -> impl Future<Output = CloseReason> + Send;
 }
 
-/// A bound listener with its limits, registry and memory budget, ready to serve.
+/// A bound listener: a TCP socket, its transport hook, and the [`Endpoint`] its connections
+/// live in (limits, registry, memory budget, drain).
 pub struct Listener<A: Acceptor = PlainTcp> {
     tcp: TcpListener,
-    protocol: &'static str,
-    limits: Arc<ListenerLimits>,
     acceptor: Arc<A>,
-    authenticator: Option<Arc<dyn Authenticator>>,
-    registry: Registry,
-    budget: MemoryBudget,
+    endpoint: Endpoint,
 }
 
 impl<A: Acceptor> std::fmt::Debug for Listener<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listener")
             .field("tcp", &self.tcp)
-            .field("protocol", &self.protocol)
-            .field("limits", &self.limits)
-            .field("authenticator", &self.authenticator.is_some())
+            .field("endpoint", &self.endpoint)
             .finish()
     }
 }
 
-/// What [`Listener::serve`] left behind.
+/// What [`Listener::serve`] or [`Endpoint::drain`] left behind.
 #[derive(Debug, Default)]
 pub struct Drained {
     /// Connections still open at the drain deadline (already logged).
@@ -72,15 +66,10 @@ impl Listener<PlainTcp> {
         protocol: &'static str,
         limits: ListenerLimits,
     ) -> Result<Self, LimitsError> {
-        let budget = MemoryBudget::new(&limits)?;
         Ok(Listener {
             tcp,
-            protocol,
-            registry: Registry::new(protocol, limits.connections_max),
-            limits: Arc::new(limits),
             acceptor: Arc::new(PlainTcp),
-            authenticator: None,
-            budget,
+            endpoint: Endpoint::new(protocol, limits)?,
         })
     }
 }
@@ -90,30 +79,26 @@ impl<A: Acceptor> Listener<A> {
     pub fn with_acceptor<B: Acceptor>(self, acceptor: B) -> Listener<B> {
         Listener {
             tcp: self.tcp,
-            protocol: self.protocol,
-            limits: self.limits,
             acceptor: Arc::new(acceptor),
-            authenticator: self.authenticator,
-            registry: self.registry,
-            budget: self.budget,
+            endpoint: self.endpoint,
         }
     }
 
     /// The same listener with an authentication hook, handed to every connection
-    /// ([`Connection::authenticator`]).
+    /// ([`Connection::authenticator`](crate::Connection::authenticator)).
     pub fn with_authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> Self {
-        self.authenticator = Some(authenticator);
+        self.endpoint = self.endpoint.with_authenticator(authenticator);
         self
     }
 
     /// The listener's connection registry (list and close connections).
     pub fn registry(&self) -> Registry {
-        self.registry.clone()
+        self.endpoint.registry()
     }
 
     /// The listener's memory budget.
     pub fn budget(&self) -> MemoryBudget {
-        self.budget.clone()
+        self.endpoint.budget()
     }
 
     /// The bound address.
@@ -128,12 +113,11 @@ impl<A: Acceptor> Listener<A> {
         protocol: Arc<P>,
         shutdown: CancellationToken,
     ) -> Drained {
-        let slots = Arc::new(Semaphore::new(self.limits.connections_max));
-        let tracker = TaskTracker::new();
+        let name = self.endpoint.protocol();
         let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
             let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.expect("semaphore never closed"),
+                slot = self.endpoint.slot() => slot,
                 _ = shutdown.cancelled() => break,
             };
             let accepted = tokio::select! {
@@ -144,7 +128,7 @@ impl<A: Acceptor> Listener<A> {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(protocol = self.protocol, error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                    tracing::warn!(protocol = name, error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     continue;
@@ -155,56 +139,14 @@ impl<A: Acceptor> Listener<A> {
             let local = tcp
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-            let registration = match self.registry.register(peer, local) {
-                Ok(registration) => registration,
-                Err(e) => {
-                    // The slot makes this unreachable; refuse rather than exceed the bound.
-                    tracing::error!(protocol = self.protocol, %peer, error = %e, "refusing connection");
-                    continue;
-                }
-            };
-            tracing::debug!(protocol = self.protocol, id = registration.id().0, %peer, "connection accepted");
-            let conn = Connection::new(registration, self.budget.connection(), self.limits.clone())
-                .with_authenticator(self.authenticator.clone());
-            let (protocol, acceptor) = (protocol.clone(), self.acceptor.clone());
-            let handshake = self.limits.deadlines.handshake;
-            tracker.spawn(async move {
-                let reason =
-                    match within(Deadline::Handshake, handshake, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => protocol.serve(stream, &conn).await,
-                        Ok(Err(e)) => {
-                            CloseReason::protocol(0, format!("transport handshake failed: {e}"))
-                        }
-                        Err(reason) => reason,
-                    };
-                reason.log(&conn.info());
-                drop(conn);
-                drop(slot);
-            });
-        }
-        tracker.close();
-        let asked = self.registry.close_all(CloseReason::shutdown());
-        tracing::debug!(
-            protocol = self.protocol,
-            connections = asked,
-            "asked connections to close"
-        );
-        if tokio::time::timeout(self.limits.drain, tracker.wait())
-            .await
-            .is_ok()
-        {
-            return Drained::default();
-        }
-        let still_open = self.registry.list();
-        for info in &still_open {
-            tracing::warn!(
-                protocol = info.protocol, id = info.id.0, peer = %info.peer,
-                user = info.user.as_deref().unwrap_or("-"),
-                bytes_in = info.bytes_in, bytes_out = info.bytes_out,
-                "connection still open at the shutdown drain deadline"
+            let acceptor = self.acceptor.clone();
+            let transport = async move { acceptor.accept(tcp).await };
+            tokio::spawn(
+                self.endpoint
+                    .serve(slot, peer, local, protocol.clone(), transport),
             );
         }
-        Drained { still_open }
+        self.endpoint.drain().await
     }
 }
 

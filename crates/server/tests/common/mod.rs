@@ -135,6 +135,12 @@ impl Server {
         } else {
             vec!["--stomp-listen".to_string(), "off".to_string()]
         };
+        // The HTTP listener likewise (its default port 15672 is RabbitMQ management's too).
+        let http = if self.args.iter().any(|a| a == "--http-listen") {
+            Vec::new()
+        } else {
+            vec!["--http-listen".to_string(), "off".to_string()]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_porter"))
             .arg("serve")
             .arg("--data-dir")
@@ -144,6 +150,7 @@ impl Server {
             .args(&rocketmq)
             .args(&mqtt)
             .args(&stomp)
+            .args(&http)
             .args(&self.args)
             .env("NO_COLOR", "1")
             .env_remove("PORTER_CONFIG")
