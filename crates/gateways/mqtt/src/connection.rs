@@ -38,6 +38,9 @@ use crate::will::{self, Will};
 /// Bytes per outbound write (one packet may make it larger).
 pub(crate) const WRITE_BYTES: usize = 64 << 10;
 
+/// Packets handled per event-loop turn at most (what one read brought in).
+const PACKETS_PER_TURN: usize = 256;
+
 /// How long input is drained after the server's DISCONNECT, before the socket closes.
 const DISCONNECT_LINGER: Duration = Duration::from_secs(2);
 
@@ -67,6 +70,15 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         let n = self.inner.read_buf(&mut self.buf).await?;
         self.counters.count_in(n as u64);
         Ok(n)
+    }
+
+    /// The next packet if a whole one is buffered already (no read).
+    fn buffered(&mut self, version: Version) -> Result<Option<Inbound>, ReadError> {
+        let packet = codec::decode(&mut self.buf, version, self.max).map_err(ReadError::Decode)?;
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+        Ok(packet)
     }
 
     /// The next packet, `None` at end of stream. Cancel-safe: what was read stays buffered.
@@ -423,6 +435,7 @@ async fn serve<R: AsyncRead + Unpin>(
     let mut last_packet = Instant::now();
     let far = Duration::from_secs(365 * 86_400);
     let ending = loop {
+        session.settle_pending();
         if !flush(sender, &mut out, version).await {
             break Ending::WriterGone;
         }
@@ -432,30 +445,19 @@ async fn serve<R: AsyncRead + Unpin>(
             _ = claim.takeover.cancelled() => break Ending::TakenOver,
             read = reader.next(version) => {
                 last_packet = Instant::now();
-                match read {
-                    Ok(Some(Inbound::Packet(packet))) => {
-                        let handled = handle(&mut session, packet, &mut acks, &mut out).await;
-                        if deliveries.is_none() {
-                            deliveries = session.take_deliveries(); // the first subscription made it
-                        }
-                        match handled {
-                            Ok(None) => {}
-                            Ok(Some(ending)) => break ending,
-                            Err(disconnect) => break Ending::Server(disconnect),
-                        }
-                    }
-                    Ok(Some(Inbound::Auth)) => break Ending::Server(Disconnect::protocol(
-                        "AUTH without an authentication method in CONNECT (enhanced authentication is not supported)",
-                    )),
+                let handled = match read {
+                    Ok(Some(first)) => on_packets(&mut session, reader, version, first, &mut acks, &mut out).await,
                     Ok(None) => break Ending::Gone("connection closed without DISCONNECT".into()),
                     Err(ReadError::Io(e)) => break Ending::Gone(e.to_string()),
-                    Err(ReadError::Decode(DecodeError::TooLarge { size, max })) => {
-                        break Ending::Server(Disconnect::new(
-                            DisconnectReasonCode::PacketTooLarge,
-                            format!("packet of {size} bytes is over the maximum of {max}"),
-                        ))
-                    }
-                    Err(ReadError::Decode(e)) => break Ending::Server(Disconnect::malformed(e.to_string())),
+                    Err(e) => Err(read_failure(e)),
+                };
+                if deliveries.is_none() {
+                    deliveries = session.take_deliveries(); // the first subscription made it
+                }
+                match handled {
+                    Ok(None) => {}
+                    Ok(Some(ending)) => break ending,
+                    Err(disconnect) => break Ending::Server(disconnect),
                 }
             }
             Some(event) = next_delivery(&mut deliveries) => {
@@ -469,10 +471,15 @@ async fn serve<R: AsyncRead + Unpin>(
                 }
             }
             Some(ack) = acks.next(), if !acks.is_empty() => {
-                if matches!(ack, Packet::PubRec(_)) {
-                    session.qos2_committing = session.qos2_committing.saturating_sub(1);
+                let mut ack = Some(ack);
+                // Every acknowledgement ready now leaves in one write.
+                while let Some(packet) = ack.take() {
+                    if matches!(packet, Packet::PubRec(_)) {
+                        session.qos2_committing = session.qos2_committing.saturating_sub(1);
+                    }
+                    out.push(packet);
+                    ack = futures::FutureExt::now_or_never(acks.next()).flatten();
                 }
-                out.push(ack);
             }
             _ = tokio::time::sleep_until(deadline), if keep_alive.is_some() => {
                 break Ending::KeepAlive(keep_alive.unwrap_or(far));
@@ -559,6 +566,82 @@ async fn serve<R: AsyncRead + Unpin>(
     reason
 }
 
+/// Handles `first` and the packets already buffered behind it (at most [`PACKETS_PER_TURN`]),
+/// PUBLISH runs as bursts, so what one read brought in is answered in one write and settled in
+/// one queue operation.
+async fn on_packets<R: AsyncRead + Unpin>(
+    session: &mut Session,
+    reader: &mut PacketReader<R>,
+    version: Version,
+    first: Inbound,
+    acks: &mut PendingAcks,
+    out: &mut Vec<Packet>,
+) -> Result<Option<Ending>, Disconnect> {
+    let mut next = Some(Ok(first));
+    let mut handled = 0;
+    while let Some(item) = next.take() {
+        match item.map_err(read_failure)? {
+            Inbound::Auth => return Err(auth_refused()),
+            Inbound::Packet(Packet::Publish(publish)) => {
+                let (burst, after) = publish_burst(reader, version, publish);
+                handled += burst.len();
+                session.publish_batch(burst, acks).await?;
+                next = after;
+            }
+            Inbound::Packet(packet) => {
+                handled += 1;
+                if let Some(ending) = handle(session, packet, acks, out).await? {
+                    return Ok(Some(ending));
+                }
+            }
+        }
+        if next.is_none() && handled < PACKETS_PER_TURN {
+            next = reader.buffered(version).transpose();
+        }
+    }
+    Ok(None)
+}
+
+/// The PUBLISH packets buffered right behind `first` (up to the core's burst size), and the
+/// packet (or error) that ended the run, if one did.
+fn publish_burst<R: AsyncRead + Unpin>(
+    reader: &mut PacketReader<R>,
+    version: Version,
+    first: rumqttc::v5::mqttbytes::v5::Publish,
+) -> (
+    Vec<rumqttc::v5::mqttbytes::v5::Publish>,
+    Option<Result<Inbound, ReadError>>,
+) {
+    let mut burst = vec![first];
+    while burst.len() < porter_core::publish::PUBLISH_BATCH_MAX {
+        match reader.buffered(version) {
+            Ok(Some(Inbound::Packet(Packet::Publish(next)))) => burst.push(next),
+            Ok(Some(other)) => return (burst, Some(Ok(other))),
+            Ok(None) => break,
+            Err(e) => return (burst, Some(Err(e))),
+        }
+    }
+    (burst, None)
+}
+
+fn auth_refused() -> Disconnect {
+    Disconnect::protocol(
+        "AUTH without an authentication method in CONNECT (enhanced authentication is not supported)",
+    )
+}
+
+/// How a read that is not a packet ends the connection.
+fn read_failure(error: ReadError) -> Disconnect {
+    match error {
+        ReadError::Decode(DecodeError::TooLarge { size, max }) => Disconnect::new(
+            DisconnectReasonCode::PacketTooLarge,
+            format!("packet of {size} bytes is over the maximum of {max}"),
+        ),
+        ReadError::Decode(e) => Disconnect::malformed(e.to_string()),
+        ReadError::Io(e) => Disconnect::new(DisconnectReasonCode::UnspecifiedError, e.to_string()),
+    }
+}
+
 /// The next delivery, once the session has a delivery channel (never, until then).
 async fn next_delivery(
     deliveries: &mut Option<mpsc::Receiver<ConsumerEvent>>,
@@ -591,7 +674,7 @@ async fn handle(
     out: &mut Vec<Packet>,
 ) -> Result<Option<Ending>, Disconnect> {
     match packet {
-        Packet::Publish(publish) => session.publish(publish, acks, out).await?,
+        Packet::Publish(publish) => session.publish_batch(vec![publish], acks).await?,
         Packet::PubAck(ack) => session.on_puback(ack.pkid, out),
         Packet::PubRec(rec) => session.on_pubrec(rec.pkid, out).await?,
         Packet::PubRel(rel) => session.on_pubrel(rel.pkid, out),

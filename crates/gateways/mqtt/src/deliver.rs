@@ -10,6 +10,8 @@
 //! Unacknowledged messages are bounded by the client's Receive Maximum (and the broker's
 //! `inflight_max`), which is also the queue consumer's prefetch.
 
+use std::sync::Arc;
+
 use porter_core::partition::now_ms;
 use porter_core::queue::api::QueueDelivery;
 use porter_core::retained::Retained;
@@ -74,7 +76,7 @@ impl Session {
         {
             // Released before a crash (the record was committed, the queue's ack was not): the
             // client has it; PUBREL was sent again at connect.
-            let _ = queue.ack(&[delivery.queue_tag]);
+            self.to_settle.push((queue, delivery.queue_tag));
             return None;
         }
         let message = &delivery.message;
@@ -94,7 +96,7 @@ impl Session {
         let Some(granted) = qos else {
             // No subscription wants it (No Local, `$` topics under `#`, a filter removed while
             // it was queued): settled, not sent.
-            let _ = queue.ack(&[delivery.queue_tag]);
+            self.to_settle.push((queue, delivery.queue_tag));
             return None;
         };
         let qos = granted.min(published_qos(message));
@@ -121,14 +123,14 @@ impl Session {
         if !self.fits(&publish) {
             // MQTT 5 §3.1.2.11.4: a packet over the client's maximum is discarded as if sent.
             self.ctx.stats.count_dropped();
-            let _ = queue.ack(&[delivery.queue_tag]);
+            self.to_settle.push((queue, delivery.queue_tag));
             return None;
         }
         self.alias_topic(&mut publish);
         self.ctx.stats.count_sent();
         out.push(Packet::Publish(publish));
         if qos == 0 {
-            let _ = queue.ack(&[delivery.queue_tag]);
+            self.to_settle.push((queue, delivery.queue_tag));
         } else {
             self.inflight.insert(
                 packet_id,
@@ -205,9 +207,8 @@ impl Session {
                     .await
                     .map_err(Disconnect::core)?;
             }
-            if let Err(e) = queue.ack(&[tag]) {
-                tracing::debug!(client_id = %self.client_id, error = %e, "acknowledging an MQTT delivery failed");
-            }
+            self.to_settle.push((queue, tag));
+            self.settle_pending();
         }
         out.push(pubrel(packet_id, PubRelReason::Success));
         Ok(())
@@ -237,10 +238,27 @@ impl Session {
         self.drain_waiting(out);
     }
 
-    fn settle(&self, inflight: Inflight) {
+    fn settle(&mut self, inflight: Inflight) {
         if let Some((queue, tag, _)) = inflight.from {
-            if let Err(e) = queue.ack(&[tag]) {
-                tracing::debug!(client_id = %self.client_id, error = %e, "acknowledging an MQTT delivery failed");
+            self.to_settle.push((queue, tag));
+        }
+    }
+
+    /// Acknowledges in their queues the deliveries settled this turn: one call per queue for
+    /// all of them (a burst of PUBACKs is one queue operation, not one each).
+    pub fn settle_pending(&mut self) {
+        while let Some((queue, _)) = self.to_settle.first() {
+            let queue = queue.clone();
+            let mut tags = Vec::new();
+            self.to_settle.retain(|(q, tag)| {
+                let same = Arc::ptr_eq(q, &queue);
+                if same {
+                    tags.push(*tag);
+                }
+                !same
+            });
+            if let Err(e) = queue.ack(&tags) {
+                tracing::debug!(client_id = %self.client_id, error = %e, "acknowledging MQTT deliveries failed");
             }
         }
     }

@@ -10,6 +10,8 @@ use std::pin::Pin;
 
 use futures::stream::FuturesOrdered;
 use porter_core::message::Message;
+use porter_core::publish::PUBLISH_BATCH_MAX;
+use porter_core::vhost::{Publish as CorePublish, PublishOutcome};
 use porter_core::CoreError;
 use rumqttc::v5::mqttbytes::v5::{
     DisconnectReasonCode, Packet, PubAck, PubAckProperties, PubAckReason, PubComp, PubCompReason,
@@ -24,23 +26,83 @@ use crate::topic::check_name;
 /// Acknowledgements waiting for their publish's commit, in arrival order.
 pub(crate) type PendingAcks = FuturesOrdered<Pin<Box<dyn Future<Output = Packet> + Send>>>;
 
+/// A PUBLISH checked and made a message, waiting for its batch to be published.
+struct Checked {
+    qos: u8,
+    packet_id: u16,
+    message: Message,
+}
+
 impl Session {
-    /// Handles a PUBLISH from the client.
-    pub async fn publish(
+    /// Handles the PUBLISH packets read together (at most [`PUBLISH_BATCH_MAX`]): each is
+    /// checked on its own, then they go to the core as one burst (one route and one append per
+    /// destination queue for all of them), and each gets its acknowledgement in arrival order
+    /// once committed.
+    pub async fn publish_batch(
+        &mut self,
+        publishes: Vec<Publish>,
+        acks: &mut PendingAcks,
+    ) -> Result<(), Disconnect> {
+        debug_assert!(publishes.len() <= PUBLISH_BATCH_MAX);
+        let mut checked = Vec::with_capacity(publishes.len());
+        let mut qos1_checked = 0;
+        for publish in publishes {
+            if let Some(c) = self.check(publish, acks, qos1_checked).await? {
+                qos1_checked += usize::from(c.qos == 1);
+                checked.push(c);
+            }
+        }
+        if checked.is_empty() {
+            return Ok(());
+        }
+        let exchange = self.ctx.config.exchange.clone();
+        let mut burst = Vec::with_capacity(checked.len());
+        let mut sent = Vec::with_capacity(checked.len());
+        for c in checked {
+            burst.push(CorePublish {
+                exchange: exchange.clone(),
+                message: c.message,
+            });
+            sent.push((c.qos, c.packet_id));
+        }
+        let results = match self.ctx.vhost.publish_batch(burst).await {
+            Ok(results) => results,
+            Err(e) => {
+                // The append failed: the messages' fate is unknown, none is acknowledged.
+                tracing::warn!(client_id = %self.client_id, error = %e, "MQTT publish failed");
+                return Err(Disconnect::core(e));
+            }
+        };
+        for ((qos, packet_id), result) in sent.into_iter().zip(results) {
+            match result {
+                Ok(outcome) => self.acknowledge(qos, packet_id, outcome, acks),
+                Err(e) => {
+                    tracing::warn!(client_id = %self.client_id, error = %e, "MQTT publish refused");
+                    self.refuse(qos, packet_id, publish_reason(&e), &e.to_string(), acks)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one PUBLISH (`batched` QoS 1 ones of its burst are before it, not yet counted in
+    /// `acks`) and makes its message;
+    /// `None` when it is answered already (a re-sent QoS 2, `$SYS`, a refused retain).
+    async fn check(
         &mut self,
         mut publish: Publish,
         acks: &mut PendingAcks,
-        out: &mut Vec<Packet>,
-    ) -> Result<(), Disconnect> {
+        batched: usize,
+    ) -> Result<Option<Checked>, Disconnect> {
         let name = self.resolve_topic(&mut publish)?;
-        let qos = publish.qos as u8;
-        if qos == 2 && self.incoming_qos2.contains(&publish.pkid) {
+        let (qos, packet_id) = (publish.qos as u8, publish.pkid);
+        if qos == 2 && self.incoming_qos2.contains(&packet_id) {
             // A re-sent PUBLISH whose first copy was routed: acknowledge again, route nothing.
-            out.push(pubrec(publish.pkid, PubAckReason::Success));
-            return Ok(());
+            self.ack_now(acks, pubrec(packet_id, PubAckReason::Success));
+            return Ok(None);
         }
         let unacknowledged =
-            (acks.len() + self.incoming_qos2.len()).saturating_sub(self.qos2_committing);
+            (acks.len() + batched + self.incoming_qos2.len()).saturating_sub(self.qos2_committing);
         if qos > 0 && unacknowledged >= usize::from(self.ctx.config.receive_max) {
             return Err(Disconnect::new(
                 DisconnectReasonCode::ReceiveMaximumExceeded,
@@ -57,21 +119,22 @@ impl Session {
             self.ctx.stats.count_dropped();
             match (qos, self.version) {
                 (0, _) => {}
-                (_, crate::codec::Version::V311) if qos == 1 => {
-                    out.push(puback(publish.pkid, PubAckReason::Success))
+                (1, crate::codec::Version::V311) => {
+                    self.ack_now(acks, puback(packet_id, PubAckReason::Success))
                 }
                 (_, crate::codec::Version::V311) => {
-                    self.incoming_qos2.insert(publish.pkid);
-                    out.push(pubrec(publish.pkid, PubAckReason::Success));
+                    self.incoming_qos2.insert(packet_id);
+                    self.ack_now(acks, pubrec(packet_id, PubAckReason::Success));
                 }
                 _ => self.refuse(
-                    &publish,
+                    qos,
+                    packet_id,
                     PubAckReason::NotAuthorized,
                     "$SYS topics are the broker's",
-                    out,
+                    acks,
                 )?,
             }
-            return Ok(());
+            return Ok(None);
         }
         let message = to_message(
             &self.ctx.config.exchange,
@@ -82,24 +145,29 @@ impl Session {
         );
         if publish.retain {
             if let Err(e) = self.retain(&message).await {
-                self.refuse(&publish, publish_reason(&e), &e.to_string(), out)?;
-                return Ok(());
+                self.refuse(qos, packet_id, publish_reason(&e), &e.to_string(), acks)?;
+                return Ok(None);
             }
         }
         self.ctx.stats.count_received();
-        let outcome = match self
-            .ctx
-            .vhost
-            .publish(&self.ctx.config.exchange, message)
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(client_id = %self.client_id, topic = %name, error = %e, "MQTT publish failed");
-                self.refuse(&publish, publish_reason(&e), &e.to_string(), out)?;
-                return Ok(());
-            }
-        };
+        if qos == 2 {
+            self.incoming_qos2.insert(packet_id);
+        }
+        Ok(Some(Checked {
+            qos,
+            packet_id,
+            message,
+        }))
+    }
+
+    /// Queues the acknowledgement of a published message, sent once it is committed.
+    fn acknowledge(
+        &mut self,
+        qos: u8,
+        packet_id: u16,
+        outcome: PublishOutcome,
+        acks: &mut PendingAcks,
+    ) {
         let reason = if outcome.rejected {
             PubAckReason::QuotaExceeded
         } else if !outcome.routed {
@@ -107,36 +175,39 @@ impl Session {
         } else {
             PubAckReason::Success
         };
-        match qos {
-            0 => {
-                if outcome.rejected {
-                    self.ctx.stats.count_dropped();
-                }
+        if qos == 0 {
+            if outcome.rejected {
+                self.ctx.stats.count_dropped();
             }
-            _ => {
-                let packet_id = publish.pkid;
-                if qos == 2 {
-                    self.incoming_qos2.insert(packet_id);
-                    self.qos2_committing += 1;
-                }
-                let durable = outcome.durable;
-                acks.push_back(Box::pin(async move {
-                    let reason = match durable.wait().await {
-                        Ok(()) => reason,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "an MQTT publish did not commit");
-                            publish_reason(&e)
-                        }
-                    };
-                    if qos == 1 {
-                        puback(packet_id, reason)
-                    } else {
-                        pubrec(packet_id, reason)
-                    }
-                }));
-            }
+            return;
         }
-        Ok(())
+        if qos == 2 {
+            self.qos2_committing += 1;
+        }
+        let durable = outcome.durable;
+        acks.push_back(Box::pin(async move {
+            let reason = match durable.wait().await {
+                Ok(()) => reason,
+                Err(e) => {
+                    tracing::warn!(error = %e, "an MQTT publish did not commit");
+                    publish_reason(&e)
+                }
+            };
+            if qos == 1 {
+                puback(packet_id, reason)
+            } else {
+                pubrec(packet_id, reason)
+            }
+        }));
+    }
+
+    /// Queues an acknowledgement that needs no commit, behind those that do (MQTT 5 §4.6:
+    /// acknowledgements leave in the order the publishes came).
+    fn ack_now(&mut self, acks: &mut PendingAcks, packet: Packet) {
+        if matches!(packet, Packet::PubRec(_)) {
+            self.qos2_committing += 1;
+        }
+        acks.push_back(Box::pin(std::future::ready(packet)));
     }
 
     /// PUBREL: the QoS 2 exchange for `packet_id` is over.
@@ -200,13 +271,17 @@ impl Session {
     /// has no negative acknowledgement, so a QoS 1/2 publish there ends the connection (the
     /// client sends it again on its next one). QoS 0 is dropped and counted.
     fn refuse(
-        &self,
-        publish: &Publish,
+        &mut self,
+        qos: u8,
+        packet_id: u16,
         reason: PubAckReason,
         text: &str,
-        out: &mut Vec<Packet>,
+        acks: &mut PendingAcks,
     ) -> Result<(), Disconnect> {
-        match (publish.qos as u8, self.version) {
+        if qos == 2 {
+            self.incoming_qos2.remove(&packet_id);
+        }
+        match (qos, self.version) {
             (0, _) => {
                 self.ctx.stats.count_dropped();
                 Ok(())
@@ -216,11 +291,11 @@ impl Session {
                 text.to_string(),
             )),
             (1, _) => {
-                out.push(with_reason_string(puback(publish.pkid, reason), text));
+                self.ack_now(acks, with_reason_string(puback(packet_id, reason), text));
                 Ok(())
             }
             _ => {
-                out.push(with_reason_string(pubrec(publish.pkid, reason), text));
+                self.ack_now(acks, with_reason_string(pubrec(packet_id, reason), text));
                 Ok(())
             }
         }

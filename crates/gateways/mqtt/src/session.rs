@@ -101,6 +101,8 @@ pub(crate) struct Session {
     pub aliases_out: HashMap<String, u16>,
     /// QoS 2 messages released (PUBREC received) and not yet completed, as recorded.
     pub released: Vec<Released>,
+    /// Deliveries settled this turn, acknowledged in their queues together at its end.
+    pub to_settle: Vec<(Arc<Queue>, u64)>,
 }
 
 /// Consumer tag of a session's consumer on `queue` (unique per connection: members of a
@@ -192,6 +194,7 @@ impl Session {
             aliases_in: HashMap::new(),
             aliases_out: HashMap::new(),
             released,
+            to_settle: Vec::new(),
         };
         if let Some(queue) = queue {
             session
@@ -255,6 +258,7 @@ impl Session {
 
     /// Stops consuming `queue`; its unacknowledged messages go back to it.
     pub fn stop_consuming(&mut self, name: &str) {
+        self.settle_pending();
         if let Some(queue) = self.consuming.remove(name) {
             queue.cancel(&consumer_tag(self.owner, name), true);
             self.inflight.retain(|_, i| {
@@ -270,6 +274,7 @@ impl Session {
     /// back in their queues, sent again with DUP on the next connection), and a session
     /// without expiry deleted with its subscriptions.
     pub async fn close(mut self) {
+        self.settle_pending();
         let names: Vec<Arc<str>> = self.consuming.keys().cloned().collect();
         for name in names {
             self.stop_consuming(&name);
