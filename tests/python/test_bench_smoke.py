@@ -141,8 +141,8 @@ def test_amqp_rate_sweep_and_charts(amqp_broker, bench, tmp_path):
     assert (charts / svgs[0]).read_text().startswith("<svg")
 
 
-# The MQTT driver: Porter has no MQTT gateway yet, so its smoke run goes against a private
-# Mosquitto (scripts/peers/mosquitto.sh; scripts/test.sh installs the package) on a free port.
+# The MQTT driver, against Porter's MQTT gateway and against a private Mosquitto
+# (scripts/peers/mosquitto.sh; scripts/test.sh installs the package) on a free port.
 MOSQUITTO_SCRIPT = REPO_ROOT / "scripts" / "peers" / "mosquitto.sh"
 
 
@@ -176,6 +176,16 @@ def test_mqtt_fanout(mosquitto, bench, tmp_path):
     assert r["end_to_end"]["count"] == records * subscribers
 
 
+def test_mqtt_fanout_against_porter(porter, bench, tmp_path):
+    out = tmp_path / "porter-mqtt-fanout.json"
+    records, subscribers = 500, 3
+    run_bench(bench, "mqtt", "--port", str(porter.mqtt_port), "--scenario", "fanout", "--subscribers",
+              str(subscribers), "--records", str(records), "--max-seconds", str(RUN_S_MAX), "--broker-pid",
+              str(porter.process.pid), "--label", "porter", "--json", str(out), "--quiet")
+    r = json.loads(out.read_text())
+    assert (r["produced"], r["consumed"], r["errors"], r["lost"]) == (records, records * subscribers, 0, 0), r
+
+
 def test_mqtt_chat(mosquitto, bench, tmp_path):
     port, pid = mosquitto
     out = tmp_path / "mqtt-chat.json"
@@ -200,12 +210,13 @@ def test_amqp_chat(amqp_broker, bench, tmp_path):
     assert r["consumed"] == r["expected_deliveries"] >= r["produced"], r
 
 
-@pytest.mark.parametrize("protocol", ["amqp", "kafka"])
+@pytest.mark.parametrize("protocol", ["amqp", "kafka", "mqtt"])
 def test_idle_connections(porter, bench, tmp_path, protocol):
     """porter-bench idle: every client completes its handshake and the broker's RSS per idle
     connection is reported (its bound is asserted by crates/server/tests/idle_memory.rs)."""
     out = tmp_path / f"idle-{protocol}.json"
-    addr = f"127.0.0.1:{porter.amqp_port}" if protocol == "amqp" else porter.bootstrap
+    addr = {"amqp": f"127.0.0.1:{porter.amqp_port}", "kafka": porter.bootstrap,
+            "mqtt": f"127.0.0.1:{porter.mqtt_port}"}[protocol]
     connections = 50
     run_bench(bench, "idle", "--protocol", protocol, "--addr", addr, "--connections", str(connections),
               "--hold-seconds", "1", "--after-close-seconds", "1", "--broker-pid", str(porter.process.pid),
