@@ -15,7 +15,8 @@
 #   4. build   cargo build --workspace
 #   5. test    cargo nextest run --workspace (cargo test --workspace if nextest is missing)
 #   6. doc     cargo test --workspace --doc (nextest does not run doctests)
-#   7. e2e     pytest tests/python against target/debug/porter
+#   7. e2e     pytest tests/python against target/debug/porter (the Paho MQTT interoperability
+#              suites, mostly waiting, in a second pytest beside it: target/test-logs/interop.log)
 #   8. node    kafkajs and amqplib tests in tests/node (node --test: every *.test.js, so amqp*.test.js
 #              too) against target/debug/porter
 # Knobs: PORTER_CRASH_CYCLES (passed through to the crash test), PYTEST_ARGS (extra pytest args,
@@ -147,7 +148,24 @@ e2e_tests() {
     if [[ -n "${PYTEST_ARGS:-}" ]]; then
         read -r -a pytest_args <<<"$PYTEST_ARGS"
     fi
-    "$VENV_DIR/bin/python" -m pytest -q tests/python "${pytest_args[@]}"
+    # The Paho MQTT interoperability suites mostly sleep (their own waits): they run beside the
+    # rest, in their own pytest, logged to interop.log.
+    local interop=tests/python/test_mqtt_interop.py interop_pid=""
+    if [[ -z "${PYTEST_ARGS:-}" ]]; then
+        "$VENV_DIR/bin/python" -m pytest -q "$interop" >"$LOG_DIR/interop.log" 2>&1 &
+        interop_pid=$!
+        pytest_args+=(--ignore="$interop")
+    fi
+    local rc=0
+    "$VENV_DIR/bin/python" -m pytest -q tests/python "${pytest_args[@]}" || rc=$?
+    if [[ -n $interop_pid ]]; then
+        local interop_rc=0
+        wait "$interop_pid" || interop_rc=$?
+        # (Not its pytest summary line: the e2e count reads the last one of this log.)
+        echo "--- $interop, run alongside: exit $interop_rc; output in ${LOG_DIR#"$ROOT"/}/interop.log"
+        [[ $interop_rc -eq 0 ]] || { tail -n 40 "$LOG_DIR/interop.log"; rc=$interop_rc; }
+    fi
+    return "$rc"
 }
 
 # node_modules for the node step and for the docs' JavaScript snippets (run by the e2e step).
@@ -198,6 +216,11 @@ count_results() {
     if [[ -f "$LOG_DIR/e2e.log" ]]; then
         # pytest -q: "12 passed, 1 failed in 80.1s" (either part may be absent)
         line=$(grep -E '^[0-9]+ (passed|failed)|(passed|failed).* in [0-9.]+s' "$LOG_DIR/e2e.log" | tail -n 1 || true)
+        p=$(sed -nE 's/.*\b([0-9]+) passed.*/\1/p' <<<"$line"); f=$(sed -nE 's/.*\b([0-9]+) failed.*/\1/p' <<<"$line")
+        passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    fi
+    if [[ -f "$LOG_DIR/interop.log" ]]; then
+        line=$(grep -E '^[0-9]+ (passed|failed)|(passed|failed).* in [0-9.]+s' "$LOG_DIR/interop.log" | tail -n 1 || true)
         p=$(sed -nE 's/.*\b([0-9]+) passed.*/\1/p' <<<"$line"); f=$(sed -nE 's/.*\b([0-9]+) failed.*/\1/p' <<<"$line")
         passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
     fi
