@@ -22,6 +22,7 @@
 //! - [`sniff`]: names the protocol a connection's first bytes speak, for the client that
 //!   dialled the wrong port ([`WrongProtocol`] is the line gateways log).
 //! - [`credit`]: consumer credit (prefetch, receive-maximum, client acks) as one type.
+//! - [`layering`]: the check gateways' tests run that no module imports from a higher layer.
 //! - [`limits`]: the named defaults and their worst-case products.
 
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod connection;
 pub mod credit;
 pub mod deadlines;
 pub mod endpoint;
+pub mod layering;
 pub mod limits;
 pub mod listener;
 pub mod outbound;
