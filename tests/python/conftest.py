@@ -254,12 +254,14 @@ def porter(tmp_path: Path):
     yield from run_porter(tmp_path)
 
 
-def run_porter(tmp_path: Path):
-    """The `porter` fixture's body: start a server in tmp_path, yield it, stop it and show its log."""
+def run_porter(tmp_path: Path, extra_args: list[str] | None = None):
+    """The `porter` fixture's body: start a server in tmp_path (with `extra_args` for `porter
+    serve`), yield it, stop it and show its log."""
     require_porter_binary()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     server = PorterServer(PORTER_BIN, data_dir, tmp_path / "porter.log", free_loopback_port())
+    server.extra_args = list(extra_args or [])
     server.start()
     try:
         yield server

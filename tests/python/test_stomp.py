@@ -20,7 +20,7 @@ import pytest
 import stomp
 from confluent_kafka import Consumer, Producer
 
-from conftest import PORTER_BIN, PorterServer, free_loopback_port, require_porter_binary
+from conftest import PORTER_BIN, run_porter
 
 WAIT_S = 15
 
@@ -39,24 +39,14 @@ subscriptions_max = 50
 @pytest.fixture
 def porter(tmp_path: Path):
     """A Porter with STOMP (small limits, see CONFIG) besides Kafka and AMQP."""
-    require_porter_binary()
-    (tmp_path / "data").mkdir()
     config = tmp_path / "porter.toml"
     config.write_text(CONFIG)
-    server = PorterServer(PORTER_BIN, tmp_path / "data", tmp_path / "porter.log", free_loopback_port())
-    assert server.stomp_enabled, f"{PORTER_BIN} has no --stomp-listen: rebuild it"
-    server.extra_args = ["--config", str(config)]
-    server.start()
-    try:
+    server = None
+    for server in run_porter(tmp_path, ["--config", str(config)]):
+        assert server.stomp_enabled, f"{PORTER_BIN} has no --stomp-listen: rebuild it"
         yield server
-    finally:
-        running = server.process is not None and server.process.poll() is None
-        exit_code = server.stop() if running else None
-        print(server.log_tail())
-        if running and exit_code != 0:
-            raise AssertionError(f"porter exited {exit_code} on SIGTERM at teardown")
-        # A connection task that panicked leaves the server up: the log is where it shows.
-        assert "panicked" not in Path(server.log_path).read_text(), server.log_tail()
+    # A connection task that panicked leaves the server up: the log is where it shows.
+    assert server is not None and "panicked" not in Path(server.log_path).read_text(), server.log_tail()
 
 
 class Listener(stomp.ConnectionListener):
