@@ -68,11 +68,37 @@ pub enum BridgeSpec {
     },
 }
 
-/// Starts `spec`'s tasks; they run until `shutdown`. Creates the topic (default partitions) and
-/// the bridge queue if missing; the exchange must exist.
-pub async fn start(
+/// Topic → exchange bridges' offsets kept at most (one per bridge and partition).
+pub const OFFSETS_MAX: usize = 100_000;
+/// Bytes of those offsets at most (keys and values).
+pub const OFFSETS_BYTES_MAX: u64 = 64 << 20;
+
+/// Starts every bridge's tasks; they run until `shutdown`. Each creates its topic (default
+/// partitions) and bridge queue if missing; the exchanges must exist. The offsets store is
+/// opened once, if a bridge reads a topic.
+pub async fn start_all(
+    broker: &Arc<Broker>,
+    specs: &[BridgeSpec],
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let mut offsets = None;
+    for spec in specs {
+        if matches!(spec, BridgeSpec::TopicToExchange { .. }) && offsets.is_none() {
+            let limits = KeyedLimits {
+                entries_max: OFFSETS_MAX,
+                bytes_max: OFFSETS_BYTES_MAX,
+            };
+            offsets = Some(KeyedStore::open(broker, OFFSETS_TOPIC, limits).await?);
+        }
+        start(broker, spec.clone(), offsets.clone(), shutdown.clone()).await?;
+    }
+    Ok(())
+}
+
+async fn start(
     broker: &Arc<Broker>,
     spec: BridgeSpec,
+    offsets: Option<Arc<KeyedStore>>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     match spec {
@@ -132,15 +158,7 @@ pub async fn start(
             let handle = broker
                 .topic_or_create(&topic, broker.config().default_partitions)
                 .await?;
-            let offsets = KeyedStore::open(
-                broker,
-                OFFSETS_TOPIC,
-                KeyedLimits {
-                    entries_max: 100_000,
-                    bytes_max: 64 << 20,
-                },
-            )
-            .await?;
+            let offsets = offsets.expect("start_all opens it for topic bridges");
             tracing::info!(%topic, %exchange, "bridge from topic to exchange started");
             for partition in handle.partitions.iter().cloned() {
                 let key = format!("{topic}/{}/{}/{exchange}", partition.index(), vhost.name());

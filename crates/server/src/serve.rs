@@ -185,11 +185,9 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
-    for bridge in settings.bridges.clone() {
-        porter_core::bridge::start(&broker, bridge.clone(), shutdown.clone())
-            .await
-            .with_context(|| format!("starting bridge {bridge:?}"))?;
-    }
+    porter_core::bridge::start_all(&broker, &settings.bridges, shutdown.clone())
+        .await
+        .context("starting the bridges")?;
     let mut mqtt_addr = "off".to_string();
     let mut routes = porter_gateway_http::Routes::new();
     if settings.mqtt_enabled {

@@ -246,7 +246,7 @@ async fn connect<R: AsyncRead + Unpin>(
             );
             return Err(refuse(sender, version, refusal).await);
         }
-        client_id = format!("porter-{}", uuid_like());
+        client_id = format!("porter-{}", uuid::Uuid::new_v4().simple());
         assigned = Some(client_id.clone());
     }
     if client_id.len() > CLIENT_ID_BYTES_MAX {
@@ -401,16 +401,6 @@ fn empty_connack_properties() -> ConnAckProperties {
         authentication_method: None,
         authentication_data: None,
     }
-}
-
-/// An assigned client id's unique part.
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    format!("{nanos:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The event loop, then the goodbye: DISCONNECT (MQTT 5) if the server ends it, the will if

@@ -14,7 +14,10 @@
 
 use std::sync::Arc;
 
+use std::collections::{BTreeSet, HashMap};
+
 use bytes::Bytes;
+use parking_lot::Mutex;
 use porter_core::keyed_store::{KeyedLimits, KeyedStore};
 use porter_core::partition::now_ms;
 use porter_core::{Broker, CoreError};
@@ -45,19 +48,54 @@ impl SessionRecord {
     /// Whether the session has expired at `now_ms` (a session whose connection is open never
     /// has).
     pub fn expired(&self, now_ms: i64) -> bool {
+        self.deadline().is_some_and(|deadline| deadline <= now_ms)
+    }
+
+    /// When the session expires (ms since the epoch), if its connection has ended.
+    pub fn deadline(&self) -> Option<i64> {
         self.ended_ms
-            .is_some_and(|ended| ended + i64::from(self.expiry_secs) * 1000 <= now_ms)
+            .map(|ended| ended + i64::from(self.expiry_secs) * 1000)
+    }
+}
+
+/// Ended sessions by expiry deadline, so the expiry sweep looks at due ones only instead of
+/// decoding every record each time.
+#[derive(Default)]
+struct Deadlines {
+    by_time: BTreeSet<(i64, String)>,
+    by_client: HashMap<String, i64>,
+}
+
+impl Deadlines {
+    fn set(&mut self, client_id: &str, deadline: Option<i64>) {
+        if let Some(old) = self.by_client.remove(client_id) {
+            self.by_time.remove(&(old, client_id.to_string()));
+        }
+        if let Some(deadline) = deadline {
+            self.by_client.insert(client_id.to_string(), deadline);
+            self.by_time.insert((deadline, client_id.to_string()));
+        }
     }
 }
 
 pub(crate) struct SessionStore {
     store: Arc<KeyedStore>,
+    deadlines: Mutex<Deadlines>,
 }
 
 impl SessionStore {
     pub async fn open(broker: &Arc<Broker>, limits: KeyedLimits) -> Result<Self, CoreError> {
         let store = KeyedStore::open(broker, SESSIONS_TOPIC, limits).await?;
-        Ok(SessionStore { store })
+        let mut deadlines = Deadlines::default();
+        for (client_id, bytes) in store.entries() {
+            if let Ok(record) = serde_json::from_slice::<SessionRecord>(&bytes) {
+                deadlines.set(&client_id, record.deadline());
+            }
+        }
+        Ok(SessionStore {
+            store,
+            deadlines: Mutex::new(deadlines),
+        })
     }
 
     pub fn get(&self, client_id: &str) -> Option<SessionRecord> {
@@ -73,23 +111,26 @@ impl SessionStore {
 
     pub async fn put(&self, client_id: &str, record: &SessionRecord) -> Result<(), CoreError> {
         let bytes = serde_json::to_vec(record).expect("records serialise");
-        self.store.put(client_id, Bytes::from(bytes)).await
+        self.store.put(client_id, Bytes::from(bytes)).await?;
+        self.deadlines.lock().set(client_id, record.deadline());
+        Ok(())
     }
 
     pub async fn remove(&self, client_id: &str) -> Result<(), CoreError> {
-        self.store.remove(client_id).await
+        self.store.remove(client_id).await?;
+        self.deadlines.lock().set(client_id, None);
+        Ok(())
     }
 
     /// Client ids whose sessions have expired by now (sessions without a connection).
     pub fn expired(&self) -> Vec<String> {
         let now = now_ms();
-        self.store
-            .entries()
-            .into_iter()
-            .filter_map(|(client_id, bytes)| {
-                let record: SessionRecord = serde_json::from_slice(&bytes).ok()?;
-                record.expired(now).then_some(client_id)
-            })
+        self.deadlines
+            .lock()
+            .by_time
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now)
+            .map(|(_, client_id)| client_id.clone())
             .collect()
     }
 
