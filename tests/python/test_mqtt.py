@@ -5,6 +5,7 @@ seen from AMQP."""
 
 from __future__ import annotations
 
+import struct
 import time
 
 import pika
@@ -12,7 +13,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqtt_helpers import V5, V311, Client, user_properties
+from mqtt_helpers import V5, V311, Client, packet, raw_connect, read_packet, user_properties, utf8
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 
@@ -192,6 +193,26 @@ def test_a_second_connection_with_the_same_client_id_takes_the_session_over(port
     assert second.next().payload == b"reboot"
     for c in (second, pub):
         c.close()
+
+
+@VERSIONS
+def test_a_takeover_is_answered_at_once_not_after_the_old_connections_goodbye(porter, version):
+    # Paho's interoperability client gives CONNACK half a second; the old connection must let
+    # go of its session before it lingers over its DISCONNECT (MQTT 5) or closes (3.1.1).
+    level = 5 if version == V5 else 4
+    for _ in range(3):
+        old, connack = raw_connect(porter.mqtt_port, "sensor-9", level)
+        assert connack[0] == 0x20
+        topic = b"cmd/sensor-9"
+        props = b"\x00" if level == 5 else b""
+        old.sendall(packet(0x82, struct.pack(">H", 1) + props + utf8(topic) + b"\x01"))
+        assert read_packet(old)[0] == 0x90  # SUBACK
+        started = time.monotonic()
+        new, connack = raw_connect(porter.mqtt_port, "sensor-9", level)
+        assert connack[0] == 0x20
+        assert time.monotonic() - started < 0.5
+        for sock in (old, new):
+            sock.close()
 
 
 def test_shared_subscriptions_share_the_load(porter):

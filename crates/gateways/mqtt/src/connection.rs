@@ -520,7 +520,8 @@ async fn serve<R: AsyncRead + Unpin>(
             )
         }
     };
-    let linger = server_disconnect.is_some();
+    // Only an MQTT 5 client is told why (3.1.1 has no server DISCONNECT).
+    let linger = server_disconnect.is_some() && version == Version::V5;
     if let (Some(disconnect), Version::V5) = (server_disconnect, version) {
         out.push(Packet::Disconnect(DisconnectPacket {
             reason_code: disconnect.code,
@@ -533,6 +534,14 @@ async fn serve<R: AsyncRead + Unpin>(
         }));
     }
     flush(sender, &mut out, version).await;
+    // The session is let go before any linger, so a connection taking it over waits for the
+    // release only, never for this goodbye.
+    let (client_id, expiry) = (session.client_id.clone(), session.expiry_secs);
+    session.close().await;
+    if let (Some(will), true) = (will, send_will) {
+        will::send(ctx.clone(), client_id, will, expiry);
+    }
+    drop(claim);
     if linger {
         // What the client sends before it reads the goodbye is read and dropped for a moment:
         // closing with unread input would reset the connection and could destroy the
@@ -547,12 +556,6 @@ async fn serve<R: AsyncRead + Unpin>(
         })
         .await;
     }
-    let (client_id, expiry) = (session.client_id.clone(), session.expiry_secs);
-    session.close().await;
-    if let (Some(will), true) = (will, send_will) {
-        will::send(ctx.clone(), client_id, will, expiry);
-    }
-    drop(claim);
     reason
 }
 
