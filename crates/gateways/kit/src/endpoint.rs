@@ -130,6 +130,9 @@ impl Endpoint {
         S: Stream,
         T: Future<Output = io::Result<S>> + Send + 'static,
     {
+        // Boxed: the handshake's future (a TLS accept is large) would otherwise sit inline in
+        // the connection's task for its whole life; boxed, it is freed once the handshake ends.
+        let transport = Box::pin(transport);
         let registration = self.registry.register(peer, local);
         let (budget, limits) = (self.budget.connection(), self.limits.clone());
         let (name, authenticator) = (self.protocol, self.authenticator.clone());

@@ -140,7 +140,7 @@ pub(crate) async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Contex
     let connected = within(
         Deadline::Handshake,
         conn.deadlines().handshake,
-        connect(&mut reader, &sender, conn, &ctx),
+        Box::pin(connect(&mut reader, &sender, conn, &ctx)),
     )
     .await;
     let reason = match connected {
@@ -436,7 +436,7 @@ async fn serve<R: AsyncRead + Unpin>(
             read = reader.next(version) => {
                 last_packet = Instant::now();
                 let handled = match read {
-                    Ok(Some(first)) => on_packets(&mut session, reader, version, first, &mut acks, &mut out).await,
+                    Ok(Some(first)) => Box::pin(on_packets(&mut session, reader, version, first, &mut acks, &mut out)).await,
                     Ok(None) => break Ending::Gone("connection closed without DISCONNECT".into()),
                     Err(ReadError::Io(e)) => break Ending::Gone(e.to_string()),
                     Err(e) => Err(read_failure(e)),
@@ -537,7 +537,7 @@ async fn serve<R: AsyncRead + Unpin>(
     // The session is let go before any linger, so a connection taking it over waits for the
     // release only, never for this goodbye.
     let (client_id, expiry) = (session.client_id.clone(), session.expiry_secs);
-    session.close().await;
+    Box::pin(session.close()).await;
     if let (Some(will), true) = (will, send_will) {
         will::send(ctx.clone(), client_id, will, expiry);
     }
