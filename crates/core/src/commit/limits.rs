@@ -7,13 +7,16 @@
 //! and a full queue makes the sender wait (async), which stops that connection from reading.
 
 /// Writer threads by default: one commit pipeline per core of a small machine. Each thread
-/// serialises its logs' writes and fsyncs, so two let one log's fsync overlap another's writes.
-/// A batch's fsyncs run side by side on the thread and its `SYNC_HELPERS_PER_WRITER` helpers.
+/// serialises its logs' writes; their fsyncs run on its `SYNC_HELPERS_PER_WRITER` helpers,
+/// side by side and beside the writer's next writes.
 pub const WRITER_THREADS_DEFAULT: usize = 2;
-/// Helper threads per writer taking the commit step (fdatasync) of a batch's other logs while
-/// the writer takes one: up to this + 1 fsyncs of one batch overlap. Idle threads otherwise;
-/// worst case `WRITER_THREADS_MAX * (1 + SYNC_HELPERS_PER_WRITER)` = 256 threads.
-pub const SYNC_HELPERS_PER_WRITER: usize = 3;
+/// Helper threads per writer taking the commit steps (fdatasync) of the logs its batches wrote
+/// (a log always on the same helper): up to this many fsyncs of one writer overlap, and none
+/// holds the writer. A helper's queue holds each log at most once (a log whose step is queued
+/// and not started is not queued again), so it is bounded by the logs on its writer. Idle
+/// threads otherwise; worst case `WRITER_THREADS_MAX * (1 + SYNC_HELPERS_PER_WRITER)` = 320
+/// threads.
+pub const SYNC_HELPERS_PER_WRITER: usize = 4;
 /// Most writer threads a broker starts (a configured value is clamped to this): each is an OS
 /// thread with its own queue, and past a few per disk they only contend for the same device.
 pub const WRITER_THREADS_MAX: usize = 64;

@@ -1,6 +1,7 @@
-//! The writer thread: runs a batch of jobs, then takes one commit step for every log the batch
-//! wrote (one fsync per dirty `Synced` log, however many appends and waiters it had), then
-//! publishes each log's new committed offset.
+//! The writer thread: runs a batch of jobs, then starts one commit step for every log the batch
+//! wrote (one fsync per dirty `Synced` log, however many appends and waiters it had, each
+//! publishing its log's new committed offset) on its sync helpers, and runs the next batch
+//! while they sync.
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -38,6 +39,8 @@ pub(super) struct Tracked {
     pub state: watch::Sender<CommitState>,
     /// Whether the log is in the current batch's dirty list (only its writer thread uses it).
     in_batch: AtomicBool,
+    /// Whether a commit step for it is queued on a sync helper and not started yet.
+    pub sync_queued: AtomicBool,
 }
 
 impl Tracked {
@@ -51,6 +54,7 @@ impl Tracked {
             log,
             state,
             in_batch: AtomicBool::new(false),
+            sync_queued: AtomicBool::new(false),
         }
     }
 }
@@ -137,8 +141,14 @@ fn run_job(job: Job, dirty: &mut Vec<Arc<Tracked>>, writes: &mut usize) -> bool 
     false
 }
 
-/// The commit step of every log the batch wrote: the fsyncing ones side by side on the
-/// writer's helpers (see `sync_helpers`), the others here. Each log's rule is read once.
+/// The commit step of every log the batch wrote: the fsyncing ones queued on the writer's
+/// helpers (see `sync_helpers`), the others done here. Each log's rule is read once.
+///
+/// The writer does not wait for the fsyncs: each waits on the device, and the jobs queued
+/// behind them (the next messages' writes, which make those deliverable, and ack-file writes)
+/// would wait with them; a chat room's message written to 40 members' queues held every later
+/// write behind 40 fsyncs. Storage allows it: a log's sync captures its end before the
+/// fdatasync and appends go on beside it (`Log`'s `sync_lock`).
 fn commit_all(logs: &[Arc<Tracked>], helpers: &SyncHelpers) {
     let mut synced = Vec::with_capacity(logs.len());
     for log in logs {
@@ -147,7 +157,7 @@ fn commit_all(logs: &[Arc<Tracked>], helpers: &SyncHelpers) {
             CommitRule::Written => commit(log, CommitRule::Written),
         }
     }
-    helpers.commit_all(&synced);
+    helpers.start_all(&synced);
 }
 
 /// The commit step of one log under `rule`: sync or not, move the high watermark, publish.

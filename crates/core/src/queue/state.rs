@@ -211,6 +211,18 @@ impl QueueState {
         Ok(state)
     }
 
+    /// Moves the delivered watermark a step ahead of the next fresh delivery if it has no room
+    /// left, and returns the change to persist (and fsync) before any delivery. A new queue
+    /// takes it when it is created, so its first deliveries do not wait for that fsync.
+    pub fn reserve_watermark(&mut self) -> Option<AckChange> {
+        if self.next_fresh < self.delivered_watermark {
+            return None;
+        }
+        self.delivered_watermark = self.next_fresh + DELIVERED_WATERMARK_STEP;
+        self.check_invariants();
+        Some(AckChange::DeliveredWatermark(self.delivered_watermark))
+    }
+
     fn requeue_span(&mut self, span: Range<Offset>) -> Result<(), QueueError> {
         if span.start >= span.end {
             return Ok(());

@@ -103,15 +103,18 @@ impl Queue {
     }
 
     /// Appends `changes` behind everything pending; a delivered watermark among them is
-    /// fsynced before returning, since deliveries taken after it are about to be sent.
+    /// fsynced before returning (for a durable queue), since deliveries taken after it are
+    /// about to be sent.
     pub(crate) async fn persist_before_send(&self, changes: Vec<Vec<AckChange>>) -> Result<()> {
         for (lane, changes) in changes.into_iter().enumerate() {
             if changes.is_empty() {
                 continue;
             }
-            let watermark = changes
-                .iter()
-                .any(|c| matches!(c, AckChange::DeliveredWatermark(_)));
+            // A transient queue is deleted at restart: nothing would read its watermark.
+            let watermark = self.definition.durable
+                && changes
+                    .iter()
+                    .any(|c| matches!(c, AckChange::DeliveredWatermark(_)));
             let files = &self.lanes[lane];
             files.pending_acks.changes.lock().extend(changes);
             let (pending, acks) = (Arc::clone(&files.pending_acks), Arc::clone(&files.acks));

@@ -119,12 +119,26 @@ impl Queue {
                 files.clone(),
                 after_crash,
             )?;
-            let acks = AckLog::open(&dir.join(format!("acks{suffix}")), files.clone())?;
+            let mut acks = AckLog::open(&dir.join(format!("acks{suffix}")), files.clone())?;
             let mut state = QueueState::restore(
                 acks.persisted(),
                 log.log_start_offset(),
                 log.log_end_offset(),
             )?;
+            // A queue that never held a message (just declared) writes its first delivered
+            // watermark now, with the declare's own disk work, instead of an fsync before its
+            // first delivery; the watermark never covers more than the log after a restart
+            // (`restore` clamps it), so reserving it early promises nothing false. Queues
+            // reopened with messages keep the fsync at their first delivery, so 100k queues
+            // still open without 100k fsyncs.
+            if log.log_end_offset() == 0 {
+                if let Some(change) = state.reserve_watermark() {
+                    acks.append(&[change])?;
+                    if definition.durable {
+                        acks.sync()?;
+                    }
+                }
+            }
             state.set_single_active(args.single_active_consumer);
             states.push(state);
             let log = Arc::new(log);

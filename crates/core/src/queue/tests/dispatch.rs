@@ -1,6 +1,7 @@
 //! Table tests, one per rule.
 
 use super::*;
+use crate::queue::limits::DELIVERED_WATERMARK_STEP;
 
 #[test]
 fn fair_dispatch_with_prefetch_one_alternates_and_waits_for_acks() {
@@ -271,4 +272,34 @@ fn unacked_limit_pauses_delivery() {
     assert_eq!(queue.get(0), None);
     queue.ack(1, false).unwrap();
     assert!(queue.next_delivery(0).is_some());
+}
+
+#[test]
+fn a_reserved_watermark_spares_the_first_deliveries_their_fsync() {
+    let mut queue = QueueState::new();
+    assert_eq!(
+        queue.reserve_watermark(),
+        Some(AckChange::DeliveredWatermark(DELIVERED_WATERMARK_STEP))
+    );
+    assert_eq!(
+        queue.reserve_watermark(),
+        None,
+        "room left: nothing to reserve"
+    );
+    queue.on_append(DELIVERED_WATERMARK_STEP);
+    queue.add_consumer("a", 0, false).unwrap();
+    let first: Vec<_> = (0..DELIVERED_WATERMARK_STEP)
+        .map(|_| queue.next_delivery(0).unwrap())
+        .collect();
+    assert_eq!(first.len() as i64, DELIVERED_WATERMARK_STEP);
+    assert!(
+        queue.take_ack_changes().is_empty(),
+        "deliveries within the reserved watermark need no new one"
+    );
+    // The next delivery passes it: a new watermark, fsynced before that delivery is sent.
+    queue.next_delivery(0).unwrap();
+    assert_eq!(
+        queue.take_ack_changes(),
+        [AckChange::DeliveredWatermark(2 * DELIVERED_WATERMARK_STEP)]
+    );
 }
