@@ -229,6 +229,35 @@ def test_shared_subscriptions_share_the_load(porter):
         c.close()
 
 
+@VERSIONS
+def test_a_persistent_session_gets_its_shared_subscriptions_back_across_kill_9(porter, version):
+    kwargs = {"clean": False} if version == V311 else {"clean": False, "expiry": 3600}
+    worker = Client(porter.mqtt_port, "invoicer-1", version, **kwargs)
+    worker.subscribe("$share/billing/orders/+", qos=1)
+    worker.close()
+    pub = Client(porter.mqtt_port, "shop", version)
+    for i in range(10):
+        pub.publish(f"orders/{i}", f"o{i}".encode(), qos=1)
+    pub.close()
+    porter.kill9_restart()
+    back = Client(porter.mqtt_port, "invoicer-1", version, **kwargs)
+    assert back.session_present is True
+    # Held for the group while no member was connected, then sent without a new SUBSCRIBE.
+    assert sorted(m.payload for m in back.drain(10)) == sorted(f"o{i}".encode() for i in range(10))
+    pub = Client(porter.mqtt_port, "shop", version)
+    pub.publish("orders/late", b"late", qos=1)
+    assert back.next().payload == b"late"
+    # Unsubscribed, it stays unsubscribed when the session resumes again.
+    back.client.unsubscribe("$share/billing/orders/+")
+    time.sleep(0.3)
+    back.close()
+    again = Client(porter.mqtt_port, "invoicer-1", version, **kwargs)
+    pub.publish("orders/after", b"after", qos=1)
+    assert again.quiet(1.0) == []
+    for c in (again, pub):
+        c.close()
+
+
 def test_mqtt5_properties_travel_with_the_message(porter):
     sub = Client(porter.mqtt_port, "svc", V5)
     sub.subscribe("rpc/requests", qos=1, sub_id=42)

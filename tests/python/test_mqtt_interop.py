@@ -21,7 +21,7 @@ EXPECTED_FAILURES = {
     "test_subscribe_failure",
 }
 # Race a SUBSCRIBE on one connection against a PUBLISH on another without waiting for SUBACK;
-# they pass when the subscription's binding commits first (usually, and always when run alone).
+# they pass only when the subscription's binding commits first, which is rare (docs/mqtt.md).
 RACY = {"test_subscribe_options", "test_request_response"}
 
 

@@ -24,7 +24,7 @@ use crate::convert::{
 use crate::error::Disconnect;
 use crate::limits::RETAINED_PER_SUBSCRIBE_MAX;
 use crate::session::{Inflight, Session};
-use crate::store::{Released, SessionRecord};
+use crate::store::Released;
 use crate::topic::{from_routing_key, matches, parse_filter};
 
 impl Session {
@@ -196,14 +196,9 @@ impl Session {
                     offset,
                     packet_id,
                 });
-                let record = SessionRecord {
-                    expiry_secs: self.expiry_secs,
-                    ended_ms: None,
-                    released: self.released.clone(),
-                };
                 self.ctx
                     .sessions
-                    .put(&self.client_id, &record)
+                    .put(&self.client_id, &self.record(None))
                     .await
                     .map_err(Disconnect::core)?;
             }

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use crate::codec::Version;
 use crate::context::Context;
 use crate::error::Refusal;
-use crate::store::{Released, SessionRecord};
+use crate::store::{Released, SessionRecord, SharedSubscription};
 use crate::subscribe::Subscription;
 
 /// Prefix of a session's queue name.
@@ -158,15 +158,16 @@ impl Session {
             }
         }
         let present = !discarded && (existing.is_some() || record.is_some());
-        let released = match (&record, present) {
-            (Some(record), true) => record.released.clone(),
-            _ => Vec::new(),
+        let (released, shared) = match (record, present) {
+            (Some(record), true) => (record.released, record.shared),
+            _ => (Vec::new(), Vec::new()),
         };
         if expiry_secs > 0 {
             let record = SessionRecord {
                 expiry_secs,
                 ended_ms: None,
                 released: released.clone(),
+                shared: shared.clone(),
             };
             ctx.sessions
                 .put(&client_id, &record)
@@ -202,6 +203,7 @@ impl Session {
                 .map_err(Refusal::core)?;
             session.consume(queue).map_err(Refusal::core)?;
         }
+        session.restore_shared(&shared).await;
         Ok(Opened { session, present })
     }
 
@@ -293,16 +295,37 @@ impl Session {
                 tracing::warn!(client_id = %self.client_id, error = %e, "removing an ended MQTT session's record failed");
             }
         } else {
-            let record = SessionRecord {
-                expiry_secs: self.expiry_secs,
-                ended_ms: Some(porter_core::partition::now_ms()),
-                released: std::mem::take(&mut self.released),
-            };
+            let record = self.record(Some(porter_core::partition::now_ms()));
             if let Err(e) = self.ctx.sessions.put(&self.client_id, &record).await {
                 tracing::warn!(client_id = %self.client_id, error = %e, "recording an MQTT session's end failed");
             }
         }
         self.ctx.vhost.release_owner(self.owner).await;
+    }
+}
+
+impl Session {
+    /// The session's record as it stands (for a session with an expiry): its released QoS 2
+    /// messages and shared subscriptions, and when its connection ended, if it did.
+    pub(crate) fn record(&self, ended_ms: Option<i64>) -> SessionRecord {
+        let mut shared: Vec<SharedSubscription> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.shared)
+            .map(|(path, s)| SharedSubscription {
+                path: path.clone(),
+                qos: s.qos,
+                retain_as_published: s.retain_as_published,
+                id: s.id,
+            })
+            .collect();
+        shared.sort_by(|a, b| a.path.cmp(&b.path));
+        SessionRecord {
+            expiry_secs: self.expiry_secs,
+            ended_ms,
+            released: self.released.clone(),
+            shared,
+        }
     }
 }
 

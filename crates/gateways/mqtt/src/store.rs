@@ -34,6 +34,20 @@ pub(crate) struct Released {
     pub packet_id: u16,
 }
 
+/// One shared subscription of a session (`$share/<group>/<filter>`), kept in the session's
+/// record: its queue's binding is the group's, shared by every member, so it cannot say which
+/// sessions subscribed or with which options.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SharedSubscription {
+    /// The filter as the client sent it, `$share/<group>/` included.
+    pub path: String,
+    pub qos: u8,
+    #[serde(default)]
+    pub retain_as_published: bool,
+    #[serde(default)]
+    pub id: Option<usize>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SessionRecord {
     pub expiry_secs: u32,
@@ -42,6 +56,9 @@ pub(crate) struct SessionRecord {
     pub ended_ms: Option<i64>,
     #[serde(default)]
     pub released: Vec<Released>,
+    /// Its shared subscriptions, restored when the session resumes.
+    #[serde(default)]
+    pub shared: Vec<SharedSubscription>,
 }
 
 impl SessionRecord {

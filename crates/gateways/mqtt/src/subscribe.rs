@@ -15,6 +15,7 @@ use rumqttc::v5::mqttbytes::v5::{
 use crate::codec::qos_from;
 use crate::error::Disconnect;
 use crate::session::{bounded_queue_arguments, Session, SHARED_QUEUE_PREFIX};
+use crate::store::SharedSubscription;
 use crate::topic::{self, check_filter, parse_filter, to_routing_key};
 
 const FILTER_ARG: &str = "x-mqtt-filter";
@@ -79,6 +80,42 @@ impl Session {
         Ok(())
     }
 
+    /// Subscribes a resumed session to its recorded shared subscriptions again (their queues
+    /// are the groups', so the session's own queue does not hold them). One that fails is
+    /// logged and dropped; the client can subscribe again.
+    pub async fn restore_shared(&mut self, shared: &[SharedSubscription]) {
+        for recorded in shared {
+            let filter = Filter {
+                path: recorded.path.clone(),
+                qos: qos_from(recorded.qos.min(2)),
+                nolocal: false,
+                preserve_retain: recorded.retain_as_published,
+                retain_forward_rule: RetainForwardRule::Never,
+            };
+            let restored = match self.subscribe_one(&filter, recorded.id).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(Refused(_, reason))) => Err(reason),
+                Err(disconnect) => Err(disconnect.reason),
+            };
+            if let Err(reason) = restored {
+                tracing::warn!(client_id = %self.client_id, filter = %recorded.path, %reason, "a shared subscription of a resumed session could not be restored");
+            }
+        }
+    }
+
+    /// Records the session's shared subscriptions after they changed (a session with an
+    /// expiry only: a clean session's end takes them with it).
+    async fn record_shared(&self) -> Result<(), Disconnect> {
+        if self.expiry_secs == 0 {
+            return Ok(());
+        }
+        self.ctx
+            .sessions
+            .put(&self.client_id, &self.record(None))
+            .await
+            .map_err(Disconnect::core)
+    }
+
     /// Handles a SUBSCRIBE: SUBACK first, then the retained messages of each new filter.
     pub async fn subscribe(
         &mut self,
@@ -111,6 +148,13 @@ impl Session {
                     codes.push(code);
                 }
             }
+        }
+        if subscribe
+            .filters
+            .iter()
+            .any(|f| f.path.starts_with("$share/"))
+        {
+            self.record_shared().await?;
         }
         let properties = (!reasons.is_empty()).then(|| SubAckProperties {
             reason_string: Some(reasons.join("; ")),
@@ -267,12 +311,14 @@ impl Session {
         out: &mut Vec<Packet>,
     ) -> Result<(), Disconnect> {
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+        let mut shared_changed = false;
         for path in &unsubscribe.filters {
             let Some(subscription) = self.subscriptions.remove(path) else {
                 reasons.push(UnsubAckReason::NoSubscriptionExisted);
                 continue;
             };
             if subscription.shared {
+                shared_changed = true;
                 let still_used = self
                     .subscriptions
                     .values()
@@ -288,6 +334,9 @@ impl Session {
                     .map_err(Disconnect::core)?;
             }
             reasons.push(UnsubAckReason::Success);
+        }
+        if shared_changed {
+            self.record_shared().await?;
         }
         out.push(Packet::UnsubAck(UnsubAck {
             pkid: unsubscribe.pkid,
