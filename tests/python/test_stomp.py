@@ -132,6 +132,42 @@ def test_queue_destination_carries_body_and_rabbitmq_headers(porter):
         wait_until(lambda: "r-send" in l.receipts, "RECEIPT for the SEND")
 
 
+def test_queue_properties_in_headers_declare_the_queue_as_rabbitmq_does(porter):
+    name = fresh("capped")
+    with connect(porter) as (c, l):
+        # The first SEND declares the queue with the arguments its headers carry.
+        for i in range(5):
+            c.send(f"/queue/{name}", f"m{i}", headers={"x-max-length": "2", "x-queue-type": "classic"},
+                   receipt=f"r{i}")
+        wait_until(lambda: len(l.receipts) == 5, "RECEIPTs for the SENDs")
+        assert ready_messages(porter, name) == 2, "x-max-length kept the newest two"
+        c.subscribe(f"/queue/{name}", id="s", headers={"x-max-length": "2"})
+        assert [l.next().body for _ in range(2)] == ["m3", "m4"]
+        # Different properties for the existing queue are refused, as RabbitMQ's 406.
+        c.subscribe(f"/queue/{name}", id="other", headers={"x-max-length": "3"})
+        wait_until(lambda: l.errors, "ERROR for different queue properties")
+        assert l.errors[0].headers["message"] == "precondition_failed", l.errors[0].headers
+
+
+def test_a_subscription_whose_queue_is_deleted_gets_an_error_naming_it(porter):
+    name = fresh("doomed")
+    with connect(porter) as (c, l):
+        c.subscribe(f"/queue/{name}", id="d1")
+        c.send(f"/queue/{name}", "first", receipt="r1")
+        assert l.next().body == "first"
+        with amqp(porter) as a:
+            a.channel().queue_delete(name)
+        wait_until(lambda: l.errors, "ERROR for the cancelled subscription")
+        error = l.errors[0]
+        assert (error.headers["message"], error.headers["subscription"]) == ("Server cancelled subscription", "d1")
+        assert f"/queue/{name}" in error.body
+        # The connection stays open for its other subscriptions.
+        other = fresh("/queue/alive")
+        c.subscribe(other, id="d2")
+        c.send(other, "still here")
+        assert l.next().body == "still here"
+
+
 def test_a_body_holding_nul_octets_travels_with_content_length(porter):
     q = fresh("/queue/binary")
     body = b"a\x00b\x00\x00c"

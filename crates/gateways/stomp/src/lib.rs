@@ -20,7 +20,7 @@
 //! | 5 | [`server`] | [`StompProtocol`] for the kit's listener and the WebSocket endpoint |
 //!
 //! Not implemented: STOMP over TLS (the kit's TLS hook will carry it), per-user permissions,
-//! `x-queue-type` and other queue arguments as SUBSCRIBE headers, selectors.
+//! selectors.
 
 pub mod commands;
 pub mod config;

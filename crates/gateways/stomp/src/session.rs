@@ -252,6 +252,7 @@ impl Session {
                 if let Some(id) = consumer_tag.strip_prefix(self.tag_prefix.as_str()) {
                     if let Some(sub) = self.subscriptions.remove(id) {
                         tracing::info!(subscription = %sub.id, destination = %sub.destination, "stomp subscription ended: its queue was deleted");
+                        self.out.push(cancelled(&sub));
                     }
                 }
             }
@@ -318,4 +319,18 @@ impl Session {
         }
         self.vhost.release_owner(self.owner).await;
     }
+}
+
+/// The ERROR frame RabbitMQ sends when the broker ends a subscription (its queue was deleted):
+/// it names the subscription, and the connection stays open for the others.
+fn cancelled(sub: &Subscription) -> Frame {
+    let mut frame = Frame::new(Command::Error)
+        .with("message", "Server cancelled subscription")
+        .with("subscription", sub.id.to_string())
+        .with("content-type", "text/plain");
+    frame.body = bytes::Bytes::from(format!(
+        "The server has canceled a subscription.\nNo more messages will be delivered for {}.\n",
+        sub.destination
+    ));
+    frame
 }

@@ -59,7 +59,7 @@ async fn prepare(session: &mut Session, frame: &Frame) -> Result<Prepared> {
     let (exchange, key) = match destination {
         Destination::Kafka(topic) => return Ok(Prepared::Kafka(topic)),
         Destination::Queue(name) => {
-            ensure_queue(session, &name).await?;
+            ensure_queue(session, &name, frame).await?;
             (String::new(), name)
         }
         Destination::AmqQueue(name) | Destination::ReplyQueue(name) => (String::new(), name),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use porter_core::queue::api::ConsumeRequest;
 use porter_core::queue::QueueDefinition;
-use porter_core::routing::{Binding, Destination as Bound, FieldTable};
+use porter_core::routing::{Binding, Destination as Bound, FieldTable, HeaderValue};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -92,7 +92,7 @@ pub async fn start(
     let mut name_by_message = false;
     let queue_name = match destination {
         Destination::Queue(name) => {
-            ensure_queue(session, &name).await?;
+            ensure_queue(session, &name, frame).await?;
             name
         }
         Destination::AmqQueue(name) => name,
@@ -203,6 +203,7 @@ fn definition(
     durable: bool,
     owner: Option<u64>,
     auto_delete: bool,
+    arguments: FieldTable,
 ) -> QueueDefinition {
     QueueDefinition {
         name,
@@ -210,20 +211,106 @@ fn definition(
         durable,
         exclusive_owner: owner,
         auto_delete,
-        arguments: FieldTable::new(),
+        arguments,
     }
 }
 
-/// `/queue/<name>`: a durable queue, declared on first use. An existing queue is used as it
-/// is (RabbitMQ would refuse one declared with other properties; Porter does not re-declare).
-pub async fn ensure_queue(session: &Session, name: &str) -> Result<()> {
-    if session.vhost.queue(name, session.owner).is_ok() {
+/// Queue arguments RabbitMQ's STOMP plugin takes from SEND and SUBSCRIBE headers, by the type
+/// an AMQP client would give them.
+const INTEGER_ARGUMENTS: [&str; 5] = [
+    "x-expires",
+    "x-message-ttl",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+];
+const STRING_ARGUMENTS: [&str; 5] = [
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+];
+const BOOL_ARGUMENTS: [&str; 1] = ["x-single-active-consumer"];
+
+/// What a frame's headers say about the queue it may declare ("queue properties" in
+/// RabbitMQ's STOMP guide): `durable`, `auto-delete`, `exclusive` and the `x-` arguments.
+#[derive(Debug, Default, PartialEq)]
+pub struct QueueProperties {
+    pub durable: Option<bool>,
+    pub auto_delete: Option<bool>,
+    pub exclusive: Option<bool>,
+    pub arguments: FieldTable,
+}
+
+impl QueueProperties {
+    pub fn of(frame: &Frame) -> Result<QueueProperties> {
+        let flag = |name: &'static str| -> Result<Option<bool>> {
+            match frame.header(name) {
+                None => Ok(None),
+                Some("true") => Ok(Some(true)),
+                Some("false") => Ok(Some(false)),
+                Some(other) => Err(StompError::protocol(
+                    "invalid queue property",
+                    format!("{name} must be true or false, not '{other}'"),
+                )),
+            }
+        };
+        let mut arguments = FieldTable::new();
+        for name in INTEGER_ARGUMENTS {
+            if let Some(text) = frame.header(name) {
+                let value = text.trim().parse::<i64>().map_err(|_| {
+                    StompError::protocol(
+                        "invalid queue property",
+                        format!("{name} must be an integer, not '{text}'"),
+                    )
+                })?;
+                arguments.insert(name.into(), HeaderValue::I64(value));
+            }
+        }
+        for name in STRING_ARGUMENTS {
+            if let Some(text) = frame.header(name) {
+                arguments.insert(name.into(), HeaderValue::from(text));
+            }
+        }
+        for name in BOOL_ARGUMENTS {
+            if let Some(value) = flag(name)? {
+                arguments.insert(name.into(), HeaderValue::Bool(value));
+            }
+        }
+        Ok(QueueProperties {
+            durable: flag("durable")?,
+            auto_delete: flag("auto-delete")?,
+            exclusive: flag("exclusive")?,
+            arguments,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == QueueProperties::default()
+    }
+}
+
+/// `/queue/<name>`: a queue declared on first use, durable unless the frame's queue
+/// properties say otherwise. An existing queue is used as it is when the frame names no
+/// properties; with some, it is declared again, so different ones are refused (406, as
+/// RabbitMQ does).
+pub async fn ensure_queue(session: &Session, name: &str, frame: &Frame) -> Result<()> {
+    let properties = QueueProperties::of(frame)?;
+    if properties.is_empty() && session.vhost.queue(name, session.owner).is_ok() {
         return Ok(());
     }
+    let exclusive = properties.exclusive.unwrap_or(false);
     session
         .vhost
         .declare_queue(
-            definition(name.to_string(), true, None, false),
+            definition(
+                name.to_string(),
+                properties.durable.unwrap_or(true),
+                exclusive.then_some(session.owner),
+                properties.auto_delete.unwrap_or(false),
+                properties.arguments,
+            ),
             false,
             session.owner,
         )
@@ -243,20 +330,27 @@ async fn bound_queue(
     frame: &Frame,
 ) -> Result<String> {
     let named = frame.header("x-queue-name").filter(|n| !n.is_empty());
+    let arguments = QueueProperties::of(frame)?.arguments;
     let definition = if persistent {
         let name = named.map_or_else(
             || format!("{SUBSCRIPTION_QUEUE_PREFIX}{id}"),
             str::to_string,
         );
-        definition(name, true, None, false)
+        definition(name, true, None, false, arguments)
     } else if let Some(name) = named {
-        definition(name.to_string(), false, Some(session.owner), true)
+        definition(
+            name.to_string(),
+            false,
+            Some(session.owner),
+            true,
+            arguments,
+        )
     } else {
         let name = format!(
             "{SUBSCRIPTION_QUEUE_PREFIX}{}",
             uuid::Uuid::new_v4().simple()
         );
-        definition(name, false, Some(session.owner), true)
+        definition(name, false, Some(session.owner), true, arguments)
     };
     let declared = session
         .vhost
@@ -283,7 +377,13 @@ pub async fn temp_queue(session: &mut Session, name: &str, auto_subscribe: bool)
     session
         .vhost
         .declare_queue(
-            definition(queue.clone(), false, Some(session.owner), false),
+            definition(
+                queue.clone(),
+                false,
+                Some(session.owner),
+                false,
+                FieldTable::new(),
+            ),
             false,
             session.owner,
         )
