@@ -132,3 +132,28 @@ def test_an_expired_session_stays_expired_across_a_restart(porter):
     back = Client(porter.mqtt_port, "brief", V5, clean=False, expiry=2)
     assert back.session_present is False
     back.close()
+
+
+def test_a_delayed_will_survives_kill_9_during_its_delay(porter):
+    # A persistent watcher, so it gets the will even though it comes back after the restart.
+    watcher = Client(porter.mqtt_port, "monitor", V5, clean=False, expiry=3600)
+    watcher.subscribe("presence/#", qos=1)
+    gone = Client(porter.mqtt_port, "sensor-4", V5, clean=False, expiry=3600,
+                  will=("presence/sensor-4", b"offline", 1, False, 3))
+    back_in_time = Client(porter.mqtt_port, "sensor-5", V5, clean=False, expiry=3600,
+                          will=("presence/sensor-5", b"offline", 1, False, 6))
+    gone.drop()
+    back_in_time.drop()
+    watcher.drop()
+    time.sleep(0.5)  # both connections' ends are recorded, their wills waiting
+    porter.kill9_restart()
+    # sensor-5 returns within its delay, after the restart: its will is cancelled.
+    returned = Client(porter.mqtt_port, "sensor-5", V5, clean=False, expiry=3600)
+    assert returned.session_present
+    watcher = Client(porter.mqtt_port, "monitor", V5, clean=False, expiry=3600)
+    m = watcher.next(timeout=10)
+    assert (m.topic, m.payload) == ("presence/sensor-4", b"offline")
+    # Past sensor-5's delay: had its return not cancelled the will, it would have come.
+    assert watcher.quiet(5) == [], "sensor-5's will was cancelled by its return"
+    for c in (returned, watcher):
+        c.close()

@@ -537,9 +537,18 @@ async fn serve<R: AsyncRead + Unpin>(
     // The session is let go before any linger, so a connection taking it over waits for the
     // release only, never for this goodbye.
     let (client_id, expiry) = (session.client_id.clone(), session.expiry_secs);
+    let will = will.filter(|_| send_will);
+    // A delayed will goes into the session's record with its end, so a restart keeps it.
+    let due_ms = will
+        .as_ref()
+        .map(|w| (w, will::delay_of(w, expiry)))
+        .filter(|(_, delay)| *delay > 0)
+        .map(|(w, delay)| w.stored(delay));
+    let due = due_ms.as_ref().map(|w| w.due_ms);
+    session.pending_will = due_ms;
     Box::pin(session.close()).await;
-    if let (Some(will), true) = (will, send_will) {
-        will::send(ctx.clone(), client_id, will, expiry);
+    if let Some(will) = will {
+        will::send(ctx.clone(), client_id, will, expiry, due);
     }
     drop(claim);
     if linger {

@@ -103,6 +103,7 @@ impl MqttProtocol {
                 shutdown,
             ));
         }
+        crate::will::resume(&ctx);
         tokio::spawn(expire_sessions(ctx.clone(), shutdown_for_expiry));
         Ok(MqttProtocol { ctx })
     }

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use crate::codec::Version;
 use crate::context::Context;
 use crate::error::Refusal;
-use crate::store::{Released, SessionRecord, SharedSubscription};
+use crate::store::{Released, SessionRecord, SharedSubscription, StoredWill};
 use crate::subscribe::Subscription;
 
 /// Prefix of a session's queue name.
@@ -103,6 +103,8 @@ pub(crate) struct Session {
     pub released: Vec<Released>,
     /// Deliveries settled this turn, acknowledged in their queues together at its end.
     pub to_settle: Vec<(Arc<Queue>, u64)>,
+    /// The delayed will to record with the session's end (set just before `close`).
+    pub pending_will: Option<StoredWill>,
 }
 
 /// Consumer tag of a session's consumer on `queue` (unique per connection: members of a
@@ -168,6 +170,7 @@ impl Session {
                 ended_ms: None,
                 released: released.clone(),
                 shared: shared.clone(),
+                will: None,
             };
             ctx.sessions
                 .put(&client_id, &record)
@@ -196,6 +199,7 @@ impl Session {
             aliases_out: HashMap::new(),
             released,
             to_settle: Vec::new(),
+            pending_will: None,
         };
         if let Some(queue) = queue {
             session
@@ -325,6 +329,7 @@ impl Session {
             ended_ms,
             released: self.released.clone(),
             shared,
+            will: self.pending_will.clone(),
         }
     }
 }

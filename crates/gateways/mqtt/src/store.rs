@@ -59,6 +59,89 @@ pub(crate) struct SessionRecord {
     /// Its shared subscriptions, restored when the session resumes.
     #[serde(default)]
     pub shared: Vec<SharedSubscription>,
+    /// Its will, waiting out the Will Delay Interval after the connection ended (a delayed
+    /// will needs a session expiry, so it always has a record to live in): armed again at
+    /// start, so a restart during the delay does not drop it.
+    #[serde(default)]
+    pub will: Option<StoredWill>,
+}
+
+/// A delayed will as its session's record keeps it (see [`crate::will`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredWill {
+    /// When it is due (ms since the epoch).
+    pub due_ms: i64,
+    pub topic: String,
+    #[serde(with = "hex")]
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+    #[serde(default)]
+    pub payload_format_indicator: Option<u8>,
+    #[serde(default)]
+    pub message_expiry_interval: Option<u32>,
+    #[serde(default)]
+    pub response_topic: Option<String>,
+    #[serde(default, with = "hex_option")]
+    pub correlation_data: Option<Vec<u8>>,
+    #[serde(default)]
+    pub user_properties: Vec<(String, String)>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// Bytes in a JSON record as hex: twice their size, where a JSON array of numbers takes up to
+/// four times.
+mod hex {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        decode(&text).ok_or_else(|| D::Error::custom("not hex"))
+    }
+
+    pub fn encode(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        if !text.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+}
+
+mod hex_option {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        bytes: &Option<Vec<u8>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => serializer.serialize_some(&super::hex::encode(bytes)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            Some(text) => super::hex::decode(&text)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom("not hex")),
+            None => Ok(None),
+        }
+    }
 }
 
 impl SessionRecord {
@@ -169,7 +252,73 @@ impl SessionStore {
         Ok(ended)
     }
 
+    /// The delayed wills the records hold (at start: to arm them again).
+    pub fn pending_wills(&self) -> Vec<(String, StoredWill)> {
+        self.store
+            .entries()
+            .into_iter()
+            .filter_map(|(client_id, bytes)| {
+                let record = serde_json::from_slice::<SessionRecord>(&bytes).ok()?;
+                Some((client_id, record.will?))
+            })
+            .collect()
+    }
+
+    /// Drops the delayed will due at `due_ms` from `client_id`'s record once it was sent (a
+    /// record that moved on, a new connection's, is left alone).
+    pub async fn will_sent(&self, client_id: &str, due_ms: i64) -> Result<(), CoreError> {
+        let Some(mut record) = self.get(client_id) else {
+            return Ok(());
+        };
+        if record.will.as_ref().is_none_or(|w| w.due_ms != due_ms) {
+            return Ok(());
+        }
+        record.will = None;
+        self.put(client_id, &record).await
+    }
+
     pub fn len(&self) -> usize {
         self.store.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_with_a_delayed_will_round_trips_and_old_records_still_read() {
+        let record = SessionRecord {
+            expiry_secs: 60,
+            ended_ms: Some(1_000),
+            will: Some(StoredWill {
+                due_ms: 4_000,
+                topic: "presence/a".into(),
+                payload: vec![0, 1, 0xfe, 0xff],
+                qos: 1,
+                retain: true,
+                payload_format_indicator: Some(1),
+                message_expiry_interval: None,
+                response_topic: None,
+                correlation_data: Some(vec![7, 8]),
+                user_properties: vec![("k".into(), "v".into())],
+                content_type: Some("text/plain".into()),
+            }),
+            ..SessionRecord::default()
+        };
+        let json = serde_json::to_vec(&record).unwrap();
+        assert!(String::from_utf8_lossy(&json).contains("\"0001feff\""));
+        assert_eq!(
+            serde_json::from_slice::<SessionRecord>(&json).unwrap(),
+            record
+        );
+        // A record written before wills (and shared subscriptions) were kept.
+        let old: SessionRecord =
+            serde_json::from_slice(br#"{"expiry_secs":5,"ended_ms":null,"released":[]}"#).unwrap();
+        assert_eq!((old.will, old.shared.len()), (None, 0));
+        assert!(serde_json::from_str::<StoredWill>(
+            r#"{"due_ms":1,"topic":"t","payload":"abc","qos":0,"retain":false}"#
+        )
+        .is_err());
     }
 }
