@@ -35,8 +35,8 @@ impl SyncHelpers {
                         // Cleared before the step captures the log's end: writes after this
                         // queue another step.
                         log.sync_queued.store(false, Ordering::Release);
-                        // `commit` reports its own errors; a panic must still say "done", or
-                        // the writer would wait for it forever.
+                        // `commit` reports its own errors; a panic is caught so this helper
+                        // goes on with the other logs.
                         if std::panic::catch_unwind(AssertUnwindSafe(|| {
                             commit(&log, CommitRule::Synced)
                         }))

@@ -78,6 +78,11 @@ pub struct PersistedAcks {
 }
 
 impl PersistedAcks {
+    /// Nothing was ever persisted: the ack file of a queue opened for the first time.
+    pub fn is_empty(&self) -> bool {
+        self.settled.is_empty() && self.delivered_watermark == 0
+    }
+
     pub fn apply(&mut self, change: &AckChange) {
         match change {
             AckChange::Settled(range) => self.settled.insert(range.clone()),

@@ -539,13 +539,13 @@ async fn serve<R: AsyncRead + Unpin>(
     let (client_id, expiry) = (session.client_id.clone(), session.expiry_secs);
     let will = will.filter(|_| send_will);
     // A delayed will goes into the session's record with its end, so a restart keeps it.
-    let due_ms = will
+    let stored = will
         .as_ref()
         .map(|w| (w, will::delay_of(w, expiry)))
         .filter(|(_, delay)| *delay > 0)
         .map(|(w, delay)| w.stored(delay));
-    let due = due_ms.as_ref().map(|w| w.due_ms);
-    session.pending_will = due_ms;
+    let due = stored.as_ref().map(|w| w.due_ms);
+    session.pending_will = stored;
     Box::pin(session.close()).await;
     if let Some(will) = will {
         will::send(ctx.clone(), client_id, will, expiry, due);

@@ -125,13 +125,14 @@ impl Queue {
                 log.log_start_offset(),
                 log.log_end_offset(),
             )?;
-            // A queue that never held a message (just declared) writes its first delivered
-            // watermark now, with the declare's own disk work, instead of an fsync before its
-            // first delivery; the watermark never covers more than the log after a restart
-            // (`restore` clamps it), so reserving it early promises nothing false. Queues
-            // reopened with messages keep the fsync at their first delivery, so 100k queues
-            // still open without 100k fsyncs.
-            if log.log_end_offset() == 0 {
+            // A queue opened for the first time (just declared: empty log, nothing in its ack
+            // file) writes its first delivered watermark now, with the declare's own disk work,
+            // instead of an fsync before its first delivery; the watermark never covers more
+            // than the log after a restart (`restore` clamps it), so reserving it early
+            // promises nothing false. Reopened queues keep the fsync at their first delivery,
+            // so 100k queues still open at start without 100k fsyncs.
+            let first_open = log.log_end_offset() == 0 && acks.persisted().is_empty();
+            if first_open {
                 if let Some(change) = state.reserve_watermark() {
                     acks.append(&[change])?;
                     if definition.durable {
