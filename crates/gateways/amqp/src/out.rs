@@ -93,7 +93,7 @@ impl Out {
             channel,
             AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
                 reply_code: error.code,
-                reply_text: truncated(&error.text).into(),
+                reply_text: porter_gateway_kit::truncated(&error.text, SHORT_STRING_MAX).into(),
                 class_id: error.class_id,
                 method_id: error.method_id,
             })),
@@ -106,7 +106,7 @@ impl Out {
             0,
             AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
                 reply_code: error.code,
-                reply_text: truncated(&error.text).into(),
+                reply_text: porter_gateway_kit::truncated(&error.text, SHORT_STRING_MAX).into(),
                 class_id: error.class_id,
                 method_id: error.method_id,
             })),
@@ -161,14 +161,8 @@ impl Out {
     }
 }
 
-/// A short string holds 255 bytes; reply texts are cut at a character boundary.
-fn truncated(text: &str) -> &str {
-    let mut end = text.len().min(255);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+/// A short string holds 255 bytes; reply texts are cut there, at a character boundary.
+const SHORT_STRING_MAX: usize = 255;
 
 #[cfg(test)]
 mod tests {

@@ -145,26 +145,8 @@ async fn close(mut returned: Returned, reason: &CloseReason) {
     };
     let frame = CloseFrame {
         code,
-        reason: truncate(&reason.text, 123).into(),
+        // A close frame's reason is at most 123 bytes.
+        reason: porter_gateway_kit::truncated(&reason.text, 123).into(),
     };
     let _ = returned.socket.send(Message::Close(Some(frame))).await;
-}
-
-/// `text` cut to at most `max` bytes on a character boundary (a close frame's reason is at most
-/// 123 bytes).
-fn truncate(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn truncate_keeps_whole_characters() {
-        assert_eq!(super::truncate("héllo", 2), "h");
-        assert_eq!(super::truncate("hello", 123), "hello");
-    }
 }

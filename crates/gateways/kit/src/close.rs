@@ -158,6 +158,16 @@ impl CloseReason {
     }
 }
 
+/// `text` cut to at most `max` bytes on a character boundary: a protocol's close carries its
+/// reason in a bounded field (AMQP's short string, 255 bytes; a WebSocket close frame's 123).
+pub fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "closed by {} ({}): {}", self.by, self.code, self.text)
@@ -167,6 +177,12 @@ impl fmt::Display for CloseReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncated_keeps_whole_characters() {
+        assert_eq!(truncated("h\u{e9}llo", 2), "h");
+        assert_eq!(truncated("hello", 123), "hello");
+    }
 
     #[test]
     fn errors_are_the_client_or_limit_ones() {

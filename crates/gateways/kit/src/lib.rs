@@ -43,7 +43,7 @@ pub mod spliced;
 pub mod tls;
 
 pub use budget::{Charge, ConnectionBudget, MemoryBudget};
-pub use close::{CloseReason, ClosedBy, Deadline};
+pub use close::{truncated, CloseReason, ClosedBy, Deadline};
 pub use connection::Connection;
 pub use credit::Credit;
 pub use deadlines::{Deadlines, IdleTimer};

@@ -537,18 +537,20 @@ async fn serve<R: AsyncRead + Unpin>(
     // The session is let go before any linger, so a connection taking it over waits for the
     // release only, never for this goodbye.
     let (client_id, expiry) = (session.client_id.clone(), session.expiry_secs);
-    let will = will.filter(|_| send_will);
+    let will = will.filter(|_| send_will).map(|w| {
+        let delay = will::delay_of(&w, expiry);
+        (w, delay)
+    });
     // A delayed will goes into the session's record with its end, so a restart keeps it.
     let stored = will
         .as_ref()
-        .map(|w| (w, will::delay_of(w, expiry)))
         .filter(|(_, delay)| *delay > 0)
-        .map(|(w, delay)| w.stored(delay));
+        .map(|(w, delay)| w.stored(*delay));
     let due = stored.as_ref().map(|w| w.due_ms);
     session.pending_will = stored;
     Box::pin(session.close()).await;
-    if let Some(will) = will {
-        will::send(ctx.clone(), client_id, will, expiry, due);
+    if let Some((will, delay)) = will {
+        will::send(ctx.clone(), client_id, will, delay, due);
     }
     drop(claim);
     if linger {

@@ -110,16 +110,16 @@ pub(crate) fn delay_of(will: &Will, session_expiry_secs: u32) -> u32 {
     will.delay_secs.min(session_expiry_secs)
 }
 
-/// Publishes `will` for `client_id`, after its delay (capped by the session's expiry) unless
-/// the client comes back first. `due_ms` is when its record says it is due, if it has one.
+/// Publishes `will` for `client_id` after `delay_secs` ([`delay_of`]) unless the client comes
+/// back first. `due_ms` is when its record says it is due, if it has one.
 pub(crate) fn send(
     ctx: Arc<Context>,
     client_id: String,
     will: Will,
-    session_expiry_secs: u32,
+    delay_secs: u32,
     due_ms: Option<i64>,
 ) {
-    let delay = Duration::from_secs(u64::from(delay_of(&will, session_expiry_secs)));
+    let delay = Duration::from_secs(u64::from(delay_secs));
     arm(ctx, client_id, will, delay, due_ms);
 }
 
