@@ -12,7 +12,8 @@
 #              built once and cached in target/librdkafka-suite) for test_librdkafka_suite.py
 #   2. fmt     cargo fmt --all -- --check
 #   3. clippy  cargo clippy --workspace --all-targets -- -D warnings
-#   4. build   cargo build --workspace
+#   4. build   cargo build --workspace --bins --tests (with the tests' features, so step 5 reuses every
+#              artefact instead of building the dependency tree a second time)
 #   5. test    cargo nextest run --workspace (cargo test --workspace if nextest is missing)
 #   6. doc     cargo test --workspace --doc (nextest does not run doctests)
 #   7. e2e     pytest tests/python against target/debug/porter (the Paho MQTT interoperability
@@ -35,6 +36,10 @@ LOG_DIR="$ROOT/target/test-logs"
 PORTER_BIN="${PORTER_BIN:-$ROOT/target/debug/porter}"
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A CI run starts from a fresh clone and builds once: incremental state only costs disk there.
+if [[ -n "${CI:-}" ]]; then
+    export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
 export PORTER_BIN
 if [[ -n "${PORTER_CRASH_CYCLES:-}" ]]; then
     export PORTER_CRASH_CYCLES
@@ -141,7 +146,7 @@ unit_tests() {
 
 e2e_tests() {
     if [[ ! -x "$PORTER_BIN" ]]; then
-        echo "porter binary not found at $PORTER_BIN (cargo build --workspace should have built it)" >&2
+        echo "porter binary not found at $PORTER_BIN (the build step should have built it)" >&2
         return 1
     fi
     local pytest_args=()
@@ -187,7 +192,7 @@ install_node_modules() {
 
 node_tests() {
     if [[ ! -x "$PORTER_BIN" ]]; then
-        echo "porter binary not found at $PORTER_BIN (cargo build --workspace should have built it)" >&2
+        echo "porter binary not found at $PORTER_BIN (the build step should have built it)" >&2
         return 1
     fi
     (cd "$NODE_DIR" && npm test --silent)
@@ -238,7 +243,7 @@ run_step deps "install kcat, python3-venv, mosquitto, .venv, tests/node/node_mod
 run_step fmt "cargo fmt --all -- --check" cargo fmt --all -- --check
 run_step clippy "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
-run_step build "cargo build --workspace" cargo build --workspace
+run_step build "cargo build --workspace --bins --tests" cargo build --workspace --bins --tests
 run_step test "unit and integration tests (nextest, else cargo test)" unit_tests
 run_step doc "cargo test --workspace --doc" cargo test --workspace --doc
 if [[ "${PORTER_SKIP_E2E:-0}" == "1" ]]; then
