@@ -73,7 +73,7 @@ test('two browser pages chat in a room, by direct message, with history and pres
     await say(bob, 'hi ada, bob here')
     await shows(ada, 'hi ada, bob here')
 
-    // A page that joins later gets the room's last messages (retained history slots).
+    // A page that joins later gets the room's last messages, read from the log (/chat/history).
     const cy = await join(browser, porter, 'cy', 'lobby')
     await shows(cy, 'hello from ada', 'history')
     await shows(cy, 'hi ada, bob here', 'history')

@@ -52,6 +52,7 @@ pub mod delayed;
 pub mod error;
 pub mod filter;
 pub mod group;
+pub mod history;
 pub mod keyed_store;
 pub mod limits;
 pub mod lookup;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
+use porter_core::bridge::BridgeSpec;
 use porter_core::{Broker, CoreError};
 use porter_gateway_http::{WebSocketRoute, MQTT_SUBPROTOCOLS, STOMP_SUBPROTOCOLS};
 use porter_gateway_kafka::server::kafka_listener;
@@ -98,6 +99,7 @@ struct Running {
 /// half-started broker.
 async fn start(mut settings: Settings) -> Result<Running> {
     let started = Instant::now();
+    let chat_history = chat_history_bridge(&settings);
     let data_dir = std::path::absolute(&settings.broker.data_dir)
         .unwrap_or_else(|_| settings.broker.data_dir.clone());
     let config = settings.broker;
@@ -185,11 +187,16 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
-    porter_core::bridge::start_all(&broker, &settings.bridges, shutdown.clone())
+    let mut bridges = std::mem::take(&mut settings.bridges);
+    bridges.extend(chat_history.clone());
+    porter_core::bridge::start_all(&broker, &bridges, shutdown.clone())
         .await
         .context("starting the bridges")?;
     let mut mqtt_addr = "off".to_string();
     let mut routes = porter_gateway_http::Routes::new();
+    if let Some(BridgeSpec::ExchangeToTopic { topic, .. }) = chat_history {
+        routes = routes.chat_history(broker.clone(), topic);
+    }
     if settings.mqtt_enabled {
         let tcp = bind("MQTT", "--mqtt-listen", settings.mqtt.listen).await?;
         mqtt_addr = tcp.local_addr()?.to_string();
@@ -271,6 +278,21 @@ async fn start(mut settings: Settings) -> Result<Running> {
         broker,
         gateways,
         shutdown,
+    })
+}
+
+/// The bridge that keeps the chat page's rooms (MQTT `chat/rooms/<room>`) in a topic, so a page
+/// joining a room reads its history from the log: when MQTT and the HTTP listener both run and
+/// `[http] chat_history_topic` is not off.
+fn chat_history_bridge(settings: &Settings) -> Option<BridgeSpec> {
+    if !(settings.http_enabled && settings.mqtt_enabled) {
+        return None;
+    }
+    Some(BridgeSpec::ExchangeToTopic {
+        vhost: settings.mqtt.vhost.clone(),
+        exchange: settings.mqtt.exchange.clone(),
+        binding_key: "chat.rooms.*".to_string(),
+        topic: settings.http.chat_history_topic.clone()?,
     })
 }
 

@@ -7,6 +7,9 @@ use porter_gateway_kit::ListenerLimits;
 
 use crate::limits;
 
+/// Where the chat page's rooms are kept, unless `[http] chat_history_topic` says otherwise.
+pub const CHAT_HISTORY_TOPIC: &str = "porter.chat";
+
 /// The HTTP listener's address and limits (see [`crate::limits`] for what each bounds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -20,6 +23,9 @@ pub struct HttpConfig {
     /// A connection with no complete request head for this long is closed.
     pub idle: Duration,
     pub websocket: WebSocketConfig,
+    /// The Kafka topic the chat page's rooms are bridged into, for their history
+    /// (`/chat/history/{room}`); `None`: no history (and no bridge).
+    pub chat_history_topic: Option<String>,
 }
 
 /// Limits of each WebSocket endpoint (`/mqtt`, `/ws`).
@@ -47,6 +53,7 @@ impl Default for HttpConfig {
             body_bytes_max: limits::BODY_BYTES_MAX,
             idle: limits::IDLE,
             websocket: WebSocketConfig::default(),
+            chat_history_topic: Some(CHAT_HISTORY_TOPIC.to_string()),
         }
     }
 }

@@ -12,9 +12,11 @@
 //! - [`ws_stream`]: a WebSocket as a byte stream;
 //! - [`peer`]: the connection's addresses on every request;
 //! - [`assets`]: the embedded chat page;
+//! - [`chat_history`]: a chat room's last messages, read from the log;
 //! - [`config`] and [`limits`]: the named limits and what they bound.
 
 pub mod assets;
+pub mod chat_history;
 pub mod config;
 pub mod limits;
 pub mod peer;
@@ -23,7 +25,7 @@ pub mod server;
 pub mod websocket;
 pub mod ws_stream;
 
-pub use config::{HttpConfig, WebSocketConfig};
+pub use config::{HttpConfig, WebSocketConfig, CHAT_HISTORY_TOPIC};
 pub use peer::PeerAddrs;
 pub use router::Routes;
 pub use server::{HttpError, HttpListener};

@@ -1,5 +1,5 @@
 //! [`Routes`]: what the HTTP listener serves. Today `/healthz`, the chat-room example page under
-//! `/chat/` and the WebSocket endpoints; the management API (a later issue) adds its routes
+//! `/chat/` (and its rooms' history) and the WebSocket endpoints; the management API (a later issue) adds its routes
 //! here beside them.
 
 use std::sync::Arc;
@@ -30,6 +30,15 @@ impl Routes {
                 .merge(assets::router()),
             endpoints: Vec::new(),
         }
+    }
+
+    /// Serves chat rooms' history from `topic` at `/chat/history/{room}` (see
+    /// [`crate::chat_history`]).
+    pub fn chat_history(mut self, broker: Arc<porter_core::Broker>, topic: String) -> Self {
+        self.router = self
+            .router
+            .merge(crate::chat_history::router(broker, topic));
+        self
     }
 
     /// Serves `route`'s protocol over WebSocket at `path`.

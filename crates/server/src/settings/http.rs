@@ -30,6 +30,8 @@ pub struct HttpSection {
     pub websocket_frame_bytes_max: Option<usize>,
     /// Largest WebSocket message (fragments joined), bytes.
     pub websocket_message_bytes_max: Option<usize>,
+    /// Kafka topic the chat page's rooms are bridged into for their history; "off": none.
+    pub chat_history_topic: Option<String>,
 }
 
 /// Whether the HTTP listener runs, and its settings.
@@ -73,6 +75,12 @@ pub(super) fn merge(
     if let Some(v) = section.websocket_message_bytes_max {
         ws.message_bytes_max = v.max(1);
     }
+    if let Some(topic) = section.chat_history_topic.as_deref() {
+        http.chat_history_topic = match topic.trim() {
+            "" | "off" => None,
+            topic => Some(topic.to_string()),
+        };
+    }
     if enabled {
         http.validate()
             .map_err(|e| anyhow::anyhow!("[http]: {e}"))?;
@@ -104,6 +112,13 @@ mod tests {
         let s = merge(&ServeArgs::default(), file).unwrap();
         assert_eq!(s.http.listen.to_string(), "127.0.0.1:0");
         assert_eq!(s.http.websocket.frame_bytes_max, 4096);
+        assert_eq!(s.http.chat_history_topic.as_deref(), Some("porter.chat"));
+        for (value, topic) in [("off", None), ("rooms", Some("rooms"))] {
+            let file: FileConfig =
+                toml::from_str(&format!("[http]\nchat_history_topic = \"{value}\"\n")).unwrap();
+            let s = merge(&ServeArgs::default(), file).unwrap();
+            assert_eq!(s.http.chat_history_topic.as_deref(), topic);
+        }
         let bad: FileConfig = toml::from_str("[http]\nheader_bytes_max = 10\n").unwrap();
         assert!(merge(&ServeArgs::default(), bad).is_err());
     }

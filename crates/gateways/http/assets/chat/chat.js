@@ -1,14 +1,14 @@
 'use strict'
 // Porter's chat-room example: MQTT 5 over WebSocket from the browser (mqtt.js, vendored beside
-// this file), nothing else. Topics:
-//   chat/rooms/<room>             a room's live messages (QoS 1)
-//   chat/history/<room>/<slot>    a room's last HISTORY messages, retained, slot = seq mod HISTORY:
-//                                 a page that joins gets them as retained messages and shows them
+// this file). Topics:
+//   chat/rooms/<room>             a room's messages (QoS 1); Porter also keeps them in a Kafka
+//                                 topic, and a page that joins reads the room's last HISTORY
+//                                 from it: GET /chat/history/<room>
 //   chat/users/<name>/inbox       direct messages to <name>
 //   chat/presence/<name>          retained "online" on connect; the last will sets "offline"
-// Messages are JSON: { id, from, text, ts, seq? }.
+// Messages are JSON: { id, from, text, ts }.
 ;(() => {
-  const HISTORY = 20
+  const HISTORY = 50
   const KEPT = 500
   const NAME = /^[A-Za-z0-9_.-]{1,32}$/
   const $ = id => document.getElementById(id)
@@ -23,7 +23,7 @@
 
   function conversation (kind, id) {
     const map = kind === 'room' ? state.rooms : state.dms
-    if (!map.has(id)) map.set(id, { messages: [], seen: new Set(), seq: -1, unread: 0 })
+    if (!map.has(id)) map.set(id, { messages: [], seen: new Set(), unread: 0 })
     return map.get(id)
   }
 
@@ -32,7 +32,6 @@
   function add (kind, id, msg, history) {
     if (!msg || typeof msg.id !== 'string' || typeof msg.text !== 'string') return
     const c = conversation(kind, id)
-    if (typeof msg.seq === 'number' && msg.seq > c.seq) c.seq = msg.seq
     if (c.seen.has(msg.id)) return
     c.seen.add(msg.id)
     c.messages.push({ ...msg, history })
@@ -59,19 +58,27 @@
       renderSidebar()
     } else if (parts[1] === 'rooms' && parts.length === 3) {
       add('room', parts[2], parse(payload), false)
-    } else if (parts[1] === 'history' && parts.length === 4) {
-      add('room', parts[2], parse(payload), true)
     } else if (parts[1] === 'users' && parts[2] === state.name && parts[3] === 'inbox') {
       const msg = parse(payload)
       if (msg && NAME.test(msg.from || '')) add('dm', msg.from, msg, false)
     }
   }
 
+  // Subscribed first, then the history read: a message sent in between comes both ways and
+  // is shown once (by id).
   function subscribeRoom (room) {
-    state.client.subscribe({
-      [`chat/rooms/${room}`]: { qos: 1 },
-      [`chat/history/${room}/+`]: { qos: 1 }
+    state.client.subscribe({ [`chat/rooms/${room}`]: { qos: 1 } }, err => {
+      if (!err) loadHistory(room)
     })
+  }
+
+  async function loadHistory (room) {
+    try {
+      const res = await fetch(`history/${encodeURIComponent(room)}?limit=${HISTORY}`)
+      if (!res.ok) return // history off, or not bridged yet: live messages still come
+      const { messages } = await res.json()
+      for (const m of messages) add('room', room, parse(new TextEncoder().encode(m.payload)), true)
+    } catch {}
   }
 
   function joinRoom (room) {
@@ -95,10 +102,7 @@
     const { kind, id } = state.current
     const msg = { id: crypto.randomUUID(), from: state.name, text, ts: Date.now() }
     if (kind === 'room') {
-      msg.seq = conversation('room', id).seq + 1
-      const body = JSON.stringify(msg)
-      state.client.publish(`chat/rooms/${id}`, body, { qos: 1 })
-      state.client.publish(`chat/history/${id}/${msg.seq % HISTORY}`, body, { qos: 1, retain: true })
+      state.client.publish(`chat/rooms/${id}`, JSON.stringify(msg), { qos: 1 })
     } else {
       state.client.publish(`chat/users/${id}/inbox`, JSON.stringify(msg), { qos: 1 })
       add('dm', id, msg, false)
