@@ -3,10 +3,12 @@ QoS 1 publishes never lost, and sessions that expire when MQTT 5 says."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 
-from mqtt_helpers import V5, WAIT_S, Client
+from mqtt_helpers import V5, WAIT_S, Client, connect_packet, packet, read_packet, utf8
 
 N = 300
 
@@ -157,3 +159,50 @@ def test_a_delayed_will_survives_kill_9_during_its_delay(porter):
     assert watcher.quiet(5) == [], "sensor-5's will was cancelled by its return"
     for c in (returned, watcher):
         c.close()
+
+
+def _qos2_publish(packet_id: int, payload: bytes, dup: bool) -> bytes:
+    body = utf8("once/a") + struct.pack(">H", packet_id) + payload
+    return packet(0x34 | (0x08 if dup else 0), body)
+
+
+def _persistent(port: int, client_id: str) -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT_S)
+    sock.sendall(connect_packet(client_id, clean=False))
+    return sock, read_packet(sock)
+
+
+def test_a_qos2_publish_sent_again_on_the_next_connection_is_routed_once(porter):
+    # The publisher's connection drops after its PUBLISH was routed and PUBREC sent, before
+    # PUBREL; it reconnects to its session and sends the PUBLISH again (DUP), as MQTT says it
+    # must when it cannot know the PUBREC arrived. The session remembers the packet id (across
+    # a restart too), so the message is routed once; after PUBREL the id is free again.
+    sub = Client(porter.mqtt_port, "once-sub", V5)
+    sub.subscribe("once/#", qos=2)
+    sock, connack = _persistent(porter.mqtt_port, "once-pub")
+    assert connack[3] == 0, connack
+    sock.sendall(_qos2_publish(7, b"one", dup=False))
+    assert read_packet(sock) == b"\x50\x02\x00\x07"  # PUBREC
+    sock.close()  # no PUBREL: the exchange is open
+    assert sub.next().payload == b"one"
+
+    for restart in (False, True):
+        if restart:
+            porter.restart()
+            reconnect(sub)
+            sub.subscribe("once/#", qos=2)
+        sock, connack = _persistent(porter.mqtt_port, "once-pub")
+        assert connack[2:4] == b"\x01\x00", connack  # session present
+        sock.sendall(_qos2_publish(7, b"one", dup=True))
+        assert read_packet(sock) == b"\x50\x02\x00\x07"
+        sock.close()
+        assert [m.payload for m in sub.quiet(0.5)] == [], "the re-sent PUBLISH was routed again"
+
+    sock, _ = _persistent(porter.mqtt_port, "once-pub")
+    sock.sendall(packet(0x62, struct.pack(">H", 7)))  # PUBREL
+    assert read_packet(sock) == b"\x70\x02\x00\x07"  # PUBCOMP
+    sock.sendall(_qos2_publish(7, b"two", dup=False))  # the id, free again, for a new message
+    assert read_packet(sock) == b"\x50\x02\x00\x07"
+    assert sub.next().payload == b"two"
+    sock.close()
+    sub.close()

@@ -464,9 +464,7 @@ async fn serve<R: AsyncRead + Unpin>(
                 let mut ack = Some(ack);
                 // Every acknowledgement ready now leaves in one write.
                 while let Some(packet) = ack.take() {
-                    if matches!(packet, Packet::PubRec(_)) {
-                        session.qos2_committing = session.qos2_committing.saturating_sub(1);
-                    }
+                    session.sending(&packet);
                     out.push(packet);
                     ack = futures::FutureExt::now_or_never(acks.next()).flatten();
                 }
@@ -478,6 +476,7 @@ async fn serve<R: AsyncRead + Unpin>(
     };
     // Acknowledgements whose publishes committed still go out before a goodbye.
     while let Some(Some(ack)) = futures::FutureExt::now_or_never(acks.next()) {
+        session.sending(&ack);
         out.push(ack);
     }
     let (reason, server_disconnect, send_will) = match ending {

@@ -210,11 +210,29 @@ impl Session {
         acks.push_back(Box::pin(std::future::ready(packet)));
     }
 
+    /// `packet` leaves for the client: a PUBREC saying the message was routed leaves its
+    /// packet id waiting for PUBREL (in the session's record too); one refusing it (0x80 or
+    /// more) ends that exchange (MQTT 5 §4.3.3), so the id is free for a new message.
+    pub fn sending(&mut self, packet: &Packet) {
+        let Packet::PubRec(rec) = packet else { return };
+        self.qos2_committing = self.qos2_committing.saturating_sub(1);
+        if matches!(
+            rec.reason,
+            PubRecReason::Success | PubRecReason::NoMatchingSubscribers
+        ) {
+            self.received_qos2.insert(rec.pkid);
+        } else {
+            self.incoming_qos2.remove(&rec.pkid);
+            self.received_qos2.remove(&rec.pkid);
+        }
+    }
+
     /// PUBREL: the QoS 2 exchange for `packet_id` is over.
     pub fn on_pubrel(&mut self, packet_id: u16, out: &mut Vec<Packet>) {
         // A PUBREL for an id not held (already completed before a reconnect) is still
         // completed: the client only needs to learn it is done.
         self.incoming_qos2.remove(&packet_id);
+        self.received_qos2.remove(&packet_id);
         out.push(Packet::PubComp(PubComp {
             pkid: packet_id,
             reason: PubCompReason::Success,

@@ -92,6 +92,11 @@ pub(crate) struct Session {
     /// QoS 2 publishes received, waiting for the client's PUBREL (their PUBREC sent or
     /// waiting for the publish to commit).
     pub incoming_qos2: HashSet<u16>,
+    /// Of `incoming_qos2`, those whose message was routed and whose PUBREC went out: kept in
+    /// the session's record, so the client's PUBLISH sent again on its next connection (it
+    /// may not have seen the PUBREC) is acknowledged, not routed twice (MQTT §4.1: the
+    /// session's state includes QoS 2 messages received and not completely acknowledged).
+    pub received_qos2: HashSet<u16>,
     /// Of `incoming_qos2`, those whose PUBREC still waits for the commit (counted once towards
     /// the receive maximum, not twice).
     pub qos2_committing: usize,
@@ -160,10 +165,11 @@ impl Session {
             }
         }
         let present = !discarded && (existing.is_some() || record.is_some());
-        let (released, shared) = match (record, present) {
-            (Some(record), true) => (record.released, record.shared),
-            _ => (Vec::new(), Vec::new()),
+        let (released, shared, received_qos2) = match (record, present) {
+            (Some(record), true) => (record.released, record.shared, record.received_qos2),
+            _ => (Vec::new(), Vec::new(), Vec::new()),
         };
+        let received_qos2: HashSet<u16> = received_qos2.into_iter().collect();
         if expiry_secs > 0 {
             let record = SessionRecord {
                 expiry_secs,
@@ -171,6 +177,7 @@ impl Session {
                 released: released.clone(),
                 shared: shared.clone(),
                 will: None,
+                received_qos2: sorted(&received_qos2),
             };
             ctx.sessions
                 .put(&client_id, &record)
@@ -193,7 +200,8 @@ impl Session {
             inflight: HashMap::new(),
             waiting: VecDeque::new(),
             next_packet_id: 1,
-            incoming_qos2: HashSet::new(),
+            incoming_qos2: received_qos2.clone(),
+            received_qos2,
             qos2_committing: 0,
             aliases_in: HashMap::new(),
             aliases_out: HashMap::new(),
@@ -330,8 +338,15 @@ impl Session {
             released: self.released.clone(),
             shared,
             will: self.pending_will.clone(),
+            received_qos2: sorted(&self.received_qos2),
         }
     }
+}
+
+fn sorted(ids: &HashSet<u16>) -> Vec<u16> {
+    let mut ids: Vec<u16> = ids.iter().copied().collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// The queue of a session: durable when it outlives its connection (the gateway expires it),

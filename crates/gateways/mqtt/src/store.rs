@@ -64,6 +64,10 @@ pub(crate) struct SessionRecord {
     /// start, so a restart during the delay does not drop it.
     #[serde(default)]
     pub will: Option<StoredWill>,
+    /// Packet ids of QoS 2 publishes the client sent, routed and answered with PUBREC, whose
+    /// PUBREL has not come: a re-sent PUBLISH with one of them is not routed again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub received_qos2: Vec<u16>,
 }
 
 /// A delayed will as its session's record keeps it (see [`crate::will`]).
