@@ -20,9 +20,11 @@ EXPECTED_FAILURES = {
     # broker is configured with); Porter has no ACLs until issue 18.
     "test_subscribe_failure",
 }
-# Race a SUBSCRIBE on one connection against a PUBLISH on another without waiting for SUBACK;
-# they pass only when the subscription's binding commits first, which is rare (docs/mqtt.md).
-RACY = {"test_subscribe_options", "test_request_response"}
+# Send SUBSCRIBE on one connection and, without waiting for SUBACK, PUBLISH on another. Porter
+# makes such a publish wait for the subscription being bound (docs/mqtt.md), so they pass; when
+# the suite's run, beside the rest of the test suite, loses that race anyway, they are run once
+# more on their own and must pass then. (Before that wait they failed alone too, every time.)
+ORDERING = {"test_subscribe_options", "test_request_response"}
 
 
 def start(tmp_path: Path, name: str) -> PorterServer:
@@ -51,6 +53,16 @@ def test_paho_interoperability_suites_pass(tmp_path):
             for version, server in servers.items()
         }
         outputs = {version: run.communicate(timeout=SUITE_S_MAX)[0] for version, run in runs.items()}
+        for version, output in outputs.items():
+            again = sorted(failed_tests(output) & ORDERING)
+            if again:
+                rerun = subprocess.run(
+                    [sys.executable, str(RUNNER), version, "127.0.0.1", str(servers[version].mqtt_port)]
+                    + [f"Test.{name}" for name in again],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
+                    timeout=SUITE_S_MAX)
+                assert not failed_tests(rerun.stdout), f"MQTT {version}: {again} fail alone too\n{rerun.stdout[-4000:]}"
+                print(f"MQTT {version}: {again} lost the race in the suite's run; passed alone")
     finally:
         for server in servers.values():
             server.stop()
@@ -59,6 +71,6 @@ def test_paho_interoperability_suites_pass(tmp_path):
         assert summary, f"MQTT {version} suite did not run:\n{output[-3000:]}"
         ran = int(summary.group(1))
         assert ran == (10 if version == "3" else 27), f"MQTT {version}: ran {ran} tests"
-        unexpected = failed_tests(output) - EXPECTED_FAILURES - RACY
+        unexpected = failed_tests(output) - EXPECTED_FAILURES - ORDERING
         assert not unexpected, f"MQTT {version}: unexpected failures {unexpected}\n{output[-6000:]}"
         print(f"MQTT {version}: ran {ran}, failed {sorted(failed_tests(output))}")

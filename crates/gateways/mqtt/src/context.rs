@@ -9,6 +9,7 @@ use porter_core::retained::RetainedStore;
 use porter_core::VirtualHost;
 
 use crate::config::MqttConfig;
+use crate::pending::PendingSubscriptions;
 use crate::registry::ClientRegistry;
 use crate::store::SessionStore;
 use crate::sys::SysTopics;
@@ -21,6 +22,7 @@ pub(crate) struct Context {
     pub sessions: SessionStore,
     pub stats: Stats,
     pub sys: SysTopics,
+    pub pending: PendingSubscriptions,
 }
 
 /// Counters published under `$SYS/broker/`.

@@ -11,7 +11,8 @@
 //! - a session is a queue (`mqtt-session-<client id>`), a subscription a binding of it, so a
 //!   persistent session's messages wait on the log engine and survive kill -9;
 //! - retained messages are the core's [`porter_core::retained`] store (a compacted topic);
-//! - `$SYS/broker/...` statistics ([`sys`]).
+//! - `$SYS/broker/...` statistics ([`sys`]);
+//! - a PUBLISH that matches a SUBSCRIBE still being bound waits for it ([`pending`]).
 //!
 //! Every limit is named in [`limits`] with its cost; errors map to reason codes once
 //! ([`error`]).
@@ -24,6 +25,7 @@ pub mod convert;
 mod deliver;
 pub mod error;
 pub mod limits;
+mod pending;
 mod publish;
 mod registry;
 pub mod server;

@@ -21,7 +21,7 @@ use rumqttc::v5::mqttbytes::v5::{
 use crate::convert::to_message;
 use crate::error::{publish_reason, Disconnect};
 use crate::session::Session;
-use crate::topic::check_name;
+use crate::topic::{check_name, from_routing_key};
 
 /// Acknowledgements waiting for their publish's commit, in arrival order.
 pub(crate) type PendingAcks = FuturesOrdered<Pin<Box<dyn Future<Output = Packet> + Send>>>;
@@ -64,6 +64,16 @@ impl Session {
                 message: c.message,
             });
             sent.push((c.qos, c.packet_id));
+        }
+        // Connections whose packets arrived before these publishes run first: tokio runs the
+        // task woken last before those woken earlier (its LIFO slot), so without this a
+        // SUBSCRIBE read just before them would not yet be in `pending` (see `pending`).
+        tokio::task::yield_now().await;
+        if self.ctx.pending.any() {
+            for publish in &burst {
+                let name = from_routing_key(&publish.message.routing_key);
+                self.ctx.pending.wait_for(&name).await;
+            }
         }
         let results = match self.ctx.vhost.publish_batch(burst).await {
             Ok(results) => results,

@@ -94,6 +94,7 @@ impl MqttProtocol {
             sessions,
             stats: Stats::default(),
             sys: Default::default(),
+            pending: Default::default(),
         });
         let shutdown_for_expiry = shutdown.clone();
         if interval > 0 {

@@ -126,6 +126,11 @@ impl Session {
         if id == Some(0) {
             return Err(Disconnect::protocol("subscription identifier 0"));
         }
+        // Publishes matching these filters wait until they are bound (see `pending`).
+        let ctx = self.ctx.clone();
+        let _binding = ctx
+            .pending
+            .start(subscribe.filters.iter().map(|f| f.path.as_str()));
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut reasons = Vec::new();
         let mut retained_for = Vec::new();
