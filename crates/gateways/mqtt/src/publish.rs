@@ -68,7 +68,9 @@ impl Session {
         // Connections whose packets arrived before these publishes run first: tokio runs the
         // task woken last before those woken earlier (its LIFO slot), so without this a
         // SUBSCRIBE read just before them would not yet be in `pending` (see `pending`).
-        tokio::task::yield_now().await;
+        if self.ctx.pending.settling() {
+            tokio::task::yield_now().await;
+        }
         if self.ctx.pending.any() {
             for publish in &burst {
                 let name = from_routing_key(&publish.message.routing_key);

@@ -144,6 +144,7 @@ impl Session {
         expiry_secs: u32,
         client: ClientLimits,
     ) -> Result<Opened, Refusal> {
+        ctx.pending.arrived();
         let owner = next_owner_id();
         let name = session_queue(&client_id);
         let vhost = &ctx.vhost;
