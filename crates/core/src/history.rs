@@ -47,8 +47,7 @@ pub async fn newest(topic: &Arc<TopicHandle>, key: &[u8], limit: usize) -> Resul
     }
     // Stable: within a partition, offsets order records with equal timestamps.
     history.records.sort_by_key(|r| r.timestamp);
-    let excess = history.records.len().saturating_sub(limit);
-    history.records.drain(..excess);
+    history.records = keep_newest(history.records, limit);
     Ok(history)
 }
 

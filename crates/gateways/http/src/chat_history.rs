@@ -43,7 +43,7 @@ pub fn router(broker: Arc<Broker>, topic: String) -> Router {
 
 /// The routing key a room's messages carry: MQTT `chat/rooms/<room>` through `amq.topic`
 /// (MQTT's `.` becomes `/` in a routing key, as RabbitMQ maps it).
-pub fn room_key(room: &str) -> String {
+fn room_key(room: &str) -> String {
     format!("chat.rooms.{}", room.replace('.', "/"))
 }
 
