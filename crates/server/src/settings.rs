@@ -169,6 +169,8 @@ pub struct StorageSection {
     pub writer_queue_jobs: Option<usize>,
     /// How long a writer fed by streaming clients gathers a small batch before its fsync (µs).
     pub commit_delay_us: Option<u64>,
+    /// Fewest durable logs one writer batch must have written to share one `syncfs`; 0: never.
+    pub syncfs_min_logs: Option<usize>,
     /// Undelivered queue message bodies kept in memory, all queues together.
     pub queue_cache_bytes: Option<usize>,
 }
@@ -294,6 +296,9 @@ impl Settings {
         }
         if let Some(v) = s.commit_delay_us {
             broker.commit.commit_delay = std::time::Duration::from_micros(v);
+        }
+        if let Some(v) = s.syncfs_min_logs {
+            broker.commit.syncfs_min_logs = v;
         }
         if let Some(v) = args.auto_create_topics.or(file.topics.auto_create) {
             broker.auto_create_topics = v;
@@ -682,6 +687,7 @@ mod tests {
             retention_ms = -1
             compaction_interval_ms = 200
             writer_threads = 4
+            syncfs_min_logs = 0
             "#,
         )
         .unwrap();
@@ -698,6 +704,7 @@ mod tests {
         assert_eq!(s.broker.log_defaults.retention_ms, None);
         assert_eq!(s.broker.compaction_interval_ms, 200);
         assert_eq!(s.broker.commit.writer_threads, 4);
+        assert_eq!(s.broker.commit.syncfs_min_logs, 0);
         assert_eq!(
             s.broker.commit.writer_queue_jobs,
             porter_core::commit::WRITER_QUEUE_JOBS_DEFAULT

@@ -42,6 +42,16 @@ pub const COMMIT_DELAY_SIBLINGS: usize = 2;
 /// A batch of at least this many jobs is committed at once: it already shares one fsync well.
 pub const COMMIT_DELAY_BATCH_JOBS: usize = 32;
 
+/// Fewest logs on one device a batch must have written to share one `syncfs` by default
+/// (`CommitConfig::syncfs_min_logs`). Measured on this VM (BENCHMARKS.md, MQTT fourth pass):
+/// with 100 subscriber queues, broker CPU per delivery fell by a third to a half; with 10 (five
+/// logs per writer batch) by about a fifth, and 2 did no better than 4. Below a few logs their
+/// own fdatasyncs, side by side on the helpers, cost about as much and touch nothing else on
+/// the disk.
+pub const SYNCFS_MIN_LOGS_DEFAULT: usize = 4;
+/// The largest value accepted; past it grouping would never happen on a real batch anyway.
+pub const SYNCFS_MIN_LOGS_MAX: usize = JOBS_PER_COMMIT_MAX;
+
 const _: () = assert!(COMMIT_DELAY_DEFAULT.as_micros() <= COMMIT_DELAY_MAX.as_micros());
 const _: () = assert!(COMMIT_DELAY_BATCH_JOBS <= JOBS_PER_COMMIT_MAX);
 const _: () = assert!(WRITER_THREADS_DEFAULT >= 1 && WRITER_THREADS_DEFAULT <= WRITER_THREADS_MAX);

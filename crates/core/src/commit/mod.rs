@@ -25,6 +25,7 @@
 //! Today one data directory, so one set of writers; with several disks, one `Committer` per
 //! disk keeps one device's stall from delaying another's commits.
 
+mod group_sync;
 mod limits;
 mod point;
 mod rule;
@@ -64,6 +65,10 @@ pub struct CommitConfig {
     /// gathering a small batch before its next fsync; clamped to `COMMIT_DELAY_MAX`. Zero: sync
     /// as soon as the batch is run. See `writer::run`.
     pub commit_delay: std::time::Duration,
+    /// Fewest `Synced` logs on one device a batch must have written for them to share one
+    /// `syncfs` instead of an fdatasync each (see `group_sync`); 0: always one fdatasync per
+    /// log. Clamped to `SYNCFS_MIN_LOGS_MAX`.
+    pub syncfs_min_logs: usize,
 }
 
 impl Default for CommitConfig {
@@ -72,6 +77,7 @@ impl Default for CommitConfig {
             writer_threads: WRITER_THREADS_DEFAULT,
             writer_queue_jobs: WRITER_QUEUE_JOBS_DEFAULT,
             commit_delay: COMMIT_DELAY_DEFAULT,
+            syncfs_min_logs: SYNCFS_MIN_LOGS_DEFAULT,
         }
     }
 }
@@ -100,13 +106,18 @@ impl Committer {
         let threads = config.writer_threads.clamp(1, WRITER_THREADS_MAX);
         let queue = config.writer_queue_jobs.clamp(1, WRITER_QUEUE_JOBS_MAX);
         let delay = config.commit_delay.min(COMMIT_DELAY_MAX);
+        let mut syncfs_min_logs = config.syncfs_min_logs.min(SYNCFS_MIN_LOGS_MAX);
+        if syncfs_min_logs > 0 && !group_sync::syncfs_reports_errors() {
+            tracing::info!("this kernel's syncfs does not report write-back errors (before Linux 5.8): every log is synced on its own");
+            syncfs_min_logs = 0;
+        }
         let mut writers = Vec::with_capacity(threads);
         let mut handles = Vec::with_capacity(threads);
         for index in 0..threads {
             let (sender, receiver) = mpsc::channel(queue);
             let handle = std::thread::Builder::new()
                 .name(format!("porter-writer-{index}"))
-                .spawn(move || writer::run(receiver, delay))
+                .spawn(move || writer::run(receiver, delay, syncfs_min_logs))
                 .map_err(|source| CoreError::Io {
                     path: "porter-writer".into(),
                     source,

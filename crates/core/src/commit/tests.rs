@@ -25,12 +25,46 @@ fn open_log(dir: &Path, flush: FlushMode) -> Arc<Log> {
 }
 
 fn one_writer(queue: usize) -> Arc<Committer> {
+    one_writer_grouping(queue, 0)
+}
+
+/// One writer whose batches share a `syncfs` once they wrote `syncfs_min_logs` logs.
+fn one_writer_grouping(queue: usize, syncfs_min_logs: usize) -> Arc<Committer> {
     Committer::start(&CommitConfig {
         writer_threads: 1,
         writer_queue_jobs: queue,
+        syncfs_min_logs,
         ..CommitConfig::default()
     })
     .unwrap()
+}
+
+/// Registers `count` group-flushed logs under `dir`.
+fn group_logs(committer: &Committer, dir: &Path, count: usize) -> Vec<LogWriter> {
+    (0..count)
+        .map(|i| committer.register(open_log(&dir.join(format!("p{i}")), FlushMode::Group)))
+        .collect()
+}
+
+/// Appends one record to each log in a single batch (the writer held while they queue), and
+/// returns each append's result.
+async fn append_in_one_batch(writers: &[LogWriter]) -> Vec<Result<AppendInfo>> {
+    let release = hold_writer(&writers[0]).await;
+    let mut pending = Vec::new();
+    for (i, writer) in writers.iter().enumerate() {
+        pending.push(
+            writer
+                .enqueue(move |log| Ok(log.append(record(&format!("m{i}")), 0)?))
+                .await
+                .unwrap(),
+        );
+    }
+    drop(release);
+    let mut results = Vec::new();
+    for written in pending {
+        results.push(written.await);
+    }
+    results
 }
 
 fn record(value: &str) -> Bytes {
@@ -127,34 +161,64 @@ async fn many_waiters_share_one_fsync() {
 async fn a_batch_over_many_logs_syncs_and_commits_each_once() {
     let dir = tempfile::tempdir().unwrap();
     let committer = one_writer(1024);
-    let logs = SYNC_HELPERS_PER_WRITER + 3;
-    let writers: Vec<_> = (0..logs)
-        .map(|i| {
-            committer.register(open_log(
-                &dir.path().join(format!("p{i}")),
-                FlushMode::Group,
-            ))
-        })
-        .collect();
-    let release = hold_writer(&writers[0]).await;
+    let writers = group_logs(&committer, dir.path(), SYNC_HELPERS_PER_WRITER + 3);
     let syncs: Vec<u64> = writers.iter().map(|w| w.log().sync_count()).collect();
-    let mut pending = Vec::new();
-    for (i, writer) in writers.iter().enumerate() {
-        pending.push(
-            writer
-                .enqueue(move |log| Ok(log.append(record(&format!("m{i}")), 0)?))
-                .await
-                .unwrap(),
-        );
-    }
-    drop(release);
-    for written in pending {
-        written.await.unwrap();
+    for result in append_in_one_batch(&writers).await {
+        result.unwrap();
     }
     for (writer, before) in writers.iter().zip(syncs) {
         writer.wait_committed(1).await.unwrap();
         assert_eq!(writer.log().high_watermark(), 1);
         assert_eq!(writer.log().sync_count(), before + 1, "one fsync per log");
+    }
+}
+
+/// With grouping on, a batch over at least `syncfs_min_logs` logs commits them all through one
+/// `syncfs`: every log is durable and committed, and none made an fdatasync of its own.
+#[tokio::test]
+async fn a_batch_over_enough_logs_shares_one_filesystem_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let committer = one_writer_grouping(1024, 4);
+    let writers = group_logs(&committer, dir.path(), 6);
+    for result in append_in_one_batch(&writers).await {
+        result.unwrap();
+    }
+    for writer in &writers {
+        writer.wait_committed(1).await.unwrap();
+        assert_eq!(writer.log().durable_offset(), 1);
+        assert_eq!(writer.log().high_watermark(), 1);
+        assert_eq!(writer.log().sync_count(), 0, "no fdatasync of its own");
+    }
+    // Below the threshold, each log syncs on its own again.
+    let few = &writers[..3];
+    for result in append_in_one_batch(few).await {
+        result.unwrap();
+    }
+    for writer in few {
+        writer.wait_committed(2).await.unwrap();
+        assert_eq!(writer.log().sync_count(), 1);
+    }
+}
+
+/// A log of a group that fails its sync halts alone: the group's other logs commit.
+#[tokio::test]
+async fn a_failing_log_in_a_group_halts_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let committer = one_writer_grouping(1024, 4);
+    let writers = group_logs(&committer, dir.path(), 5);
+    writers[2].log().fail_next_sync();
+    for result in append_in_one_batch(&writers).await {
+        result.unwrap();
+    }
+    for (i, writer) in writers.iter().enumerate() {
+        let waited = writer.wait_committed(1).await;
+        if i == 2 {
+            assert!(matches!(waited, Err(CoreError::Io { .. })), "{waited:?}");
+            assert_eq!(writer.log().high_watermark(), 0, "never visible");
+        } else {
+            waited.unwrap();
+            assert_eq!(values(writer.log()), [format!("m{i}")]);
+        }
     }
 }
 

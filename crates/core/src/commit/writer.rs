@@ -41,6 +41,8 @@ pub(super) struct Tracked {
     in_batch: AtomicBool,
     /// Whether a commit step for it is queued on a sync helper and not started yet.
     pub sync_queued: AtomicBool,
+    /// Its file system's device: logs on one device share a `syncfs` (see `group_sync`).
+    pub device: Option<u64>,
 }
 
 impl Tracked {
@@ -50,6 +52,7 @@ impl Tracked {
             halted: None,
         });
         Tracked {
+            device: super::group_sync::device_of(log.dir()),
             dir: Arc::from(log.dir()),
             log,
             state,
@@ -70,9 +73,12 @@ impl Tracked {
 /// `commit_siblings`, RabbitMQ's batched syncs). A client with one message in flight makes
 /// batches of one write (its queue's ack-file jobs are not writes to a log), and is synced at
 /// once as before: delaying it would only slow it down.
-pub(super) fn run(mut jobs: mpsc::Receiver<Job>, delay: Duration) {
+pub(super) fn run(mut jobs: mpsc::Receiver<Job>, delay: Duration, syncfs_min_logs: usize) {
     let mut dirty: Vec<Arc<Tracked>> = Vec::new();
-    let helpers = SyncHelpers::start(std::thread::current().name().unwrap_or("porter-writer"));
+    let helpers = SyncHelpers::start(
+        std::thread::current().name().unwrap_or("porter-writer"),
+        syncfs_min_logs,
+    );
     // Jobs were queued when the last commit step ended: they stream in.
     let mut streaming = false;
     while let Some(job) = jobs.blocking_recv() {
@@ -168,14 +174,7 @@ pub(super) fn commit(tracked: &Tracked, rule: CommitRule) {
         CommitRule::Written => Ok(log.log_end_offset()),
     };
     match end {
-        Ok(end) => {
-            let committed = log.commit_to(end);
-            tracked.state.send_if_modified(|state| {
-                let moved = committed > state.committed;
-                state.committed = state.committed.max(committed);
-                moved
-            });
-        }
+        Ok(end) => publish_committed(tracked, end),
         Err(StorageError::Closed) => halt(tracked, Halt::Closed),
         Err(error) => {
             tracing::error!(log = %tracked.dir.display(), %error, "fsync failed: the log's unacknowledged writes fail and it takes no more until a restart");
@@ -184,7 +183,18 @@ pub(super) fn commit(tracked: &Tracked, rule: CommitRule) {
     }
 }
 
-fn halt(tracked: &Tracked, halt: Halt) {
+/// Moves the log's high watermark to `end` (durable or written, as its rule wants) and wakes
+/// the waiters it covers.
+pub(super) fn publish_committed(tracked: &Tracked, end: porter_storage::Offset) {
+    let committed = tracked.log.commit_to(end);
+    tracked.state.send_if_modified(|state| {
+        let moved = committed > state.committed;
+        state.committed = state.committed.max(committed);
+        moved
+    });
+}
+
+pub(super) fn halt(tracked: &Tracked, halt: Halt) {
     tracked.state.send_modify(|state| {
         state.halted.get_or_insert(halt);
     });
