@@ -33,7 +33,7 @@ LISTENING_RE = re.compile(r"porter is listening .*")
 LISTENING_FIELD_RE = re.compile(r"\b(?P<name>[a-z_]+)=(?P<value>\S+)")
 ANSI_ESCAPE = b"\x1b["
 # Every protocol Porter speaks today, as `porter --help` must name them.
-PROTOCOLS = ["Kafka", "AMQP 0-9-1"]
+PROTOCOLS = ["Kafka", "AMQP 0-9-1", "RocketMQ 5", "MQTT 3.1.1/5.0", "STOMP 1.2"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

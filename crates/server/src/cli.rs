@@ -10,9 +10,13 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "porter",
     version,
-    about = "Porter: a message broker that speaks Kafka and AMQP 0-9-1 (RabbitMQ's protocol).",
-    long_about = "Porter: a message broker that speaks Kafka and AMQP 0-9-1 (RabbitMQ's protocol). \
-        Kafka clients connect to port 9092, AMQP 0-9-1 clients to port 5672; \
+    about = "Porter: a message broker that speaks Kafka, AMQP 0-9-1 (RabbitMQ's protocol), \
+        RocketMQ 5, MQTT 3.1.1/5.0 and STOMP 1.2, over one store.",
+    long_about = "Porter: a message broker that speaks Kafka, AMQP 0-9-1 (RabbitMQ's protocol), \
+        RocketMQ 5, MQTT 3.1.1/5.0 and STOMP 1.2, over one store: a message published with one \
+        protocol can be read with any other. Kafka clients connect to port 9092, AMQP to 5672, \
+        RocketMQ (gRPC) to 8081, MQTT to 1883, STOMP to 61613; WebSocket (MQTT at /mqtt, STOMP \
+        at /ws) and the chat example (/chat/) are on the HTTP port 15672. \
         `porter serve --help` says how to change or turn off each listener."
 )]
 pub struct Cli {
@@ -23,8 +27,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the broker. With no options: data in ./porter-data, Kafka on 0.0.0.0:9092, AMQP 0-9-1 on
-    /// 0.0.0.0:5672, RocketMQ 5 (gRPC) on 0.0.0.0:8081. Beside a running Kafka, RabbitMQ or
-    /// RocketMQ proxy, give another port or `off` (e.g. --amqp-listen off).
+    /// 0.0.0.0:5672, RocketMQ 5 (gRPC) on 0.0.0.0:8081, MQTT on 0.0.0.0:1883, STOMP on
+    /// 0.0.0.0:61613, HTTP (WebSocket, chat page) on 0.0.0.0:15672. Beside a running broker that
+    /// holds one of those ports, give another port or `off` (e.g. --amqp-listen off).
     Serve(ServeArgs),
 }
 

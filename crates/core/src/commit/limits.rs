@@ -42,13 +42,16 @@ pub const COMMIT_DELAY_SIBLINGS: usize = 2;
 /// A batch of at least this many jobs is committed at once: it already shares one fsync well.
 pub const COMMIT_DELAY_BATCH_JOBS: usize = 32;
 
-/// Fewest logs on one device a batch must have written to share one `syncfs` by default
-/// (`CommitConfig::syncfs_min_logs`). Measured on this VM (BENCHMARKS.md, MQTT fourth pass):
-/// with 100 subscriber queues, broker CPU per delivery fell by a third to a half; with 10 (five
-/// logs per writer batch) by about a fifth, and 2 did no better than 4. Below a few logs their
-/// own fdatasyncs, side by side on the helpers, cost about as much and touch nothing else on
-/// the disk.
-pub const SYNCFS_MIN_LOGS_DEFAULT: usize = 4;
+/// Fewest logs on one device a batch must have written to share one `syncfs`, by default: 0,
+/// off. Measured on this VM (BENCHMARKS.md, MQTT fourth pass) with 4: 100-subscriber fan-out
+/// delivered 9-27 % more per second and the broker's own CPU per delivery fell by a third, but
+/// the whole machine's CPU per delivery did not fall: the work is writing one dirty page per
+/// queue file, and `syncfs` only moves it to the kernel's flusher threads. Meanwhile `syncfs`
+/// waits for every other dirty file on the file system (a test run's build output made one take
+/// 0.4 s here), so it is only for a data disk of the broker's own: `[storage] syncfs_min_logs`.
+pub const SYNCFS_MIN_LOGS_DEFAULT: usize = 0;
+/// The threshold measured above, for operators who turn grouping on.
+pub const SYNCFS_MIN_LOGS_SUGGESTED: usize = 4;
 /// The largest value accepted; past it grouping would never happen on a real batch anyway.
 pub const SYNCFS_MIN_LOGS_MAX: usize = JOBS_PER_COMMIT_MAX;
 

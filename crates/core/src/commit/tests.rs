@@ -178,7 +178,7 @@ async fn a_batch_over_many_logs_syncs_and_commits_each_once() {
 #[tokio::test]
 async fn a_batch_over_enough_logs_shares_one_filesystem_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let committer = one_writer_grouping(1024, 4);
+    let committer = one_writer_grouping(1024, SYNCFS_MIN_LOGS_SUGGESTED);
     let writers = group_logs(&committer, dir.path(), 6);
     for result in append_in_one_batch(&writers).await {
         result.unwrap();
@@ -204,7 +204,7 @@ async fn a_batch_over_enough_logs_shares_one_filesystem_sync() {
 #[tokio::test]
 async fn a_failing_log_in_a_group_halts_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let committer = one_writer_grouping(1024, 4);
+    let committer = one_writer_grouping(1024, SYNCFS_MIN_LOGS_SUGGESTED);
     let writers = group_logs(&committer, dir.path(), 5);
     writers[2].log().fail_next_sync();
     for result in append_in_one_batch(&writers).await {
