@@ -106,9 +106,11 @@ install_deps() {
     fi
     command -v kcat >/dev/null
     kcat -V 2>&1 | head -n 1
-    # Mosquitto for porter-bench's MQTT smoke test (Porter has no MQTT gateway yet); installed
-    # without starting the system service, and only if missing.
+    # Mosquitto for porter-bench's MQTT smoke test (it drives a peer too); installed without
+    # starting the system service, and only if missing.
     "$ROOT/scripts/peers/mosquitto.sh" install
+    # rabbitmqadmin, RabbitMQ's management CLI, for test_management.py (the script only).
+    "$ROOT/scripts/rabbitmqadmin.sh"
 
     # The stamp covers the requirements and the interpreter: a new Python means a new venv.
     local wanted

@@ -20,6 +20,7 @@
 mod admin;
 mod data_dir;
 pub mod dynamic_config;
+mod inventory;
 mod queue_map;
 mod queues;
 
@@ -45,6 +46,7 @@ use crate::partition::{now_ms, run_blocking, Partition};
 use crate::topic::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
 
 pub use admin::DELETE_RECORDS_TO_HIGH_WATERMARK;
+pub use inventory::QueueSnapshot;
 
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
 const TOPIC_ID_FILE: &str = "topic-id";

@@ -72,7 +72,7 @@ pub mod topic_publish;
 pub mod transaction;
 pub mod vhost;
 
-pub use broker::Broker;
+pub use broker::{Broker, QueueSnapshot};
 pub use config::BrokerConfig;
 pub use error::CoreError;
 pub use partition::Partition;

@@ -193,7 +193,13 @@ async fn start(mut settings: Settings) -> Result<Running> {
         .await
         .context("starting the bridges")?;
     let mut mqtt_addr = "off".to_string();
-    let mut routes = porter_gateway_http::Routes::new();
+    // The management API answers with the broker's users (RabbitMQ's API needs a login too).
+    let management = Arc::new(porter_management::Management::new(
+        broker.clone(),
+        Some(users.clone() as Arc<dyn porter_gateway_kit::auth::Authenticator>),
+    ));
+    let mut routes =
+        porter_gateway_http::Routes::new().merge(porter_management::router(management.clone()));
     if let Some(BridgeSpec::ExchangeToTopic { topic, .. }) = chat_history {
         routes = routes.chat_history(broker.clone(), topic);
     }
@@ -262,6 +268,14 @@ async fn start(mut settings: Settings) -> Result<Running> {
         &mut gateways,
     )
     .await?;
+    management.mark_ready(bound_listeners(&[
+        ("kafka", &kafka_addr),
+        ("amqp", &amqp_addr),
+        ("rocketmq", &rocketmq_addr),
+        ("mqtt", &mqtt_addr),
+        ("stomp", &stomp_addr),
+        ("http", &http_addr),
+    ]));
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,
@@ -279,6 +293,18 @@ async fn start(mut settings: Settings) -> Result<Running> {
         gateways,
         shutdown,
     })
+}
+
+/// The listeners that are on (their address parses), for `/api/overview`.
+fn bound_listeners(addrs: &[(&'static str, &String)]) -> Vec<porter_management::ListenerInfo> {
+    addrs
+        .iter()
+        .filter_map(|(protocol, addr)| {
+            addr.parse()
+                .ok()
+                .map(|addr| porter_management::ListenerInfo { protocol, addr })
+        })
+        .collect()
 }
 
 /// The bridge that keeps the chat page's rooms (MQTT `chat/rooms/<room>`) in a topic, so a page

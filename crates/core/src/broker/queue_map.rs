@@ -96,6 +96,16 @@ impl QueueMap {
         self.by_name.values().map(HashMap::len).sum()
     }
 
+    /// The queues of `vhost` (all vhosts with `None`) with their vhost's name: clones of the
+    /// handles, so the caller reads them after this map's lock is released.
+    pub(crate) fn with_vhosts(&self, vhost: Option<&str>) -> Vec<(String, Arc<Queue>)> {
+        self.by_name
+            .iter()
+            .filter(|(name, _)| vhost.is_none_or(|wanted| wanted == name.as_str()))
+            .flat_map(|(name, queues)| queues.values().map(move |q| (name.clone(), q.clone())))
+            .collect()
+    }
+
     /// Every queue, all vhosts.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Queue>> {
         self.by_name.values().flat_map(HashMap::values)

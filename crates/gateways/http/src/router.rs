@@ -1,6 +1,6 @@
-//! [`Routes`]: what the HTTP listener serves. Today `/healthz`, the chat-room example page under
-//! `/chat/` (and its rooms' history) and the WebSocket endpoints; the management API (a later issue) adds its routes
-//! here beside them.
+//! [`Routes`]: what the HTTP listener serves: `/healthz`, the chat-room example page under
+//! `/chat/` (and its rooms' history), the WebSocket endpoints, and the management API's routes
+//! (`porter-management`), merged in by the server.
 
 use std::sync::Arc;
 
@@ -38,6 +38,12 @@ impl Routes {
         self.router = self
             .router
             .merge(crate::chat_history::router(broker, topic));
+        self
+    }
+
+    /// Adds another application's routes (the management API).
+    pub fn merge(mut self, router: Router) -> Self {
+        self.router = self.router.merge(router);
         self
     }
 

@@ -1,0 +1,71 @@
+//! Read-only snapshots of the AMQP model for the management API: queues with their counts,
+//! and each virtual host's routing table (exchanges and bindings).
+//!
+//! A listing never holds a broker lock while it is serialised or while the queues' counts are
+//! read: the queue map's read lock is held only to clone the `Arc`s, the routing table is an
+//! immutable snapshot. So listing 100k queues does not stall a publish or a declare.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::queue::{Queue, QueueDefinition};
+use crate::routing::RoutingTable;
+
+use super::Broker;
+
+/// One queue as the management API shows it.
+#[derive(Clone, Debug)]
+pub struct QueueSnapshot {
+    pub vhost: String,
+    pub definition: QueueDefinition,
+    /// Messages ready for delivery.
+    pub ready: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub unacked: u64,
+    pub consumers: u32,
+}
+
+impl QueueSnapshot {
+    fn of(vhost: &str, queue: &Queue) -> QueueSnapshot {
+        QueueSnapshot {
+            vhost: vhost.to_string(),
+            definition: queue.definition().clone(),
+            ready: queue.ready(),
+            unacked: queue.unacked(),
+            consumers: queue.consumer_count(),
+        }
+    }
+
+    /// Ready plus unacknowledged, RabbitMQ's `messages`.
+    pub fn messages(&self) -> u64 {
+        self.ready + self.unacked
+    }
+}
+
+impl Broker {
+    /// Every queue of `vhost` (or of every vhost), ordered by vhost then name.
+    pub fn queue_snapshots(&self, vhost: Option<&str>) -> Vec<QueueSnapshot> {
+        let queues: Vec<(String, Arc<Queue>)> = self.queues.read().with_vhosts(vhost);
+        let mut snapshots: Vec<QueueSnapshot> = queues
+            .iter()
+            .map(|(vhost, queue)| QueueSnapshot::of(vhost, queue))
+            .collect();
+        snapshots.sort_by(|a, b| {
+            (a.vhost.as_str(), a.definition.name.as_str())
+                .cmp(&(b.vhost.as_str(), b.definition.name.as_str()))
+        });
+        snapshots
+    }
+
+    /// Queue `name` of `vhost`, if it exists.
+    pub fn queue_snapshot(&self, vhost: &str, name: &str) -> Option<QueueSnapshot> {
+        self.find_queue(vhost, name)
+            .map(|queue| QueueSnapshot::of(vhost, &queue))
+    }
+
+    /// `vhost`'s routing table (exchanges and bindings), an immutable snapshot:
+    /// `VhostNotFound` if the vhost does not exist.
+    pub fn routing_table(&self, vhost: &str) -> Result<Arc<RoutingTable>> {
+        self.routes(vhost)
+    }
+}

@@ -1,0 +1,62 @@
+//! Request bodies: JSON parsed here rather than by axum's `Json` extractor, so a bad body is a
+//! 400 in RabbitMQ's error shape (not axum's 422 text), a missing content type is accepted as
+//! RabbitMQ accepts it, and booleans may come as strings (`rabbitmqadmin` sends
+//! `"durable": "true"`).
+
+use axum::body::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{ApiError, ApiResult};
+
+/// The body as `T`; an empty body is `T::default()`.
+pub fn parse<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}
+
+/// `true`, `false`, `"true"` or `"false"`.
+pub fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<Flag>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Flag::Bool(b)) => Ok(Some(b)),
+        Some(Flag::Text(text)) => match text.as_str() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            other => Err(serde::de::Error::custom(format!(
+                "expected true or false, got {other:?}"
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    struct Body {
+        #[serde(default, deserialize_with = "lenient_bool")]
+        durable: Option<bool>,
+    }
+
+    #[test]
+    fn booleans_may_be_strings() {
+        let parsed: Body = parse(&Bytes::from_static(br#"{"durable":"false"}"#)).unwrap();
+        assert_eq!(parsed.durable, Some(false));
+        let parsed: Body = parse(&Bytes::from_static(br#"{"durable":true}"#)).unwrap();
+        assert_eq!(parsed.durable, Some(true));
+        let parsed: Body = parse(&Bytes::from_static(b"")).unwrap();
+        assert_eq!(parsed.durable, None);
+        assert!(parse::<Body>(&Bytes::from_static(br#"{"durable":"maybe"}"#)).is_err());
+        assert!(parse::<Body>(&Bytes::from_static(b"{not json")).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! porter-management: the HTTP management API, served on the HTTP listener (default
+//! 0.0.0.0:15672) beside the WebSocket endpoints.
+//!
+//! Where RabbitMQ's management API has an endpoint, this one has the same path, methods, JSON
+//! field names and status codes, so `rabbitmqadmin`, Flower and scripts written for RabbitMQ
+//! work unchanged. Porter's own endpoints (`/api/topics`, `/api/groups`) cover what RabbitMQ
+//! does not have. Every list pages and filters the same way ([`paging`]); every error is
+//! RabbitMQ's JSON shape ([`error`]).
+//!
+//! One concept per module:
+//! - [`auth`]: HTTP basic authentication against the broker's users (as RabbitMQ requires);
+//! - [`overview`]: `/api/overview`, `/api/vhosts`, `/api/healthchecks/...`;
+//! - [`queues`]: `/api/queues`, declare, delete, purge;
+//! - [`exchanges`]: `/api/exchanges`, declare, delete, and `/api/bindings`;
+//! - [`topics`]: `/api/topics` and `/api/groups` (offsets, sizes, lag);
+//! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
+//! - [`body`], [`fields`], [`paging`], [`error`]: request bodies, JSON arguments, lists, errors.
+//!
+//! Reads never hold a broker lock while they serialise (see `porter_core`'s `inventory`).
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod exchanges;
+pub mod fields;
+pub mod health;
+pub mod metrics;
+pub mod overview;
+pub mod paging;
+pub mod queues;
+pub mod topics;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+use porter_core::Broker;
+use porter_gateway_kit::auth::Authenticator;
+
+/// One listener as `/api/overview` lists it.
+#[derive(Clone, Debug)]
+pub struct ListenerInfo {
+    /// RabbitMQ's protocol names: "amqp", "mqtt", "stomp", "http", and "kafka", "rocketmq".
+    pub protocol: &'static str,
+    pub addr: std::net::SocketAddr,
+}
+
+/// What the API reads and changes.
+pub struct Management {
+    pub broker: Arc<Broker>,
+    /// Who may call the API; `None` lets anyone (tests, or a listener bound to loopback only).
+    pub authenticator: Option<Arc<dyn Authenticator>>,
+    /// Every bound listener, known once all are bound.
+    listeners: OnceLock<Vec<ListenerInfo>>,
+    pub started: Instant,
+    /// Set once every listener is bound (`/readyz`).
+    ready: AtomicBool,
+}
+
+impl Management {
+    pub fn new(broker: Arc<Broker>, authenticator: Option<Arc<dyn Authenticator>>) -> Self {
+        Management {
+            broker,
+            authenticator,
+            listeners: OnceLock::new(),
+            started: Instant::now(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Every listener is bound: `/readyz` answers 200 from now on.
+    pub fn mark_ready(&self, listeners: Vec<ListenerInfo>) {
+        let _ = self.listeners.set(listeners);
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn listeners(&self) -> &[ListenerInfo] {
+        self.listeners.get().map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// The API's routes: `/api/...` behind basic authentication; `/metrics` and `/readyz` open (as
+/// Prometheus and load balancers call them; they carry counts, not messages).
+pub fn router(management: Arc<Management>) -> Router {
+    let api = Router::new()
+        .merge(overview::routes())
+        .merge(queues::routes())
+        .merge(exchanges::routes())
+        .merge(topics::routes())
+        .route_layer(from_fn_with_state(management.clone(), auth::require_user))
+        .with_state(management.clone());
+    Router::new()
+        .merge(api)
+        .merge(metrics::routes().with_state(management.clone()))
+        .merge(health::routes().with_state(management))
+}

@@ -1,0 +1,271 @@
+//! `/metrics`: the broker's state in Prometheus's text format (version 0.0.4), read when
+//! scraped: queue depths and consumers, partition offsets and sizes, consumer-group lag,
+//! memory and disk against their alarms.
+//!
+//! Label cardinality is bounded: per-queue, per-partition and per-group-partition series stop
+//! at [`SERIES_PER_FAMILY_MAX`] each (the totals are always complete), and
+//! `porter_metrics_series_omitted` says how many were left out, so a broker with 100k queues
+//! does not produce a scrape Prometheus cannot take.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::Management;
+
+/// Most labelled series one family (per queue, per partition, per group partition) emits.
+pub const SERIES_PER_FAMILY_MAX: usize = 10_000;
+
+pub(crate) fn routes() -> Router<Arc<Management>> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+async fn scrape(State(management): State<Arc<Management>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(&management),
+    )
+}
+
+/// Writes metric families: HELP and TYPE once, then the samples.
+struct Exposition {
+    text: String,
+    omitted: usize,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}");
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (key, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{key}=\"{}\"", escape(value));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    /// One gauge family with one sample per item, up to the series bound.
+    fn per_item<T>(
+        &mut self,
+        name: &str,
+        help: &str,
+        items: &[T],
+        sample: impl Fn(&T) -> (Vec<(&'static str, String)>, f64),
+    ) {
+        self.family(name, "gauge", help);
+        for item in items.iter().take(SERIES_PER_FAMILY_MAX) {
+            let (labels, value) = sample(item);
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            self.sample(name, &labels, value);
+        }
+        self.omitted += items.len().saturating_sub(SERIES_PER_FAMILY_MAX);
+    }
+}
+
+/// Label values escaped as the text format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The whole scrape.
+pub fn render(management: &Management) -> String {
+    let broker = &management.broker;
+    let mut out = Exposition {
+        text: String::new(),
+        omitted: 0,
+    };
+    out.family("porter_build_info", "gauge", "Porter's version; always 1.");
+    out.sample(
+        "porter_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
+    );
+    out.family(
+        "porter_uptime_seconds",
+        "gauge",
+        "Seconds since the broker started.",
+    );
+    out.sample(
+        "porter_uptime_seconds",
+        &[],
+        management.started.elapsed().as_secs_f64(),
+    );
+
+    let alarms = *broker.alarms().borrow();
+    out.family(
+        "porter_resource_alarm",
+        "gauge",
+        "1 while the resource's alarm blocks publishers (memory, disk).",
+    );
+    out.sample(
+        "porter_resource_alarm",
+        &[("resource", "memory")],
+        f64::from(u8::from(alarms.memory)),
+    );
+    out.sample(
+        "porter_resource_alarm",
+        &[("resource", "disk")],
+        f64::from(u8::from(alarms.disk)),
+    );
+    if let Some(rss) = porter_core::alarm::resident_bytes() {
+        out.family(
+            "porter_resident_memory_bytes",
+            "gauge",
+            "The broker process's resident memory.",
+        );
+        out.sample("porter_resident_memory_bytes", &[], rss as f64);
+    }
+    if let Some(free) = porter_core::alarm::free_disk_bytes(&broker.config().data_dir) {
+        out.family(
+            "porter_disk_free_bytes",
+            "gauge",
+            "Free bytes on the data directory's file system.",
+        );
+        out.sample("porter_disk_free_bytes", &[], free as f64);
+    }
+
+    let queues = broker.queue_snapshots(None);
+    out.family("porter_queues", "gauge", "Queues, all virtual hosts.");
+    out.sample("porter_queues", &[], queues.len() as f64);
+    out.per_item(
+        "porter_queue_messages_ready",
+        "Messages ready for delivery.",
+        &queues,
+        |q| {
+            (
+                vec![
+                    ("vhost", q.vhost.clone()),
+                    ("queue", q.definition.name.clone()),
+                ],
+                q.ready as f64,
+            )
+        },
+    );
+    out.per_item(
+        "porter_queue_messages_unacked",
+        "Messages delivered and not yet acknowledged.",
+        &queues,
+        |q| {
+            (
+                vec![
+                    ("vhost", q.vhost.clone()),
+                    ("queue", q.definition.name.clone()),
+                ],
+                q.unacked as f64,
+            )
+        },
+    );
+    out.per_item(
+        "porter_queue_consumers",
+        "Consumers of the queue.",
+        &queues,
+        |q| {
+            (
+                vec![
+                    ("vhost", q.vhost.clone()),
+                    ("queue", q.definition.name.clone()),
+                ],
+                f64::from(q.consumers),
+            )
+        },
+    );
+
+    let partitions: Vec<_> = broker
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions.iter().cloned())
+        .collect();
+    out.family("porter_topics", "gauge", "Topics.");
+    out.sample("porter_topics", &[], broker.topics().len() as f64);
+    let partition_labels = |p: &Arc<porter_core::Partition>| {
+        vec![
+            ("topic", p.topic().to_string()),
+            ("partition", p.index().to_string()),
+        ]
+    };
+    out.per_item(
+        "porter_partition_high_watermark",
+        "Offset past the last committed record.",
+        &partitions,
+        |p| (partition_labels(p), p.high_watermark() as f64),
+    );
+    out.per_item(
+        "porter_partition_log_start_offset",
+        "First offset the partition still holds.",
+        &partitions,
+        |p| (partition_labels(p), p.log_start_offset() as f64),
+    );
+    out.per_item(
+        "porter_partition_size_bytes",
+        "Bytes of the partition's segments.",
+        &partitions,
+        |p| (partition_labels(p), p.size_bytes() as f64),
+    );
+
+    let groups = broker.groups();
+    let mut lags = Vec::new();
+    for (group, _, _) in groups.group_ids() {
+        for ((topic, partition), committed) in groups.fetch_offsets(&group, None) {
+            let (Some(committed), Ok(p)) = (committed, broker.partition(&topic, partition)) else {
+                continue;
+            };
+            let lag = (p.high_watermark() - committed.offset).max(0);
+            lags.push((group.clone(), topic, partition, lag));
+        }
+    }
+    out.per_item(
+        "porter_group_lag",
+        "Records between a group's committed offset and the partition's high watermark.",
+        &lags,
+        |(group, topic, partition, lag)| {
+            (
+                vec![
+                    ("group", group.clone()),
+                    ("topic", topic.clone()),
+                    ("partition", partition.to_string()),
+                ],
+                *lag as f64,
+            )
+        },
+    );
+
+    out.family(
+        "porter_metrics_series_omitted",
+        "gauge",
+        "Labelled series left out of this scrape by the per-family bound.",
+    );
+    let omitted = out.omitted as f64;
+    out.sample("porter_metrics_series_omitted", &[], omitted);
+    out.text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,140 @@
+//! `/api/overview`, `/api/vhosts[/{vhost}]`, `/api/whoami` and RabbitMQ's health checks.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::paging::ListQuery;
+use crate::Management;
+
+/// The RabbitMQ management API level these endpoints mirror. Tools read `rabbitmq_version` to
+/// pick request shapes; `product_name` and `product_version` say what actually answers.
+pub const RABBITMQ_API_VERSION: &str = "3.12.0";
+
+pub(crate) fn routes() -> Router<Arc<Management>> {
+    Router::new()
+        .route("/api/overview", get(overview))
+        .route("/api/vhosts", get(vhosts))
+        .route("/api/vhosts/{vhost}", get(vhost))
+        .route("/api/whoami", get(whoami))
+        .route("/api/healthchecks/node", get(healthy))
+        .route("/api/health/checks/alarms", get(alarms))
+        .route("/api/health/checks/virtual-hosts", get(healthy))
+}
+
+/// This node's name, as RabbitMQ shows `rabbit@host`.
+pub fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    format!("porter@{host}")
+}
+
+async fn overview(State(management): State<Arc<Management>>) -> Json<Value> {
+    let broker = &management.broker;
+    let queues = broker.queue_snapshots(None);
+    let ready: u64 = queues.iter().map(|q| q.ready).sum();
+    let unacked: u64 = queues.iter().map(|q| q.unacked).sum();
+    let consumers: u64 = queues.iter().map(|q| u64::from(q.consumers)).sum();
+    let exchanges: usize = broker
+        .vhost_names()
+        .iter()
+        .filter_map(|v| broker.routing_table(v).ok())
+        .map(|table| table.exchanges().count())
+        .sum();
+    let node = node_name();
+    let listeners: Vec<Value> = management
+        .listeners()
+        .iter()
+        .map(|l| {
+            json!({"node": node, "protocol": l.protocol,
+                   "ip_address": l.addr.ip().to_string(), "port": l.addr.port()})
+        })
+        .collect();
+    Json(json!({
+        "management_version": RABBITMQ_API_VERSION,
+        "rabbitmq_version": RABBITMQ_API_VERSION,
+        "product_name": "Porter",
+        "product_version": env!("CARGO_PKG_VERSION"),
+        "cluster_name": node,
+        "node": node,
+        "uptime_ms": management.started.elapsed().as_millis() as u64,
+        "object_totals": {
+            "queues": queues.len(),
+            "exchanges": exchanges,
+            "consumers": consumers,
+            "topics": broker.topics().len(),
+        },
+        "queue_totals": {
+            "messages": ready + unacked,
+            "messages_ready": ready,
+            "messages_unacknowledged": unacked,
+        },
+        "listeners": listeners,
+    }))
+}
+
+fn vhost_json(management: &Management, name: &str) -> Value {
+    let queues = management.broker.queue_snapshots(Some(name));
+    let ready: u64 = queues.iter().map(|q| q.ready).sum();
+    let unacked: u64 = queues.iter().map(|q| q.unacked).sum();
+    json!({
+        "name": name,
+        "description": "",
+        "tracing": false,
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+    })
+}
+
+async fn vhosts(
+    State(management): State<Arc<Management>>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let names = management.broker.vhost_names();
+    Ok(Json(query.apply(
+        names,
+        |n| n.as_str(),
+        |n| vhost_json(&management, n),
+    )?))
+}
+
+async fn vhost(
+    State(management): State<Arc<Management>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    if !management.broker.vhost_names().contains(&name) {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(vhost_json(&management, &name)))
+}
+
+/// The caller, as RabbitMQ's `/api/whoami` answers (tags come with issue 18's users).
+async fn whoami(headers: axum::http::HeaderMap) -> Json<Value> {
+    let user = crate::auth::basic_credentials(&headers)
+        .map(|(user, _)| user)
+        .unwrap_or_default();
+    Json(json!({"name": user, "tags": ["administrator"]}))
+}
+
+async fn healthy() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// 200 `{"status":"ok"}` without a resource alarm, 503 with the alarm's reason during one (as
+/// RabbitMQ's `/api/health/checks/alarms`).
+async fn alarms(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
+    let state = *management.broker.alarms().borrow();
+    if state.any() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("resource alarm in effect: {}", state.reason()),
+        ));
+    }
+    Ok(Json(json!({"status": "ok"})))
+}

@@ -1,0 +1,178 @@
+//! `/api/queues`: list, show, declare (PUT), delete and purge, as RabbitMQ's API does them.
+//! Declares go through the same core call as AMQP's `queue.declare`, so the same names are
+//! refused and a re-declare with other properties is refused the same way (400 with
+//! RabbitMQ's PRECONDITION_FAILED text).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use porter_core::queue::QueueDefinition;
+use porter_core::vhost::next_owner_id;
+use porter_core::QueueSnapshot;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::fields;
+use crate::overview::node_name;
+use crate::paging::ListQuery;
+use crate::Management;
+
+pub(crate) fn routes() -> Router<Arc<Management>> {
+    Router::new()
+        .route("/api/queues", get(list_all))
+        .route("/api/queues/{vhost}", get(list_vhost))
+        .route(
+            "/api/queues/{vhost}/{name}",
+            get(show).put(declare).delete(remove),
+        )
+        .route("/api/queues/{vhost}/{name}/contents", delete(purge))
+}
+
+/// A queue as RabbitMQ's API shows it.
+pub fn queue_json(queue: &QueueSnapshot) -> Value {
+    let definition = &queue.definition;
+    json!({
+        "name": definition.name,
+        "vhost": queue.vhost,
+        "durable": definition.durable,
+        "auto_delete": definition.auto_delete,
+        "exclusive": definition.exclusive_owner.is_some(),
+        "arguments": fields::to_json(&definition.arguments),
+        "messages": queue.messages(),
+        "messages_ready": queue.ready,
+        "messages_unacknowledged": queue.unacked,
+        "consumers": queue.consumers,
+        "state": "running",
+        "type": "classic",
+        "node": node_name(),
+    })
+}
+
+fn check_vhost(management: &Management, vhost: &str) -> ApiResult<()> {
+    management.broker.routing_table(vhost)?;
+    Ok(())
+}
+
+async fn list_all(
+    State(management): State<Arc<Management>>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let queues = management.broker.queue_snapshots(None);
+    Ok(Json(query.apply(
+        queues,
+        |q| q.definition.name.as_str(),
+        queue_json,
+    )?))
+}
+
+async fn list_vhost(
+    State(management): State<Arc<Management>>,
+    Path(vhost): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    check_vhost(&management, &vhost)?;
+    let queues = management.broker.queue_snapshots(Some(&vhost));
+    Ok(Json(query.apply(
+        queues,
+        |q| q.definition.name.as_str(),
+        queue_json,
+    )?))
+}
+
+async fn show(
+    State(management): State<Arc<Management>>,
+    Path((vhost, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    check_vhost(&management, &vhost)?;
+    let queue = management
+        .broker
+        .queue_snapshot(&vhost, &name)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(queue_json(&queue)))
+}
+
+/// The body of a queue PUT (every field optional, RabbitMQ's defaults).
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueBody {
+    #[serde(default, deserialize_with = "crate::body::lenient_bool")]
+    pub durable: Option<bool>,
+    #[serde(default, deserialize_with = "crate::body::lenient_bool")]
+    pub auto_delete: Option<bool>,
+    pub arguments: Option<Value>,
+    /// Accepted and ignored: one node.
+    pub node: Option<Value>,
+}
+
+/// 201 when the queue was created, 204 when an equivalent one existed.
+async fn declare(
+    State(management): State<Arc<Management>>,
+    Path((vhost, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let body: QueueBody = crate::body::parse(&body)?;
+    if name.is_empty() {
+        return Err(ApiError::bad_request("a queue needs a name"));
+    }
+    let existed = management.broker.queue_snapshot(&vhost, &name).is_some();
+    let definition = QueueDefinition {
+        name: name.clone(),
+        id: Default::default(),
+        durable: body.durable.unwrap_or(true),
+        exclusive_owner: None,
+        auto_delete: body.auto_delete.unwrap_or(false),
+        arguments: fields::from_json(body.arguments.as_ref())?,
+    };
+    let host = management.broker.vhost(&vhost)?;
+    host.declare_queue(definition, false, next_owner_id())
+        .await?;
+    if !existed {
+        tracing::info!(%vhost, queue = %name, "queue declared through the management API");
+    }
+    Ok(if existed {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    })
+}
+
+/// `if-unused` and `if-empty`, as RabbitMQ's API spells them.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteQuery {
+    #[serde(rename = "if-unused")]
+    pub if_unused: Option<bool>,
+    #[serde(rename = "if-empty")]
+    pub if_empty: Option<bool>,
+}
+
+async fn remove(
+    State(management): State<Arc<Management>>,
+    Path((vhost, name)): Path<(String, String)>,
+    Query(query): Query<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    let host = management.broker.vhost(&vhost)?;
+    if management.broker.queue_snapshot(&vhost, &name).is_none() {
+        return Err(ApiError::not_found());
+    }
+    host.delete_queue(
+        &name,
+        query.if_unused.unwrap_or(false),
+        query.if_empty.unwrap_or(false),
+        next_owner_id(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn purge(
+    State(management): State<Arc<Management>>,
+    Path((vhost, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let host = management.broker.vhost(&vhost)?;
+    let purged = host.purge_queue(&name, next_owner_id()).await?;
+    tracing::info!(%vhost, queue = %name, purged, "queue purged through the management API");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,162 @@
+//! Porter's own endpoints for what RabbitMQ's API has no word for: Kafka-style topics with their
+//! partitions' offsets and sizes, and consumer groups with their members and lag per partition
+//! (as `kafka-consumer-groups --describe` shows it: committed offset, log end, lag).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use porter_core::broker::TopicHandle;
+use porter_core::config::ConfigSource;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::paging::ListQuery;
+use crate::Management;
+
+pub(crate) fn routes() -> Router<Arc<Management>> {
+    Router::new()
+        .route("/api/topics", get(list_topics))
+        .route("/api/topics/{name}", get(show_topic))
+        .route("/api/groups", get(list_groups))
+        .route("/api/groups/{id}", get(show_group))
+}
+
+/// Messages a topic holds (high watermark minus log start, summed over partitions: a compacted
+/// topic holds fewer) and its bytes on disk.
+fn topic_totals(topic: &TopicHandle) -> (u64, u64) {
+    topic
+        .partitions
+        .iter()
+        .fold((0, 0), |(messages, bytes), p| {
+            let held = (p.high_watermark() - p.log_start_offset()).max(0) as u64;
+            (messages + held, bytes + p.size_bytes())
+        })
+}
+
+fn topic_summary(topic: &TopicHandle) -> Value {
+    let (messages, size_bytes) = topic_totals(topic);
+    json!({
+        "name": topic.topic.name,
+        "id": topic.topic.id.to_string(),
+        "partitions": topic.partitions.len(),
+        "message_type": topic.topic.config.message_type(),
+        "messages": messages,
+        "size_bytes": size_bytes,
+    })
+}
+
+async fn list_topics(
+    State(management): State<Arc<Management>>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let mut topics = management.broker.topics();
+    topics.sort_by(|a, b| a.topic.name.cmp(&b.topic.name));
+    Ok(Json(query.apply(
+        topics,
+        |t| t.topic.name.as_str(),
+        |t| topic_summary(t),
+    )?))
+}
+
+async fn show_topic(
+    State(management): State<Arc<Management>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let broker = &management.broker;
+    let topic = broker.topic(&name).ok_or_else(ApiError::not_found)?;
+    let partitions: Vec<Value> = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.index(),
+                "log_start_offset": p.log_start_offset(),
+                "high_watermark": p.high_watermark(),
+                "log_end_offset": p.log_end_offset(),
+                "size_bytes": p.size_bytes(),
+            })
+        })
+        .collect();
+    // Only the settings made on the topic: the rest are the broker's defaults.
+    let overrides: BTreeMap<String, String> = broker
+        .describe_topic_config(&topic.topic.config)
+        .into_iter()
+        .filter(|entry| entry.source == ConfigSource::TopicOverride)
+        .map(|entry| (entry.name, entry.value))
+        .collect();
+    let mut body = topic_summary(&topic);
+    body["partition_details"] = Value::Array(partitions);
+    body["config"] = json!(overrides);
+    Ok(Json(body))
+}
+
+async fn list_groups(
+    State(management): State<Arc<Management>>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let groups = management.broker.groups().group_ids();
+    Ok(Json(query.apply(
+        groups,
+        |(id, _, _)| id.as_str(),
+        |(id, protocol_type, state)| {
+            json!({"group_id": id, "protocol_type": protocol_type, "state": state})
+        },
+    )?))
+}
+
+/// A group's members and, per partition it committed, the committed offset, the partition's
+/// high watermark and the lag between them (what the group has yet to read).
+async fn show_group(
+    State(management): State<Arc<Management>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let broker = &management.broker;
+    let groups = broker.groups();
+    let description = groups.describe(&id).ok_or_else(ApiError::not_found)?;
+    let members: Vec<Value> = description
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "member_id": m.member_id,
+                "group_instance_id": m.instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+            })
+        })
+        .collect();
+    let mut total_lag: i64 = 0;
+    let offsets: Vec<Value> = groups
+        .fetch_offsets(&id, None)
+        .into_iter()
+        .filter_map(|((topic, partition), committed)| {
+            let committed = committed?;
+            let end = broker
+                .partition(&topic, partition)
+                .ok()
+                .map(|p| p.high_watermark());
+            let lag = end.map(|end| (end - committed.offset).max(0));
+            total_lag += lag.unwrap_or(0);
+            Some(json!({
+                "topic": topic,
+                "partition": partition,
+                "committed_offset": committed.offset,
+                "log_end_offset": end,
+                "lag": lag,
+                "metadata": committed.metadata,
+            }))
+        })
+        .collect();
+    Ok(Json(json!({
+        "group_id": description.group_id,
+        "state": description.state,
+        "protocol_type": description.protocol_type,
+        "protocol": description.protocol,
+        "members": members,
+        "offsets": offsets,
+        "lag": total_lag,
+    })))
+}

@@ -1,0 +1,237 @@
+"""The HTTP management API (issue 17) as its users meet it: RabbitMQ's own CLI, `rabbitmqadmin`
+(from Debian's rabbitmq-server package, see scripts/rabbitmqadmin.sh), declaring, listing,
+purging and deleting while pika publishes; plain HTTP for the errors RabbitMQ's API returns;
+confluent-kafka for a consumer group's lag; and Prometheus's own parser for /metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pika
+import pytest
+import requests
+from confluent_kafka import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from amqp_helpers import connection_parameters, publish_confirmed
+from kafka_helpers import DeliveryTracker, create_topic, flush_all, make_consumer, make_producer, produce
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AUTH = ("guest", "guest")
+REQUEST_S = 10.0
+CLI_S = 30.0
+WAIT_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def rabbitmqadmin() -> str:
+    """The path of rabbitmqadmin (installed by scripts/test.sh's deps step)."""
+    result = subprocess.run([str(REPO_ROOT / "scripts" / "rabbitmqadmin.sh")], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def admin(tool: str, server, *args: str) -> str:
+    """Runs rabbitmqadmin against the server's HTTP listener; returns its stdout."""
+    command = [tool, "-H", "127.0.0.1", "-P", str(server.http_port), "-u", "guest", "-p", "guest",
+               *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=CLI_S)
+    assert result.returncode == 0, f"{' '.join(args)}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def api(server, method: str, path: str, **kwargs) -> requests.Response:
+    kwargs.setdefault("auth", AUTH)
+    return requests.request(method, server.http_url + path, timeout=REQUEST_S, **kwargs)
+
+
+def queue_depth(server, name: str) -> int:
+    response = api(server, "GET", f"/api/queues/%2F/{name}")
+    assert response.status_code == 200, response.text
+    return response.json()["messages"]
+
+
+def wait_for(predicate, what: str, timeout: float = WAIT_S):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_rabbitmqadmin_declares_lists_purges_and_deletes(porter, rabbitmqadmin):
+    assert "queue declared" in admin(rabbitmqadmin, porter, "declare", "queue", "name=orders",
+                                     "durable=true", 'arguments={"x-max-length": 100}')
+    assert "exchange declared" in admin(rabbitmqadmin, porter, "declare", "exchange", "name=shop",
+                                        "type=topic")
+    admin(rabbitmqadmin, porter, "declare", "binding", "source=shop", "destination=orders",
+          "routing_key=order.*")
+
+    # pika publishes through the binding the CLI made; the CLI sees the depth change.
+    connection = pika.BlockingConnection(connection_parameters(porter.amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    publish_confirmed(channel, "shop", "order.created", [b"o1", b"o2", b"o3"])
+    queues = json.loads(admin(rabbitmqadmin, porter, "-f", "raw_json", "list", "queues"))
+    orders = next(q for q in queues if q["name"] == "orders")
+    assert orders["messages"] == 3 and orders["messages_ready"] == 3
+    assert orders["arguments"] == {"x-max-length": 100} and orders["durable"] is True
+
+    bindings = json.loads(admin(rabbitmqadmin, porter, "-f", "raw_json", "list", "bindings"))
+    assert {"source": "shop", "destination": "orders", "routing_key": "order.*"}.items() <= next(
+        b for b in bindings if b["source"] == "shop").items()
+    overview = json.loads(admin(rabbitmqadmin, porter, "-f", "raw_json", "show", "overview"))
+    assert overview[0]["product_name"] == "Porter"
+    assert overview[0]["queue_totals"]["messages"] == 3
+
+    assert "queue purged" in admin(rabbitmqadmin, porter, "purge", "queue", "name=orders")
+    assert queue_depth(porter, "orders") == 0
+
+    admin(rabbitmqadmin, porter, "delete", "binding", "source=shop", "destination_type=queue",
+          "destination=orders", "properties_key=order.*")
+    publish_confirmed(channel, "shop", "order.created", [b"unrouted"])
+    assert queue_depth(porter, "orders") == 0, "the deleted binding still routes"
+
+    assert "queue deleted" in admin(rabbitmqadmin, porter, "delete", "queue", "name=orders")
+    assert "exchange deleted" in admin(rabbitmqadmin, porter, "delete", "exchange", "name=shop")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.queue_declare("orders", passive=True)
+    assert closed.value.reply_code == 404
+    connection.close()
+
+
+def test_queues_declared_by_amqp_clients_are_listed_with_consumers(porter):
+    connection = pika.BlockingConnection(connection_parameters(porter.amqp_url))
+    channel = connection.channel()
+    channel.queue_declare("work", durable=True)
+    channel.basic_consume("work", lambda *a: None)
+    listed = wait_for(lambda: [q for q in api(porter, "GET", "/api/queues/%2F").json()
+                               if q["name"] == "work" and q["consumers"] == 1], "the consumer")
+    assert listed[0]["vhost"] == "/" and listed[0]["exclusive"] is False
+    connection.close()
+
+
+def test_errors_are_rabbitmq_json_with_the_right_status(porter):
+    assert api(porter, "GET", "/api/overview", auth=None).status_code == 401
+    refused = api(porter, "GET", "/api/overview", auth=("guest", "wrong"))
+    assert refused.status_code == 401 and refused.json()["error"] == "not_authorized"
+    assert "Basic" in refused.headers["WWW-Authenticate"]
+
+    missing = api(porter, "GET", "/api/queues/%2F/nope")
+    assert missing.status_code == 404 and missing.json() == {"error": "Object Not Found",
+                                                              "reason": "Not Found"}
+    assert api(porter, "GET", "/api/queues/no-such-vhost").status_code == 404
+    bad = api(porter, "PUT", "/api/queues/%2F/q", data=b"{not json")
+    assert bad.status_code == 400 and "JSON" in bad.json()["reason"]
+    assert api(porter, "PUT", "/api/queues/%2F/q", json={"durable": "maybe"}).status_code == 400
+    assert api(porter, "PUT", "/api/queues/%2F/amq.reserved", json={}).status_code == 403
+
+    assert api(porter, "PUT", "/api/queues/%2F/q", json={"durable": True}).status_code == 201
+    assert api(porter, "PUT", "/api/queues/%2F/q", json={"durable": True}).status_code == 204
+    inequivalent = api(porter, "PUT", "/api/queues/%2F/q", json={"durable": False})
+    assert inequivalent.status_code == 400
+    assert "inequivalent arg 'durable'" in inequivalent.json()["reason"]
+
+    assert api(porter, "PUT", "/api/exchanges/%2F/x", json={}).status_code == 400  # no type
+    assert api(porter, "PUT", "/api/exchanges/%2F/x", json={"type": "nonsense"}).status_code >= 400
+    assert api(porter, "GET", "/api/queues?page=1&page_size=501").status_code == 400
+
+
+def test_lists_page_and_filter(porter):
+    for i in range(7):
+        assert api(porter, "PUT", f"/api/queues/%2F/page-{i}", json={}).status_code == 201
+    page = api(porter, "GET", "/api/queues?page=2&page_size=3&name=page-").json()
+    assert page["filtered_count"] == 7 and page["page_count"] == 3
+    assert [q["name"] for q in page["items"]] == ["page-3", "page-4", "page-5"]
+
+
+def test_topics_and_group_lag_as_kafka_consumer_groups_shows_it(porter):
+    create_topic(porter.bootstrap, "clicks", 2)
+    producer, tracker = make_producer(porter.bootstrap), DeliveryTracker()
+    deadline = time.monotonic() + 30
+    for i in range(10):
+        produce(producer, tracker, deadline, topic="clicks", partition=i % 2, value=b"c%d" % i)
+    flush_all(producer, tracker, 10)
+
+    consumer = make_consumer(porter.bootstrap, **{"group.id": "reports", "enable.auto.commit": False})
+    consumer.assign([TopicPartition("clicks", 0, 0), TopicPartition("clicks", 1, 0)])
+    consumer.commit(offsets=[TopicPartition("clicks", 0, 2), TopicPartition("clicks", 1, 5)],
+                    asynchronous=False)
+    consumer.close()
+
+    topic = api(porter, "GET", "/api/topics/clicks").json()
+    assert topic["partitions"] == 2 and topic["messages"] == 10
+    assert [p["high_watermark"] for p in topic["partition_details"]] == [5, 5]
+    group = api(porter, "GET", "/api/groups/reports").json()
+    lags = {(o["topic"], o["partition"]): o["lag"] for o in group["offsets"]}
+    assert lags == {("clicks", 0): 3, ("clicks", 1): 0} and group["lag"] == 3
+    assert "reports" in [g["group_id"] for g in api(porter, "GET", "/api/groups").json()]
+    assert api(porter, "GET", "/api/groups/nobody").status_code == 404
+
+    samples = metric_samples(porter)
+    assert samples[("porter_group_lag", (("group", "reports"), ("partition", "0"), ("topic", "clicks")))] == 3
+    assert samples[("porter_partition_high_watermark", (("partition", "1"), ("topic", "clicks")))] == 5
+
+
+def metric_samples(server) -> dict:
+    """/metrics parsed by Prometheus's own parser: {(name, sorted labels): value}."""
+    response = requests.get(server.http_url + "/metrics", timeout=REQUEST_S)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_follow_the_queue_depth(porter):
+    connection = pika.BlockingConnection(connection_parameters(porter.amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare("metered", durable=True)
+    publish_confirmed(channel, "", "metered", [b"a", b"b"])
+    key = ("porter_queue_messages_ready", (("queue", "metered"), ("vhost", "/")))
+    assert wait_for(lambda: metric_samples(porter).get(key) == 2, "ready == 2")
+    samples = metric_samples(porter)
+    assert samples[("porter_resource_alarm", (("resource", "disk"),))] == 0
+    assert samples[("porter_queues", ())] >= 1
+    assert samples[("porter_metrics_series_omitted", ())] == 0
+    connection.close()
+
+
+def test_readyz_and_the_overview_name_every_listener(porter):
+    ready = requests.get(porter.http_url + "/readyz", timeout=REQUEST_S)
+    assert ready.status_code == 200 and ready.text == "ready\n"
+    overview = api(porter, "GET", "/api/overview").json()
+    ports = {(l["protocol"], l["port"]) for l in overview["listeners"]}
+    assert ("amqp", porter.amqp_port) in ports and ("http", porter.http_port) in ports
+    assert ("kafka", porter.port) in ports
+    assert api(porter, "GET", "/api/vhosts").json()[0]["name"] == "/"
+
+
+def test_every_metric_the_grafana_dashboard_queries_exists(porter):
+    """deploy/grafana/porter.json may only query metrics /metrics has (with a queue, a topic and
+    a group present, so the per-item families have samples too)."""
+    import re
+
+    api(porter, "PUT", "/api/queues/%2F/dashboard", json={})
+    create_topic(porter.bootstrap, "dashboard", 1)
+    consumer = make_consumer(porter.bootstrap, **{"group.id": "dashboard", "enable.auto.commit": False})
+    consumer.assign([TopicPartition("dashboard", 0, 0)])
+    consumer.commit(offsets=[TopicPartition("dashboard", 0, 0)], asynchronous=False)
+    consumer.close()
+
+    dashboard = json.loads((REPO_ROOT / "deploy" / "grafana" / "porter.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    queried = {name for e in exprs for name in re.findall(r"\bporter_[a-z_]+", e)}
+    assert len(queried) >= 10, queried
+    present = {name for name, _ in metric_samples(porter)}
+    assert queried - present == set(), f"queried but not exported: {queried - present}"
