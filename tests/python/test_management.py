@@ -235,3 +235,74 @@ def test_every_metric_the_grafana_dashboard_queries_exists(porter):
     assert len(queried) >= 10, queried
     present = {name for name, _ in metric_samples(porter)}
     assert queried - present == set(), f"queried but not exported: {queried - present}"
+
+
+def test_connections_of_every_protocol_are_listed_and_one_can_be_closed(porter, rabbitmqadmin):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    amqp = pika.BlockingConnection(connection_parameters(porter.amqp_url))
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="listed-device")
+    device.connect("127.0.0.1", porter.mqtt_port)
+    device.loop_start()
+
+    def listed():
+        connections = api(porter, "GET", "/api/connections").json()
+        protocols = {c["protocol"] for c in connections}
+        return connections if {"AMQP 0-9-1", "MQTT"} <= protocols else None
+
+    connections = wait_for(listed, "an AMQP and an MQTT connection")
+    mine = next(c for c in connections if c["protocol"] == "AMQP 0-9-1")
+    assert mine["user"] == "guest" and mine["port"] == porter.amqp_port
+    assert mine["name"] == f"{mine['peer_host']}:{mine['peer_port']} -> 127.0.0.1:{porter.amqp_port}"
+    assert api(porter, "GET", "/api/overview").json()["object_totals"]["connections"] >= 2
+
+    # RabbitMQ's CLI closes it; the client is told 320 CONNECTION_FORCED, as RabbitMQ tells it.
+    assert "connection closed" in admin(rabbitmqadmin, porter, "close", "connection",
+                                        f"name={mine['name']}")
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+        amqp.channel().queue_declare("after-close")
+        amqp.process_data_events(time_limit=5)
+    assert closed.value.reply_code == 320
+    assert api(porter, "DELETE", "/api/connections/nobody%20-%3E%20nowhere").status_code == 404
+    device.loop_stop()
+    device.disconnect()
+
+
+def test_rabbitmqadmin_publishes_and_gets_as_with_rabbitmq(porter, rabbitmqadmin):
+    admin(rabbitmqadmin, porter, "declare", "queue", "name=inbox", "durable=true")
+    out = admin(rabbitmqadmin, porter, "publish", "exchange=amq.default", "routing_key=inbox",
+                "payload=hello", 'properties={"content_type": "text/plain", "delivery_mode": 2, '
+                '"headers": {"trace": "t-1"}}')
+    assert "Message published" in out
+    assert "NOT routed" in admin(rabbitmqadmin, porter, "publish", "exchange=amq.default",
+                                 "routing_key=nowhere", "payload=lost")
+
+    # The default ackmode looks without consuming: the message stays, marked redelivered.
+    looked = json.loads(admin(rabbitmqadmin, porter, "-f", "raw_json", "get", "queue=inbox"))
+    assert looked[0]["payload"] == "hello" and looked[0]["message_count"] == 0
+    assert looked[0]["properties"]["headers"] == {"trace": "t-1"}
+    assert queue_depth(porter, "inbox") == 1
+
+    # A pika consumer gets what the API published, properties included.
+    connection = pika.BlockingConnection(connection_parameters(porter.amqp_url))
+    channel = connection.channel()
+    method, properties, body = next(channel.consume("inbox", inactivity_timeout=WAIT_S))
+    assert body == b"hello" and method.redelivered
+    assert properties.content_type == "text/plain" and properties.headers == {"trace": "t-1"}
+    channel.basic_nack(method.delivery_tag, requeue=True)
+    channel.cancel()
+    connection.close()
+
+    taken = api(porter, "POST", "/api/queues/%2F/inbox/get",
+                json={"count": 5, "ackmode": "ack_requeue_false", "encoding": "base64"}).json()
+    assert [m["payload"] for m in taken] == ["aGVsbG8="] and taken[0]["payload_encoding"] == "base64"
+    assert queue_depth(porter, "inbox") == 0
+    assert api(porter, "POST", "/api/queues/%2F/inbox/get", json={"count": 1}).json() == []
+    assert api(porter, "POST", "/api/queues/%2F/inbox/get",
+               json={"count": 1, "ackmode": "sideways"}).status_code == 400
+    assert api(porter, "POST", "/api/exchanges/%2F/amq.default/publish",
+               json={"routing_key": "inbox", "payload": "%%", "payload_encoding": "base64"}
+               ).status_code == 400
+    assert api(porter, "POST", "/api/exchanges/%2F/missing/publish",
+               json={"routing_key": "x", "payload": "y"}).status_code == 404

@@ -12,6 +12,8 @@
 //! - [`overview`]: `/api/overview`, `/api/vhosts`, `/api/healthchecks/...`;
 //! - [`queues`]: `/api/queues`, declare, delete, purge;
 //! - [`exchanges`]: `/api/exchanges`, declare, delete, and `/api/bindings`;
+//! - [`connections`]: `/api/connections` on every listener, and closing one;
+//! - [`messages`]: publish to an exchange and get from a queue, as RabbitMQ's API does;
 //! - [`topics`]: `/api/topics` and `/api/groups` (offsets, sizes, lag);
 //! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
 //! - [`body`], [`fields`], [`paging`], [`error`]: request bodies, JSON arguments, lists, errors.
@@ -20,10 +22,12 @@
 
 pub mod auth;
 pub mod body;
+pub mod connections;
 pub mod error;
 pub mod exchanges;
 pub mod fields;
 pub mod health;
+pub mod messages;
 pub mod metrics;
 pub mod overview;
 pub mod paging;
@@ -38,6 +42,7 @@ use axum::middleware::from_fn_with_state;
 use axum::Router;
 use porter_core::Broker;
 use porter_gateway_kit::auth::Authenticator;
+use porter_gateway_kit::Registry;
 
 /// One listener as `/api/overview` lists it.
 #[derive(Clone, Debug)]
@@ -54,6 +59,8 @@ pub struct Management {
     pub authenticator: Option<Arc<dyn Authenticator>>,
     /// Every bound listener, known once all are bound.
     listeners: OnceLock<Vec<ListenerInfo>>,
+    /// Their connections (one registry per listener or WebSocket endpoint).
+    registries: OnceLock<Vec<Registry>>,
     pub started: Instant,
     /// Set once every listener is bound (`/readyz`).
     ready: AtomicBool,
@@ -65,14 +72,16 @@ impl Management {
             broker,
             authenticator,
             listeners: OnceLock::new(),
+            registries: OnceLock::new(),
             started: Instant::now(),
             ready: AtomicBool::new(false),
         }
     }
 
     /// Every listener is bound: `/readyz` answers 200 from now on.
-    pub fn mark_ready(&self, listeners: Vec<ListenerInfo>) {
+    pub fn mark_ready(&self, listeners: Vec<ListenerInfo>, registries: Vec<Registry>) {
         let _ = self.listeners.set(listeners);
+        let _ = self.registries.set(registries);
         self.ready.store(true, Ordering::Release);
     }
 
@@ -82,6 +91,10 @@ impl Management {
 
     pub fn listeners(&self) -> &[ListenerInfo] {
         self.listeners.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    pub fn registries(&self) -> &[Registry] {
+        self.registries.get().map(Vec::as_slice).unwrap_or_default()
     }
 }
 
@@ -93,6 +106,8 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(queues::routes())
         .merge(exchanges::routes())
         .merge(topics::routes())
+        .merge(connections::routes())
+        .merge(messages::routes())
         .route_layer(from_fn_with_state(management.clone(), auth::require_user))
         .with_state(management.clone());
     Router::new()

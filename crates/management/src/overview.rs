@@ -64,6 +64,7 @@ async fn overview(State(management): State<Arc<Management>>) -> Json<Value> {
         "node": node,
         "uptime_ms": management.started.elapsed().as_millis() as u64,
         "object_totals": {
+            "connections": crate::connections::open_count(&management),
             "queues": queues.len(),
             "exchanges": exchanges,
             "consumers": consumers,

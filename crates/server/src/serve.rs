@@ -122,6 +122,8 @@ async fn start(mut settings: Settings) -> Result<Running> {
 
     let shutdown = CancellationToken::new();
     let mut gateways = Vec::new();
+    // Every listener's connections, for the management API's /api/connections.
+    let mut registries = Vec::new();
     let mut kafka_addr = "off".to_string();
     let mut kafka_advertised = "off".to_string();
     let mut amqp_addr = "off".to_string();
@@ -134,6 +136,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
         }
         let listener = kafka_listener(tcp, &settings.kafka, SHUTDOWN_DRAIN_MAX)
             .context("Kafka listener limits")?;
+        registries.push(listener.registry());
         kafka_addr = bound.to_string();
         kafka_advertised = format!(
             "{}:{}",
@@ -155,14 +158,16 @@ async fn start(mut settings: Settings) -> Result<Running> {
     if settings.amqp_enabled {
         let tcp = bind("AMQP 0-9-1", "--amqp-listen", settings.amqp.listen).await?;
         amqp_addr = tcp.local_addr()?.to_string();
+        let listener = porter_gateway_amqp::amqp_listener(tcp, &settings.amqp, SHUTDOWN_DRAIN_MAX)
+            .context("AMQP listener limits")?;
+        registries.push(listener.registry());
         gateways.push((
             "AMQP",
             tokio::spawn(porter_gateway_amqp::serve(
-                tcp,
+                listener,
                 broker.clone(),
                 settings.amqp,
                 shutdown.clone(),
-                SHUTDOWN_DRAIN_MAX,
             )),
         ));
     }
@@ -173,6 +178,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
         let limits = settings.rocketmq.listener_limits(SHUTDOWN_DRAIN_MAX);
         let listener =
             Listener::new(tcp, "rocketmq", limits).context("RocketMQ listener limits")?;
+        registries.push(listener.registry());
         let (for_open, config) = (broker.clone(), settings.rocketmq);
         let protocol =
             tokio::task::spawn_blocking(move || RocketmqProtocol::open(for_open, config))
@@ -220,13 +226,15 @@ async fn start(mut settings: Settings) -> Result<Running> {
         )
         .context("MQTT WebSocket limits")?;
         routes = routes.websocket("/mqtt", websocket);
+        let listener = porter_gateway_mqtt::mqtt_listener(tcp, &protocol, SHUTDOWN_DRAIN_MAX)
+            .context("MQTT listener limits")?;
+        registries.push(listener.registry());
         gateways.push((
             "MQTT",
             tokio::spawn(porter_gateway_mqtt::serve(
-                tcp,
+                listener,
                 protocol,
                 shutdown.clone(),
-                SHUTDOWN_DRAIN_MAX,
             )),
         ));
     }
@@ -244,6 +252,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
             Some(users),
         )
         .context("STOMP listener limits")?;
+        registries.push(listener.registry());
         let stop = shutdown.clone();
         gateways.push((
             "STOMP",
@@ -260,6 +269,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
     )
     .context("STOMP WebSocket limits")?;
     routes = routes.websocket("/ws", stomp_ws);
+    registries.extend(routes.endpoints().iter().map(|e| e.registry()));
     let http_addr = start_http(
         settings.http_enabled,
         &settings.http,
@@ -268,14 +278,17 @@ async fn start(mut settings: Settings) -> Result<Running> {
         &mut gateways,
     )
     .await?;
-    management.mark_ready(bound_listeners(&[
-        ("kafka", &kafka_addr),
-        ("amqp", &amqp_addr),
-        ("rocketmq", &rocketmq_addr),
-        ("mqtt", &mqtt_addr),
-        ("stomp", &stomp_addr),
-        ("http", &http_addr),
-    ]));
+    management.mark_ready(
+        bound_listeners(&[
+            ("kafka", &kafka_addr),
+            ("amqp", &amqp_addr),
+            ("rocketmq", &rocketmq_addr),
+            ("mqtt", &mqtt_addr),
+            ("stomp", &stomp_addr),
+            ("http", &http_addr),
+        ]),
+        registries,
+    );
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,

@@ -55,23 +55,15 @@ pub fn amqp_listener(
     )
 }
 
-/// Serves until `shutdown` is cancelled, then has open connections say goodbye (320
-/// CONNECTION_FORCED) and waits for them, at most `drain_timeout`. Limits that cannot work
-/// together are logged and nothing is served.
+/// Serves on `listener` (from [`amqp_listener`]) until `shutdown` is cancelled, then has open
+/// connections say goodbye (320 CONNECTION_FORCED) and waits for them, at most the listener's
+/// drain timeout.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     broker: Arc<Broker>,
     config: AmqpConfig,
     shutdown: CancellationToken,
-    drain_timeout: Duration,
 ) {
-    let listener = match amqp_listener(listener, &config, drain_timeout) {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::error!(error = %e, "amqp listener limits; not serving AMQP");
-            return;
-        }
-    };
     let drained: Drained = listener
         .serve(Arc::new(AmqpProtocol::new(broker, config)), shutdown)
         .await;

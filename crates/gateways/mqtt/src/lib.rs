@@ -37,4 +37,4 @@ pub mod topic;
 mod will;
 
 pub use config::MqttConfig;
-pub use server::{serve, MqttProtocol};
+pub use server::{mqtt_listener, serve, MqttProtocol};

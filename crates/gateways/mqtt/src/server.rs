@@ -121,21 +121,23 @@ impl Protocol for MqttProtocol {
     }
 }
 
-/// Serves `protocol` on `listener` until `shutdown` is cancelled, then drains.
-pub async fn serve(
+/// The kit listener with the MQTT limits of `protocol`'s configuration; exposes the registry
+/// before serving (management API).
+pub fn mqtt_listener(
     listener: TcpListener,
-    protocol: MqttProtocol,
-    shutdown: CancellationToken,
+    protocol: &MqttProtocol,
     drain_timeout: Duration,
-) {
-    let limits = protocol.ctx.config.listener_limits(drain_timeout);
-    let listener = match Listener::new(listener, "mqtt", limits) {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::error!(error = %e, "mqtt listener limits; not serving MQTT");
-            return;
-        }
-    };
+) -> Result<Listener, porter_gateway_kit::limits::LimitsError> {
+    Listener::new(
+        listener,
+        "mqtt",
+        protocol.ctx.config.listener_limits(drain_timeout),
+    )
+}
+
+/// Serves `protocol` on `listener` (from [`mqtt_listener`]) until `shutdown` is cancelled, then
+/// drains.
+pub async fn serve(listener: Listener, protocol: MqttProtocol, shutdown: CancellationToken) {
     let drained: Drained = listener.serve(Arc::new(protocol), shutdown).await;
     if !drained.still_open.is_empty() {
         tracing::warn!(
