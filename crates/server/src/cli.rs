@@ -6,6 +6,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::admin::args::{
+    ApiArgs, BindingsCommand, ConnectionsCommand, ExchangesCommand, GroupsCommand, QueuesCommand,
+    TopicsCommand,
+};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "porter",
@@ -17,7 +22,12 @@ use clap::{Args, Parser, Subcommand};
         protocol can be read with any other. Kafka clients connect to port 9092, AMQP to 5672, \
         RocketMQ (gRPC) to 8081, MQTT to 1883, STOMP to 61613; WebSocket (MQTT at /mqtt, STOMP \
         at /ws) and the chat example (/chat/) are on the HTTP port 15672. \
-        `porter serve --help` says how to change or turn off each listener."
+        `porter serve --help` says how to change or turn off each listener. The other commands \
+        (status, queues, exchanges, bindings, topics, groups, connections) manage a running \
+        broker through its HTTP API (--url, default http://localhost:15672); they exit 0 when \
+        done, 1 on failure, 2 on bad usage, 3 when the broker refuses the request as invalid, \
+        4 when something named does not exist, 5 when the login is refused and 6 when the broker \
+        cannot be reached."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,6 +41,72 @@ pub enum Command {
     /// 0.0.0.0:61613, HTTP (WebSocket, chat page) on 0.0.0.0:15672. Beside a running broker that
     /// holds one of those ports, give another port or `off` (e.g. --amqp-listen off).
     Serve(ServeArgs),
+    /// What a running broker is doing: version, uptime, listeners, connections, queues, topics.
+    #[command(
+        after_help = "Examples:\n  porter status\n  porter status --url http://broker:15672 --user admin --password secret\n  porter status --output json"
+    )]
+    Status(ApiArgs),
+    /// Queues (AMQP, and MQTT sessions): list, declare, purge, delete, peek, publish.
+    #[command(
+        after_help = "Examples:\n  porter queues list\n  porter queues declare orders --arg x-max-length=10000\n  porter queues publish orders 'hello'\n  porter queues get orders --count 5\n  porter queues purge orders\n  porter queues delete orders --if-empty"
+    )]
+    Queues {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: QueuesCommand,
+    },
+    /// Exchanges: list, declare, delete, publish through one.
+    #[command(
+        after_help = "Examples:\n  porter exchanges list\n  porter exchanges declare shop --type topic\n  porter exchanges publish shop order.created '{\"id\": 1}'"
+    )]
+    Exchanges {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ExchangesCommand,
+    },
+    /// Bindings between exchanges and queues: list, declare, delete.
+    #[command(
+        after_help = "Examples:\n  porter bindings declare shop orders --routing-key 'order.*'\n  porter bindings list\n  porter bindings delete shop orders --routing-key 'order.*'"
+    )]
+    Bindings {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: BindingsCommand,
+    },
+    /// Topics (Kafka, RocketMQ): list, describe partitions and offsets.
+    #[command(after_help = "Examples:\n  porter topics list\n  porter topics describe clicks")]
+    Topics {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Consumer groups: list, describe with lag per partition.
+    #[command(after_help = "Examples:\n  porter groups list\n  porter groups describe reports")]
+    Groups {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Client connections on every listener: list, close one.
+    #[command(
+        after_help = "Examples:\n  porter connections list\n  porter connections close '127.0.0.1:53412 -> 127.0.0.1:5672'"
+    )]
+    Connections {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
+    /// Prints a shell completion script: porter completions bash > /etc/bash_completion.d/porter
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug, Default)]

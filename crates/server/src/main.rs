@@ -4,7 +4,10 @@
 //! - [`origin`]: where each value came from (flag, variable, file key), for errors and warnings.
 //! - [`settings`]: the TOML file, merged with flags and env (flags > env > file > defaults).
 //! - [`serve`]: start-up, listeners and the ordered graceful shutdown.
+//! - [`admin`]: `porter status`, `porter queues ...` and the other commands that manage a
+//!   running broker through its HTTP API.
 
+mod admin;
 mod cli;
 mod limits;
 mod origin;
@@ -57,7 +60,25 @@ fn main() -> ExitCode {
         },
     };
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    use admin::Resource;
     match cli.command {
+        cli::Command::Status(api) => admin::run(&api, Resource::Status),
+        cli::Command::Queues { api, command } => admin::run(&api, Resource::Queues(command)),
+        cli::Command::Exchanges { api, command } => admin::run(&api, Resource::Exchanges(command)),
+        cli::Command::Bindings { api, command } => admin::run(&api, Resource::Bindings(command)),
+        cli::Command::Topics { api, command } => admin::run(&api, Resource::Topics(command)),
+        cli::Command::Groups { api, command } => admin::run(&api, Resource::Groups(command)),
+        cli::Command::Connections { api, command } => {
+            admin::run(&api, Resource::Connections(command))
+        }
+        cli::Command::Completions { shell } => {
+            // Into a buffer first: clap_complete panics on a closed pipe (`... | head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cli::Cli::command(), "porter", &mut script);
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(&script);
+            ExitCode::SUCCESS
+        }
         cli::Command::Serve(args) => {
             let origins = match (
                 command.find_subcommand("serve"),

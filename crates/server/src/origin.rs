@@ -18,6 +18,10 @@ use clap::{ArgMatches, Command};
 /// `PORTER_*` variables that are not broker settings but are read by the test suite, the
 /// benchmarks and the scripts. Setting one must not earn a warning from the broker.
 pub const NOT_SETTINGS: &[&str] = &[
+    // The management commands' (`porter status`, `porter queues`, ...), not the server's.
+    "PORTER_URL",
+    "PORTER_USER",
+    "PORTER_PASSWORD",
     "PORTER_BIN",
     "PORTER_BENCH_BIN",
     "PORTER_BENCH_DIR",

@@ -1,0 +1,163 @@
+//! The management commands' flags: which broker to talk to (`--url`, `--user`, `--password`,
+//! each with a `PORTER_*` variable) and how to print (`--output table|json`), then one
+//! subcommand per resource.
+
+use clap::{Args, Subcommand, ValueEnum};
+
+/// Where the broker's management API is and who asks.
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// The broker's HTTP listener.
+    #[arg(
+        long,
+        env = "PORTER_URL",
+        default_value = "http://localhost:15672",
+        global = true
+    )]
+    pub url: String,
+    /// A broker user (RabbitMQ's default user works from loopback).
+    #[arg(long, env = "PORTER_USER", default_value = "guest", global = true)]
+    pub user: String,
+    /// Its password.
+    #[arg(
+        long,
+        env = "PORTER_PASSWORD",
+        default_value = "guest",
+        hide_default_value = true,
+        hide_env_values = true,
+        global = true
+    )]
+    pub password: String,
+    /// Human tables, or the API's JSON for scripts.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+    /// Virtual host of queues, exchanges and bindings.
+    #[arg(long, default_value = "/", global = true)]
+    pub vhost: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueuesCommand {
+    /// Queues with their ready, unacknowledged and consumer counts.
+    List,
+    /// Declares a queue (durable unless --transient); succeeds if an equivalent one exists.
+    Declare {
+        name: String,
+        /// Not durable: gone at a restart.
+        #[arg(long)]
+        transient: bool,
+        /// Deleted when its last consumer goes.
+        #[arg(long)]
+        auto_delete: bool,
+        /// A queue argument, KEY=VALUE (repeatable); numbers stay numbers: --arg x-max-length=1000.
+        #[arg(long = "arg", value_name = "KEY=VALUE")]
+        arguments: Vec<String>,
+    },
+    /// Removes every ready message.
+    Purge { name: String },
+    /// Deletes a queue and its messages.
+    Delete {
+        name: String,
+        /// Only if it has no consumers.
+        #[arg(long)]
+        if_unused: bool,
+        /// Only if it holds no messages.
+        #[arg(long)]
+        if_empty: bool,
+    },
+    /// Shows up to --count messages; they stay in the queue unless --consume.
+    Get {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Take them out of the queue (acknowledge) instead of putting them back.
+        #[arg(long)]
+        consume: bool,
+    },
+    /// Publishes PAYLOAD to the queue through the default exchange, persistent.
+    Publish { name: String, payload: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExchangesCommand {
+    /// Exchanges with their types.
+    List,
+    /// Declares an exchange (durable unless --transient).
+    Declare {
+        name: String,
+        /// direct, fanout, topic, headers, or x-delayed-message (with --arg x-delayed-type=...).
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+        #[arg(long)]
+        transient: bool,
+        #[arg(long = "arg", value_name = "KEY=VALUE")]
+        arguments: Vec<String>,
+    },
+    /// Deletes an exchange and its bindings.
+    Delete {
+        name: String,
+        #[arg(long)]
+        if_unused: bool,
+    },
+    /// Publishes PAYLOAD through the exchange with ROUTING_KEY, persistent.
+    Publish {
+        name: String,
+        routing_key: String,
+        payload: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BindingsCommand {
+    /// Bindings, the default exchange's implicit ones included.
+    List,
+    /// Binds queue QUEUE (or exchange, with --to-exchange) to EXCHANGE.
+    Declare {
+        exchange: String,
+        queue: String,
+        #[arg(long, default_value = "")]
+        routing_key: String,
+        /// QUEUE names an exchange (exchange-to-exchange binding).
+        #[arg(long)]
+        to_exchange: bool,
+    },
+    /// Removes the binding with that routing key.
+    Delete {
+        exchange: String,
+        queue: String,
+        #[arg(long, default_value = "")]
+        routing_key: String,
+        #[arg(long)]
+        to_exchange: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopicsCommand {
+    /// Topics with partitions, messages held and size.
+    List,
+    /// A topic's partitions (offsets, sizes) and its config overrides.
+    Describe { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupsCommand {
+    /// Consumer groups and their state.
+    List,
+    /// A group's members and lag per partition, as kafka-consumer-groups --describe shows it.
+    Describe { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConnectionsCommand {
+    /// Open connections on every listener.
+    List,
+    /// Closes a connection (NAME as `list` shows it: "peer -> local").
+    Close { name: String },
+}
