@@ -26,8 +26,13 @@ pub async fn require_user(
     let Some(authenticator) = management.authenticator.as_ref() else {
         return next.run(request).await;
     };
+    // The web UI asks with X-Requested-With and shows its own login form: no browser prompt.
+    let prompt = !request.headers().contains_key("x-requested-with");
     let Some((user, password)) = basic_credentials(request.headers()) else {
-        return refused("this API needs HTTP basic authentication with a broker user");
+        return refused(
+            "this API needs HTTP basic authentication with a broker user",
+            prompt,
+        );
     };
     let peer = request
         .extensions()
@@ -44,17 +49,19 @@ pub async fn require_user(
         Ok(_) => next.run(request).await,
         Err(error) => {
             tracing::warn!(%peer, user = %user, %error, "management API login refused");
-            refused("Not_Authorized")
+            refused("Not_Authorized", prompt)
         }
     }
 }
 
-fn refused(reason: &str) -> Response {
+fn refused(reason: &str, prompt: bool) -> Response {
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, reason).into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Basic realm=\"Porter Management\""),
-    );
+    if prompt {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"Porter Management\""),
+        );
+    }
     response
 }
 

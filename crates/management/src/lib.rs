@@ -16,6 +16,7 @@
 //! - [`messages`]: publish to an exchange and get from a queue, as RabbitMQ's API does;
 //! - [`topics`]: `/api/topics` and `/api/groups` (offsets, sizes, lag);
 //! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
+//! - [`ui`]: the web UI at `/`, embedded in the binary;
 //! - [`body`], [`fields`], [`paging`], [`error`]: request bodies, JSON arguments, lists, errors.
 //!
 //! Reads never hold a broker lock while they serialise (see `porter_core`'s `inventory`).
@@ -33,6 +34,7 @@ pub mod overview;
 pub mod paging;
 pub mod queues;
 pub mod topics;
+pub mod ui;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -114,4 +116,5 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(api)
         .merge(metrics::routes().with_state(management.clone()))
         .merge(health::routes().with_state(management))
+        .merge(ui::routes())
 }

@@ -46,6 +46,7 @@ async fn overview(State(management): State<Arc<Management>>) -> Json<Value> {
         .filter_map(|v| broker.routing_table(v).ok())
         .map(|table| table.exchanges().count())
         .sum();
+    let alarms = *broker.alarms().borrow();
     let node = node_name();
     let listeners: Vec<Value> = management
         .listeners()
@@ -76,6 +77,12 @@ async fn overview(State(management): State<Arc<Management>>) -> Json<Value> {
             "messages_unacknowledged": unacked,
         },
         "listeners": listeners,
+        "resources": {
+            "memory_bytes": porter_core::alarm::resident_bytes(),
+            "disk_free_bytes": porter_core::alarm::free_disk_bytes(&broker.config().data_dir),
+            "memory_alarm": alarms.memory,
+            "disk_alarm": alarms.disk,
+        },
     }))
 }
 

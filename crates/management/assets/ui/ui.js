@@ -1,0 +1,369 @@
+'use strict'
+// Porter's management UI: one page, no framework, no network beyond this broker's own API.
+// Every name shown comes from clients (queue names, connection users), so the DOM is built with
+// textContent only (el() below), never innerHTML.
+
+const REFRESH_MS = 5000
+const HISTORY_POINTS = 60 // 5 minutes of 5 s samples
+
+const state = {
+  auth: sessionStorage.getItem('porter.auth'),
+  timer: null,
+  history: [], // overview samples {t, ready, unacked, connections}
+  lag: {} // group id -> [{t, lag}]
+}
+
+function el (tag, attrs = {}, ...children) {
+  const node = document.createElement(tag)
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value)
+    else if (key === 'className') node.className = value
+    else node.setAttribute(key, value === true ? '' : value)
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)))
+  }
+  return node
+}
+
+const $ = id => document.getElementById(id)
+const enc = encodeURIComponent
+const fmt = n => (n === null || n === undefined) ? '–' : Number(n).toLocaleString('en')
+function bytes (n) {
+  if (n === null || n === undefined) return '–'
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++ }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
+}
+
+class ApiError extends Error {
+  constructor (status, reason) { super(reason); this.status = status }
+}
+
+async function api (method, path, body) {
+  const headers = { 'X-Requested-With': 'XMLHttpRequest' }
+  if (state.auth) headers.Authorization = `Basic ${state.auth}`
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  const text = await response.text()
+  const json = text ? JSON.parse(text) : null
+  if (response.status === 401) { showLogin('Log in again.'); throw new ApiError(401, 'not logged in') }
+  if (!response.ok) throw new ApiError(response.status, (json && json.reason) || response.statusText)
+  return json
+}
+
+function flash (message, ok = false) {
+  const box = $('flash')
+  box.textContent = message
+  box.className = ok ? 'flash ok' : 'flash'
+  box.hidden = false
+  clearTimeout(flash.timer)
+  flash.timer = setTimeout(() => { box.hidden = true }, ok ? 2500 : 6000)
+}
+
+// Runs an action; reports its failure (or success text) and refreshes the page.
+async function act (what, fn) {
+  try {
+    await fn()
+    flash(what, true)
+  } catch (e) {
+    if (e.status !== 401) flash(`${what} failed: ${e.message}`)
+  }
+  render()
+}
+
+function showLogin (message) {
+  state.auth = null
+  sessionStorage.removeItem('porter.auth')
+  $('app').hidden = true
+  $('login').hidden = false
+  $('login-error').hidden = !message
+  $('login-error').textContent = message || ''
+  $('password').focus()
+}
+
+$('login-form').addEventListener('submit', async event => {
+  event.preventDefault()
+  state.auth = btoa(`${$('user').value}:${$('password').value}`)
+  try {
+    await api('GET', '/api/whoami')
+    sessionStorage.setItem('porter.auth', state.auth)
+    start()
+  } catch (e) {
+    showLogin(e.status === 401 ? 'Wrong user or password.' : `Cannot reach the broker: ${e.message}`)
+  }
+})
+$('logout').addEventListener('click', () => showLogin())
+
+function start () {
+  $('login').hidden = true
+  $('app').hidden = false
+  if (!location.hash) location.hash = '#/overview'
+  render()
+  clearInterval(state.timer)
+  state.timer = setInterval(() => { sample(); if (!editing()) render() }, REFRESH_MS)
+  sample()
+}
+
+// A refresh re-renders tables; not while the user is typing in a form.
+function editing () {
+  const active = document.activeElement
+  return active && (active.tagName === 'INPUT' || active.tagName === 'SELECT' || active.tagName === 'TEXTAREA') && active.value !== ''
+}
+
+async function sample () {
+  try {
+    const o = await api('GET', '/api/overview')
+    state.history.push({ t: Date.now(), ready: o.queue_totals.messages_ready, unacked: o.queue_totals.messages_unacknowledged, connections: o.object_totals.connections })
+    if (state.history.length > HISTORY_POINTS) state.history.shift()
+  } catch (e) { /* the page shows errors */ }
+}
+
+// A line chart of `series` ([{label, color, values}]) on a canvas.
+function chart (series, height = 180) {
+  const canvas = el('canvas', { height })
+  requestAnimationFrame(() => {
+    const width = canvas.clientWidth || 600
+    const ratio = window.devicePixelRatio || 1
+    canvas.width = width * ratio
+    canvas.height = height * ratio
+    const g = canvas.getContext('2d')
+    g.scale(ratio, ratio)
+    const max = Math.max(1, ...series.flatMap(s => s.values))
+    const pad = 28
+    g.strokeStyle = '#e2e5ea'
+    g.fillStyle = '#6b7385'
+    g.font = '11px system-ui'
+    for (let i = 0; i <= 4; i++) {
+      const y = pad / 2 + (height - pad) * i / 4
+      g.beginPath(); g.moveTo(pad + 10, y); g.lineTo(width, y); g.stroke()
+      g.fillText(fmt(Math.round(max * (4 - i) / 4)), 0, y + 4)
+    }
+    for (const s of series) {
+      g.strokeStyle = s.color
+      g.lineWidth = 2
+      g.beginPath()
+      s.values.forEach((v, i) => {
+        const x = pad + 10 + (width - pad - 10) * (s.values.length < 2 ? 1 : i / (HISTORY_POINTS - 1))
+        const y = pad / 2 + (height - pad) * (1 - v / max)
+        if (i === 0) g.moveTo(x, y); else g.lineTo(x, y)
+      })
+      g.stroke()
+    }
+  })
+  const legend = el('div', { className: 'legend' }, series.map(s => el('span', { style: `--c: ${s.color}` }, s.label)))
+  return el('div', {}, canvas, legend)
+}
+
+function table (columns, rows, onClick) {
+  if (!rows.length) return el('p', { className: 'empty' }, 'Nothing here yet.')
+  return el('table', {},
+    el('thead', {}, el('tr', {}, columns.map(c => el('th', { className: c.num ? 'num' : '' }, c.title)))),
+    el('tbody', {}, rows.map(row => el('tr', {
+      className: onClick ? 'clickable' : '',
+      'data-name': row.name ?? row.group_id ?? '',
+      onclick: onClick ? (e) => { if (e.target.tagName !== 'BUTTON') onClick(row) } : undefined
+    }, columns.map(c => el('td', { className: c.num ? 'num' : '' }, c.cell ? c.cell(row) : (c.num ? fmt(row[c.key]) : String(row[c.key] ?? '–')))))))
+  )
+}
+
+const stat = (label, value, alarm = false) =>
+  el('div', { className: 'card stat' }, el('h3', {}, label), el('div', { className: alarm ? 'value alarm' : 'value' }, value))
+
+// ---------------------------------------------------------------------------------------- pages
+
+const pages = {
+  async overview () {
+    const o = await api('GET', '/api/overview')
+    $('node').textContent = `${o.node} · ${o.product_name} ${o.product_version}`
+    const r = o.resources || {}
+    const h = state.history
+    return [
+      el('div', { className: 'stats' },
+        stat('Connections', fmt(o.object_totals.connections)),
+        stat('Queues', fmt(o.object_totals.queues)),
+        stat('Ready', fmt(o.queue_totals.messages_ready)),
+        stat('Unacknowledged', fmt(o.queue_totals.messages_unacknowledged)),
+        stat('Consumers', fmt(o.object_totals.consumers)),
+        stat('Topics', fmt(o.object_totals.topics)),
+        stat(r.memory_alarm ? 'Memory · ALARM' : 'Memory', bytes(r.memory_bytes), r.memory_alarm),
+        stat(r.disk_alarm ? 'Disk free · ALARM' : 'Disk free', bytes(r.disk_free_bytes), r.disk_alarm)),
+      el('div', { className: 'grid2' },
+        el('div', { className: 'card' }, el('h3', {}, 'Queued messages, last 5 minutes'),
+          chart([{ label: 'ready', color: '#2f6fed', values: h.map(p => p.ready) },
+            { label: 'unacknowledged', color: '#d97706', values: h.map(p => p.unacked) }])),
+        el('div', { className: 'card' }, el('h3', {}, 'Connections, last 5 minutes'),
+          chart([{ label: 'connections', color: '#23a55a', values: h.map(p => p.connections) }]))),
+      el('h2', {}, 'Listeners'),
+      el('div', { className: 'card' }, table([
+        { title: 'Protocol', key: 'protocol' }, { title: 'Address', key: 'ip_address' }, { title: 'Port', key: 'port', num: true }
+      ], o.listeners))
+    ]
+  },
+
+  async queues () {
+    const queues = await api('GET', '/api/queues')
+    const name = el('input', { id: 'new-queue', placeholder: 'queue name', required: true })
+    const durable = el('select', { id: 'new-queue-durable' }, el('option', { value: 'true' }, 'durable'), el('option', { value: 'false' }, 'transient'))
+    const form = el('form', {
+      className: 'inline',
+      onsubmit: e => {
+        e.preventDefault()
+        const queue = name.value.trim()
+        act(`Queue ${queue} declared`, () => api('PUT', `/api/queues/%2F/${enc(queue)}`, { durable: durable.value === 'true' }))
+        name.value = ''
+      }
+    }, name, durable, el('button', { id: 'declare-queue' }, 'Add queue'))
+    return [
+      el('div', { className: 'toolbar' }, el('h2', { className: 'grow' }, `Queues (${queues.length})`), form),
+      el('div', { className: 'card' }, table([
+        { title: 'Virtual host', key: 'vhost' },
+        { title: 'Name', key: 'name' },
+        { title: 'Ready', key: 'messages_ready', num: true },
+        { title: 'Unacked', key: 'messages_unacknowledged', num: true },
+        { title: 'Total', key: 'messages', num: true },
+        { title: 'Consumers', key: 'consumers', num: true },
+        { title: 'Features', cell: q => el('span', {}, q.durable ? el('span', { className: 'pill on' }, 'D') : null, q.exclusive ? el('span', { className: 'pill' }, 'excl') : null, q.auto_delete ? el('span', { className: 'pill' }, 'AD') : null) },
+        {
+          title: '',
+          cell: q => el('div', { className: 'actions' },
+            el('button', { className: 'small', 'data-action': 'purge', onclick: () => act(`Queue ${q.name} purged`, () => api('DELETE', `/api/queues/${enc(q.vhost)}/${enc(q.name)}/contents`)) }, 'Purge'),
+            el('button', { className: 'small danger', 'data-action': 'delete', onclick: () => confirm(`Delete queue ${q.name} and its messages?`) && act(`Queue ${q.name} deleted`, () => api('DELETE', `/api/queues/${enc(q.vhost)}/${enc(q.name)}`)) }, 'Delete'))
+        }
+      ], queues, q => { location.hash = `#/queues/${enc(q.vhost)}/${enc(q.name)}` }))
+    ]
+  },
+
+  async queue (vhost, name) {
+    const q = await api('GET', `/api/queues/${enc(vhost)}/${enc(name)}`)
+    const payload = el('input', { id: 'publish-payload', placeholder: 'payload' })
+    const results = el('div', { id: 'got' })
+    return [
+      el('a', { className: 'back', href: '#/queues' }, '← Queues'),
+      el('h2', {}, `Queue ${q.name}`),
+      el('div', { className: 'stats' }, stat('Ready', fmt(q.messages_ready)), stat('Unacknowledged', fmt(q.messages_unacknowledged)), stat('Consumers', fmt(q.consumers)), stat('Durable', q.durable ? 'yes' : 'no')),
+      el('div', { className: 'grid2' },
+        el('div', { className: 'card' }, el('h3', {}, 'Publish to this queue'),
+          el('form', { className: 'inline', onsubmit: e => { e.preventDefault(); act('Message published', () => api('POST', '/api/exchanges/%2F/amq.default/publish', { routing_key: name, payload: payload.value, payload_encoding: 'string', properties: { delivery_mode: 2 } })) } },
+            payload, el('button', {}, 'Publish'))),
+        el('div', { className: 'card' }, el('h3', {}, 'Look at messages (they stay in the queue)'),
+          el('button', {
+            onclick: async () => {
+              const got = await api('POST', `/api/queues/${enc(vhost)}/${enc(name)}/get`, { count: 10, ackmode: 'ack_requeue_true', encoding: 'auto' })
+              results.replaceChildren(table([{ title: 'Routing key', key: 'routing_key' }, { title: 'Bytes', key: 'payload_bytes', num: true }, { title: 'Payload', cell: m => el('pre', { className: 'payload' }, m.payload) }], got))
+            }
+          }, 'Get 10'), results)),
+      el('h2', {}, 'Arguments'),
+      el('div', { className: 'card' }, el('pre', { className: 'payload' }, JSON.stringify(q.arguments, null, 2)))
+    ]
+  },
+
+  async exchanges () {
+    const exchanges = await api('GET', '/api/exchanges')
+    const name = el('input', { placeholder: 'exchange name', required: true })
+    const type = el('select', {}, ['direct', 'fanout', 'topic', 'headers'].map(t => el('option', { value: t }, t)))
+    return [
+      el('div', { className: 'toolbar' }, el('h2', { className: 'grow' }, `Exchanges (${exchanges.length})`),
+        el('form', { className: 'inline', onsubmit: e => { e.preventDefault(); const x = name.value.trim(); act(`Exchange ${x} declared`, () => api('PUT', `/api/exchanges/%2F/${enc(x)}`, { type: type.value, durable: true })) } }, name, type, el('button', {}, 'Add exchange'))),
+      el('div', { className: 'card' }, table([
+        { title: 'Virtual host', key: 'vhost' },
+        { title: 'Name', cell: x => x.name || '(default)' },
+        { title: 'Type', key: 'type' },
+        { title: 'Features', cell: x => el('span', {}, x.durable ? el('span', { className: 'pill on' }, 'D') : null, x.internal ? el('span', { className: 'pill' }, 'internal') : null) },
+        { title: '', cell: x => (x.name && !x.name.startsWith('amq.')) ? el('div', { className: 'actions' }, el('button', { className: 'small danger', onclick: () => confirm(`Delete exchange ${x.name}?`) && act(`Exchange ${x.name} deleted`, () => api('DELETE', `/api/exchanges/${enc(x.vhost)}/${enc(x.name)}`)) }, 'Delete')) : '' }
+      ], exchanges)),
+      el('h2', {}, 'Bindings'),
+      el('div', { className: 'card' }, table([
+        { title: 'Source', cell: b => b.source || '(default)' }, { title: 'Destination', key: 'destination' }, { title: 'Type', key: 'destination_type' }, { title: 'Routing key', key: 'routing_key' }
+      ], (await api('GET', '/api/bindings')).filter(b => b.source !== '')))
+    ]
+  },
+
+  async topics () {
+    const topics = await api('GET', '/api/topics')
+    return [
+      el('h2', {}, `Topics (${topics.length})`),
+      el('div', { className: 'card' }, table([
+        { title: 'Name', key: 'name' }, { title: 'Partitions', key: 'partitions', num: true }, { title: 'Messages', key: 'messages', num: true },
+        { title: 'Size', cell: t => bytes(t.size_bytes) }, { title: 'Type', key: 'message_type' }
+      ], topics, t => { location.hash = `#/topics/${enc(t.name)}` }))
+    ]
+  },
+
+  async topic (name) {
+    const t = await api('GET', `/api/topics/${enc(name)}`)
+    return [
+      el('a', { className: 'back', href: '#/topics' }, '← Topics'),
+      el('h2', {}, `Topic ${t.name}`),
+      el('div', { className: 'stats' }, stat('Partitions', fmt(t.partitions)), stat('Messages', fmt(t.messages)), stat('Size', bytes(t.size_bytes))),
+      el('h2', {}, 'Partitions'),
+      el('div', { className: 'card' }, table([
+        { title: 'Partition', key: 'partition', num: true }, { title: 'Log start', key: 'log_start_offset', num: true },
+        { title: 'High watermark', key: 'high_watermark', num: true }, { title: 'Log end', key: 'log_end_offset', num: true },
+        { title: 'Size', cell: p => bytes(p.size_bytes) }
+      ], t.partition_details)),
+      el('h2', {}, 'Config overrides'),
+      el('div', { className: 'card' }, table([{ title: 'Key', key: 'key' }, { title: 'Value', key: 'value' }], Object.entries(t.config).map(([key, value]) => ({ key, value }))))
+    ]
+  },
+
+  async groups () {
+    const groups = await api('GET', '/api/groups')
+    return [
+      el('h2', {}, `Consumer groups (${groups.length})`),
+      el('div', { className: 'card' }, table([{ title: 'Group', key: 'group_id' }, { title: 'State', key: 'state' }, { title: 'Protocol', key: 'protocol_type' }],
+        groups, g => { location.hash = `#/groups/${enc(g.group_id)}` }))
+    ]
+  },
+
+  async group (id) {
+    const g = await api('GET', `/api/groups/${enc(id)}`)
+    const points = state.lag[id] = (state.lag[id] || []).concat({ t: Date.now(), lag: g.lag }).slice(-HISTORY_POINTS)
+    return [
+      el('a', { className: 'back', href: '#/groups' }, '← Consumer groups'),
+      el('h2', {}, `Group ${g.group_id}`),
+      el('div', { className: 'stats' }, stat('State', g.state), stat('Members', fmt(g.members.length)), el('div', { className: 'card stat' }, el('h3', {}, 'Total lag'), el('div', { className: 'value', id: 'total-lag' }, fmt(g.lag)))),
+      el('div', { className: 'card', style: 'margin-top: .9rem' }, el('h3', {}, 'Lag while this page is open'), chart([{ label: 'lag', color: '#d97706', values: points.map(p => p.lag) }])),
+      el('h2', {}, 'Lag per partition'),
+      el('div', { className: 'card' }, table([
+        { title: 'Topic', key: 'topic' }, { title: 'Partition', key: 'partition', num: true }, { title: 'Committed', key: 'committed_offset', num: true },
+        { title: 'Log end', key: 'log_end_offset', num: true }, { title: 'Lag', key: 'lag', num: true }
+      ], g.offsets)),
+      el('h2', {}, 'Members'),
+      el('div', { className: 'card' }, table([{ title: 'Member', key: 'member_id' }, { title: 'Client', key: 'client_id' }, { title: 'Host', key: 'client_host' }], g.members))
+    ]
+  },
+
+  async connections () {
+    const connections = await api('GET', '/api/connections')
+    return [
+      el('h2', {}, `Connections (${connections.length})`),
+      el('div', { className: 'card' }, table([
+        { title: 'Protocol', key: 'protocol' }, { title: 'Client', cell: c => `${c.peer_host}:${c.peer_port}` }, { title: 'User', key: 'user' },
+        { title: 'Since', cell: c => new Date(c.connected_at).toLocaleTimeString() },
+        { title: 'Received', cell: c => bytes(c.recv_oct) }, { title: 'Sent', cell: c => bytes(c.send_oct) },
+        { title: '', cell: c => el('div', { className: 'actions' }, el('button', { className: 'small danger', onclick: () => confirm(`Close ${c.name}?`) && act('Connection closed', () => api('DELETE', `/api/connections/${enc(c.name)}`)) }, 'Close')) }
+      ], connections))
+    ]
+  }
+}
+
+async function render () {
+  const parts = location.hash.replace(/^#\//, '').split('/').map(decodeURIComponent)
+  const [page, ...args] = parts
+  const detail = { queues: 'queue', topics: 'topic', groups: 'group' }[page]
+  const handler = (args.length && detail) ? pages[detail] : pages[page] || pages.overview
+  for (const link of document.querySelectorAll('#nav a')) link.classList.toggle('active', link.dataset.page === (page || 'overview'))
+  try {
+    const content = await handler(...args)
+    $('page').replaceChildren(...content)
+  } catch (e) {
+    if (e.status !== 401) $('page').replaceChildren(el('p', { className: 'error' }, `Could not load this page: ${e.message}`))
+  }
+}
+
+window.addEventListener('hashchange', render)
+if (state.auth) start(); else showLogin()

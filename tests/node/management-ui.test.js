@@ -1,0 +1,132 @@
+'use strict'
+// The management UI (/, served by the porter binary) in headless Chromium from Debian's packages,
+// driven by puppeteer-core, with real clients doing the traffic: one test adds a queue from the
+// UI, publishes to it with amqplib, sees the depth change and purges it from the UI; another
+// watches a consumer group's lag fall as a kafkajs consumer runs. PORTER_UPDATE_SCREENSHOT=1
+// also writes a screenshot of every page to docs/images/ui-<page>.png.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const amqplib = require('amqplib')
+const puppeteer = require('puppeteer-core')
+const { porterTest, kafkaFor, REPO_ROOT } = require('./porter')
+
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium'
+const OPTIONS = { http: true }
+// The page refreshes every 5 s.
+const WAIT_MS = 20_000
+
+async function logIn (porter, t) {
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage']
+  })
+  porter.defer(() => browser.close())
+  const page = await browser.newPage()
+  await page.setViewport({ width: 1280, height: 800 })
+  page.on('console', m => porter.clientLog.push(`[chromium] ${m.type()}: ${m.text()}`))
+  page.on('pageerror', e => porter.clientLog.push(`[chromium] page error: ${e.stack || e}`))
+  page.on('dialog', dialog => dialog.accept())
+  await page.goto(`${porter.httpUrl}/`, { waitUntil: 'load' })
+  // A wrong password is refused on the page, without a browser prompt.
+  await page.type('#password', 'wrong')
+  await page.click('#login-button')
+  await page.waitForFunction(() => !document.getElementById('login-error').hidden, { timeout: WAIT_MS })
+  await page.$eval('#password', el => { el.value = '' })
+  await page.type('#password', 'guest')
+  await page.click('#login-button')
+  await page.waitForSelector('#nav a.active', { visible: true, timeout: WAIT_MS })
+  return page
+}
+
+/// The text of column `column` (0-based) in the table row for `name`.
+function cellOf (page, name, column) {
+  return page.$eval(`tr[data-name="${name}"]`, (row, column) => row.children[column].textContent, column)
+    .catch(() => null)
+}
+
+async function waitForCell (page, name, column, expected) {
+  await page.waitForFunction((name, column, expected) => {
+    const row = document.querySelector(`tr[data-name="${name}"]`)
+    return row && row.children[column].textContent === expected
+  }, { timeout: WAIT_MS, polling: 200 }, name, column, expected)
+}
+
+async function screenshot (page, porter, name) {
+  const shot = path.join(porter.tmp, `ui-${name}.png`)
+  await page.screenshot({ path: shot })
+  assert.ok(fs.statSync(shot).size > 0)
+  if (process.env.PORTER_UPDATE_SCREENSHOT === '1') {
+    fs.mkdirSync(path.join(REPO_ROOT, 'docs', 'images'), { recursive: true })
+    fs.copyFileSync(shot, path.join(REPO_ROOT, 'docs', 'images', `ui-${name}.png`))
+  }
+}
+
+test('a queue added in the UI fills from amqplib and is purged from the UI', { timeout: 120_000 },
+  porterTest(async (t, porter) => {
+    if (!fs.existsSync(CHROMIUM)) return t.skip(`no Chromium at ${CHROMIUM} (apt-get install chromium)`)
+    const page = await logIn(porter, t)
+    await screenshot(page, porter, 'overview')
+
+    await page.goto(`${porter.httpUrl}/#/queues`)
+    await page.waitForSelector('#new-queue', { timeout: WAIT_MS })
+    await page.type('#new-queue', 'ui-orders')
+    await page.click('#declare-queue')
+    await page.waitForSelector('tr[data-name="ui-orders"]', { timeout: WAIT_MS })
+
+    const connection = await amqplib.connect(porter.amqpUrl)
+    porter.defer(() => connection.close())
+    const channel = await connection.createConfirmChannel()
+    for (const body of ['a', 'b', 'c']) channel.sendToQueue('ui-orders', Buffer.from(body), { persistent: true })
+    await channel.waitForConfirms()
+
+    // Columns: vhost, name, ready, unacked, total, consumers.
+    await waitForCell(page, 'ui-orders', 2, '3')
+    assert.equal(await cellOf(page, 'ui-orders', 4), '3')
+    await screenshot(page, porter, 'queues')
+    await page.click('tr[data-name="ui-orders"] button[data-action="purge"]')
+    await waitForCell(page, 'ui-orders', 2, '0')
+    const { messageCount } = await channel.checkQueue('ui-orders')
+    assert.equal(messageCount, 0, 'the UI purge did not reach the queue')
+
+    await page.goto(`${porter.httpUrl}/#/exchanges`)
+    await page.waitForSelector('tr[data-name="amq.topic"]', { timeout: WAIT_MS })
+    await screenshot(page, porter, 'exchanges')
+    await page.goto(`${porter.httpUrl}/#/connections`)
+    await page.waitForFunction(() => document.querySelector('main').textContent.includes('AMQP 0-9-1'), { timeout: WAIT_MS })
+    await screenshot(page, porter, 'connections')
+  }, OPTIONS))
+
+test('a consumer group\'s lag falls in the UI as a kafkajs consumer runs', { timeout: 120_000 },
+  porterTest(async (t, porter) => {
+    if (!fs.existsSync(CHROMIUM)) return t.skip(`no Chromium at ${CHROMIUM} (apt-get install chromium)`)
+    const kafka = kafkaFor(porter)
+    const admin = kafka.admin()
+    await admin.connect()
+    porter.defer(() => admin.disconnect())
+    await admin.createTopics({ topics: [{ topic: 'ui-clicks', numPartitions: 2 }] })
+    const producer = kafka.producer()
+    await producer.connect()
+    porter.defer(() => producer.disconnect())
+    await producer.send({ topic: 'ui-clicks', messages: Array.from({ length: 40 }, (_, i) => ({ value: `c${i}`, partition: i % 2 })) })
+    // The group starts at the beginning with nothing read: lag 40.
+    await admin.setOffsets({ groupId: 'ui-reports', topic: 'ui-clicks', partitions: [{ partition: 0, offset: '0' }, { partition: 1, offset: '0' }] })
+
+    const page = await logIn(porter, t)
+    await page.goto(`${porter.httpUrl}/#/groups/ui-reports`)
+    await page.waitForFunction(() => document.getElementById('total-lag')?.textContent === '40', { timeout: WAIT_MS, polling: 200 })
+
+    const consumer = kafka.consumer({ groupId: 'ui-reports', heartbeatInterval: 300, sessionTimeout: 10_000, rebalanceTimeout: 10_000, maxWaitTimeInMs: 500 })
+    await consumer.connect()
+    porter.defer(() => consumer.disconnect())
+    await consumer.subscribe({ topic: 'ui-clicks', fromBeginning: true })
+    await consumer.run({ eachMessage: async () => {} })
+    await page.waitForFunction(() => document.getElementById('total-lag')?.textContent === '0', { timeout: 60_000, polling: 250 })
+    await screenshot(page, porter, 'group')
+    await page.goto(`${porter.httpUrl}/#/topics/ui-clicks`)
+    await page.waitForFunction(() => document.querySelector('main').textContent.includes('High watermark'), { timeout: WAIT_MS })
+    await screenshot(page, porter, 'topic')
+  }, OPTIONS))
