@@ -124,3 +124,23 @@ def test_exit_statuses_say_what_went_wrong(porter, tmp_path):
     help_text = subprocess.run([str(PORTER_BIN), "queues", "--help"], capture_output=True,
                                text=True, timeout=CLI_S, env=env | {"PORTER_PASSWORD": "s3cret"})
     assert "Examples:" in help_text.stdout and "s3cret" not in help_text.stdout
+
+
+def test_topics_and_definitions_round_trip(porter, tmp_path):
+    assert ok(porter, "topics", "create", "events", "--partitions", "4", "--config",
+              "retention.ms=60000").strip() == "topic events created"
+    exists = cli(porter, "topics", "create", "events")
+    assert exists.returncode == 3 and "409" in exists.stderr
+    ok(porter, "queues", "declare", "jobs")
+    backup = tmp_path / "backup.json"
+    ok(porter, "definitions", "export", str(backup))
+    definitions = json.loads(backup.read_text())
+    assert [q["name"] for q in definitions["queues"]] == ["jobs"]
+    assert next(t for t in definitions["topics"] if t["name"] == "events")["config"] == {"retention.ms": "60000"}
+    ok(porter, "queues", "delete", "jobs")
+    ok(porter, "topics", "delete", "events")
+    assert "imported" in ok(porter, "definitions", "import", str(backup))
+    queues = [q["name"] for q in json.loads(ok(porter, "queues", "list", "-o", "json"))]
+    assert "jobs" in queues
+    topics = {t["name"]: t for t in json.loads(ok(porter, "topics", "list", "-o", "json"))}
+    assert topics["events"]["partitions"] == 4

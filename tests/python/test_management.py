@@ -306,3 +306,49 @@ def test_rabbitmqadmin_publishes_and_gets_as_with_rabbitmq(porter, rabbitmqadmin
                ).status_code == 400
     assert api(porter, "POST", "/api/exchanges/%2F/missing/publish",
                json={"routing_key": "x", "payload": "y"}).status_code == 404
+
+
+def test_definitions_export_and_import_into_a_fresh_broker(porter, rabbitmqadmin, tmp_path_factory):
+    """rabbitmqadmin exports one broker's definitions and imports them into another; the second
+    then routes as the first did, and its topic exists with the same partitions and config."""
+    admin(rabbitmqadmin, porter, "declare", "exchange", "name=billing", "type=direct")
+    admin(rabbitmqadmin, porter, "declare", "queue", "name=invoices", 'arguments={"x-max-length": 50}')
+    admin(rabbitmqadmin, porter, "declare", "binding", "source=billing", "destination=invoices",
+          "routing_key=invoice")
+    created = api(porter, "PUT", "/api/topics/ledger", json={"partitions": 3,
+                                                             "config": {"retention.ms": 3600000}})
+    assert created.status_code == 201, created.text
+    assert api(porter, "PUT", "/api/topics/ledger", json={}).status_code == 409
+    assert api(porter, "PUT", "/api/topics/bad%20name", json={}).status_code == 400
+    assert api(porter, "PUT", "/api/topics/t", json={"config": {"no.such": "1"}}).status_code == 400
+    exported = tmp_path_factory.mktemp("defs") / "definitions.json"
+    admin(rabbitmqadmin, porter, "export", str(exported))
+    definitions = json.loads(exported.read_text())
+    assert {"name": "invoices", "vhost": "/", "durable": True, "auto_delete": False,
+            "arguments": {"x-max-length": 50}} in definitions["queues"]
+    assert {t["name"]: t["partitions"] for t in definitions["topics"]}.get("ledger") == 3
+    assert all(not e["name"].startswith("amq.") for e in definitions["exchanges"])
+
+    from conftest import run_porter
+    second_gen = run_porter(tmp_path_factory.mktemp("second"))
+    second = next(second_gen)
+    try:
+        admin(rabbitmqadmin, second, "import", str(exported))
+        admin(rabbitmqadmin, second, "import", str(exported))  # idempotent
+        assert queue_depth(second, "invoices") == 0
+        connection = pika.BlockingConnection(connection_parameters(second.amqp_url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        publish_confirmed(channel, "billing", "invoice", [b"inv-1"])
+        connection.close()
+        assert queue_depth(second, "invoices") == 1
+        ledger = api(second, "GET", "/api/topics/ledger").json()
+        assert ledger["partitions"] == 3 and ledger["config"]["retention.ms"] == "3600000"
+        with_users = dict(definitions, users=[{"name": "alice"}])
+        answer = api(second, "POST", "/api/definitions", json=with_users).json()
+        assert answer["skipped"] and "users" in answer["skipped"][0]
+    finally:
+        next(second_gen, None)
+
+    assert api(porter, "DELETE", "/api/topics/ledger").status_code == 204
+    assert api(porter, "GET", "/api/topics/ledger").status_code == 404

@@ -23,6 +23,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The name prefix of the queues bridges make and own (`porter-bridge.<exchange>.<topic>`):
+/// the configuration recreates them, so definitions exports leave them out.
+pub const BRIDGE_QUEUE_PREFIX: &str = "porter-bridge.";
+
 use bytes::Bytes;
 use porter_storage::records::{decode_batches, encode_batch, LogRecord};
 use tokio::sync::mpsc;
@@ -112,7 +116,7 @@ async fn start(
             let handle = broker
                 .topic_or_create(&topic, broker.config().default_partitions)
                 .await?;
-            let queue_name = format!("porter-bridge.{exchange}.{topic}");
+            let queue_name = format!("{BRIDGE_QUEUE_PREFIX}{exchange}.{topic}");
             let owner = next_owner_id();
             let definition = QueueDefinition {
                 name: queue_name.clone(),

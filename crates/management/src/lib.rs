@@ -14,7 +14,8 @@
 //! - [`exchanges`]: `/api/exchanges`, declare, delete, and `/api/bindings`;
 //! - [`connections`]: `/api/connections` on every listener, and closing one;
 //! - [`messages`]: publish to an exchange and get from a queue, as RabbitMQ's API does;
-//! - [`topics`]: `/api/topics` and `/api/groups` (offsets, sizes, lag);
+//! - [`topics`]: `/api/topics` (also create, delete) and `/api/groups` (offsets, sizes, lag);
+//! - [`definitions`]: `/api/definitions` export and import, RabbitMQ's format plus topics;
 //! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
 //! - [`ui`]: the web UI at `/`, embedded in the binary;
 //! - [`body`], [`fields`], [`paging`], [`error`]: request bodies, JSON arguments, lists, errors.
@@ -24,6 +25,7 @@
 pub mod auth;
 pub mod body;
 pub mod connections;
+pub mod definitions;
 pub mod error;
 pub mod exchanges;
 pub mod fields;
@@ -110,6 +112,7 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(topics::routes())
         .merge(connections::routes())
         .merge(messages::routes())
+        .merge(definitions::routes())
         .route_layer(from_fn_with_state(management.clone(), auth::require_user))
         .with_state(management.clone());
     Router::new()

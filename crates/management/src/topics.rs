@@ -5,11 +5,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use porter_core::broker::TopicHandle;
 use porter_core::config::ConfigSource;
+use porter_core::TopicConfig;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -19,7 +23,10 @@ use crate::Management;
 pub(crate) fn routes() -> Router<Arc<Management>> {
     Router::new()
         .route("/api/topics", get(list_topics))
-        .route("/api/topics/{name}", get(show_topic))
+        .route(
+            "/api/topics/{name}",
+            get(show_topic).put(create_topic).delete(delete_topic),
+        )
         .route("/api/groups", get(list_groups))
         .route("/api/groups/{id}", get(show_group))
 }
@@ -81,16 +88,78 @@ async fn show_topic(
         })
         .collect();
     // Only the settings made on the topic: the rest are the broker's defaults.
-    let overrides: BTreeMap<String, String> = broker
-        .describe_topic_config(&topic.topic.config)
-        .into_iter()
-        .filter(|entry| entry.source == ConfigSource::TopicOverride)
-        .map(|entry| (entry.name, entry.value))
-        .collect();
+    let overrides = topic_overrides(&management, &topic);
     let mut body = topic_summary(&topic);
     body["partition_details"] = Value::Array(partitions);
     body["config"] = json!(overrides);
     Ok(Json(body))
+}
+
+/// The body of a topic PUT: partitions (default 1) and Kafka config overrides
+/// (`{"retention.ms": "3600000"}`).
+#[derive(Debug, Default, Deserialize)]
+pub struct TopicBody {
+    pub partitions: Option<u32>,
+    #[serde(default)]
+    pub config: BTreeMap<String, Value>,
+}
+
+/// A topic's config overrides as strings (numbers may be sent as numbers).
+pub fn topic_config(config: &BTreeMap<String, Value>) -> ApiResult<TopicConfig> {
+    let pairs: Vec<(String, String)> = config
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            Value::Number(n) => Ok((k.clone(), n.to_string())),
+            Value::Bool(b) => Ok((k.clone(), b.to_string())),
+            _ => Err(ApiError::bad_request(format!(
+                "config {k}: a string or a number"
+            ))),
+        })
+        .collect::<ApiResult<_>>()?;
+    Ok(TopicConfig::from_pairs(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?)
+}
+
+/// 201 when created; 409 if it exists (Kafka's TOPIC_ALREADY_EXISTS), 400 for a bad name,
+/// partition count or config.
+async fn create_topic(
+    State(management): State<Arc<Management>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let body: TopicBody = crate::body::parse(&body)?;
+    let config = topic_config(&body.config)?;
+    management
+        .broker
+        .create_topic(&name, body.partitions.unwrap_or(1), config)
+        .await?;
+    tracing::info!(topic = %name, "topic created through the management API");
+    Ok(StatusCode::CREATED)
+}
+
+async fn delete_topic(
+    State(management): State<Arc<Management>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    if management.broker.topic(&name).is_none() {
+        return Err(ApiError::not_found());
+    }
+    management.broker.delete_topic(&name).await?;
+    tracing::info!(topic = %name, "topic deleted through the management API");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A topic's own config settings (not the broker's defaults).
+pub fn topic_overrides(management: &Management, topic: &TopicHandle) -> BTreeMap<String, String> {
+    management
+        .broker
+        .describe_topic_config(&topic.topic.config)
+        .into_iter()
+        .filter(|entry| entry.source == ConfigSource::TopicOverride)
+        .map(|entry| (entry.name, entry.value))
+        .collect()
 }
 
 async fn list_groups(

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::admin::args::{
-    ApiArgs, BindingsCommand, ConnectionsCommand, ExchangesCommand, GroupsCommand, QueuesCommand,
-    TopicsCommand,
+    ApiArgs, BindingsCommand, ConnectionsCommand, DefinitionsCommand, ExchangesCommand,
+    GroupsCommand, QueuesCommand, TopicsCommand,
 };
 
 #[derive(Parser, Debug)]
@@ -23,7 +23,7 @@ use crate::admin::args::{
         RocketMQ (gRPC) to 8081, MQTT to 1883, STOMP to 61613; WebSocket (MQTT at /mqtt, STOMP \
         at /ws) and the chat example (/chat/) are on the HTTP port 15672. \
         `porter serve --help` says how to change or turn off each listener. The other commands \
-        (status, queues, exchanges, bindings, topics, groups, connections) manage a running \
+        (status, queues, exchanges, bindings, topics, groups, connections, definitions) manage a running \
         broker through its HTTP API (--url, default http://localhost:15672); they exit 0 when \
         done, 1 on failure, 2 on bad usage, 3 when the broker refuses the request as invalid, \
         4 when something named does not exist, 5 when the login is refused and 6 when the broker \
@@ -76,8 +76,10 @@ pub enum Command {
         #[command(subcommand)]
         command: BindingsCommand,
     },
-    /// Topics (Kafka, RocketMQ): list, describe partitions and offsets.
-    #[command(after_help = "Examples:\n  porter topics list\n  porter topics describe clicks")]
+    /// Topics (Kafka, RocketMQ): list, describe partitions and offsets, create, delete.
+    #[command(
+        after_help = "Examples:\n  porter topics list\n  porter topics create clicks --partitions 6 --config retention.ms=86400000\n  porter topics describe clicks\n  porter topics delete clicks"
+    )]
     Topics {
         #[command(flatten)]
         api: ApiArgs,
@@ -101,6 +103,16 @@ pub enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: ConnectionsCommand,
+    },
+    /// Definitions (vhosts, exchanges, queues, bindings, topics): export to JSON, import.
+    #[command(
+        after_help = "Examples:\n  porter definitions export backup.json\n  porter definitions import backup.json\n  porter definitions import rabbitmq-export.json"
+    )]
+    Definitions {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: DefinitionsCommand,
     },
     /// Prints a shell completion script: porter completions bash > /etc/bash_completion.d/porter
     Completions {

@@ -71,6 +71,9 @@ fn main() -> ExitCode {
         cli::Command::Connections { api, command } => {
             admin::run(&api, Resource::Connections(command))
         }
+        cli::Command::Definitions { api, command } => {
+            admin::run(&api, Resource::Definitions(command))
+        }
         cli::Command::Completions { shell } => {
             // Into a buffer first: clap_complete panics on a closed pipe (`... | head`).
             let mut script = Vec::new();

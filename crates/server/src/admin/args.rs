@@ -144,6 +144,25 @@ pub enum TopicsCommand {
     List,
     /// A topic's partitions (offsets, sizes) and its config overrides.
     Describe { name: String },
+    /// Creates a topic: porter topics create clicks --partitions 6 --config retention.ms=86400000
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        /// A Kafka topic config, KEY=VALUE (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+    },
+    /// Deletes a topic and its records.
+    Delete { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DefinitionsCommand {
+    /// Prints the definitions (RabbitMQ's JSON format plus topics), or writes them to FILE.
+    Export { file: Option<std::path::PathBuf> },
+    /// Loads definitions from FILE (a Porter or RabbitMQ export); `-` reads standard input.
+    Import { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::args::{
-    ApiArgs, BindingsCommand, ConnectionsCommand, ExchangesCommand, GroupsCommand, QueuesCommand,
-    TopicsCommand,
+    ApiArgs, BindingsCommand, ConnectionsCommand, DefinitionsCommand, ExchangesCommand,
+    GroupsCommand, QueuesCommand, TopicsCommand,
 };
 use super::client::{exit, segment, Client, Failure};
 use super::table::{cell, of_items, render};
@@ -20,6 +20,7 @@ pub enum Resource {
     Topics(TopicsCommand),
     Groups(GroupsCommand),
     Connections(ConnectionsCommand),
+    Definitions(DefinitionsCommand),
 }
 
 pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed, Failure> {
@@ -51,6 +52,64 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
         Resource::Topics(TopicsCommand::Describe { name }) => {
             let topic = client.get(&format!("/api/topics/{}", segment(&name)))?;
             Ok(Printed::choose(out, topic, topic_text))
+        }
+        Resource::Topics(TopicsCommand::Create {
+            name,
+            partitions,
+            config,
+        }) => {
+            let body = json!({"partitions": partitions, "config": pairs(&config)?});
+            client.put(&format!("/api/topics/{}", segment(&name)), &body)?;
+            Ok(done(out, format!("topic {name} created")))
+        }
+        Resource::Topics(TopicsCommand::Delete { name }) => {
+            client.delete(&format!("/api/topics/{}", segment(&name)))?;
+            Ok(done(out, format!("topic {name} deleted")))
+        }
+        Resource::Definitions(DefinitionsCommand::Export { file }) => {
+            let definitions = client.get("/api/definitions")?;
+            match file {
+                None => Ok(Printed::Json(definitions)),
+                Some(path) => {
+                    let text = serde_json::to_string_pretty(&definitions).unwrap_or_default();
+                    std::fs::write(&path, text + "\n").map_err(|e| {
+                        Failure::new(exit::FAILED, format!("writing {}: {e}", path.display()))
+                    })?;
+                    Ok(done(
+                        out,
+                        format!("definitions written to {}", path.display()),
+                    ))
+                }
+            }
+        }
+        Resource::Definitions(DefinitionsCommand::Import { file }) => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(&file)
+            }
+            .map_err(|e| Failure::new(exit::FAILED, format!("reading {}: {e}", file.display())))?;
+            let definitions: Value = serde_json::from_str(&text).map_err(|e| {
+                Failure::new(
+                    exit::BAD_REQUEST,
+                    format!("{}: not JSON: {e}", file.display()),
+                )
+            })?;
+            let answer = client.post("/api/definitions", &definitions)?;
+            Ok(Printed::choose(out, answer, |a| {
+                let mut text = format!("imported {}", a["imported"]);
+                for skipped in a["skipped"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    text.push_str(&format!(
+                        "\nskipped {}",
+                        skipped.as_str().unwrap_or_default()
+                    ));
+                }
+                text
+            }))
         }
         Resource::Groups(GroupsCommand::List) => {
             let groups = client.get("/api/groups")?;
@@ -195,6 +254,21 @@ fn group_text(group: &Value) -> String {
         &rows,
     ));
     text
+}
+
+/// `KEY=VALUE` topic configs, as strings (Kafka's configs are strings).
+fn pairs(pairs: &[String]) -> Result<Value, Failure> {
+    let mut map = Map::new();
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            Failure::new(
+                exit::BAD_REQUEST,
+                format!("--config {pair}: expected KEY=VALUE"),
+            )
+        })?;
+        map.insert(key.to_string(), Value::String(value.to_string()));
+    }
+    Ok(Value::Object(map))
 }
 
 /// `KEY=VALUE` queue or exchange arguments; a value that parses as JSON (a number, a boolean)
