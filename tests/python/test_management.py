@@ -200,6 +200,8 @@ def test_metrics_follow_the_queue_depth(porter):
     key = ("porter_queue_messages_ready", (("queue", "metered"), ("vhost", "/")))
     assert wait_for(lambda: metric_samples(porter).get(key) == 2, "ready == 2")
     samples = metric_samples(porter)
+    assert samples[("porter_connections", (("protocol", "amqp"),))] >= 1
+    assert samples[("porter_connections_max", (("protocol", "kafka"),))] > 0
     assert samples[("porter_resource_alarm", (("resource", "disk"),))] == 0
     assert samples[("porter_queues", ())] >= 1
     assert samples[("porter_metrics_series_omitted", ())] == 0

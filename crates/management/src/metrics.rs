@@ -112,6 +112,29 @@ pub fn render(management: &Management) -> String {
         management.started.elapsed().as_secs_f64(),
     );
 
+    out.family(
+        "porter_connections",
+        "gauge",
+        "Open client connections, per listener protocol (mqtt-ws and stomp-ws are WebSocket).",
+    );
+    for registry in management.registries() {
+        let labels = [("protocol", registry.protocol())];
+        out.sample("porter_connections", &labels, registry.len() as f64);
+    }
+    out.family(
+        "porter_connections_max",
+        "gauge",
+        "The listener's connections_max: more wait in the accept backlog.",
+    );
+    for registry in management.registries() {
+        let labels = [("protocol", registry.protocol())];
+        out.sample(
+            "porter_connections_max",
+            &labels,
+            registry.capacity() as f64,
+        );
+    }
+
     let alarms = *broker.alarms().borrow();
     out.family(
         "porter_resource_alarm",

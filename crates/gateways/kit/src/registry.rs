@@ -169,6 +169,11 @@ impl Registry {
         })
     }
 
+    /// The protocol whose connections this registry holds ("kafka", "mqtt-ws", ...).
+    pub fn protocol(&self) -> &'static str {
+        self.inner.protocol
+    }
+
     /// Every open connection, ordered by id (oldest first).
     pub fn list(&self) -> Vec<ConnectionInfo> {
         let entries: Vec<Arc<Entry>> = self.inner.entries.lock().values().cloned().collect();
