@@ -354,3 +354,26 @@ def test_definitions_export_and_import_into_a_fresh_broker(porter, rabbitmqadmin
 
     assert api(porter, "DELETE", "/api/topics/ledger").status_code == 204
     assert api(porter, "GET", "/api/topics/ledger").status_code == 404
+
+
+def test_flower_reads_celery_queue_lengths_from_the_api(porter):
+    """Celery sends tasks to Porter over AMQP; Flower's RabbitMQ broker module (what its
+    dashboard and /api/queues/length use) reads the queue's length from Porter's API."""
+    import asyncio
+
+    from celery import Celery
+    from flower.utils.broker import RabbitMQ
+
+    app = Celery("porter-check", broker=porter.amqp_url)
+    app.conf.broker_connection_retry_on_startup = False
+    for i in range(3):
+        app.send_task("tasks.add", args=(i, i))
+    app.close()
+
+    broker = RabbitMQ(porter.amqp_url.replace("%2F", ""),
+                      f"http://guest:guest@127.0.0.1:{porter.http_port}/api/")
+
+    async def lengths():
+        return {q["name"]: q["messages"] for q in await broker.queues(["celery"])}
+
+    assert wait_for(lambda: asyncio.run(lengths()).get("celery") == 3, "celery's queue length 3")

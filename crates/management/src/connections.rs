@@ -23,6 +23,7 @@ use crate::Management;
 pub(crate) fn routes() -> Router<Arc<Management>> {
     Router::new()
         .route("/api/connections", get(list))
+        .route("/api/connections/", get(list))
         .route("/api/connections/{name}", get(show).delete(close))
 }
 

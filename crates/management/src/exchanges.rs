@@ -26,12 +26,14 @@ pub const DEFAULT_EXCHANGE_ALIAS: &str = "amq.default";
 pub(crate) fn routes() -> Router<Arc<Management>> {
     Router::new()
         .route("/api/exchanges", get(list_all))
+        .route("/api/exchanges/", get(list_all))
         .route("/api/exchanges/{vhost}", get(list_vhost))
         .route(
             "/api/exchanges/{vhost}/{name}",
             get(show).put(declare).delete(remove),
         )
         .route("/api/bindings", get(bindings_all))
+        .route("/api/bindings/", get(bindings_all))
         .route("/api/bindings/{vhost}", get(bindings_vhost))
         .route(
             "/api/bindings/{vhost}/e/{source}/{kind}/{destination}",

@@ -19,6 +19,7 @@ pub(crate) fn routes() -> Router<Arc<Management>> {
     Router::new()
         .route("/api/overview", get(overview))
         .route("/api/vhosts", get(vhosts))
+        .route("/api/vhosts/", get(vhosts))
         .route("/api/vhosts/{vhost}", get(vhost))
         .route("/api/whoami", get(whoami))
         .route("/api/healthchecks/node", get(healthy))

@@ -24,6 +24,8 @@ use crate::Management;
 pub(crate) fn routes() -> Router<Arc<Management>> {
     Router::new()
         .route("/api/queues", get(list_all))
+        // RabbitMQ answers with a trailing slash too; Flower asks that way.
+        .route("/api/queues/", get(list_all))
         .route("/api/queues/{vhost}", get(list_vhost))
         .route(
             "/api/queues/{vhost}/{name}",
