@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::overview::node_name;
-use crate::paging::ListQuery;
+use crate::paging::{off_reactor, JsonBody, ListQuery};
 use crate::Management;
 
 pub(crate) fn routes() -> Router<Arc<Management>> {
@@ -98,16 +98,19 @@ pub fn open_count(management: &Management) -> usize {
 async fn list(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let connections: Vec<(String, ConnectionInfo)> = all(&management)
-        .into_iter()
-        .map(|info| (connection_name(&info), info))
-        .collect();
-    Ok(Json(query.apply(
-        connections,
-        |(name, _)| name.as_str(),
-        |(_, info)| connection_json(info),
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let connections: Vec<(String, ConnectionInfo)> = all(&management)
+            .into_iter()
+            .map(|info| (connection_name(&info), info))
+            .collect();
+        query.apply(
+            connections,
+            |(name, _)| name.as_str(),
+            |(_, info)| connection_json(info),
+        )
+    })
+    .await
 }
 
 async fn show(

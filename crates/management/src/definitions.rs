@@ -43,6 +43,10 @@ fn is_builtin_exchange(name: &str) -> bool {
 }
 
 async fn export(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
+    crate::paging::off_reactor(move || definitions_of(&management).map(Json)).await
+}
+
+fn definitions_of(management: &Management) -> ApiResult<Value> {
     let broker = &management.broker;
     let mut vhosts = Vec::new();
     let mut exchanges = Vec::new();
@@ -105,11 +109,11 @@ async fn export(State(management): State<Arc<Management>>) -> ApiResult<Json<Val
         .filter(|t| !t.topic.name.starts_with("__"))
         .map(|t| {
             json!({"name": t.topic.name, "partitions": t.partitions.len(),
-                   "config": topic_overrides(&management, t)})
+                   "config": topic_overrides(management, t)})
         })
         .collect();
     topics.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Ok(Json(json!({
+    Ok(json!({
         "rabbit_version": RABBITMQ_API_VERSION,
         "rabbitmq_version": RABBITMQ_API_VERSION,
         "product_name": "Porter",
@@ -118,7 +122,7 @@ async fn export(State(management): State<Arc<Management>>) -> ApiResult<Json<Val
         "parameters": [], "global_parameters": [], "policies": [],
         "vhosts": vhosts, "queues": queues, "exchanges": exchanges, "bindings": bindings,
         "topics": topics,
-    })))
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]

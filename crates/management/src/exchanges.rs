@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
-use crate::paging::ListQuery;
+use crate::paging::{off_reactor, JsonBody, ListQuery};
 use crate::Management;
 
 /// The default exchange's name in URLs, where an empty path segment cannot stand.
@@ -82,29 +82,27 @@ fn exchanges_of(management: &Management, vhost: &str) -> ApiResult<Vec<(String, 
 async fn list_all(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let mut all = Vec::new();
-    for vhost in management.broker.vhost_names() {
-        all.extend(exchanges_of(&management, &vhost)?);
-    }
-    Ok(Json(query.apply(
-        all,
-        |(_, e)| e.name.as_str(),
-        |(v, e)| exchange_json(v, e),
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let mut all = Vec::new();
+        for vhost in management.broker.vhost_names() {
+            all.extend(exchanges_of(&management, &vhost)?);
+        }
+        query.apply(all, |(_, e)| e.name.as_str(), |(v, e)| exchange_json(v, e))
+    })
+    .await
 }
 
 async fn list_vhost(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let all = exchanges_of(&management, &vhost)?;
-    Ok(Json(query.apply(
-        all,
-        |(_, e)| e.name.as_str(),
-        |(v, e)| exchange_json(v, e),
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let all = exchanges_of(&management, &vhost)?;
+        query.apply(all, |(_, e)| e.name.as_str(), |(v, e)| exchange_json(v, e))
+    })
+    .await
 }
 
 async fn show(
@@ -265,29 +263,27 @@ fn bindings_of(management: &Management, vhost: &str) -> ApiResult<Vec<(String, B
 async fn bindings_all(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let mut all = Vec::new();
-    for vhost in management.broker.vhost_names() {
-        all.extend(bindings_of(&management, &vhost)?);
-    }
-    Ok(Json(query.apply(
-        all,
-        |(_, b)| b.source.as_str(),
-        |(v, b)| binding_json(v, b),
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let mut all = Vec::new();
+        for vhost in management.broker.vhost_names() {
+            all.extend(bindings_of(&management, &vhost)?);
+        }
+        query.apply(all, |(_, b)| b.source.as_str(), |(v, b)| binding_json(v, b))
+    })
+    .await
 }
 
 async fn bindings_vhost(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let all = bindings_of(&management, &vhost)?;
-    Ok(Json(query.apply(
-        all,
-        |(_, b)| b.source.as_str(),
-        |(v, b)| binding_json(v, b),
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let all = bindings_of(&management, &vhost)?;
+        query.apply(all, |(_, b)| b.source.as_str(), |(v, b)| binding_json(v, b))
+    })
+    .await
 }
 
 /// `q` or `e` in a binding URL.

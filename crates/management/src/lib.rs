@@ -56,6 +56,11 @@ pub struct ListenerInfo {
     pub addr: std::net::SocketAddr,
 }
 
+/// API requests served at once; more wait (their connections are not read meanwhile). A listing
+/// of 100k queues is ~23 MB of JSON built in memory, so this bounds what listings can hold
+/// together: `API_REQUESTS_CONCURRENT_MAX` × the largest listing (~92 MB at 100k queues).
+pub const API_REQUESTS_CONCURRENT_MAX: usize = 4;
+
 /// What the API reads and changes.
 pub struct Management {
     pub broker: Arc<Broker>,
@@ -114,6 +119,10 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(messages::routes())
         .merge(definitions::routes())
         .route_layer(from_fn_with_state(management.clone(), auth::require_user))
+        // One semaphore for every route (ConcurrencyLimitLayer would make one per route).
+        .route_layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            API_REQUESTS_CONCURRENT_MAX,
+        ))
         .with_state(management.clone());
     Router::new()
         .merge(api)

@@ -26,12 +26,16 @@ pub(crate) fn routes() -> Router<Arc<Management>> {
 }
 
 async fn scrape(State(management): State<Arc<Management>>) -> impl IntoResponse {
+    // Reads every queue and partition: off the reactor, as the API's listings are.
+    let text = tokio::task::spawn_blocking(move || render(&management))
+        .await
+        .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&management),
+        text,
     )
 }
 

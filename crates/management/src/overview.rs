@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::paging::ListQuery;
+use crate::paging::{off_reactor, JsonBody, ListQuery};
 use crate::Management;
 
 /// The RabbitMQ management API level these endpoints mirror. Tools read `rabbitmq_version` to
@@ -35,7 +35,12 @@ pub fn node_name() -> String {
     format!("porter@{host}")
 }
 
-async fn overview(State(management): State<Arc<Management>>) -> Json<Value> {
+async fn overview(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
+    // Sums over every queue: off the reactor, as listings are.
+    crate::paging::off_reactor(move || Ok(Json(overview_of(&management)))).await
+}
+
+fn overview_of(management: &Management) -> Value {
     let broker = &management.broker;
     let queues = broker.queue_snapshots(None);
     let ready: u64 = queues.iter().map(|q| q.ready).sum();
@@ -57,7 +62,7 @@ async fn overview(State(management): State<Arc<Management>>) -> Json<Value> {
                    "ip_address": l.addr.ip().to_string(), "port": l.addr.port()})
         })
         .collect();
-    Json(json!({
+    json!({
         "management_version": RABBITMQ_API_VERSION,
         "rabbitmq_version": RABBITMQ_API_VERSION,
         "product_name": "Porter",
@@ -66,7 +71,7 @@ async fn overview(State(management): State<Arc<Management>>) -> Json<Value> {
         "node": node,
         "uptime_ms": management.started.elapsed().as_millis() as u64,
         "object_totals": {
-            "connections": crate::connections::open_count(&management),
+            "connections": crate::connections::open_count(management),
             "queues": queues.len(),
             "exchanges": exchanges,
             "consumers": consumers,
@@ -84,7 +89,7 @@ async fn overview(State(management): State<Arc<Management>>) -> Json<Value> {
             "memory_alarm": alarms.memory,
             "disk_alarm": alarms.disk,
         },
-    }))
+    })
 }
 
 fn vhost_json(management: &Management, name: &str) -> Value {
@@ -104,13 +109,12 @@ fn vhost_json(management: &Management, name: &str) -> Value {
 async fn vhosts(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let names = management.broker.vhost_names();
-    Ok(Json(query.apply(
-        names,
-        |n| n.as_str(),
-        |n| vhost_json(&management, n),
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let names = management.broker.vhost_names();
+        query.apply(names, |n| n.as_str(), |n| vhost_json(&management, n))
+    })
+    .await
 }
 
 async fn vhost(

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
 use crate::overview::node_name;
-use crate::paging::ListQuery;
+use crate::paging::{off_reactor, JsonBody, ListQuery};
 use crate::Management;
 
 pub(crate) fn routes() -> Router<Arc<Management>> {
@@ -62,27 +62,25 @@ fn check_vhost(management: &Management, vhost: &str) -> ApiResult<()> {
 async fn list_all(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let queues = management.broker.queue_snapshots(None);
-    Ok(Json(query.apply(
-        queues,
-        |q| q.definition.name.as_str(),
-        queue_json,
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let queues = management.broker.queue_snapshots(None);
+        query.apply(queues, |q| q.definition.name.as_str(), queue_json)
+    })
+    .await
 }
 
 async fn list_vhost(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    check_vhost(&management, &vhost)?;
-    let queues = management.broker.queue_snapshots(Some(&vhost));
-    Ok(Json(query.apply(
-        queues,
-        |q| q.definition.name.as_str(),
-        queue_json,
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        check_vhost(&management, &vhost)?;
+        let queues = management.broker.queue_snapshots(Some(&vhost));
+        query.apply(queues, |q| q.definition.name.as_str(), queue_json)
+    })
+    .await
 }
 
 async fn show(

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::paging::ListQuery;
+use crate::paging::{off_reactor, JsonBody, ListQuery};
 use crate::Management;
 
 pub(crate) fn routes() -> Router<Arc<Management>> {
@@ -58,14 +58,13 @@ fn topic_summary(topic: &TopicHandle) -> Value {
 async fn list_topics(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let mut topics = management.broker.topics();
-    topics.sort_by(|a, b| a.topic.name.cmp(&b.topic.name));
-    Ok(Json(query.apply(
-        topics,
-        |t| t.topic.name.as_str(),
-        |t| topic_summary(t),
-    )?))
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let mut topics = management.broker.topics();
+        topics.sort_by(|a, b| a.topic.name.cmp(&b.topic.name));
+        query.apply(topics, |t| t.topic.name.as_str(), |t| topic_summary(t))
+    })
+    .await
 }
 
 async fn show_topic(
@@ -165,15 +164,18 @@ pub fn topic_overrides(management: &Management, topic: &TopicHandle) -> BTreeMap
 async fn list_groups(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let groups = management.broker.groups().group_ids();
-    Ok(Json(query.apply(
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let groups = management.broker.groups().group_ids();
+        query.apply(
         groups,
         |(id, _, _)| id.as_str(),
         |(id, protocol_type, state)| {
             json!({"group_id": id, "protocol_type": protocol_type, "state": state})
         },
-    )?))
+    )
+    })
+    .await
 }
 
 /// A group's members and, per partition it committed, the committed offset, the partition's
