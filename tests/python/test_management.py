@@ -176,6 +176,11 @@ def test_topics_and_group_lag_as_kafka_consumer_groups_shows_it(porter):
 
     samples = metric_samples(porter)
     assert samples[("porter_group_lag", (("group", "reports"), ("partition", "0"), ("topic", "clicks")))] == 3
+    produced = samples[("porter_request_duration_seconds_count", (("operation", "Produce"), ("protocol", "kafka")))]
+    assert produced >= 1
+    assert samples[("porter_request_duration_seconds_bucket",
+                    (("le", "+Inf"), ("operation", "Produce"), ("protocol", "kafka")))] == produced
+    assert samples[("porter_fsync_duration_seconds_count", ())] >= 1
     assert samples[("porter_partition_high_watermark", (("partition", "1"), ("topic", "clicks")))] == 5
 
 
@@ -201,6 +206,8 @@ def test_metrics_follow_the_queue_depth(porter):
     assert wait_for(lambda: metric_samples(porter).get(key) == 2, "ready == 2")
     samples = metric_samples(porter)
     assert samples[("porter_connections", (("protocol", "amqp"),))] >= 1
+    assert samples[("porter_request_duration_seconds_count",
+                    (("operation", "queue.declare"), ("protocol", "amqp")))] == 1
     assert samples[("porter_connections_max", (("protocol", "kafka"),))] > 0
     assert samples[("porter_resource_alarm", (("resource", "disk"),))] == 0
     assert samples[("porter_queues", ())] >= 1

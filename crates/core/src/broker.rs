@@ -231,6 +231,11 @@ impl Broker {
         &self.files
     }
 
+    /// How long the commit seam's fsyncs took so far (`/metrics`).
+    pub fn fsync_latency(&self) -> porter_telemetry::Snapshot {
+        self.committer.fsync_latency()
+    }
+
     pub fn groups(&self) -> &GroupCoordinator {
         &self.groups
     }

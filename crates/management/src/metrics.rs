@@ -66,6 +66,27 @@ impl Exposition {
         let _ = writeln!(self.text, " {value}");
     }
 
+    /// One histogram's samples (the family written before): cumulative `_bucket`s with `le`,
+    /// then `_sum` and `_count`.
+    fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        snapshot: &porter_telemetry::Snapshot,
+    ) {
+        for (bound, count) in &snapshot.buckets {
+            let le = bound.to_string();
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", le.as_str()));
+            self.sample(&format!("{name}_bucket"), &with_le, *count as f64);
+        }
+        let mut with_inf = labels.to_vec();
+        with_inf.push(("le", "+Inf"));
+        self.sample(&format!("{name}_bucket"), &with_inf, snapshot.count as f64);
+        self.sample(&format!("{name}_sum"), labels, snapshot.sum_seconds);
+        self.sample(&format!("{name}_count"), labels, snapshot.count as f64);
+    }
+
     /// One gauge family with one sample per item, up to the series bound.
     fn per_item<T>(
         &mut self,
@@ -138,6 +159,29 @@ pub fn render(management: &Management) -> String {
             registry.capacity() as f64,
         );
     }
+
+    out.family(
+        "porter_request_duration_seconds",
+        "histogram",
+        "Time from a request's arrival to its answer being ready: Kafka per API (a produce \
+         includes its commit), AMQP per method (a publish's method frame, not its confirm).",
+    );
+    for registry in management.registries() {
+        for (operation, snapshot) in registry.operations().snapshot() {
+            let labels = [("protocol", registry.protocol()), ("operation", operation)];
+            out.histogram("porter_request_duration_seconds", &labels, &snapshot);
+        }
+    }
+    out.family(
+        "porter_fsync_duration_seconds",
+        "histogram",
+        "Each commit step's fdatasync (or grouped syncfs): what a durable write waits for.",
+    );
+    out.histogram(
+        "porter_fsync_duration_seconds",
+        &[],
+        &broker.fsync_latency(),
+    );
 
     let alarms = *broker.alarms().borrow();
     out.family(

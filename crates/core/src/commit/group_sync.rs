@@ -100,7 +100,10 @@ pub(super) fn commit_group(logs: &[Arc<Tracked>]) {
     let Some((first, _)) = targets.first() else {
         return;
     };
-    match sync_filesystem(&first.dir) {
+    let started = std::time::Instant::now();
+    let synced = sync_filesystem(&first.dir);
+    first.fsync.record(started.elapsed());
+    match synced {
         Ok(()) => {
             for (log, target) in targets {
                 let durable = log.log.mark_synced(target);

@@ -89,6 +89,8 @@ pub struct Committer {
     /// Round-robin pinning of newly registered logs.
     next: AtomicUsize,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Every commit step's fdatasync (or group `syncfs`), however long it took.
+    fsync: Arc<porter_telemetry::Histogram>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -129,19 +131,25 @@ impl Committer {
             writers,
             next: AtomicUsize::new(0),
             threads: Mutex::new(handles),
+            fsync: Arc::default(),
         }))
     }
 
     /// Pins `log` to a writer thread; all writes to it go through the returned handle.
     pub fn register(&self, log: Arc<Log>) -> LogWriter {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.writers.len();
-        let tracked = Arc::new(Tracked::new(log));
+        let tracked = Arc::new(Tracked::new(log, self.fsync.clone()));
         let point = CommitPoint::new(tracked.state.subscribe(), Arc::clone(&tracked.dir));
         LogWriter {
             tracked,
             jobs: self.writers[index].clone(),
             point,
         }
+    }
+
+    /// How long commit steps' fsyncs took, so far (`/metrics`).
+    pub fn fsync_latency(&self) -> porter_telemetry::Snapshot {
+        self.fsync.snapshot()
     }
 
     /// Jobs queued on all writers and not yet taken (observability; tests).

@@ -43,16 +43,19 @@ pub(super) struct Tracked {
     pub sync_queued: AtomicBool,
     /// Its file system's device: logs on one device share a `syncfs` (see `group_sync`).
     pub device: Option<u64>,
+    /// The committer's fsync latency histogram (`/metrics`), shared by all its logs.
+    pub fsync: Arc<porter_telemetry::Histogram>,
 }
 
 impl Tracked {
-    pub fn new(log: Arc<Log>) -> Tracked {
+    pub fn new(log: Arc<Log>, fsync: Arc<porter_telemetry::Histogram>) -> Tracked {
         let state = watch::Sender::new(CommitState {
             committed: log.high_watermark(),
             halted: None,
         });
         Tracked {
             device: super::group_sync::device_of(log.dir()),
+            fsync,
             dir: Arc::from(log.dir()),
             log,
             state,
@@ -170,7 +173,12 @@ fn commit_all(logs: &[Arc<Tracked>], helpers: &SyncHelpers) {
 pub(super) fn commit(tracked: &Tracked, rule: CommitRule) {
     let log = &tracked.log;
     let end = match rule {
-        CommitRule::Synced => log.sync(),
+        CommitRule::Synced => {
+            let started = Instant::now();
+            let end = log.sync();
+            tracked.fsync.record(started.elapsed());
+            end
+        }
         CommitRule::Written => Ok(log.log_end_offset()),
     };
     match end {

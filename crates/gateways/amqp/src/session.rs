@@ -47,6 +47,9 @@ pub struct Session {
     pub confirms_pending: Arc<AtomicUsize>,
     /// Direct reply-to consumers of the whole broker.
     pub replies: Arc<ReplyRegistry>,
+    /// How long each method took (`/metrics`); the listener's table once the connection is
+    /// open, a private one otherwise (tests).
+    pub operations: Arc<porter_telemetry::Operations>,
 }
 
 /// The receiving ends of a session's feeds: consumer events (bounded by the core's
@@ -78,6 +81,7 @@ impl Session {
             confirms: confirms_tx,
             confirms_pending: Arc::new(AtomicUsize::new(0)),
             replies,
+            operations: Arc::default(),
         };
         (
             session,

@@ -17,6 +17,7 @@
 //!   `inflight_requests_max` requests, before its socket is no longer read.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
@@ -78,6 +79,27 @@ impl Outgoing {
     }
 }
 
+/// An API's name for `/metrics` (`Produce`, `Fetch`, ...): kafka-protocol's names, made once.
+fn api_name(api_key: ApiKey) -> &'static str {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (0..API_KEYS_NAMED)
+            .map(|key| match ApiKey::try_from(key) {
+                // Leaked once per API key: a bounded table of static names.
+                Ok(api) => &*Box::leak(format!("{api:?}").into_boxed_str()),
+                Err(_) => "unknown",
+            })
+            .collect()
+    });
+    usize::try_from(api_key as i16)
+        .ok()
+        .and_then(|i| names.get(i).copied())
+        .unwrap_or("unknown")
+}
+
+/// API keys below this get names (Kafka's are 0..~80).
+const API_KEYS_NAMED: i16 = 128;
+
 /// Serves one connection until it ends; returns why.
 pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> CloseReason {
     let peer = conn.peer();
@@ -94,6 +116,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
         conn.counters(),
     ));
     let mut pending = FuturesOrdered::new();
+    let operations = conn.operations();
     let mut idle = IdleTimer::new(conn.deadlines().idle);
     let mut reading = true;
     let mut reason: Option<CloseReason> = None;
@@ -128,10 +151,16 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
                         Ok(request) => {
                             let (api_key, version) = (request.api_key, request.version);
                             let correlation_id = request.header.correlation_id;
+                            let started = Instant::now();
                             let rest = api::handle(&ctx, request, peer).await;
+                            let operations = operations.clone();
                             pending.push_back(
-                                rest.map(move |response| Answer { api_key, version, correlation_id, response, charge })
-                                    .boxed(),
+                                rest.map(move |response| {
+                                    // Until the answer is ready (a produce's commit, a fetch's wait).
+                                    operations.record(api_name(api_key), started.elapsed());
+                                    Answer { api_key, version, correlation_id, response, charge }
+                                })
+                                .boxed(),
                             );
                         }
                         Err(FrameError::UnsupportedVersion { api_key: ApiKey::ApiVersions, version, correlation_id }) => {

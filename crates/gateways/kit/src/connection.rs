@@ -98,6 +98,11 @@ impl Connection {
         self.registration.closing().await
     }
 
+    /// Where this connection records how long each request took (`/metrics`).
+    pub fn operations(&self) -> std::sync::Arc<porter_telemetry::Operations> {
+        self.registration.operations()
+    }
+
     /// The close request, if one was made.
     pub fn close_requested(&self) -> Option<CloseReason> {
         self.registration.close_requested()

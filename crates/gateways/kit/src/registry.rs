@@ -114,6 +114,8 @@ struct Inner {
     capacity: usize,
     next_id: AtomicU64,
     entries: Mutex<HashMap<ConnectionId, Arc<Entry>>>,
+    /// How long this listener's requests took, by operation (Kafka API, AMQP method).
+    operations: Arc<porter_telemetry::Operations>,
 }
 
 /// The registry of one listener. Cheap to clone; clones share the entries.
@@ -136,6 +138,7 @@ impl Registry {
                 capacity,
                 next_id: AtomicU64::new(1),
                 entries: Mutex::new(HashMap::new()),
+                operations: Arc::default(),
             }),
         }
     }
@@ -167,6 +170,11 @@ impl Registry {
             entry,
             registry: self.clone(),
         })
+    }
+
+    /// Request latency of this listener's connections, by operation (`/metrics`).
+    pub fn operations(&self) -> Arc<porter_telemetry::Operations> {
+        self.inner.operations.clone()
     }
 
     /// The protocol whose connections this registry holds ("kafka", "mqtt-ws", ...).
@@ -234,6 +242,11 @@ pub struct Registration {
 }
 
 impl Registration {
+    /// Where this connection's requests record their latency (its listener's table).
+    pub fn operations(&self) -> Arc<porter_telemetry::Operations> {
+        self.registry.operations()
+    }
+
     /// This connection's id.
     pub fn id(&self) -> ConnectionId {
         self.entry.id

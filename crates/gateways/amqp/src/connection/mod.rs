@@ -127,8 +127,9 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
             return deadline;
         }
         Ok(Err(ending)) => ending,
-        Ok(Ok(negotiated)) => {
+        Ok(Ok(mut negotiated)) => {
             conn.set_user(negotiated.session.user.clone());
+            negotiated.session.operations = conn.operations();
             let mut served = ConnectionLoop {
                 channels: Channels::new(negotiated.session, negotiated.channel_max),
                 out: Out::new(negotiated.frame_max),
