@@ -144,3 +144,31 @@ def test_topics_and_definitions_round_trip(porter, tmp_path):
     assert "jobs" in queues
     topics = {t["name"]: t for t in json.loads(ok(porter, "topics", "list", "-o", "json"))}
     assert topics["events"]["partitions"] == 4
+
+
+def test_group_offsets_reset_and_group_deleted_like_kafka_consumer_groups(porter):
+    create_topic(porter.bootstrap, "replay", 2)
+    producer, tracker = make_producer(porter.bootstrap), DeliveryTracker()
+    deadline = time.monotonic() + 30
+    for i in range(6):
+        produce(producer, tracker, deadline, topic="replay", partition=i % 2, value=b"%d" % i)
+    flush_all(producer, tracker, 6)
+    consumer = make_consumer(porter.bootstrap, **{"group.id": "replayers", "enable.auto.commit": False})
+    consumer.assign([TopicPartition("replay", 0, 0), TopicPartition("replay", 1, 0)])
+    consumer.commit(offsets=[TopicPartition("replay", 0, 3), TopicPartition("replay", 1, 3)],
+                    asynchronous=False)
+
+    moved = rows(ok(porter, "groups", "reset-offsets", "replayers", "--topic", "replay", "--to-earliest"))
+    assert moved[1:] == [["replay", "0", "0"], ["replay", "1", "0"]]
+    committed = consumer.committed([TopicPartition("replay", 0), TopicPartition("replay", 1)], timeout=10)
+    assert [tp.offset for tp in committed] == [0, 0], "confluent-kafka does not see the reset"
+    ok(porter, "groups", "reset-offsets", "replayers", "--topic", "replay", "--to-offset", "99")
+    lag = json.loads(ok(porter, "groups", "describe", "replayers", "-o", "json"))["lag"]
+    assert lag == 0, "an offset past the end is clamped to the high watermark"
+    no_target = cli(porter, "groups", "reset-offsets", "replayers", "--topic", "replay")
+    assert no_target.returncode == 3
+    consumer.close()
+
+    assert ok(porter, "groups", "delete", "replayers").strip() == "group replayers deleted"
+    assert cli(porter, "groups", "describe", "replayers").returncode == 4
+    assert cli(porter, "groups", "delete", "replayers").returncode == 4

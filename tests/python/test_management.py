@@ -384,3 +384,19 @@ def test_flower_reads_celery_queue_lengths_from_the_api(porter):
         return {q["name"]: q["messages"] for q in await broker.queues(["celery"])}
 
     assert wait_for(lambda: asyncio.run(lengths()).get("celery") == 3, "celery's queue length 3")
+
+
+def test_a_group_with_members_is_not_reset_or_deleted(porter):
+    create_topic(porter.bootstrap, "busy", 1)
+    consumer = make_consumer(porter.bootstrap, **{"group.id": "busy-readers", "session.timeout.ms": 10000})
+    consumer.subscribe(["busy"])
+    wait_for(lambda: consumer.poll(0.2) is None and consumer.assignment(), "the consumer's assignment", 30)
+    refused = api(porter, "POST", "/api/groups/busy-readers/reset-offsets",
+                  json={"topic": "busy", "to": "earliest"})
+    assert refused.status_code == 409 and "active members" in refused.json()["reason"]
+    assert api(porter, "DELETE", "/api/groups/busy-readers").status_code == 409
+    assert api(porter, "POST", "/api/groups/busy-readers/reset-offsets",
+               json={"topic": "missing", "to": "earliest"}).status_code == 404
+    assert api(porter, "POST", "/api/groups/busy-readers/reset-offsets",
+               json={"topic": "busy", "to": "offset"}).status_code == 400
+    consumer.close()

@@ -15,6 +15,7 @@
 //! - [`connections`]: `/api/connections` on every listener, and closing one;
 //! - [`messages`]: publish to an exchange and get from a queue, as RabbitMQ's API does;
 //! - [`topics`]: `/api/topics` (also create, delete) and `/api/groups` (offsets, sizes, lag);
+//! - [`groups`]: resetting a group's offsets and deleting a group;
 //! - [`definitions`]: `/api/definitions` export and import, RabbitMQ's format plus topics;
 //! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
 //! - [`ui`]: the web UI at `/`, embedded in the binary;
@@ -29,6 +30,7 @@ pub mod definitions;
 pub mod error;
 pub mod exchanges;
 pub mod fields;
+pub mod groups;
 pub mod health;
 pub mod messages;
 pub mod metrics;
@@ -115,6 +117,7 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(queues::routes())
         .merge(exchanges::routes())
         .merge(topics::routes())
+        .merge(groups::routes())
         .merge(connections::routes())
         .merge(messages::routes())
         .merge(definitions::routes())

@@ -87,7 +87,9 @@ pub enum Command {
         command: TopicsCommand,
     },
     /// Consumer groups: list, describe with lag per partition.
-    #[command(after_help = "Examples:\n  porter groups list\n  porter groups describe reports")]
+    #[command(
+        after_help = "Examples:\n  porter groups list\n  porter groups describe reports\n  porter groups reset-offsets reports --topic clicks --to-earliest\n  porter groups delete reports"
+    )]
     Groups {
         #[command(flatten)]
         api: ApiArgs,

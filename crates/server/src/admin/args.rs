@@ -171,6 +171,24 @@ pub enum GroupsCommand {
     List,
     /// A group's members and lag per partition, as kafka-consumer-groups --describe shows it.
     Describe { id: String },
+    /// Moves an inactive group's committed offsets on TOPIC (as kafka-consumer-groups
+    /// --reset-offsets --execute).
+    ResetOffsets {
+        id: String,
+        #[arg(long)]
+        topic: String,
+        /// The first offset each partition still holds.
+        #[arg(long, conflicts_with_all = ["to_latest", "to_offset"])]
+        to_earliest: bool,
+        /// The high watermark: skip everything not yet read.
+        #[arg(long, conflicts_with = "to_offset")]
+        to_latest: bool,
+        /// This offset on every partition (clamped to what each holds).
+        #[arg(long, value_name = "OFFSET")]
+        to_offset: Option<i64>,
+    },
+    /// Deletes a group without members, and its committed offsets.
+    Delete { id: String },
 }
 
 #[derive(Subcommand, Debug)]

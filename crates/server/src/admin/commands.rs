@@ -124,6 +124,43 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
                 )
             }))
         }
+        Resource::Groups(GroupsCommand::ResetOffsets {
+            id,
+            topic,
+            to_earliest,
+            to_latest,
+            to_offset,
+        }) => {
+            let body = match (to_earliest, to_latest, to_offset) {
+                (true, _, _) => json!({"topic": topic, "to": "earliest"}),
+                (_, true, _) => json!({"topic": topic, "to": "latest"}),
+                (_, _, Some(offset)) => json!({"topic": topic, "to": "offset", "offset": offset}),
+                _ => {
+                    return Err(Failure::new(
+                        exit::BAD_REQUEST,
+                        "say where: --to-earliest, --to-latest or --to-offset N",
+                    ))
+                }
+            };
+            let moved = client.post(
+                &format!("/api/groups/{}/reset-offsets", segment(&id)),
+                &body,
+            )?;
+            Ok(Printed::choose(out, moved, |m| {
+                of_items(
+                    &[
+                        ("TOPIC", "topic"),
+                        ("PARTITION", "partition"),
+                        ("NEW-OFFSET", "offset"),
+                    ],
+                    m,
+                )
+            }))
+        }
+        Resource::Groups(GroupsCommand::Delete { id }) => {
+            client.delete(&format!("/api/groups/{}", segment(&id)))?;
+            Ok(done(out, format!("group {id} deleted")))
+        }
         Resource::Groups(GroupsCommand::Describe { id }) => {
             let group = client.get(&format!("/api/groups/{}", segment(&id)))?;
             Ok(Printed::choose(out, group, group_text))

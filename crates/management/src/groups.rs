@@ -1,0 +1,138 @@
+//! Changing consumer groups: `POST /api/groups/{id}/reset-offsets` (as `kafka-consumer-groups
+//! --reset-offsets --execute`) and `DELETE /api/groups/{id}`. Both go through the group
+//! coordinator's own calls (OffsetCommit from outside the group protocol, DeleteGroups), so they
+//! are refused while the group has members, as Kafka refuses them, and answered once durable.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use porter_core::group::{GroupError, OffsetCommit};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::body::parse;
+use crate::error::{ApiError, ApiResult};
+use crate::Management;
+
+pub(crate) fn routes() -> Router<Arc<Management>> {
+    Router::new()
+        .route("/api/groups/{id}/reset-offsets", post(reset_offsets))
+        .route("/api/groups/{id}", delete(delete_group))
+}
+
+fn group_error(error: GroupError) -> ApiError {
+    let status = match error {
+        GroupError::GroupIdNotFound => StatusCode::NOT_FOUND,
+        GroupError::NonEmptyGroup
+        | GroupError::UnknownMemberId
+        | GroupError::IllegalGeneration
+        | GroupError::RebalanceInProgress => StatusCode::CONFLICT,
+        GroupError::UnknownTopicOrPartition
+        | GroupError::InvalidGroupId
+        | GroupError::OffsetMetadataTooLarge => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let reason = match error {
+        GroupError::UnknownMemberId | GroupError::IllegalGeneration | GroupError::NonEmptyGroup => {
+            "the group has active members: stop its consumers first".to_string()
+        }
+        other => other.to_string(),
+    };
+    ApiError::new(status, reason)
+}
+
+/// Where to move the group's offsets, as `kafka-consumer-groups` names it.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Target {
+    Earliest,
+    #[default]
+    Latest,
+    Offset,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ResetBody {
+    topic: String,
+    /// Partitions to move (all of the topic's when absent).
+    partitions: Option<Vec<i32>>,
+    #[serde(default)]
+    to: Target,
+    /// With `"to": "offset"`.
+    offset: Option<i64>,
+}
+
+/// `{"topic": "t", "to": "earliest"}` (or `"latest"`, or `"offset"` with `"offset": N`),
+/// optionally `"partitions": [0, 1]`; answers the new offsets. An offset outside what a partition holds is
+/// clamped to its log start or high watermark, as Kafka's tool does.
+async fn reset_offsets(
+    State(management): State<Arc<Management>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body: ResetBody = parse(&body)?;
+    if body.to == Target::Offset && body.offset.is_none() {
+        return Err(ApiError::bad_request(
+            "\"to\": \"offset\" needs \"offset\": N",
+        ));
+    }
+    let broker = &management.broker;
+    let topic = broker.topic(&body.topic).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, format!("no topic {:?}", body.topic))
+    })?;
+    let mut commits = Vec::new();
+    let mut moved = Vec::new();
+    for partition in &topic.partitions {
+        if body
+            .partitions
+            .as_ref()
+            .is_some_and(|wanted| !wanted.contains(&partition.index()))
+        {
+            continue;
+        }
+        let (start, end) = (partition.log_start_offset(), partition.high_watermark());
+        let offset = match body.to {
+            Target::Earliest => start,
+            Target::Latest => end,
+            Target::Offset => body.offset.unwrap_or(end).clamp(start, end),
+        };
+        moved.push(json!({"topic": body.topic, "partition": partition.index(), "offset": offset}));
+        commits.push(OffsetCommit {
+            topic: body.topic.clone(),
+            partition: partition.index(),
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        });
+    }
+    if commits.is_empty() {
+        return Err(ApiError::bad_request("none of those partitions exist"));
+    }
+    let groups = broker.groups();
+    let written = groups
+        .commit_offsets(&id, -1, "", None, commits, |topic, partition| {
+            broker.partition(topic, partition).is_ok()
+        })
+        .await?;
+    let results = groups.durable(written).await?;
+    if let Some(error) = results.into_iter().find_map(Result::err) {
+        return Err(group_error(error));
+    }
+    tracing::info!(group = %id, topic = %body.topic, "group offsets reset through the management API");
+    Ok(Json(Value::Array(moved)))
+}
+
+async fn delete_group(
+    State(management): State<Arc<Management>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let groups = management.broker.groups();
+    let written = groups.delete_group(&id).await.map_err(group_error)?;
+    groups.durable(written).await?;
+    tracing::info!(group = %id, "group deleted through the management API");
+    Ok(StatusCode::NO_CONTENT)
+}
