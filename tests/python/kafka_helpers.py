@@ -169,3 +169,24 @@ def kafka_error_code(exc: BaseException) -> int | None:
     if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
         return exc.args[0].code()
     return None
+
+
+def fill_and_commit(bootstrap: str, topic: str, records: int, partitions: int, group: str,
+                    committed: list[int], keep_open: bool = False):
+    """Creates `topic`, produces `records` spread round-robin over its `partitions`, and commits
+    `committed[p]` for partition p as `group` from outside the group protocol (assign()), the way
+    an operator's tool sees a consumer group. Returns the consumer if `keep_open`, else closes it."""
+    create_topic(bootstrap, topic, partitions)
+    producer, tracker = make_producer(bootstrap), DeliveryTracker()
+    deadline = time.monotonic() + 30
+    for i in range(records):
+        produce(producer, tracker, deadline, topic=topic, partition=i % partitions, value=b"%d" % i)
+    flush_all(producer, tracker, records)
+    consumer = make_consumer(bootstrap, **{"group.id": group, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in enumerate(committed)],
+                    asynchronous=False)
+    if keep_open:
+        return consumer
+    consumer.close()
+    return None

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pika
 from confluent_kafka import TopicPartition
 
 from amqp_helpers import connection_parameters, publish_confirmed
 from conftest import PORTER_BIN
-from kafka_helpers import DeliveryTracker, create_topic, flush_all, make_consumer, make_producer, produce
+from kafka_helpers import fill_and_commit
 
 CLI_S = 30.0
 
@@ -75,16 +74,7 @@ def test_exchanges_and_bindings_route_what_is_published(porter):
 
 
 def test_group_lag_reads_like_kafka_consumer_groups(porter):
-    create_topic(porter.bootstrap, "clicks", 1)
-    producer, tracker = make_producer(porter.bootstrap), DeliveryTracker()
-    deadline = time.monotonic() + 30
-    for i in range(8):
-        produce(producer, tracker, deadline, topic="clicks", value=b"%d" % i)
-    flush_all(producer, tracker, 8)
-    consumer = make_consumer(porter.bootstrap, **{"group.id": "reports", "enable.auto.commit": False})
-    consumer.assign([TopicPartition("clicks", 0, 0)])
-    consumer.commit(offsets=[TopicPartition("clicks", 0, 3)], asynchronous=False)
-    consumer.close()
+    fill_and_commit(porter.bootstrap, "clicks", 8, 1, "reports", [3])
 
     described = rows(ok(porter, "groups", "describe", "reports").split("\n\n", 1)[1])
     assert described[0] == ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG"]
@@ -147,16 +137,7 @@ def test_topics_and_definitions_round_trip(porter, tmp_path):
 
 
 def test_group_offsets_reset_and_group_deleted_like_kafka_consumer_groups(porter):
-    create_topic(porter.bootstrap, "replay", 2)
-    producer, tracker = make_producer(porter.bootstrap), DeliveryTracker()
-    deadline = time.monotonic() + 30
-    for i in range(6):
-        produce(producer, tracker, deadline, topic="replay", partition=i % 2, value=b"%d" % i)
-    flush_all(producer, tracker, 6)
-    consumer = make_consumer(porter.bootstrap, **{"group.id": "replayers", "enable.auto.commit": False})
-    consumer.assign([TopicPartition("replay", 0, 0), TopicPartition("replay", 1, 0)])
-    consumer.commit(offsets=[TopicPartition("replay", 0, 3), TopicPartition("replay", 1, 3)],
-                    asynchronous=False)
+    consumer = fill_and_commit(porter.bootstrap, "replay", 6, 2, "replayers", [3, 3], keep_open=True)
 
     moved = rows(ok(porter, "groups", "reset-offsets", "replayers", "--topic", "replay", "--to-earliest"))
     assert moved[1:] == [["replay", "0", "0"], ["replay", "1", "0"]]

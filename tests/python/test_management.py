@@ -17,7 +17,7 @@ from confluent_kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from amqp_helpers import connection_parameters, publish_confirmed
-from kafka_helpers import DeliveryTracker, create_topic, flush_all, make_consumer, make_producer, produce
+from kafka_helpers import create_topic, fill_and_commit, make_consumer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AUTH = ("guest", "guest")
@@ -152,18 +152,7 @@ def test_lists_page_and_filter(porter):
 
 
 def test_topics_and_group_lag_as_kafka_consumer_groups_shows_it(porter):
-    create_topic(porter.bootstrap, "clicks", 2)
-    producer, tracker = make_producer(porter.bootstrap), DeliveryTracker()
-    deadline = time.monotonic() + 30
-    for i in range(10):
-        produce(producer, tracker, deadline, topic="clicks", partition=i % 2, value=b"c%d" % i)
-    flush_all(producer, tracker, 10)
-
-    consumer = make_consumer(porter.bootstrap, **{"group.id": "reports", "enable.auto.commit": False})
-    consumer.assign([TopicPartition("clicks", 0, 0), TopicPartition("clicks", 1, 0)])
-    consumer.commit(offsets=[TopicPartition("clicks", 0, 2), TopicPartition("clicks", 1, 5)],
-                    asynchronous=False)
-    consumer.close()
+    fill_and_commit(porter.bootstrap, "clicks", 10, 2, "reports", [2, 5])
 
     topic = api(porter, "GET", "/api/topics/clicks").json()
     assert topic["partitions"] == 2 and topic["messages"] == 10

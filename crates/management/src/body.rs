@@ -9,6 +9,25 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::{ApiError, ApiResult};
 
+/// A PUT's answer as RabbitMQ gives it: 201 when it made the object, 204 when an equivalent one
+/// was there.
+pub fn declared(existed: bool) -> axum::http::StatusCode {
+    if existed {
+        axum::http::StatusCode::NO_CONTENT
+    } else {
+        axum::http::StatusCode::CREATED
+    }
+}
+
+/// A DELETE's conditions, as RabbitMQ's API spells them (`?if-unused=true&if-empty=true`).
+#[derive(Debug, Default, Deserialize)]
+pub struct DeleteQuery {
+    #[serde(rename = "if-unused")]
+    pub if_unused: Option<bool>,
+    #[serde(rename = "if-empty")]
+    pub if_empty: Option<bool>,
+}
+
 /// The body as `T`; an empty body is `T::default()`.
 pub fn parse<T: DeserializeOwned + Default>(body: &Bytes) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -15,6 +15,7 @@ use porter_core::vhost::next_owner_id;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::body::{declared, DeleteQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
 use crate::paging::{off_reactor, JsonBody, ListQuery};
@@ -79,18 +80,45 @@ fn exchanges_of(management: &Management, vhost: &str) -> ApiResult<Vec<(String, 
         .collect())
 }
 
+/// Objects with the vhost they belong to.
+type InVhosts<T> = Vec<(String, T)>;
+
+/// `of` for one vhost, or for every vhost in turn.
+fn per_vhost<T>(
+    management: &Management,
+    vhost: Option<&str>,
+    of: fn(&Management, &str) -> ApiResult<InVhosts<T>>,
+) -> ApiResult<InVhosts<T>> {
+    match vhost {
+        Some(vhost) => of(management, vhost),
+        None => {
+            let mut all = Vec::new();
+            for vhost in management.broker.vhost_names() {
+                all.extend(of(management, &vhost)?);
+            }
+            Ok(all)
+        }
+    }
+}
+
+/// Exchanges of one vhost or all, listed.
+async fn list_exchanges(
+    management: Arc<Management>,
+    vhost: Option<String>,
+    query: ListQuery,
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let all = per_vhost(&management, vhost.as_deref(), exchanges_of)?;
+        query.apply(all, |(_, e)| e.name.as_str(), |(v, e)| exchange_json(v, e))
+    })
+    .await
+}
+
 async fn list_all(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<JsonBody> {
-    off_reactor(move || {
-        let mut all = Vec::new();
-        for vhost in management.broker.vhost_names() {
-            all.extend(exchanges_of(&management, &vhost)?);
-        }
-        query.apply(all, |(_, e)| e.name.as_str(), |(v, e)| exchange_json(v, e))
-    })
-    .await
+    list_exchanges(management, None, query).await
 }
 
 async fn list_vhost(
@@ -98,11 +126,7 @@ async fn list_vhost(
     Path(vhost): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<JsonBody> {
-    off_reactor(move || {
-        let all = exchanges_of(&management, &vhost)?;
-        query.apply(all, |(_, e)| e.name.as_str(), |(v, e)| exchange_json(v, e))
-    })
-    .await
+    list_exchanges(management, Some(vhost), query).await
 }
 
 async fn show(
@@ -162,17 +186,7 @@ async fn declare(
         false,
     )
     .await?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct DeleteQuery {
-    #[serde(rename = "if-unused")]
-    pub if_unused: Option<bool>,
+    Ok(declared(existed))
 }
 
 async fn remove(
@@ -260,18 +274,24 @@ fn bindings_of(management: &Management, vhost: &str) -> ApiResult<Vec<(String, B
         .collect())
 }
 
+/// Bindings of one vhost or all, listed.
+async fn list_bindings(
+    management: Arc<Management>,
+    vhost: Option<String>,
+    query: ListQuery,
+) -> ApiResult<JsonBody> {
+    off_reactor(move || {
+        let all = per_vhost(&management, vhost.as_deref(), bindings_of)?;
+        query.apply(all, |(_, b)| b.source.as_str(), |(v, b)| binding_json(v, b))
+    })
+    .await
+}
+
 async fn bindings_all(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<JsonBody> {
-    off_reactor(move || {
-        let mut all = Vec::new();
-        for vhost in management.broker.vhost_names() {
-            all.extend(bindings_of(&management, &vhost)?);
-        }
-        query.apply(all, |(_, b)| b.source.as_str(), |(v, b)| binding_json(v, b))
-    })
-    .await
+    list_bindings(management, None, query).await
 }
 
 async fn bindings_vhost(
@@ -279,11 +299,7 @@ async fn bindings_vhost(
     Path(vhost): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<JsonBody> {
-    off_reactor(move || {
-        let all = bindings_of(&management, &vhost)?;
-        query.apply(all, |(_, b)| b.source.as_str(), |(v, b)| binding_json(v, b))
-    })
-    .await
+    list_bindings(management, Some(vhost), query).await
 }
 
 /// `q` or `e` in a binding URL.

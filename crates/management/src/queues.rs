@@ -15,6 +15,7 @@ use porter_core::QueueSnapshot;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::body::{declared, DeleteQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
 use crate::overview::node_name;
@@ -132,20 +133,7 @@ async fn declare(
     if !existed {
         tracing::info!(%vhost, queue = %name, "queue declared through the management API");
     }
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
-}
-
-/// `if-unused` and `if-empty`, as RabbitMQ's API spells them.
-#[derive(Debug, Default, Deserialize)]
-pub struct DeleteQuery {
-    #[serde(rename = "if-unused")]
-    pub if_unused: Option<bool>,
-    #[serde(rename = "if-empty")]
-    pub if_empty: Option<bool>,
+    Ok(declared(existed))
 }
 
 async fn remove(
