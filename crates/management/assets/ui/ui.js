@@ -132,7 +132,8 @@ function chart (series, height = 180) {
     canvas.height = height * ratio
     const g = canvas.getContext('2d')
     g.scale(ratio, ratio)
-    const max = Math.max(1, ...series.flatMap(s => s.values))
+    // A top that divides into 4 whole steps, so the axis never repeats a label.
+    const max = Math.ceil(Math.max(4, ...series.flatMap(s => s.values)) / 4) * 4
     const pad = 28
     g.strokeStyle = '#e2e5ea'
     g.fillStyle = '#6b7385'
@@ -186,7 +187,7 @@ const pages = {
         stat('Connections', fmt(o.object_totals.connections)),
         stat('Queues', fmt(o.object_totals.queues)),
         stat('Ready', fmt(o.queue_totals.messages_ready)),
-        stat('Unacknowledged', fmt(o.queue_totals.messages_unacknowledged)),
+        stat('Unacked', fmt(o.queue_totals.messages_unacknowledged)),
         stat('Consumers', fmt(o.object_totals.consumers)),
         stat('Topics', fmt(o.object_totals.topics)),
         stat(r.memory_alarm ? 'Memory · ALARM' : 'Memory', bytes(r.memory_bytes), r.memory_alarm),
@@ -199,7 +200,7 @@ const pages = {
           chart([{ label: 'connections', color: '#23a55a', values: h.map(p => p.connections) }]))),
       el('h2', {}, 'Listeners'),
       el('div', { className: 'card' }, table([
-        { title: 'Protocol', key: 'protocol' }, { title: 'Address', key: 'ip_address' }, { title: 'Port', key: 'port', num: true }
+        { title: 'Protocol', key: 'protocol' }, { title: 'Address', key: 'ip_address' }, { title: 'Port', key: 'port' }
       ], o.listeners))
     ]
   },
