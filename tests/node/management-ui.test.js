@@ -11,7 +11,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const amqplib = require('amqplib')
 const puppeteer = require('puppeteer-core')
-const { porterTest, kafkaFor, REPO_ROOT } = require('./porter')
+const { porterTest, kafkaFor, waitFor, REPO_ROOT } = require('./porter')
 
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium'
 const OPTIONS = { http: true }
@@ -126,6 +126,26 @@ test('a consumer group\'s lag falls in the UI as a kafkajs consumer runs', { tim
     await consumer.run({ eachMessage: async () => {} })
     await page.waitForFunction(() => document.getElementById('total-lag')?.textContent === '0', { timeout: 60_000, polling: 250 })
     await screenshot(page, porter, 'group')
+    // A topic added from the Topics page exists for Kafka clients.
+    await page.goto(`${porter.httpUrl}/#/topics`)
+    await page.waitForSelector('#new-topic', { timeout: WAIT_MS })
+    await page.type('#new-topic', 'ui-made')
+    await page.$eval('#new-topic-partitions', el => { el.value = '3' })
+    await page.click('#create-topic')
+    await page.waitForSelector('tr[data-name="ui-made"]', { timeout: WAIT_MS })
+    const described = await admin.fetchTopicMetadata({ topics: ['ui-made'] })
+    assert.equal(described.topics[0].partitions.length, 3)
+
+    // Definitions imported from a file on the Topics page: a RabbitMQ-format queue appears.
+    const file = path.join(porter.tmp, 'definitions.json')
+    fs.writeFileSync(file, JSON.stringify({ queues: [{ name: 'ui-imported', vhost: '/', durable: true }] }))
+    const input = await page.$('#import-definitions')
+    await input.uploadFile(file)
+    await waitFor('the imported queue', async () => {
+      const answer = await fetch(`${porter.httpUrl}/api/queues/%2F/ui-imported`, { headers: { Authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` } })
+      return answer.status === 200
+    })
+
     await page.goto(`${porter.httpUrl}/#/topics/ui-clicks`)
     await page.waitForFunction(() => document.querySelector('main').textContent.includes('High watermark'), { timeout: WAIT_MS })
     await screenshot(page, porter, 'topic')

@@ -285,12 +285,49 @@ const pages = {
 
   async topics () {
     const topics = await api('GET', '/api/topics')
+    const name = el('input', { id: 'new-topic', placeholder: 'topic name', required: true })
+    const partitions = el('input', { id: 'new-topic-partitions', type: 'number', min: '1', max: '10000', value: '1', style: 'width: 6rem' })
+    const form = el('form', {
+      className: 'inline',
+      onsubmit: e => {
+        e.preventDefault()
+        const topic = name.value.trim()
+        act(`Topic ${topic} created`, () => api('PUT', `/api/topics/${enc(topic)}`, { partitions: Number(partitions.value) }))
+        name.value = ''
+      }
+    }, name, partitions, el('button', { id: 'create-topic' }, 'Add topic'))
     return [
-      el('h2', {}, `Topics (${topics.length})`),
+      el('div', { className: 'toolbar' }, el('h2', { className: 'grow' }, `Topics (${topics.length})`), form),
       el('div', { className: 'card' }, table([
         { title: 'Name', key: 'name' }, { title: 'Partitions', key: 'partitions', num: true }, { title: 'Messages', key: 'messages', num: true },
-        { title: 'Size', cell: t => bytes(t.size_bytes) }, { title: 'Type', key: 'message_type' }
-      ], topics, t => { location.hash = `#/topics/${enc(t.name)}` }))
+        { title: 'Size', cell: t => bytes(t.size_bytes) }, { title: 'Type', key: 'message_type' },
+        { title: '', cell: t => t.name.startsWith('__') ? '' : el('div', { className: 'actions' }, el('button', { className: 'small danger', 'data-action': 'delete', onclick: () => confirm(`Delete topic ${t.name} and its records?`) && act(`Topic ${t.name} deleted`, () => api('DELETE', `/api/topics/${enc(t.name)}`)) }, 'Delete')) }
+      ], topics, t => { location.hash = `#/topics/${enc(t.name)}` })),
+      el('h2', {}, 'Definitions'),
+      el('div', { className: 'card' },
+        el('p', { className: 'hint' }, 'Virtual hosts, exchanges, queues, bindings and topics as one JSON file (RabbitMQ\'s format plus topics). Importing is idempotent.'),
+        el('div', { className: 'toolbar' },
+          el('button', {
+            id: 'export-definitions',
+            onclick: async () => {
+              const definitions = await api('GET', '/api/definitions')
+              const link = el('a', { href: URL.createObjectURL(new Blob([JSON.stringify(definitions, null, 2)], { type: 'application/json' })), download: 'porter-definitions.json' })
+              link.click()
+              URL.revokeObjectURL(link.href)
+            }
+          }, 'Export definitions'),
+          el('input', {
+            id: 'import-definitions',
+            type: 'file',
+            accept: 'application/json',
+            onchange: async e => {
+              const file = e.target.files[0]
+              if (!file) return
+              let definitions
+              try { definitions = JSON.parse(await file.text()) } catch (err) { flash(`${file.name} is not JSON: ${err.message}`); return }
+              act(`Definitions imported from ${file.name}`, () => api('POST', '/api/definitions', definitions))
+            }
+          })))
     ]
   },
 
