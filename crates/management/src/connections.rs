@@ -16,8 +16,9 @@ use porter_gateway_kit::{CloseReason, ConnectionInfo, Registry};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::off_reactor;
 use crate::overview::node_name;
-use crate::paging::{off_reactor, JsonBody, ListQuery};
+use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
 
 pub(crate) fn routes() -> Router<Arc<Management>> {

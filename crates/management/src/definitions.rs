@@ -43,7 +43,7 @@ fn is_builtin_exchange(name: &str) -> bool {
 }
 
 async fn export(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
-    crate::paging::off_reactor(move || definitions_of(&management).map(Json)).await
+    crate::off_reactor(move || definitions_of(&management).map(Json)).await
 }
 
 fn definitions_of(management: &Management) -> ApiResult<Value> {

@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 use crate::body::{declared, DeleteQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
-use crate::paging::{off_reactor, JsonBody, ListQuery};
+use crate::off_reactor;
+use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
 
 /// The default exchange's name in URLs, where an empty path segment cannot stand.

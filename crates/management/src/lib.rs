@@ -133,3 +133,14 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(health::routes().with_state(management))
         .merge(ui::routes())
 }
+
+/// Runs `work` (a snapshot of many objects and its serialisation: ~1 s for 100k queues) on
+/// tokio's blocking pool, not on a reactor thread, where it stalled other connections' tasks
+/// (a publisher's confirm waited 780 ms behind one listing, BENCHMARKS.md).
+pub(crate) async fn off_reactor<R: Send + 'static>(
+    work: impl FnOnce() -> error::ApiResult<R> + Send + 'static,
+) -> error::ApiResult<R> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    })?
+}

@@ -8,7 +8,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::paging::{off_reactor, JsonBody, ListQuery};
+use crate::off_reactor;
+use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
 
 /// The RabbitMQ management API level these endpoints mirror. Tools read `rabbitmq_version` to
@@ -37,7 +38,7 @@ pub fn node_name() -> String {
 
 async fn overview(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
     // Sums over every queue: off the reactor, as listings are.
-    crate::paging::off_reactor(move || Ok(Json(overview_of(&management)))).await
+    crate::off_reactor(move || Ok(Json(overview_of(&management)))).await
 }
 
 fn overview_of(management: &Management) -> Value {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 
 /// Largest page: RabbitMQ's limit too.
 pub const PAGE_SIZE_MAX: usize = 500;
@@ -88,17 +88,6 @@ fn array<'a, T: 'a>(items: impl Iterator<Item = &'a T>, to_json: &impl Fn(&T) ->
     }
     out.push(b']');
     out
-}
-
-/// Runs `work` (a snapshot of many objects and its serialisation: ~1 s for 100k queues) on
-/// tokio's blocking pool, not on a reactor thread, where it stalled other connections' tasks
-/// (a publisher's confirm waited 780 ms behind one listing, BENCHMARKS.md).
-pub async fn off_reactor<R: Send + 'static>(
-    work: impl FnOnce() -> ApiResult<R> + Send + 'static,
-) -> ApiResult<R> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 /// A serialised JSON answer.

@@ -18,8 +18,9 @@ use serde_json::{json, Value};
 use crate::body::{declared, DeleteQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::fields;
+use crate::off_reactor;
 use crate::overview::node_name;
-use crate::paging::{off_reactor, JsonBody, ListQuery};
+use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
 
 pub(crate) fn routes() -> Router<Arc<Management>> {

@@ -118,24 +118,21 @@ pub enum BindingsCommand {
     /// Bindings, the default exchange's implicit ones included.
     List,
     /// Binds queue QUEUE (or exchange, with --to-exchange) to EXCHANGE.
-    Declare {
-        exchange: String,
-        queue: String,
-        #[arg(long, default_value = "")]
-        routing_key: String,
-        /// QUEUE names an exchange (exchange-to-exchange binding).
-        #[arg(long)]
-        to_exchange: bool,
-    },
+    Declare(BindingArgs),
     /// Removes the binding with that routing key.
-    Delete {
-        exchange: String,
-        queue: String,
-        #[arg(long, default_value = "")]
-        routing_key: String,
-        #[arg(long)]
-        to_exchange: bool,
-    },
+    Delete(BindingArgs),
+}
+
+/// One binding, as `bindings declare` and `bindings delete` name it.
+#[derive(Args, Debug)]
+pub struct BindingArgs {
+    pub exchange: String,
+    pub queue: String,
+    #[arg(long, default_value = "")]
+    pub routing_key: String,
+    /// QUEUE names an exchange (exchange-to-exchange binding).
+    #[arg(long)]
+    pub to_exchange: bool,
 }
 
 #[derive(Subcommand, Debug)]

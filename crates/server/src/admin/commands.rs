@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::args::{
-    ApiArgs, BindingsCommand, ConnectionsCommand, DefinitionsCommand, ExchangesCommand,
-    GroupsCommand, QueuesCommand, TopicsCommand,
+    ApiArgs, BindingArgs, BindingsCommand, ConnectionsCommand, DefinitionsCommand,
+    ExchangesCommand, GroupsCommand, QueuesCommand, TopicsCommand,
 };
 use super::client::{exit, segment, Client, Failure};
 use super::table::{cell, of_items, render};
@@ -58,7 +58,7 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
             partitions,
             config,
         }) => {
-            let body = json!({"partitions": partitions, "config": pairs(&config)?});
+            let body = json!({"partitions": partitions, "config": key_values("--config", &config, false)?});
             client.put(&format!("/api/topics/{}", segment(&name)), &body)?;
             Ok(done(out, format!("topic {name} created")))
         }
@@ -293,35 +293,21 @@ fn group_text(group: &Value) -> String {
     text
 }
 
-/// `KEY=VALUE` topic configs, as strings (Kafka's configs are strings).
-fn pairs(pairs: &[String]) -> Result<Value, Failure> {
+/// `KEY=VALUE` pairs given with `flag` as a JSON object. With `typed`, a value that parses as
+/// a JSON number or boolean keeps that type (queue and exchange arguments); otherwise every value
+/// is a string (Kafka's topic configs).
+fn key_values(flag: &str, pairs: &[String], typed: bool) -> Result<Value, Failure> {
     let mut map = Map::new();
     for pair in pairs {
         let (key, value) = pair.split_once('=').ok_or_else(|| {
             Failure::new(
                 exit::BAD_REQUEST,
-                format!("--config {pair}: expected KEY=VALUE"),
-            )
-        })?;
-        map.insert(key.to_string(), Value::String(value.to_string()));
-    }
-    Ok(Value::Object(map))
-}
-
-/// `KEY=VALUE` queue or exchange arguments; a value that parses as JSON (a number, a boolean)
-/// keeps that type, anything else is a string.
-fn arguments(pairs: &[String]) -> Result<Value, Failure> {
-    let mut map = Map::new();
-    for pair in pairs {
-        let (key, value) = pair.split_once('=').ok_or_else(|| {
-            Failure::new(
-                exit::BAD_REQUEST,
-                format!("--arg {pair}: expected KEY=VALUE"),
+                format!("{flag} {pair}: expected KEY=VALUE"),
             )
         })?;
         let value = serde_json::from_str::<Value>(value)
             .ok()
-            .filter(|v| v.is_number() || v.is_boolean())
+            .filter(|v| typed && (v.is_number() || v.is_boolean()))
             .unwrap_or_else(|| Value::String(value.to_string()));
         map.insert(key.to_string(), value);
     }
@@ -358,7 +344,7 @@ fn queues(
             arguments: pairs,
         } => {
             let body = json!({"durable": !transient, "auto_delete": auto_delete,
-                              "arguments": arguments(&pairs)?});
+                              "arguments": key_values("--arg", &pairs, true)?});
             client.put(&format!("/api/queues/{vhost}/{}", segment(&name)), &body)?;
             Ok(done(out, format!("queue {name} declared")))
         }
@@ -459,8 +445,7 @@ fn exchanges(
             transient,
             arguments: pairs,
         } => {
-            let body =
-                json!({"type": kind, "durable": !transient, "arguments": arguments(&pairs)?});
+            let body = json!({"type": kind, "durable": !transient, "arguments": key_values("--arg", &pairs, true)?});
             client.put(&format!("/api/exchanges/{vhost}/{}", segment(&name)), &body)?;
             Ok(done(out, format!("exchange {name} declared")))
         }
@@ -508,12 +493,12 @@ fn bindings(
                 )
             }))
         }
-        BindingsCommand::Declare {
+        BindingsCommand::Declare(BindingArgs {
             exchange,
             queue,
             routing_key,
             to_exchange,
-        } => {
+        }) => {
             client.post(
                 &path(&exchange, &queue, to_exchange),
                 &json!({"routing_key": routing_key}),
@@ -523,12 +508,12 @@ fn bindings(
                 format!("{exchange} bound to {queue} with {routing_key:?}"),
             ))
         }
-        BindingsCommand::Delete {
+        BindingsCommand::Delete(BindingArgs {
             exchange,
             queue,
             routing_key,
             to_exchange,
-        } => {
+        }) => {
             let key = if routing_key.is_empty() {
                 "~".to_string()
             } else {
