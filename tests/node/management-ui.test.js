@@ -2,7 +2,8 @@
 // The management UI (/, served by the porter binary) in headless Chromium from Debian's packages,
 // driven by puppeteer-core, with real clients doing the traffic: one test adds a queue from the
 // UI, publishes to it with amqplib, sees the depth change and purges it from the UI; another
-// watches a consumer group's lag fall as a kafkajs consumer runs. PORTER_UPDATE_SCREENSHOT=1
+// watches a consumer group's lag fall as a kafkajs consumer runs, then produces a test message
+// from a topic's page that kafkajs reads and browses the topic's last records. PORTER_UPDATE_SCREENSHOT=1
 // also writes a screenshot of every page to docs/images/ui-<page>.png.
 
 const test = require('node:test')
@@ -55,9 +56,9 @@ async function waitForCell (page, name, column, expected) {
   }, { timeout: WAIT_MS, polling: 200 }, name, column, expected)
 }
 
-async function screenshot (page, porter, name) {
+async function screenshot (page, porter, name, options = {}) {
   const shot = path.join(porter.tmp, `ui-${name}.png`)
-  await page.screenshot({ path: shot })
+  await page.screenshot({ path: shot, ...options })
   assert.ok(fs.statSync(shot).size > 0)
   if (process.env.PORTER_UPDATE_SCREENSHOT === '1') {
     fs.mkdirSync(path.join(REPO_ROOT, 'docs', 'images'), { recursive: true })
@@ -123,7 +124,8 @@ test('a consumer group\'s lag falls in the UI as a kafkajs consumer runs', { tim
     await consumer.connect()
     porter.defer(() => consumer.disconnect())
     await consumer.subscribe({ topic: 'ui-clicks', fromBeginning: true })
-    await consumer.run({ eachMessage: async () => {} })
+    const seen = []
+    await consumer.run({ eachMessage: async ({ message }) => { seen.push(`${message.key}=${message.value}`) } })
     await page.waitForFunction(() => document.getElementById('total-lag')?.textContent === '0', { timeout: 60_000, polling: 250 })
     await screenshot(page, porter, 'group')
     // A topic added from the Topics page exists for Kafka clients.
@@ -148,5 +150,18 @@ test('a consumer group\'s lag falls in the UI as a kafkajs consumer runs', { tim
 
     await page.goto(`${porter.httpUrl}/#/topics/ui-clicks`)
     await page.waitForFunction(() => document.querySelector('main').textContent.includes('High watermark'), { timeout: WAIT_MS })
-    await screenshot(page, porter, 'topic')
+    // A test message produced from the topic page reaches the kafkajs consumer with its key...
+    await page.type('#produce-key', 'ui-key')
+    await page.type('#produce-value', 'from the ui')
+    await page.click('#produce')
+    await waitFor('kafkajs to read the UI\'s message', async () => seen.includes('ui-key=from the ui'))
+    // ...and browsing the last records shows it beside what kafkajs produced, without consuming.
+    await page.waitForSelector('#browse-from', { timeout: WAIT_MS })
+    await page.$eval('#browse-from', el => { el.value = '-2' })
+    await page.click('#browse')
+    await page.waitForFunction(() => {
+      const text = document.getElementById('browsed')?.textContent || ''
+      return text.includes('from the ui') && text.includes('ui-key') && text.includes('c39')
+    }, { timeout: WAIT_MS, polling: 200 })
+    await screenshot(page, porter, 'topic', { fullPage: true })
   }, OPTIONS))

@@ -56,7 +56,7 @@ def test_queues_from_declare_to_delete(porter):
     assert [r[-1] for r in peeked[1:]] == ["o1", "o2"]
     assert ok(porter, "queues", "publish", "orders", "o3").strip() == "published"
     assert ok(porter, "queues", "purge", "orders").strip() == "queue orders purged"
-    assert json.loads(ok(porter, "queues", "list", "-o", "json"))[0]["messages"] == 0
+    assert json.loads(ok(porter, "queues", "list", "--output", "json"))[0]["messages"] == 0
     assert ok(porter, "queues", "delete", "orders", "--if-empty").strip() == "queue orders deleted"
 
 
@@ -70,7 +70,7 @@ def test_exchanges_and_bindings_route_what_is_published(porter):
     assert unrouted.returncode == 4 and "no queue is bound" in unrouted.stderr
     ok(porter, "bindings", "delete", "shop", "audit", "--routing-key", "order.*")
     assert ["shop", "audit", "queue", "order.*"] not in rows(ok(porter, "bindings", "list"))
-    assert json.loads(ok(porter, "queues", "list", "-o", "json"))[0]["messages"] == 1
+    assert json.loads(ok(porter, "queues", "list", "--output", "json"))[0]["messages"] == 1
 
 
 def test_group_lag_reads_like_kafka_consumer_groups(porter):
@@ -90,7 +90,7 @@ def test_status_names_the_listeners(porter):
     assert status.startswith("Porter ")
     assert f"amqp      127.0.0.1  {porter.amqp_port}" in status or \
         any(r[:3] == ["amqp", "127.0.0.1", str(porter.amqp_port)] for r in rows(status.split("\n\n")[-1]))
-    overview = json.loads(ok(porter, "status", "-o", "json"))
+    overview = json.loads(ok(porter, "status", "--output", "json"))
     assert overview["product_name"] == "Porter"
 
 
@@ -130,9 +130,9 @@ def test_topics_and_definitions_round_trip(porter, tmp_path):
     ok(porter, "queues", "delete", "jobs")
     ok(porter, "topics", "delete", "events")
     assert "imported" in ok(porter, "definitions", "import", str(backup))
-    queues = [q["name"] for q in json.loads(ok(porter, "queues", "list", "-o", "json"))]
+    queues = [q["name"] for q in json.loads(ok(porter, "queues", "list", "--output", "json"))]
     assert "jobs" in queues
-    topics = {t["name"]: t for t in json.loads(ok(porter, "topics", "list", "-o", "json"))}
+    topics = {t["name"]: t for t in json.loads(ok(porter, "topics", "list", "--output", "json"))}
     assert topics["events"]["partitions"] == 4
 
 
@@ -144,7 +144,7 @@ def test_group_offsets_reset_and_group_deleted_like_kafka_consumer_groups(porter
     committed = consumer.committed([TopicPartition("replay", 0), TopicPartition("replay", 1)], timeout=10)
     assert [tp.offset for tp in committed] == [0, 0], "confluent-kafka does not see the reset"
     ok(porter, "groups", "reset-offsets", "replayers", "--topic", "replay", "--to-offset", "99")
-    lag = json.loads(ok(porter, "groups", "describe", "replayers", "-o", "json"))["lag"]
+    lag = json.loads(ok(porter, "groups", "describe", "replayers", "--output", "json"))["lag"]
     assert lag == 0, "an offset past the end is clamped to the high watermark"
     no_target = cli(porter, "groups", "reset-offsets", "replayers", "--topic", "replay")
     assert no_target.returncode == 3

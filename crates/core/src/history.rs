@@ -30,6 +30,8 @@ const READ_BYTES: u32 = 1 << 20;
 pub struct History {
     /// Oldest first.
     pub records: Vec<LogRecord>,
+    /// The partition each of `records` came from (`partitions[i]` for `records[i]`).
+    pub partitions: Vec<i32>,
     /// A partition's scan stopped at [`HISTORY_SCAN_BYTES_MAX`] before its log's start, so
     /// older matches may exist.
     pub truncated: bool,
@@ -39,16 +41,21 @@ pub struct History {
 /// is `key`, oldest first (by timestamp across partitions).
 pub async fn newest(topic: &Arc<TopicHandle>, key: &[u8], limit: usize) -> Result<History> {
     let limit = limit.clamp(1, HISTORY_RESULTS_MAX);
-    let mut history = History::default();
+    let mut found: Vec<(i32, LogRecord)> = Vec::new();
+    let mut truncated = false;
     for partition in &topic.partitions {
-        let (records, truncated) = newest_in(partition, key, limit).await?;
-        history.records.extend(records);
-        history.truncated |= truncated;
+        let (records, cut) = newest_in(partition, key, limit).await?;
+        found.extend(records.into_iter().map(|r| (partition.index(), r)));
+        truncated |= cut;
     }
     // Stable: within a partition, offsets order records with equal timestamps.
-    history.records.sort_by_key(|r| r.timestamp);
-    history.records = keep_newest(history.records, limit);
-    Ok(history)
+    found.sort_by_key(|(_, r)| r.timestamp);
+    let (partitions, records) = keep_newest(found, limit).into_iter().unzip();
+    Ok(History {
+        records,
+        partitions,
+        truncated,
+    })
 }
 
 /// One partition's newest `limit` records with `key`, oldest first, and whether the scan stopped
@@ -154,7 +161,7 @@ async fn read_window(
     Ok(Some(read))
 }
 
-fn keep_newest(mut records: Vec<LogRecord>, limit: usize) -> Vec<LogRecord> {
+fn keep_newest<T>(mut records: Vec<T>, limit: usize) -> Vec<T> {
     let excess = records.len().saturating_sub(limit);
     records.drain(..excess);
     records

@@ -19,6 +19,8 @@
 //! - [`topic_message`]: a message on a topic with tag, keys, id, FIFO group and delivery time,
 //!   stored as a plain Kafka record with RocketMQ's property names as headers.
 //! - [`topic_publish`]: sends [`topic_message::TopicMessage`]s to a topic's partitions.
+//! - [`topic_records`]: plain Kafka records produced and browsed by what is not a Kafka client
+//!   (STOMP, the management API): Kafka's key partitioner, start positions, bounded pages.
 //! - [`pop`]: pop consumption (receive with an invisible duration, ack, redelivery with
 //!   attempts, dead letters, FIFO message groups) over a topic, per consumer group.
 //! - [`lookup`]: finding a topic message by key or id within a time range.
@@ -69,6 +71,7 @@ pub mod timer;
 pub mod topic;
 pub mod topic_message;
 pub mod topic_publish;
+pub mod topic_records;
 pub mod transaction;
 pub mod vhost;
 

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use porter_core::group::{GroupError, OffsetCommit};
+use porter_core::topic_records::StartAt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -53,6 +54,9 @@ enum Target {
     #[default]
     Latest,
     Offset,
+    /// The first offset stored at or after `"timestamp"` (ms since the epoch), as
+    /// `--to-datetime` moves it; the high watermark where nothing is that new.
+    Timestamp,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,9 +68,12 @@ struct ResetBody {
     to: Target,
     /// With `"to": "offset"`.
     offset: Option<i64>,
+    /// With `"to": "timestamp"`, ms since the epoch.
+    timestamp: Option<i64>,
 }
 
-/// `{"topic": "t", "to": "earliest"}` (or `"latest"`, or `"offset"` with `"offset": N`),
+/// `{"topic": "t", "to": "earliest"}` (or `"latest"`, `"offset"` with `"offset": N`, or
+/// `"timestamp"` with `"timestamp": ms`),
 /// optionally `"partitions": [0, 1]`; answers the new offsets. An offset outside what a partition holds is
 /// clamped to its log start or high watermark, as Kafka's tool does.
 async fn reset_offsets(
@@ -78,6 +85,11 @@ async fn reset_offsets(
     if body.to == Target::Offset && body.offset.is_none() {
         return Err(ApiError::bad_request(
             "\"to\": \"offset\" needs \"offset\": N",
+        ));
+    }
+    if body.to == Target::Timestamp && body.timestamp.is_none() {
+        return Err(ApiError::bad_request(
+            "\"to\": \"timestamp\" needs \"timestamp\": <ms since the epoch>",
         ));
     }
     let broker = &management.broker;
@@ -99,6 +111,11 @@ async fn reset_offsets(
             Target::Earliest => start,
             Target::Latest => end,
             Target::Offset => body.offset.unwrap_or(end).clamp(start, end),
+            Target::Timestamp => {
+                StartAt::Timestamp(body.timestamp.unwrap_or(i64::MAX))
+                    .resolve(partition)
+                    .await?
+            }
         };
         moved.push(json!({"topic": body.topic, "partition": partition.index(), "offset": offset}));
         commits.push(OffsetCommit {

@@ -15,11 +15,13 @@
 //! - [`connections`]: `/api/connections` on every listener, and closing one;
 //! - [`messages`]: publish to an exchange and get from a queue, as RabbitMQ's API does;
 //! - [`topics`]: `/api/topics` (also create, delete) and `/api/groups` (offsets, sizes, lag);
+//! - [`topic_messages`]: browsing a topic's records, producing to it, deleting records;
 //! - [`groups`]: resetting a group's offsets and deleting a group;
 //! - [`definitions`]: `/api/definitions` export and import, RabbitMQ's format plus topics;
 //! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
 //! - [`ui`]: the web UI at `/`, embedded in the binary;
-//! - [`body`], [`fields`], [`paging`], [`error`]: request bodies, JSON arguments, lists, errors.
+//! - [`body`], [`fields`], [`paging`], [`payload`], [`error`]: request bodies, JSON arguments,
+//!   lists, message bytes in JSON, errors.
 //!
 //! Reads never hold a broker lock while they serialise (see `porter_core`'s `inventory`).
 
@@ -36,7 +38,9 @@ pub mod messages;
 pub mod metrics;
 pub mod overview;
 pub mod paging;
+pub mod payload;
 pub mod queues;
+pub mod topic_messages;
 pub mod topics;
 pub mod ui;
 
@@ -117,6 +121,7 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(queues::routes())
         .merge(exchanges::routes())
         .merge(topics::routes())
+        .merge(topic_messages::routes())
         .merge(groups::routes())
         .merge(connections::routes())
         .merge(messages::routes())

@@ -15,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use base64::Engine;
 use porter_core::message::{Message, Properties};
 use porter_core::queue::Queue;
 use porter_core::vhost::next_owner_id;
@@ -143,19 +142,7 @@ async fn publish(
         name
     };
     let payload = body.payload.unwrap_or_default();
-    let payload = match body.payload_encoding.as_deref().unwrap_or("string") {
-        "string" => Bytes::from(payload.into_bytes()),
-        "base64" => Bytes::from(
-            base64::engine::general_purpose::STANDARD
-                .decode(payload.as_bytes())
-                .map_err(|e| ApiError::bad_request(format!("payload is not base64: {e}")))?,
-        ),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "payload_encoding must be string or base64, not {other:?}"
-            )))
-        }
-    };
+    let payload = crate::payload::decode(payload, body.payload_encoding.as_deref(), "payload")?;
     if payload.len() > PUBLISH_PAYLOAD_BYTES_MAX {
         return Err(ApiError::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -236,15 +223,7 @@ async fn get(
         "reject_requeue_false" => (false, false),
         other => return Err(ApiError::bad_request(format!("unknown ackmode {other:?}"))),
     };
-    let base64_always = match body.encoding.as_deref().unwrap_or("auto") {
-        "auto" => false,
-        "base64" => true,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "encoding must be auto or base64, not {other:?}"
-            )))
-        }
-    };
+    let base64_always = crate::payload::base64_always(body.encoding.as_deref())?;
     let queue = management
         .broker
         .vhost(&vhost)?
@@ -263,13 +242,7 @@ async fn get(
         taken.tags.push(delivery.queue_tag);
         let message = &delivery.message;
         let shown = &message.body[..message.body.len().min(truncate)];
-        let (payload, encoding) = match std::str::from_utf8(shown) {
-            Ok(text) if !base64_always => (text.to_string(), "string"),
-            _ => (
-                base64::engine::general_purpose::STANDARD.encode(shown),
-                "base64",
-            ),
-        };
+        let (payload, encoding) = crate::payload::encode(shown, base64_always);
         messages.push(json!({
             "payload_bytes": message.body.len(),
             "redelivered": delivery.redelivered,

@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use porter_core::broker::TopicHandle;
 use porter_core::config::ConfigSource;
+use porter_core::topic::ConfigOp;
 use porter_core::TopicConfig;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,7 +27,10 @@ pub(crate) fn routes() -> Router<Arc<Management>> {
         .route("/api/topics", get(list_topics))
         .route(
             "/api/topics/{name}",
-            get(show_topic).put(create_topic).delete(delete_topic),
+            get(show_topic)
+                .put(create_topic)
+                .patch(alter_topic)
+                .delete(delete_topic),
         )
         .route("/api/groups", get(list_groups))
         .route("/api/groups/{id}", get(show_group))
@@ -137,6 +141,57 @@ async fn create_topic(
         .await?;
     tracing::info!(topic = %name, "topic created through the management API");
     Ok(StatusCode::CREATED)
+}
+
+/// `PATCH /api/topics/{name}` with `{"config": {"retention.ms": "60000", "cleanup.policy":
+/// null}, "partitions": 6}`: sets the named overrides (null removes one, so the broker's default
+/// applies again; the rest stay, as `kafka-configs --alter` does) and grows the topic to
+/// `partitions`. Answers the topic as `GET` shows it.
+async fn alter_topic(
+    State(management): State<Arc<Management>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body: TopicBody = crate::body::parse(&body)?;
+    let broker = &management.broker;
+    let topic = broker.topic(&name).ok_or_else(ApiError::not_found)?;
+    if let Some(partitions) = body.partitions {
+        if partitions < topic.topic.partitions {
+            return Err(ApiError::bad_request(format!(
+                "{name} has {} partitions: they can grow, not shrink",
+                topic.topic.partitions
+            )));
+        }
+        if partitions > topic.topic.partitions {
+            broker.create_partitions(&name, partitions).await?;
+        }
+    }
+    if !body.config.is_empty() {
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        for (key, value) in &body.config {
+            if value.is_null() {
+                removes.push(key.clone());
+            } else {
+                let one = BTreeMap::from([(key.clone(), value.clone())]);
+                sets.extend(topic_config(&one)?.overrides);
+            }
+        }
+        broker
+            .update_topic_config(&name, false, move |current, defaults| {
+                let mut config = current.clone();
+                for key in &removes {
+                    config.alter(key, ConfigOp::Delete, defaults)?;
+                }
+                for (key, value) in &sets {
+                    config.set(key, value)?;
+                }
+                Ok(config)
+            })
+            .await?;
+    }
+    tracing::info!(topic = %name, "topic altered through the management API");
+    show_topic(State(management), Path(name)).await
 }
 
 async fn delete_topic(

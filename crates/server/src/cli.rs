@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::admin::args::{
-    ApiArgs, BindingsCommand, ConnectionsCommand, DefinitionsCommand, ExchangesCommand,
-    GroupsCommand, QueuesCommand, TopicsCommand,
+    ApiArgs, BindingsCommand, ConnectionsCommand, ConsumeArgs, DefinitionsCommand,
+    ExchangesCommand, GroupsCommand, ProduceArgs, QueuesCommand, TopicsCommand,
 };
 
 #[derive(Parser, Debug)]
@@ -23,7 +23,8 @@ use crate::admin::args::{
         RocketMQ (gRPC) to 8081, MQTT to 1883, STOMP to 61613; WebSocket (MQTT at /mqtt, STOMP \
         at /ws) and the chat example (/chat/) are on the HTTP port 15672. \
         `porter serve --help` says how to change or turn off each listener. The other commands \
-        (status, queues, exchanges, bindings, topics, groups, connections, definitions) manage a running \
+        (status, queues, exchanges, bindings, topics, groups, connections, definitions, produce, \
+        consume) manage a running \
         broker through its HTTP API (--url, default http://localhost:15672); they exit 0 when \
         done, 1 on failure, 2 on bad usage, 3 when the broker refuses the request as invalid, \
         4 when something named does not exist, 5 when the login is refused and 6 when the broker \
@@ -76,9 +77,9 @@ pub enum Command {
         #[command(subcommand)]
         command: BindingsCommand,
     },
-    /// Topics (Kafka, RocketMQ): list, describe partitions and offsets, create, delete.
+    /// Topics (Kafka, RocketMQ): list, describe partitions and offsets, create, alter, delete.
     #[command(
-        after_help = "Examples:\n  porter topics list\n  porter topics create clicks --partitions 6 --config retention.ms=86400000\n  porter topics describe clicks\n  porter topics delete clicks"
+        after_help = "Examples:\n  porter topics list\n  porter topics create clicks --partitions 6 --config retention.ms=86400000\n  porter topics describe clicks\n  porter topics alter clicks --config retention.ms=3600000 --partitions 12\n  porter topics delete-records clicks --partition 0 --before 1000\n  porter topics delete clicks"
     )]
     Topics {
         #[command(flatten)]
@@ -86,9 +87,9 @@ pub enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
-    /// Consumer groups: list, describe with lag per partition.
+    /// Consumer groups: list, describe with lag per partition, reset offsets, delete.
     #[command(
-        after_help = "Examples:\n  porter groups list\n  porter groups describe reports\n  porter groups reset-offsets reports --topic clicks --to-earliest\n  porter groups delete reports"
+        after_help = "Examples:\n  porter groups list\n  porter groups describe reports\n  porter groups reset-offsets reports --topic clicks --to-earliest\n  porter groups reset-offsets reports --topic clicks --to-datetime 2026-12-05T08:00:00Z\n  porter groups delete reports"
     )]
     Groups {
         #[command(flatten)]
@@ -115,6 +116,27 @@ pub enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: DefinitionsCommand,
+    },
+    /// Sends records to a topic (or messages to a queue or exchange), from arguments or one per
+    /// line of standard input.
+    #[command(
+        after_help = "Examples:\n  porter produce clicks 'hello'\n  porter produce clicks --key user-7 -H source=cli '{\"page\": \"/\"}'\n  seq 1 100 | porter produce clicks\n  printf 'user-1:a\\nuser-2:b\\n' | porter produce clicks -K :\n  porter produce orders --queue 'order 1'\n  porter produce shop --exchange --key order.created '{\"id\": 1}'"
+    )]
+    Produce {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        args: ProduceArgs,
+    },
+    /// Prints records of a topic from a position (or takes messages from a queue), as kcat -C.
+    #[command(
+        after_help = "Examples:\n  porter consume clicks\n  porter consume clicks -o -10 -f '%p/%o %k: %s\\n'\n  porter consume clicks --from-time 2026-12-05T08:00:00Z --count 100\n  porter consume clicks --key user-7\n  porter consume clicks -o end --follow\n  porter consume orders --queue --count 5\n  porter consume clicks --output json"
+    )]
+    Consume {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        args: ConsumeArgs,
     },
     /// Prints a shell completion script: porter completions bash > /etc/bash_completion.d/porter
     Completions {
@@ -222,4 +244,16 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or porter_storage=debug,info. [default: info]
     #[arg(long, env = "PORTER_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (unique short flags, valid defaults) over every command,
+    /// which otherwise fire only when that command is run.
+    #[test]
+    fn every_command_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

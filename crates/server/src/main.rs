@@ -74,6 +74,8 @@ fn main() -> ExitCode {
         cli::Command::Definitions { api, command } => {
             admin::run(&api, Resource::Definitions(command))
         }
+        cli::Command::Produce { api, args } => admin::run(&api, Resource::Produce(args)),
+        cli::Command::Consume { api, args } => admin::run(&api, Resource::Consume(args)),
         cli::Command::Completions { shell } => {
             // Into a buffer first: clap_complete panics on a closed pipe (`... | head`).
             let mut script = Vec::new();

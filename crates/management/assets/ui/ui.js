@@ -10,7 +10,8 @@ const state = {
   auth: sessionStorage.getItem('porter.auth'),
   timer: null,
   history: [], // overview samples {t, ready, unacked, connections}
-  lag: {} // group id -> [{t, lag}]
+  lag: {}, // group id -> [{t, lag}]
+  browsed: null // the last messages browsed: {topic, from, partition, messages}, kept across refreshes
 }
 
 function el (tag, attrs = {}, ...children) {
@@ -344,7 +345,8 @@ const pages = {
         { title: 'Size', cell: p => bytes(p.size_bytes) }
       ], t.partition_details)),
       el('h2', {}, 'Config overrides'),
-      el('div', { className: 'card' }, table([{ title: 'Key', key: 'key' }, { title: 'Value', key: 'value' }], Object.entries(t.config).map(([key, value]) => ({ key, value }))))
+      el('div', { className: 'card' }, table([{ title: 'Key', key: 'key' }, { title: 'Value', key: 'value' }], Object.entries(t.config).map(([key, value]) => ({ key, value })))),
+      ...topicMessages(t)
     ]
   },
 
@@ -387,6 +389,50 @@ const pages = {
       ], connections))
     ]
   }
+}
+
+// A topic page's message browser (read-only: it moves no group's offsets) and test producer.
+function topicMessages (t) {
+  const shown = state.browsed && state.browsed.topic === t.name ? state.browsed : { from: '-20', partition: '', messages: null }
+  const from = el('input', { id: 'browse-from', value: shown.from, title: 'first, next, an offset, -N (N before the end) or timestamp=<ms>', style: 'width: 10rem' })
+  const partition = el('select', { id: 'browse-partition' }, el('option', { value: '' }, 'all partitions'),
+    t.partition_details.map(p => el('option', { value: String(p.partition), selected: String(p.partition) === shown.partition }, `partition ${p.partition}`)))
+  const browse = async () => {
+    const query = new URLSearchParams({ from: from.value.trim() || 'first', limit: '50' })
+    if (partition.value !== '') query.set('partition', partition.value)
+    try {
+      const page = await api('GET', `/api/topics/${enc(t.name)}/messages?${query}`)
+      state.browsed = { topic: t.name, from: from.value, partition: partition.value, messages: page.messages }
+    } catch (e) {
+      if (e.status !== 401) flash(`Browsing failed: ${e.message}`)
+    }
+    render()
+  }
+  const key = el('input', { id: 'produce-key', placeholder: 'key (optional)', style: 'width: 10rem' })
+  const value = el('input', { id: 'produce-value', placeholder: 'value' })
+  const produce = e => {
+    e.preventDefault()
+    const record = { value: value.value }
+    if (key.value !== '') record.key = key.value
+    act('Message produced', () => api('POST', `/api/topics/${enc(t.name)}/messages`, { records: [record] }))
+  }
+  const text = (m, field) => m[field] === null ? '–' : (m[`${field}_encoding`] === 'base64' ? `base64:${m[field]}` : m[field])
+  const results = shown.messages === null
+    ? el('p', { className: 'hint' }, 'Browse reads records without consuming them.')
+    : table([
+      { title: 'Partition', key: 'partition', num: true }, { title: 'Offset', key: 'offset', num: true },
+      { title: 'Time', cell: m => new Date(m.timestamp).toISOString().replace('T', ' ').replace('Z', '') },
+      { title: 'Key', cell: m => text(m, 'key') },
+      { title: 'Value', cell: m => el('pre', { className: 'payload' }, text(m, 'value')) },
+      { title: 'Headers', cell: m => Object.entries(m.headers).map(([k, v]) => `${k}=${v}`).join(', ') }
+    ], shown.messages)
+  return [
+    el('h2', {}, 'Messages'),
+    el('div', { className: 'card' },
+      el('form', { className: 'inline', id: 'produce-form', onsubmit: produce }, key, value, el('button', { id: 'produce' }, 'Produce')),
+      el('form', { className: 'inline', onsubmit: e => { e.preventDefault(); browse() } }, el('span', {}, 'From'), from, partition, el('button', { id: 'browse' }, 'Browse')),
+      el('div', { id: 'browsed' }, results))
+  ]
 }
 
 async function render () {

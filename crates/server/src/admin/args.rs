@@ -29,7 +29,7 @@ pub struct ApiArgs {
     )]
     pub password: String,
     /// Human tables, or the API's JSON for scripts.
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
     /// Virtual host of queues, exchanges and bindings.
     #[arg(long, default_value = "/", global = true)]
@@ -150,8 +150,30 @@ pub enum TopicsCommand {
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
     },
+    /// Changes a topic's config overrides (others stay) or grows its partitions:
+    /// porter topics alter clicks --config retention.ms=3600000 --delete-config cleanup.policy
+    Alter {
+        name: String,
+        /// Sets a Kafka topic config, KEY=VALUE (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// Removes an override, so the broker's default applies again (repeatable).
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_config: Vec<String>,
+        /// Grows the topic to this many partitions (never fewer).
+        #[arg(long)]
+        partitions: Option<u32>,
+    },
     /// Deletes a topic and its records.
     Delete { name: String },
+    /// Deletes the records below OFFSET (-1: all) in one partition, as kafka-delete-records does.
+    DeleteRecords {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        partition: i32,
+        #[arg(long, allow_negative_numbers = true)]
+        before: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,8 +203,12 @@ pub enum GroupsCommand {
         #[arg(long, conflicts_with = "to_offset")]
         to_latest: bool,
         /// This offset on every partition (clamped to what each holds).
-        #[arg(long, value_name = "OFFSET")]
+        #[arg(long, value_name = "OFFSET", conflicts_with = "to_datetime")]
         to_offset: Option<i64>,
+        /// The first offset stored at or after this time: RFC 3339
+        /// (2026-12-05T10:00:00Z) or ms since the epoch.
+        #[arg(long, value_name = "TIME", conflicts_with_all = ["to_earliest", "to_latest"])]
+        to_datetime: Option<String>,
     },
     /// Deletes a group without members, and its committed offsets.
     Delete { id: String },
@@ -194,4 +220,69 @@ pub enum ConnectionsCommand {
     List,
     /// Closes a connection (NAME as `list` shows it: "peer -> local").
     Close { name: String },
+}
+
+/// `porter produce`: records to a topic (or, with --queue / --exchange, messages to a queue).
+#[derive(Args, Debug)]
+pub struct ProduceArgs {
+    /// The topic (or the queue with --queue, the exchange with --exchange).
+    pub target: String,
+    /// Values to send, one record each; without any, each line of standard input is one.
+    pub values: Vec<String>,
+    /// The record key (with --exchange: the routing key).
+    #[arg(short = 'k', long)]
+    pub key: Option<String>,
+    /// Splits each input line into key and value at DELIM (kcat's -K): -K :
+    #[arg(short = 'K', long, value_name = "DELIM", conflicts_with = "key")]
+    pub key_delimiter: Option<String>,
+    /// A header, NAME=VALUE (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// The partition (default: by the key's hash as Kafka clients choose, else round robin).
+    #[arg(short = 'p', long)]
+    pub partition: Option<i32>,
+    /// TARGET is a queue: publish through the default exchange, persistent.
+    #[arg(long, conflicts_with = "exchange")]
+    pub queue: bool,
+    /// TARGET is an exchange: publish with --key as the routing key, persistent.
+    #[arg(long)]
+    pub exchange: bool,
+}
+
+/// `porter consume`: records from a topic (or, with --queue, messages taken from a queue).
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    /// The topic (or the queue with --queue).
+    pub target: String,
+    /// Where to start in each partition: beginning, end, an offset, -N (N before the end), or
+    /// s@MS (the first record stored at or after that time, as kcat writes it).
+    #[arg(
+        short = 'o',
+        long,
+        default_value = "beginning",
+        allow_hyphen_values = true
+    )]
+    pub offset: String,
+    /// Start at the first record stored at or after this time (RFC 3339 or ms since the epoch).
+    #[arg(long, value_name = "TIME", conflicts_with = "offset")]
+    pub from_time: Option<String>,
+    /// One partition only.
+    #[arg(short = 'p', long)]
+    pub partition: Option<i32>,
+    /// Stop after this many.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// The newest records with this key instead (up to --count, default 20).
+    #[arg(long, conflicts_with_all = ["follow", "from_time"])]
+    pub key: Option<String>,
+    /// Keep waiting for new records at the end, as kcat does without -e.
+    #[arg(long)]
+    pub follow: bool,
+    /// How to print each record, as kcat's -f: %s value, %k key, %t topic, %p partition,
+    /// %o offset, %T timestamp (ms), %h headers, %S and %K lengths, \n \t.
+    #[arg(short = 'f', long, default_value = "%s\\n")]
+    pub format: String,
+    /// TARGET is a queue: take messages out of it (acknowledged), until it is empty.
+    #[arg(long, conflicts_with_all = ["follow", "key", "partition", "from_time"])]
+    pub queue: bool,
 }

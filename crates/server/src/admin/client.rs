@@ -71,6 +71,10 @@ impl Client {
         self.request("POST", path, Some(body))
     }
 
+    pub fn patch(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.request("PATCH", path, Some(body))
+    }
+
     pub fn delete(&self, path: &str) -> Result<Value, Failure> {
         self.request("DELETE", path, None)
     }
@@ -81,6 +85,12 @@ impl Client {
         let sent = match (method, body) {
             ("GET", _) => self.agent.get(&url).header("Authorization", auth).call(),
             ("DELETE", _) => self.agent.delete(&url).header("Authorization", auth).call(),
+            ("PATCH", body) => self
+                .agent
+                .patch(&url)
+                .header("Authorization", auth)
+                .header("Content-Type", "application/json")
+                .send(body.map(Value::to_string).unwrap_or_default()),
             ("PUT", body) => self
                 .agent
                 .put(&url)

@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use super::args::{
-    ApiArgs, BindingArgs, BindingsCommand, ConnectionsCommand, DefinitionsCommand,
-    ExchangesCommand, GroupsCommand, QueuesCommand, TopicsCommand,
+    ApiArgs, BindingArgs, BindingsCommand, ConnectionsCommand, ConsumeArgs, DefinitionsCommand,
+    ExchangesCommand, GroupsCommand, ProduceArgs, QueuesCommand, TopicsCommand,
 };
 use super::client::{exit, segment, Client, Failure};
 use super::table::{cell, of_items, render};
@@ -21,6 +21,8 @@ pub enum Resource {
     Groups(GroupsCommand),
     Connections(ConnectionsCommand),
     Definitions(DefinitionsCommand),
+    Produce(ProduceArgs),
+    Consume(ConsumeArgs),
 }
 
 pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed, Failure> {
@@ -62,6 +64,44 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
             client.put(&format!("/api/topics/{}", segment(&name)), &body)?;
             Ok(done(out, format!("topic {name} created")))
         }
+        Resource::Topics(TopicsCommand::Alter {
+            name,
+            config,
+            delete_config,
+            partitions,
+        }) => {
+            let mut changes = key_values("--config", &config, false)?;
+            for key in delete_config {
+                changes[key] = Value::Null;
+            }
+            let mut body = json!({ "config": changes });
+            if let Some(partitions) = partitions {
+                body["partitions"] = json!(partitions);
+            }
+            let topic = client.patch(&format!("/api/topics/{}", segment(&name)), &body)?;
+            Ok(Printed::choose(out, topic, topic_text))
+        }
+        Resource::Topics(TopicsCommand::DeleteRecords {
+            name,
+            partition,
+            before,
+        }) => {
+            let answer = client.post(
+                &format!("/api/topics/{}/delete-records", segment(&name)),
+                &json!({"partitions": [{"partition": partition, "offset": before}]}),
+            )?;
+            Ok(Printed::choose(out, answer, |a| {
+                of_items(
+                    &[
+                        ("PARTITION", "partition"),
+                        ("LOW-WATERMARK", "low_watermark"),
+                    ],
+                    &a["partitions"],
+                )
+            }))
+        }
+        Resource::Produce(args) => super::stream::produce(client, out, &vhost, args),
+        Resource::Consume(args) => super::stream::consume(client, out, &vhost, args),
         Resource::Topics(TopicsCommand::Delete { name }) => {
             client.delete(&format!("/api/topics/{}", segment(&name)))?;
             Ok(done(out, format!("topic {name} deleted")))
@@ -130,17 +170,20 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
             to_earliest,
             to_latest,
             to_offset,
+            to_datetime,
         }) => {
-            let body = match (to_earliest, to_latest, to_offset) {
-                (true, _, _) => json!({"topic": topic, "to": "earliest"}),
-                (_, true, _) => json!({"topic": topic, "to": "latest"}),
-                (_, _, Some(offset)) => json!({"topic": topic, "to": "offset", "offset": offset}),
-                _ => {
-                    return Err(Failure::new(
-                        exit::BAD_REQUEST,
-                        "say where: --to-earliest, --to-latest or --to-offset N",
-                    ))
+            let body = match (to_earliest, to_latest, to_offset, to_datetime) {
+                (true, _, _, _) => json!({"topic": topic, "to": "earliest"}),
+                (_, true, _, _) => json!({"topic": topic, "to": "latest"}),
+                (_, _, Some(offset), _) => {
+                    json!({"topic": topic, "to": "offset", "offset": offset})
                 }
+                (_, _, _, Some(time)) => json!({"topic": topic, "to": "timestamp",
+                                                "timestamp": super::stream::epoch_ms(&time)?}),
+                _ => return Err(Failure::new(
+                    exit::BAD_REQUEST,
+                    "say where: --to-earliest, --to-latest, --to-offset N or --to-datetime TIME",
+                )),
             };
             let moved = client.post(
                 &format!("/api/groups/{}/reset-offsets", segment(&id)),

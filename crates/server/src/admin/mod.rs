@@ -7,6 +7,7 @@
 pub mod args;
 pub mod client;
 mod commands;
+mod stream;
 pub mod table;
 
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ pub fn run(api: &ApiArgs, resource: Resource) -> ExitCode {
             print(text.trim_end());
             ExitCode::SUCCESS
         }
+        Ok(Printed::Nothing) => ExitCode::SUCCESS,
+        Err(Failure { message, status }) if message.is_empty() => ExitCode::from(status),
         Err(Failure { message, status }) => {
             use std::io::Write as _;
             let _ = writeln!(std::io::stderr(), "porter: {message}");
@@ -42,6 +45,8 @@ pub fn run(api: &ApiArgs, resource: Resource) -> ExitCode {
 pub enum Printed {
     Json(Value),
     Text(String),
+    /// The command printed as it went (`porter consume`).
+    Nothing,
 }
 
 impl Printed {

@@ -25,7 +25,7 @@ impl Durable {
     pub async fn wait(self) -> Result<()> {
         match self {
             Durable::Queue(w) => Ok(w.wait().await?),
-            Durable::Kafka(p) => p.wait().await,
+            Durable::Kafka(p) => Ok(p.wait().await?),
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::destination::Destination;
 use crate::error::{Result, StompError};
 use crate::frame::Frame;
-use crate::kafka::{self, StartAt};
+use crate::kafka;
 use crate::limits::PREFETCH_MAX;
 use crate::session::{AckMode, Session, Source, Subscription, Version};
 
@@ -119,7 +119,7 @@ pub async fn start(
             kafka::subscribe(
                 &session.ctx.broker,
                 &topic,
-                StartAt::parse(frame.header("x-stream-offset"))?,
+                kafka::start_at(frame.header("x-stream-offset"))?,
                 id.clone(),
                 feed,
                 stop.clone(),
