@@ -153,3 +153,17 @@ def test_group_offsets_reset_and_group_deleted_like_kafka_consumer_groups(porter
     assert ok(porter, "groups", "delete", "replayers").strip() == "group replayers deleted"
     assert cli(porter, "groups", "describe", "replayers").returncode == 4
     assert cli(porter, "groups", "delete", "replayers").returncode == 4
+
+
+def test_channels_and_consumers_of_a_pika_worker(porter):
+    connection = pika.BlockingConnection(connection_parameters(porter.amqp_url))
+    channel = connection.channel()
+    channel.queue_declare("emails", durable=True)
+    channel.basic_qos(prefetch_count=10)
+    channel.basic_consume("emails", lambda *a: None, consumer_tag="mailer")
+    channels = rows(ok(porter, "connections", "channels"))
+    assert channels[0] == ["CHANNEL", "USER", "CONSUMERS", "UNACKED", "PREFETCH", "CONFIRM"]
+    assert channels[1][1:] == ["guest", "1", "0", "10", "false"]
+    consumers = rows(ok(porter, "connections", "consumers"))
+    assert consumers[1][:2] == ["mailer", "emails"] and consumers[1][3:] == ["true", "10"]
+    connection.close()

@@ -6,6 +6,7 @@ confluent-kafka for a consumer group's lag; and Prometheus's own parser for /met
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 import subprocess
 import time
 from pathlib import Path
@@ -115,6 +116,47 @@ def test_queues_declared_by_amqp_clients_are_listed_with_consumers(porter):
                                if q["name"] == "work" and q["consumers"] == 1], "the consumer")
     assert listed[0]["vhost"] == "/" and listed[0]["exclusive"] is False
     connection.close()
+
+
+def test_rabbitmqadmin_lists_channels_and_consumers_with_their_unacked_deliveries(porter, rabbitmqadmin):
+    connection = pika.BlockingConnection(connection_parameters(porter.amqp_url))
+    publisher = connection.channel()
+    publisher.confirm_delivery()
+    publisher.queue_declare("tasks", durable=True)
+    publish_confirmed(publisher, "", "tasks", [b"t1", b"t2", b"t3"])
+    worker = connection.channel()
+    worker.basic_qos(prefetch_count=2)
+    worker.basic_consume("tasks", lambda *a: None, consumer_tag="worker-1")
+
+    def worker_channel():
+        channels = json.loads(admin(rabbitmqadmin, porter, "-f", "raw_json", "list", "channels"))
+        found = [c for c in channels if c["number"] == worker.channel_number]
+        return found if found and found[0]["messages_unacknowledged"] == 2 else None
+    listed = wait_for(worker_channel, "two unacknowledged deliveries on the worker's channel")[0]
+    assert listed["prefetch_count"] == 2 and listed["consumer_count"] == 1
+    assert listed["confirm"] is False and listed["vhost"] == "/" and listed["user"] == "guest"
+    channels = api(porter, "GET", "/api/channels").json()
+    assert next(c for c in channels if c["number"] == publisher.channel_number)["confirm"] is True
+
+    consumers = json.loads(admin(rabbitmqadmin, porter, "-f", "raw_json", "list", "consumers"))
+    assert [(c["consumer_tag"], c["queue"]["name"], c["ack_required"], c["prefetch_count"])
+            for c in consumers] == [("worker-1", "tasks", True, 2)]
+    assert consumers[0]["channel_details"]["name"] == listed["name"]
+    assert api(porter, "GET", "/api/consumers/%2F").json()[0]["consumer_tag"] == "worker-1"
+
+    shown = api(porter, "GET", "/api/channels/" + quote(listed["name"], safe=""))
+    assert shown.status_code == 200
+    assert shown.json()["consumer_details"][0]["consumer_tag"] == "worker-1"
+    connection_name = listed["connection_details"]["name"]
+    on_connection = api(porter, "GET", f"/api/connections/{quote(connection_name, safe='')}/channels")
+    assert sorted(c["number"] for c in on_connection.json()) == sorted(
+        [publisher.channel_number, worker.channel_number])
+    assert api(porter, "GET", "/api/channels/" + quote("1.2.3.4:5 -> 6.7.8.9:10 (1)", safe="")
+               ).status_code == 404
+
+    connection.close()
+    wait_for(lambda: api(porter, "GET", "/api/channels").json() == [], "the channels to go")
+    assert api(porter, "GET", "/api/consumers").json() == []
 
 
 def test_errors_are_rabbitmq_json_with_the_right_status(porter):

@@ -13,6 +13,7 @@
 //! - [`queues`]: `/api/queues`, declare, delete, purge;
 //! - [`exchanges`]: `/api/exchanges`, declare, delete, and `/api/bindings`;
 //! - [`connections`]: `/api/connections` on every listener, and closing one;
+//! - [`channels`]: `/api/channels` and `/api/consumers` (AMQP), asked of each connection;
 //! - [`messages`]: publish to an exchange and get from a queue, as RabbitMQ's API does;
 //! - [`topics`]: `/api/topics` (also create, delete) and `/api/groups` (offsets, sizes, lag);
 //! - [`topic_messages`]: browsing a topic's records, producing to it, deleting records;
@@ -27,6 +28,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod channels;
 pub mod connections;
 pub mod definitions;
 pub mod error;
@@ -124,6 +126,7 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(topic_messages::routes())
         .merge(groups::routes())
         .merge(connections::routes())
+        .merge(channels::routes())
         .merge(messages::routes())
         .merge(definitions::routes())
         .route_layer(from_fn_with_state(management.clone(), auth::require_user))

@@ -56,7 +56,7 @@ pub fn queue_json(queue: &QueueSnapshot) -> Value {
     })
 }
 
-fn check_vhost(management: &Management, vhost: &str) -> ApiResult<()> {
+pub(crate) fn check_vhost(management: &Management, vhost: &str) -> ApiResult<()> {
     management.broker.routing_table(vhost)?;
     Ok(())
 }

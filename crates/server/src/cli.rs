@@ -97,9 +97,9 @@ pub enum Command {
         #[command(subcommand)]
         command: GroupsCommand,
     },
-    /// Client connections on every listener: list, close one.
+    /// Client connections on every listener: list, close one; AMQP channels and consumers.
     #[command(
-        after_help = "Examples:\n  porter connections list\n  porter connections close '127.0.0.1:53412 -> 127.0.0.1:5672'"
+        after_help = "Examples:\n  porter connections list\n  porter connections channels\n  porter connections consumers\n  porter connections close '127.0.0.1:53412 -> 127.0.0.1:5672'"
     )]
     Connections {
         #[command(flatten)]

@@ -32,6 +32,9 @@ pub struct ConsumerEntry {
     /// The tag the queue knows (see `session::internal_tag`).
     pub internal: String,
     pub no_ack: bool,
+    /// The channel's prefetch when it started (what the queue enforces for it).
+    pub prefetch: u16,
+    pub exclusive: bool,
 }
 
 pub struct Unacked {
@@ -68,6 +71,31 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// This channel as the management API lists it.
+    pub fn describe(&self, vhost: &str) -> porter_gateway_kit::ChannelInfo {
+        let mut consumers: Vec<porter_gateway_kit::ConsumerInfo> = self
+            .consumers
+            .iter()
+            .map(|(tag, c)| porter_gateway_kit::ConsumerInfo {
+                tag: tag.clone(),
+                queue: c.queue.name().to_string(),
+                ack_required: !c.no_ack,
+                prefetch: c.prefetch,
+                exclusive: c.exclusive,
+            })
+            .collect();
+        consumers.sort_by(|a, b| a.tag.cmp(&b.tag));
+        porter_gateway_kit::ChannelInfo {
+            number: self.id,
+            vhost: vhost.to_string(),
+            prefetch: self.prefetch,
+            unacked: self.unacked.len(),
+            confirm: self.confirm.is_some(),
+            transactional: self.tx.is_some(),
+            consumers,
+        }
+    }
+
     pub fn new(id: u16) -> Self {
         Channel {
             id,

@@ -85,6 +85,11 @@ impl Connection {
         self.registration.set_user(user)
     }
 
+    /// See [`Registration::describe_requests`].
+    pub fn describe_requests(&self) -> crate::describe::DescribeRequests {
+        self.registration.describe_requests()
+    }
+
     /// Byte counters for the connection's reader and writer.
     pub fn counters(&self) -> Arc<ByteCounters> {
         self.registration.counters()

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::close::CloseReason;
+use crate::describe::{self, ChannelInfo, DescribeRequests, DescribeSender};
 
 /// A connection's id, unique within its registry for the process's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +81,8 @@ struct Entry {
     /// Cancelled when someone asks the connection to close; the reason is set first.
     close: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
+    /// Where to ask for the connection's channels, once it answers such questions.
+    describe: Mutex<Option<DescribeSender>>,
 }
 
 impl Entry {
@@ -164,6 +167,7 @@ impl Registry {
             counters: Arc::default(),
             close: CancellationToken::new(),
             close_reason: Mutex::new(None),
+            describe: Mutex::new(None),
         });
         entries.insert(id, entry.clone());
         Ok(Registration {
@@ -194,6 +198,21 @@ impl Registry {
     pub fn get(&self, id: ConnectionId) -> Option<ConnectionInfo> {
         let entry = self.inner.entries.lock().get(&id).cloned();
         entry.map(|e| e.info())
+    }
+
+    /// Connection `id`'s channels and consumers, asked of the connection (see
+    /// [`crate::describe`]); `None` if it is gone, does not describe itself, or did not answer
+    /// within [`crate::describe::DESCRIBE_TIMEOUT`].
+    pub async fn channels(&self, id: ConnectionId) -> Option<Vec<ChannelInfo>> {
+        let sender = self
+            .inner
+            .entries
+            .lock()
+            .get(&id)?
+            .describe
+            .lock()
+            .clone()?;
+        describe::ask(sender).await
     }
 
     /// Asks connection `id` to close for `reason`; the protocol sends its goodbye. False if no
@@ -267,6 +286,14 @@ impl Registration {
         *self.entry.user.lock() = Some(user.into());
     }
 
+    /// Makes this connection answer [`Registry::channels`]: it serves the returned requests
+    /// from its own loop.
+    pub fn describe_requests(&self) -> DescribeRequests {
+        let (sender, requests) = describe::channel();
+        *self.entry.describe.lock() = Some(sender);
+        requests
+    }
+
     /// The byte counters, to hand to readers and writers running in other tasks.
     pub fn counters(&self) -> Arc<ByteCounters> {
         self.entry.counters.clone()
@@ -324,6 +351,40 @@ mod tests {
         let list = registry.list();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].id, b.id());
+    }
+
+    #[tokio::test]
+    async fn a_connection_describes_its_channels_when_asked_and_only_then() {
+        let registry = Registry::new("amqp", 8);
+        let quiet = registry.register(addr(1000), addr(5672)).unwrap();
+        assert_eq!(
+            registry.channels(quiet.id()).await,
+            None,
+            "it never offered"
+        );
+        let busy = registry.register(addr(1001), addr(5672)).unwrap();
+        let mut requests = busy.describe_requests();
+        let answering = tokio::spawn(async move {
+            let reply = requests.recv().await.unwrap();
+            let _ = reply.send(vec![ChannelInfo {
+                number: 1,
+                unacked: 3,
+                ..ChannelInfo::default()
+            }]);
+            requests // a connection that stops answering but lives on
+        });
+        let channels = registry.channels(busy.id()).await.unwrap();
+        assert_eq!((channels[0].number, channels[0].unacked), (1, 3));
+        let _requests = answering.await.unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            registry.channels(busy.id()).await,
+            None,
+            "no answer in time"
+        );
+        assert!(started.elapsed() >= describe::DESCRIBE_TIMEOUT);
+        drop(busy);
+        assert_eq!(registry.channels(ConnectionId(2)).await, None, "gone");
     }
 
     #[test]

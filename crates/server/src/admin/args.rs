@@ -218,6 +218,10 @@ pub enum GroupsCommand {
 pub enum ConnectionsCommand {
     /// Open connections on every listener.
     List,
+    /// AMQP channels: prefetch, unacknowledged deliveries, consumers, confirm mode.
+    Channels,
+    /// AMQP consumers: tag, queue, channel, acknowledgement mode and prefetch.
+    Consumers,
     /// Closes a connection (NAME as `list` shows it: "peer -> local").
     Close { name: String },
 }

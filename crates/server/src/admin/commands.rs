@@ -223,6 +223,48 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
                 )
             }))
         }
+        Resource::Connections(ConnectionsCommand::Channels) => {
+            let channels = client.get("/api/channels")?;
+            Ok(Printed::choose(out, channels, |c| {
+                of_items(
+                    &[
+                        ("CHANNEL", "name"),
+                        ("USER", "user"),
+                        ("CONSUMERS", "consumer_count"),
+                        ("UNACKED", "messages_unacknowledged"),
+                        ("PREFETCH", "prefetch_count"),
+                        ("CONFIRM", "confirm"),
+                    ],
+                    c,
+                )
+            }))
+        }
+        Resource::Connections(ConnectionsCommand::Consumers) => {
+            let consumers = client.get("/api/consumers")?;
+            Ok(Printed::choose(out, consumers, |c| {
+                let flat: Vec<Value> = c
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| {
+                        json!({"tag": c["consumer_tag"], "queue": c["queue"]["name"],
+                               "channel": c["channel_details"]["name"],
+                               "ack": c["ack_required"], "prefetch": c["prefetch_count"]})
+                    })
+                    .collect();
+                of_items(
+                    &[
+                        ("TAG", "tag"),
+                        ("QUEUE", "queue"),
+                        ("CHANNEL", "channel"),
+                        ("ACK", "ack"),
+                        ("PREFETCH", "prefetch"),
+                    ],
+                    &Value::Array(flat),
+                )
+            }))
+        }
         Resource::Connections(ConnectionsCommand::Close { name }) => {
             client.delete(&format!("/api/connections/{}", segment(&name)))?;
             Ok(done(out, format!("connection {name} closed")))

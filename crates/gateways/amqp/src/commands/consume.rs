@@ -59,6 +59,8 @@ pub fn consume(
             queue,
             internal,
             no_ack: c.no_ack,
+            prefetch: ch.prefetch,
+            exclusive: c.exclusive,
         },
     );
     if !c.nowait {

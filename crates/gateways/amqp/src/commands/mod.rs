@@ -78,6 +78,19 @@ impl Channels {
 
     /// Body bytes held in publishes still being assembled, across the channels: what the
     /// connection charges to its memory share.
+    /// Every open channel, by number, as the management API lists them.
+    pub fn describe(&self) -> Vec<porter_gateway_kit::ChannelInfo> {
+        let vhost = self.session.vhost.name();
+        let mut channels: Vec<_> = self
+            .channels
+            .values()
+            .filter(|ch| !ch.closing)
+            .map(|ch| ch.describe(vhost))
+            .collect();
+        channels.sort_by_key(|ch| ch.number);
+        channels
+    }
+
     pub fn content_bytes(&self) -> u64 {
         self.channels
             .values()

@@ -332,6 +332,7 @@ impl ConnectionLoop<'_> {
         };
         let mut heartbeat = tokio::time::interval(tick);
         let conn = self.conn;
+        let mut describe = conn.describe_requests();
         loop {
             let reading = self.reading();
             let room = self.has_room();
@@ -349,6 +350,10 @@ impl ConnectionLoop<'_> {
                             self.out.heartbeat();
                         }
                     }
+                    Event::Idle
+                }
+                Some(reply) = describe.recv() => {
+                    let _ = reply.send(self.channels.describe());
                     Event::Idle
                 }
                 Ok(()) = alarms.changed() => {
