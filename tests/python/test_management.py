@@ -246,6 +246,45 @@ def test_metrics_follow_the_queue_depth(porter):
     connection.close()
 
 
+def test_message_rates_and_counters_follow_the_traffic(porter):
+    """Rates are per-second differences of counts read every 5 s (as RabbitMQ's
+    collect_statistics_interval): traffic across three readings shows on the queue, the
+    overview, the topic and in /metrics' counters."""
+    connection = pika.BlockingConnection(connection_parameters(porter.amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare("rated", durable=True)
+    create_topic(porter.bootstrap, "rated-topic", 1)
+    published = got = 0
+    deadline = time.monotonic() + 11.0
+    while time.monotonic() < deadline:
+        publish_confirmed(channel, "", "rated", [b"m"] * 10)
+        published += 10
+        for _ in range(5):
+            method, _, _ = channel.basic_get("rated", auto_ack=False)
+            channel.basic_ack(method.delivery_tag)
+            got += 1
+        api(porter, "POST", "/api/topics/rated-topic/messages",
+            json={"records": [{"value": "r"}] * 5}).raise_for_status()
+        time.sleep(0.2)
+
+    stats = api(porter, "GET", "/api/queues/%2F/rated").json()["message_stats"]
+    assert (stats["publish"], stats["deliver_get"], stats["ack"]) == (published, got, got)
+    assert stats["publish_details"]["rate"] > 0 and stats["ack_details"]["rate"] > 0
+    assert stats["deliver_get_details"]["rate"] > 0 and stats["redeliver"] == 0
+    overview = api(porter, "GET", "/api/overview").json()["message_stats"]
+    assert overview["publish_details"]["rate"] >= stats["publish_details"]["rate"]
+    assert overview["topic_append_details"]["rate"] > 0
+    assert api(porter, "GET", "/api/topics/rated-topic").json()["messages_in_rate"] > 0
+    connection.close()
+
+    samples = metric_samples(porter)
+    labels = (("queue", "rated"), ("vhost", "/"))
+    assert samples[("porter_queue_messages_published_total", labels)] == published
+    assert samples[("porter_queue_messages_acked_total", labels)] == got
+    assert samples[("porter_connection_received_bytes_total", (("protocol", "amqp"),))] > 0
+
+
 def test_readyz_and_the_overview_name_every_listener(porter):
     ready = requests.get(porter.http_url + "/readyz", timeout=REQUEST_S)
     assert ready.status_code == 200 and ready.text == "ready\n"

@@ -19,6 +19,7 @@
 //! - [`topic_messages`]: browsing a topic's records, producing to it, deleting records;
 //! - [`groups`]: resetting a group's offsets and deleting a group;
 //! - [`definitions`]: `/api/definitions` export and import, RabbitMQ's format plus topics;
+//! - [`rates`]: message rates per queue and topic, from counts read every 5 s;
 //! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
 //! - [`ui`]: the web UI at `/`, embedded in the binary;
 //! - [`body`], [`fields`], [`paging`], [`payload`], [`error`]: request bodies, JSON arguments,
@@ -42,6 +43,7 @@ pub mod overview;
 pub mod paging;
 pub mod payload;
 pub mod queues;
+pub mod rates;
 pub mod topic_messages;
 pub mod topics;
 pub mod ui;
@@ -81,6 +83,8 @@ pub struct Management {
     pub started: Instant,
     /// Set once every listener is bound (`/readyz`).
     ready: AtomicBool,
+    /// Message rates from the sampler ([`rates::Rates::spawn_sampler`]).
+    pub rates: rates::Rates,
 }
 
 impl Management {
@@ -92,6 +96,7 @@ impl Management {
             registries: OnceLock::new(),
             started: Instant::now(),
             ready: AtomicBool::new(false),
+            rates: rates::Rates::default(),
         }
     }
 

@@ -16,6 +16,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use porter_core::queue::state::MessageCounts;
+use porter_core::QueueSnapshot;
+
 use crate::Management;
 
 /// Most labelled series one family (per queue, per partition, per group partition) emits.
@@ -87,15 +90,15 @@ impl Exposition {
         self.sample(&format!("{name}_count"), labels, snapshot.count as f64);
     }
 
-    /// One gauge family with one sample per item, up to the series bound.
+    /// One family of `kind` with one sample per item, up to the series bound.
     fn per_item<T>(
         &mut self,
-        name: &str,
+        (name, kind): (&str, &str),
         help: &str,
         items: &[T],
         sample: impl Fn(&T) -> (Vec<(&'static str, String)>, f64),
     ) {
-        self.family(name, "gauge", help);
+        self.family(name, kind, help);
         for item in items.iter().take(SERIES_PER_FAMILY_MAX) {
             let (labels, value) = sample(item);
             let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -103,6 +106,13 @@ impl Exposition {
         }
         self.omitted += items.len().saturating_sub(SERIES_PER_FAMILY_MAX);
     }
+}
+
+fn queue_labels(q: &QueueSnapshot) -> Vec<(&'static str, String)> {
+    vec![
+        ("vhost", q.vhost.clone()),
+        ("queue", q.definition.name.clone()),
+    ]
 }
 
 /// Label values escaped as the text format requires.
@@ -145,6 +155,25 @@ pub fn render(management: &Management) -> String {
     for registry in management.registries() {
         let labels = [("protocol", registry.protocol())];
         out.sample("porter_connections", &labels, registry.len() as f64);
+    }
+    for (name, help, index) in [
+        (
+            "porter_connection_received_bytes_total",
+            "Bytes read from clients, per listener protocol (closed connections included).",
+            0,
+        ),
+        (
+            "porter_connection_sent_bytes_total",
+            "Bytes written to clients, per listener protocol (closed connections included).",
+            1,
+        ),
+    ] {
+        out.family(name, "counter", help);
+        for registry in management.registries() {
+            let (received, sent) = registry.bytes_total();
+            let value = if index == 0 { received } else { sent };
+            out.sample(name, &[("protocol", registry.protocol())], value as f64);
+        }
     }
     out.family(
         "porter_connections_max",
@@ -220,47 +249,49 @@ pub fn render(management: &Management) -> String {
     out.family("porter_queues", "gauge", "Queues, all virtual hosts.");
     out.sample("porter_queues", &[], queues.len() as f64);
     out.per_item(
-        "porter_queue_messages_ready",
+        ("porter_queue_messages_ready", "gauge"),
         "Messages ready for delivery.",
         &queues,
-        |q| {
-            (
-                vec![
-                    ("vhost", q.vhost.clone()),
-                    ("queue", q.definition.name.clone()),
-                ],
-                q.ready as f64,
-            )
-        },
+        |q| (queue_labels(q), q.ready as f64),
     );
     out.per_item(
-        "porter_queue_messages_unacked",
+        ("porter_queue_messages_unacked", "gauge"),
         "Messages delivered and not yet acknowledged.",
         &queues,
-        |q| {
-            (
-                vec![
-                    ("vhost", q.vhost.clone()),
-                    ("queue", q.definition.name.clone()),
-                ],
-                q.unacked as f64,
-            )
-        },
+        |q| (queue_labels(q), q.unacked as f64),
     );
     out.per_item(
-        "porter_queue_consumers",
+        ("porter_queue_consumers", "gauge"),
         "Consumers of the queue.",
         &queues,
-        |q| {
-            (
-                vec![
-                    ("vhost", q.vhost.clone()),
-                    ("queue", q.definition.name.clone()),
-                ],
-                f64::from(q.consumers),
-            )
-        },
+        |q| (queue_labels(q), f64::from(q.consumers)),
     );
+    for (name, help, count) in [
+        (
+            "porter_queue_messages_published_total",
+            "Messages the queue took in since it was created.",
+            (|c: &MessageCounts| c.published) as fn(&MessageCounts) -> u64,
+        ),
+        (
+            "porter_queue_messages_delivered_total",
+            "Deliveries and gets since the broker started, redeliveries included.",
+            |c| c.delivered,
+        ),
+        (
+            "porter_queue_messages_redelivered_total",
+            "Redeliveries since the broker started.",
+            |c| c.redelivered,
+        ),
+        (
+            "porter_queue_messages_acked_total",
+            "Acknowledgements since the broker started.",
+            |c| c.acked,
+        ),
+    ] {
+        out.per_item((name, "counter"), help, &queues, |q| {
+            (queue_labels(q), count(&q.counts) as f64)
+        });
+    }
 
     let partitions: Vec<_> = broker
         .topics()
@@ -276,19 +307,19 @@ pub fn render(management: &Management) -> String {
         ]
     };
     out.per_item(
-        "porter_partition_high_watermark",
+        ("porter_partition_high_watermark", "gauge"),
         "Offset past the last committed record.",
         &partitions,
         |p| (partition_labels(p), p.high_watermark() as f64),
     );
     out.per_item(
-        "porter_partition_log_start_offset",
+        ("porter_partition_log_start_offset", "gauge"),
         "First offset the partition still holds.",
         &partitions,
         |p| (partition_labels(p), p.log_start_offset() as f64),
     );
     out.per_item(
-        "porter_partition_size_bytes",
+        ("porter_partition_size_bytes", "gauge"),
         "Bytes of the partition's segments.",
         &partitions,
         |p| (partition_labels(p), p.size_bytes() as f64),
@@ -306,7 +337,7 @@ pub fn render(management: &Management) -> String {
         }
     }
     out.per_item(
-        "porter_group_lag",
+        ("porter_group_lag", "gauge"),
         "Records between a group's committed offset and the partition's high watermark.",
         &lags,
         |(group, topic, partition, lag)| {

@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::off_reactor;
 use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
+use porter_core::queue::state::MessageCounts;
 
 /// The RabbitMQ management API level these endpoints mirror. Tools read `rabbitmq_version` to
 /// pick request shapes; `product_name` and `product_version` say what actually answers.
@@ -53,6 +54,13 @@ fn overview_of(management: &Management) -> Value {
         .filter_map(|v| broker.routing_table(v).ok())
         .map(|table| table.exchanges().count())
         .sum();
+    let counts = queues
+        .iter()
+        .fold(MessageCounts::default(), |sum, q| sum + q.counts);
+    let (queue_rates, topic_rate) = management.rates.totals();
+    let mut message_stats = crate::rates::message_stats(&counts, &queue_rates);
+    // Porter's own: records appended to topics per second (Kafka, RocketMQ, bridges).
+    message_stats["topic_append_details"] = json!({ "rate": topic_rate });
     let alarms = *broker.alarms().borrow();
     let node = node_name();
     let listeners: Vec<Value> = management
@@ -78,6 +86,7 @@ fn overview_of(management: &Management) -> Value {
             "consumers": consumers,
             "topics": broker.topics().len(),
         },
+        "message_stats": message_stats,
         "queue_totals": {
             "messages": ready + unacked,
             "messages_ready": ready,

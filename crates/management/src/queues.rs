@@ -21,6 +21,7 @@ use crate::fields;
 use crate::off_reactor;
 use crate::overview::node_name;
 use crate::paging::{JsonBody, ListQuery};
+use crate::rates::{message_stats, Rates};
 use crate::Management;
 
 pub(crate) fn routes() -> Router<Arc<Management>> {
@@ -36,9 +37,10 @@ pub(crate) fn routes() -> Router<Arc<Management>> {
         .route("/api/queues/{vhost}/{name}/contents", delete(purge))
 }
 
-/// A queue as RabbitMQ's API shows it.
-pub fn queue_json(queue: &QueueSnapshot) -> Value {
+/// A queue as RabbitMQ's API shows it, with its message rates at the last reading.
+pub fn queue_json(rates: &Rates, queue: &QueueSnapshot) -> Value {
     let definition = &queue.definition;
+    let now = rates.queue(&queue.vhost, &definition.name);
     json!({
         "name": definition.name,
         "vhost": queue.vhost,
@@ -50,6 +52,7 @@ pub fn queue_json(queue: &QueueSnapshot) -> Value {
         "messages_ready": queue.ready,
         "messages_unacknowledged": queue.unacked,
         "consumers": queue.consumers,
+        "message_stats": message_stats(&queue.counts, &now),
         "state": "running",
         "type": "classic",
         "node": node_name(),
@@ -67,7 +70,11 @@ async fn list_all(
 ) -> ApiResult<JsonBody> {
     off_reactor(move || {
         let queues = management.broker.queue_snapshots(None);
-        query.apply(queues, |q| q.definition.name.as_str(), queue_json)
+        query.apply(
+            queues,
+            |q| q.definition.name.as_str(),
+            |q| queue_json(&management.rates, q),
+        )
     })
     .await
 }
@@ -80,7 +87,11 @@ async fn list_vhost(
     off_reactor(move || {
         check_vhost(&management, &vhost)?;
         let queues = management.broker.queue_snapshots(Some(&vhost));
-        query.apply(queues, |q| q.definition.name.as_str(), queue_json)
+        query.apply(
+            queues,
+            |q| q.definition.name.as_str(),
+            |q| queue_json(&management.rates, q),
+        )
     })
     .await
 }
@@ -94,7 +105,7 @@ async fn show(
         .broker
         .queue_snapshot(&vhost, &name)
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(queue_json(&queue)))
+    Ok(Json(queue_json(&management.rates, &queue)))
 }
 
 /// The body of a queue PUT (every field optional, RabbitMQ's defaults).

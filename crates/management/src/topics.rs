@@ -48,9 +48,10 @@ fn topic_totals(topic: &TopicHandle) -> (u64, u64) {
         })
 }
 
-fn topic_summary(topic: &TopicHandle) -> Value {
+fn topic_summary(management: &Management, topic: &TopicHandle) -> Value {
     let (messages, size_bytes) = topic_totals(topic);
     json!({
+        "messages_in_rate": management.rates.topic(&topic.topic.name),
         "name": topic.topic.name,
         "id": topic.topic.id.to_string(),
         "partitions": topic.partitions.len(),
@@ -67,7 +68,11 @@ async fn list_topics(
     off_reactor(move || {
         let mut topics = management.broker.topics();
         topics.sort_by(|a, b| a.topic.name.cmp(&b.topic.name));
-        query.apply(topics, |t| t.topic.name.as_str(), |t| topic_summary(t))
+        query.apply(
+            topics,
+            |t| t.topic.name.as_str(),
+            |t| topic_summary(&management, t),
+        )
     })
     .await
 }
@@ -93,7 +98,7 @@ async fn show_topic(
         .collect();
     // Only the settings made on the topic: the rest are the broker's defaults.
     let overrides = topic_overrides(&management, &topic);
-    let mut body = topic_summary(&topic);
+    let mut body = topic_summary(&management, &topic);
     body["partition_details"] = Value::Array(partitions);
     body["config"] = json!(overrides);
     Ok(Json(body))

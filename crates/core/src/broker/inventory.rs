@@ -23,6 +23,8 @@ pub struct QueueSnapshot {
     /// Messages delivered and not yet acknowledged.
     pub unacked: u64,
     pub consumers: u32,
+    /// Taken in, delivered, acknowledged so far: rates are differences of two snapshots.
+    pub counts: crate::queue::state::MessageCounts,
 }
 
 impl QueueSnapshot {
@@ -33,6 +35,7 @@ impl QueueSnapshot {
             ready: queue.ready(),
             unacked: queue.unacked(),
             consumers: queue.consumer_count(),
+            counts: queue.message_counts(),
         }
     }
 

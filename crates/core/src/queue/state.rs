@@ -139,6 +139,34 @@ pub struct QueueState {
     single_active: bool,
     /// Changes not yet taken by the caller.
     pending_changes: Vec<AckChange>,
+    /// Deliveries, redeliveries and acknowledgements since this state was made (the broker's
+    /// start, for a restored queue): the management API's message rates come from them.
+    counts: MessageCounts,
+}
+
+/// How many messages a queue took in, delivered and had acknowledged: cumulative, so rates are
+/// differences between two readings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Messages appended since the queue was created (its log's end offset).
+    pub published: u64,
+    /// Deliveries to consumers and gets, redeliveries included.
+    pub delivered: u64,
+    pub redelivered: u64,
+    pub acked: u64,
+}
+
+impl std::ops::Add for MessageCounts {
+    type Output = MessageCounts;
+
+    fn add(self, other: MessageCounts) -> MessageCounts {
+        MessageCounts {
+            published: self.published + other.published,
+            delivered: self.delivered + other.delivered,
+            redelivered: self.redelivered + other.redelivered,
+            acked: self.acked + other.acked,
+        }
+    }
 }
 
 impl Default for QueueState {
@@ -168,6 +196,7 @@ impl QueueState {
             next_delivery_tag: 1,
             single_active: false,
             pending_changes: Vec::new(),
+            counts: MessageCounts::default(),
         }
     }
 
@@ -335,6 +364,7 @@ impl QueueState {
     pub fn ack(&mut self, delivery_tag: u64, multiple: bool) -> Result<SettleOutcome, QueueError> {
         let tags = self.select(delivery_tag, multiple)?;
         let acked = self.settle_tags(&tags);
+        self.counts.acked += acked.len() as u64;
         self.check_invariants();
         Ok(SettleOutcome {
             acked,
@@ -537,6 +567,14 @@ impl QueueState {
         self.unacked.contains_key(&delivery_tag)
     }
 
+    /// Messages taken in, delivered and acknowledged so far.
+    pub fn counts(&self) -> MessageCounts {
+        MessageCounts {
+            published: self.log_end.max(0) as u64,
+            ..self.counts
+        }
+    }
+
     /// Messages delivered and not yet acked.
     pub fn unacked(&self) -> u64 {
         self.unacked.len() as u64
@@ -583,11 +621,14 @@ impl QueueState {
     /// delivered watermark in steps).
     fn take_ready(&mut self) -> Option<(Offset, bool)> {
         if let Some(offset) = self.requeued.pop_first() {
+            self.counts.delivered += 1;
+            self.counts.redelivered += 1;
             return Some((offset, true));
         }
         if self.next_fresh >= self.log_end {
             return None;
         }
+        self.counts.delivered += 1;
         let offset = self.next_fresh;
         self.next_fresh += 1;
         if self.next_fresh > self.delivered_watermark {

@@ -119,6 +119,8 @@ struct Inner {
     entries: Mutex<HashMap<ConnectionId, Arc<Entry>>>,
     /// How long this listener's requests took, by operation (Kafka API, AMQP method).
     operations: Arc<porter_telemetry::Operations>,
+    /// Bytes of connections that have closed, so totals survive them.
+    closed_bytes: ByteCounters,
 }
 
 /// The registry of one listener. Cheap to clone; clones share the entries.
@@ -142,6 +144,7 @@ impl Registry {
                 next_id: AtomicU64::new(1),
                 entries: Mutex::new(HashMap::new()),
                 operations: Arc::default(),
+                closed_bytes: ByteCounters::default(),
             }),
         }
     }
@@ -237,6 +240,20 @@ impl Registry {
         entries.len()
     }
 
+    /// Bytes (in, out) of every connection this listener has had, open or closed.
+    pub fn bytes_total(&self) -> (u64, u64) {
+        let (entries, (closed_in, closed_out)) = {
+            // Both under the lock a closing connection moves its bytes under: counted once.
+            let entries = self.inner.entries.lock();
+            let open: Vec<Arc<Entry>> = entries.values().cloned().collect();
+            (open, self.inner.closed_bytes.get())
+        };
+        entries.iter().fold((closed_in, closed_out), |(i, o), e| {
+            let (ei, eo) = e.counters.get();
+            (i + ei, o + eo)
+        })
+    }
+
     /// Open connections.
     pub fn len(&self) -> usize {
         self.inner.entries.lock().len()
@@ -320,7 +337,12 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry.inner.entries.lock().remove(&self.entry.id);
+        let mut entries = self.registry.inner.entries.lock();
+        entries.remove(&self.entry.id);
+        // Under the entries lock, so a concurrent `bytes_total` counts them once.
+        let (bytes_in, bytes_out) = self.entry.counters.get();
+        self.registry.inner.closed_bytes.count_in(bytes_in);
+        self.registry.inner.closed_bytes.count_out(bytes_out);
     }
 }
 
@@ -351,6 +373,11 @@ mod tests {
         let list = registry.list();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].id, b.id());
+        assert_eq!(
+            registry.bytes_total(),
+            (10, 7),
+            "a closed connection's bytes stay counted"
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ const HISTORY_POINTS = 60 // 5 minutes of 5 s samples
 const state = {
   auth: sessionStorage.getItem('porter.auth'),
   timer: null,
-  history: [], // overview samples {t, ready, unacked, connections}
+  history: [], // overview samples {t, ready, unacked, connections, publish, deliver, ack, appended}
   lag: {}, // group id -> [{t, lag}]
   browsed: null // the last messages browsed: {topic, from, partition, messages}, kept across refreshes
 }
@@ -32,6 +32,9 @@ function el (tag, attrs = {}, ...children) {
 const $ = id => document.getElementById(id)
 const enc = encodeURIComponent
 const fmt = n => (n === null || n === undefined) ? '–' : Number(n).toLocaleString('en')
+// A per-second rate: whole numbers from 10 up, one decimal below.
+const perSecond = n => (n === null || n === undefined) ? '–' : `${Number(n).toLocaleString('en', { maximumFractionDigits: n >= 10 ? 0 : 1 })}/s`
+const rateOf = (stats, key) => stats && stats[key] ? stats[key].rate : 0
 function bytes (n) {
   if (n === null || n === undefined) return '–'
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
@@ -118,7 +121,18 @@ function editing () {
 async function sample () {
   try {
     const o = await api('GET', '/api/overview')
-    state.history.push({ t: Date.now(), ready: o.queue_totals.messages_ready, unacked: o.queue_totals.messages_unacknowledged, connections: o.object_totals.connections })
+    const m = o.message_stats || {}
+    const rate = key => (m[key] && m[key].rate) || 0
+    state.history.push({
+      t: Date.now(),
+      ready: o.queue_totals.messages_ready,
+      unacked: o.queue_totals.messages_unacknowledged,
+      connections: o.object_totals.connections,
+      publish: rate('publish_details'),
+      deliver: rate('deliver_get_details'),
+      ack: rate('ack_details'),
+      appended: rate('topic_append_details')
+    })
     if (state.history.length > HISTORY_POINTS) state.history.shift()
   } catch (e) { /* the page shows errors */ }
 }
@@ -193,10 +207,15 @@ const pages = {
         stat('Topics', fmt(o.object_totals.topics)),
         stat(r.memory_alarm ? 'Memory · ALARM' : 'Memory', bytes(r.memory_bytes), r.memory_alarm),
         stat(r.disk_alarm ? 'Disk free · ALARM' : 'Disk free', bytes(r.disk_free_bytes), r.disk_alarm)),
-      el('div', { className: 'grid2' },
+      el('div', { className: 'grid3' },
         el('div', { className: 'card' }, el('h3', {}, 'Queued messages, last 5 minutes'),
           chart([{ label: 'ready', color: '#2f6fed', values: h.map(p => p.ready) },
             { label: 'unacknowledged', color: '#d97706', values: h.map(p => p.unacked) }])),
+        el('div', { className: 'card' }, el('h3', {}, 'Message rates (per second), last 5 minutes'),
+          chart([{ label: 'published to queues', color: '#2f6fed', values: h.map(p => p.publish) },
+            { label: 'delivered', color: '#23a55a', values: h.map(p => p.deliver) },
+            { label: 'acknowledged', color: '#8b5cf6', values: h.map(p => p.ack) },
+            { label: 'appended to topics', color: '#d97706', values: h.map(p => p.appended) }])),
         el('div', { className: 'card' }, el('h3', {}, 'Connections, last 5 minutes'),
           chart([{ label: 'connections', color: '#23a55a', values: h.map(p => p.connections) }]))),
       el('h2', {}, 'Listeners'),
@@ -228,6 +247,8 @@ const pages = {
         { title: 'Unacked', key: 'messages_unacknowledged', num: true },
         { title: 'Total', key: 'messages', num: true },
         { title: 'Consumers', key: 'consumers', num: true },
+        { title: 'In', cell: q => perSecond(rateOf(q.message_stats, 'publish_details')), num: true },
+        { title: 'Out', cell: q => perSecond(rateOf(q.message_stats, 'deliver_get_details')), num: true },
         { title: 'Features', cell: q => el('span', {}, q.durable ? el('span', { className: 'pill on' }, 'D') : null, q.exclusive ? el('span', { className: 'pill' }, 'excl') : null, q.auto_delete ? el('span', { className: 'pill' }, 'AD') : null) },
         {
           title: '',
@@ -246,7 +267,9 @@ const pages = {
     return [
       el('a', { className: 'back', href: '#/queues' }, '← Queues'),
       el('h2', {}, `Queue ${q.name}`),
-      el('div', { className: 'stats' }, stat('Ready', fmt(q.messages_ready)), stat('Unacknowledged', fmt(q.messages_unacknowledged)), stat('Consumers', fmt(q.consumers)), stat('Durable', q.durable ? 'yes' : 'no')),
+      el('div', { className: 'stats' }, stat('Ready', fmt(q.messages_ready)), stat('Unacknowledged', fmt(q.messages_unacknowledged)), stat('Consumers', fmt(q.consumers)),
+        stat('In', perSecond(rateOf(q.message_stats, 'publish_details'))), stat('Out', perSecond(rateOf(q.message_stats, 'deliver_get_details'))),
+        stat('Acked', perSecond(rateOf(q.message_stats, 'ack_details'))), stat('Durable', q.durable ? 'yes' : 'no')),
       el('div', { className: 'grid2' },
         el('div', { className: 'card' }, el('h3', {}, 'Publish to this queue'),
           el('form', { className: 'inline', onsubmit: e => { e.preventDefault(); act('Message published', () => api('POST', '/api/exchanges/%2F/amq.default/publish', { routing_key: name, payload: payload.value, payload_encoding: 'string', properties: { delivery_mode: 2 } })) } },
@@ -301,6 +324,7 @@ const pages = {
       el('div', { className: 'toolbar' }, el('h2', { className: 'grow' }, `Topics (${topics.length})`), form),
       el('div', { className: 'card' }, table([
         { title: 'Name', key: 'name' }, { title: 'Partitions', key: 'partitions', num: true }, { title: 'Messages', key: 'messages', num: true },
+        { title: 'In', cell: t => perSecond(t.messages_in_rate), num: true },
         { title: 'Size', cell: t => bytes(t.size_bytes) }, { title: 'Type', key: 'message_type' },
         { title: '', cell: t => t.name.startsWith('__') ? '' : el('div', { className: 'actions' }, el('button', { className: 'small danger', 'data-action': 'delete', onclick: () => confirm(`Delete topic ${t.name} and its records?`) && act(`Topic ${t.name} deleted`, () => api('DELETE', `/api/topics/${enc(t.name)}`)) }, 'Delete')) }
       ], topics, t => { location.hash = `#/topics/${enc(t.name)}` })),

@@ -8,7 +8,7 @@ use crate::error::{CoreError, Result};
 use crate::partition::now_ms;
 use crate::queue::api::{ConsumeRequest, OwnerId, QueueDelivery};
 use crate::queue::dead_letter::DeadReason;
-use crate::queue::state::QueueState;
+use crate::queue::state::{MessageCounts, QueueState};
 
 impl Queue {
     /// `basic.consume`. 530 NOT_ALLOWED if the tag is in use on this queue, 403 ACCESS_REFUSED if
@@ -284,5 +284,15 @@ impl Queue {
 
     pub fn consumer_count(&self) -> u32 {
         self.inner.lock().consumers.len() as u32
+    }
+
+    /// Messages taken in, delivered and acknowledged so far (every priority level together).
+    pub fn message_counts(&self) -> MessageCounts {
+        self.inner
+            .lock()
+            .states
+            .iter()
+            .map(QueueState::counts)
+            .fold(MessageCounts::default(), |a, b| a + b)
     }
 }

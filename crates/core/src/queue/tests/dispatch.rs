@@ -303,3 +303,25 @@ fn a_reserved_watermark_spares_the_first_deliveries_their_fsync() {
         [AckChange::DeliveredWatermark(2 * DELIVERED_WATERMARK_STEP)]
     );
 }
+
+#[test]
+fn message_counts_add_up_what_came_in_went_out_and_was_acked() {
+    let mut queue = queue_with(4);
+    queue.add_consumer("a", 0, false).unwrap();
+    let first = drain(&mut queue);
+    assert_eq!(first.len(), 4);
+    queue.ack(first[1].delivery_tag, true).unwrap();
+    queue.nack(first[2].delivery_tag, false, true).unwrap();
+    let again = drain(&mut queue);
+    assert!(again[0].redelivered);
+    let counts = queue.counts();
+    assert_eq!(
+        (
+            counts.published,
+            counts.delivered,
+            counts.redelivered,
+            counts.acked
+        ),
+        (4, 5, 1, 2)
+    );
+}
