@@ -99,6 +99,12 @@ test('a queue added in the UI fills from amqplib and is purged from the UI', { t
     await page.goto(`${porter.httpUrl}/#/connections`)
     await page.waitForFunction(() => document.querySelector('main').textContent.includes('AMQP 0-9-1'), { timeout: WAIT_MS })
     await screenshot(page, porter, 'connections')
+    // The API page renders the OpenAPI document the broker generates.
+    await page.goto(`${porter.httpUrl}/#/api`)
+    await page.waitForSelector('[data-operation="topic_messages_browse_topic"]', { timeout: WAIT_MS })
+    const described = await page.$$eval('[data-operation]', ops => ops.length)
+    assert.ok(described >= 45, `${described} operations shown`)
+    await screenshot(page, porter, 'api')
   }, OPTIONS))
 
 test('a consumer group\'s lag falls in the UI as a kafkajs consumer runs', { timeout: 120_000 },

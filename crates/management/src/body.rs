@@ -20,10 +20,13 @@ pub fn declared(existed: bool) -> axum::http::StatusCode {
 }
 
 /// A DELETE's conditions, as RabbitMQ's API spells them (`?if-unused=true&if-empty=true`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
+    /// Only if it has no consumers (queues) or bindings from it (exchanges).
     #[serde(rename = "if-unused")]
     pub if_unused: Option<bool>,
+    /// Only if it holds no messages (queues).
     #[serde(rename = "if-empty")]
     pub if_empty: Option<bool>,
 }

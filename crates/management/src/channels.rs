@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use porter_gateway_kit::{ChannelInfo, ConnectionInfo, ConsumerInfo, Registry};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -21,17 +21,19 @@ use crate::error::{ApiError, ApiResult};
 use crate::overview::node_name;
 use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route("/api/channels", get(list_channels))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_channels))
         .route("/api/channels/", get(list_channels))
-        .route("/api/channels/{name}", get(show_channel))
-        .route("/api/vhosts/{vhost}/channels", get(list_vhost_channels))
-        .route("/api/connections/{name}/channels", get(connection_channels))
-        .route("/api/consumers", get(list_consumers))
+        .routes(routes!(show_channel))
+        .routes(routes!(list_vhost_channels))
+        .routes(routes!(connection_channels))
+        .routes(routes!(list_consumers))
         .route("/api/consumers/", get(list_consumers))
-        .route("/api/consumers/{vhost}", get(list_vhost_consumers))
+        .routes(routes!(list_vhost_consumers))
 }
 
 /// A connection and one of its channels.
@@ -139,6 +141,7 @@ fn channel_list(described: Vec<Described>, query: &ListQuery) -> ApiResult<JsonB
     query.apply(named, |(name, _)| name.as_str(), |(_, d)| d.channel_json())
 }
 
+#[utoipa::path(get, operation_id = "channels_list_channels", path = "/api/channels", tag = "connections", summary = "AMQP channels", params(ListQuery), responses((status = 200, description = "channels")))]
 async fn list_channels(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
@@ -146,6 +149,7 @@ async fn list_channels(
     channel_list(describe_all(&management, None).await, &query)
 }
 
+#[utoipa::path(get, operation_id = "channels_list_vhost_channels", path = "/api/vhosts/{vhost}/channels", tag = "connections", summary = "AMQP channels of one virtual host", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ListQuery), responses((status = 200, description = "channels")))]
 async fn list_vhost_channels(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,
@@ -162,6 +166,7 @@ async fn list_vhost_channels(
     )
 }
 
+#[utoipa::path(get, operation_id = "channels_connection_channels", path = "/api/connections/{name}/channels", tag = "connections", summary = "The channels of one connection", params(("name" = String, Path, description = "peer -> local"), ListQuery), responses((status = 200, description = "channels"), (status = 404, description = "no such connection")))]
 async fn connection_channels(
     State(management): State<Arc<Management>>,
     Path(name): Path<String>,
@@ -178,6 +183,7 @@ async fn connection_channels(
     channel_list(describe_all(&management, Some(&name)).await, &query)
 }
 
+#[utoipa::path(get, operation_id = "channels_show_channel", path = "/api/channels/{name}", tag = "connections", summary = "One channel with its consumers", params(("name" = String, Path, description = "peer -> local (number)")), responses((status = 200, description = "the channel"), (status = 404, description = "no such channel")))]
 async fn show_channel(
     State(management): State<Arc<Management>>,
     Path(name): Path<String>,
@@ -214,11 +220,13 @@ fn consumer_list(described: &[Described], vhost: Option<&str>) -> Value {
         .collect()
 }
 
+#[utoipa::path(get, operation_id = "channels_list_consumers", path = "/api/consumers", tag = "connections", summary = "AMQP consumers", responses((status = 200, description = "consumers")))]
 async fn list_consumers(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
     let described = describe_all(&management, None).await;
     Ok(Json(consumer_list(&described, None)))
 }
 
+#[utoipa::path(get, operation_id = "channels_list_vhost_consumers", path = "/api/consumers/{vhost}", tag = "connections", summary = "AMQP consumers of one virtual host", params(("vhost" = String, Path, description = "virtual host (/ is %2F)")), responses((status = 200, description = "consumers")))]
 async fn list_vhost_consumers(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,

@@ -11,7 +11,7 @@ use std::time::UNIX_EPOCH;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use porter_gateway_kit::{CloseReason, ConnectionInfo, Registry};
 use serde_json::{json, Value};
 
@@ -20,12 +20,14 @@ use crate::off_reactor;
 use crate::overview::node_name;
 use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route("/api/connections", get(list))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
         .route("/api/connections/", get(list))
-        .route("/api/connections/{name}", get(show).delete(close))
+        .routes(routes!(show, close))
 }
 
 /// RabbitMQ's connection name.
@@ -96,6 +98,7 @@ pub fn open_count(management: &Management) -> usize {
     management.registries().iter().map(Registry::len).sum()
 }
 
+#[utoipa::path(get, operation_id = "connections_list", path = "/api/connections", tag = "connections", summary = "Open connections on every listener", params(ListQuery), responses((status = 200, description = "connections")))]
 async fn list(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
@@ -114,6 +117,7 @@ async fn list(
     .await
 }
 
+#[utoipa::path(get, operation_id = "connections_show", path = "/api/connections/{name}", tag = "connections", summary = "One connection", params(("name" = String, Path, description = "peer -> local")), responses((status = 200, description = "the connection"), (status = 404, description = "no such connection")))]
 async fn show(
     State(management): State<Arc<Management>>,
     Path(name): Path<String>,
@@ -122,6 +126,7 @@ async fn show(
     Ok(Json(connection_json(&info)))
 }
 
+#[utoipa::path(delete, operation_id = "connections_close", path = "/api/connections/{name}", tag = "connections", summary = "Close a connection the protocol's way", params(("name" = String, Path, description = "peer -> local")), responses((status = 204, description = "asked to close"), (status = 404, description = "no such connection")))]
 /// 204 once the connection was asked to close (it says goodbye and goes within its drain).
 async fn close(
     State(management): State<Arc<Management>>,

@@ -16,8 +16,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use porter_core::bridge::BRIDGE_QUEUE_PREFIX;
 use porter_core::queue::QueueDefinition;
 use porter_core::routing::exchange::{Exchange, DEFAULT_EXCHANGE};
@@ -32,9 +31,11 @@ use crate::fields;
 use crate::overview::RABBITMQ_API_VERSION;
 use crate::topics::{topic_config, topic_overrides};
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new().route("/api/definitions", get(export).post(import))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new().routes(routes!(export, import))
 }
 
 /// Exported by RabbitMQ's name for it, not by Porter: the broker's own exchanges.
@@ -42,6 +43,7 @@ fn is_builtin_exchange(name: &str) -> bool {
     name == DEFAULT_EXCHANGE || name.starts_with("amq.")
 }
 
+#[utoipa::path(get, operation_id = "definitions_export", path = "/api/definitions", tag = "definitions", summary = "Export definitions: RabbitMQ's format plus topics", responses((status = 200, description = "the definitions")))]
 async fn export(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
     crate::off_reactor(move || definitions_of(&management).map(Json)).await
 }
@@ -209,6 +211,7 @@ fn at<'a>(what: &'static str, name: &'a str) -> impl Fn(ApiError) -> ApiError + 
     move |e| ApiError::new(e.status, format!("{what} {name}: {}", e.reason))
 }
 
+#[utoipa::path(post, operation_id = "definitions_import", path = "/api/definitions", tag = "definitions", summary = "Import definitions (a Porter or RabbitMQ export), idempotently", responses((status = 200, description = "what was imported and skipped"), (status = 400, description = "not a definitions document")))]
 async fn import(State(management): State<Arc<Management>>, body: Bytes) -> ApiResult<Json<Value>> {
     let definitions: Definitions = parse(&body)?;
     let broker = &management.broker;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::get;
+use axum::Json;
 use porter_core::routing::exchange::{Exchange, ExchangeKind};
 use porter_core::routing::{Binding, Destination, RoutingTable};
 use porter_core::vhost::next_owner_id;
@@ -21,30 +21,23 @@ use crate::fields;
 use crate::off_reactor;
 use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The default exchange's name in URLs, where an empty path segment cannot stand.
 pub const DEFAULT_EXCHANGE_ALIAS: &str = "amq.default";
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route("/api/exchanges", get(list_all))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_all))
         .route("/api/exchanges/", get(list_all))
-        .route("/api/exchanges/{vhost}", get(list_vhost))
-        .route(
-            "/api/exchanges/{vhost}/{name}",
-            get(show).put(declare).delete(remove),
-        )
-        .route("/api/bindings", get(bindings_all))
+        .routes(routes!(list_vhost))
+        .routes(routes!(show, declare, remove))
+        .routes(routes!(bindings_all))
         .route("/api/bindings/", get(bindings_all))
-        .route("/api/bindings/{vhost}", get(bindings_vhost))
-        .route(
-            "/api/bindings/{vhost}/e/{source}/{kind}/{destination}",
-            post(bind).get(bindings_between),
-        )
-        .route(
-            "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
-            get(binding_show).delete(unbind),
-        )
+        .routes(routes!(bindings_vhost))
+        .routes(routes!(bind, bindings_between))
+        .routes(routes!(binding_show, unbind))
 }
 
 fn exchange_name(path_name: &str) -> &str {
@@ -115,6 +108,7 @@ async fn list_exchanges(
     .await
 }
 
+#[utoipa::path(get, operation_id = "exchanges_list_all", path = "/api/exchanges", tag = "exchanges", summary = "Every exchange", params(ListQuery), responses((status = 200, description = "exchanges")))]
 async fn list_all(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
@@ -122,6 +116,7 @@ async fn list_all(
     list_exchanges(management, None, query).await
 }
 
+#[utoipa::path(get, operation_id = "exchanges_list_vhost", path = "/api/exchanges/{vhost}", tag = "exchanges", summary = "The exchanges of one virtual host", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ListQuery), responses((status = 200, description = "exchanges")))]
 async fn list_vhost(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,
@@ -130,6 +125,7 @@ async fn list_vhost(
     list_exchanges(management, Some(vhost), query).await
 }
 
+#[utoipa::path(get, operation_id = "exchanges_show", path = "/api/exchanges/{vhost}/{name}", tag = "exchanges", summary = "One exchange", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "exchange (amq.default for the default one)")), responses((status = 200, description = "the exchange"), (status = 404, description = "no such exchange")))]
 async fn show(
     State(management): State<Arc<Management>>,
     Path((vhost, name)): Path<(String, String)>,
@@ -156,6 +152,7 @@ pub struct ExchangeBody {
     pub arguments: Option<Value>,
 }
 
+#[utoipa::path(put, operation_id = "exchanges_declare", path = "/api/exchanges/{vhost}/{name}", tag = "exchanges", summary = "Declare an exchange (type, durable, auto_delete, internal, arguments)", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "exchange")), responses((status = 201, description = "created"), (status = 204, description = "an equivalent exchange exists"), (status = 400, description = "inequivalent or invalid"), (status = 403, description = "reserved amq. name")))]
 async fn declare(
     State(management): State<Arc<Management>>,
     Path((vhost, name)): Path<(String, String)>,
@@ -190,6 +187,7 @@ async fn declare(
     Ok(declared(existed))
 }
 
+#[utoipa::path(delete, operation_id = "exchanges_remove", path = "/api/exchanges/{vhost}/{name}", tag = "exchanges", summary = "Delete an exchange (?if-unused)", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "exchange"), DeleteQuery), responses((status = 204, description = "deleted"), (status = 404, description = "no such exchange")))]
 async fn remove(
     State(management): State<Arc<Management>>,
     Path((vhost, name)): Path<(String, String)>,
@@ -288,6 +286,7 @@ async fn list_bindings(
     .await
 }
 
+#[utoipa::path(get, operation_id = "exchanges_bindings_all", path = "/api/bindings", tag = "bindings", summary = "Every binding, the default exchange's implicit ones included", params(ListQuery), responses((status = 200, description = "bindings")))]
 async fn bindings_all(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
@@ -295,6 +294,7 @@ async fn bindings_all(
     list_bindings(management, None, query).await
 }
 
+#[utoipa::path(get, operation_id = "exchanges_bindings_vhost", path = "/api/bindings/{vhost}", tag = "bindings", summary = "The bindings of one virtual host", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ListQuery), responses((status = 200, description = "bindings")))]
 async fn bindings_vhost(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,
@@ -324,6 +324,7 @@ fn between(
         .collect())
 }
 
+#[utoipa::path(get, operation_id = "exchanges_bindings_between", path = "/api/bindings/{vhost}/e/{source}/{kind}/{destination}", tag = "bindings", summary = "Bindings between an exchange and a queue or exchange", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("source" = String, Path, description = "source exchange"), ("kind" = String, Path, description = "q (queue) or e (exchange)"), ("destination" = String, Path, description = "destination queue or exchange")), responses((status = 200, description = "bindings")))]
 async fn bindings_between(
     State(management): State<Arc<Management>>,
     Path((vhost, source, kind, name)): Path<(String, String, String, String)>,
@@ -335,6 +336,7 @@ async fn bindings_between(
     )))
 }
 
+#[utoipa::path(get, operation_id = "exchanges_binding_show", path = "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}", tag = "bindings", summary = "One binding", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("source" = String, Path, description = "source exchange"), ("kind" = String, Path, description = "q or e"), ("destination" = String, Path, description = "destination"), ("props" = String, Path, description = "properties_key: the routing key (~ when empty)")), responses((status = 200, description = "the binding"), (status = 404, description = "no such binding")))]
 async fn binding_show(
     State(management): State<Arc<Management>>,
     Path((vhost, source, kind, name, props)): Path<(String, String, String, String, String)>,
@@ -354,6 +356,7 @@ pub struct BindingBody {
     pub arguments: Option<Value>,
 }
 
+#[utoipa::path(post, operation_id = "exchanges_bind", path = "/api/bindings/{vhost}/e/{source}/{kind}/{destination}", tag = "bindings", summary = "Create a binding (routing_key, arguments)", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("source" = String, Path, description = "source exchange"), ("kind" = String, Path, description = "q (queue) or e (exchange)"), ("destination" = String, Path, description = "destination queue or exchange")), responses((status = 201, description = "created, with its Location"), (status = 404, description = "no such exchange or queue")))]
 /// 201 with a `Location` naming the binding, as RabbitMQ answers.
 async fn bind(
     State(management): State<Arc<Management>>,
@@ -383,6 +386,7 @@ async fn bind(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
 }
 
+#[utoipa::path(delete, operation_id = "exchanges_unbind", path = "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}", tag = "bindings", summary = "Delete a binding", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("source" = String, Path, description = "source exchange"), ("kind" = String, Path, description = "q or e"), ("destination" = String, Path, description = "destination"), ("props" = String, Path, description = "properties_key: the routing key (~ when empty)")), responses((status = 204, description = "deleted"), (status = 404, description = "no such binding")))]
 async fn unbind(
     State(management): State<Arc<Management>>,
     Path((vhost, source, kind, name, props)): Path<(String, String, String, String, String)>,

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
+use axum::Json;
 use porter_core::group::{GroupError, OffsetCommit};
 use porter_core::topic_records::StartAt;
 use serde::Deserialize;
@@ -18,11 +17,13 @@ use serde_json::{json, Value};
 use crate::body::parse;
 use crate::error::{ApiError, ApiResult};
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route("/api/groups/{id}/reset-offsets", post(reset_offsets))
-        .route("/api/groups/{id}", delete(delete_group))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(reset_offsets))
+        .routes(routes!(delete_group))
 }
 
 fn group_error(error: GroupError) -> ApiError {
@@ -72,6 +73,7 @@ struct ResetBody {
     timestamp: Option<i64>,
 }
 
+#[utoipa::path(post, operation_id = "groups_reset_offsets", path = "/api/groups/{id}/reset-offsets", tag = "groups", summary = "Reset a group's offsets (earliest, latest, offset, timestamp)", params(("id" = String, Path, description = "group id")), responses((status = 200, description = "the new offsets"), (status = 409, description = "the group has members")))]
 /// `{"topic": "t", "to": "earliest"}` (or `"latest"`, `"offset"` with `"offset": N`, or
 /// `"timestamp"` with `"timestamp": ms`),
 /// optionally `"partitions": [0, 1]`; answers the new offsets. An offset outside what a partition holds is
@@ -143,6 +145,7 @@ async fn reset_offsets(
     Ok(Json(Value::Array(moved)))
 }
 
+#[utoipa::path(delete, operation_id = "groups_delete_group", path = "/api/groups/{id}", tag = "groups", summary = "Delete a group without members", params(("id" = String, Path, description = "group id")), responses((status = 204, description = "deleted"), (status = 404, description = "no such group"), (status = 409, description = "the group has members")))]
 async fn delete_group(
     State(management): State<Arc<Management>>,
     Path(id): Path<String>,

@@ -21,6 +21,8 @@
 //! - [`definitions`]: `/api/definitions` export and import, RabbitMQ's format plus topics;
 //! - [`rates`]: message rates per queue and topic, from counts read every 5 s;
 //! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
+//! - [`openapi`]: `/api/openapi.json`, the OpenAPI document generated from the handlers'
+//!   `#[utoipa::path]` attributes as they are routed (utoipa-axum's `routes!`);
 //! - [`ui`]: the web UI at `/`, embedded in the binary;
 //! - [`body`], [`fields`], [`paging`], [`payload`], [`error`]: request bodies, JSON arguments,
 //!   lists, message bytes in JSON, errors.
@@ -39,6 +41,7 @@ pub mod groups;
 pub mod health;
 pub mod messages;
 pub mod metrics;
+pub mod openapi;
 pub mod overview;
 pub mod paging;
 pub mod payload;
@@ -57,6 +60,7 @@ use axum::Router;
 use porter_core::Broker;
 use porter_gateway_kit::auth::Authenticator;
 use porter_gateway_kit::Registry;
+use utoipa_axum::router::OpenApiRouter;
 
 /// One listener as `/api/overview` lists it.
 #[derive(Clone, Debug)]
@@ -123,7 +127,7 @@ impl Management {
 /// The API's routes: `/api/...` behind basic authentication; `/metrics` and `/readyz` open (as
 /// Prometheus and load balancers call them; they carry counts, not messages).
 pub fn router(management: Arc<Management>) -> Router {
-    let api = Router::new()
+    let (api, openapi) = OpenApiRouter::with_openapi(openapi::document())
         .merge(overview::routes())
         .merge(queues::routes())
         .merge(exchanges::routes())
@@ -134,6 +138,9 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(channels::routes())
         .merge(messages::routes())
         .merge(definitions::routes())
+        .split_for_parts();
+    let api = api
+        .merge(openapi::routes(openapi))
         .route_layer(from_fn_with_state(management.clone(), auth::require_user))
         // One semaphore for every route (ConcurrencyLimitLayer would make one per route).
         .route_layer(tower::limit::GlobalConcurrencyLimitLayer::new(

@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use porter_core::message::{Message, Properties};
 use porter_core::queue::Queue;
 use porter_core::vhost::next_owner_id;
@@ -26,6 +25,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::exchanges::DEFAULT_EXCHANGE_ALIAS;
 use crate::fields;
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most messages one get returns.
 pub const GET_COUNT_MAX: usize = 1_000;
@@ -33,10 +34,10 @@ pub const GET_COUNT_MAX: usize = 1_000;
 /// first; this bounds a decoded base64 payload too).
 pub const PUBLISH_PAYLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route("/api/exchanges/{vhost}/{name}/publish", post(publish))
-        .route("/api/queues/{vhost}/{name}/get", post(get))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(publish))
+        .routes(routes!(get))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +130,7 @@ fn properties_json(properties: &Properties) -> Value {
     Value::Object(out)
 }
 
+#[utoipa::path(post, operation_id = "messages_publish", path = "/api/exchanges/{vhost}/{name}/publish", tag = "messages", summary = "Publish a message (routing_key, payload, payload_encoding, properties)", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "exchange (amq.default for the default one)")), responses((status = 200, description = "{\"routed\": bool}, once durable"), (status = 404, description = "no such exchange")))]
 /// `{"routed": bool}` once the message is durable where it was routed.
 async fn publish(
     State(management): State<Arc<Management>>,
@@ -204,6 +206,7 @@ fn count_of(value: Option<&Value>, default: usize) -> ApiResult<usize> {
     .ok_or_else(|| ApiError::bad_request("count and truncate must be whole numbers"))
 }
 
+#[utoipa::path(post, operation_id = "messages_get", path = "/api/queues/{vhost}/{name}/get", tag = "messages", summary = "Get messages (count, ackmode, encoding, truncate)", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "queue")), responses((status = 200, description = "the messages taken"), (status = 404, description = "no such queue")))]
 async fn get(
     State(management): State<Arc<Management>>,
     Path((vhost, name)): Path<(String, String)>,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -12,20 +12,22 @@ use crate::off_reactor;
 use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
 use porter_core::queue::state::MessageCounts;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The RabbitMQ management API level these endpoints mirror. Tools read `rabbitmq_version` to
 /// pick request shapes; `product_name` and `product_version` say what actually answers.
 pub const RABBITMQ_API_VERSION: &str = "3.12.0";
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route("/api/overview", get(overview))
-        .route("/api/vhosts", get(vhosts))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(overview))
+        .routes(routes!(vhosts))
         .route("/api/vhosts/", get(vhosts))
-        .route("/api/vhosts/{vhost}", get(vhost))
-        .route("/api/whoami", get(whoami))
-        .route("/api/healthchecks/node", get(healthy))
-        .route("/api/health/checks/alarms", get(alarms))
+        .routes(routes!(vhost))
+        .routes(routes!(whoami))
+        .routes(routes!(healthy))
+        .routes(routes!(alarms))
         .route("/api/health/checks/virtual-hosts", get(healthy))
 }
 
@@ -37,6 +39,7 @@ pub fn node_name() -> String {
     format!("porter@{host}")
 }
 
+#[utoipa::path(get, operation_id = "overview_overview", path = "/api/overview", tag = "overview", summary = "Broker totals, listeners, rates and resources (RabbitMQ's overview)", responses((status = 200, description = "the overview")))]
 async fn overview(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
     // Sums over every queue: off the reactor, as listings are.
     crate::off_reactor(move || Ok(Json(overview_of(&management)))).await
@@ -116,6 +119,7 @@ fn vhost_json(management: &Management, name: &str) -> Value {
     })
 }
 
+#[utoipa::path(get, operation_id = "overview_vhosts", path = "/api/vhosts", tag = "overview", summary = "Virtual hosts with their message counts", responses((status = 200, description = "virtual hosts")))]
 async fn vhosts(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
@@ -127,6 +131,7 @@ async fn vhosts(
     .await
 }
 
+#[utoipa::path(get, operation_id = "overview_vhost", path = "/api/vhosts/{vhost}", tag = "overview", summary = "One virtual host", params(("vhost" = String, Path, description = "virtual host (/ is %2F)")), responses((status = 200, description = "the vhost"), (status = 404, description = "no such vhost")))]
 async fn vhost(
     State(management): State<Arc<Management>>,
     Path(name): Path<String>,
@@ -137,6 +142,7 @@ async fn vhost(
     Ok(Json(vhost_json(&management, &name)))
 }
 
+#[utoipa::path(get, operation_id = "overview_whoami", path = "/api/whoami", tag = "overview", summary = "The logged-in user", responses((status = 200, description = "the caller")))]
 /// The caller, as RabbitMQ's `/api/whoami` answers (tags come with issue 18's users).
 async fn whoami(headers: axum::http::HeaderMap) -> Json<Value> {
     let user = crate::auth::basic_credentials(&headers)
@@ -145,10 +151,12 @@ async fn whoami(headers: axum::http::HeaderMap) -> Json<Value> {
     Json(json!({"name": user, "tags": ["administrator"]}))
 }
 
+#[utoipa::path(get, operation_id = "overview_healthy", path = "/api/healthchecks/node", tag = "health", summary = "Node health check (RabbitMQ's)", responses((status = 200, description = "ok")))]
 async fn healthy() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, operation_id = "overview_alarms", path = "/api/health/checks/alarms", tag = "health", summary = "Resource alarm check: 503 during a memory or disk alarm", responses((status = 200, description = "no alarm"), (status = 503, description = "an alarm blocks publishers")))]
 /// 200 `{"status":"ok"}` without a resource alarm, 503 with the alarm's reason during one (as
 /// RabbitMQ's `/api/health/checks/alarms`).
 async fn alarms(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {

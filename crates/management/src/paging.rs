@@ -17,11 +17,16 @@ pub const PAGE_SIZE_MAX: usize = 500;
 pub const PAGE_SIZE_DEFAULT: usize = 100;
 
 /// The query parameters a list takes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page number from 1; without it the answer is a bare array of every item.
     pub page: Option<usize>,
+    /// Items per page (default 100, at most 500).
     pub page_size: Option<usize>,
+    /// Only items whose name contains this.
     pub name: Option<String>,
+    /// Refused when true: regular-expression filters are not supported.
     pub use_regex: Option<bool>,
 }
 

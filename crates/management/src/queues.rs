@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::routing::get;
+use axum::Json;
 use porter_core::queue::QueueDefinition;
 use porter_core::vhost::next_owner_id;
 use porter_core::QueueSnapshot;
@@ -23,18 +23,17 @@ use crate::overview::node_name;
 use crate::paging::{JsonBody, ListQuery};
 use crate::rates::{message_stats, Rates};
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route("/api/queues", get(list_all))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_all))
         // RabbitMQ answers with a trailing slash too; Flower asks that way.
         .route("/api/queues/", get(list_all))
-        .route("/api/queues/{vhost}", get(list_vhost))
-        .route(
-            "/api/queues/{vhost}/{name}",
-            get(show).put(declare).delete(remove),
-        )
-        .route("/api/queues/{vhost}/{name}/contents", delete(purge))
+        .routes(routes!(list_vhost))
+        .routes(routes!(show, declare, remove))
+        .routes(routes!(purge))
 }
 
 /// A queue as RabbitMQ's API shows it, with its message rates at the last reading.
@@ -64,6 +63,7 @@ pub(crate) fn check_vhost(management: &Management, vhost: &str) -> ApiResult<()>
     Ok(())
 }
 
+#[utoipa::path(get, operation_id = "queues_list_all", path = "/api/queues", tag = "queues", summary = "Every queue, with message counts and rates", params(ListQuery), responses((status = 200, description = "queues (a page with ?page=)")))]
 async fn list_all(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
@@ -79,6 +79,7 @@ async fn list_all(
     .await
 }
 
+#[utoipa::path(get, operation_id = "queues_list_vhost", path = "/api/queues/{vhost}", tag = "queues", summary = "The queues of one virtual host", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ListQuery), responses((status = 200, description = "queues"), (status = 404, description = "no such vhost")))]
 async fn list_vhost(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,
@@ -96,6 +97,7 @@ async fn list_vhost(
     .await
 }
 
+#[utoipa::path(get, operation_id = "queues_show", path = "/api/queues/{vhost}/{name}", tag = "queues", summary = "One queue", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "queue")), responses((status = 200, description = "the queue"), (status = 404, description = "no such queue")))]
 async fn show(
     State(management): State<Arc<Management>>,
     Path((vhost, name)): Path<(String, String)>,
@@ -120,6 +122,7 @@ pub struct QueueBody {
     pub node: Option<Value>,
 }
 
+#[utoipa::path(put, operation_id = "queues_declare", path = "/api/queues/{vhost}/{name}", tag = "queues", summary = "Declare a queue (durable, auto_delete, arguments)", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "queue")), responses((status = 201, description = "created"), (status = 204, description = "an equivalent queue exists"), (status = 400, description = "inequivalent or invalid")))]
 /// 201 when the queue was created, 204 when an equivalent one existed.
 async fn declare(
     State(management): State<Arc<Management>>,
@@ -148,6 +151,7 @@ async fn declare(
     Ok(declared(existed))
 }
 
+#[utoipa::path(delete, operation_id = "queues_remove", path = "/api/queues/{vhost}/{name}", tag = "queues", summary = "Delete a queue (?if-unused, ?if-empty)", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "queue"), DeleteQuery), responses((status = 204, description = "deleted"), (status = 400, description = "in use or not empty"), (status = 404, description = "no such queue")))]
 async fn remove(
     State(management): State<Arc<Management>>,
     Path((vhost, name)): Path<(String, String)>,
@@ -167,6 +171,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, operation_id = "queues_purge", path = "/api/queues/{vhost}/{name}/contents", tag = "queues", summary = "Purge a queue's ready messages", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "queue")), responses((status = 204, description = "purged"), (status = 404, description = "no such queue")))]
 async fn purge(
     State(management): State<Arc<Management>>,
     Path((vhost, name)): Path<(String, String)>,

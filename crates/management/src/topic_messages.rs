@@ -19,8 +19,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use porter_core::broker::DELETE_RECORDS_TO_HIGH_WATERMARK;
 use porter_core::history::{self, HISTORY_RESULTS_MAX};
 use porter_core::topic_records::{self, browse, NewRecord, StartAt};
@@ -32,6 +31,8 @@ use crate::body::parse;
 use crate::error::{ApiError, ApiResult};
 use crate::payload;
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Records one browse answers at most.
 pub const BROWSE_RECORDS_MAX: usize = HISTORY_RESULTS_MAX;
@@ -44,22 +45,23 @@ pub const BROWSE_BYTES_MAX: usize = 4 << 20;
 /// Records one produce request takes at most.
 pub const PRODUCE_RECORDS_MAX: usize = 1000;
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route(
-            "/api/topics/{name}/messages",
-            get(browse_topic).post(produce),
-        )
-        .route("/api/topics/{name}/delete-records", post(delete_records))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(browse_topic, produce))
+        .routes(routes!(delete_records))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct BrowseQuery {
-    /// Where to start in each partition (default `first`).
+    /// Where to start in each partition: first (the default), last, next, an offset, -N (N
+    /// before the end) or timestamp=<ms>.
     from: Option<String>,
     /// One partition only.
     partition: Option<i32>,
+    /// Records at most (default 20, at most 500).
     limit: Option<usize>,
+    /// Bytes of keys, values and headers at most (at most 4 MiB).
     max_bytes: Option<usize>,
     /// The newest records with this key, instead of a start position.
     key: Option<String>,
@@ -67,6 +69,7 @@ struct BrowseQuery {
     encoding: Option<String>,
 }
 
+#[utoipa::path(get, operation_id = "topic_messages_browse_topic", path = "/api/topics/{name}/messages", tag = "topics", summary = "Browse records (read-only): from a position or the newest with a key", params(("name" = String, Path, description = "topic"), BrowseQuery), responses((status = 200, description = "records and where to continue"), (status = 400, description = "bad position, limit or partition"), (status = 404, description = "no such topic")))]
 async fn browse_topic(
     State(management): State<Arc<Management>>,
     Path(name): Path<String>,
@@ -198,6 +201,7 @@ struct ProduceRecord {
     partition: Option<i32>,
 }
 
+#[utoipa::path(post, operation_id = "topic_messages_produce", path = "/api/topics/{name}/messages", tag = "topics", summary = "Produce records ({\"records\": [{key, value, headers, partition}]})", params(("name" = String, Path, description = "topic")), responses((status = 200, description = "each record's partition and offset, once committed"), (status = 400, description = "bad records")))]
 /// Produces the records in order, each to its partition, and answers once all are committed.
 /// The topic is created if the broker auto-creates topics (as a Kafka producer would see it).
 async fn produce(
@@ -256,6 +260,7 @@ struct DeleteBefore {
     offset: i64,
 }
 
+#[utoipa::path(post, operation_id = "topic_messages_delete_records", path = "/api/topics/{name}/delete-records", tag = "topics", summary = "Delete records below an offset per partition", params(("name" = String, Path, description = "topic")), responses((status = 200, description = "the new low watermarks"), (status = 404, description = "no such topic")))]
 /// Moves each named partition's log start up (Kafka's DeleteRecords); answers the new low
 /// watermarks.
 async fn delete_records(

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use porter_core::broker::TopicHandle;
 use porter_core::config::ConfigSource;
 use porter_core::topic::ConfigOp;
@@ -21,19 +20,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::off_reactor;
 use crate::paging::{JsonBody, ListQuery};
 use crate::Management;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn routes() -> Router<Arc<Management>> {
-    Router::new()
-        .route("/api/topics", get(list_topics))
-        .route(
-            "/api/topics/{name}",
-            get(show_topic)
-                .put(create_topic)
-                .patch(alter_topic)
-                .delete(delete_topic),
-        )
-        .route("/api/groups", get(list_groups))
-        .route("/api/groups/{id}", get(show_group))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_topics))
+        .routes(routes!(show_topic, create_topic, alter_topic, delete_topic))
+        .routes(routes!(list_groups))
+        .routes(routes!(show_group))
 }
 
 /// Messages a topic holds (high watermark minus log start, summed over partitions: a compacted
@@ -61,6 +56,7 @@ fn topic_summary(management: &Management, topic: &TopicHandle) -> Value {
     })
 }
 
+#[utoipa::path(get, operation_id = "topics_list_topics", path = "/api/topics", tag = "topics", summary = "Topics with partitions, messages held, size and append rate", params(ListQuery), responses((status = 200, description = "topics")))]
 async fn list_topics(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
@@ -77,6 +73,7 @@ async fn list_topics(
     .await
 }
 
+#[utoipa::path(get, operation_id = "topics_show_topic", path = "/api/topics/{name}", tag = "topics", summary = "One topic: partitions' offsets and sizes, config overrides", params(("name" = String, Path, description = "topic")), responses((status = 200, description = "the topic"), (status = 404, description = "no such topic")))]
 async fn show_topic(
     State(management): State<Arc<Management>>,
     Path(name): Path<String>,
@@ -131,6 +128,7 @@ pub fn topic_config(config: &BTreeMap<String, Value>) -> ApiResult<TopicConfig> 
     )?)
 }
 
+#[utoipa::path(put, operation_id = "topics_create_topic", path = "/api/topics/{name}", tag = "topics", summary = "Create a topic (partitions, config)", params(("name" = String, Path, description = "topic")), responses((status = 201, description = "created"), (status = 400, description = "bad name, count or config"), (status = 409, description = "it exists")))]
 /// 201 when created; 409 if it exists (Kafka's TOPIC_ALREADY_EXISTS), 400 for a bad name,
 /// partition count or config.
 async fn create_topic(
@@ -148,6 +146,7 @@ async fn create_topic(
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(patch, operation_id = "topics_alter_topic", path = "/api/topics/{name}", tag = "topics", summary = "Alter a topic: set or remove config overrides, grow partitions", params(("name" = String, Path, description = "topic")), responses((status = 200, description = "the topic as it is now"), (status = 400, description = "bad config or fewer partitions"), (status = 404, description = "no such topic")))]
 /// `PATCH /api/topics/{name}` with `{"config": {"retention.ms": "60000", "cleanup.policy":
 /// null}, "partitions": 6}`: sets the named overrides (null removes one, so the broker's default
 /// applies again; the rest stay, as `kafka-configs --alter` does) and grows the topic to
@@ -199,6 +198,7 @@ async fn alter_topic(
     show_topic(State(management), Path(name)).await
 }
 
+#[utoipa::path(delete, operation_id = "topics_delete_topic", path = "/api/topics/{name}", tag = "topics", summary = "Delete a topic and its records", params(("name" = String, Path, description = "topic")), responses((status = 204, description = "deleted"), (status = 404, description = "no such topic")))]
 async fn delete_topic(
     State(management): State<Arc<Management>>,
     Path(name): Path<String>,
@@ -222,6 +222,7 @@ pub fn topic_overrides(management: &Management, topic: &TopicHandle) -> BTreeMap
         .collect()
 }
 
+#[utoipa::path(get, operation_id = "topics_list_groups", path = "/api/groups", tag = "groups", summary = "Consumer groups", params(ListQuery), responses((status = 200, description = "groups")))]
 async fn list_groups(
     State(management): State<Arc<Management>>,
     Query(query): Query<ListQuery>,
@@ -239,6 +240,7 @@ async fn list_groups(
     .await
 }
 
+#[utoipa::path(get, operation_id = "topics_show_group", path = "/api/groups/{id}", tag = "groups", summary = "A group's members and lag per partition", params(("id" = String, Path, description = "group id")), responses((status = 200, description = "the group"), (status = 404, description = "no such group")))]
 /// A group's members and, per partition it committed, the committed offset, the partition's
 /// high watermark and the lag between them (what the group has yet to read).
 async fn show_group(

@@ -186,6 +186,13 @@ function table (columns, rows, onClick) {
   )
 }
 
+// Offers `value` as a JSON file download (the API needs the Authorization header, so no plain link).
+function saveJson (value, name) {
+  const link = el('a', { href: URL.createObjectURL(new Blob([JSON.stringify(value, null, 2)], { type: 'application/json' })), download: name })
+  link.click()
+  URL.revokeObjectURL(link.href)
+}
+
 const stat = (label, value, alarm = false) =>
   el('div', { className: 'card stat' }, el('h3', {}, label), el('div', { className: alarm ? 'value alarm' : 'value' }, value))
 
@@ -334,12 +341,7 @@ const pages = {
         el('div', { className: 'toolbar' },
           el('button', {
             id: 'export-definitions',
-            onclick: async () => {
-              const definitions = await api('GET', '/api/definitions')
-              const link = el('a', { href: URL.createObjectURL(new Blob([JSON.stringify(definitions, null, 2)], { type: 'application/json' })), download: 'porter-definitions.json' })
-              link.click()
-              URL.revokeObjectURL(link.href)
-            }
+            onclick: async () => saveJson(await api('GET', '/api/definitions'), 'porter-definitions.json')
           }, 'Export definitions'),
           el('input', {
             id: 'import-definitions',
@@ -456,6 +458,31 @@ function topicMessages (t) {
       el('form', { className: 'inline', id: 'produce-form', onsubmit: produce }, key, value, el('button', { id: 'produce' }, 'Produce')),
       el('form', { className: 'inline', onsubmit: e => { e.preventDefault(); browse() } }, el('span', {}, 'From'), from, partition, el('button', { id: 'browse' }, 'Browse')),
       el('div', { id: 'browsed' }, results))
+  ]
+}
+
+// The API page: /api/openapi.json rendered by tag, each operation with its parameters and answers.
+pages.api = async function () {
+  const doc = await api('GET', '/api/openapi.json')
+  const byTag = new Map((doc.tags || []).map(t => [t.name, { description: t.description, operations: [] }]))
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const tag = (op.tags && op.tags[0]) || 'other'
+      if (!byTag.has(tag)) byTag.set(tag, { description: '', operations: [] })
+      byTag.get(tag).operations.push({ method, path, op })
+    }
+  }
+  const operation = ({ method, path, op }) => el('div', { className: 'operation', 'data-operation': op.operationId },
+    el('div', {}, el('span', { className: `pill method ${method}` }, method.toUpperCase()), ' ', el('code', {}, path), ' ', el('span', {}, op.summary || '')),
+    (op.parameters || []).length ? el('p', { className: 'hint' }, 'Parameters: ', (op.parameters || []).map(p => `${p.name} (${p.in})${p.description ? ': ' + p.description : ''}`).join('; ')) : null,
+    el('p', { className: 'hint' }, 'Answers: ', Object.entries(op.responses || {}).map(([status, r]) => `${status} ${r.description}`).join('; ')))
+  return [
+    el('div', { className: 'toolbar' },
+      el('h2', { className: 'grow' }, `${doc.info.title} ${doc.info.version}`),
+      el('button', { id: 'download-openapi', onclick: () => saveJson(doc, 'porter-openapi.json') }, 'Download openapi.json')),
+    el('p', { className: 'hint' }, doc.info.description || ''),
+    ...[...byTag.entries()].filter(([, t]) => t.operations.length).map(([name, t]) =>
+      el('div', { className: 'card' }, el('h3', {}, name), el('p', { className: 'hint' }, t.description || ''), t.operations.map(operation)))
   ]
 }
 
