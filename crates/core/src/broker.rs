@@ -23,6 +23,7 @@ pub mod dynamic_config;
 mod inventory;
 mod queue_map;
 mod queues;
+pub mod users;
 
 pub use queues::{QUEUES_MAX, QUEUE_IDLE_BYTES, QUEUE_OPEN_THREADS};
 
@@ -120,6 +121,8 @@ pub struct Broker {
     alarms: tokio::sync::watch::Sender<crate::alarm::AlarmState>,
     /// Delayed messages of every protocol, waiting in the timer store.
     delayed: Arc<crate::delayed::DelayedDelivery>,
+    /// Recent successful password logins ([`users`]).
+    logins: users::LoginCache,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -205,6 +208,7 @@ impl Broker {
             epoch: Uuid::new_v4().as_u64_pair().0,
             alarms: tokio::sync::watch::Sender::new(Default::default()),
             delayed,
+            logins: users::LoginCache::default(),
             _lock: lock,
             shutdown: CancellationToken::new(),
         });

@@ -79,6 +79,9 @@ pub enum CoreError {
         value: String,
         reason: String,
     },
+    /// A named object that is not there: a user, a user's permission in a vhost.
+    #[error("{0}")]
+    NotFound(String),
     /// A broker-wide named limit (topics, partitions, queues) would be exceeded.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
@@ -172,7 +175,9 @@ impl CoreError {
     pub fn kind(&self) -> ErrorKind {
         use ErrorKind as K;
         match self {
-            CoreError::UnknownTopic(_) | CoreError::UnknownPartition { .. } => K::NotFound,
+            CoreError::UnknownTopic(_)
+            | CoreError::UnknownPartition { .. }
+            | CoreError::NotFound(_) => K::NotFound,
             CoreError::TopicExists(_) => K::AlreadyExists,
             CoreError::InvalidTopicName { .. }
             | CoreError::InvalidPartitions(_)

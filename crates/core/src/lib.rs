@@ -31,6 +31,8 @@
 //!   named limits (retained messages, MQTT session state).
 //! - [`retained`]: the last retained message per topic (MQTT), durable on a compacted internal
 //!   topic, held in memory within named limits.
+//! - [`users`]: users with SCRAM password credentials, RabbitMQ's tags and per-vhost
+//!   permissions, kept as metadata commands.
 //! - [`vhost`]: [`VirtualHost`], the gateways' entry to exchanges, queues and publishing.
 //! - [`publish`]: the publish pipeline every gateway shares: route → append (encoded once, one
 //!   append per queue per burst) → commit-wait → acknowledge.
@@ -73,6 +75,7 @@ pub mod topic_message;
 pub mod topic_publish;
 pub mod topic_records;
 pub mod transaction;
+pub mod users;
 pub mod vhost;
 
 pub use broker::{Broker, QueueSnapshot};

@@ -57,6 +57,10 @@ pub enum MetadataCommand {
     DeleteVhost {
         name: String,
     },
+    /// A change to the broker's users or their permissions.
+    User {
+        change: crate::users::UserChange,
+    },
 }
 
 /// One change to a [`crate::routing::RoutingTable`], applied with RabbitMQ's rules.

@@ -33,6 +33,9 @@ pub struct MetadataState {
     /// Dynamic broker configs by scope: a node id, or "" for the cluster-wide default.
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Users, their credentials, tags and permissions.
+    #[serde(default)]
+    pub users: crate::users::Users,
 }
 
 impl MetadataState {
@@ -120,6 +123,7 @@ impl MetadataState {
                 }
                 Ok(())
             }
+            MetadataCommand::User { change } => self.users.check(change),
             MetadataCommand::CreatePartitions {
                 name,
                 id,
@@ -211,7 +215,9 @@ impl MetadataState {
             MetadataCommand::DeleteVhost { name } => {
                 self.vhosts.remove(&name);
                 self.queues.remove(&name);
+                self.users.forget_vhost(&name);
             }
+            MetadataCommand::User { change } => self.users.apply(change),
             MetadataCommand::CreateTopic { topic } => {
                 self.topics.insert(topic.name.clone(), topic);
             }

@@ -1,0 +1,246 @@
+//! The broker's calls for users: reading, changing (each a metadata command) and checking a
+//! password. Password stretching (PBKDF2, ~1-3 ms of CPU) runs on the blocking pool, never on a
+//! reactor thread.
+//!
+//! A successful login is remembered as `SHA-256(StoredKey || password)` per user, in memory
+//! only, so a client reconnecting in a loop does not cost a PBKDF2 each time; a changed
+//! password changes `StoredKey` and so misses the cache. At most one entry per user.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::error::{CoreError, Result};
+use crate::metadata::MetadataCommand;
+use crate::partition::run_blocking;
+use crate::users::{PasswordCredentials, Permission, User, UserChange};
+
+use super::Broker;
+
+/// Recent successful logins: user → digest of (stored key, password).
+#[derive(Default)]
+pub struct LoginCache {
+    digests: Mutex<HashMap<String, [u8; 32]>>,
+}
+
+/// What to do with a user's password when it is put.
+#[derive(Clone, Debug)]
+pub enum PasswordChange {
+    /// Keep the current credentials (none for a new user).
+    Keep,
+    /// New credentials from this password.
+    Set(String),
+    /// Credentials made elsewhere (a definitions import, Kafka's AlterUserScramCredentials).
+    Credentials(PasswordCredentials),
+    /// No password: the user cannot log in with one.
+    Clear,
+}
+
+/// Why a password login failed; the text is for the broker's log only.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    #[error("no user {0:?}")]
+    UnknownUser(String),
+    #[error("user {0:?} has no password")]
+    NoPassword(String),
+    #[error("wrong password for user {0:?}")]
+    WrongPassword(String),
+    #[error("user {0:?} may log in from loopback addresses only")]
+    LoopbackOnly(String),
+}
+
+fn digest(stored_key: &[u8], password: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(stored_key);
+    hash.update(password);
+    hash.finalize().into()
+}
+
+impl Broker {
+    /// Every user, by name.
+    pub fn users(&self) -> Vec<User> {
+        self.metadata
+            .lock()
+            .state()
+            .users
+            .users
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn user(&self, name: &str) -> Option<User> {
+        self.metadata.lock().state().users.users.get(name).cloned()
+    }
+
+    /// Every permission: (user, vhost, permission), by user then vhost.
+    pub fn permissions(&self) -> Vec<(String, String, Permission)> {
+        let metadata = self.metadata.lock();
+        metadata
+            .state()
+            .users
+            .permissions
+            .iter()
+            .flat_map(|(user, of_user)| {
+                of_user
+                    .iter()
+                    .map(move |(vhost, p)| (user.clone(), vhost.clone(), p.clone()))
+            })
+            .collect()
+    }
+
+    /// `user`'s permission in `vhost`, if it has one.
+    pub fn permission(&self, user: &str, vhost: &str) -> Option<Permission> {
+        self.metadata
+            .lock()
+            .state()
+            .users
+            .permission(user, vhost)
+            .cloned()
+    }
+
+    /// Creates or replaces user `name`; returns whether it was created.
+    pub async fn put_user(
+        self: &Arc<Self>,
+        name: &str,
+        password: PasswordChange,
+        tags: Vec<String>,
+        loopback_only: bool,
+    ) -> Result<bool> {
+        let this = self.clone();
+        let name = name.to_string();
+        run_blocking(move || {
+            // Stretch the password before taking the metadata lock.
+            let fresh = match &password {
+                PasswordChange::Set(p) => Some(PasswordCredentials::from_password(p)),
+                _ => None,
+            };
+            let mut metadata = this.metadata.lock();
+            let existing = metadata.state().users.users.get(&name).cloned();
+            let credentials = match password {
+                PasswordChange::Keep => existing.as_ref().and_then(|u| u.credentials.clone()),
+                PasswordChange::Set(_) => fresh,
+                PasswordChange::Credentials(c) => Some(c),
+                PasswordChange::Clear => None,
+            };
+            let user = User {
+                name: name.clone(),
+                credentials,
+                tags,
+                loopback_only,
+            };
+            metadata.submit(MetadataCommand::User {
+                change: UserChange::Put { user },
+            })?;
+            this.logins.digests.lock().remove(&name);
+            tracing::info!(user = %name, created = existing.is_none(), "user put");
+            Ok(existing.is_none())
+        })
+        .await
+    }
+
+    pub async fn delete_user(self: &Arc<Self>, name: &str) -> Result<()> {
+        self.user_change(UserChange::Delete {
+            name: name.to_string(),
+        })
+        .await?;
+        self.logins.digests.lock().remove(name);
+        tracing::info!(user = %name, "user deleted");
+        Ok(())
+    }
+
+    /// Sets `user`'s permission in `vhost` (which must exist).
+    pub async fn set_permission(
+        self: &Arc<Self>,
+        user: &str,
+        vhost: &str,
+        permission: Permission,
+    ) -> Result<()> {
+        self.routing_table(vhost)?;
+        self.user_change(UserChange::SetPermission {
+            user: user.to_string(),
+            vhost: vhost.to_string(),
+            permission,
+        })
+        .await
+    }
+
+    pub async fn clear_permission(self: &Arc<Self>, user: &str, vhost: &str) -> Result<()> {
+        self.user_change(UserChange::ClearPermission {
+            user: user.to_string(),
+            vhost: vhost.to_string(),
+        })
+        .await
+    }
+
+    async fn user_change(self: &Arc<Self>, change: UserChange) -> Result<()> {
+        let this = self.clone();
+        run_blocking(move || this.metadata.lock().submit(MetadataCommand::User { change })).await
+    }
+
+    /// Users from the configuration, put only if the broker has none yet (its first start), each
+    /// with every permission on `/`. Returns whether they were put.
+    pub async fn seed_users(self: &Arc<Self>, users: Vec<(User, Option<String>)>) -> Result<bool> {
+        if !self.users().is_empty() {
+            return Ok(false);
+        }
+        for (user, password) in users {
+            let name = user.name.clone();
+            let password = match password {
+                Some(p) => PasswordChange::Set(p),
+                None => PasswordChange::Keep,
+            };
+            self.put_user(&name, password, user.tags, user.loopback_only)
+                .await?;
+            self.set_permission(&name, crate::metadata::state::DEFAULT_VHOST, Permission::all())
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// Checks a password login from `peer`; the user on success.
+    pub async fn login(
+        self: &Arc<Self>,
+        name: &str,
+        password: &[u8],
+        peer: IpAddr,
+    ) -> std::result::Result<User, LoginError> {
+        let user = self
+            .user(name)
+            .ok_or_else(|| LoginError::UnknownUser(name.to_string()))?;
+        if user.loopback_only && !peer.is_loopback() {
+            return Err(LoginError::LoopbackOnly(name.to_string()));
+        }
+        let credentials = user
+            .credentials
+            .clone()
+            .ok_or_else(|| LoginError::NoPassword(name.to_string()))?;
+        let stored_key = credentials
+            .scram
+            .last()
+            .map(|c| c.stored_key.clone())
+            .unwrap_or_default();
+        let fast = digest(&stored_key, password);
+        if self.logins.digests.lock().get(name) == Some(&fast) {
+            return Ok(user);
+        }
+        let password = password.to_vec();
+        let matched = tokio::task::spawn_blocking(move || credentials.verify(&password))
+            .await
+            .unwrap_or(false);
+        if !matched {
+            return Err(LoginError::WrongPassword(name.to_string()));
+        }
+        self.logins.digests.lock().insert(name.to_string(), fast);
+        Ok(user)
+    }
+}
+
+impl From<LoginError> for CoreError {
+    fn from(e: LoginError) -> CoreError {
+        CoreError::Forbidden(e.to_string())
+    }
+}

@@ -1,0 +1,269 @@
+//! The broker's users: names, password credentials ([`credential`]), RabbitMQ's tags
+//! (`administrator`, `monitoring`, `management`, `policymaker`) and per-virtual-host permissions
+//! (configure, write and read regular expressions, RabbitMQ's model). They are metadata: every
+//! change is a [`crate::metadata::MetadataCommand`] in the journal, so users survive restarts and
+//! replicate with the rest later.
+//!
+//! The first start seeds the store from the configuration (by default `guest`/`guest`, loopback
+//! only, as RabbitMQ does); after that the management API and `porter users` change it.
+
+pub mod credential;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+pub use credential::{PasswordCredentials, ScramCredential, ScramMechanism};
+
+/// Longest user name (RabbitMQ and Kafka take any UTF-8; a bound keeps the journal sane).
+pub const USER_NAME_BYTES_MAX: usize = 255;
+/// Users the broker holds at most: each is a few hundred bytes of metadata.
+pub const USERS_MAX: usize = 10_000;
+/// The tags the broker knows, as RabbitMQ names them.
+pub const KNOWN_TAGS: [&str; 5] = [
+    "administrator",
+    "monitoring",
+    "management",
+    "policymaker",
+    "impersonator",
+];
+
+/// One user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    /// `None`: the user cannot log in with a password (RabbitMQ's passwordless users, for
+    /// certificate logins).
+    pub credentials: Option<PasswordCredentials>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Only from a loopback address (RabbitMQ's `loopback_users`, `guest` by default).
+    #[serde(default)]
+    pub loopback_only: bool,
+}
+
+impl User {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+
+    /// Whether the management API lets this user in at all (RabbitMQ: any management tag).
+    pub fn may_manage(&self) -> bool {
+        ["administrator", "monitoring", "management", "policymaker"]
+            .iter()
+            .any(|t| self.has_tag(t))
+    }
+}
+
+/// What a user may do in one virtual host: regular expressions over resource names, as
+/// RabbitMQ's `set_permissions` takes them (`".*"` everything, `""` nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permission {
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+impl Permission {
+    /// Everything (`".*"` three times): what the seeded users get on `/`.
+    pub fn all() -> Permission {
+        Permission {
+            configure: ".*".into(),
+            write: ".*".into(),
+            read: ".*".into(),
+        }
+    }
+}
+
+/// The users part of the metadata state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Users {
+    pub users: BTreeMap<String, User>,
+    /// user → vhost → permission.
+    pub permissions: BTreeMap<String, BTreeMap<String, Permission>>,
+}
+
+/// A user change, checked by [`Users::check`] and applied by [`Users::apply`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum UserChange {
+    /// Creates the user or replaces it whole.
+    Put { user: User },
+    /// Removes the user and every permission of it.
+    Delete { name: String },
+    SetPermission {
+        user: String,
+        vhost: String,
+        permission: Permission,
+    },
+    ClearPermission { user: String, vhost: String },
+}
+
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > USER_NAME_BYTES_MAX || name.chars().any(char::is_control)
+    {
+        return Err(CoreError::InvalidRequest(format!(
+            "invalid user name {name:?}: 1 to {USER_NAME_BYTES_MAX} bytes, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_pattern(pattern: &str) -> Result<()> {
+    regex::Regex::new(pattern).map(drop).map_err(|e| {
+        CoreError::InvalidRequest(format!("{pattern:?} is not a regular expression: {e}"))
+    })
+}
+
+impl Users {
+    pub fn check(&self, change: &UserChange) -> Result<()> {
+        match change {
+            UserChange::Put { user } => {
+                validate_name(&user.name)?;
+                if let Some(tag) = user.tags.iter().find(|t| !KNOWN_TAGS.contains(&t.as_str())) {
+                    return Err(CoreError::InvalidRequest(format!(
+                        "unknown tag {tag:?}: use {}",
+                        KNOWN_TAGS.join(", ")
+                    )));
+                }
+                if !self.users.contains_key(&user.name) && self.users.len() >= USERS_MAX {
+                    return Err(CoreError::LimitExceeded(format!(
+                        "{USERS_MAX} users (USERS_MAX)"
+                    )));
+                }
+                Ok(())
+            }
+            UserChange::Delete { name } => self.known(name),
+            UserChange::SetPermission {
+                user, permission, ..
+            } => {
+                self.known(user)?;
+                validate_pattern(&permission.configure)?;
+                validate_pattern(&permission.write)?;
+                validate_pattern(&permission.read)
+            }
+            UserChange::ClearPermission { user, vhost } => {
+                if self.permissions.get(user).is_some_and(|p| p.contains_key(vhost)) {
+                    Ok(())
+                } else {
+                    Err(CoreError::NotFound(format!(
+                        "no permissions for user {user:?} in vhost {vhost:?}"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn known(&self, name: &str) -> Result<()> {
+        if self.users.contains_key(name) {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound(format!("no user {name:?}")))
+        }
+    }
+
+    /// Applies a checked change.
+    pub fn apply(&mut self, change: UserChange) {
+        match change {
+            UserChange::Put { user } => {
+                self.users.insert(user.name.clone(), user);
+            }
+            UserChange::Delete { name } => {
+                self.users.remove(&name);
+                self.permissions.remove(&name);
+            }
+            UserChange::SetPermission {
+                user,
+                vhost,
+                permission,
+            } => {
+                self.permissions
+                    .entry(user)
+                    .or_default()
+                    .insert(vhost, permission);
+            }
+            UserChange::ClearPermission { user, vhost } => {
+                if let Some(of_user) = self.permissions.get_mut(&user) {
+                    of_user.remove(&vhost);
+                    if of_user.is_empty() {
+                        self.permissions.remove(&user);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes a deleted virtual host's permissions (applied with `DeleteVhost`).
+    pub fn forget_vhost(&mut self, vhost: &str) {
+        for of_user in self.permissions.values_mut() {
+            of_user.remove(vhost);
+        }
+        self.permissions.retain(|_, p| !p.is_empty());
+    }
+
+    pub fn permission(&self, user: &str, vhost: &str) -> Option<&Permission> {
+        self.permissions.get(user).and_then(|p| p.get(vhost))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, tags: &[&str]) -> User {
+        User {
+            name: name.into(),
+            credentials: None,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            loopback_only: false,
+        }
+    }
+
+    #[test]
+    fn changes_are_checked_then_applied() {
+        let mut users = Users::default();
+        let put = UserChange::Put {
+            user: user("ops", &["administrator"]),
+        };
+        users.check(&put).unwrap();
+        users.apply(put);
+        assert!(users.users["ops"].may_manage());
+        assert!(users
+            .check(&UserChange::Put {
+                user: user("x", &["wizard"])
+            })
+            .is_err());
+        assert!(users
+            .check(&UserChange::Put { user: user("", &[]) })
+            .is_err());
+        let grant = UserChange::SetPermission {
+            user: "ops".into(),
+            vhost: "/".into(),
+            permission: Permission::all(),
+        };
+        users.check(&grant).unwrap();
+        users.apply(grant);
+        assert_eq!(users.permission("ops", "/"), Some(&Permission::all()));
+        let bad = UserChange::SetPermission {
+            user: "ops".into(),
+            vhost: "/".into(),
+            permission: Permission {
+                configure: "(".into(),
+                ..Permission::all()
+            },
+        };
+        assert!(users.check(&bad).is_err(), "not a regular expression");
+        assert!(users
+            .check(&UserChange::SetPermission {
+                user: "nobody".into(),
+                vhost: "/".into(),
+                permission: Permission::all()
+            })
+            .is_err());
+        users.forget_vhost("/");
+        assert_eq!(users.permission("ops", "/"), None);
+        users.apply(UserChange::Delete { name: "ops".into() });
+        assert!(users.users.is_empty());
+    }
+}
