@@ -99,6 +99,23 @@ test('a queue added in the UI fills from amqplib and is purged from the UI', { t
     await page.goto(`${porter.httpUrl}/#/connections`)
     await page.waitForFunction(() => document.querySelector('main').textContent.includes('AMQP 0-9-1'), { timeout: WAIT_MS })
     await screenshot(page, porter, 'connections')
+    // A user added on the Users page logs in over AMQP with amqplib; a monitoring user sees the
+    // UI but its changes are refused with RabbitMQ's reason.
+    await page.goto(`${porter.httpUrl}/#/users`)
+    await page.waitForSelector('#new-user', { timeout: WAIT_MS })
+    await page.type('#new-user', 'ui-watcher')
+    await page.type('#new-user-password', 'w4tch')
+    await page.select('#new-user-tags', 'monitoring')
+    await page.click('#add-user')
+    await page.waitForSelector('tr[data-name="ui-watcher"]', { timeout: WAIT_MS })
+    await page.waitForSelector('tr[data-name="ui-watcher@/"]', { timeout: WAIT_MS })
+    await screenshot(page, porter, 'users')
+    const url = new URL(porter.amqpUrl)
+    url.username = 'ui-watcher'
+    url.password = 'w4tch'
+    const asWatcher = await amqplib.connect(url.toString())
+    await asWatcher.close()
+
     // The API page renders the OpenAPI document the broker generates.
     await page.goto(`${porter.httpUrl}/#/api`)
     await page.waitForSelector('[data-operation="topic_messages_browse_topic"]', { timeout: WAIT_MS })

@@ -450,9 +450,9 @@ def test_definitions_export_and_import_into_a_fresh_broker(porter, rabbitmqadmin
         assert queue_depth(second, "invoices") == 1
         ledger = api(second, "GET", "/api/topics/ledger").json()
         assert ledger["partitions"] == 3 and ledger["config"]["retention.ms"] == "3600000"
-        with_users = dict(definitions, users=[{"name": "alice"}])
-        answer = api(second, "POST", "/api/definitions", json=with_users).json()
-        assert answer["skipped"] and "users" in answer["skipped"][0]
+        with_policies = dict(definitions, policies=[{"name": "ha"}])
+        answer = api(second, "POST", "/api/definitions", json=with_policies).json()
+        assert answer["skipped"] and "policies" in answer["skipped"][0]
     finally:
         next(second_gen, None)
 

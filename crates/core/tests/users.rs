@@ -30,9 +30,19 @@ async fn users_are_seeded_once_checked_at_login_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let broker = Broker::open(config(dir.path())).unwrap();
-        assert!(broker.seed_users(vec![guest()]).await.unwrap());
-        assert!(!broker.seed_users(vec![guest()]).await.unwrap(), "only on the first start");
-        assert_eq!(broker.login("guest", b"guest", LOOPBACK).await.unwrap().name, "guest");
+        assert!(broker.seed_users(vec![guest()], &[]).await.unwrap());
+        assert!(
+            !broker.seed_users(vec![guest()], &[]).await.unwrap(),
+            "only on the first start"
+        );
+        assert_eq!(
+            broker
+                .login("guest", b"guest", LOOPBACK)
+                .await
+                .unwrap()
+                .name,
+            "guest"
+        );
         assert_eq!(
             broker.login("guest", b"guest", REMOTE).await.unwrap_err(),
             LoginError::LoopbackOnly("guest".into())
@@ -40,29 +50,51 @@ async fn users_are_seeded_once_checked_at_login_and_survive_a_restart() {
         assert_eq!(broker.permission("guest", "/"), Some(Permission::all()));
 
         let created = broker
-            .put_user("ops", PasswordChange::Set("s3cret".into()), vec!["monitoring".into()], false)
+            .put_user(
+                "ops",
+                PasswordChange::Set("s3cret".into()),
+                vec!["monitoring".into()],
+                false,
+            )
             .await
             .unwrap();
         assert!(created);
         assert!(broker.login("ops", b"s3cret", REMOTE).await.is_ok());
-        assert!(broker.login("ops", b"s3cret", REMOTE).await.is_ok(), "from the cache");
+        assert!(
+            broker.login("ops", b"s3cret", REMOTE).await.is_ok(),
+            "from the cache"
+        );
         assert_eq!(
             broker.login("ops", b"guess", REMOTE).await.unwrap_err(),
             LoginError::WrongPassword("ops".into())
         );
         // A new password: the old one (cached or not) no longer logs in.
         broker
-            .put_user("ops", PasswordChange::Set("n3w".into()), vec!["monitoring".into()], false)
+            .put_user(
+                "ops",
+                PasswordChange::Set("n3w".into()),
+                vec!["monitoring".into()],
+                false,
+            )
             .await
             .unwrap();
         assert!(broker.login("ops", b"s3cret", REMOTE).await.is_err());
         assert!(broker.login("ops", b"n3w", REMOTE).await.is_ok());
         // Tags change without touching the password.
         broker
-            .put_user("ops", PasswordChange::Keep, vec!["administrator".into()], false)
+            .put_user(
+                "ops",
+                PasswordChange::Keep,
+                vec!["administrator".into()],
+                false,
+            )
             .await
             .unwrap();
-        assert!(broker.login("ops", b"n3w", REMOTE).await.unwrap().has_tag("administrator"));
+        assert!(broker
+            .login("ops", b"n3w", REMOTE)
+            .await
+            .unwrap()
+            .has_tag("administrator"));
         broker.shutdown().await.unwrap();
     }
     let broker = Broker::open(config(dir.path())).unwrap();
@@ -78,5 +110,8 @@ async fn users_are_seeded_once_checked_at_login_and_survive_a_restart() {
         .collect();
     let text = String::from_utf8_lossy(&journal);
     assert!(text.contains("\"ops\""), "the journal holds the users");
-    assert!(!text.contains("s3cret") && !text.contains("n3w\""), "but never a password");
+    assert!(
+        !text.contains("s3cret") && !text.contains("n3w\""),
+        "but never a password"
+    );
 }

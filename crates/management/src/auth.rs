@@ -1,17 +1,19 @@
 //! HTTP basic authentication of API requests against the broker's users, as RabbitMQ's API
 //! requires (`rabbitmqadmin -u guest -p guest`). The same authenticator as the AMQP and STOMP
-//! listeners decides, so `guest` is accepted from loopback only. Issue 18 adds tags
-//! (administrator, monitoring) and tokens; until then any broker user may use the API.
+//! listeners decides, so `guest` is accepted from loopback only. Then the user's tags decide
+//! what it may do, as RabbitMQ's do: without a management tag (`administrator`, `monitoring`,
+//! `management`, `policymaker`) nothing; with one, read; changes, and anything about users,
+//! permissions or definitions (which carry password credentials), only as `administrator`.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use porter_gateway_http::PeerAddrs;
-use porter_gateway_kit::auth::Credentials;
+use porter_gateway_kit::auth::{Credentials, Principal};
 
 use crate::error::ApiError;
 use crate::Management;
@@ -46,12 +48,41 @@ pub async fn require_user(
         peer,
     };
     match authenticator.authenticate(credentials).await {
-        Ok(_) => next.run(request).await,
+        Ok(principal) => {
+            if let Err(reason) = allowed(&principal, &request) {
+                tracing::warn!(%peer, user = %user, path = %request.uri().path(), reason, "management API request refused");
+                return refused(reason, false);
+            }
+            let mut request = request;
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
         Err(error) => {
             tracing::warn!(%peer, user = %user, %error, "management API login refused");
             refused("Not_Authorized", prompt)
         }
     }
+}
+
+/// What the user's tags let it do with `request`: RabbitMQ's reasons when not.
+fn allowed(principal: &Principal, request: &Request) -> Result<(), &'static str> {
+    let has = |tag: &str| principal.tags.iter().any(|t| t == tag);
+    if !["administrator", "monitoring", "management", "policymaker"]
+        .iter()
+        .any(|t| has(t))
+    {
+        return Err("Not management user");
+    }
+    let path = request.uri().path();
+    let about_users = ["/api/users", "/api/permissions", "/api/definitions"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || path.ends_with("/permissions");
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    if (about_users || !reads) && !has("administrator") && path != "/api/whoami" {
+        return Err("Not administrator user");
+    }
+    Ok(())
 }
 
 fn refused(reason: &str, prompt: bool) -> Response {

@@ -7,9 +7,11 @@
 //! bindings between exported objects; topics other than the broker's internal `__*` ones.
 //! Import declares in dependency order (vhosts, topics, exchanges, queues, bindings) with the
 //! same core calls as the API's PUTs, so it is idempotent: what exists equivalently is left
-//! alone, and a document that fails halfway can be fixed and loaded again. Users, permissions,
-//! policies and parameters are not imported yet (they come with the security work): the answer
-//! lists them as skipped rather than pretending they were applied.
+//! alone, and a document that fails halfway can be fixed and loaded again. Users come with their
+//! SCRAM credentials (`password_hash`, Porter's own format) and permissions with them; a user
+//! from RabbitMQ (whose salted SHA-256 hash cannot become SCRAM credentials) is imported without
+//! a password and listed, as are policies and parameters, which are not imported: the answer
+//! says what was skipped rather than pretending it was applied.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -120,7 +122,14 @@ fn definitions_of(management: &Management) -> ApiResult<Value> {
         "rabbitmq_version": RABBITMQ_API_VERSION,
         "product_name": "Porter",
         "product_version": env!("CARGO_PKG_VERSION"),
-        "users": [], "permissions": [], "topic_permissions": [],
+        "users": management.broker.users().iter().map(crate::users::user_json).collect::<Vec<_>>(),
+        "permissions": management
+            .broker
+            .permissions()
+            .iter()
+            .map(|(user, vhost, p)| crate::users::permission_json(user, vhost, p))
+            .collect::<Vec<_>>(),
+        "topic_permissions": [],
         "parameters": [], "global_parameters": [], "policies": [],
         "vhosts": vhosts, "queues": queues, "exchanges": exchanges, "bindings": bindings,
         "topics": topics,
@@ -294,15 +303,14 @@ async fn import(State(management): State<Arc<Management>>, body: Bytes) -> ApiRe
             .map_err(at("binding from", &b.source))?;
     }
     let mut skipped = Vec::new();
+    let users = import_users(broker, &definitions, &mut skipped).await?;
     for (what, count) in [
-        ("users", definitions.users.len()),
-        ("permissions", definitions.permissions.len()),
         ("policies", definitions.policies.len()),
         ("parameters", definitions.parameters.len()),
     ] {
         if count > 0 {
             skipped.push(format!(
-                "{count} {what}: not imported (users and permissions come with the security work)"
+                "{count} {what}: not imported (Porter has no {what} yet)"
             ));
         }
     }
@@ -319,8 +327,55 @@ async fn import(State(management): State<Arc<Management>>, body: Bytes) -> ApiRe
         "imported": {
             "vhosts": definitions.vhosts.len(), "topics": topics_created,
             "exchanges": definitions.exchanges.len(), "queues": definitions.queues.len(),
-            "bindings": definitions.bindings.len(),
+            "bindings": definitions.bindings.len(), "users": users,
+            "permissions": definitions.permissions.len(),
         },
         "skipped": skipped,
     })))
+}
+
+/// Puts the document's users and permissions; returns how many users. A user whose hash Porter
+/// cannot use keeps its password if it exists here, else comes in without one; both are listed
+/// in `skipped`.
+async fn import_users(
+    broker: &Arc<porter_core::Broker>,
+    definitions: &Definitions,
+    skipped: &mut Vec<String>,
+) -> ApiResult<usize> {
+    for value in &definitions.users {
+        let name = value["name"].as_str().unwrap_or_default().to_string();
+        let body: crate::users::UserBody = serde_json::from_value(value.clone())
+            .map_err(|e| ApiError::bad_request(format!("user {name:?}: {e}")))?;
+        let password = match body.password() {
+            Ok(password) => password,
+            Err(_) => {
+                skipped.push(format!(
+                    "the password of user {name:?}: its {} hash cannot become SCRAM credentials; \
+                     set it with porter users set-password {name} PASSWORD",
+                    body.hashing_algorithm.as_deref().unwrap_or("unknown")
+                ));
+                porter_core::broker::users::PasswordChange::Keep
+            }
+        };
+        let loopback_only = body.loopback_only.unwrap_or(false);
+        broker
+            .put_user(&name, password, body.tags()?, loopback_only)
+            .await
+            .map_err(ApiError::from)
+            .map_err(at("user", &name))?;
+    }
+    for p in &definitions.permissions {
+        let field = |key: &str| p[key].as_str().unwrap_or_default().to_string();
+        let permission = porter_core::users::Permission {
+            configure: field("configure"),
+            write: field("write"),
+            read: field("read"),
+        };
+        broker
+            .set_permission(&field("user"), &field("vhost"), permission)
+            .await
+            .map_err(ApiError::from)
+            .map_err(at("permission of", &field("user")))?;
+    }
+    Ok(definitions.users.len())
 }

@@ -18,6 +18,7 @@
 //! - [`topics`]: `/api/topics` (also create, delete) and `/api/groups` (offsets, sizes, lag);
 //! - [`topic_messages`]: browsing a topic's records, producing to it, deleting records;
 //! - [`groups`]: resetting a group's offsets and deleting a group;
+//! - [`users`]: `/api/users` and `/api/permissions` (administrators only);
 //! - [`definitions`]: `/api/definitions` export and import, RabbitMQ's format plus topics;
 //! - [`rates`]: message rates per queue and topic, from counts read every 5 s;
 //! - [`metrics`]: `/metrics` in Prometheus's text format, and [`health`]: `/readyz`;
@@ -50,6 +51,7 @@ pub mod rates;
 pub mod topic_messages;
 pub mod topics;
 pub mod ui;
+pub mod users;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -138,6 +140,7 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(channels::routes())
         .merge(messages::routes())
         .merge(definitions::routes())
+        .merge(users::routes())
         .split_for_parts();
     let api = api
         .merge(openapi::routes(openapi))

@@ -45,6 +45,10 @@ pub fn document() -> OpenApi {
                 "Connections on every listener, AMQP channels and consumers",
             ),
             ("definitions", "Export and import of definitions"),
+            (
+                "users",
+                "Users, their tags and per-vhost permissions (administrators only)",
+            ),
             ("health", "Health checks"),
         ]
         .into_iter()

@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::args::{
     ApiArgs, BindingsCommand, ConnectionsCommand, ConsumeArgs, DefinitionsCommand,
-    ExchangesCommand, GroupsCommand, ProduceArgs, QueuesCommand, TopicsCommand,
+    ExchangesCommand, GroupsCommand, PermissionsCommand, ProduceArgs, QueuesCommand, TopicsCommand,
+    UsersCommand,
 };
 
 #[derive(Parser, Debug)]
@@ -24,7 +25,7 @@ use crate::admin::args::{
         at /ws) and the chat example (/chat/) are on the HTTP port 15672. \
         `porter serve --help` says how to change or turn off each listener. The other commands \
         (status, queues, exchanges, bindings, topics, groups, connections, definitions, produce, \
-        consume) manage a running \
+        consume, users, permissions) manage a running \
         broker through its HTTP API (--url, default http://localhost:15672); they exit 0 when \
         done, 1 on failure, 2 on bad usage, 3 when the broker refuses the request as invalid, \
         4 when something named does not exist, 5 when the login is refused and 6 when the broker \
@@ -116,6 +117,26 @@ pub enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: DefinitionsCommand,
+    },
+    /// The broker's users and their tags: list, add, set-password, set-tags, delete.
+    #[command(
+        after_help = "Examples:\n  porter users list\n  porter users add ops 's3cret' --tags administrator\n  porter users add billing-service 'p4ss'\n  porter users set-password billing-service 'n3w-p4ss'\n  porter users set-tags ops --tags monitoring\n  porter users delete ops"
+    )]
+    Users {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Users' permissions per virtual host (configure, write, read regular expressions).
+    #[command(
+        after_help = "Examples:\n  porter permissions list\n  porter permissions set billing-service\n  porter permissions set reporter --configure '' --write '' --read '.*'\n  porter permissions clear reporter --vhost staging"
+    )]
+    Permissions {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: PermissionsCommand,
     },
     /// Sends records to a topic (or messages to a queue or exchange), from arguments or one per
     /// line of standard input.

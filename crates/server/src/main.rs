@@ -13,6 +13,7 @@ mod limits;
 mod origin;
 mod serve;
 mod settings;
+mod users;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -73,6 +74,10 @@ fn main() -> ExitCode {
         }
         cli::Command::Definitions { api, command } => {
             admin::run(&api, Resource::Definitions(command))
+        }
+        cli::Command::Users { api, command } => admin::run(&api, Resource::Users(command)),
+        cli::Command::Permissions { api, command } => {
+            admin::run(&api, Resource::Permissions(command))
         }
         cli::Command::Produce { api, args } => admin::run(&api, Resource::Produce(args)),
         cli::Command::Consume { api, args } => admin::run(&api, Resource::Consume(args)),

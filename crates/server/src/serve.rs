@@ -151,15 +151,19 @@ async fn start(mut settings: Settings) -> Result<Running> {
             }),
         ));
     }
-    // STOMP logs in the broker's users, who are configured under [amqp] today.
-    let users = Arc::new(porter_gateway_amqp::auth::static_users(
-        &settings.amqp.users,
-    ));
+    // AMQP, STOMP and the management API log in the broker's users (crate::users).
+    crate::users::seed(&broker, &settings.amqp.users, &settings.vhosts).await;
+    let users = Arc::new(crate::users::BrokerUsers::new(broker.clone()));
     if settings.amqp_enabled {
         let tcp = bind("AMQP 0-9-1", "--amqp-listen", settings.amqp.listen).await?;
         amqp_addr = tcp.local_addr()?.to_string();
-        let listener = porter_gateway_amqp::amqp_listener(tcp, &settings.amqp, SHUTDOWN_DRAIN_MAX)
-            .context("AMQP listener limits")?;
+        let listener = porter_gateway_amqp::amqp_listener(
+            tcp,
+            &settings.amqp,
+            SHUTDOWN_DRAIN_MAX,
+            Some(users.clone()),
+        )
+        .context("AMQP listener limits")?;
         registries.push(listener.registry());
         gateways.push((
             "AMQP",
@@ -279,17 +283,19 @@ async fn start(mut settings: Settings) -> Result<Running> {
         &mut gateways,
     )
     .await?;
-    management.mark_ready(
-        bound_listeners(&[
-            ("kafka", &kafka_addr),
-            ("amqp", &amqp_addr),
-            ("rocketmq", &rocketmq_addr),
-            ("mqtt", &mqtt_addr),
-            ("stomp", &stomp_addr),
-            ("http", &http_addr),
-        ]),
-        registries,
-    );
+    let listeners = bound_listeners(&[
+        ("kafka", &kafka_addr),
+        ("amqp", &amqp_addr),
+        ("rocketmq", &rocketmq_addr),
+        ("mqtt", &mqtt_addr),
+        ("stomp", &stomp_addr),
+        ("http", &http_addr),
+    ]);
+    let public = listeners
+        .iter()
+        .any(|l| ["amqp", "stomp", "http"].contains(&l.protocol) && !l.addr.ip().is_loopback());
+    crate::users::warn_if_only_guest(&broker, public);
+    management.mark_ready(listeners, registries);
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,

@@ -178,12 +178,21 @@ impl Broker {
 
     async fn user_change(self: &Arc<Self>, change: UserChange) -> Result<()> {
         let this = self.clone();
-        run_blocking(move || this.metadata.lock().submit(MetadataCommand::User { change })).await
+        run_blocking(move || {
+            this.metadata
+                .lock()
+                .submit(MetadataCommand::User { change })
+        })
+        .await
     }
 
     /// Users from the configuration, put only if the broker has none yet (its first start), each
-    /// with every permission on `/`. Returns whether they were put.
-    pub async fn seed_users(self: &Arc<Self>, users: Vec<(User, Option<String>)>) -> Result<bool> {
+    /// with every permission on `/` and on `vhosts`. Returns whether they were put.
+    pub async fn seed_users(
+        self: &Arc<Self>,
+        users: Vec<(User, Option<String>)>,
+        vhosts: &[String],
+    ) -> Result<bool> {
         if !self.users().is_empty() {
             return Ok(false);
         }
@@ -195,8 +204,10 @@ impl Broker {
             };
             self.put_user(&name, password, user.tags, user.loopback_only)
                 .await?;
-            self.set_permission(&name, crate::metadata::state::DEFAULT_VHOST, Permission::all())
-                .await?;
+            let default = crate::metadata::state::DEFAULT_VHOST.to_string();
+            for vhost in std::iter::once(&default).chain(vhosts) {
+                self.set_permission(&name, vhost, Permission::all()).await?;
+            }
         }
         Ok(true)
     }

@@ -133,12 +133,8 @@ impl ScramCredential {
 
     /// Whether `password` is the one this credential was made from (constant-time compare).
     pub fn verify(&self, password: &[u8]) -> bool {
-        let again = ScramCredential::new(
-            self.mechanism,
-            password,
-            self.salt.clone(),
-            self.iterations,
-        );
+        let again =
+            ScramCredential::new(self.mechanism, password, self.salt.clone(), self.iterations);
         constant_time_eq(&again.stored_key, &self.stored_key)
     }
 }
@@ -226,7 +222,8 @@ mod tests {
         let auth_message = "n=user,r=rOprNGfwEbeRWgbNEkqO,\
             r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,\
             c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-        let signature = ScramMechanism::Sha256.hmac(&credential.server_key, auth_message.as_bytes());
+        let signature =
+            ScramMechanism::Sha256.hmac(&credential.server_key, auth_message.as_bytes());
         assert_eq!(
             signature,
             b64("6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
@@ -236,8 +233,15 @@ mod tests {
         let proof = b64("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
         let client_signature =
             ScramMechanism::Sha256.hmac(&credential.stored_key, auth_message.as_bytes());
-        let client_key: Vec<u8> = proof.iter().zip(&client_signature).map(|(p, s)| p ^ s).collect();
-        assert_eq!(ScramMechanism::Sha256.hash(&client_key), credential.stored_key);
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(p, s)| p ^ s)
+            .collect();
+        assert_eq!(
+            ScramMechanism::Sha256.hash(&client_key),
+            credential.stored_key
+        );
     }
 
     #[test]

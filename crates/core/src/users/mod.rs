@@ -89,20 +89,26 @@ pub struct Users {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum UserChange {
     /// Creates the user or replaces it whole.
-    Put { user: User },
+    Put {
+        user: User,
+    },
     /// Removes the user and every permission of it.
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
     SetPermission {
         user: String,
         vhost: String,
         permission: Permission,
     },
-    ClearPermission { user: String, vhost: String },
+    ClearPermission {
+        user: String,
+        vhost: String,
+    },
 }
 
 pub fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > USER_NAME_BYTES_MAX || name.chars().any(char::is_control)
-    {
+    if name.is_empty() || name.len() > USER_NAME_BYTES_MAX || name.chars().any(char::is_control) {
         return Err(CoreError::InvalidRequest(format!(
             "invalid user name {name:?}: 1 to {USER_NAME_BYTES_MAX} bytes, no control characters"
         )));
@@ -144,7 +150,11 @@ impl Users {
                 validate_pattern(&permission.read)
             }
             UserChange::ClearPermission { user, vhost } => {
-                if self.permissions.get(user).is_some_and(|p| p.contains_key(vhost)) {
+                if self
+                    .permissions
+                    .get(user)
+                    .is_some_and(|p| p.contains_key(vhost))
+                {
                     Ok(())
                 } else {
                     Err(CoreError::NotFound(format!(
@@ -235,7 +245,9 @@ mod tests {
             })
             .is_err());
         assert!(users
-            .check(&UserChange::Put { user: user("", &[]) })
+            .check(&UserChange::Put {
+                user: user("", &[])
+            })
             .is_err());
         let grant = UserChange::SetPermission {
             user: "ops".into(),

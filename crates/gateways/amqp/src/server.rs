@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use porter_core::Broker;
+use porter_gateway_kit::auth::Authenticator;
 use porter_gateway_kit::limits::LimitsError;
 use porter_gateway_kit::{CloseReason, Connection, Drained, Listener, Protocol, Stream};
 use tokio::net::TcpListener;
@@ -42,16 +43,18 @@ impl Protocol for AmqpProtocol {
     }
 }
 
-/// The kit listener with AMQP's limits and the configured users as its authenticator;
+/// The kit listener with AMQP's limits and `authenticator` (the configured users when `None`);
 /// exposes the registry before serving (management API).
 pub fn amqp_listener(
     listener: TcpListener,
     config: &AmqpConfig,
     drain_timeout: Duration,
+    authenticator: Option<Arc<dyn Authenticator>>,
 ) -> Result<Listener, LimitsError> {
+    let authenticator = authenticator.unwrap_or_else(|| Arc::new(static_users(&config.users)) as _);
     Ok(
         Listener::new(listener, "amqp", config.listener_limits(drain_timeout))?
-            .with_authenticator(Arc::new(static_users(&config.users))),
+            .with_authenticator(authenticator),
     )
 }
 

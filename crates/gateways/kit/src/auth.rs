@@ -12,6 +12,9 @@ use std::pin::Pin;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     pub user: String,
+    /// The user's tags, as RabbitMQ names them (`administrator`, `monitoring`, ...): what the
+    /// management API lets the user do.
+    pub tags: Vec<String>,
 }
 
 /// A login attempt, already decoded by the protocol.
@@ -47,6 +50,12 @@ pub trait Authenticator: Send + Sync + 'static {
 
     /// Checks one login.
     fn authenticate<'a>(&'a self, credentials: Credentials<'a>) -> AuthFuture<'a>;
+
+    /// Whether `user` may use virtual host `vhost` at all (RabbitMQ: it has a permission
+    /// there). Every user may, unless the store says otherwise.
+    fn may_use_vhost(&self, _user: &str, _vhost: &str) -> bool {
+        true
+    }
 }
 
 /// One configured user of [`StaticUsers`].
@@ -87,8 +96,10 @@ impl Authenticator for StaticUsers {
                     user.name
                 )));
             }
+            // Configured users are the broker's administrators.
             Ok(Principal {
                 user: user.name.clone(),
+                tags: vec!["administrator".to_string()],
             })
         })
     }
@@ -139,7 +150,10 @@ mod tests {
         assert_eq!(
             u.authenticate(login("app", b"s3cret", "10.0.0.1:5000"))
                 .await,
-            Ok(Principal { user: "app".into() })
+            Ok(Principal {
+                user: "app".into(),
+                tags: vec!["administrator".to_string()],
+            })
         );
         assert!(u
             .authenticate(login("guest", b"guest", "127.0.0.1:5000"))

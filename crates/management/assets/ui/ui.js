@@ -54,8 +54,10 @@ async function api (method, path, body) {
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
   const text = await response.text()
   const json = text ? JSON.parse(text) : null
-  if (response.status === 401) { showLogin('Log in again.'); throw new ApiError(401, 'not logged in') }
-  if (!response.ok) throw new ApiError(response.status, (json && json.reason) || response.statusText)
+  // 401 for a user the tags do not allow (RabbitMQ's "Not administrator user") is not a logout.
+  const byTags = json && /^Not (management|administrator) user$/.test(json.reason || '')
+  if (response.status === 401 && !byTags) { showLogin('Log in again.'); throw new ApiError(401, 'not logged in') }
+  if (!response.ok) throw new ApiError(byTags ? 403 : response.status, (json && json.reason) || response.statusText)
   return json
 }
 
@@ -93,7 +95,11 @@ $('login-form').addEventListener('submit', async event => {
   event.preventDefault()
   state.auth = btoa(`${$('user').value}:${$('password').value}`)
   try {
-    await api('GET', '/api/whoami')
+    const me = await api('GET', '/api/whoami')
+    if (!me.tags.some(t => ['administrator', 'monitoring', 'management', 'policymaker'].includes(t))) {
+      showLogin(`User ${me.name} has no management tag: it may not use this UI.`)
+      return
+    }
     sessionStorage.setItem('porter.auth', state.auth)
     start()
   } catch (e) {
@@ -458,6 +464,51 @@ function topicMessages (t) {
       el('form', { className: 'inline', id: 'produce-form', onsubmit: produce }, key, value, el('button', { id: 'produce' }, 'Produce')),
       el('form', { className: 'inline', onsubmit: e => { e.preventDefault(); browse() } }, el('span', {}, 'From'), from, partition, el('button', { id: 'browse' }, 'Browse')),
       el('div', { id: 'browsed' }, results))
+  ]
+}
+
+// The users page: users with their tags, their permissions per vhost; add, change, delete.
+pages.users = async function () {
+  const [users, permissions] = await Promise.all([api('GET', '/api/users'), api('GET', '/api/permissions')])
+  const name = el('input', { id: 'new-user', placeholder: 'user name', required: true })
+  const password = el('input', { id: 'new-user-password', type: 'password', placeholder: 'password', required: true, autocomplete: 'new-password' })
+  const tags = el('select', { id: 'new-user-tags' }, ['administrator', 'monitoring', 'management', ''].map(t => el('option', { value: t }, t || 'none (clients only)')))
+  const addUser = e => {
+    e.preventDefault()
+    const user = name.value.trim()
+    act(`User ${user} saved`, async () => {
+      await api('PUT', `/api/users/${enc(user)}`, { password: password.value, tags: tags.value })
+      await api('PUT', `/api/permissions/%2F/${enc(user)}`, { configure: '.*', write: '.*', read: '.*' })
+    })
+  }
+  const grantUser = el('select', { id: 'grant-user' }, users.map(u => el('option', { value: u.name }, u.name)))
+  const grantVhost = el('input', { id: 'grant-vhost', value: '/', style: 'width: 6rem' })
+  const pattern = id => el('input', { id, value: '.*', style: 'width: 7rem' })
+  const configure = pattern('grant-configure')
+  const write = pattern('grant-write')
+  const read = pattern('grant-read')
+  const grant = e => {
+    e.preventDefault()
+    act(`Permissions of ${grantUser.value} set`, () => api('PUT', `/api/permissions/${enc(grantVhost.value)}/${enc(grantUser.value)}`, { configure: configure.value, write: write.value, read: read.value }))
+  }
+  return [
+    el('div', { className: 'toolbar' }, el('h2', { className: 'grow' }, `Users (${users.length})`),
+      el('form', { className: 'inline', onsubmit: addUser }, name, password, tags, el('button', { id: 'add-user' }, 'Add user'))),
+    el('p', { className: 'hint' }, 'A new user gets every permission on the default vhost. Tags: administrator may change everything; monitoring and management may read this UI and the API; none is for clients only.'),
+    el('div', { className: 'card' }, table([
+      { title: 'Name', key: 'name' },
+      { title: 'Tags', cell: u => u.tags.length ? u.tags.map(t => el('span', { className: 'pill on' }, t)) : '–' },
+      { title: 'Password', cell: u => u.password_hash ? 'set' : 'none' },
+      { title: 'Loopback only', cell: u => u.loopback_only ? 'yes' : 'no' },
+      { title: '', cell: u => el('div', { className: 'actions' }, el('button', { className: 'small danger', 'data-action': 'delete', onclick: () => confirm(`Delete user ${u.name}?`) && act(`User ${u.name} deleted`, () => api('DELETE', `/api/users/${enc(u.name)}`)) }, 'Delete')) }
+    ], users)),
+    el('h2', {}, 'Permissions'),
+    el('form', { className: 'inline', onsubmit: grant }, grantUser, el('span', {}, 'vhost'), grantVhost, el('span', {}, 'configure'), configure, el('span', {}, 'write'), write, el('span', {}, 'read'), read, el('button', { id: 'grant' }, 'Set')),
+    el('div', { className: 'card' }, table([
+      { title: 'User', key: 'user' }, { title: 'Virtual host', key: 'vhost' },
+      { title: 'Configure', cell: p => el('code', {}, p.configure) }, { title: 'Write', cell: p => el('code', {}, p.write) }, { title: 'Read', cell: p => el('code', {}, p.read) },
+      { title: '', cell: p => el('div', { className: 'actions' }, el('button', { className: 'small danger', onclick: () => act(`Permissions of ${p.user} cleared`, () => api('DELETE', `/api/permissions/${enc(p.vhost)}/${enc(p.user)}`)) }, 'Clear')) }
+    ], permissions.map(p => ({ ...p, name: `${p.user}@${p.vhost}` }))))
   ]
 }
 

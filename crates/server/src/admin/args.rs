@@ -4,7 +4,9 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 
-/// Where the broker's management API is and who asks.
+/// Where the broker's management API is and who asks. These are global arguments: a
+/// subcommand's own argument must not reuse their ids (`url`, `user`, `password`, `output`,
+/// `vhost`), or its value would silently replace the login (give it another `id`).
 #[derive(Args, Debug, Clone)]
 pub struct ApiArgs {
     /// The broker's HTTP listener.
@@ -289,4 +291,57 @@ pub struct ConsumeArgs {
     /// TARGET is a queue: take messages out of it (acknowledged), until it is empty.
     #[arg(long, conflicts_with_all = ["follow", "key", "partition", "from_time"])]
     pub queue: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Users with their tags.
+    List,
+    /// Creates a user (or replaces its password and tags).
+    Add {
+        name: String,
+        /// The user's password (the API's own login is --user/--password).
+        #[arg(id = "new_password", value_name = "PASSWORD")]
+        password: String,
+        /// Comma-separated: administrator (everything), monitoring or management (read the
+        /// API), or none for a client-only user.
+        #[arg(long, default_value = "")]
+        tags: String,
+    },
+    /// Changes a user's password, keeping its tags.
+    SetPassword {
+        name: String,
+        #[arg(id = "new_password", value_name = "PASSWORD")]
+        password: String,
+    },
+    /// Changes a user's tags, keeping its password.
+    SetTags {
+        name: String,
+        #[arg(long)]
+        tags: String,
+    },
+    /// Deletes a user and its permissions.
+    Delete { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PermissionsCommand {
+    /// Every user's permissions in every virtual host.
+    List,
+    /// Sets USER's permissions in --vhost (regular expressions over names; default ".*").
+    Set {
+        #[arg(id = "grantee", value_name = "USER")]
+        user: String,
+        #[arg(long, default_value = ".*")]
+        configure: String,
+        #[arg(long, default_value = ".*")]
+        write: String,
+        #[arg(long, default_value = ".*")]
+        read: String,
+    },
+    /// Clears USER's permissions in --vhost.
+    Clear {
+        #[arg(id = "grantee", value_name = "USER")]
+        user: String,
+    },
 }

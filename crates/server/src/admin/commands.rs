@@ -4,7 +4,8 @@ use serde_json::{json, Map, Value};
 
 use super::args::{
     ApiArgs, BindingArgs, BindingsCommand, ConnectionsCommand, ConsumeArgs, DefinitionsCommand,
-    ExchangesCommand, GroupsCommand, ProduceArgs, QueuesCommand, TopicsCommand,
+    ExchangesCommand, GroupsCommand, PermissionsCommand, ProduceArgs, QueuesCommand, TopicsCommand,
+    UsersCommand,
 };
 use super::client::{exit, segment, Client, Failure};
 use super::table::{cell, of_items, render};
@@ -23,6 +24,8 @@ pub enum Resource {
     Definitions(DefinitionsCommand),
     Produce(ProduceArgs),
     Consume(ConsumeArgs),
+    Users(UsersCommand),
+    Permissions(PermissionsCommand),
 }
 
 pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed, Failure> {
@@ -100,6 +103,8 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
                 )
             }))
         }
+        Resource::Users(command) => super::users::users(client, out, command),
+        Resource::Permissions(command) => super::users::permissions(client, out, &vhost, command),
         Resource::Produce(args) => super::stream::produce(client, out, &vhost, args),
         Resource::Consume(args) => super::stream::consume(client, out, &vhost, args),
         Resource::Topics(TopicsCommand::Delete { name }) => {
@@ -273,7 +278,7 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
 }
 
 /// A one-line confirmation (or `{"ok": true}` in JSON).
-fn done(out: super::args::Output, text: String) -> Printed {
+pub(super) fn done(out: super::args::Output, text: String) -> Printed {
     Printed::choose(out, json!({"ok": true, "message": text}), |_| text)
 }
 

@@ -9,6 +9,7 @@ pub mod client;
 mod commands;
 mod stream;
 pub mod table;
+mod users;
 
 use std::process::ExitCode;
 

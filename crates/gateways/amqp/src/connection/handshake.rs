@@ -82,6 +82,17 @@ pub(super) async fn handshake<S: Stream>(
             .on(10, 40),
         )
     })?;
+    let vhost_name = open.virtual_host.as_str();
+    if !authenticator.may_use_vhost(&user, vhost_name) {
+        tracing::warn!(%peer, user = %user, vhost = %vhost_name, "amqp: vhost access refused: the user has no permissions there");
+        return Err(Some(
+            AmqpError::connection(
+                NOT_ALLOWED,
+                format!("access to vhost '{vhost_name}' refused for user '{user}'"),
+            )
+            .on(10, 40),
+        ));
+    }
     out.method(
         0,
         AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),

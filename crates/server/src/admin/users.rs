@@ -1,0 +1,119 @@
+//! `porter users ...` and `porter permissions ...`: the broker's users, their tags and their
+//! permissions per virtual host, through `/api/users` and `/api/permissions`.
+
+use serde_json::{json, Value};
+
+use super::args::{Output, PermissionsCommand, UsersCommand};
+use super::client::{segment, Client, Failure};
+use super::commands::done;
+use super::table::of_items;
+use super::Printed;
+
+pub fn users(client: &Client, out: Output, command: UsersCommand) -> Result<Printed, Failure> {
+    match command {
+        UsersCommand::List => {
+            let users = client.get("/api/users")?;
+            Ok(Printed::choose(out, users, |u| {
+                let rows: Vec<Value> = u
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|u| {
+                        let tags: Vec<&str> = u["tags"]
+                            .as_array()
+                            .map(Vec::as_slice)
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect();
+                        json!({"name": u["name"], "tags": tags.join(","),
+                               "password": !u["password_hash"].as_str().unwrap_or("").is_empty(),
+                               "loopback_only": u["loopback_only"]})
+                    })
+                    .collect();
+                of_items(
+                    &[
+                        ("USER", "name"),
+                        ("TAGS", "tags"),
+                        ("PASSWORD", "password"),
+                        ("LOOPBACK-ONLY", "loopback_only"),
+                    ],
+                    &Value::Array(rows),
+                )
+            }))
+        }
+        UsersCommand::Add {
+            name,
+            password,
+            tags,
+        } => {
+            client.put(
+                &format!("/api/users/{}", segment(&name)),
+                &json!({"password": password, "tags": tags}),
+            )?;
+            Ok(done(out, format!("user {name} saved")))
+        }
+        UsersCommand::SetPassword { name, password } => {
+            let user = client.get(&format!("/api/users/{}", segment(&name)))?;
+            client.put(
+                &format!("/api/users/{}", segment(&name)),
+                &json!({"password": password, "tags": user["tags"]}),
+            )?;
+            Ok(done(out, format!("password of {name} changed")))
+        }
+        UsersCommand::SetTags { name, tags } => {
+            client.get(&format!("/api/users/{}", segment(&name)))?;
+            client.put(
+                &format!("/api/users/{}", segment(&name)),
+                &json!({ "tags": tags }),
+            )?;
+            Ok(done(out, format!("tags of {name} changed")))
+        }
+        UsersCommand::Delete { name } => {
+            client.delete(&format!("/api/users/{}", segment(&name)))?;
+            Ok(done(out, format!("user {name} deleted")))
+        }
+    }
+}
+
+pub fn permissions(
+    client: &Client,
+    out: Output,
+    vhost: &str,
+    command: PermissionsCommand,
+) -> Result<Printed, Failure> {
+    match command {
+        PermissionsCommand::List => {
+            let permissions = client.get("/api/permissions")?;
+            Ok(Printed::choose(out, permissions, |p| {
+                of_items(
+                    &[
+                        ("USER", "user"),
+                        ("VHOST", "vhost"),
+                        ("CONFIGURE", "configure"),
+                        ("WRITE", "write"),
+                        ("READ", "read"),
+                    ],
+                    p,
+                )
+            }))
+        }
+        PermissionsCommand::Set {
+            user,
+            configure,
+            write,
+            read,
+        } => {
+            client.put(
+                &format!("/api/permissions/{vhost}/{}", segment(&user)),
+                &json!({"configure": configure, "write": write, "read": read}),
+            )?;
+            Ok(done(out, format!("permissions of {user} set")))
+        }
+        PermissionsCommand::Clear { user } => {
+            client.delete(&format!("/api/permissions/{vhost}/{}", segment(&user)))?;
+            Ok(done(out, format!("permissions of {user} cleared")))
+        }
+    }
+}

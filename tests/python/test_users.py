@@ -1,0 +1,146 @@
+"""The broker's users, as an operator manages them and clients meet them: made with
+rabbitmqadmin or `porter users`, logged in with pika, refused a vhost without permissions,
+kept to what their tags allow on the management API, and carried to another broker in the
+definitions (their SCRAM credentials, never the password)."""
+
+from __future__ import annotations
+
+import json
+
+import pika
+import pytest
+import requests
+
+from amqp_helpers import connection_parameters
+from test_cli_management import cli, ok, rows
+from test_management import REQUEST_S, admin, rabbitmqadmin  # noqa: F401 (fixture)
+
+
+def api_as(server, user: str, password: str, method: str, path: str, **kwargs) -> requests.Response:
+    return requests.request(method, server.http_url + path, auth=(user, password), timeout=REQUEST_S,
+                            **kwargs)
+
+
+def amqp_as(server, user: str, password: str, vhost: str = "/") -> pika.BlockingConnection:
+    params = connection_parameters(server.amqp_url, virtual_host=vhost)
+    params.credentials = pika.PlainCredentials(user, password)
+    return pika.BlockingConnection(params)
+
+
+def test_rabbitmqadmin_makes_users_and_permissions_that_clients_log_in_with(porter, rabbitmqadmin):
+    admin(rabbitmqadmin, porter, "declare", "user", "name=alice", "password=wonderland",
+          "tags=monitoring")
+    admin(rabbitmqadmin, porter, "declare", "permission", "vhost=/", "user=alice",
+          "configure=.*", "write=.*", "read=.*")
+    users = json.loads(admin(rabbitmqadmin, porter, "-f", "raw_json", "list", "users"))
+    assert {u["name"]: u["tags"] for u in users} == {"guest": ["administrator"],
+                                                      "alice": ["monitoring"]}
+    assert all("wonderland" not in json.dumps(u) for u in users)
+    permissions = json.loads(admin(rabbitmqadmin, porter, "-f", "raw_json", "list", "permissions"))
+    assert {"user": "alice", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"} in permissions
+
+    connection = amqp_as(porter, "alice", "wonderland")
+    connection.channel().queue_declare("alice-q")
+    connection.close()
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        amqp_as(porter, "alice", "looking-glass")
+
+    # A user without permissions in the vhost logs in but may not open it (530, as RabbitMQ).
+    admin(rabbitmqadmin, porter, "declare", "user", "name=bob", "password=builder", "tags=")
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+        amqp_as(porter, "bob", "builder")
+    assert "(530)" in str(refused.value)
+    assert "access to vhost '/' refused for user 'bob'" in str(refused.value)
+
+    admin(rabbitmqadmin, porter, "delete", "user", "name=alice")
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        amqp_as(porter, "alice", "wonderland")
+    assert api_as(porter, "guest", "guest", "GET", "/api/permissions").json() == [
+        {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]
+
+
+def test_tags_decide_what_the_management_api_allows(porter):
+    put = lambda name, body: api_as(porter, "guest", "guest", "PUT", f"/api/users/{name}", json=body)
+    assert put("watcher", {"password": "w", "tags": "monitoring"}).status_code == 201
+    assert put("watcher", {"password": "w", "tags": ["monitoring"]}).status_code == 204
+    assert put("client", {"password": "c", "tags": ""}).status_code == 201
+
+    assert api_as(porter, "watcher", "w", "GET", "/api/queues").status_code == 200
+    assert api_as(porter, "watcher", "w", "GET", "/api/whoami").json() == {
+        "name": "watcher", "tags": ["monitoring"]}
+    refused = api_as(porter, "watcher", "w", "PUT", "/api/queues/%2F/q", json={})
+    assert refused.status_code == 401 and refused.json()["reason"] == "Not administrator user"
+    assert api_as(porter, "watcher", "w", "GET", "/api/users").status_code == 401
+    assert api_as(porter, "watcher", "w", "GET", "/api/definitions").status_code == 401
+    not_management = api_as(porter, "client", "c", "GET", "/api/overview")
+    assert not_management.status_code == 401
+    assert not_management.json()["reason"] == "Not management user"
+    assert api_as(porter, "watcher", "nope", "GET", "/api/overview").status_code == 401
+
+    # Bad input: unknown tags, a bad regular expression, a RabbitMQ hash, an unknown user.
+    assert put("x", {"password": "p", "tags": "wizard"}).status_code == 400
+    assert put("x", {"password_hash": "abc", "hashing_algorithm": "rabbit_password_hashing_sha256"}
+               ).status_code == 400
+    bad_regex = api_as(porter, "guest", "guest", "PUT", "/api/permissions/%2F/watcher",
+                       json={"configure": "(", "write": "", "read": ""})
+    assert bad_regex.status_code == 400
+    assert api_as(porter, "guest", "guest", "PUT", "/api/permissions/%2F/ghost",
+                  json={"configure": ".*", "write": ".*", "read": ".*"}).status_code == 404
+    assert api_as(porter, "guest", "guest", "DELETE", "/api/users/ghost").status_code == 404
+
+
+def test_porter_users_and_permissions_commands(porter):
+    assert ok(porter, "users", "add", "ops", "0ps", "--tags", "administrator").strip() \
+        == "user ops saved"
+    ok(porter, "users", "add", "billing", "b1ll")
+    table = rows(ok(porter, "users", "list"))
+    assert table[0] == ["USER", "TAGS", "PASSWORD", "LOOPBACK-ONLY"]
+    assert ["ops", "administrator", "true", "false"] in table
+    ok(porter, "permissions", "set", "billing", "--configure", "", "--write", "^billing\\.", "--read", ".*")
+    assert rows(ok(porter, "permissions", "list"))[0] == ["USER", "VHOST", "CONFIGURE", "WRITE", "READ"]
+    listed = json.loads(ok(porter, "permissions", "list", "--output", "json"))
+    assert {"user": "billing", "vhost": "/", "configure": "", "write": "^billing\\.", "read": ".*"} in listed
+    connection = amqp_as(porter, "billing", "b1ll")
+    connection.close()
+    ok(porter, "users", "set-password", "billing", "n3w")
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        amqp_as(porter, "billing", "b1ll")
+    amqp_as(porter, "billing", "n3w").close()
+    ok(porter, "users", "set-tags", "ops", "--tags", "monitoring")
+    assert api_as(porter, "ops", "0ps", "GET", "/api/whoami").json()["tags"] == ["monitoring"]
+    ok(porter, "permissions", "clear", "billing")
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+        amqp_as(porter, "billing", "n3w")
+    ok(porter, "users", "delete", "billing")
+    missing = cli(porter, "users", "delete", "billing")
+    assert missing.returncode == 4
+    wrong = cli(porter, "users", "add", "x", "p", "--tags", "wizard")
+    assert wrong.returncode == 3
+
+
+def test_users_move_to_another_broker_with_their_credentials(porter, tmp_path_factory):
+    api_as(porter, "guest", "guest", "PUT", "/api/users/carol",
+           json={"password": "c4rol", "tags": "management"}).raise_for_status()
+    api_as(porter, "guest", "guest", "PUT", "/api/permissions/%2F/carol",
+           json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    definitions = api_as(porter, "guest", "guest", "GET", "/api/definitions").json()
+    assert "c4rol" not in json.dumps(definitions)
+    carol = next(u for u in definitions["users"] if u["name"] == "carol")
+    assert carol["hashing_algorithm"] == "porter_scram_sha" and carol["password_hash"]
+
+    from conftest import run_porter
+    second_gen = run_porter(tmp_path_factory.mktemp("second"))
+    second = next(second_gen)
+    try:
+        # A RabbitMQ user comes along without its password, and the answer says so.
+        definitions["users"].append({"name": "from-rabbit", "password_hash": "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR",
+                                     "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ""})
+        answer = api_as(second, "guest", "guest", "POST", "/api/definitions", json=definitions).json()
+        assert answer["imported"]["users"] == 3
+        assert any("from-rabbit" in s for s in answer["skipped"])
+        amqp_as(second, "carol", "c4rol").close()
+        assert api_as(second, "carol", "c4rol", "GET", "/api/whoami").json()["tags"] == ["management"]
+        users = {u["name"]: u for u in api_as(second, "guest", "guest", "GET", "/api/users").json()}
+        assert users["from-rabbit"]["password_hash"] == ""
+    finally:
+        next(second_gen, None)
