@@ -173,6 +173,13 @@ test('a consumer group\'s lag falls in the UI as a kafkajs consumer runs', { tim
 
     await page.goto(`${porter.httpUrl}/#/topics/ui-clicks`)
     await page.waitForFunction(() => document.querySelector('main').textContent.includes('High watermark'), { timeout: WAIT_MS })
+    // A config override set on the topic's page is what Kafka's admin client describes.
+    await page.type('#config-key', 'retention.ms')
+    await page.type('#config-value', '7200000')
+    await page.click('#set-config')
+    await page.waitForSelector('tr[data-name="retention.ms"]', { timeout: WAIT_MS })
+    const configs = await admin.describeConfigs({ resources: [{ type: 2, name: 'ui-clicks', configNames: ['retention.ms'] }], includeSynonyms: false })
+    assert.equal(configs.resources[0].configEntries[0].configValue, '7200000')
     // A test message produced from the topic page reaches the kafkajs consumer with its key...
     await page.type('#produce-key', 'ui-key')
     await page.type('#produce-value', 'from the ui')

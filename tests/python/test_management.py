@@ -207,6 +207,7 @@ def test_topics_and_group_lag_as_kafka_consumer_groups_shows_it(porter):
 
     samples = metric_samples(porter)
     assert samples[("porter_group_lag", (("group", "reports"), ("partition", "0"), ("topic", "clicks")))] == 3
+    assert samples[("porter_group_members", (("group", "reports"),))] == 0
     produced = samples[("porter_request_duration_seconds_count", (("operation", "Produce"), ("protocol", "kafka")))]
     assert produced >= 1
     assert samples[("porter_request_duration_seconds_bucket",
@@ -283,6 +284,10 @@ def test_message_rates_and_counters_follow_the_traffic(porter):
     assert samples[("porter_queue_messages_published_total", labels)] == published
     assert samples[("porter_queue_messages_acked_total", labels)] == got
     assert samples[("porter_connection_received_bytes_total", (("protocol", "amqp"),))] > 0
+    closed = sum(v for (name, labels), v in samples.items()
+                 if name == "porter_connections_closed_total" and ("protocol", "amqp") in labels)
+    assert closed >= 1, "pika's closed connection is counted"
+    assert samples[("porter_delayed_messages", ())] == 0
 
 
 def test_openapi_document_is_valid_and_every_operation_in_it_is_routed(porter):

@@ -67,6 +67,11 @@ impl DelayedDelivery {
         })
     }
 
+    /// Delayed messages waiting for their time, every target together.
+    pub fn pending(&self) -> u64 {
+        self.timers.pending()
+    }
+
     /// The furthest ahead a message may be delayed.
     pub fn max_delay_ms(&self) -> i64 {
         self.max_delay_ms

@@ -350,6 +350,11 @@ impl Partition {
         self.log.subscribe()
     }
 
+    /// Segment files of the partition's log.
+    pub fn segment_count(&self) -> usize {
+        self.log.segment_count()
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.log.size_bytes()
     }

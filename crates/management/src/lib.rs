@@ -17,6 +17,7 @@
 //! - [`messages`]: publish to an exchange and get from a queue, as RabbitMQ's API does;
 //! - [`topics`]: `/api/topics` (also create, delete) and `/api/groups` (offsets, sizes, lag);
 //! - [`topic_messages`]: browsing a topic's records, producing to it, deleting records;
+//! - [`dead_letters`]: consumer groups' dead letters and their re-drive;
 //! - [`groups`]: resetting a group's offsets and deleting a group;
 //! - [`users`]: `/api/users` and `/api/permissions` (administrators only);
 //! - [`definitions`]: `/api/definitions` export and import, RabbitMQ's format plus topics;
@@ -34,6 +35,7 @@ pub mod auth;
 pub mod body;
 pub mod channels;
 pub mod connections;
+pub mod dead_letters;
 pub mod definitions;
 pub mod error;
 pub mod exchanges;
@@ -141,6 +143,7 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(messages::routes())
         .merge(definitions::routes())
         .merge(users::routes())
+        .merge(dead_letters::routes())
         .split_for_parts();
     let api = api
         .merge(openapi::routes(openapi))

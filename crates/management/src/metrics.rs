@@ -176,6 +176,18 @@ pub fn render(management: &Management) -> String {
         }
     }
     out.family(
+        "porter_connections_closed_total",
+        "counter",
+        "Connections closed, per listener protocol and why: deadline, limit and protocol_error \
+         are the gateway's errors (a log line each says which connection and why).",
+    );
+    for registry in management.registries() {
+        for (reason, count) in registry.closes() {
+            let labels = [("protocol", registry.protocol()), ("reason", reason)];
+            out.sample("porter_connections_closed_total", &labels, count as f64);
+        }
+    }
+    out.family(
         "porter_connections_max",
         "gauge",
         "The listener's connections_max: more wait in the accept backlog.",
@@ -245,6 +257,28 @@ pub fn render(management: &Management) -> String {
         out.sample("porter_disk_free_bytes", &[], free as f64);
     }
 
+    let groups = broker.groups();
+    let described: Vec<(String, usize)> = groups
+        .group_ids()
+        .into_iter()
+        .filter_map(|(id, _, _)| groups.describe(&id).map(|d| (id, d.members.len())))
+        .collect();
+    out.per_item(
+        ("porter_group_members", "gauge"),
+        "Members of the consumer group.",
+        &described,
+        |(id, members)| (vec![("group", id.clone())], *members as f64),
+    );
+    out.family(
+        "porter_delayed_messages",
+        "gauge",
+        "Delayed messages waiting for their time (RocketMQ delays, x-delayed-message).",
+    );
+    out.sample(
+        "porter_delayed_messages",
+        &[],
+        broker.delayed().pending() as f64,
+    );
     let queues = broker.queue_snapshots(None);
     out.family("porter_queues", "gauge", "Queues, all virtual hosts.");
     out.sample("porter_queues", &[], queues.len() as f64);

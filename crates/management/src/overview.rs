@@ -89,6 +89,7 @@ fn overview_of(management: &Management) -> Value {
             "exchanges": exchanges,
             "consumers": consumers,
             "topics": broker.topics().len(),
+            "delayed_messages": broker.delayed().pending(),
         },
         "message_stats": message_stats,
         "queue_totals": {

@@ -10,6 +10,8 @@
 //! - `POST /api/topics/{name}/messages` with `{"records": [{"key": .., "value": .., "headers":
 //!   {..}, "partition": ..}]}` (Confluent REST Proxy's shape): answers each record's partition
 //!   and offset once committed. Keys are partitioned as Kafka clients do.
+//! - `GET /api/topics/{name}/lookup?key=k` (or `message_id=`, with `begin`/`end` in ms): messages
+//!   by key or id within a time range, as RocketMQ's query by key / id.
 //! - `POST /api/topics/{name}/delete-records` with `{"partitions": [{"partition": 0, "offset":
 //!   N}]}` (`kafka-delete-records`' shape; offset -1 means the high watermark).
 
@@ -49,6 +51,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
     OpenApiRouter::new()
         .routes(routes!(browse_topic, produce))
         .routes(routes!(delete_records))
+        .routes(routes!(lookup))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -293,4 +296,64 @@ async fn delete_records(
     }
     tracing::info!(topic = %name, "records deleted through the management API");
     Ok((StatusCode::OK, Json(json!({ "partitions": results }))))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LookupQuery {
+    /// A lookup key (RocketMQ's KEYS; a Kafka record's key).
+    key: Option<String>,
+    /// A message id (RocketMQ's UNIQ_KEY, or the id Porter made for a Kafka record).
+    message_id: Option<String>,
+    /// From this time (ms since the epoch; default 0).
+    begin: Option<i64>,
+    /// To this time (ms since the epoch; default now).
+    end: Option<i64>,
+    /// Messages at most (default and most: 64).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, operation_id = "topic_messages_lookup", path = "/api/topics/{name}/lookup", tag = "topics", summary = "Find messages by key or message id within a time range (RocketMQ's query by key / id)", params(("name" = String, Path, description = "topic"), LookupQuery), responses((status = 200, description = "the messages found, and whether the scan stopped at its bound"), (status = 400, description = "neither or both of key and message_id"), (status = 404, description = "no such topic")))]
+async fn lookup(
+    State(management): State<Arc<Management>>,
+    Path(name): Path<String>,
+    Query(query): Query<LookupQuery>,
+) -> ApiResult<Json<Value>> {
+    use porter_core::lookup::{lookup, LookupBy, LOOKUP_RESULTS_MAX};
+    let topic = management
+        .broker
+        .topic(&name)
+        .ok_or_else(ApiError::not_found)?;
+    let by = match (query.key, query.message_id) {
+        (Some(key), None) => LookupBy::Key(key),
+        (None, Some(id)) => LookupBy::MessageId(id),
+        _ => return Err(ApiError::bad_request("give key or message_id")),
+    };
+    let begin = query.begin.unwrap_or(0);
+    let end = query.end.unwrap_or_else(porter_core::partition::now_ms);
+    let limit = query.limit.unwrap_or(LOOKUP_RESULTS_MAX);
+    let found = lookup(&topic, &by, begin, end, limit).await?;
+    let messages: Vec<Value> = found
+        .messages
+        .iter()
+        .map(|m| {
+            let (body, encoding) = payload::encode(&m.message.body, false);
+            json!({
+                "message_id": m.message.message_id,
+                "partition": m.partition,
+                "offset": m.offset,
+                "stored_ms": m.stored_ms,
+                "born_ms": m.message.born_ms,
+                "tag": m.message.tag,
+                "keys": m.message.keys,
+                "message_group": m.message.message_group,
+                "properties": m.message.properties.iter().cloned().collect::<BTreeMap<_, _>>(),
+                "body": body,
+                "body_encoding": encoding,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"messages": messages, "truncated": found.truncated}),
+    ))
 }

@@ -90,6 +90,7 @@ async fn show_topic(
                 "high_watermark": p.high_watermark(),
                 "log_end_offset": p.log_end_offset(),
                 "size_bytes": p.size_bytes(),
+                "segments": p.segment_count(),
             })
         })
         .collect();
@@ -240,6 +241,34 @@ async fn list_groups(
     .await
 }
 
+/// The partitions a Kafka consumer group's leader assigned to a member: Kafka's
+/// ConsumerProtocolAssignment (every version: `version: i16`, then `[topic: string, [partition:
+/// i32]]`, then user data, which is not read). `None` for bytes that are not one.
+pub fn consumer_assignment(bytes: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let slice = bytes.get(at..at.checked_add(n)?)?;
+        at += n;
+        Some(slice)
+    };
+    let _version = i16::from_be_bytes(take(2)?.try_into().ok()?);
+    let topics = i32::from_be_bytes(take(4)?.try_into().ok()?);
+    let mut assigned = Vec::new();
+    for _ in 0..topics.max(0) {
+        let len = i16::from_be_bytes(take(2)?.try_into().ok()?);
+        let topic = String::from_utf8(take(usize::try_from(len).ok()?)?.to_vec()).ok()?;
+        let count = i32::from_be_bytes(take(4)?.try_into().ok()?);
+        // Each partition is 4 bytes: a count past what is left is a bad assignment, not a
+        // reason to allocate.
+        let mut partitions = Vec::with_capacity(usize::try_from(count).ok()?.min(bytes.len() / 4));
+        for _ in 0..count.max(0) {
+            partitions.push(i32::from_be_bytes(take(4)?.try_into().ok()?));
+        }
+        assigned.push((topic, partitions));
+    }
+    Some(assigned)
+}
+
 #[utoipa::path(get, operation_id = "topics_show_group", path = "/api/groups/{id}", tag = "groups", summary = "A group's members and lag per partition", params(("id" = String, Path, description = "group id")), responses((status = 200, description = "the group"), (status = 404, description = "no such group")))]
 /// A group's members and, per partition it committed, the committed offset, the partition's
 /// high watermark and the lag between them (what the group has yet to read).
@@ -254,11 +283,19 @@ async fn show_group(
         .members
         .iter()
         .map(|m| {
+            let assignment: Vec<Value> = (description.protocol_type == "consumer")
+                .then(|| consumer_assignment(&m.assignment))
+                .flatten()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(topic, partitions)| json!({"topic": topic, "partitions": partitions}))
+                .collect();
             json!({
                 "member_id": m.member_id,
                 "group_instance_id": m.instance_id,
                 "client_id": m.client_id,
                 "client_host": m.client_host,
+                "assignment": assignment,
             })
         })
         .collect();
@@ -293,4 +330,27 @@ async fn show_group(
         "offsets": offsets,
         "lag": total_lag,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_assignments_decode_and_garbage_does_not() {
+        // v0: one topic "t" with partitions 0 and 2, then empty user data.
+        let mut bytes = vec![0, 0, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2];
+        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 2]);
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            consumer_assignment(&bytes),
+            Some(vec![("t".to_string(), vec![0, 2])])
+        );
+        assert_eq!(consumer_assignment(&[0, 0]), None);
+        assert_eq!(
+            consumer_assignment(&[0, 0, 0, 0, 0, 1, 0, 1, b't', 0x7f, 0xff, 0xff, 0xff]),
+            None,
+            "a partition count past the bytes"
+        );
+    }
 }

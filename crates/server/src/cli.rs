@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::admin::args::{
-    ApiArgs, BindingsCommand, ConnectionsCommand, ConsumeArgs, DefinitionsCommand,
-    ExchangesCommand, GroupsCommand, PermissionsCommand, ProduceArgs, QueuesCommand, TopicsCommand,
-    UsersCommand,
+    ApiArgs, BindingsCommand, ConnectionsCommand, ConsumeArgs, DeadLettersCommand,
+    DefinitionsCommand, ExchangesCommand, GroupsCommand, PermissionsCommand, ProduceArgs,
+    QueuesCommand, TopicsCommand, UsersCommand,
 };
 
 #[derive(Parser, Debug)]
@@ -80,7 +80,7 @@ pub enum Command {
     },
     /// Topics (Kafka, RocketMQ): list, describe partitions and offsets, create, alter, delete.
     #[command(
-        after_help = "Examples:\n  porter topics list\n  porter topics create clicks --partitions 6 --config retention.ms=86400000\n  porter topics describe clicks\n  porter topics alter clicks --config retention.ms=3600000 --partitions 12\n  porter topics delete-records clicks --partition 0 --before 1000\n  porter topics delete clicks"
+        after_help = "Examples:\n  porter topics list\n  porter topics create clicks --partitions 6 --config retention.ms=86400000\n  porter topics describe clicks\n  porter topics alter clicks --config retention.ms=3600000 --partitions 12\n  porter topics delete-records clicks --partition 0 --before 1000\n  porter topics lookup orders --key order-42\n  porter topics delete clicks"
     )]
     Topics {
         #[command(flatten)]
@@ -137,6 +137,16 @@ pub enum Command {
         api: ApiArgs,
         #[command(subcommand)]
         command: PermissionsCommand,
+    },
+    /// Consumer groups' dead letters (RocketMQ's %DLQ%): list, re-drive to where they came from.
+    #[command(
+        after_help = "Examples:\n  porter dead-letters list\n  porter dead-letters redrive settle\n  porter dead-letters redrive settle --limit 10"
+    )]
+    DeadLetters {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: DeadLettersCommand,
     },
     /// Sends records to a topic (or messages to a queue or exchange), from arguments or one per
     /// line of standard input.

@@ -75,6 +75,9 @@ fn main() -> ExitCode {
         cli::Command::Definitions { api, command } => {
             admin::run(&api, Resource::Definitions(command))
         }
+        cli::Command::DeadLetters { api, command } => {
+            admin::run(&api, Resource::DeadLetters(command))
+        }
         cli::Command::Users { api, command } => admin::run(&api, Resource::Users(command)),
         cli::Command::Permissions { api, command } => {
             admin::run(&api, Resource::Permissions(command))

@@ -55,6 +55,9 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
+    /// Timers scheduled and not fired, as of the thread's last pass (the management API's
+    /// delayed-message count).
+    pending: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl TimerService {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            pending: std::sync::atomic::AtomicU64::new(store.pending()),
         });
         let (due_tx, due_rx) = mpsc::channel(due_capacity.max(1));
         let thread_shared = shared.clone();
@@ -115,6 +119,13 @@ impl TimerService {
             _permit: permit,
         });
         answer.await.map_err(|_| CoreError::ShuttingDown)?
+    }
+
+    /// Timers scheduled and not yet fired (as of the timer thread's last pass).
+    pub fn pending(&self) -> u64 {
+        self.shared
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// These due timers were delivered: marked fired, durably with the thread's next sync.
@@ -183,6 +194,9 @@ fn run(mut store: TimerStore, shared: &Shared, due_tx: mpsc::Sender<DueTimer>) {
             }
         }
         let fired = fire(&mut store, &mut held, &due_tx);
+        shared
+            .pending
+            .store(store.pending(), std::sync::atomic::Ordering::Relaxed);
         let marks_due = marks_since.is_some_and(|t| stop || t.elapsed() >= MARK_SYNC_INTERVAL);
         if !replies.is_empty() || marks_due {
             marks_since = None;

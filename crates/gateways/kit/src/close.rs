@@ -50,6 +50,30 @@ pub enum ClosedBy {
     ProtocolError,
 }
 
+impl ClosedBy {
+    /// Every kind, in [`ClosedBy::index`] order, as `/metrics` labels them.
+    pub const KINDS: [&'static str; 6] = [
+        "local",
+        "peer",
+        "shutdown",
+        "deadline",
+        "limit",
+        "protocol_error",
+    ];
+
+    /// This kind's place in [`ClosedBy::KINDS`].
+    pub fn index(&self) -> usize {
+        match self {
+            ClosedBy::Local => 0,
+            ClosedBy::Peer => 1,
+            ClosedBy::Shutdown => 2,
+            ClosedBy::Deadline(_) => 3,
+            ClosedBy::Limit => 4,
+            ClosedBy::ProtocolError => 5,
+        }
+    }
+}
+
 impl fmt::Display for ClosedBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -160,6 +160,7 @@ impl Endpoint {
                 Err(reason) => reason,
             };
             reason.log(&conn.info());
+            registry.count_close(&reason);
             drop(conn);
             drop(slot);
             reason

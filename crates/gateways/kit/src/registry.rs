@@ -121,6 +121,8 @@ struct Inner {
     operations: Arc<porter_telemetry::Operations>,
     /// Bytes of connections that have closed, so totals survive them.
     closed_bytes: ByteCounters,
+    /// Connections closed, by [`crate::close::ClosedBy::KINDS`]: the gateway's error counters.
+    closes: [AtomicU64; 6],
 }
 
 /// The registry of one listener. Cheap to clone; clones share the entries.
@@ -145,6 +147,7 @@ impl Registry {
                 entries: Mutex::new(HashMap::new()),
                 operations: Arc::default(),
                 closed_bytes: ByteCounters::default(),
+                closes: Default::default(),
             }),
         }
     }
@@ -252,6 +255,20 @@ impl Registry {
             let (ei, eo) = e.counters.get();
             (i + ei, o + eo)
         })
+    }
+
+    /// Counts a connection's close by why it closed (the listener calls it once per connection).
+    pub fn count_close(&self, reason: &CloseReason) {
+        self.inner.closes[reason.by.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed so far, by kind: (kind, count).
+    pub fn closes(&self) -> Vec<(&'static str, u64)> {
+        crate::close::ClosedBy::KINDS
+            .iter()
+            .zip(&self.inner.closes)
+            .map(|(kind, n)| (*kind, n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Open connections.

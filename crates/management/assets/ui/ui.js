@@ -377,7 +377,11 @@ const pages = {
         { title: 'Size', cell: p => bytes(p.size_bytes) }
       ], t.partition_details)),
       el('h2', {}, 'Config overrides'),
-      el('div', { className: 'card' }, table([{ title: 'Key', key: 'key' }, { title: 'Value', key: 'value' }], Object.entries(t.config).map(([key, value]) => ({ key, value })))),
+      el('div', { className: 'card' },
+        topicAlter(t),
+        table([{ title: 'Key', key: 'key' }, { title: 'Value', key: 'value' },
+          { title: '', cell: o => el('div', { className: 'actions' }, el('button', { className: 'small', onclick: () => act(`${o.key} back to the broker default`, () => api('PATCH', `/api/topics/${enc(t.name)}`, { config: { [o.key]: null } })) }, 'Remove')) }
+        ], Object.entries(t.config).map(([key, value]) => ({ key, value, name: key })))),
       ...topicMessages(t)
     ]
   },
@@ -405,22 +409,49 @@ const pages = {
         { title: 'Log end', key: 'log_end_offset', num: true }, { title: 'Lag', key: 'lag', num: true }
       ], g.offsets)),
       el('h2', {}, 'Members'),
-      el('div', { className: 'card' }, table([{ title: 'Member', key: 'member_id' }, { title: 'Client', key: 'client_id' }, { title: 'Host', key: 'client_host' }], g.members))
+      el('div', { className: 'card' }, table([
+        { title: 'Member', key: 'member_id' }, { title: 'Client', key: 'client_id' }, { title: 'Host', key: 'client_host' },
+        { title: 'Assigned partitions', cell: m => (m.assignment || []).map(a => `${a.topic}: ${a.partitions.join(', ')}`).join('; ') || '–' }
+      ], g.members))
     ]
   },
 
   async connections () {
     const connections = await api('GET', '/api/connections')
+    // Byte rates from this page's previous reading of each connection.
+    const now = Date.now()
+    const before = state.connectionBytes || {}
+    state.connectionBytes = Object.fromEntries(connections.map(c => [c.name, { t: now, recv: c.recv_oct, send: c.send_oct }]))
+    for (const c of connections) {
+      const b = before[c.name]
+      const seconds = b ? (now - b.t) / 1000 : 0
+      c.recv_rate = seconds > 0 ? Math.max(0, c.recv_oct - b.recv) / seconds : null
+      c.send_rate = seconds > 0 ? Math.max(0, c.send_oct - b.send) / seconds : null
+    }
     return [
       el('h2', {}, `Connections (${connections.length})`),
       el('div', { className: 'card' }, table([
         { title: 'Protocol', key: 'protocol' }, { title: 'Client', cell: c => `${c.peer_host}:${c.peer_port}` }, { title: 'User', key: 'user' },
         { title: 'Since', cell: c => new Date(c.connected_at).toLocaleTimeString() },
         { title: 'Received', cell: c => bytes(c.recv_oct) }, { title: 'Sent', cell: c => bytes(c.send_oct) },
+        { title: 'In/s', cell: c => c.recv_rate === null ? '–' : `${bytes(c.recv_rate)}/s`, num: true },
+        { title: 'Out/s', cell: c => c.send_rate === null ? '–' : `${bytes(c.send_rate)}/s`, num: true },
         { title: '', cell: c => el('div', { className: 'actions' }, el('button', { className: 'small danger', onclick: () => confirm(`Close ${c.name}?`) && act('Connection closed', () => api('DELETE', `/api/connections/${enc(c.name)}`)) }, 'Close')) }
       ], connections))
     ]
   }
+}
+
+// A topic page's form to set a config override (Kafka's names) or grow the partitions.
+function topicAlter (t) {
+  const key = el('input', { id: 'config-key', placeholder: 'retention.ms', style: 'width: 12rem' })
+  const value = el('input', { id: 'config-value', placeholder: 'value', style: 'width: 10rem' })
+  const partitions = el('input', { id: 'alter-partitions', type: 'number', min: String(t.partitions), value: String(t.partitions), style: 'width: 6rem' })
+  return el('div', { className: 'toolbar' },
+    el('form', { className: 'inline', onsubmit: e => { e.preventDefault(); act(`${key.value} set`, () => api('PATCH', `/api/topics/${enc(t.name)}`, { config: { [key.value.trim()]: value.value } })) } },
+      key, value, el('button', { id: 'set-config' }, 'Set')),
+    el('form', { className: 'inline', onsubmit: e => { e.preventDefault(); act(`${t.name} has ${partitions.value} partitions`, () => api('PATCH', `/api/topics/${enc(t.name)}`, { partitions: Number(partitions.value) })) } },
+      el('span', {}, 'Partitions'), partitions, el('button', { id: 'grow-partitions' }, 'Grow')))
 }
 
 // A topic page's message browser (read-only: it moves no group's offsets) and test producer.

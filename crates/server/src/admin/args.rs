@@ -168,6 +168,22 @@ pub enum TopicsCommand {
     },
     /// Deletes a topic and its records.
     Delete { name: String },
+    /// Finds messages by key or message id (RocketMQ's query by key / id), newest time range
+    /// first: porter topics lookup orders --key order-42
+    Lookup {
+        name: String,
+        #[arg(
+            long,
+            conflicts_with = "message_id",
+            required_unless_present = "message_id"
+        )]
+        key: Option<String>,
+        #[arg(long)]
+        message_id: Option<String>,
+        /// From this time (RFC 3339 or ms since the epoch; default: the beginning).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+    },
     /// Deletes the records below OFFSET (-1: all) in one partition, as kafka-delete-records does.
     DeleteRecords {
         name: String,
@@ -343,5 +359,18 @@ pub enum PermissionsCommand {
     Clear {
         #[arg(id = "grantee", value_name = "USER")]
         user: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeadLettersCommand {
+    /// Consumer groups' dead-letter topics and how many messages each holds.
+    List,
+    /// Publishes a group's dead letters back to the topics they came from, then removes them.
+    Redrive {
+        group: String,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
 }

@@ -3,9 +3,9 @@
 use serde_json::{json, Map, Value};
 
 use super::args::{
-    ApiArgs, BindingArgs, BindingsCommand, ConnectionsCommand, ConsumeArgs, DefinitionsCommand,
-    ExchangesCommand, GroupsCommand, PermissionsCommand, ProduceArgs, QueuesCommand, TopicsCommand,
-    UsersCommand,
+    ApiArgs, BindingArgs, BindingsCommand, ConnectionsCommand, ConsumeArgs, DeadLettersCommand,
+    DefinitionsCommand, ExchangesCommand, GroupsCommand, PermissionsCommand, ProduceArgs,
+    QueuesCommand, TopicsCommand, UsersCommand,
 };
 use super::client::{exit, segment, Client, Failure};
 use super::table::{cell, of_items, render};
@@ -26,6 +26,7 @@ pub enum Resource {
     Consume(ConsumeArgs),
     Users(UsersCommand),
     Permissions(PermissionsCommand),
+    DeadLetters(DeadLettersCommand),
 }
 
 pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed, Failure> {
@@ -100,6 +101,68 @@ pub fn run(client: &Client, api: &ApiArgs, resource: Resource) -> Result<Printed
                         ("LOW-WATERMARK", "low_watermark"),
                     ],
                     &a["partitions"],
+                )
+            }))
+        }
+        Resource::DeadLetters(DeadLettersCommand::List) => {
+            let listed = client.get("/api/dead-letters")?;
+            Ok(Printed::choose(out, listed, |d| {
+                of_items(
+                    &[
+                        ("GROUP", "group"),
+                        ("TOPIC", "topic"),
+                        ("MESSAGES", "messages"),
+                    ],
+                    d,
+                )
+            }))
+        }
+        Resource::DeadLetters(DeadLettersCommand::Redrive { group, limit }) => {
+            let answer = client.post(
+                &format!("/api/dead-letters/{}/redrive", segment(&group)),
+                &json!({ "limit": limit }),
+            )?;
+            Ok(Printed::choose(out, answer, |a| {
+                let mut text = format!("re-drove {} dead letters of {group}", a["moved"]);
+                if let Some(stuck) = a["stuck"].as_object() {
+                    text.push_str(&format!(
+                        "\nstopped at offset {}: {}",
+                        stuck["offset"],
+                        stuck["reason"].as_str().unwrap_or_default()
+                    ));
+                }
+                text
+            }))
+        }
+        Resource::Topics(TopicsCommand::Lookup {
+            name,
+            key,
+            message_id,
+            since,
+        }) => {
+            let by = match (key, message_id) {
+                (Some(key), _) => format!("key={}", segment(&key)),
+                (_, Some(id)) => format!("message_id={}", segment(&id)),
+                _ => unreachable!("clap requires one"),
+            };
+            let begin = match since {
+                Some(time) => super::stream::epoch_ms(&time)?,
+                None => 0,
+            };
+            let found = client.get(&format!(
+                "/api/topics/{}/lookup?{by}&begin={begin}",
+                segment(&name)
+            ))?;
+            Ok(Printed::choose(out, found, |f| {
+                of_items(
+                    &[
+                        ("MESSAGE-ID", "message_id"),
+                        ("PARTITION", "partition"),
+                        ("OFFSET", "offset"),
+                        ("TAG", "tag"),
+                        ("BODY", "body"),
+                    ],
+                    &f["messages"],
                 )
             }))
         }

@@ -720,6 +720,11 @@ impl Log {
         segments.iter().map(|s| s.snapshot().size_bytes).sum()
     }
 
+    /// Segment files the log holds (the active one included).
+    pub fn segment_count(&self) -> usize {
+        self.state.lock().segments.len()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
