@@ -82,8 +82,14 @@ pub fn run(settings: Settings) -> Result<(), ServeError> {
         .context("starting the async runtime")
         .map_err(ServeError::Startup)?;
     runtime.block_on(async {
+        // Before anything binds: a SIGTERM that arrives while the broker starts (a supervisor,
+        // a test that saw the first port open) then stops it cleanly once started, instead of
+        // killing it with the signal's default action.
+        let signals = Signals::install()
+            .context("installing the SIGTERM and SIGINT handlers")
+            .map_err(ServeError::Startup)?;
         let running = start(settings).await.map_err(ServeError::Startup)?;
-        running.serve().await.map_err(ServeError::Running)
+        running.serve(signals).await.map_err(ServeError::Running)
     })
 }
 
@@ -370,8 +376,8 @@ async fn start_http(
 
 impl Running {
     /// Serves until SIGTERM or SIGINT, then stops in order (see the module doc).
-    async fn serve(self) -> Result<()> {
-        wait_for_signal().await;
+    async fn serve(self, signals: Signals) -> Result<()> {
+        signals.wait().await;
         tracing::info!("shutting down: no new connections");
         self.shutdown.cancel();
         for (name, gateway) in self.gateways {
@@ -399,12 +405,25 @@ async fn bind(protocol: &str, flag: &str, addr: SocketAddr) -> Result<TcpListene
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// The stop signals, handled from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }
