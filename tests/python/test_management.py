@@ -159,6 +159,30 @@ def test_rabbitmqadmin_lists_channels_and_consumers_with_their_unacked_deliverie
     assert api(porter, "GET", "/api/consumers").json() == []
 
 
+def test_mqtt_and_stomp_subscriptions_are_listed_as_consumers(porter):
+    import stomp
+    from mqtt_helpers import Client
+    mqtt = Client(porter.mqtt_port, client_id="sensor-reader", clean=False)
+    mqtt.connect()
+    mqtt.subscribe("sensors/+/temp", qos=1)
+    conn = stomp.Connection([("127.0.0.1", porter.stomp_port)])
+    conn.connect("guest", "guest", wait=True)
+    conn.subscribe("/queue/stomp-jobs", id="1", ack="client")
+    try:
+        def both():
+            consumers = api(porter, "GET", "/api/consumers").json()
+            protocols = {c.get("protocol") for c in consumers}
+            return consumers if {"MQTT", "STOMP"} <= protocols else None
+        consumers = wait_for(both, "an MQTT and a STOMP consumer")
+        by_protocol = {c["protocol"]: c for c in consumers}
+        assert "sensor-reader" in by_protocol["MQTT"]["queue"]["name"]
+        assert by_protocol["STOMP"]["queue"]["name"] == "stomp-jobs"
+        assert by_protocol["STOMP"]["ack_required"] is True
+    finally:
+        conn.disconnect()
+        mqtt.close()
+
+
 def test_errors_are_rabbitmq_json_with_the_right_status(porter):
     assert api(porter, "GET", "/api/overview", auth=None).status_code == 401
     refused = api(porter, "GET", "/api/overview", auth=("guest", "wrong"))

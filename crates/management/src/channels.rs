@@ -20,7 +20,7 @@ use crate::connections::connection_name;
 use crate::error::{ApiError, ApiResult};
 use crate::overview::node_name;
 use crate::paging::{JsonBody, ListQuery};
-use crate::Management;
+use crate::{off_reactor, Management};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -207,31 +207,59 @@ async fn show_channel(
     Ok(Json(body))
 }
 
-fn consumer_list(described: &[Described], vhost: Option<&str>) -> Value {
-    described
-        .iter()
-        .flat_map(|d| {
-            d.channel
-                .consumers
-                .iter()
-                .filter(move |_| vhost.is_none_or(|v| d.vhost() == v))
-                .map(move |c| d.consumer_json(c))
+/// AMQP consumers (with their channels, asked of the connections) and the MQTT and STOMP
+/// subscriptions the queues know (protocols without channels: `channel_details` is empty).
+fn consumer_list(management: &Management, described: &[Described], vhost: Option<&str>) -> Value {
+    let amqp = described.iter().flat_map(|d| {
+        d.channel
+            .consumers
+            .iter()
+            .filter(move |_| vhost.is_none_or(|v| d.vhost() == v))
+            .map(move |c| d.consumer_json(c))
+    });
+    let others = management
+        .broker
+        .queue_consumers()
+        .into_iter()
+        .filter(|(v, _, _)| vhost.is_none_or(|wanted| v == wanted))
+        .filter_map(|(v, queue, c)| {
+            let protocol = if c.tag.starts_with("mqtt:") {
+                "MQTT"
+            } else if c.tag.starts_with("stomp.") {
+                "STOMP"
+            } else {
+                return None; // AMQP's, listed with their channels above
+            };
+            Some(json!({
+                "consumer_tag": c.tag,
+                "queue": {"name": queue, "vhost": v},
+                "channel_details": {},
+                "ack_required": c.ack_required,
+                "prefetch_count": c.prefetch,
+                "exclusive": c.exclusive,
+                "arguments": {},
+                "active": true,
+                "activity_status": "up",
+                "protocol": protocol,
+                "messages_unacknowledged": c.unacked,
+            }))
         })
-        .collect()
+        .collect::<Vec<_>>();
+    amqp.chain(others).collect()
 }
 
-#[utoipa::path(get, operation_id = "channels_list_consumers", path = "/api/consumers", tag = "connections", summary = "AMQP consumers", responses((status = 200, description = "consumers")))]
+#[utoipa::path(get, operation_id = "channels_list_consumers", path = "/api/consumers", tag = "connections", summary = "Consumers: AMQP's with their channels, MQTT and STOMP subscriptions", responses((status = 200, description = "consumers")))]
 async fn list_consumers(State(management): State<Arc<Management>>) -> ApiResult<Json<Value>> {
     let described = describe_all(&management, None).await;
-    Ok(Json(consumer_list(&described, None)))
+    off_reactor(move || Ok(Json(consumer_list(&management, &described, None)))).await
 }
 
-#[utoipa::path(get, operation_id = "channels_list_vhost_consumers", path = "/api/consumers/{vhost}", tag = "connections", summary = "AMQP consumers of one virtual host", params(("vhost" = String, Path, description = "virtual host (/ is %2F)")), responses((status = 200, description = "consumers")))]
+#[utoipa::path(get, operation_id = "channels_list_vhost_consumers", path = "/api/consumers/{vhost}", tag = "connections", summary = "Consumers of one virtual host", params(("vhost" = String, Path, description = "virtual host (/ is %2F)")), responses((status = 200, description = "consumers")))]
 async fn list_vhost_consumers(
     State(management): State<Arc<Management>>,
     Path(vhost): Path<String>,
 ) -> ApiResult<Json<Value>> {
     crate::queues::check_vhost(&management, &vhost)?;
     let described = describe_all(&management, None).await;
-    Ok(Json(consumer_list(&described, Some(&vhost))))
+    off_reactor(move || Ok(Json(consumer_list(&management, &described, Some(&vhost))))).await
 }

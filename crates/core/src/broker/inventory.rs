@@ -60,6 +60,19 @@ impl Broker {
         snapshots
     }
 
+    /// Every consumer of every queue: (vhost, queue, consumer), by vhost, queue and tag.
+    pub fn queue_consumers(&self) -> Vec<(String, String, crate::queue::runtime::QueueConsumer)> {
+        let queues: Vec<(String, Arc<Queue>)> = self.queues.read().with_vhosts(None);
+        let mut all = Vec::new();
+        for (vhost, queue) in queues {
+            for consumer in queue.consumer_list() {
+                all.push((vhost.clone(), queue.name().to_string(), consumer));
+            }
+        }
+        all.sort_by(|a, b| (&a.0, &a.1, &a.2.tag).cmp(&(&b.0, &b.1, &b.2.tag)));
+        all
+    }
+
     /// Queue `name` of `vhost`, if it exists.
     pub fn queue_snapshot(&self, vhost: &str, name: &str) -> Option<QueueSnapshot> {
         self.find_queue(vhost, name)

@@ -10,6 +10,19 @@ use crate::queue::api::{ConsumeRequest, OwnerId, QueueDelivery};
 use crate::queue::dead_letter::DeadReason;
 use crate::queue::state::{MessageCounts, QueueState};
 
+/// One consumer of a queue, whatever protocol made it (its tag says: AMQP's
+/// `owner:channel:tag`, MQTT's `mqtt:...`, STOMP's `stomp....`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueConsumer {
+    pub tag: String,
+    /// 0: unlimited.
+    pub prefetch: u16,
+    pub ack_required: bool,
+    pub exclusive: bool,
+    /// Deliveries it holds unacknowledged.
+    pub unacked: usize,
+}
+
 impl Queue {
     /// `basic.consume`. 530 NOT_ALLOWED if the tag is in use on this queue, 403 ACCESS_REFUSED if
     /// an exclusive consumer holds the queue (or this one asks for exclusivity and others exist).
@@ -284,6 +297,25 @@ impl Queue {
 
     pub fn consumer_count(&self) -> u32 {
         self.inner.lock().consumers.len() as u32
+    }
+
+    /// Every consumer of the queue, by tag (the management API's consumer listing).
+    pub fn consumer_list(&self) -> Vec<QueueConsumer> {
+        let inner = self.inner.lock();
+        let mut consumers: Vec<QueueConsumer> = inner
+            .consumers
+            .iter()
+            .map(|(tag, s)| QueueConsumer {
+                tag: tag.to_string(),
+                prefetch: s.prefetch,
+                ack_required: !s.no_ack,
+                exclusive: inner.exclusive_consumer,
+                unacked: inner.states.iter().map(|st| st.consumer_unacked(tag)).sum(),
+            })
+            .collect();
+        drop(inner);
+        consumers.sort_by(|a, b| a.tag.cmp(&b.tag));
+        consumers
     }
 
     /// Messages taken in, delivered and acknowledged so far (every priority level together).

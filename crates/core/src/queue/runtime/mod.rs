@@ -26,6 +26,8 @@ mod durability;
 mod lifecycle;
 mod load;
 
+pub use consumers::QueueConsumer;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
