@@ -26,6 +26,13 @@ for i in range(N):
     ch.queue_declare(f"q{i:06d}", durable=True)
 print(f"declared {N} queues in {time.time()-t0:.1f}s; RSS {rss()} MiB")
 conn.close()
+def cpu_s():
+    fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+# Idle: what the broker spends with nobody asking (the message-rate sampler reads every queue's
+# counts every 5 s).
+c0 = cpu_s(); time.sleep(30)
+print(f"idle broker CPU with {N} queues: {100 * (cpu_s() - c0) / 30:.1f}% of a core")
 AUTH = ("guest", "guest"); URL = "http://127.0.0.1:25680"
 def timed(path):
     t = time.time(); r = requests.get(URL + path, auth=AUTH, timeout=300); return time.time() - t, len(r.content), r.status_code

@@ -312,6 +312,12 @@ def test_message_rates_and_counters_follow_the_traffic(porter):
                  if name == "porter_connections_closed_total" and ("protocol", "amqp") in labels)
     assert closed >= 1, "pika's closed connection is counted"
     assert samples[("porter_delayed_messages", ())] == 0
+    # Half of what was published is still there: its oldest message's age is exported.
+    age = samples[("porter_queue_oldest_message_age_seconds", labels)]
+    assert 0 <= age < 60
+    assert samples[("porter_messages_received_total", (("kind", "queue"),))] >= published
+    assert samples[("porter_messages_received_total", (("kind", "topic"),))] >= 5
+    assert samples[("porter_messages_delivered_total", (("kind", "queue"),))] >= got
 
 
 def test_openapi_document_is_valid_and_every_operation_in_it_is_routed(porter):

@@ -92,14 +92,8 @@ async fn scan(
             found.truncated = true;
             return Ok(());
         }
-        let batches = match partition.read(offset, READ_BYTES).await {
-            Ok(batches) => batches,
-            Err(CoreError::OffsetOutOfRange { log_start, .. }) if log_start > offset => {
-                offset = log_start;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let (from, batches) = partition.read_from(offset, READ_BYTES).await?;
+        offset = from;
         scanned += batches.bytes.len() as u64;
         let records = decode_batches(batches.bytes)?;
         let Some(last) = records.last().map(|r| r.offset) else {

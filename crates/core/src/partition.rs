@@ -249,6 +249,17 @@ impl Partition {
         })
     }
 
+    /// [`Partition::read`] from `offset`, or from the log's start if retention or delete-records
+    /// moved it past `offset` meanwhile; returns the offset actually read from.
+    pub async fn read_from(&self, offset: Offset, max_bytes: u32) -> Result<(Offset, Batches)> {
+        match self.read(offset, max_bytes).await {
+            Err(CoreError::OffsetOutOfRange { log_start, .. }) if log_start > offset => {
+                Ok((log_start, self.read(log_start, max_bytes).await?))
+            }
+            read => Ok((offset, read?)),
+        }
+    }
+
     /// Where the batches [`Partition::read`] would return lie on disk, found from the log's
     /// indexes without reading them: cheap enough to call on every append a long poll sees.
     pub async fn read_region(&self, offset: Offset, max_bytes: u32) -> Result<StoredBatches> {

@@ -204,14 +204,8 @@ pub async fn browse(
     };
     let mut held = 0usize;
     'reads: while offset < end && browsed.records.len() < limit {
-        let batches = match partition.read(offset, BROWSE_READ_BYTES).await {
-            Ok(batches) => batches,
-            Err(CoreError::OffsetOutOfRange { log_start, .. }) if log_start > offset => {
-                offset = log_start;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let (from, batches) = partition.read_from(offset, BROWSE_READ_BYTES).await?;
+        offset = from;
         let records = decode_batches(batches.bytes)?;
         let Some(last) = records.last().map(|r| r.offset) else {
             break;

@@ -300,6 +300,23 @@ pub fn render(management: &Management) -> String {
         &queues,
         |q| (queue_labels(q), f64::from(q.consumers)),
     );
+    let now_ms = porter_core::partition::now_ms();
+    let ages: Vec<(Vec<(&'static str, String)>, f64)> = broker
+        .queue_handles()
+        .into_iter()
+        .take(SERIES_PER_FAMILY_MAX)
+        .filter_map(|(vhost, queue)| {
+            let oldest = queue.oldest_message_ms()?;
+            let labels = vec![("vhost", vhost), ("queue", queue.name().to_string())];
+            Some((labels, (now_ms - oldest).max(0) as f64 / 1000.0))
+        })
+        .collect();
+    out.per_item(
+        ("porter_queue_oldest_message_age_seconds", "gauge"),
+        "Age of the oldest message still in the queue (ready or unacknowledged); absent when empty.",
+        &ages,
+        |(labels, age)| (labels.clone(), *age),
+    );
     for (name, help, count) in [
         (
             "porter_queue_messages_published_total",
@@ -334,6 +351,38 @@ pub fn render(management: &Management) -> String {
         .collect();
     out.family("porter_topics", "gauge", "Topics.");
     out.sample("porter_topics", &[], broker.topics().len() as f64);
+    // Broker-wide message totals, complete however many series the per-queue families omit.
+    let queue_totals = queues
+        .iter()
+        .fold(MessageCounts::default(), |sum, q| sum + q.counts);
+    let appended: i64 = partitions.iter().map(|p| p.high_watermark().max(0)).sum();
+    out.family(
+        "porter_messages_received_total",
+        "counter",
+        "Messages taken in: by every queue (since each was created) and appended to every topic \
+         (records, since each was created), whatever the protocol.",
+    );
+    out.sample(
+        "porter_messages_received_total",
+        &[("kind", "queue")],
+        queue_totals.published as f64,
+    );
+    out.sample(
+        "porter_messages_received_total",
+        &[("kind", "topic")],
+        appended as f64,
+    );
+    out.family(
+        "porter_messages_delivered_total",
+        "counter",
+        "Messages delivered from queues since the broker started (gets and redeliveries included); \
+         Kafka fetches are counted in bytes only.",
+    );
+    out.sample(
+        "porter_messages_delivered_total",
+        &[("kind", "queue")],
+        queue_totals.delivered as f64,
+    );
     let partition_labels = |p: &Arc<porter_core::Partition>| {
         vec![
             ("topic", p.topic().to_string()),

@@ -60,6 +60,14 @@ impl Broker {
         snapshots
     }
 
+    /// Every running queue with its vhost, by vhost then name (for per-queue reads that need the
+    /// queue itself, such as its oldest message).
+    pub fn queue_handles(&self) -> Vec<(String, Arc<Queue>)> {
+        let mut queues: Vec<(String, Arc<Queue>)> = self.queues.read().with_vhosts(None);
+        queues.sort_by(|a, b| (a.0.as_str(), a.1.name()).cmp(&(b.0.as_str(), b.1.name())));
+        queues
+    }
+
     /// Every consumer of every queue: (vhost, queue, consumer), by vhost, queue and tag.
     pub fn queue_consumers(&self) -> Vec<(String, String, crate::queue::runtime::QueueConsumer)> {
         let queues: Vec<(String, Arc<Queue>)> = self.queues.read().with_vhosts(None);

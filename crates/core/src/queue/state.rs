@@ -593,6 +593,12 @@ impl QueueState {
         }
     }
 
+    /// The lowest offset still in the queue (ready or unacknowledged), if any.
+    pub fn oldest_unsettled(&self) -> Option<Offset> {
+        let offset = self.settled_prefix();
+        (offset < self.log_end).then_some(offset)
+    }
+
     /// Delivery time of the oldest outstanding delivery, for a consumer-timeout check
     /// (RabbitMQ's `consumer_timeout`).
     pub fn oldest_unacked_ms(&self) -> Option<u64> {

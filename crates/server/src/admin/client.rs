@@ -82,27 +82,28 @@ impl Client {
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
         let url = format!("{}{}", self.base, path);
         let auth = self.authorization.as_str();
-        let sent = match (method, body) {
-            ("GET", _) => self.agent.get(&url).header("Authorization", auth).call(),
-            ("DELETE", _) => self.agent.delete(&url).header("Authorization", auth).call(),
-            ("PATCH", body) => self
-                .agent
-                .patch(&url)
-                .header("Authorization", auth)
-                .header("Content-Type", "application/json")
-                .send(body.map(Value::to_string).unwrap_or_default()),
-            ("PUT", body) => self
-                .agent
-                .put(&url)
-                .header("Authorization", auth)
-                .header("Content-Type", "application/json")
-                .send(body.map(Value::to_string).unwrap_or_default()),
-            (_, body) => self
-                .agent
-                .post(&url)
-                .header("Authorization", auth)
-                .header("Content-Type", "application/json")
-                .send(body.map(Value::to_string).unwrap_or_default()),
+        let sent = match body {
+            None => {
+                let request = ureq::http::Request::builder()
+                    .method(method)
+                    .uri(&url)
+                    .header("Authorization", auth)
+                    .body(());
+                request
+                    .map_err(ureq::Error::from)
+                    .and_then(|r| self.agent.run(r))
+            }
+            Some(body) => {
+                let request = ureq::http::Request::builder()
+                    .method(method)
+                    .uri(&url)
+                    .header("Authorization", auth)
+                    .header("Content-Type", "application/json")
+                    .body(body.to_string());
+                request
+                    .map_err(ureq::Error::from)
+                    .and_then(|r| self.agent.run(r))
+            }
         };
         let mut response = sent.map_err(|e| {
             Failure::new(

@@ -318,6 +318,28 @@ impl Queue {
         consumers
     }
 
+    /// When the oldest message still in the queue (ready or unacknowledged) was enqueued, in ms
+    /// since the epoch: read from its batch's header (one small read per priority level, from the
+    /// page cache as a rule). Blocking I/O: call it off the reactor (the metrics scrape does).
+    pub fn oldest_message_ms(&self) -> Option<i64> {
+        let heads: Vec<(usize, porter_storage::Offset)> = {
+            let inner = self.inner.lock();
+            inner
+                .states
+                .iter()
+                .enumerate()
+                .filter_map(|(lane, st)| st.oldest_unsettled().map(|offset| (lane, offset)))
+                .collect()
+        };
+        heads
+            .into_iter()
+            .filter_map(|(lane, offset)| {
+                let headers = self.lanes[lane].log.batch_headers(offset, 1).ok()?;
+                headers.first().map(|h| h.base_timestamp)
+            })
+            .min()
+    }
+
     /// Messages taken in, delivered and acknowledged so far (every priority level together).
     pub fn message_counts(&self) -> MessageCounts {
         self.inner
