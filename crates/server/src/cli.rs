@@ -22,10 +22,10 @@ use crate::admin::args::{
         RocketMQ 5, MQTT 3.1.1/5.0 and STOMP 1.2, over one store: a message published with one \
         protocol can be read with any other. Kafka clients connect to port 9092, AMQP to 5672, \
         RocketMQ (gRPC) to 8081, MQTT to 1883, STOMP to 61613; WebSocket (MQTT at /mqtt, STOMP \
-        at /ws) and the chat example (/chat/) are on the HTTP port 15672. \
+        at /ws), the chat example (/chat/) and the management web UI (/) are on the HTTP port 15672. \
         `porter serve --help` says how to change or turn off each listener. The other commands \
         (status, queues, exchanges, bindings, topics, groups, connections, definitions, produce, \
-        consume, users, permissions) manage a running \
+        consume, users, permissions, dead-letters) manage a running \
         broker through its HTTP API (--url, default http://localhost:15672); they exit 0 when \
         done, 1 on failure, 2 on bad usage, 3 when the broker refuses the request as invalid, \
         4 when something named does not exist, 5 when the login is refused and 6 when the broker \
