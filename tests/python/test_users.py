@@ -75,6 +75,7 @@ def test_tags_decide_what_the_management_api_allows(porter):
     not_management = api_as(porter, "client", "c", "GET", "/api/overview")
     assert not_management.status_code == 401
     assert not_management.json()["reason"] == "Not management user"
+    assert api_as(porter, "client", "c", "GET", "/api/whoami").json() == {"name": "client", "tags": []}
     assert api_as(porter, "watcher", "nope", "GET", "/api/overview").status_code == 401
 
     # Bad input: unknown tags, a bad regular expression, a RabbitMQ hash, an unknown user.

@@ -214,7 +214,10 @@ async fn start(mut settings: Settings) -> Result<Running> {
         broker.clone(),
         Some(users.clone() as Arc<dyn porter_gateway_kit::auth::Authenticator>),
     ));
-    porter_management::rates::Rates::spawn_sampler(&management);
+    // Rates are read only through the HTTP listener: no sampling without it.
+    if settings.http_enabled {
+        porter_management::rates::Rates::spawn_sampler(&management);
+    }
     let mut routes =
         porter_gateway_http::Routes::new().merge(porter_management::router(management.clone()));
     if let Some(BridgeSpec::ExchangeToTopic { topic, .. }) = chat_history {
