@@ -121,8 +121,8 @@ pub struct Broker {
     alarms: tokio::sync::watch::Sender<crate::alarm::AlarmState>,
     /// Delayed messages of every protocol, waiting in the timer store.
     delayed: Arc<crate::delayed::DelayedDelivery>,
-    /// Recent successful password logins ([`users`]).
-    logins: users::LoginCache,
+    /// The users as of their last change, and recent successful password logins ([`users`]).
+    users: users::UserCache,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -150,6 +150,7 @@ impl Broker {
             tracing::info!(data_dir = %data_dir.display(), "no clean-shutdown marker: recovering log tails");
         }
         let metadata = MetadataStore::open(&data_dir.join("metadata"))?;
+        let user_snapshot = metadata.state().users.clone();
         let files = FileCache::new(config.open_files_max);
         let committer = Committer::start(&config.commit)?;
 
@@ -208,7 +209,7 @@ impl Broker {
             epoch: Uuid::new_v4().as_u64_pair().0,
             alarms: tokio::sync::watch::Sender::new(Default::default()),
             delayed,
-            logins: users::LoginCache::default(),
+            users: users::UserCache::new(user_snapshot),
             _lock: lock,
             shutdown: CancellationToken::new(),
         });

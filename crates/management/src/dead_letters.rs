@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
-use porter_core::pop::dead_letter_topic;
+use porter_core::pop::{dead_letter_group, dead_letter_topic};
 use porter_core::topic_message::TopicMessage;
 use porter_core::topic_publish::{publish, PartitionChoice};
 use porter_core::topic_records::browse;
@@ -26,8 +26,6 @@ use crate::body::parse;
 use crate::error::{ApiError, ApiResult};
 use crate::Management;
 
-/// The prefix of dead-letter topics (see `porter_core::pop::dead_letter_topic`).
-const DLQ_PREFIX: &str = "DLQ.";
 /// Messages one re-drive moves at most.
 pub const REDRIVE_MESSAGES_MAX: usize = 1000;
 /// Bytes one re-drive reads at most.
@@ -42,21 +40,21 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
 #[utoipa::path(get, operation_id = "dead_letters_list", path = "/api/dead-letters", tag = "topics", summary = "Consumer groups' dead-letter topics and the messages they hold", responses((status = 200, description = "dead-letter topics")))]
 async fn list(State(management): State<Arc<Management>>) -> Json<Value> {
     let mut topics = management.broker.topics();
-    topics.retain(|t| t.topic.name.starts_with(DLQ_PREFIX));
     topics.sort_by(|a, b| a.topic.name.cmp(&b.topic.name));
     Json(
         topics
             .iter()
-            .map(|t| {
+            .filter_map(|t| Some((dead_letter_group(&t.topic.name)?, t)))
+            .map(|(group, t)| {
                 let messages: i64 = t
                     .partitions
                     .iter()
                     .map(|p| (p.high_watermark() - p.log_start_offset()).max(0))
                     .sum();
                 json!({
-                    "group": &t.topic.name[DLQ_PREFIX.len()..],
+                    "group": group,
                     "topic": t.topic.name,
-                    "rocketmq_name": format!("%DLQ%{}", &t.topic.name[DLQ_PREFIX.len()..]),
+                    "rocketmq_name": format!("%DLQ%{group}"),
                     "messages": messages,
                 })
             })

@@ -67,7 +67,12 @@ impl Rates {
     /// Reads every queue's and topic's counts now and updates the rates.
     pub fn sample(&self, management: &Management) {
         let broker = &management.broker;
-        let queues = broker.queue_snapshots(None);
+        // Only the counts: no definition copies, no ready/unacked sums.
+        let queues: Vec<((String, String), MessageCounts)> = broker
+            .queue_handles()
+            .into_iter()
+            .map(|(vhost, q)| ((vhost, q.name().to_string()), q.message_counts()))
+            .collect();
         let topics: Vec<(String, u64)> = broker
             .topics()
             .iter()
@@ -86,9 +91,7 @@ impl Rates {
             .at
             .map_or(0.0, |at| now.duration_since(at).as_secs_f64());
         let mut next_queues = HashMap::with_capacity(queues.len());
-        for queue in queues {
-            let key = (queue.vhost, queue.definition.name);
-            let counts = queue.counts;
+        for (key, counts) in queues {
             let rates = match table.queues.get(&key) {
                 Some(before) => QueueRates {
                     publish: per_second(counts.published, before.counts.published, seconds),

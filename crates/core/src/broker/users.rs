@@ -2,6 +2,9 @@
 //! password. Password stretching (PBKDF2: 1.6 ms of CPU in a release build, BENCHMARKS.md) runs
 //! on the blocking pool, never on a reactor thread.
 //!
+//! Logins and permission checks read a snapshot of the users taken after each change, never the
+//! metadata lock (held across journal fsyncs): a login waits for no declare, on any thread.
+//!
 //! A successful login is remembered as `SHA-256(StoredKey || password)` per user, in memory
 //! only, so a client reconnecting in a loop does not cost a PBKDF2 each time; a changed
 //! password changes `StoredKey` and so misses the cache. At most one entry per user.
@@ -10,20 +13,35 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 
 use crate::error::{CoreError, Result};
 use crate::metadata::MetadataCommand;
+use crate::metadata::MetadataStore;
 use crate::partition::run_blocking;
-use crate::users::{PasswordCredentials, Permission, User, UserChange};
+use crate::users::{PasswordCredentials, Permission, User, UserChange, Users};
 
 use super::Broker;
 
-/// Recent successful logins: user → digest of (stored key, password).
-#[derive(Default)]
-pub struct LoginCache {
+/// The users as of their last change, and recent successful logins: user → digest of (stored
+/// key, password).
+pub struct UserCache {
+    snapshot: RwLock<Arc<Users>>,
     digests: Mutex<HashMap<String, [u8; 32]>>,
+}
+
+impl UserCache {
+    pub(crate) fn new(users: Users) -> Self {
+        UserCache {
+            snapshot: RwLock::new(Arc::new(users)),
+            digests: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn snapshot(&self) -> Arc<Users> {
+        self.snapshot.read().clone()
+    }
 }
 
 /// What to do with a user's password when it is put.
@@ -62,26 +80,17 @@ fn digest(stored_key: &[u8], password: &[u8]) -> [u8; 32] {
 impl Broker {
     /// Every user, by name.
     pub fn users(&self) -> Vec<User> {
-        self.metadata
-            .lock()
-            .state()
-            .users
-            .users
-            .values()
-            .cloned()
-            .collect()
+        self.users.snapshot().users.values().cloned().collect()
     }
 
     pub fn user(&self, name: &str) -> Option<User> {
-        self.metadata.lock().state().users.users.get(name).cloned()
+        self.users.snapshot().users.get(name).cloned()
     }
 
     /// Every permission: (user, vhost, permission), by user then vhost.
     pub fn permissions(&self) -> Vec<(String, String, Permission)> {
-        let metadata = self.metadata.lock();
-        metadata
-            .state()
-            .users
+        self.users
+            .snapshot()
             .permissions
             .iter()
             .flat_map(|(user, of_user)| {
@@ -94,12 +103,7 @@ impl Broker {
 
     /// `user`'s permission in `vhost`, if it has one.
     pub fn permission(&self, user: &str, vhost: &str) -> Option<Permission> {
-        self.metadata
-            .lock()
-            .state()
-            .users
-            .permission(user, vhost)
-            .cloned()
+        self.users.snapshot().permission(user, vhost).cloned()
     }
 
     /// Creates or replaces user `name`; returns whether it was created.
@@ -132,10 +136,7 @@ impl Broker {
                 tags,
                 loopback_only,
             };
-            metadata.submit(MetadataCommand::User {
-                change: UserChange::Put { user },
-            })?;
-            this.logins.digests.lock().remove(&name);
+            this.submit_user_change(&mut metadata, UserChange::Put { user })?;
             tracing::info!(user = %name, created = existing.is_none(), "user put");
             Ok(existing.is_none())
         })
@@ -147,7 +148,6 @@ impl Broker {
             name: name.to_string(),
         })
         .await?;
-        self.logins.digests.lock().remove(name);
         tracing::info!(user = %name, "user deleted");
         Ok(())
     }
@@ -178,12 +178,23 @@ impl Broker {
 
     async fn user_change(self: &Arc<Self>, change: UserChange) -> Result<()> {
         let this = self.clone();
-        run_blocking(move || {
-            this.metadata
-                .lock()
-                .submit(MetadataCommand::User { change })
-        })
-        .await
+        run_blocking(move || this.submit_user_change(&mut this.metadata.lock(), change)).await
+    }
+
+    /// Journals `change`, then publishes the new users snapshot and forgets the changed user's
+    /// cached login (the caller holds the metadata lock).
+    fn submit_user_change(&self, metadata: &mut MetadataStore, change: UserChange) -> Result<()> {
+        let name = match &change {
+            UserChange::Put { user } => Some(user.name.clone()),
+            UserChange::Delete { name } => Some(name.clone()),
+            _ => None,
+        };
+        metadata.submit(MetadataCommand::User { change })?;
+        *self.users.snapshot.write() = Arc::new(metadata.state().users.clone());
+        if let Some(name) = name {
+            self.users.digests.lock().remove(&name);
+        }
+        Ok(())
     }
 
     /// Users from the configuration, put only if the broker has none yet (its first start), each
@@ -235,7 +246,7 @@ impl Broker {
             .map(|c| c.stored_key.clone())
             .unwrap_or_default();
         let fast = digest(&stored_key, password);
-        if self.logins.digests.lock().get(name) == Some(&fast) {
+        if self.users.digests.lock().get(name) == Some(&fast) {
             return Ok(user);
         }
         let password = password.to_vec();
@@ -245,7 +256,7 @@ impl Broker {
         if !matched {
             return Err(LoginError::WrongPassword(name.to_string()));
         }
-        self.logins.digests.lock().insert(name.to_string(), fast);
+        self.users.digests.lock().insert(name.to_string(), fast);
         Ok(user)
     }
 }

@@ -67,7 +67,14 @@ pub const LONG_POLL_MS_MAX: u64 = 5 * 60 * 1000;
 
 /// Dead-letter topic of a consumer group.
 pub fn dead_letter_topic(group: &str) -> String {
-    format!("DLQ.{group}")
+    format!("{DEAD_LETTER_PREFIX}{group}")
+}
+
+const DEAD_LETTER_PREFIX: &str = "DLQ.";
+
+/// The consumer group whose dead-letter topic `topic` is, if it is one.
+pub fn dead_letter_group(topic: &str) -> Option<&str> {
+    topic.strip_prefix(DEAD_LETTER_PREFIX)
 }
 
 /// What a receive asks for.

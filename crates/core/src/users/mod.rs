@@ -204,7 +204,9 @@ impl Users {
         }
     }
 
-    /// Removes a deleted virtual host's permissions (applied with `DeleteVhost`).
+    /// Removes a deleted virtual host's permissions (applied with `DeleteVhost`; whoever submits
+    /// that command must refresh the broker's users snapshot, as `Broker::submit_user_change`
+    /// does for user changes).
     pub fn forget_vhost(&mut self, vhost: &str) {
         for of_user in self.permissions.values_mut() {
             of_user.remove(vhost);
