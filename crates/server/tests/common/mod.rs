@@ -183,12 +183,17 @@ impl Server {
                     self.stderr()
                 );
             }
-            // Both listeners: the AMQP one binds after the Kafka one, and a bind conflict
-            // there ends the process only after the Kafka port already answered.
+            // Every listener: they bind one after another (MQTT's only after its session store
+            // loaded), and a bind conflict on a later one ends the process only after the Kafka
+            // port already answered. A test that connects right after `restart` must find its
+            // listener there.
             let accepting = |addr: &SocketAddr| {
                 TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok()
             };
-            if accepting(&self.addr()) && self.amqp_addr().is_none_or(|a| accepting(&a)) {
+            if accepting(&self.addr())
+                && self.amqp_addr().is_none_or(|a| accepting(&a))
+                && self.test_listen_addrs().iter().all(accepting)
+            {
                 self.bind_retries = 0;
                 return;
             }
@@ -209,6 +214,16 @@ impl Server {
             Some(i) => self.args.get(i + 1)?.parse().ok(),
             None => Some(SocketAddr::from(([127, 0, 0, 1], self.amqp_port))),
         }
+    }
+
+    /// The addresses of the other `--<protocol>-listen` flags the test passed (not `off`).
+    fn test_listen_addrs(&self) -> Vec<SocketAddr> {
+        self.args
+            .windows(2)
+            .filter(|pair| pair[0].starts_with("--") && pair[0].ends_with("-listen"))
+            .filter(|pair| pair[0] != "--amqp-listen")
+            .filter_map(|pair| pair[1].parse().ok())
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {
