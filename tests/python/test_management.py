@@ -280,6 +280,9 @@ def test_message_rates_and_counters_follow_the_traffic(porter):
     channel.confirm_delivery()
     channel.queue_declare("rated", durable=True)
     create_topic(porter.bootstrap, "rated-topic", 1)
+    # A Kafka consumer reads the topic as it grows: its fetches are the topic's read rate.
+    consumer = make_consumer(porter.bootstrap)
+    consumer.assign([TopicPartition("rated-topic", 0, 0)])
     published = got = 0
     deadline = time.monotonic() + 11.0
     while time.monotonic() < deadline:
@@ -291,7 +294,7 @@ def test_message_rates_and_counters_follow_the_traffic(porter):
             got += 1
         api(porter, "POST", "/api/topics/rated-topic/messages",
             json={"records": [{"value": "r"}] * 5}).raise_for_status()
-        time.sleep(0.2)
+        consumer.poll(0.2)
 
     stats = api(porter, "GET", "/api/queues/%2F/rated").json()["message_stats"]
     assert (stats["publish"], stats["deliver_get"], stats["ack"]) == (published, got, got)
@@ -300,7 +303,10 @@ def test_message_rates_and_counters_follow_the_traffic(porter):
     overview = api(porter, "GET", "/api/overview").json()["message_stats"]
     assert overview["publish_details"]["rate"] >= stats["publish_details"]["rate"]
     assert overview["topic_append_details"]["rate"] > 0
-    assert api(porter, "GET", "/api/topics/rated-topic").json()["messages_in_rate"] > 0
+    assert overview["topic_read_bytes_details"]["rate"] > 0
+    topic = api(porter, "GET", "/api/topics/rated-topic").json()
+    assert topic["messages_in_rate"] > 0 and topic["bytes_out_rate"] > 0
+    consumer.close()
     connection.close()
 
     samples = metric_samples(porter)
@@ -318,6 +324,8 @@ def test_message_rates_and_counters_follow_the_traffic(porter):
     assert samples[("porter_messages_received_total", (("kind", "queue"),))] >= published
     assert samples[("porter_messages_received_total", (("kind", "topic"),))] >= 5
     assert samples[("porter_messages_delivered_total", (("kind", "queue"),))] >= got
+    read = (("partition", "0"), ("topic", "rated-topic"))
+    assert samples[("porter_partition_read_bytes_total", read)] > 0
 
 
 def test_openapi_document_is_valid_and_every_operation_in_it_is_routed(porter):

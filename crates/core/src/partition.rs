@@ -81,6 +81,9 @@ pub struct Partition {
     /// When the first append after the last compaction happened (unix ms; 0: none since), for
     /// `max.compaction.lag.ms`.
     dirty_since_ms: Arc<AtomicI64>,
+    /// Bytes of batches handed to readers since the broker started (Kafka's per-topic
+    /// `BytesOutPerSec`): a statistic, so relaxed.
+    bytes_read: AtomicU64,
 }
 
 impl Partition {
@@ -107,6 +110,7 @@ impl Partition {
             compacted_at_ms: AtomicI64::new(0),
             compacted_size: AtomicU64::new(0),
             dirty_since_ms: Arc::new(AtomicI64::new(now_ms())),
+            bytes_read: AtomicU64::new(0),
         })
     }
 
@@ -241,6 +245,7 @@ impl Partition {
     pub async fn read(&self, offset: Offset, max_bytes: u32) -> Result<Batches> {
         let log = self.log.clone();
         let slice = blocking(move || log.read(offset, max_bytes)).await?;
+        self.count_read(slice.bytes.len() as u64);
         Ok(Batches {
             bytes: slice.bytes,
             high_watermark: slice.high_watermark,
@@ -258,6 +263,18 @@ impl Partition {
             }
             read => Ok((offset, read?)),
         }
+    }
+
+    /// Counts `bytes` of batches sent to a reader. [`Partition::read`] counts its own; a reader of
+    /// [`Partition::read_region`] counts what it finally sends (a long poll looks up regions
+    /// it never sends).
+    pub fn count_read(&self, bytes: u64) {
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of batches read since the broker started.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
     }
 
     /// Where the batches [`Partition::read`] would return lie on disk, found from the log's

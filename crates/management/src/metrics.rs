@@ -407,6 +407,14 @@ pub fn render(management: &Management) -> String {
         &partitions,
         |p| (partition_labels(p), p.size_bytes() as f64),
     );
+    out.per_item(
+        ("porter_partition_read_bytes_total", "counter"),
+        "Bytes of record batches sent to readers (Kafka fetches, and every other read of the \
+         log: STOMP, RocketMQ, browsing) since the broker started: Kafka's per-topic \
+         BytesOutPerSec as a counter.",
+        &partitions,
+        |p| (partition_labels(p), p.bytes_read() as f64),
+    );
 
     let groups = broker.groups();
     let mut lags = Vec::new();

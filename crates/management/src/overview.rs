@@ -61,10 +61,12 @@ fn overview_of(management: &Management) -> Value {
     let counts = queues
         .iter()
         .fold(MessageCounts::default(), |sum, q| sum + q.counts);
-    let (queue_rates, topic_rate) = management.rates.totals();
+    let (queue_rates, topic_rates) = management.rates.totals();
     let mut message_stats = crate::rates::message_stats(&counts, &queue_rates);
-    // Porter's own: records appended to topics per second (Kafka, RocketMQ, bridges).
-    message_stats["topic_append_details"] = json!({ "rate": topic_rate });
+    // Porter's own: records appended to topics per second (Kafka, RocketMQ, bridges), and bytes
+    // of topic batches read per second.
+    message_stats["topic_append_details"] = json!({ "rate": topic_rates.messages_in });
+    message_stats["topic_read_bytes_details"] = json!({ "rate": topic_rates.bytes_out });
     let alarms = *broker.alarms().borrow();
     let node = node_name();
     let listeners: Vec<Value> = management

@@ -1,7 +1,7 @@
 //! Message rates, as RabbitMQ's API reports them (`message_stats` with `publish_details.rate`
 //! and the like): every [`SAMPLE_INTERVAL`] the sampler reads each queue's cumulative counts
-//! (published, delivered, redelivered, acknowledged) and each topic's summed high watermarks,
-//! and keeps the per-second difference from the previous reading. Listings read the stored
+//! (published, delivered, redelivered, acknowledged) and each topic's summed high watermarks
+//! and bytes read, and keeps the per-second difference from the previous reading. Listings read the stored
 //! rates; nothing on the data path changes (the queues count under the lock they already take).
 //!
 //! Memory: one entry per queue and per topic, dropped when they go, so bounded by the broker's
@@ -35,11 +35,29 @@ struct QueueEntry {
     rates: QueueRates,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct TopicEntry {
+/// A topic's counts at one reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct TopicCounts {
     /// Records appended so far: the partitions' high watermarks summed.
     appended: u64,
-    rate: f64,
+    /// Bytes of batches read by consumers so far.
+    bytes_read: u64,
+}
+
+/// Per-second rates of a topic's counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TopicRates {
+    /// Records appended per second.
+    pub messages_in: f64,
+    /// Bytes read by consumers per second (Kafka's per-topic `BytesOutPerSec`: fetches send
+    /// stored batches without decoding them, so they are counted in bytes, not records).
+    pub bytes_out: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct TopicEntry {
+    counts: TopicCounts,
+    rates: TopicRates,
 }
 
 /// The last reading and the rates it gave.
@@ -73,16 +91,18 @@ impl Rates {
             .into_iter()
             .map(|(vhost, q)| ((vhost, q.name().to_string()), q.message_counts()))
             .collect();
-        let topics: Vec<(String, u64)> = broker
+        let topics: Vec<(String, TopicCounts)> = broker
             .topics()
             .iter()
             .map(|t| {
-                let appended = t
-                    .partitions
-                    .iter()
-                    .map(|p| p.high_watermark().max(0) as u64)
-                    .sum();
-                (t.topic.name.clone(), appended)
+                let counts =
+                    t.partitions
+                        .iter()
+                        .fold(TopicCounts::default(), |sum, p| TopicCounts {
+                            appended: sum.appended + p.high_watermark().max(0) as u64,
+                            bytes_read: sum.bytes_read + p.bytes_read(),
+                        });
+                (t.topic.name.clone(), counts)
             })
             .collect();
         let now = Instant::now();
@@ -104,12 +124,15 @@ impl Rates {
             next_queues.insert(key, QueueEntry { counts, rates });
         }
         let mut next_topics = HashMap::with_capacity(topics.len());
-        for (name, appended) in topics {
-            let rate = table
-                .topics
-                .get(&name)
-                .map_or(0.0, |before| per_second(appended, before.appended, seconds));
-            next_topics.insert(name, TopicEntry { appended, rate });
+        for (name, counts) in topics {
+            let rates = match table.topics.get(&name) {
+                Some(before) => TopicRates {
+                    messages_in: per_second(counts.appended, before.counts.appended, seconds),
+                    bytes_out: per_second(counts.bytes_read, before.counts.bytes_read, seconds),
+                },
+                None => TopicRates::default(),
+            };
+            next_topics.insert(name, TopicEntry { counts, rates });
         }
         *table = Table {
             at: Some(now),
@@ -128,13 +151,18 @@ impl Rates {
             .unwrap_or_default()
     }
 
-    /// Records appended to a topic per second at the last reading.
-    pub fn topic(&self, name: &str) -> f64 {
-        self.table.lock().topics.get(name).map_or(0.0, |e| e.rate)
+    /// A topic's rates at the last reading (zero before its second).
+    pub fn topic(&self, name: &str) -> TopicRates {
+        self.table
+            .lock()
+            .topics
+            .get(name)
+            .map(|e| e.rates)
+            .unwrap_or_default()
     }
 
-    /// Every queue's rates summed, and every topic's append rate summed.
-    pub fn totals(&self) -> (QueueRates, f64) {
+    /// Every queue's rates summed, and every topic's rates summed.
+    pub fn totals(&self) -> (QueueRates, TopicRates) {
         let table = self.table.lock();
         let queues = table
             .queues
@@ -145,7 +173,13 @@ impl Rates {
                 redeliver: sum.redeliver + e.rates.redeliver,
                 ack: sum.ack + e.rates.ack,
             });
-        let topics = table.topics.values().map(|e| e.rate).sum();
+        let topics = table
+            .topics
+            .values()
+            .fold(TopicRates::default(), |sum, e| TopicRates {
+                messages_in: sum.messages_in + e.rates.messages_in,
+                bytes_out: sum.bytes_out + e.rates.bytes_out,
+            });
         (queues, topics)
     }
 

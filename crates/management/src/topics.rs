@@ -45,8 +45,10 @@ fn topic_totals(topic: &TopicHandle) -> (u64, u64) {
 
 fn topic_summary(management: &Management, topic: &TopicHandle) -> Value {
     let (messages, size_bytes) = topic_totals(topic);
+    let rates = management.rates.topic(&topic.topic.name);
     json!({
-        "messages_in_rate": management.rates.topic(&topic.topic.name),
+        "messages_in_rate": rates.messages_in,
+        "bytes_out_rate": rates.bytes_out,
         "name": topic.topic.name,
         "id": topic.topic.id.to_string(),
         "partitions": topic.partitions.len(),

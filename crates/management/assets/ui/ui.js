@@ -338,6 +338,7 @@ const pages = {
       el('div', { className: 'card' }, table([
         { title: 'Name', key: 'name' }, { title: 'Partitions', key: 'partitions', num: true }, { title: 'Messages', key: 'messages', num: true },
         { title: 'In', cell: t => perSecond(t.messages_in_rate), num: true },
+        { title: 'Read', cell: t => `${bytes(t.bytes_out_rate)}/s`, num: true },
         { title: 'Size', cell: t => bytes(t.size_bytes) }, { title: 'Type', key: 'message_type' },
         { title: '', cell: t => t.name.startsWith('__') ? '' : el('div', { className: 'actions' }, el('button', { className: 'small danger', 'data-action': 'delete', onclick: () => confirm(`Delete topic ${t.name} and its records?`) && act(`Topic ${t.name} deleted`, () => api('DELETE', `/api/topics/${enc(t.name)}`)) }, 'Delete')) }
       ], topics, t => { location.hash = `#/topics/${enc(t.name)}` })),

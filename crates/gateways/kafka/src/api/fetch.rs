@@ -79,13 +79,26 @@ pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> 
         let (partitions, bytes) = locate_all(ctx, &wanted, max_bytes, version).await;
         let now = Instant::now();
         if bytes >= min_bytes || now >= deadline || watches.is_empty() {
+            count_sent(&wanted, &partitions);
             return build_answer(&request, partitions);
         }
         let changed = select_all(watches.iter_mut().map(|w| w.changed().boxed()));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: answer with what there is (look again: data may have come meanwhile).
             let (partitions, _) = locate_all(ctx, &wanted, max_bytes, version).await;
+            count_sent(&wanted, &partitions);
             return build_answer(&request, partitions);
+        }
+    }
+}
+
+/// Counts the regions an answer sends as read from their partitions (the looks a long poll
+/// took before are not reads). `partitions` holds one answer per `wanted`, in order.
+fn count_sent(wanted: &[Wanted], partitions: &[Located]) {
+    debug_assert_eq!(wanted.len(), partitions.len());
+    for (w, (_, _, region)) in wanted.iter().zip(partitions) {
+        if let (Ok(partition), Some(region)) = (&w.found, region) {
+            partition.count_read(region.len);
         }
     }
 }
