@@ -26,7 +26,7 @@ class Client:
     def __init__(self, port: int, client_id: str = "", version=V5, clean: bool = True,
                  expiry: int | None = None, will: tuple | None = None, props: dict | None = None,
                  manual_ack: bool = False, transport: str = "tcp", path: str = "/mqtt",
-                 connect: bool = True):
+                 connect: bool = True, credentials: tuple[str, str] | None = None):
         self.port = port
         self.version = version
         self.messages: queue.Queue = queue.Queue()
@@ -43,6 +43,8 @@ class Client:
                                   reconnect_on_failure=False, **kwargs)
         if transport == "websockets":
             self.client.ws_set_options(path=path)
+        if credentials:
+            self.client.username_pw_set(*credentials)
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, flags, rc, p: self.disconnects.put(rc)

@@ -196,6 +196,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTER_KAFKA_ADVERTISED", value_name = "HOST:PORT")]
     pub kafka_advertised: Option<String>,
 
+    /// SASL mechanisms Kafka clients must authenticate with, comma-separated (PLAIN,
+    /// SCRAM-SHA-256, SCRAM-SHA-512), or `none`: Kafka's SASL_PLAINTEXT listener with
+    /// `sasl.enabled.mechanisms`. Users are the broker's (`porter users`). [default: none]
+    #[arg(long, env = "PORTER_KAFKA_SASL_MECHANISMS", value_name = "LIST")]
+    pub kafka_sasl_mechanisms: Option<String>,
+
     /// Address the AMQP 0-9-1 listener binds, or `off` for no AMQP listener. Port 0 lets the OS
     /// choose (the start-up line says which). [default: 0.0.0.0:5672]
     #[arg(long, env = "PORTER_AMQP_LISTEN", value_name = "ADDR")]

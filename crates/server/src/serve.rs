@@ -132,6 +132,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
     let mut registries = Vec::new();
     let mut kafka_addr = "off".to_string();
     let mut kafka_advertised = "off".to_string();
+    let mut kafka_security = "off".to_string();
     let mut amqp_addr = "off".to_string();
     if settings.kafka_enabled {
         let tcp = bind("Kafka", "--kafka-listen", settings.kafka.listen).await?;
@@ -148,6 +149,17 @@ async fn start(mut settings: Settings) -> Result<Running> {
             "{}:{}",
             settings.kafka.advertised_host, settings.kafka.advertised_port
         );
+        let mechanisms: Vec<&str> = settings
+            .kafka
+            .sasl_mechanisms
+            .iter()
+            .map(|m| m.name())
+            .collect();
+        kafka_security = if mechanisms.is_empty() {
+            "PLAINTEXT (no authentication)".to_string()
+        } else {
+            format!("SASL_PLAINTEXT {}", mechanisms.join(","))
+        };
         let protocol = Arc::new(KafkaProtocol::new(broker.clone(), settings.kafka.clone()));
         let stop = shutdown.clone();
         gateways.push((
@@ -227,9 +239,15 @@ async fn start(mut settings: Settings) -> Result<Running> {
         let tcp = bind("MQTT", "--mqtt-listen", settings.mqtt.listen).await?;
         mqtt_addr = tcp.local_addr()?.to_string();
         let limits = settings.mqtt.listener_limits(SHUTDOWN_DRAIN_MAX);
-        let protocol = MqttProtocol::open(broker.clone(), settings.mqtt, shutdown.clone())
-            .await
-            .context("opening the MQTT gateway's retained messages")?;
+        let authenticator = Some(users.clone() as Arc<dyn porter_gateway_kit::auth::Authenticator>);
+        let protocol = MqttProtocol::open(
+            broker.clone(),
+            settings.mqtt,
+            authenticator,
+            shutdown.clone(),
+        )
+        .await
+        .context("opening the MQTT gateway's retained messages")?;
         // The same protocol (client ids, sessions, retained) over WebSocket at /mqtt.
         let websocket = WebSocketRoute::new(
             "mqtt-ws",
@@ -300,14 +318,24 @@ async fn start(mut settings: Settings) -> Result<Running> {
         ("stomp", &stomp_addr),
         ("http", &http_addr),
     ]);
-    let public = listeners
-        .iter()
-        .any(|l| ["amqp", "stomp", "http"].contains(&l.protocol) && !l.addr.ip().is_loopback());
+    let public = listeners.iter().any(|l| {
+        ["amqp", "stomp", "mqtt", "http"].contains(&l.protocol) && !l.addr.ip().is_loopback()
+    });
     crate::users::warn_if_only_guest(&broker, public);
+    let kafka_public = listeners
+        .iter()
+        .any(|l| l.protocol == "kafka" && !l.addr.ip().is_loopback());
+    if kafka_public && settings.kafka.sasl_mechanisms.is_empty() {
+        tracing::warn!(
+            "the Kafka listener on {kafka_addr} does not authenticate: anyone who reaches it may \
+             produce, consume and delete topics. Set [kafka] sasl_mechanisms (docs/security.md)"
+        );
+    }
     management.mark_ready(listeners, registries);
     tracing::info!(
         kafka = %kafka_addr,
         kafka_advertised = %kafka_advertised,
+        kafka_security = %kafka_security,
         amqp = %amqp_addr,
         rocketmq = %rocketmq_addr,
         mqtt = %mqtt_addr,

@@ -19,6 +19,7 @@ use crate::origin::{ArgOrigins, InvalidSetting, Origin};
 
 mod bridges;
 mod http;
+mod kafka;
 mod mqtt;
 mod stomp;
 
@@ -30,7 +31,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub log: LogSection,
     #[serde(default)]
-    pub kafka: KafkaSection,
+    pub kafka: kafka::KafkaSection,
     #[serde(default)]
     pub storage: StorageSection,
     #[serde(default)]
@@ -129,24 +130,6 @@ pub struct AlarmsSection {
 pub struct LogSection {
     pub format: Option<String>,
     pub filter: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSection {
-    /// false: no Kafka listener (as `listen = "off"`).
-    pub enabled: Option<bool>,
-    pub listen: Option<String>,
-    pub advertised: Option<String>,
-    pub request_bytes_max: Option<u32>,
-    pub request_memory_bytes_max: Option<u64>,
-    pub connection_memory_bytes_max: Option<u64>,
-    pub write_stall_ms: Option<u64>,
-    pub idle_ms: Option<u64>,
-    pub inflight_requests_max: Option<usize>,
-    pub connections_max: Option<usize>,
-    pub fetch_wait_ms_max: Option<u64>,
-    pub fetch_response_bytes_max: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -317,70 +300,7 @@ impl Settings {
         // The defaults must themselves be valid topic settings.
         TopicConfig::default().log_config(&broker.log_defaults);
 
-        let k = &file.kafka;
-        let mut kafka = KafkaConfig::default();
-        let (kafka_enabled, listen) = listener_address(
-            src.pick(
-                args.kafka_listen.as_deref(),
-                "kafka_listen",
-                k.listen.as_deref(),
-                "[kafka] listen",
-            ),
-            k.enabled,
-        );
-        if let Some((listen, origin)) = listen {
-            kafka.listen = resolve(listen).map_err(|problem| invalid(origin, problem))?;
-        }
-        // Port 0 (a listen port the OS chooses) is replaced by the bound port at start.
-        let (host, port) = match src.pick(
-            args.kafka_advertised.as_deref(),
-            "kafka_advertised",
-            k.advertised.as_deref(),
-            "[kafka] advertised",
-        ) {
-            Some((advertised, origin)) => {
-                split_host_port(advertised).map_err(|problem| invalid(origin, problem))?
-            }
-            None if kafka.listen.ip().is_unspecified() => {
-                ("localhost".to_string(), kafka.listen.port())
-            }
-            None => (kafka.listen.ip().to_string(), kafka.listen.port()),
-        };
-        kafka.advertised_host = host;
-        kafka.advertised_port = port;
-        if let Some(v) = args.kafka_request_bytes_max.or(k.request_bytes_max) {
-            kafka.request_bytes_max = v;
-        }
-        if let Some(v) = k.request_memory_bytes_max {
-            kafka.request_memory_bytes_max = v;
-        }
-        kafka.request_memory_bytes_max = kafka
-            .request_memory_bytes_max
-            .max(kafka.request_bytes_max as u64);
-        if let Some(v) = k.connection_memory_bytes_max {
-            kafka.connection_memory_bytes_max = v.max(1024 * 1024);
-        }
-        kafka.connection_memory_bytes_max = kafka
-            .connection_memory_bytes_max
-            .min(kafka.request_memory_bytes_max);
-        if let Some(v) = k.write_stall_ms {
-            kafka.write_stall_ms = v.max(1);
-        }
-        if let Some(v) = k.idle_ms {
-            kafka.idle_ms = v;
-        }
-        if let Some(v) = k.inflight_requests_max {
-            kafka.inflight_requests_max = v.max(1);
-        }
-        if let Some(v) = k.connections_max {
-            kafka.connections_max = v.max(1);
-        }
-        if let Some(v) = k.fetch_wait_ms_max {
-            kafka.fetch_wait_ms_max = v;
-        }
-        if let Some(v) = k.fetch_response_bytes_max {
-            kafka.fetch_response_bytes_max = v.max(1);
-        }
+        let (kafka_enabled, kafka) = kafka::load(&file.kafka, args, src)?;
 
         let a = &file.amqp;
         let mut amqp = AmqpConfig::default();
@@ -557,6 +477,15 @@ struct Sources<'a> {
 impl Sources<'_> {
     /// The argument `id`'s value (from its flag or env var) if given, else the file's value of
     /// `key` (as `[section] key`), each with its origin.
+    /// Where a file-only key came from, for its error message.
+    fn file_origin(&self, key: &'static str) -> Origin {
+        let path = self.file.unwrap_or(Path::new("config file"));
+        Origin::File {
+            path: path.to_path_buf(),
+            key,
+        }
+    }
+
     fn pick<T>(
         &self,
         flag: Option<T>,
@@ -566,14 +495,7 @@ impl Sources<'_> {
     ) -> Option<(T, Origin)> {
         match flag {
             Some(value) => Some((value, self.args.of(id))),
-            None => file.map(|value| {
-                let path = self.file.unwrap_or(Path::new("config file"));
-                let origin = Origin::File {
-                    path: path.to_path_buf(),
-                    key,
-                };
-                (value, origin)
-            }),
+            None => file.map(|value| (value, self.file_origin(key))),
         }
     }
 }

@@ -20,7 +20,10 @@ use crate::error::{CoreError, Result};
 use crate::metadata::MetadataCommand;
 use crate::metadata::MetadataStore;
 use crate::partition::run_blocking;
-use crate::users::{PasswordCredentials, Permission, User, UserChange, Users};
+use crate::users::scram::{ClientFirst, ScramError, ScramExchange};
+use crate::users::{
+    PasswordCredentials, Permission, ScramCredential, ScramMechanism, User, UserChange, Users,
+};
 
 use super::Broker;
 
@@ -57,6 +60,13 @@ pub enum PasswordChange {
     Clear,
 }
 
+/// One change to a user's SCRAM credentials.
+#[derive(Clone, Debug)]
+pub enum ScramChange {
+    Put(ScramCredential),
+    Delete(ScramMechanism),
+}
+
 /// Why a password login failed; the text is for the broker's log only.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LoginError {
@@ -68,6 +78,13 @@ pub enum LoginError {
     WrongPassword(String),
     #[error("user {0:?} may log in from loopback addresses only")]
     LoopbackOnly(String),
+    #[error("user {user:?}: {error}")]
+    Scram { user: String, error: ScramError },
+    #[error("user {user:?} has no {mechanism} credential")]
+    NoScramCredential {
+        user: String,
+        mechanism: &'static str,
+    },
 }
 
 fn digest(stored_key: &[u8], password: &[u8]) -> [u8; 32] {
@@ -230,16 +247,7 @@ impl Broker {
         password: &[u8],
         peer: IpAddr,
     ) -> std::result::Result<User, LoginError> {
-        let user = self
-            .user(name)
-            .ok_or_else(|| LoginError::UnknownUser(name.to_string()))?;
-        if user.loopback_only && !peer.is_loopback() {
-            return Err(LoginError::LoopbackOnly(name.to_string()));
-        }
-        let credentials = user
-            .credentials
-            .clone()
-            .ok_or_else(|| LoginError::NoPassword(name.to_string()))?;
+        let (user, credentials) = self.login_user(name, peer)?;
         let stored_key = credentials
             .scram
             .last()
@@ -258,6 +266,119 @@ impl Broker {
         }
         self.users.digests.lock().insert(name.to_string(), fast);
         Ok(user)
+    }
+}
+
+impl Broker {
+    /// The user `name` with its password credentials, if it may log in from `peer`.
+    fn login_user(
+        &self,
+        name: &str,
+        peer: IpAddr,
+    ) -> std::result::Result<(User, PasswordCredentials), LoginError> {
+        let user = self
+            .user(name)
+            .ok_or_else(|| LoginError::UnknownUser(name.to_string()))?;
+        if user.loopback_only && !peer.is_loopback() {
+            return Err(LoginError::LoopbackOnly(name.to_string()));
+        }
+        let credentials = user
+            .credentials
+            .clone()
+            .ok_or_else(|| LoginError::NoPassword(name.to_string()))?;
+        Ok((user, credentials))
+    }
+
+    /// Puts or removes one SCRAM credential of user `name` (Kafka's AlterUserScramCredentials:
+    /// credentials are per mechanism, so the other one stays). Putting one for an unknown user
+    /// creates the user, without tags or permissions; removing the last leaves it without a
+    /// password. Read, change and journal happen under the metadata lock: two alters at once
+    /// both land.
+    pub async fn change_scram_credential(
+        self: &Arc<Self>,
+        name: &str,
+        change: ScramChange,
+    ) -> Result<()> {
+        let this = self.clone();
+        let name = name.to_string();
+        run_blocking(move || {
+            let mut metadata = this.metadata.lock();
+            let existing = metadata.state().users.users.get(&name).cloned();
+            let mut user = existing.clone().unwrap_or_else(|| User {
+                name: name.clone(),
+                credentials: None,
+                tags: Vec::new(),
+                loopback_only: false,
+            });
+            let mut scram = user.credentials.take().map(|c| c.scram).unwrap_or_default();
+            match change {
+                ScramChange::Put(credential) => {
+                    scram.retain(|c| c.mechanism != credential.mechanism);
+                    scram.push(credential);
+                }
+                ScramChange::Delete(mechanism) => {
+                    let before = scram.len();
+                    scram.retain(|c| c.mechanism != mechanism);
+                    if existing.is_none() || scram.len() == before {
+                        return Err(CoreError::NotFound(format!(
+                            "user {name:?} has no {} credential",
+                            mechanism.name()
+                        )));
+                    }
+                }
+            }
+            scram.sort_by_key(|c| c.mechanism.name());
+            user.credentials = (!scram.is_empty()).then_some(PasswordCredentials { scram });
+            this.submit_user_change(&mut metadata, UserChange::Put { user })?;
+            tracing::info!(user = %name, created = existing.is_none(), "SCRAM credential changed");
+            Ok(())
+        })
+        .await
+    }
+
+    /// Answers a SCRAM client-first message from `peer`: the exchange to finish with
+    /// [`Broker::scram_finish`] and the server-first message. No password stretching happens:
+    /// SCRAM's cost is the client's.
+    pub fn scram_start(
+        &self,
+        mechanism: ScramMechanism,
+        client_first: &[u8],
+        peer: IpAddr,
+    ) -> std::result::Result<(ScramExchange, String), LoginError> {
+        let first = ClientFirst::parse(client_first).map_err(|error| LoginError::Scram {
+            user: String::new(),
+            error,
+        })?;
+        let (_, credentials) = self.login_user(&first.user, peer)?;
+        let credential =
+            credentials
+                .scram(mechanism)
+                .cloned()
+                .ok_or_else(|| LoginError::NoScramCredential {
+                    user: first.user.clone(),
+                    mechanism: mechanism.name(),
+                })?;
+        Ok(ScramExchange::start(first, credential))
+    }
+
+    /// Checks the client-final message of `exchange`: the user (as it is now) and the
+    /// server-final message.
+    pub fn scram_finish(
+        &self,
+        exchange: &ScramExchange,
+        client_final: &[u8],
+    ) -> std::result::Result<(User, String), LoginError> {
+        let server_final = exchange
+            .finish(client_final)
+            .map_err(|error| LoginError::Scram {
+                user: exchange.user().to_string(),
+                error,
+            })?;
+        // Deleted meanwhile: no login.
+        let user = self
+            .user(exchange.user())
+            .ok_or_else(|| LoginError::UnknownUser(exchange.user().to_string()))?;
+        Ok((user, server_final))
     }
 }
 

@@ -8,6 +8,7 @@
 //! only, as RabbitMQ does); after that the management API and `porter users` change it.
 
 pub mod credential;
+pub mod scram;
 
 use std::collections::BTreeMap;
 

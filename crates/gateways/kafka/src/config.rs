@@ -1,11 +1,13 @@
 //! The Kafka gateway's addresses and limits. Every limit is named here with its cost.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use porter_gateway_kit::{Deadlines, ListenerLimits};
 
 use crate::limits;
+use crate::sasl::SaslMechanism;
 
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
@@ -40,6 +42,13 @@ pub struct KafkaConfig {
     pub idle_ms: u64,
     pub node_id: i32,
     pub cluster_id: String,
+    /// SASL mechanisms clients must authenticate with (Kafka's `sasl.enabled.mechanisms` on a
+    /// SASL_PLAINTEXT listener); empty: no authentication (Kafka's PLAINTEXT).
+    pub sasl_mechanisms: Arc<[SaslMechanism]>,
+    /// A SASL session's lifetime (Kafka's `connections.max.reauth.ms`, KIP-368): the client
+    /// re-authenticates on its connection before it ends. 0: sessions last as long as their
+    /// connection.
+    pub reauth_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -59,6 +68,8 @@ impl Default for KafkaConfig {
             idle_ms: limits::IDLE_MS,
             node_id: porter_core::broker::NODE_ID,
             cluster_id: "porter".into(),
+            sasl_mechanisms: Arc::from([]),
+            reauth_ms: 0,
         }
     }
 }

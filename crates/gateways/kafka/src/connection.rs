@@ -30,14 +30,15 @@ use porter_gateway_kit::sniff::{http_bad_request, SNIFF_BYTES};
 use porter_gateway_kit::spliced::SplicedFrame;
 use porter_gateway_kit::LazyBufReader;
 use porter_gateway_kit::{sniff, WireProtocol, WrongProtocol};
-use porter_gateway_kit::{CloseReason, Connection, IdleTimer, Stream};
+use porter_gateway_kit::{CloseReason, Connection, Deadline, IdleTimer, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
-use crate::api::{self, api_versions, Context};
+use crate::api::{self, api_versions, Caller, Context};
 use crate::fetch_frame::encode_fetch;
 use crate::frame::{decode_request, encode_response, FrameError, Request, ResponseKind};
 use crate::limits::READ_BUFFER_BYTES;
+use crate::sasl::{Admission, Sasl};
 
 /// What the reader hands to the event loop. The decoded request is boxed: tokio's channel
 /// allocates its slots 32 at a time up front, so an unboxed request (over 300 bytes) made every
@@ -97,6 +98,18 @@ fn api_name(api_key: ApiKey) -> &'static str {
         .unwrap_or("unknown")
 }
 
+/// How long a connection stays open after its failed authentication was answered (Kafka's
+/// `connection.failed.authentication.delay.ms` default).
+const FAILED_AUTHENTICATION_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Resolves at `at`; never without one (the select arm is disabled then anyway).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// API keys below this get names (Kafka's are 0..~80).
 const API_KEYS_NAMED: i16 = 128;
 
@@ -121,6 +134,14 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
     let mut reading = true;
     let mut reason: Option<CloseReason> = None;
     let mut writer_gone = false;
+    let mut linger = false;
+    let mut sasl = Sasl::new(
+        ctx.config.sasl_mechanisms.clone(),
+        ctx.config.reauth_ms,
+        peer,
+    );
+    let mut authenticating = (!ctx.config.sasl_mechanisms.is_empty())
+        .then(|| tokio::time::Instant::now() + conn.deadlines().handshake);
     loop {
         tokio::select! {
             biased;
@@ -152,16 +173,39 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
                             let (api_key, version) = (request.api_key, request.version);
                             let correlation_id = request.header.correlation_id;
                             let started = Instant::now();
-                            let rest = api::handle(&ctx, request, peer).await;
-                            let operations = operations.clone();
-                            pending.push_back(
-                                rest.map(move |response| {
-                                    // Until the answer is ready (a produce's commit, a fetch's wait).
-                                    operations.record(api_name(api_key), started.elapsed());
-                                    Answer { api_key, version, correlation_id, response, charge }
-                                })
-                                .boxed(),
-                            );
+                            let rest = match sasl.admit(&ctx.broker, request).await {
+                                Admission::Handle(request) => {
+                                    let caller = Caller { peer, principal: sasl.principal() };
+                                    Some(api::handle(&ctx, *request, caller).await)
+                                }
+                                Admission::Answer { response, close } => {
+                                    if let Some(close) = close {
+                                        reason.get_or_insert(close);
+                                        reading = false;
+                                        linger = true;
+                                    } else if let Some(user) = sasl.principal() {
+                                        conn.set_user(user.user.clone());
+                                        authenticating = None;
+                                    }
+                                    Some(futures::future::ready(Some(response)).boxed())
+                                }
+                                Admission::Refuse(why) => {
+                                    reason.get_or_insert(why);
+                                    reading = false;
+                                    None
+                                }
+                            };
+                            if let Some(rest) = rest {
+                                let operations = operations.clone();
+                                pending.push_back(
+                                    rest.map(move |response| {
+                                        // Until the answer is ready (a produce's commit, a fetch's wait).
+                                        operations.record(api_name(api_key), started.elapsed());
+                                        Answer { api_key, version, correlation_id, response, charge }
+                                    })
+                                    .boxed(),
+                                );
+                            }
                         }
                         Err(FrameError::UnsupportedVersion { api_key: ApiKey::ApiVersions, version, correlation_id }) => {
                             // KIP-511: answer in v0 so the client learns what we speak.
@@ -211,12 +255,23 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
                 reason.get_or_insert(expired);
                 reading = false;
             }
+            // A SASL listener's client must authenticate within the handshake deadline.
+            _ = sleep_until(authenticating), if reading && authenticating.is_some() => {
+                let limit = conn.deadlines().handshake;
+                reason.get_or_insert(CloseReason::deadline(Deadline::Handshake, limit));
+                reading = false;
+            }
         }
         if !reading && pending.is_empty() {
             break;
         }
     }
     reader.abort();
+    if linger && !writer_gone {
+        // Kafka's connection.failed.authentication.delay.ms: the client reads why it failed
+        // before the connection ends, and a client retrying in a loop is slowed.
+        tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
+    }
     // Dropping the last sender lets the writer finish what is queued, then shut down.
     drop(out);
     if writer_gone {

@@ -89,6 +89,11 @@ served_apis! {
     DeleteGroups => DeleteGroupsRequest, DeleteGroupsResponse, 0..=2;
     InitProducerId => InitProducerIdRequest, InitProducerIdResponse, 0..=4;
     DescribeProducers => DescribeProducersRequest, DescribeProducersResponse, 0..=0;
+    // v0 sent raw SASL tokens outside Kafka framing; Kafka 4.0 removed it (KIP-896).
+    SaslHandshake => SaslHandshakeRequest, SaslHandshakeResponse, 1..=1;
+    SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse, 0..=2;
+    DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, 0..=0;
+    AlterUserScramCredentials => AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, 0..=0;
 }
 
 /// A decoded request.
@@ -235,7 +240,7 @@ mod tests {
                 Err(FrameError::UnsupportedVersion { .. })
             ));
         }
-        assert_eq!(served, 28);
+        assert_eq!(served, 32);
     }
 
     fn header_only(api_key: ApiKey, version: i16) -> Bytes {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod fetch_frame;
 pub mod frame;
 pub mod limits;
+pub mod sasl;
 pub mod server;
 
 pub use config::KafkaConfig;

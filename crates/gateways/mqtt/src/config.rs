@@ -29,6 +29,41 @@ pub struct MqttConfig {
     pub sys_interval_secs: u64,
     /// A write that makes no progress for this long closes the connection.
     pub write_stall_ms: u64,
+    /// Who may connect without a user name (when the broker checks logins).
+    pub anonymous: Anonymous,
+}
+
+/// Which clients may CONNECT without a user name and password. RabbitMQ lets them in as its
+/// loopback-only `guest`, Mosquitto 2 only on a loopback listener: by default Porter, too,
+/// takes them from loopback addresses only, so a laptop needs no login and a network does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Anonymous {
+    #[default]
+    Loopback,
+    /// From anywhere (Mosquitto's `allow_anonymous true`).
+    Any,
+    /// Never: every client logs in.
+    Refused,
+}
+
+impl Anonymous {
+    pub fn from_name(name: &str) -> Option<Anonymous> {
+        match name {
+            "loopback" => Some(Anonymous::Loopback),
+            "any" => Some(Anonymous::Any),
+            "none" => Some(Anonymous::Refused),
+            _ => None,
+        }
+    }
+
+    /// Whether a client at `peer` may connect without logging in.
+    pub fn allows(self, peer: std::net::IpAddr) -> bool {
+        match self {
+            Anonymous::Loopback => peer.is_loopback(),
+            Anonymous::Any => true,
+            Anonymous::Refused => false,
+        }
+    }
 }
 
 impl Default for MqttConfig {
@@ -49,6 +84,7 @@ impl Default for MqttConfig {
             keep_alive_max_secs: limits::KEEP_ALIVE_MAX_SECS,
             sys_interval_secs: 10,
             write_stall_ms: 30_000,
+            anonymous: Anonymous::default(),
         }
     }
 }
@@ -65,5 +101,24 @@ impl MqttConfig {
                 drain,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Anonymous;
+
+    #[test]
+    fn anonymous_clients_are_let_in_by_address() {
+        let loopback = "127.0.0.1".parse().unwrap();
+        let remote = "192.0.2.7".parse().unwrap();
+        let ipv6_loopback = "::1".parse().unwrap();
+        assert!(Anonymous::default().allows(loopback));
+        assert!(Anonymous::default().allows(ipv6_loopback));
+        assert!(!Anonymous::default().allows(remote));
+        assert!(Anonymous::Any.allows(remote));
+        assert!(!Anonymous::Refused.allows(loopback));
+        assert_eq!(Anonymous::from_name("none"), Some(Anonymous::Refused));
+        assert_eq!(Anonymous::from_name("everyone"), None);
     }
 }

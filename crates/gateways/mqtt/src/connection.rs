@@ -263,7 +263,7 @@ async fn connect<R: AsyncRead + Unpin>(
         );
         return Err(refuse(sender, version, refusal).await);
     }
-    let user = match authenticate(conn, login.as_ref()).await {
+    let user = match authenticate(conn, ctx, login.as_ref()).await {
         Ok(user) => user,
         Err(refusal) => return Err(refuse(sender, version, refusal).await),
     };
@@ -337,15 +337,24 @@ async fn connect<R: AsyncRead + Unpin>(
     })
 }
 
-/// The user a CONNECT logs in as: checked by the listener's authenticator if it has one.
+/// The user a CONNECT logs in as. A user name and password are checked by the broker's users
+/// (the listener's authenticator, else the gateway's), and the user needs a permission in the
+/// MQTT virtual host; a client without them is let in as `anonymous` only if
+/// [`MqttConfig::anonymous`](crate::config::MqttConfig::anonymous) allows its address.
 async fn authenticate(
     conn: &Connection,
+    ctx: &Context,
     login: Option<&rumqttc::v5::mqttbytes::v5::Login>,
 ) -> Result<String, Refusal> {
-    let Some(authenticator) = conn.authenticator() else {
+    let peer = conn.peer();
+    let Some(authenticator) = conn.authenticator().or(ctx.authenticator.as_deref()) else {
         return Ok(login.map_or_else(|| "anonymous".to_string(), |l| l.username.clone()));
     };
-    let Some(login) = login else {
+    let Some(login) = login.filter(|l| !l.username.is_empty()) else {
+        if ctx.config.anonymous.allows(peer.ip()) {
+            return Ok("anonymous".to_string());
+        }
+        tracing::warn!(%peer, mechanism = "MQTT", "MQTT connection without a user name refused");
         return Err(Refusal::new(
             ConnectReturnCode::NotAuthorized,
             "a user name and password are required",
@@ -355,15 +364,31 @@ async fn authenticate(
         mechanism: "MQTT",
         user: &login.username,
         secret: login.password.as_bytes(),
-        peer: conn.peer(),
+        peer,
     };
-    match authenticator.authenticate(credentials).await {
-        Ok(principal) => Ok(principal.user),
-        Err(e) => Err(Refusal::new(
-            ConnectReturnCode::BadUserNamePassword,
-            e.to_string(),
-        )),
+    let principal = match authenticator.authenticate(credentials).await {
+        Ok(principal) => principal,
+        Err(e) => {
+            tracing::warn!(%peer, mechanism = "MQTT", reason = %e, "MQTT authentication failed");
+            return Err(Refusal::new(
+                ConnectReturnCode::BadUserNamePassword,
+                "bad user name or password",
+            ));
+        }
+    };
+    let vhost = &ctx.config.vhost;
+    if !authenticator.may_use_vhost(&principal.user, vhost) {
+        tracing::warn!(%peer, user = %principal.user, vhost = %vhost,
+            "MQTT connection refused: the user has no permission in the MQTT virtual host");
+        return Err(Refusal::new(
+            ConnectReturnCode::NotAuthorized,
+            format!(
+                "access to vhost '{vhost}' refused for user '{}'",
+                principal.user
+            ),
+        ));
     }
+    Ok(principal.user)
 }
 
 /// Sends CONNACK with the refusal and says why the connection closes.

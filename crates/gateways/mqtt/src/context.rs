@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use porter_core::retained::RetainedStore;
 use porter_core::VirtualHost;
+use porter_gateway_kit::auth::Authenticator;
 
 use crate::config::MqttConfig;
 use crate::pending::PendingSubscriptions;
@@ -23,6 +24,9 @@ pub(crate) struct Context {
     pub stats: Stats,
     pub sys: SysTopics,
     pub pending: PendingSubscriptions,
+    /// Checks logins wherever the serving listener has no authenticator of its own (the HTTP
+    /// listener's `/mqtt`); `None` (a test harness): any login is taken as given.
+    pub authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 /// Counters published under `$SYS/broker/`.

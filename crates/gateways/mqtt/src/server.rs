@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use porter_core::retained::{RetainedLimits, RetainedStore};
 use porter_core::{Broker, CoreError};
+use porter_gateway_kit::auth::Authenticator;
 use porter_gateway_kit::{CloseReason, Connection, Drained, Listener, Protocol, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -62,10 +63,12 @@ pub struct MqttProtocol {
 
 impl MqttProtocol {
     /// Opens the gateway: loads the retained messages and starts the `$SYS` statistics, which
-    /// stop when `shutdown` is cancelled.
+    /// stop when `shutdown` is cancelled. Logins are checked by `authenticator` (the broker's
+    /// users) on every transport.
     pub async fn open(
         broker: Arc<Broker>,
         config: MqttConfig,
+        authenticator: Option<Arc<dyn Authenticator>>,
         shutdown: CancellationToken,
     ) -> Result<Self, CoreError> {
         let vhost = broker.vhost(&config.vhost)?;
@@ -95,6 +98,7 @@ impl MqttProtocol {
             stats: Stats::default(),
             sys: Default::default(),
             pending: Default::default(),
+            authenticator,
         });
         let shutdown_for_expiry = shutdown.clone();
         if interval > 0 {

@@ -1,6 +1,7 @@
 //! `[mqtt]` in the config file and `--mqtt-listen`: the MQTT gateway's settings.
 
 use anyhow::Result;
+use porter_gateway_mqtt::config::Anonymous;
 use porter_gateway_mqtt::MqttConfig;
 use serde::Deserialize;
 
@@ -27,6 +28,8 @@ pub struct MqttSection {
     pub session_expiry_max_secs: Option<u32>,
     pub keep_alive_max_secs: Option<u16>,
     pub sys_interval_secs: Option<u64>,
+    /// Who may connect without a user name: "loopback" (default), "any" or "none".
+    pub anonymous: Option<String>,
 }
 
 /// The MQTT settings from the flag (or env) and the file; `false` when the listener is off.
@@ -87,6 +90,14 @@ pub(super) fn load(
     }
     if let Some(v) = s.sys_interval_secs {
         mqtt.sys_interval_secs = v;
+    }
+    if let Some(v) = &s.anonymous {
+        mqtt.anonymous = Anonymous::from_name(v).ok_or_else(|| {
+            invalid(
+                src.file_origin("[mqtt] anonymous"),
+                format!("{v:?} is none of \"loopback\", \"any\", \"none\""),
+            )
+        })?;
     }
     Ok((enabled, mqtt))
 }

@@ -172,7 +172,11 @@ mod tests {
         for version in min..=max {
             let request = decode_request(bytes::Bytes::from(body(version)))
                 .unwrap_or_else(|e| panic!("{api_key:?} v{version}: {e}"));
-            let response: ResponseKind = handle(ctx, request, "127.0.0.1:1".parse().unwrap())
+            let caller = crate::api::Caller {
+                peer: "127.0.0.1:1".parse().unwrap(),
+                principal: None,
+            };
+            let response: ResponseKind = handle(ctx, request, caller)
                 .await
                 .await
                 .expect("a response");

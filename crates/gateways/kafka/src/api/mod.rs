@@ -31,18 +31,30 @@ pub mod membership;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod scram_credentials;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
 
 use crate::frame::{RequestKind, ResponseKind};
 use porter_core::Broker;
+use porter_gateway_kit::auth::Principal;
 
 use crate::config::KafkaConfig;
 use crate::frame::Request;
+
+/// Who sent a request: the client's address and, on a SASL listener, the user it
+/// authenticated as.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub peer: SocketAddr,
+    pub principal: Option<Arc<Principal>>,
+}
 
 /// What every handler can reach.
 pub struct Context {
@@ -70,7 +82,7 @@ pub fn duplicated<K: std::hash::Hash + Eq>(keys: impl IntoIterator<Item = K>) ->
 }
 
 /// Handles one request: the ordered stage now, the rest as a [`Pending`].
-pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> Pending {
+pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pending {
     let version = request.version;
     let ready = |response: ResponseKind| async move { Some(response) }.boxed();
     // Runs a read-only handler as the concurrent stage.
@@ -133,7 +145,7 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> P
                 .as_ref()
                 .map(|s| s.to_string())
                 .unwrap_or_default();
-            membership::join(ctx, req, version, client_id, peer)
+            membership::join(ctx, req, version, client_id, caller.peer)
         }
         RequestKind::SyncGroup(req) => membership::sync(ctx, req, version),
         RequestKind::Heartbeat(req) => {
@@ -163,5 +175,23 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, peer: SocketAddr) -> P
             ordered!(InitProducerId, init_producer_id::handle(ctx, req).await)
         }
         RequestKind::DeleteGroups(req) => group_admin::delete(ctx, req).await,
+        // The connection's SASL state answers these before they could get here.
+        RequestKind::SaslHandshake(_) => ready(ResponseKind::SaslHandshake(
+            SaslHandshakeResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code()),
+        )),
+        RequestKind::SaslAuthenticate(_) => ready(ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code()),
+        )),
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ready(ResponseKind::DescribeUserScramCredentials(
+                scram_credentials::describe(ctx, req, &caller),
+            ))
+        }
+        RequestKind::AlterUserScramCredentials(req) => ordered!(
+            AlterUserScramCredentials,
+            scram_credentials::alter(ctx, req, &caller).await
+        ),
     }
 }
