@@ -122,7 +122,7 @@ pub struct Broker {
     /// Delayed messages of every protocol, waiting in the timer store.
     delayed: Arc<crate::delayed::DelayedDelivery>,
     /// The users as of their last change, and recent successful password logins ([`users`]).
-    users: users::UserCache,
+    pub(crate) users: users::UserCache,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,

@@ -14,6 +14,7 @@ use crate::metadata::command::RoutingChange;
 use crate::queue::api::{DeclaredQueue, OwnerId};
 use crate::queue::{Queue, QueueArguments, QueueDefinition};
 use crate::routing::{Binding, Destination, Exchange, RoutingError, DEFAULT_EXCHANGE};
+use crate::users::access::{Access, Resource};
 use crate::Broker;
 
 /// Prefix of server-named queues, as RabbitMQ names them.
@@ -37,6 +38,19 @@ pub use crate::publish::{DurableWait, Publish, PublishOutcome};
 impl VirtualHost {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The authorisation decision every gateway asks before an operation (see
+    /// [`crate::users::access`]): `Forbidden` with RabbitMQ's text unless `user`'s permission
+    /// in this virtual host grants `access` to `resource`.
+    pub fn authorize(&self, user: &str, access: Access, resource: Resource<'_>) -> Result<()> {
+        if self.broker.users.allows(user, &self.name, access, resource) {
+            return Ok(());
+        }
+        Err(CoreError::Forbidden(format!(
+            "access to {resource} in vhost '{}' refused for user '{user}'",
+            self.name
+        )))
     }
 
     /// `exchange.declare`. With `passive`, only checks it exists (404 otherwise). A re-declare

@@ -45,6 +45,10 @@ impl Authenticator for BrokerUsers {
     fn may_use_vhost(&self, user: &str, vhost: &str) -> bool {
         self.broker.permission(user, vhost).is_some()
     }
+
+    fn enforces_permissions(&self) -> bool {
+        true
+    }
 }
 
 /// Puts the configured users into an empty store (the first start), with every permission on

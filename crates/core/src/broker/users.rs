@@ -20,6 +20,7 @@ use crate::error::{CoreError, Result};
 use crate::metadata::MetadataCommand;
 use crate::metadata::MetadataStore;
 use crate::partition::run_blocking;
+use crate::users::access::{Access, AccessTable, Resource};
 use crate::users::scram::{ClientFirst, ScramError, ScramExchange};
 use crate::users::{
     PasswordCredentials, Permission, ScramCredential, ScramMechanism, User, UserChange, Users,
@@ -30,20 +31,51 @@ use super::Broker;
 /// The users as of their last change, and recent successful logins: user → digest of (stored
 /// key, password).
 pub struct UserCache {
-    snapshot: RwLock<Arc<Users>>,
+    snapshot: RwLock<Snapshot>,
     digests: Mutex<HashMap<String, [u8; 32]>>,
+}
+
+/// The users and their compiled permissions, replaced together.
+#[derive(Clone)]
+struct Snapshot {
+    users: Arc<Users>,
+    access: Arc<AccessTable>,
+}
+
+impl Snapshot {
+    fn of(users: Users) -> Snapshot {
+        Snapshot {
+            access: Arc::new(AccessTable::new(&users)),
+            users: Arc::new(users),
+        }
+    }
 }
 
 impl UserCache {
     pub(crate) fn new(users: Users) -> Self {
         UserCache {
-            snapshot: RwLock::new(Arc::new(users)),
+            snapshot: RwLock::new(Snapshot::of(users)),
             digests: Mutex::new(HashMap::new()),
         }
     }
 
     fn snapshot(&self) -> Arc<Users> {
-        self.snapshot.read().clone()
+        self.snapshot.read().users.clone()
+    }
+
+    /// Whether `user` may do `access` to `resource` in `vhost` (see [`crate::users::access`]).
+    pub(crate) fn allows(
+        &self,
+        user: &str,
+        vhost: &str,
+        access: Access,
+        resource: Resource<'_>,
+    ) -> bool {
+        // Under the read lock (one atomic add, no clone): this runs for every AMQP publish.
+        self.snapshot
+            .read()
+            .access
+            .allows(user, vhost, access, resource)
     }
 }
 
@@ -207,7 +239,7 @@ impl Broker {
             _ => None,
         };
         metadata.submit(MetadataCommand::User { change })?;
-        *self.users.snapshot.write() = Arc::new(metadata.state().users.clone());
+        *self.users.snapshot.write() = Snapshot::of(metadata.state().users.clone());
         if let Some(name) = name {
             self.users.digests.lock().remove(&name);
         }

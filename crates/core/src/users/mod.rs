@@ -7,6 +7,7 @@
 //! The first start seeds the store from the configuration (by default `guest`/`guest`, loopback
 //! only, as RabbitMQ does); after that the management API and `porter users` change it.
 
+pub mod access;
 pub mod credential;
 pub mod scram;
 

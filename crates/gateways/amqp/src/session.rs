@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use porter_core::queue::api::{ConsumerEvent, OwnerId, CONSUMER_BUFFER_MAX};
+use porter_core::users::access::{Access, Resource};
 use porter_core::vhost::next_owner_id;
 use porter_core::{CoreError, VirtualHost};
 use tokio::sync::mpsc;
@@ -50,6 +51,9 @@ pub struct Session {
     /// How long each method took (`/metrics`); the listener's table once the connection is
     /// open, a private one otherwise (tests).
     pub operations: Arc<porter_telemetry::Operations>,
+    /// Whether operations are checked against the user's permissions: the user is one of the
+    /// broker's ([`Authenticator::enforces_permissions`](porter_gateway_kit::auth::Authenticator::enforces_permissions)).
+    pub permissions_checked: bool,
 }
 
 /// The receiving ends of a session's feeds: consumer events (bounded by the core's
@@ -82,6 +86,7 @@ impl Session {
             confirms_pending: Arc::new(AtomicUsize::new(0)),
             replies,
             operations: Arc::default(),
+            permissions_checked: false,
         };
         (
             session,
@@ -90,6 +95,15 @@ impl Session {
                 confirms,
             },
         )
+    }
+
+    /// The broker's permission check for this connection's user (see
+    /// [`porter_core::users::access`]); none when the listener's users are not the broker's.
+    pub fn authorize(&self, access: Access, resource: Resource<'_>) -> Result<(), CoreError> {
+        if !self.permissions_checked {
+            return Ok(());
+        }
+        self.vhost.authorize(&self.user, access, resource)
     }
 
     /// A core failure as this session's clients see it (RabbitMQ names the vhost in texts).

@@ -56,6 +56,12 @@ pub trait Authenticator: Send + Sync + 'static {
     fn may_use_vhost(&self, _user: &str, _vhost: &str) -> bool {
         true
     }
+
+    /// Whether the users it lets in are the broker's, whose permissions the gateway then checks
+    /// on each operation (`VirtualHost::authorize`). Configured users and test harnesses: no.
+    fn enforces_permissions(&self) -> bool {
+        false
+    }
 }
 
 /// One configured user of [`StaticUsers`].

@@ -293,7 +293,7 @@ async fn connect<R: AsyncRead + Unpin>(
         }
         (_, ka) => (ka, None),
     };
-    conn.set_user(user);
+    conn.set_user(user.name.clone());
     let (claim, _took_over) = ctx.clients.claim(&client_id).await;
     let opened = Session::open(
         ctx.clone(),
@@ -318,6 +318,8 @@ async fn connect<R: AsyncRead + Unpin>(
         ..empty_connack_properties()
     });
     let mut opened = opened;
+    opened.session.user = user.name;
+    opened.session.permissions_checked = user.checked;
     let mut out = vec![Packet::ConnAck(ConnAck {
         session_present: opened.present,
         code: ConnectReturnCode::Success,
@@ -345,14 +347,19 @@ async fn authenticate(
     conn: &Connection,
     ctx: &Context,
     login: Option<&rumqttc::v5::mqttbytes::v5::Login>,
-) -> Result<String, Refusal> {
+) -> Result<LoggedIn, Refusal> {
     let peer = conn.peer();
+    let unchecked = |name: String| LoggedIn {
+        name,
+        checked: false,
+    };
     let Some(authenticator) = conn.authenticator().or(ctx.authenticator.as_deref()) else {
-        return Ok(login.map_or_else(|| "anonymous".to_string(), |l| l.username.clone()));
+        let name = login.map_or_else(|| "anonymous".to_string(), |l| l.username.clone());
+        return Ok(unchecked(name));
     };
     let Some(login) = login.filter(|l| !l.username.is_empty()) else {
         if ctx.config.anonymous.allows(peer.ip()) {
-            return Ok("anonymous".to_string());
+            return Ok(unchecked("anonymous".to_string()));
         }
         tracing::warn!(%peer, mechanism = "MQTT", "MQTT connection without a user name refused");
         return Err(Refusal::new(
@@ -388,7 +395,17 @@ async fn authenticate(
             ),
         ));
     }
-    Ok(principal.user)
+    Ok(LoggedIn {
+        name: principal.user,
+        checked: authenticator.enforces_permissions(),
+    })
+}
+
+/// Who a CONNECT logged in as.
+struct LoggedIn {
+    name: String,
+    /// Whether the user's permissions are checked on publish and subscribe.
+    checked: bool,
 }
 
 /// Sends CONNACK with the refusal and says why the connection closes.

@@ -18,6 +18,8 @@ use rumqttc::v5::mqttbytes::v5::{
     PubRec, PubRecReason, Publish,
 };
 
+use porter_core::users::access::Access;
+
 use crate::convert::to_message;
 use crate::error::{publish_reason, Disconnect};
 use crate::session::Session;
@@ -123,6 +125,17 @@ impl Session {
                     self.ctx.config.receive_max
                 ),
             ));
+        }
+        if let Err(e) = self.authorize_exchange(Access::Write) {
+            tracing::warn!(client_id = %self.client_id, user = %self.user, error = %e, "MQTT publish refused");
+            self.refuse(
+                qos,
+                packet_id,
+                PubAckReason::NotAuthorized,
+                &e.to_string(),
+                acks,
+            )?;
+            return Ok(None);
         }
         if name.starts_with("$SYS/") || name == "$SYS" {
             // `$SYS` belongs to the broker's statistics. MQTT 5 is told; 3.1.1 has no negative

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use porter_core::queue::api::{ConsumeRequest, ConsumerEvent, OwnerId, QueueDelivery};
 use porter_core::queue::{Queue, QueueDefinition};
 use porter_core::routing::{FieldTable, HeaderValue};
+use porter_core::users::access::{Access, Resource};
 use porter_core::vhost::next_owner_id;
 use porter_core::CoreError;
 use tokio::sync::mpsc;
@@ -68,6 +69,10 @@ pub(crate) struct Session {
     pub ctx: Arc<Context>,
     pub version: Version,
     pub client_id: String,
+    /// The user the client logged in as, and whether its permissions are checked (a broker
+    /// user: not `anonymous`, not a test harness's).
+    pub user: String,
+    pub permissions_checked: bool,
     pub owner: OwnerId,
     /// The session's queue, made at the first subscription (a client that only publishes, or
     /// sits idle, costs no queue), or found when a persistent session resumes.
@@ -135,6 +140,16 @@ fn discard(clean: bool, record: Option<&SessionRecord>) -> bool {
 }
 
 impl Session {
+    /// The broker's permission check for this session's user on the MQTT exchange (see
+    /// [`porter_core::users::access`]): publishing writes to it, subscribing reads from it.
+    pub fn authorize_exchange(&self, access: Access) -> Result<(), porter_core::CoreError> {
+        if !self.permissions_checked {
+            return Ok(());
+        }
+        let exchange = Resource::Exchange(&self.ctx.config.exchange);
+        self.ctx.vhost.authorize(&self.user, access, exchange)
+    }
+
     /// Opens (or resumes) `client_id`'s session. `clean` discards an existing one.
     pub async fn open(
         ctx: Arc<Context>,
@@ -190,6 +205,8 @@ impl Session {
             ctx: ctx.clone(),
             version,
             client_id,
+            user: String::new(),
+            permissions_checked: false,
             owner,
             queue: queue.clone(),
             expiry_secs,

@@ -12,6 +12,8 @@ use rumqttc::v5::mqttbytes::v5::{
     UnsubAck, UnsubAckReason, Unsubscribe,
 };
 
+use porter_core::users::access::Access;
+
 use crate::codec::qos_from;
 use crate::error::Disconnect;
 use crate::session::{bounded_queue_arguments, Session, SHARED_QUEUE_PREFIX};
@@ -205,6 +207,12 @@ impl Session {
                     "{} subscriptions is this session's limit",
                     self.ctx.config.subscriptions_max
                 ),
+            )));
+        }
+        if let Err(e) = self.authorize_exchange(Access::Read) {
+            return Ok(Err(Refused(
+                SubscribeReasonCode::NotAuthorized,
+                e.to_string(),
             )));
         }
         let qos = (filter.qos as u8).min(2);

@@ -244,6 +244,10 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
         connected.user,
         conn.close_token(),
     );
+    session.permissions_checked = conn
+        .authenticator()
+        .or(ctx.authenticator.as_deref())
+        .is_some_and(|a| a.enforces_permissions());
     let end = serve(
         &mut io,
         conn,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use porter_core::queue::api::{ConsumerEvent, OwnerId, QueueDelivery};
 use porter_core::queue::Queue;
+use porter_core::users::access::{Access, Resource};
 use porter_core::{Broker, VirtualHost};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -131,6 +132,9 @@ pub struct Session {
     pub owner: OwnerId,
     pub version: Version,
     pub user: String,
+    /// Whether SEND and SUBSCRIBE are checked against the user's permissions (the user is one
+    /// of the broker's).
+    pub permissions_checked: bool,
     pub subscriptions: HashMap<Arc<str>, Subscription>,
     /// Open transactions and the SEND / ACK / NACK frames they hold.
     pub transactions: HashMap<String, Vec<Frame>>,
@@ -159,6 +163,19 @@ pub struct Session {
 }
 
 impl Session {
+    /// The broker's permission check for this connection's user (see
+    /// [`porter_core::users::access`]).
+    pub fn authorize(
+        &self,
+        access: Access,
+        resource: Resource<'_>,
+    ) -> Result<(), porter_core::CoreError> {
+        if !self.permissions_checked {
+            return Ok(());
+        }
+        self.vhost.authorize(&self.user, access, resource)
+    }
+
     pub fn new(
         ctx: Arc<Context>,
         vhost: VirtualHost,
@@ -173,6 +190,7 @@ impl Session {
             owner,
             version,
             user,
+            permissions_checked: false,
             subscriptions: HashMap::new(),
             transactions: HashMap::new(),
             transaction_bytes: 0,

@@ -5,6 +5,8 @@
 
 use amq_protocol::protocol::{basic, AMQPClass};
 
+use porter_core::users::access::{Access, Resource};
+
 use crate::channel::{settle, Channel, TxOp};
 use crate::error::{AmqpError, COMMAND_INVALID, NOT_IMPLEMENTED};
 use crate::out::Out;
@@ -32,6 +34,8 @@ pub async fn command(
         }
         basic::AMQPMethod::Get(g) => {
             let name = ch.queue_name(g.queue.as_str())?;
+            s.authorize(Access::Read, Resource::Queue(&name))
+                .map_err(core)?;
             let queue = s.vhost.queue(&name, s.owner).map_err(core)?;
             match queue.get(g.no_ack).await.map_err(core)? {
                 Some(delivery) => ch.get_ok(out, queue, delivery, g.no_ack),

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use amq_protocol::protocol::{basic, AMQPClass};
 use porter_core::queue::api::{ConsumeRequest, ConsumerEvent};
+use porter_core::users::access::{Access, Resource};
 
 use crate::channel::{Channel, ConsumerEntry};
 use crate::error::{AmqpError, NOT_ALLOWED, PRECONDITION_FAILED};
@@ -29,6 +30,8 @@ pub fn consume(
     let id = ch.id;
     let core = |e| s.error(&e).on(ids.0, ids.1);
     let name = ch.queue_name(c.queue.as_str())?;
+    s.authorize(Access::Read, Resource::Queue(&name))
+        .map_err(core)?;
     let queue = s.vhost.queue(&name, s.owner).map_err(core)?;
     let tag = if c.consumer_tag.as_str().is_empty() {
         names::consumer_tag()

@@ -3,6 +3,7 @@
 
 use amq_protocol::protocol::{exchange, AMQPClass};
 use porter_core::routing::{Destination, Exchange, ExchangeKind};
+use porter_core::users::access::{Access, Resource};
 use porter_core::CoreError;
 
 use crate::convert::{binding, table_from_amqp};
@@ -18,6 +19,9 @@ pub async fn command(
 ) -> Result<(), CoreError> {
     let (reply, nowait) = match method {
         exchange::AMQPMethod::Declare(d) => {
+            if !d.passive {
+                s.authorize(Access::Configure, Resource::Exchange(d.exchange.as_str()))?;
+            }
             let arguments = table_from_amqp(&d.arguments);
             let (kind, delayed) = if d.passive {
                 (ExchangeKind::Direct, false)
@@ -40,6 +44,7 @@ pub async fn command(
             )
         }
         exchange::AMQPMethod::Delete(d) => {
+            s.authorize(Access::Configure, Resource::Exchange(d.exchange.as_str()))?;
             s.vhost
                 .delete_exchange(d.exchange.as_str(), d.if_unused)
                 .await?;
@@ -49,6 +54,8 @@ pub async fn command(
             )
         }
         exchange::AMQPMethod::Bind(b) => {
+            s.authorize(Access::Write, Resource::Exchange(b.destination.as_str()))?;
+            s.authorize(Access::Read, Resource::Exchange(b.source.as_str()))?;
             let binding = binding(
                 b.source.as_str(),
                 Destination::Exchange(b.destination.as_str().to_string()),
@@ -59,6 +66,8 @@ pub async fn command(
             (exchange::AMQPMethod::BindOk(exchange::BindOk {}), b.nowait)
         }
         exchange::AMQPMethod::Unbind(b) => {
+            s.authorize(Access::Write, Resource::Exchange(b.destination.as_str()))?;
+            s.authorize(Access::Read, Resource::Exchange(b.source.as_str()))?;
             let binding = binding(
                 b.source.as_str(),
                 Destination::Exchange(b.destination.as_str().to_string()),

@@ -4,6 +4,7 @@
 use amq_protocol::protocol::{queue, AMQPClass};
 use porter_core::queue::QueueDefinition;
 use porter_core::routing::Destination;
+use porter_core::users::access::{Access, Resource};
 
 use crate::channel::Channel;
 use crate::convert::{binding, table_from_amqp};
@@ -28,6 +29,11 @@ pub async fn command(
     };
     let (reply, nowait) = match method {
         queue::AMQPMethod::Declare(d) => {
+            // A server-named queue (empty name) is the connection's own: no check.
+            if !d.passive && !d.queue.as_str().is_empty() {
+                s.authorize(Access::Configure, Resource::Queue(d.queue.as_str()))
+                    .map_err(core)?;
+            }
             let definition = QueueDefinition {
                 name: d.queue.as_str().to_string(),
                 id: Default::default(),
@@ -53,6 +59,9 @@ pub async fn command(
         }
         queue::AMQPMethod::Bind(b) => {
             let name = name_of(ch, b.queue.as_str())?;
+            s.authorize(Access::Write, Resource::Queue(&name))
+                .and_then(|()| s.authorize(Access::Read, Resource::Exchange(b.exchange.as_str())))
+                .map_err(core)?;
             let binding = binding(
                 b.exchange.as_str(),
                 Destination::Queue(name),
@@ -64,6 +73,9 @@ pub async fn command(
         }
         queue::AMQPMethod::Unbind(b) => {
             let name = name_of(ch, b.queue.as_str())?;
+            s.authorize(Access::Write, Resource::Queue(&name))
+                .and_then(|()| s.authorize(Access::Read, Resource::Exchange(b.exchange.as_str())))
+                .map_err(core)?;
             let binding = binding(
                 b.exchange.as_str(),
                 Destination::Queue(name),
@@ -75,6 +87,8 @@ pub async fn command(
         }
         queue::AMQPMethod::Purge(p) => {
             let name = name_of(ch, p.queue.as_str())?;
+            s.authorize(Access::Read, Resource::Queue(&name))
+                .map_err(core)?;
             let count = s.vhost.purge_queue(&name, s.owner).await.map_err(core)?;
             (
                 queue::AMQPMethod::PurgeOk(queue::PurgeOk {
@@ -85,6 +99,8 @@ pub async fn command(
         }
         queue::AMQPMethod::Delete(d) => {
             let name = name_of(ch, d.queue.as_str())?;
+            s.authorize(Access::Configure, Resource::Queue(&name))
+                .map_err(core)?;
             let count = s
                 .vhost
                 .delete_queue(&name, d.if_unused, d.if_empty, s.owner)

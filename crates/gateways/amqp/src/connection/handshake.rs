@@ -98,13 +98,14 @@ pub(super) async fn handshake<S: Stream>(
         AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
     );
     send(writer, &mut out, None).await.map_err(|_| None)?;
-    let (session, feeds) = Session::new(
+    let (mut session, feeds) = Session::new(
         vhost,
         user,
         ctx.config.clone(),
         capabilities,
         ctx.replies.clone(),
     );
+    session.permissions_checked = authenticator.enforces_permissions();
     tracing::debug!(%peer, user = %session.user, vhost = %session.vhost.name(), frame_max, heartbeat = tune_ok.heartbeat, channel_max = tune_ok.channel_max, "amqp: connection open");
     Ok(Negotiated {
         session,

@@ -8,6 +8,8 @@ use porter_core::message::Message;
 use porter_core::vhost::{DurableWait, Publish};
 
 use super::subscribe::{ensure_queue, temp_queue};
+use porter_core::users::access::{Access, Resource};
+
 use crate::convert::properties;
 use crate::destination::Destination;
 use crate::error::{Result, StompError};
@@ -38,6 +40,7 @@ pub async fn send(session: &mut Session, frame: &Frame) -> Result<Option<Durable
             Ok(Some(Durable::Kafka(produced)))
         }
         Prepared::Publish(p) => {
+            session.authorize(Access::Write, Resource::Exchange(&p.exchange))?;
             let outcome = session.vhost.publish(&p.exchange, p.message).await?;
             Ok(Some(Durable::Queue(outcome.durable)))
         }

@@ -12,6 +12,8 @@ use porter_core::routing::{Binding, Destination as Bound, FieldTable, HeaderValu
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use porter_core::users::access::{Access, Resource};
+
 use crate::destination::Destination;
 use crate::error::{Result, StompError};
 use crate::frame::Frame;
@@ -99,10 +101,12 @@ pub async fn start(
         Destination::TempQueue(name) => temp_queue(session, &name, false).await?,
         Destination::Topic(key) => {
             name_by_message = true;
+            session.authorize(Access::Read, Resource::Exchange("amq.topic"))?;
             bound_queue(session, "amq.topic", &key, &id, persistent, frame).await?
         }
         Destination::Exchange { exchange, key } => {
             name_by_message = true;
+            session.authorize(Access::Read, Resource::Exchange(&exchange))?;
             bound_queue(session, &exchange, &key, &id, persistent, frame).await?
         }
         Destination::ReplyQueue(_) => {
@@ -140,6 +144,7 @@ pub async fn start(
             return Ok(());
         }
     };
+    session.authorize(Access::Read, Resource::Queue(&queue_name))?;
     let queue = session.vhost.queue(&queue_name, session.owner)?;
     let consumer_tag = format!("{}{id}", session.tag_prefix);
     let sink = session.delivery_sink();
