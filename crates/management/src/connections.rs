@@ -39,6 +39,8 @@ pub fn connection_name(info: &ConnectionInfo) -> String {
 fn protocol_name(protocol: &str) -> &'static str {
     match protocol {
         "amqp" => "AMQP 0-9-1",
+        "amqps" => "AMQP 0-9-1/TLS",
+        "mqtts" => "MQTT/TLS",
         "mqtt" => "MQTT",
         "mqtt-ws" => "Web MQTT",
         "stomp" => "STOMP",

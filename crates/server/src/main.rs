@@ -13,6 +13,7 @@ mod limits;
 mod origin;
 mod serve;
 mod settings;
+mod tls;
 mod users;
 
 use std::ffi::OsString;

@@ -85,10 +85,11 @@ pub fn run(settings: Settings) -> Result<(), ServeError> {
         // Before anything binds: a SIGTERM that arrives while the broker starts (a supervisor,
         // a test that saw the first port open) then stops it cleanly once started, instead of
         // killing it with the signal's default action.
-        let signals = Signals::install()
-            .context("installing the SIGTERM and SIGINT handlers")
+        let mut signals = Signals::install()
+            .context("installing the SIGTERM, SIGINT and SIGHUP handlers")
             .map_err(ServeError::Startup)?;
-        let running = start(settings).await.map_err(ServeError::Startup)?;
+        let hup = signals.hup.take().expect("installed above");
+        let running = start(settings, hup).await.map_err(ServeError::Startup)?;
         running.serve(signals).await.map_err(ServeError::Running)
     })
 }
@@ -103,7 +104,7 @@ struct Running {
 /// Opens the broker and binds every listener; each listener is bound (and its limits checked)
 /// before any serves, so a bad address or limit stops start-up instead of leaving a
 /// half-started broker.
-async fn start(mut settings: Settings) -> Result<Running> {
+async fn start(mut settings: Settings, hup: tokio::signal::unix::Signal) -> Result<Running> {
     let started = Instant::now();
     let chat_history = chat_history_bridge(&settings);
     let data_dir = std::path::absolute(&settings.broker.data_dir)
@@ -128,6 +129,13 @@ async fn start(mut settings: Settings) -> Result<Running> {
 
     let shutdown = CancellationToken::new();
     let mut gateways = Vec::new();
+    let tls = crate::tls::load(&settings.tls).await?;
+    tokio::spawn(crate::tls::reload_on_sighup(
+        hup,
+        tls.clone(),
+        shutdown.clone(),
+    ));
+    let mut tls_addrs: Vec<(&'static str, String)> = Vec::new();
     // Every listener's connections, for the management API's /api/connections.
     let mut registries = Vec::new();
     let mut kafka_addr = "off".to_string();
@@ -162,12 +170,19 @@ async fn start(mut settings: Settings) -> Result<Running> {
         };
         let protocol = Arc::new(KafkaProtocol::new(broker.clone(), settings.kafka.clone()));
         let stop = shutdown.clone();
-        gateways.push((
-            "Kafka",
-            tokio::spawn(async move {
+        let served = match tls.as_ref().filter(|_| settings.tls.kafka) {
+            Some(tls) => {
+                kafka_security = kafka_security.replace("PLAINTEXT", "SSL");
+                let listener = listener.with_acceptor(tls.acceptor());
+                tokio::spawn(async move {
+                    listener.serve(protocol, stop).await;
+                })
+            }
+            None => tokio::spawn(async move {
                 listener.serve(protocol, stop).await;
             }),
-        ));
+        };
+        gateways.push(("Kafka", served));
     }
     // AMQP, STOMP and the management API log in the broker's users (crate::users).
     crate::users::seed(&broker, &settings.amqp.users, &settings.vhosts).await;
@@ -188,7 +203,26 @@ async fn start(mut settings: Settings) -> Result<Running> {
             tokio::spawn(porter_gateway_amqp::serve(
                 listener,
                 broker.clone(),
-                settings.amqp,
+                settings.amqp.clone(),
+                shutdown.clone(),
+            )),
+        ));
+    }
+    if let (Some(tls), Some(addr)) = (&tls, settings.tls.amqp_listen) {
+        let tcp = bind("AMQPS", "[tls] amqp_listen", addr).await?;
+        tls_addrs.push(("amqps", tcp.local_addr()?.to_string()));
+        let limits = settings.amqp.listener_limits(SHUTDOWN_DRAIN_MAX);
+        let listener = Listener::new(tcp, "amqps", limits)
+            .context("AMQPS listener limits")?
+            .with_authenticator(users.clone())
+            .with_acceptor(tls.acceptor());
+        registries.push(listener.registry());
+        gateways.push((
+            "AMQPS",
+            tokio::spawn(porter_gateway_amqp::serve(
+                listener,
+                broker.clone(),
+                settings.amqp.clone(),
                 shutdown.clone(),
             )),
         ));
@@ -258,6 +292,23 @@ async fn start(mut settings: Settings) -> Result<Running> {
         )
         .context("MQTT WebSocket limits")?;
         routes = routes.websocket("/mqtt", websocket);
+        if let (Some(tls), Some(addr)) = (&tls, settings.tls.mqtt_listen) {
+            let tcp = bind("MQTTS", "[tls] mqtt_listen", addr).await?;
+            tls_addrs.push(("mqtts", tcp.local_addr()?.to_string()));
+            let limits = protocol.listener_limits(SHUTDOWN_DRAIN_MAX);
+            let listener = Listener::new(tcp, "mqtts", limits)
+                .context("MQTTS listener limits")?
+                .with_acceptor(tls.acceptor());
+            registries.push(listener.registry());
+            gateways.push((
+                "MQTTS",
+                tokio::spawn(porter_gateway_mqtt::serve(
+                    listener,
+                    protocol.clone(),
+                    shutdown.clone(),
+                )),
+            ));
+        }
         let listener = porter_gateway_mqtt::mqtt_listener(tcp, &protocol, SHUTDOWN_DRAIN_MAX)
             .context("MQTT listener limits")?;
         registries.push(listener.registry());
@@ -310,14 +361,16 @@ async fn start(mut settings: Settings) -> Result<Running> {
         &mut gateways,
     )
     .await?;
-    let listeners = bound_listeners(&[
+    let mut addrs = vec![
         ("kafka", &kafka_addr),
         ("amqp", &amqp_addr),
         ("rocketmq", &rocketmq_addr),
         ("mqtt", &mqtt_addr),
         ("stomp", &stomp_addr),
         ("http", &http_addr),
-    ]);
+    ];
+    addrs.extend(tls_addrs.iter().map(|(protocol, addr)| (*protocol, addr)));
+    let listeners = bound_listeners(&addrs);
     let public = listeners.iter().any(|l| {
         ["amqp", "stomp", "mqtt", "http"].contains(&l.protocol) && !l.addr.ip().is_loopback()
     });
@@ -343,6 +396,7 @@ async fn start(mut settings: Settings) -> Result<Running> {
         http = %http_addr,
         data_dir = %broker.config().data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
+        tls = ?tls_addrs,
         "porter is listening"
     );
     Ok(Running {
@@ -440,6 +494,8 @@ async fn bind(protocol: &str, flag: &str, addr: SocketAddr) -> Result<TcpListene
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    /// SIGHUP reloads the TLS certificate (taken by `start`).
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -448,6 +504,7 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: Some(signal(SignalKind::hangup())?),
         })
     }
 

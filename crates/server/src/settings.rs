@@ -22,6 +22,7 @@ mod http;
 mod kafka;
 mod mqtt;
 mod stomp;
+pub mod tls;
 
 /// The TOML file. Every field is optional; see docs/configuration.md.
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +52,8 @@ pub struct FileConfig {
     pub stomp: stomp::StompSection,
     #[serde(default)]
     pub http: http::HttpSection,
+    #[serde(default)]
+    pub tls: tls::TlsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +196,8 @@ pub struct Settings {
     /// Whether the HTTP listener (WebSocket endpoints, chat page) runs.
     pub http_enabled: bool,
     pub http: porter_gateway_http::HttpConfig,
+    /// The TLS listeners and their certificate.
+    pub tls: tls::TlsSettings,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -439,8 +444,21 @@ impl Settings {
             .or(file.log.filter)
             .unwrap_or_else(|| "info".to_string());
         let (stomp_enabled, stomp) = stomp::load(&file.stomp, args.stomp_listen.as_deref(), src)?;
-        if !kafka_enabled && !amqp_enabled && !rocketmq_enabled && !mqtt_enabled && !stomp_enabled {
+        let tls = tls::load(&file.tls, src)?;
+        if !kafka_enabled
+            && !amqp_enabled
+            && !rocketmq_enabled
+            && !mqtt_enabled
+            && !stomp_enabled
+            && tls.amqp_listen.is_none()
+        {
             bail!("every listener is off: enable kafka, amqp, rocketmq, mqtt or stomp");
+        }
+        if tls.mqtt_listen.is_some() && !mqtt_enabled {
+            bail!(
+                "[tls] mqtt_listen serves the MQTT gateway, which is off: keep plain MQTT on \
+                 loopback only with [mqtt] listen = \"127.0.0.1:1883\""
+            );
         }
         Ok(Settings {
             broker,
@@ -457,6 +475,7 @@ impl Settings {
             stomp,
             http_enabled,
             http,
+            tls,
             vhosts,
             log_format,
             log_filter,

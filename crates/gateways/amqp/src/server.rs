@@ -11,7 +11,7 @@ use std::time::Duration;
 use porter_core::Broker;
 use porter_gateway_kit::auth::Authenticator;
 use porter_gateway_kit::limits::LimitsError;
-use porter_gateway_kit::{CloseReason, Connection, Drained, Listener, Protocol, Stream};
+use porter_gateway_kit::{Acceptor, CloseReason, Connection, Drained, Listener, Protocol, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -61,8 +61,8 @@ pub fn amqp_listener(
 /// Serves on `listener` (from [`amqp_listener`]) until `shutdown` is cancelled, then has open
 /// connections say goodbye (320 CONNECTION_FORCED) and waits for them, at most the listener's
 /// drain timeout.
-pub async fn serve(
-    listener: Listener,
+pub async fn serve<A: Acceptor>(
+    listener: Listener<A>,
     broker: Arc<Broker>,
     config: AmqpConfig,
     shutdown: CancellationToken,

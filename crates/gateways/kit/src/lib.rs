@@ -42,6 +42,7 @@ pub mod registry;
 pub mod sniff;
 pub mod spliced;
 pub mod tls;
+pub mod tls_files;
 
 pub use budget::{Charge, ConnectionBudget, MemoryBudget};
 pub use close::{truncated, CloseReason, ClosedBy, Deadline};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use porter_core::retained::{RetainedLimits, RetainedStore};
 use porter_core::{Broker, CoreError};
 use porter_gateway_kit::auth::Authenticator;
-use porter_gateway_kit::{CloseReason, Connection, Drained, Listener, Protocol, Stream};
+use porter_gateway_kit::{Acceptor, CloseReason, Connection, Drained, Listener, Protocol, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -125,6 +125,14 @@ impl Protocol for MqttProtocol {
     }
 }
 
+impl MqttProtocol {
+    /// The listener limits of this protocol's configuration (for listeners made elsewhere,
+    /// e.g. MQTTS).
+    pub fn listener_limits(&self, drain: Duration) -> porter_gateway_kit::ListenerLimits {
+        self.ctx.config.listener_limits(drain)
+    }
+}
+
 /// The kit listener with the MQTT limits of `protocol`'s configuration; exposes the registry
 /// before serving (management API).
 pub fn mqtt_listener(
@@ -141,7 +149,11 @@ pub fn mqtt_listener(
 
 /// Serves `protocol` on `listener` (from [`mqtt_listener`]) until `shutdown` is cancelled, then
 /// drains.
-pub async fn serve(listener: Listener, protocol: MqttProtocol, shutdown: CancellationToken) {
+pub async fn serve<A: Acceptor>(
+    listener: Listener<A>,
+    protocol: MqttProtocol,
+    shutdown: CancellationToken,
+) {
     let drained: Drained = listener.serve(Arc::new(protocol), shutdown).await;
     if !drained.still_open.is_empty() {
         tracing::warn!(

@@ -1,0 +1,73 @@
+//! `[tls]` in the config file: the certificate and key every TLS listener serves, and which
+//! listeners speak TLS (AMQPS and MQTTS on ports of their own, as RabbitMQ and Mosquitto do;
+//! the Kafka listener itself, whose advertised address clients come back to).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use porter_gateway_kit::tls_files::TlsFiles;
+use serde::Deserialize;
+
+use super::{invalid, resolve, Sources};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
+    /// AMQPS (RabbitMQ's 5671).
+    pub amqp_listen: Option<String>,
+    /// MQTTS (8883).
+    pub mqtt_listen: Option<String>,
+    /// The Kafka listener speaks TLS: SSL, or SASL_SSL with `[kafka] sasl_mechanisms`.
+    pub kafka: Option<bool>,
+}
+
+/// The TLS listeners to run and the files they serve.
+#[derive(Clone, Debug, Default)]
+pub struct TlsSettings {
+    /// `None`: no TLS listener.
+    pub files: Option<TlsFiles>,
+    pub amqp_listen: Option<SocketAddr>,
+    pub mqtt_listen: Option<SocketAddr>,
+    pub kafka: bool,
+}
+
+pub(super) fn load(section: &TlsSection, src: &Sources<'_>) -> Result<TlsSettings> {
+    let listen = |value: &Option<String>, key: &'static str| -> Result<Option<SocketAddr>> {
+        match value.as_deref() {
+            None | Some("off") => Ok(None),
+            Some(addr) => {
+                Ok(Some(resolve(addr).map_err(|problem| {
+                    invalid(src.file_origin(key), problem)
+                })?))
+            }
+        }
+    };
+    let amqp_listen = listen(&section.amqp_listen, "[tls] amqp_listen")?;
+    let mqtt_listen = listen(&section.mqtt_listen, "[tls] mqtt_listen")?;
+    let kafka = section.kafka.unwrap_or(false);
+    let wanted = amqp_listen.is_some() || mqtt_listen.is_some() || kafka;
+    let files = match (&section.cert_file, &section.key_file) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+            client_ca_file: section.client_ca_file.clone(),
+        }),
+        _ if wanted => {
+            return Err(invalid(
+                src.file_origin("[tls] cert_file"),
+                "TLS listeners need cert_file and key_file".to_string(),
+            ))
+        }
+        _ => None,
+    };
+    Ok(TlsSettings {
+        files: files.filter(|_| wanted),
+        amqp_listen,
+        mqtt_listen,
+        kafka,
+    })
+}
