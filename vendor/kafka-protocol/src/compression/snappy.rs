@@ -98,6 +98,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
             check_expansion(actual_len, compressed.len())?;
+            super::check_decompressed(actual_len, "snappy")?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -122,6 +123,10 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
             check_expansion(uncompressed_block_length, compressed_block.len())?;
+            super::check_decompressed(
+                uncompressed.len().saturating_add(uncompressed_block_length),
+                "snappy",
+            )?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),
