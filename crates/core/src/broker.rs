@@ -17,6 +17,7 @@
 //!
 //! Changes to existing topics (configs, partition growth, DeleteRecords) live in `broker/admin.rs`.
 
+mod acls;
 mod admin;
 mod data_dir;
 pub mod dynamic_config;
@@ -123,6 +124,8 @@ pub struct Broker {
     delayed: Arc<crate::delayed::DelayedDelivery>,
     /// The users as of their last change, and recent successful password logins ([`users`]).
     pub(crate) users: users::UserCache,
+    /// The Kafka ACLs as of their last change (authorisation reads this, not the metadata lock).
+    acls: parking_lot::RwLock<Arc<crate::acl::Acls>>,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -151,6 +154,7 @@ impl Broker {
         }
         let metadata = MetadataStore::open(&data_dir.join("metadata"))?;
         let user_snapshot = metadata.state().users.clone();
+        let acl_snapshot = Arc::new(metadata.state().acls.clone());
         let files = FileCache::new(config.open_files_max);
         let committer = Committer::start(&config.commit)?;
 
@@ -210,6 +214,7 @@ impl Broker {
             alarms: tokio::sync::watch::Sender::new(Default::default()),
             delayed,
             users: users::UserCache::new(user_snapshot),
+            acls: parking_lot::RwLock::new(acl_snapshot),
             _lock: lock,
             shutdown: CancellationToken::new(),
         });

@@ -47,6 +47,7 @@
 //!   gateways map to their protocol's codes.
 //! - [`limits`]: every named limit of the core in one place, with the worst cases they add up to.
 
+pub mod acl;
 pub mod alarm;
 pub mod bridge;
 pub mod broker;

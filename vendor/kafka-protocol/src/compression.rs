@@ -84,12 +84,20 @@ pub(crate) fn read_bounded(reader: impl std::io::Read, codec: &str) -> Result<by
 pub(crate) fn check_decompressed(len: usize, codec: &str) -> Result<()> {
     let max = decompressed_bytes_max();
     if len > max {
-        anyhow::bail!("{codec} batch decompresses to more than {max} bytes (a decompression bomb?)");
+        anyhow::bail!(
+            "{codec} batch decompresses to more than {max} bytes (a decompression bomb?)"
+        );
     }
     Ok(())
 }
 
-#[cfg(all(test, feature = "gzip", feature = "zstd", feature = "lz4", feature = "snappy"))]
+#[cfg(all(
+    test,
+    feature = "gzip",
+    feature = "zstd",
+    feature = "lz4",
+    feature = "snappy"
+))]
 mod bomb_tests {
     use bytes::BytesMut;
 
@@ -108,7 +116,9 @@ mod bomb_tests {
     fn expand<D: Decompressor<bytes::Bytes, Buf = bytes::Bytes>>(
         compressed: BytesMut,
     ) -> Result<usize> {
-        D::decompress(&mut compressed.freeze(), |out: &mut bytes::Bytes| Ok(out.len()))
+        D::decompress(&mut compressed.freeze(), |out: &mut bytes::Bytes| {
+            Ok(out.len())
+        })
     }
 
     /// Zeros compress to almost nothing: past the limit every codec refuses them, under it

@@ -61,6 +61,10 @@ pub enum MetadataCommand {
     User {
         change: crate::users::UserChange,
     },
+    /// Kafka ACLs created or deleted.
+    Acl {
+        change: crate::acl::AclChange,
+    },
 }
 
 /// One change to a [`crate::routing::RoutingTable`], applied with RabbitMQ's rules.

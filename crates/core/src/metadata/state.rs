@@ -36,6 +36,9 @@ pub struct MetadataState {
     /// Users, their credentials, tags and permissions.
     #[serde(default)]
     pub users: crate::users::Users,
+    /// Kafka ACLs.
+    #[serde(default)]
+    pub acls: crate::acl::Acls,
 }
 
 impl MetadataState {
@@ -124,6 +127,7 @@ impl MetadataState {
                 Ok(())
             }
             MetadataCommand::User { change } => self.users.check(change),
+            MetadataCommand::Acl { change } => self.acls.check(change),
             MetadataCommand::CreatePartitions {
                 name,
                 id,
@@ -218,6 +222,7 @@ impl MetadataState {
                 self.users.forget_vhost(&name);
             }
             MetadataCommand::User { change } => self.users.apply(change),
+            MetadataCommand::Acl { change } => self.acls.apply(change),
             MetadataCommand::CreateTopic { topic } => {
                 self.topics.insert(topic.name.clone(), topic);
             }

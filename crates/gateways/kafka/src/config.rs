@@ -49,6 +49,10 @@ pub struct KafkaConfig {
     /// re-authenticates on its connection before it ends. 0: sessions last as long as their
     /// connection.
     pub reauth_ms: u64,
+    /// Kafka ACLs are enforced (Kafka's `authorizer.class.name` set): every request is checked
+    /// against them, users tagged `administrator` being super users. Off: everything is allowed,
+    /// as on a Kafka broker without an authorizer.
+    pub acls: bool,
 }
 
 impl Default for KafkaConfig {
@@ -70,6 +74,7 @@ impl Default for KafkaConfig {
             cluster_id: "porter".into(),
             sasl_mechanisms: Arc::from([]),
             reauth_ms: 0,
+            acls: false,
         }
     }
 }

@@ -94,6 +94,9 @@ served_apis! {
     SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse, 0..=2;
     DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, 0..=0;
     AlterUserScramCredentials => AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, 0..=0;
+    DescribeAcls => DescribeAclsRequest, DescribeAclsResponse, 0..=3;
+    CreateAcls => CreateAclsRequest, CreateAclsResponse, 0..=3;
+    DeleteAcls => DeleteAclsRequest, DeleteAclsResponse, 0..=3;
 }
 
 /// A decoded request.
@@ -240,7 +243,7 @@ mod tests {
                 Err(FrameError::UnsupportedVersion { .. })
             ));
         }
-        assert_eq!(served, 32);
+        assert_eq!(served, 35);
     }
 
     fn header_only(api_key: ApiKey, version: i16) -> Bytes {

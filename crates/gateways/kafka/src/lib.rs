@@ -12,6 +12,7 @@
 //! - [`config`]: the gateway's settings; [`limits`]: their named defaults.
 
 pub mod api;
+pub mod authorize;
 pub mod config;
 pub mod connection;
 pub mod error;

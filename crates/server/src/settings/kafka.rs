@@ -31,6 +31,8 @@ pub struct KafkaSection {
     pub sasl_mechanisms: Option<Mechanisms>,
     /// Kafka's `connections.max.reauth.ms` (KIP-368); 0: never.
     pub reauth_ms: Option<u64>,
+    /// Enforce Kafka ACLs (Kafka's `authorizer.class.name`).
+    pub acls: Option<bool>,
 }
 
 /// `["PLAIN", "SCRAM-SHA-512"]` or `"PLAIN,SCRAM-SHA-512"`.
@@ -124,6 +126,9 @@ pub(super) fn load(
     }
     if let Some(v) = k.reauth_ms {
         kafka.reauth_ms = v;
+    }
+    if let Some(v) = k.acls {
+        kafka.acls = v;
     }
     Ok((kafka_enabled, kafka))
 }

@@ -2,8 +2,8 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use bytes::buf::BufMut;
-use bytes::{Bytes, BytesMut};
 use bytes::Buf as _;
+use bytes::{Bytes, BytesMut};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;

@@ -11,7 +11,8 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use porter_core::{CoreError, TopicConfig};
 
-use super::{duplicated, Context};
+use super::{duplicated, Caller, Context};
+use crate::authorize::{allowed, Operation, ResourceType, CLUSTER};
 use crate::error::error_code;
 
 /// Kafka's config-source code for a per-topic override.
@@ -21,7 +22,15 @@ pub async fn handle(
     ctx: &Arc<Context>,
     request: CreateTopicsRequest,
     version: i16,
+    caller: &Caller,
 ) -> CreateTopicsResponse {
+    let may_create_any = allowed(
+        ctx,
+        caller,
+        Operation::Create,
+        ResourceType::Cluster,
+        CLUSTER,
+    );
     let duplicates = duplicated(request.topics.iter().map(|t| t.name.0.to_string()));
     let mut results = Vec::with_capacity(request.topics.len());
     for (topic, duplicate) in request.topics.into_iter().zip(duplicates) {
@@ -32,6 +41,14 @@ pub async fn handle(
                 result,
                 ResponseError::InvalidRequest,
                 "topic named twice in one request",
+            ));
+            continue;
+        }
+        if !may_create_any && !allowed(ctx, caller, Operation::Create, ResourceType::Topic, &name) {
+            results.push(failed(
+                result,
+                ResponseError::TopicAuthorizationFailed,
+                "creating a topic needs Create on it or on the cluster",
             ));
             continue;
         }

@@ -7,13 +7,15 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Context;
+use super::{Caller, Context};
+use crate::authorize::{allowed, Operation, ResourceType};
 use crate::error::error_code;
 
 pub async fn handle(
     ctx: &Arc<Context>,
     request: DeleteTopicsRequest,
     version: i16,
+    caller: &Caller,
 ) -> DeleteTopicsResponse {
     // (name if given, id if given)
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
@@ -43,6 +45,13 @@ pub async fn handle(
                 .ok_or(ResponseError::UnknownTopicId),
             (None, true) => Err(ResponseError::InvalidRequest),
         };
+        let resolved = resolved.and_then(|topic| {
+            if allowed(ctx, caller, Operation::Delete, ResourceType::Topic, &topic) {
+                Ok(topic)
+            } else {
+                Err(ResponseError::TopicAuthorizationFailed)
+            }
+        });
         let outcome = match resolved {
             Ok(topic) => match ctx.broker.delete_topic(&topic).await {
                 Ok(()) => Ok(topic),

@@ -20,7 +20,8 @@ use porter_core::{CoreError, Partition};
 use porter_gateway_kit::spliced::FileRegion;
 use tokio::time::Instant;
 
-use super::Context;
+use super::{Caller, Context};
+use crate::authorize::{allowed, Operation, ResourceType};
 use crate::error::error_code;
 use crate::fetch_frame::{placeholder, FetchAnswer};
 
@@ -35,7 +36,12 @@ struct Wanted {
     found: Result<Arc<Partition>, ResponseError>,
 }
 
-pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> FetchAnswer {
+pub async fn handle(
+    ctx: &Arc<Context>,
+    request: FetchRequest,
+    version: i16,
+    caller: &Caller,
+) -> FetchAnswer {
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64)
         .min(Duration::from_millis(ctx.config.fetch_wait_ms_max));
     let deadline = Instant::now() + max_wait;
@@ -56,6 +62,9 @@ pub async fn handle(ctx: &Arc<Context>, request: FetchRequest, version: i16) -> 
         };
         for p in &topic.partitions {
             let found = name.as_ref().map_err(|e| *e).and_then(|name| {
+                if !allowed(ctx, caller, Operation::Read, ResourceType::Topic, name) {
+                    return Err(ResponseError::TopicAuthorizationFailed);
+                }
                 ctx.broker
                     .partition(name, p.partition)
                     .map_err(|e| error_code(&e))

@@ -12,14 +12,17 @@ use kafka_protocol::protocol::StrBytes;
 use porter_core::broker::TopicHandle;
 use porter_core::topic::validate_topic_name;
 
-use super::Context;
+use super::{Caller, Context};
+use crate::authorize::{allowed, Operation, ResourceType, CLUSTER};
 use crate::error::error_code;
 
 pub async fn handle(
     ctx: &Arc<Context>,
     request: MetadataRequest,
     version: i16,
+    caller: &Caller,
 ) -> MetadataResponse {
+    let may = |op, name: &str| allowed(ctx, caller, op, ResourceType::Topic, name);
     let node = BrokerId(ctx.config.node_id);
     let broker = MetadataResponseBroker::default()
         .with_node_id(node)
@@ -47,15 +50,30 @@ pub async fn handle(
     let mut topics = Vec::new();
     match requested {
         None => {
+            // Listing all: the topics the caller may not describe are left out, as Kafka does.
             for handle in ctx.broker.topics() {
-                topics.push(describe(&handle, node, version, topic_operations));
+                if may(Operation::Describe, &handle.topic.name) {
+                    topics.push(describe(&handle, node, version, topic_operations));
+                }
             }
         }
         Some(names) => {
             for name in names {
+                let may_create = || {
+                    may(Operation::Create, &name)
+                        || allowed(
+                            ctx,
+                            caller,
+                            Operation::Create,
+                            ResourceType::Cluster,
+                            CLUSTER,
+                        )
+                };
                 let found = if let Err(e) = validate_topic_name(&name) {
                     Err(error_code(&e))
-                } else if allow_create {
+                } else if !may(Operation::Describe, &name) {
+                    Err(ResponseError::TopicAuthorizationFailed)
+                } else if allow_create && (ctx.broker.topic(&name).is_some() || may_create()) {
                     ctx.broker
                         .topic_or_auto_create(&name)
                         .await

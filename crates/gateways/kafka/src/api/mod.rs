@@ -10,6 +10,8 @@
 //! rebalance). The connection runs pendings concurrently and writes their responses in order.
 //! A handler that changes state therefore never runs whole in [`Pending`]; read-only ones may.
 
+pub mod acls;
+pub mod admin_acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod config_resources;
@@ -23,6 +25,7 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
 pub mod fetch;
+pub mod group_acls;
 pub mod group_admin;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
@@ -98,20 +101,37 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
             ready(ResponseKind::$kind($body))
         };
     }
+    // Kafka ACLs on requests whose handlers do not check them themselves.
+    let refused = group_acls::refusal(ctx, &request.body, &caller)
+        .or_else(|| admin_acls::refusal(ctx, &request.body, &caller));
+    if let Some(refused) = refused {
+        return ready(refused);
+    }
     match request.body {
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
         // Metadata may auto-create topics: ordered.
-        RequestKind::Metadata(req) => ordered!(Metadata, metadata::handle(ctx, req, version).await),
-        RequestKind::Produce(req) => produce::handle(ctx, req, version).await,
-        RequestKind::Fetch(req) => later!(Fetch, |c| fetch::handle(&c, req, version).await),
+        RequestKind::Metadata(req) => {
+            ordered!(Metadata, metadata::handle(ctx, req, version, &caller).await)
+        }
+        RequestKind::Produce(req) => produce::handle(ctx, req, version, &caller).await,
+        RequestKind::Fetch(req) => {
+            let caller = caller.clone();
+            later!(Fetch, |c| fetch::handle(&c, req, version, &caller).await)
+        }
         RequestKind::ListOffsets(req) => {
             later!(ListOffsets, |c| list_offsets::handle(&c, req).await)
         }
         RequestKind::CreateTopics(req) => {
-            ordered!(CreateTopics, create_topics::handle(ctx, req, version).await)
+            ordered!(
+                CreateTopics,
+                create_topics::handle(ctx, req, version, &caller).await
+            )
         }
         RequestKind::DeleteTopics(req) => {
-            ordered!(DeleteTopics, delete_topics::handle(ctx, req, version).await)
+            ordered!(
+                DeleteTopics,
+                delete_topics::handle(ctx, req, version, &caller).await
+            )
         }
         RequestKind::CreatePartitions(req) => {
             ordered!(CreatePartitions, create_partitions::handle(ctx, req).await)
@@ -188,6 +208,15 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
             ready(ResponseKind::DescribeUserScramCredentials(
                 scram_credentials::describe(ctx, req, &caller),
             ))
+        }
+        RequestKind::DescribeAcls(req) => ready(ResponseKind::DescribeAcls(acls::describe(
+            ctx, req, &caller,
+        ))),
+        RequestKind::CreateAcls(req) => {
+            ordered!(CreateAcls, acls::create(ctx, req, &caller).await)
+        }
+        RequestKind::DeleteAcls(req) => {
+            ordered!(DeleteAcls, acls::delete(ctx, req, &caller).await)
         }
         RequestKind::AlterUserScramCredentials(req) => ordered!(
             AlterUserScramCredentials,

@@ -17,7 +17,8 @@ use kafka_protocol::protocol::StrBytes;
 use porter_core::error::RecordFault;
 use porter_core::{Appended, CoreError, Partition};
 
-use super::{Context, Pending};
+use super::{Caller, Context, Pending};
+use crate::authorize::{allowed, Operation, ResourceType};
 use crate::error::error_code;
 
 /// An append queued on its log's writer: its outcome, to await in the concurrent stage.
@@ -73,7 +74,12 @@ impl From<&CoreError> for Refused {
     }
 }
 
-pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -> Pending {
+pub async fn handle(
+    ctx: &Arc<Context>,
+    request: ProduceRequest,
+    version: i16,
+    caller: &Caller,
+) -> Pending {
     let acks = request.acks;
     if !matches!(acks, -1..=1) {
         let response = error_response(&request, ResponseError::InvalidRequiredAcks, version);
@@ -93,10 +99,22 @@ pub async fn handle(ctx: &Arc<Context>, request: ProduceRequest, version: i16) -
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         // v13+ names topics by id (KIP-516); an id can't auto-create a topic.
+        let may_write =
+            |name: &str| allowed(ctx, caller, Operation::Write, ResourceType::Topic, name);
+        let refused = || Refused::from(ResponseError::TopicAuthorizationFailed);
         let handle = if version >= 13 {
             ctx.broker
                 .topic_by_id(topic_data.topic_id)
                 .ok_or(Refused::from(ResponseError::UnknownTopicId))
+                .and_then(|h| {
+                    if may_write(&h.topic.name) {
+                        Ok(h)
+                    } else {
+                        Err(refused())
+                    }
+                })
+        } else if !may_write(&topic_data.name.0) {
+            Err(refused())
         } else {
             ctx.broker
                 .topic_or_auto_create(&topic_data.name.0)
