@@ -58,7 +58,11 @@ pub async fn require_user(
             next.run(request).await
         }
         Err(error) => {
-            tracing::warn!(%peer, user = %user, %error, "management API login refused");
+            if error.is_throttled() {
+                tracing::debug!(%peer, user = %user, %error, "management API login refused");
+            } else {
+                tracing::warn!(%peer, user = %user, %error, "management API login refused");
+            }
             refused("Not_Authorized", prompt)
         }
     }

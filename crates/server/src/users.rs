@@ -34,7 +34,10 @@ impl Authenticator for BrokerUsers {
                 .broker
                 .login(c.user, c.secret, c.peer.ip())
                 .await
-                .map_err(|e| AuthError::Denied(e.to_string()))?;
+                .map_err(|e| match e.is_throttled() {
+                    true => AuthError::Throttled(e.to_string()),
+                    false => AuthError::Denied(e.to_string()),
+                })?;
             Ok(Principal {
                 user: user.name,
                 tags: user.tags,

@@ -22,6 +22,7 @@ use crate::metadata::MetadataStore;
 use crate::partition::run_blocking;
 use crate::users::access::{Access, AccessTable, Resource};
 use crate::users::scram::{ClientFirst, ScramError, ScramExchange};
+use crate::users::throttle::LoginThrottle;
 use crate::users::{
     PasswordCredentials, Permission, ScramCredential, ScramMechanism, User, UserChange, Users,
 };
@@ -33,6 +34,8 @@ use super::Broker;
 pub struct UserCache {
     snapshot: RwLock<Snapshot>,
     digests: Mutex<HashMap<String, [u8; 32]>>,
+    /// Failed logins per source address (see [`crate::users::throttle`]).
+    throttle: LoginThrottle,
 }
 
 /// The users and their compiled permissions, replaced together.
@@ -56,6 +59,7 @@ impl UserCache {
         UserCache {
             snapshot: RwLock::new(Snapshot::of(users)),
             digests: Mutex::new(HashMap::new()),
+            throttle: LoginThrottle::default(),
         }
     }
 
@@ -117,6 +121,16 @@ pub enum LoginError {
         user: String,
         mechanism: &'static str,
     },
+    /// Too many failed logins from this address lately: refused without a check.
+    #[error("too many failed logins from {address}: refused for {secs} s more")]
+    Throttled { address: IpAddr, secs: u64 },
+}
+
+impl LoginError {
+    /// Whether the address was refused for its earlier failures (logged once, by the throttle).
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, LoginError::Throttled { .. })
+    }
 }
 
 fn digest(stored_key: &[u8], password: &[u8]) -> [u8; 32] {
@@ -279,6 +293,37 @@ impl Broker {
         password: &[u8],
         peer: IpAddr,
     ) -> std::result::Result<User, LoginError> {
+        self.throttled(peer)?;
+        let checked = self.check_password(name, password, peer).await;
+        self.count_failure(checked, peer)
+    }
+
+    /// Refused at once when `peer` failed too often lately.
+    fn throttled(&self, peer: IpAddr) -> std::result::Result<(), LoginError> {
+        match self.users.throttle.refused(peer) {
+            Some(secs) => Err(LoginError::Throttled { address: peer, secs }),
+            None => Ok(()),
+        }
+    }
+
+    /// `outcome`, counted against `peer` when it failed.
+    fn count_failure<T>(
+        &self,
+        outcome: std::result::Result<T, LoginError>,
+        peer: IpAddr,
+    ) -> std::result::Result<T, LoginError> {
+        if outcome.is_err() {
+            self.users.throttle.failed(peer);
+        }
+        outcome
+    }
+
+    async fn check_password(
+        self: &Arc<Self>,
+        name: &str,
+        password: &[u8],
+        peer: IpAddr,
+    ) -> std::result::Result<User, LoginError> {
         let (user, credentials) = self.login_user(name, peer)?;
         let stored_key = credentials
             .scram
@@ -377,6 +422,17 @@ impl Broker {
         client_first: &[u8],
         peer: IpAddr,
     ) -> std::result::Result<(ScramExchange, String), LoginError> {
+        self.throttled(peer)?;
+        let started = self.start_scram(mechanism, client_first, peer);
+        self.count_failure(started, peer)
+    }
+
+    fn start_scram(
+        &self,
+        mechanism: ScramMechanism,
+        client_first: &[u8],
+        peer: IpAddr,
+    ) -> std::result::Result<(ScramExchange, String), LoginError> {
         let first = ClientFirst::parse(client_first).map_err(|error| LoginError::Scram {
             user: String::new(),
             error,
@@ -396,6 +452,16 @@ impl Broker {
     /// Checks the client-final message of `exchange`: the user (as it is now) and the
     /// server-final message.
     pub fn scram_finish(
+        &self,
+        exchange: &ScramExchange,
+        client_final: &[u8],
+        peer: IpAddr,
+    ) -> std::result::Result<(User, String), LoginError> {
+        let finished = self.finish_scram(exchange, client_final);
+        self.count_failure(finished, peer)
+    }
+
+    fn finish_scram(
         &self,
         exchange: &ScramExchange,
         client_final: &[u8],

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod credential;
 pub mod scram;
+pub mod throttle;
 
 use std::collections::BTreeMap;
 

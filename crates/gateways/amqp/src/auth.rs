@@ -62,6 +62,10 @@ pub async fn authenticate(
     };
     match authenticator.authenticate(credentials).await {
         Ok(principal) => Ok(principal.user),
+        Err(e) if e.is_throttled() => {
+            tracing::debug!(%peer, user = %name, mechanism = %mechanism, reason = %e, "amqp: login refused");
+            Err(refused(mechanism))
+        }
         Err(e) => {
             login_refused(peer, &name, mechanism, &e.to_string());
             Err(refused(mechanism))

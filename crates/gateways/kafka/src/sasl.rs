@@ -230,7 +230,7 @@ impl Sasl {
             State::ScramFirst(exchange) => {
                 let mechanism = SaslMechanism::Scram(exchange.mechanism());
                 let outcome = broker
-                    .scram_finish(&exchange, &bytes)
+                    .scram_finish(&exchange, &bytes, self.peer.ip())
                     .map(|(user, server_final)| (user, Bytes::from(server_final)));
                 (mechanism, outcome)
             }
@@ -285,8 +285,14 @@ impl Sasl {
 
     /// The answer to a failed authentication: logged, answered, and the connection closes.
     fn failed(&mut self, mechanism: SaslMechanism, error: &LoginError) -> Admission {
-        tracing::warn!(peer = %self.peer, mechanism = mechanism.name(), reason = %error,
-            "Kafka SASL authentication failed");
+        // A throttled address was logged once by the throttle, not at every attempt.
+        if error.is_throttled() {
+            tracing::debug!(peer = %self.peer, mechanism = mechanism.name(), reason = %error,
+                "Kafka SASL authentication refused");
+        } else {
+            tracing::warn!(peer = %self.peer, mechanism = mechanism.name(), reason = %error,
+                "Kafka SASL authentication failed");
+        }
         Admission::Answer {
             // Kafka's text: the client prints it, and it says nothing about which part was wrong.
             response: failure(&format!(

@@ -38,6 +38,17 @@ pub enum AuthError {
     /// the broker's log only.
     #[error("access refused: {0}")]
     Denied(String),
+    /// The address failed too often lately and is refused without a check; the store logged
+    /// that once, so protocols log this at debug only.
+    #[error("access refused: {0}")]
+    Throttled(String),
+}
+
+impl AuthError {
+    /// Whether this refusal deserves a log line of its own (not a throttled address).
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, AuthError::Throttled(_))
+    }
 }
 
 /// The future an [`Authenticator`] returns (boxed so authenticators can be `dyn`).

@@ -376,7 +376,11 @@ async fn authenticate(
     let principal = match authenticator.authenticate(credentials).await {
         Ok(principal) => principal,
         Err(e) => {
-            tracing::warn!(%peer, mechanism = "MQTT", reason = %e, "MQTT authentication failed");
+            if e.is_throttled() {
+                tracing::debug!(%peer, mechanism = "MQTT", reason = %e, "MQTT authentication refused");
+            } else {
+                tracing::warn!(%peer, mechanism = "MQTT", reason = %e, "MQTT authentication failed");
+            }
             return Err(Refusal::new(
                 ConnectReturnCode::BadUserNamePassword,
                 "bad user name or password",

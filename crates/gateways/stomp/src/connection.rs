@@ -403,7 +403,11 @@ async fn login(frame: &Frame, conn: &Connection, ctx: &Context) -> Result<String
     match auth.authenticate(credentials).await {
         Ok(principal) => Ok(principal.user),
         Err(e) => {
-            tracing::info!(peer = %conn.peer(), error = %e, "stomp login refused");
+            if e.is_throttled() {
+                tracing::debug!(peer = %conn.peer(), error = %e, "stomp login refused");
+            } else {
+                tracing::info!(peer = %conn.peer(), error = %e, "stomp login refused");
+            }
             Err(denied())
         }
     }
