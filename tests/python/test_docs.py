@@ -461,6 +461,8 @@ KAFKA_API_KEYS = {
     "DeleteRecords": 21, "InitProducerId": 22, "DescribeConfigs": 32, "AlterConfigs": 33,
     "DescribeLogDirs": 35, "CreatePartitions": 37, "DeleteGroups": 42, "IncrementalAlterConfigs": 44,
     "OffsetDelete": 47, "DescribeCluster": 60, "DescribeProducers": 61, "DescribeTopicPartitions": 75,
+    "SaslHandshake": 17, "SaslAuthenticate": 36, "DescribeAcls": 29, "CreateAcls": 30, "DeleteAcls": 31,
+    "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
 }
 API_ROW_RE = re.compile(r"\|\s*(?P<name>[A-Za-z]+)\s*\|\s*(?P<low>\d+)(?:–(?P<high>\d+))?\s*(?=\|)")
 

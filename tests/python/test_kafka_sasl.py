@@ -137,13 +137,6 @@ def test_admin_client_makes_scram_users_that_log_in(sasl_porter):
 
     carol = sasl_config(sasl_porter, "SCRAM-SHA-512", user="carol", password="kafka-secret")
     assert produce_and_consume(carol, "carol-topic", 2) == [b"carol-topic-0", b"carol-topic-1"]
-    # Only SHA-512 was set: SHA-256 has no credential for carol.
-    errors = []
-    wrong_mechanism = Producer(sasl_config(sasl_porter, "SCRAM-SHA-256", user="carol",
-                                           password="kafka-secret", error_cb=errors.append))
-    with pytest.raises(KafkaException):
-        wrong_mechanism.list_topics(timeout=5)
-
     # carol has no administrator tag: she may not manage credentials. (Refused describes are
     # not tried: confluent-kafka-python 2.16 corrupts its heap on that error answer.)
     as_carol = AdminClient(carol)
@@ -151,6 +144,16 @@ def test_admin_client_makes_scram_users_that_log_in(sasl_porter):
     with pytest.raises(KafkaException) as refused:
         as_carol.alter_user_scram_credentials([mallory])["mallory"].result(WAIT_S)
     assert "CLUSTER_AUTHORIZATION_FAILED" in str(refused.value)
+
+    # Only SHA-512 was set: SHA-256 has no credential for carol.
+    errors = []
+    wrong_mechanism = Producer(sasl_config(sasl_porter, "SCRAM-SHA-256", user="carol",
+                                           password="kafka-secret", error_cb=errors.append))
+    with pytest.raises(KafkaException):
+        wrong_mechanism.list_topics(timeout=5)
+    # librdkafka retried it every ~50 ms: carol is now throttled from this address for a
+    # minute (test_users.py tests that); what follows expects failures only.
+    del wrong_mechanism
 
     deletion = UserScramCredentialDeletion("carol", ScramMechanism.SCRAM_SHA_512)
     for future in admin.alter_user_scram_credentials([deletion]).values():
@@ -200,7 +203,7 @@ def test_the_security_guide_sasl_snippet_runs_against_a_sasl_listener(sasl_porte
     test_docs.py, runs here against a SASL listener, with test_docs' own rewriting."""
     from test_docs import REPO_ROOT, assert_ran, fenced_blocks, prepared, run_bounded, snippet_env
     blocks = [b for b in fenced_blocks(REPO_ROOT / "docs" / "security.md")
-              if b.language == "python" and "SASL_PLAINTEXT" in b.code]
+              if b.language == "python" and "SASL_PLAINTEXT" in b.code and "Consumer" in b.code]
     assert len(blocks) == 1, "docs/security.md has one SASL client example"
     script, command, suffix = prepared(blocks[0], sasl_porter)
     path = tmp_path / f"snippet.{suffix}"

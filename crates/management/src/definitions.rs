@@ -220,6 +220,13 @@ fn at<'a>(what: &'static str, name: &'a str) -> impl Fn(ApiError) -> ApiError + 
     move |e| ApiError::new(e.status, format!("{what} {name}: {}", e.reason))
 }
 
+/// The parse an import starts with, for the fuzz targets (crates/fuzz-targets): arbitrary bytes
+/// in, an answer (or a 400) out, nothing else.
+#[doc(hidden)]
+pub fn parse_for_fuzzing(body: &[u8]) {
+    let _ = parse::<Definitions>(&Bytes::copy_from_slice(body));
+}
+
 #[utoipa::path(post, operation_id = "definitions_import", path = "/api/definitions", tag = "definitions", summary = "Import definitions (a Porter or RabbitMQ export), idempotently", responses((status = 200, description = "what was imported and skipped"), (status = 400, description = "not a definitions document")))]
 async fn import(State(management): State<Arc<Management>>, body: Bytes) -> ApiResult<Json<Value>> {
     let definitions: Definitions = parse(&body)?;

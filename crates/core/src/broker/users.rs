@@ -293,15 +293,18 @@ impl Broker {
         password: &[u8],
         peer: IpAddr,
     ) -> std::result::Result<User, LoginError> {
-        self.throttled(peer)?;
+        self.throttled(peer, name)?;
         let checked = self.check_password(name, password, peer).await;
-        self.count_failure(checked, peer)
+        self.count_failure(checked, peer, name)
     }
 
     /// Refused at once when `peer` failed too often lately.
-    fn throttled(&self, peer: IpAddr) -> std::result::Result<(), LoginError> {
-        match self.users.throttle.refused(peer) {
-            Some(secs) => Err(LoginError::Throttled { address: peer, secs }),
+    fn throttled(&self, peer: IpAddr, user: &str) -> std::result::Result<(), LoginError> {
+        match self.users.throttle.refused(peer, user) {
+            Some(secs) => Err(LoginError::Throttled {
+                address: peer,
+                secs,
+            }),
             None => Ok(()),
         }
     }
@@ -311,9 +314,10 @@ impl Broker {
         &self,
         outcome: std::result::Result<T, LoginError>,
         peer: IpAddr,
+        user: &str,
     ) -> std::result::Result<T, LoginError> {
         if outcome.is_err() {
-            self.users.throttle.failed(peer);
+            self.users.throttle.failed(peer, user);
         }
         outcome
     }
@@ -422,9 +426,13 @@ impl Broker {
         client_first: &[u8],
         peer: IpAddr,
     ) -> std::result::Result<(ScramExchange, String), LoginError> {
-        self.throttled(peer)?;
+        // The user is named in the client's first message: parsed (cheap) before the check.
+        let user = ClientFirst::parse(client_first)
+            .map(|first| first.user)
+            .unwrap_or_default();
+        self.throttled(peer, &user)?;
         let started = self.start_scram(mechanism, client_first, peer);
-        self.count_failure(started, peer)
+        self.count_failure(started, peer, &user)
     }
 
     fn start_scram(
@@ -458,7 +466,7 @@ impl Broker {
         peer: IpAddr,
     ) -> std::result::Result<(User, String), LoginError> {
         let finished = self.finish_scram(exchange, client_final);
-        self.count_failure(finished, peer)
+        self.count_failure(finished, peer, exchange.user())
     }
 
     fn finish_scram(

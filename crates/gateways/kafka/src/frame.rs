@@ -94,9 +94,9 @@ served_apis! {
     SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse, 0..=2;
     DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, 0..=0;
     AlterUserScramCredentials => AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, 0..=0;
-    DescribeAcls => DescribeAclsRequest, DescribeAclsResponse, 0..=3;
-    CreateAcls => CreateAclsRequest, CreateAclsResponse, 0..=3;
-    DeleteAcls => DeleteAclsRequest, DeleteAclsResponse, 0..=3;
+    DescribeAcls => DescribeAclsRequest, DescribeAclsResponse, 1..=3;
+    CreateAcls => CreateAclsRequest, CreateAclsResponse, 1..=3;
+    DeleteAcls => DeleteAclsRequest, DeleteAclsResponse, 1..=3;
 }
 
 /// A decoded request.
