@@ -88,8 +88,11 @@ pub fn management_definitions(data: &[u8]) {
     porter_management::definitions::parse_for_fuzzing(data);
 }
 
+/// A fuzz target: arbitrary bytes in, nothing out.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus replay.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("kafka_request", kafka_request),
     ("kafka_records", kafka_records),
     ("amqp_frames", amqp_frames),
