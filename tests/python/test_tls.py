@@ -1,5 +1,6 @@
 """TLS (issue 18 §4) with each client's own TLS settings: AMQPS with pika, MQTTS with
-paho-mqtt, the Kafka listener as SSL and SASL_SSL with confluent-kafka, all serving one
+paho-mqtt, STOMP with stomp.py, HTTPS with requests, RocketMQ's gRPC with grpc, the Kafka
+listener as SASL_SSL with confluent-kafka, all serving one
 certificate made here by openssl for a private CA. TLS 1.1 is refused (`openssl s_client`), a
 SIGHUP swaps the certificate for new connections while an open one keeps working, and with
 `client_ca_file` a client without a certificate is refused (mutual TLS)."""
@@ -54,7 +55,7 @@ def tls_porter(tmp_path):
     certs.mkdir()
     ca = make_ca(certs)
     cert, key = make_cert(certs, "server", "porter-one")
-    amqps, mqtts = free_loopback_port(), free_loopback_port()
+    amqps, mqtts, stomps = free_loopback_port(), free_loopback_port(), free_loopback_port()
     config = tmp_path / "porter.toml"
     config.write_text(f"""
 [kafka]
@@ -65,13 +66,16 @@ cert_file = "{certs / 'live.pem'}"
 key_file = "{certs / 'live.key'}"
 amqp_listen = "127.0.0.1:{amqps}"
 mqtt_listen = "127.0.0.1:{mqtts}"
+stomp_listen = "127.0.0.1:{stomps}"
 kafka = true
+rocketmq = true
+http = true
 """)
     (certs / "live.pem").write_bytes(cert.read_bytes())
     (certs / "live.key").write_bytes(key.read_bytes())
     for server in run_porter(tmp_path, ["--config", str(config)]):
         server.ca, server.certs = ca, certs
-        server.amqps_port, server.mqtts_port = amqps, mqtts
+        server.amqps_port, server.mqtts_port, server.stomps_port = amqps, mqtts, stomps
         yield server
 
 
@@ -151,6 +155,36 @@ def test_confluent_kafka_speaks_sasl_ssl(tls_porter, security):
                       "sasl.mechanism": "PLAIN", "sasl.username": "guest", "sasl.password": "guest"})
     with pytest.raises(Exception):
         plain.list_topics(timeout=3)
+
+
+def test_stomp_https_and_rocketmq_grpc_speak_tls(tls_porter):
+    import grpc
+    import requests
+    import stomp
+    from rocketmq.grpc_protocol import service_pb2, service_pb2_grpc
+
+    # STOMP over TLS (stomp.py's own TLS settings), logging in as over plain TCP.
+    conn = stomp.Connection12([("localhost", tls_porter.stomps_port)])
+    conn.set_ssl(for_hosts=[("localhost", tls_porter.stomps_port)], ca_certs=str(tls_porter.ca))
+    conn.connect("guest", "guest", wait=True)
+    assert conn.is_connected()
+    conn.disconnect()
+
+    # HTTPS: the management API and health checks.
+    https = f"https://localhost:{tls_porter.http_port}"
+    assert requests.get(f"{https}/healthz", verify=str(tls_porter.ca), timeout=WAIT_S).ok
+    overview = requests.get(f"{https}/api/overview", auth=("guest", "guest"),
+                            verify=str(tls_porter.ca), timeout=WAIT_S)
+    assert overview.json()["product_name"] == "Porter"
+
+    # RocketMQ's gRPC service over TLS, with grpc's own TLS credentials.
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls_porter.ca.read_bytes())
+    with grpc.secure_channel(f"localhost:{tls_porter.rocketmq_port}", credentials) as channel:
+        stub = service_pb2_grpc.MessagingServiceStub(channel)
+        request = service_pb2.QueryRouteRequest()
+        request.topic.name = "tls-route"
+        route = stub.QueryRoute(request, timeout=WAIT_S)
+        assert route.status.code in (20000, 40402)  # OK, or TOPIC_NOT_FOUND: either is an answer
 
 
 def test_tls_1_1_is_refused_and_1_2_accepted(tls_porter):
@@ -235,7 +269,8 @@ def test_the_security_guide_tls_config_serves(tmp_path):
     code = (blocks[0].code.replace("/tmp/porter-tls/server.pem", str(cert))
             .replace("/tmp/porter-tls/server.key", str(key))
             .replace("0.0.0.0:5671", f"127.0.0.1:{amqps_port}")
-            .replace("0.0.0.0:8883", f"127.0.0.1:{mqtts_port}"))
+            .replace("0.0.0.0:8883", f"127.0.0.1:{mqtts_port}")
+            .replace("0.0.0.0:61614", f"127.0.0.1:{free_loopback_port()}"))
     config = tmp_path / "porter.toml"
     config.write_text(code)
     for _server in run_porter(tmp_path, ["--config", str(config)]):

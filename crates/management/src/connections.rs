@@ -41,6 +41,7 @@ fn protocol_name(protocol: &str) -> &'static str {
         "amqp" => "AMQP 0-9-1",
         "amqps" => "AMQP 0-9-1/TLS",
         "mqtts" => "MQTT/TLS",
+        "stomps" => "STOMP/TLS",
         "mqtt" => "MQTT",
         "mqtt-ws" => "Web MQTT",
         "stomp" => "STOMP",

@@ -242,12 +242,18 @@ async fn start(mut settings: Settings, hup: tokio::signal::unix::Signal) -> Resu
                 .context("opening the RocketMQ gateway's transaction store")?;
         let protocol = Arc::new(protocol);
         let stop = shutdown.clone();
-        gateways.push((
-            "RocketMQ",
-            tokio::spawn(async move {
+        let served = match tls.as_ref().filter(|_| settings.tls.rocketmq) {
+            Some(tls) => {
+                let listener = listener.with_acceptor(tls.acceptor_with_alpn(&[b"h2"]));
+                tokio::spawn(async move {
+                    listener.serve(protocol, stop).await;
+                })
+            }
+            None => tokio::spawn(async move {
                 listener.serve(protocol, stop).await;
             }),
-        ));
+        };
+        gateways.push(("RocketMQ", served));
     }
     let mut bridges = std::mem::take(&mut settings.bridges);
     bridges.extend(chat_history.clone());
@@ -332,7 +338,7 @@ async fn start(mut settings: Settings, hup: tokio::signal::unix::Signal) -> Resu
             tcp,
             &settings.stomp,
             SHUTDOWN_DRAIN_MAX,
-            Some(users),
+            Some(users.clone()),
         )
         .context("STOMP listener limits")?;
         registries.push(listener.registry());
@@ -340,6 +346,23 @@ async fn start(mut settings: Settings, hup: tokio::signal::unix::Signal) -> Resu
         gateways.push((
             "STOMP",
             tokio::spawn(porter_gateway_stomp::serve(listener, stomp.clone(), stop)),
+        ));
+    }
+    if let (Some(tls), Some(addr)) = (&tls, settings.tls.stomp_listen) {
+        let tcp = bind("STOMP over TLS", "[tls] stomp_listen", addr).await?;
+        tls_addrs.push(("stomps", tcp.local_addr()?.to_string()));
+        let limits = settings.stomp.listener_limits(SHUTDOWN_DRAIN_MAX);
+        let listener = Listener::new(tcp, "stomps", limits)
+            .context("STOMP over TLS listener limits")?
+            .with_acceptor(tls.acceptor());
+        registries.push(listener.registry());
+        gateways.push((
+            "STOMPS",
+            tokio::spawn(porter_gateway_stomp::serve(
+                listener,
+                stomp.clone(),
+                shutdown.clone(),
+            )),
         ));
     }
     // The same STOMP protocol over WebSocket at /ws.
@@ -359,6 +382,7 @@ async fn start(mut settings: Settings, hup: tokio::signal::unix::Signal) -> Resu
         routes,
         &shutdown,
         &mut gateways,
+        tls.as_ref().filter(|_| settings.tls.http),
     )
     .await?;
     let mut addrs = vec![
@@ -440,6 +464,7 @@ async fn start_http(
     routes: porter_gateway_http::Routes,
     shutdown: &CancellationToken,
     gateways: &mut Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    tls: Option<&porter_gateway_kit::tls_files::Tls>,
 ) -> Result<String> {
     if !enabled {
         return Ok("off".to_string());
@@ -448,7 +473,8 @@ async fn start_http(
     let addr = tcp.local_addr()?.to_string();
     let listener =
         porter_gateway_http::HttpListener::new(tcp, config.clone(), routes, SHUTDOWN_DRAIN_MAX)
-            .context("HTTP listener limits")?;
+            .context("HTTP listener limits")?
+            .with_tls(tls.map(|t| t.acceptor_with_alpn(&[b"http/1.1"])));
     let stop = shutdown.clone();
     gateways.push((
         "HTTP",

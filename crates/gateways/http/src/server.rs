@@ -13,6 +13,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use porter_gateway_kit::limits::LimitsError;
+use porter_gateway_kit::tls_files::TlsAcceptor;
 use porter_gateway_kit::{
     CloseReason, Connection, Drained, Endpoint, Listener, Protocol, Registry, Stream,
 };
@@ -84,6 +85,8 @@ pub struct HttpListener {
     listener: Listener,
     routes: Routes,
     config: HttpConfig,
+    /// HTTPS when set.
+    tls: Option<TlsAcceptor>,
 }
 
 impl std::fmt::Debug for HttpListener {
@@ -109,7 +112,14 @@ impl HttpListener {
             listener,
             routes,
             config,
+            tls: None,
         })
+    }
+
+    /// The same listener speaking HTTPS (and WSS) with `tls`, when given.
+    pub fn with_tls(mut self, tls: Option<TlsAcceptor>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The bound address.
@@ -137,7 +147,10 @@ impl HttpListener {
             idle: self.config.idle,
         });
         let stop = shutdown.clone();
-        let plain = tokio::spawn(self.listener.serve(http, stop));
+        let plain = match self.tls {
+            Some(tls) => tokio::spawn(self.listener.with_acceptor(tls).serve(http, stop)),
+            None => tokio::spawn(self.listener.serve(http, stop)),
+        };
         shutdown.cancelled().await;
         let websockets = endpoints.iter().map(|endpoint| endpoint.drain());
         let (plain, websockets) = tokio::join!(plain, futures_util::future::join_all(websockets));

@@ -156,6 +156,10 @@ impl Endpoint {
                 Connection::new(registration, budget, limits).with_authenticator(authenticator);
             let reason = match within(Deadline::Handshake, handshake, transport).await {
                 Ok(Ok(stream)) => protocol.serve(stream, &conn).await,
+                // Gone before its first byte (a port probe, a health check): not an error.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    CloseReason::peer("closed before the TLS handshake")
+                }
                 Ok(Err(e)) => CloseReason::protocol(0, format!("transport handshake failed: {e}")),
                 Err(reason) => reason,
             };

@@ -129,7 +129,16 @@ impl Tls {
 
     /// The acceptor for a listener.
     pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor { tls: self.clone() }
+        self.acceptor_with_alpn(&[])
+    }
+
+    /// The acceptor for a listener whose protocol is chosen by ALPN: gRPC clients insist on
+    /// `h2`, HTTPS clients offer `http/1.1`.
+    pub fn acceptor_with_alpn(&self, protocols: &[&[u8]]) -> TlsAcceptor {
+        TlsAcceptor {
+            tls: self.clone(),
+            alpn: protocols.iter().map(|p| p.to_vec()).collect(),
+        }
     }
 }
 
@@ -137,13 +146,21 @@ impl Tls {
 #[derive(Clone, Debug)]
 pub struct TlsAcceptor {
     tls: Tls,
+    /// ALPN protocols offered, most preferred first; none: no ALPN.
+    alpn: Vec<Vec<u8>>,
 }
 
 impl Acceptor for TlsAcceptor {
     type Stream = tokio_rustls::server::TlsStream<TcpStream>;
 
     async fn accept(&self, tcp: TcpStream) -> io::Result<Self::Stream> {
-        let config = self.tls.current.read().clone();
+        let mut config = self.tls.current.read().clone();
+        if !self.alpn.is_empty() {
+            // A copy per connection (a few reference counts): the reloadable config stays one.
+            let mut with_alpn = (*config).clone();
+            with_alpn.alpn_protocols = self.alpn.clone();
+            config = Arc::new(with_alpn);
+        }
         tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
     }
 }

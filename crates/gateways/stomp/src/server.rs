@@ -9,7 +9,7 @@ use std::time::Duration;
 use porter_core::Broker;
 use porter_gateway_kit::auth::Authenticator;
 use porter_gateway_kit::limits::LimitsError;
-use porter_gateway_kit::{CloseReason, Connection, Drained, Listener, Protocol, Stream};
+use porter_gateway_kit::{Acceptor, CloseReason, Connection, Drained, Listener, Protocol, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -76,7 +76,11 @@ pub fn stomp_listener(
 }
 
 /// Serves until `shutdown` is cancelled, then drains (at most `drain_timeout`).
-pub async fn serve(listener: Listener, protocol: StompProtocol, shutdown: CancellationToken) {
+pub async fn serve<A: Acceptor>(
+    listener: Listener<A>,
+    protocol: StompProtocol,
+    shutdown: CancellationToken,
+) {
     let drained: Drained = listener.serve(Arc::new(protocol), shutdown).await;
     if !drained.still_open.is_empty() {
         tracing::warn!(

@@ -23,6 +23,12 @@ pub struct TlsSection {
     pub mqtt_listen: Option<String>,
     /// The Kafka listener speaks TLS: SSL, or SASL_SSL with `[kafka] sasl_mechanisms`.
     pub kafka: Option<bool>,
+    /// STOMP over TLS (RabbitMQ's 61614).
+    pub stomp_listen: Option<String>,
+    /// The RocketMQ gRPC listener speaks TLS (the clients' `enableSsl`).
+    pub rocketmq: Option<bool>,
+    /// The HTTP listener speaks HTTPS (the management API, the UI, WSS).
+    pub http: Option<bool>,
 }
 
 /// The TLS listeners to run and the files they serve.
@@ -32,7 +38,10 @@ pub struct TlsSettings {
     pub files: Option<TlsFiles>,
     pub amqp_listen: Option<SocketAddr>,
     pub mqtt_listen: Option<SocketAddr>,
+    pub stomp_listen: Option<SocketAddr>,
     pub kafka: bool,
+    pub rocketmq: bool,
+    pub http: bool,
 }
 
 pub(super) fn load(section: &TlsSection, src: &Sources<'_>) -> Result<TlsSettings> {
@@ -48,8 +57,16 @@ pub(super) fn load(section: &TlsSection, src: &Sources<'_>) -> Result<TlsSetting
     };
     let amqp_listen = listen(&section.amqp_listen, "[tls] amqp_listen")?;
     let mqtt_listen = listen(&section.mqtt_listen, "[tls] mqtt_listen")?;
+    let stomp_listen = listen(&section.stomp_listen, "[tls] stomp_listen")?;
     let kafka = section.kafka.unwrap_or(false);
-    let wanted = amqp_listen.is_some() || mqtt_listen.is_some() || kafka;
+    let rocketmq = section.rocketmq.unwrap_or(false);
+    let http = section.http.unwrap_or(false);
+    let wanted = amqp_listen.is_some()
+        || mqtt_listen.is_some()
+        || stomp_listen.is_some()
+        || kafka
+        || rocketmq
+        || http;
     let files = match (&section.cert_file, &section.key_file) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert_file: cert.clone(),
@@ -68,6 +85,9 @@ pub(super) fn load(section: &TlsSection, src: &Sources<'_>) -> Result<TlsSetting
         files: files.filter(|_| wanted),
         amqp_listen,
         mqtt_listen,
+        stomp_listen,
         kafka,
+        rocketmq,
+        http,
     })
 }
