@@ -106,6 +106,9 @@ struct Running {
 /// half-started broker.
 async fn start(mut settings: Settings, hup: tokio::signal::unix::Signal) -> Result<Running> {
     let started = Instant::now();
+    if let Some(max) = settings.connections_per_source_max {
+        porter_gateway_kit::limits::set_connections_per_source_max(max);
+    }
     let chat_history = chat_history_bridge(&settings);
     let data_dir = std::path::absolute(&settings.broker.data_dir)
         .unwrap_or_else(|_| settings.broker.data_dir.clone());

@@ -54,6 +54,17 @@ pub struct FileConfig {
     pub http: http::HttpSection,
     #[serde(default)]
     pub tls: tls::TlsSection,
+    #[serde(default)]
+    pub connections: ConnectionsSection,
+}
+
+/// Limits every listener shares.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsSection {
+    /// Connections one client address may have open on each listener (Kafka's
+    /// `max.connections.per.ip`); unset: no limit but each listener's `connections_max`.
+    pub per_source_max: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,6 +209,8 @@ pub struct Settings {
     pub http: porter_gateway_http::HttpConfig,
     /// The TLS listeners and their certificate.
     pub tls: tls::TlsSettings,
+    /// `[connections] per_source_max`.
+    pub connections_per_source_max: Option<usize>,
     /// Virtual hosts to create at start.
     pub vhosts: Vec<String>,
     pub log_format: LogFormat,
@@ -476,6 +489,7 @@ impl Settings {
             http_enabled,
             http,
             tls,
+            connections_per_source_max: file.connections.per_source_max,
             vhosts,
             log_format,
             log_filter,

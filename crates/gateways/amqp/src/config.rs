@@ -65,6 +65,7 @@ impl AmqpConfig {
                 idle: None,
             },
             drain,
+            ..ListenerLimits::default()
         }
     }
 }

@@ -89,8 +89,8 @@ impl KafkaConfig {
                 .connection_memory_bytes_max
                 .min(self.request_memory_bytes_max),
             deadlines: Deadlines {
-                // Kafka has no connection handshake of its own (SASL comes with issue 18); the
-                // deadline bounds the transport's (TLS) handshake.
+                // The transport's (TLS) handshake; on a SASL listener, also the time a
+                // connection has to authenticate (see `connection`).
                 handshake: porter_gateway_kit::limits::HANDSHAKE,
                 write_stall: Duration::from_millis(self.write_stall_ms.max(1)),
                 idle: (self.idle_ms > 0).then(|| Duration::from_millis(self.idle_ms)),

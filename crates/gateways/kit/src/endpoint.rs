@@ -21,7 +21,7 @@ use crate::connection::Connection;
 use crate::deadlines::within;
 use crate::limits::{LimitsError, ListenerLimits};
 use crate::listener::{Drained, Protocol};
-use crate::registry::{ConnectionInfo, Registry};
+use crate::registry::{ConnectionInfo, Registry, RegistryFull};
 use crate::tls::Stream;
 
 /// One protocol's connections, whatever transport brings them: their limits, registry, memory
@@ -58,7 +58,11 @@ impl Endpoint {
         let budget = MemoryBudget::new(&limits)?;
         Ok(Endpoint {
             protocol,
-            registry: Registry::new(protocol, limits.connections_max),
+            registry: Registry::with_source_limit(
+                protocol,
+                limits.connections_max,
+                limits.connections_per_source_max,
+            ),
             slots: Arc::new(Semaphore::new(limits.connections_max)),
             limits: Arc::new(limits),
             authenticator: None,
@@ -140,6 +144,14 @@ impl Endpoint {
         self.tracker.track_future(async move {
             let registration = match registration {
                 Ok(registration) => registration,
+                Err(e @ RegistryFull::Source { .. }) => {
+                    // One line per refused connection would let a flood fill the log: the
+                    // count is in /metrics (connections_closed_total, reason "limit").
+                    tracing::debug!(protocol = name, %peer, error = %e, "refusing connection");
+                    let reason = CloseReason::limit(0, e.to_string());
+                    registry.count_close(&reason);
+                    return reason;
+                }
                 Err(e) => {
                     // The slot makes this unreachable; refuse rather than exceed the bound.
                     tracing::error!(protocol = name, %peer, error = %e, "refusing connection");

@@ -28,6 +28,21 @@ pub const KIB: u64 = 1024;
 
 /// Default open connections per listener (Kafka's and RabbitMQ's order of magnitude).
 pub const CONNECTIONS_MAX: usize = 10_000;
+
+/// Every listener's connections from one address, unless set (`set_connections_per_source_max`):
+/// unlimited, as Kafka's `max.connections.per.ip` defaults.
+static CONNECTIONS_PER_SOURCE_MAX: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// Sets the connections one address may have open on each listener (the server's
+/// `[connections] per_source_max`), before the listeners are made.
+pub fn set_connections_per_source_max(max: usize) {
+    CONNECTIONS_PER_SOURCE_MAX.store(max.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn connections_per_source_max() -> usize {
+    CONNECTIONS_PER_SOURCE_MAX.load(std::sync::atomic::Ordering::Relaxed)
+}
 /// Default memory budget of one listener: bytes of client traffic held at once.
 pub const MEMORY_BUDGET_BYTES: u64 = 512 << 20;
 /// Default share of one connection: past it, the connection stops reading its socket. Small
@@ -65,6 +80,10 @@ pub struct ListenerLimits {
     /// Open connections. A slot is taken before `accept`, so past it new clients wait in the
     /// kernel's backlog instead of costing memory here.
     pub connections_max: usize,
+    /// Open connections from one client address (Kafka's `max.connections.per.ip`): past it,
+    /// a new connection from that address is closed at once. Keeps one client (a loop that
+    /// forgets to close, a slowloris) from taking every slot.
+    pub connections_per_source_max: usize,
     /// Bytes of client traffic (requests, responses, message bodies) held at once by all the
     /// listener's connections.
     pub memory_budget_bytes: u64,
@@ -83,6 +102,7 @@ impl Default for ListenerLimits {
     fn default() -> Self {
         ListenerLimits {
             connections_max: CONNECTIONS_MAX,
+            connections_per_source_max: connections_per_source_max(),
             memory_budget_bytes: MEMORY_BUDGET_BYTES,
             connection_share_bytes: CONNECTION_SHARE_BYTES,
             outbound_frames_max: OUTBOUND_FRAMES_MAX,

@@ -4,7 +4,7 @@
 //! has taken one of the listener's slots (and [`Registry::register`] refuses past capacity).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -123,6 +123,9 @@ struct Inner {
     closed_bytes: ByteCounters,
     /// Connections closed, by [`crate::close::ClosedBy::KINDS`]: the gateway's error counters.
     closes: [AtomicU64; 6],
+    /// Open connections per client address, and the most one address may have.
+    sources: Mutex<HashMap<IpAddr, usize>>,
+    per_source_max: usize,
 }
 
 /// The registry of one listener. Cheap to clone; clones share the entries.
@@ -131,14 +134,32 @@ pub struct Registry {
     inner: Arc<Inner>,
 }
 
-/// [`Registry::register`] past capacity: the listener's slots should have prevented it.
+/// Why [`Registry::register`] refused a connection.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("connection registry full ({0} connections)")]
-pub struct RegistryFull(pub usize);
+pub enum RegistryFull {
+    /// Past capacity: the listener's slots should have prevented it.
+    #[error("connection registry full ({0} connections)")]
+    Full(usize),
+    /// The client's address already has the most connections one address may have.
+    #[error(
+        "{source_ip} already has {max} connections (the listener's connections_per_source_max)"
+    )]
+    Source { source_ip: IpAddr, max: usize },
+}
 
 impl Registry {
     /// An empty registry for `protocol`'s listener, holding at most `capacity` connections.
     pub fn new(protocol: &'static str, capacity: usize) -> Self {
+        Registry::with_source_limit(protocol, capacity, capacity)
+    }
+
+    /// An empty registry that also lets one client address have at most `per_source_max`
+    /// connections (a client opening connections in a loop, a slowloris, cannot take every slot).
+    pub fn with_source_limit(
+        protocol: &'static str,
+        capacity: usize,
+        per_source_max: usize,
+    ) -> Self {
         Registry {
             inner: Arc::new(Inner {
                 protocol,
@@ -148,6 +169,8 @@ impl Registry {
                 operations: Arc::default(),
                 closed_bytes: ByteCounters::default(),
                 closes: Default::default(),
+                sources: Mutex::new(HashMap::new()),
+                per_source_max: per_source_max.max(1),
             }),
         }
     }
@@ -160,7 +183,19 @@ impl Registry {
     ) -> Result<Registration, RegistryFull> {
         let mut entries = self.inner.entries.lock();
         if entries.len() >= self.inner.capacity {
-            return Err(RegistryFull(self.inner.capacity));
+            return Err(RegistryFull::Full(self.inner.capacity));
+        }
+        {
+            // Taken under the entries lock, as `Drop` gives it back: counts and entries agree.
+            let mut sources = self.inner.sources.lock();
+            let open = sources.entry(peer.ip()).or_default();
+            if *open >= self.inner.per_source_max {
+                return Err(RegistryFull::Source {
+                    source_ip: peer.ip(),
+                    max: self.inner.per_source_max,
+                });
+            }
+            *open += 1;
         }
         let id = ConnectionId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let entry = Arc::new(Entry {
@@ -356,6 +391,15 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut entries = self.registry.inner.entries.lock();
         entries.remove(&self.entry.id);
+        {
+            let mut sources = self.registry.inner.sources.lock();
+            if let Some(open) = sources.get_mut(&self.entry.peer.ip()) {
+                *open -= 1;
+                if *open == 0 {
+                    sources.remove(&self.entry.peer.ip());
+                }
+            }
+        }
         // Under the entries lock, so a concurrent `bytes_total` counts them once.
         let (bytes_in, bytes_out) = self.entry.counters.get();
         self.registry.inner.closed_bytes.count_in(bytes_in);
@@ -438,10 +482,32 @@ mod tests {
         let b = registry.register(addr(1), addr(2)).unwrap();
         assert_eq!(
             registry.register(addr(1), addr(2)).unwrap_err(),
-            RegistryFull(2)
+            RegistryFull::Full(2)
         );
         drop(b);
         assert!(registry.register(addr(1), addr(2)).is_ok());
+    }
+
+    #[test]
+    fn one_address_is_held_to_its_share() {
+        let registry = Registry::with_source_limit("amqp", 10, 2);
+        let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:1000".parse().unwrap();
+        let first = registry.register(a, addr(2)).unwrap();
+        let _second = registry.register(a, addr(2)).unwrap();
+        assert!(matches!(
+            registry.register(a, addr(2)),
+            Err(RegistryFull::Source { max: 2, .. })
+        ));
+        assert!(
+            registry.register(b, addr(2)).is_ok(),
+            "other addresses are not held"
+        );
+        drop(first);
+        assert!(
+            registry.register(a, addr(2)).is_ok(),
+            "a closed connection frees its place"
+        );
     }
 
     #[tokio::test]

@@ -70,6 +70,7 @@ impl StompConfig {
                 idle: None,
             },
             drain,
+            ..ListenerLimits::default()
         }
     }
 }
