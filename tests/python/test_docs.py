@@ -463,6 +463,7 @@ KAFKA_API_KEYS = {
     "OffsetDelete": 47, "DescribeCluster": 60, "DescribeProducers": 61, "DescribeTopicPartitions": 75,
     "SaslHandshake": 17, "SaslAuthenticate": 36, "DescribeAcls": 29, "CreateAcls": 30, "DeleteAcls": 31,
     "DescribeUserScramCredentials": 50, "AlterUserScramCredentials": 51,
+    "DescribeClientQuotas": 48, "AlterClientQuotas": 49,
 }
 API_ROW_RE = re.compile(r"\|\s*(?P<name>[A-Za-z]+)\s*\|\s*(?P<low>\d+)(?:–(?P<high>\d+))?\s*(?=\|)")
 

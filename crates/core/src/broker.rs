@@ -126,6 +126,8 @@ pub struct Broker {
     pub(crate) users: users::UserCache,
     /// The Kafka ACLs as of their last change (authorisation reads this, not the metadata lock).
     acls: parking_lot::RwLock<Arc<crate::acl::Acls>>,
+    /// The Kafka client quotas as of their last change.
+    quotas: parking_lot::RwLock<Arc<crate::quota::ClientQuotas>>,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -155,6 +157,7 @@ impl Broker {
         let metadata = MetadataStore::open(&data_dir.join("metadata"))?;
         let user_snapshot = metadata.state().users.clone();
         let acl_snapshot = Arc::new(metadata.state().acls.clone());
+        let quota_snapshot = Arc::new(metadata.state().quotas.clone());
         let files = FileCache::new(config.open_files_max);
         let committer = Committer::start(&config.commit)?;
 
@@ -215,6 +218,7 @@ impl Broker {
             delayed,
             users: users::UserCache::new(user_snapshot),
             acls: parking_lot::RwLock::new(acl_snapshot),
+            quotas: parking_lot::RwLock::new(quota_snapshot),
             _lock: lock,
             shutdown: CancellationToken::new(),
         });

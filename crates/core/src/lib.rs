@@ -68,6 +68,7 @@ pub mod pop;
 pub mod producer_state;
 pub mod publish;
 pub mod queue;
+pub mod quota;
 pub mod retained;
 pub mod routing;
 pub mod timer;

@@ -1,4 +1,4 @@
-//! The broker's calls for Kafka ACLs: a snapshot to authorise against (published after each
+//! The broker's calls for Kafka ACLs and client quotas: a snapshot to authorise against (published after each
 //! change, so no request waits for the metadata lock), and changes as metadata commands.
 
 use std::sync::Arc;
@@ -53,6 +53,26 @@ impl Broker {
                 acls = metadata.state().acls.bindings.len(),
                 "Kafka ACLs changed"
             );
+            Ok(())
+        })
+        .await
+    }
+
+    /// The client quotas now.
+    pub fn client_quotas(&self) -> Arc<crate::quota::ClientQuotas> {
+        self.quotas.read().clone()
+    }
+
+    /// Applies `change` to the client quotas.
+    pub async fn alter_client_quota(
+        self: &Arc<Self>,
+        change: crate::quota::QuotaChange,
+    ) -> Result<()> {
+        let this = self.clone();
+        run_blocking(move || {
+            let mut metadata = this.metadata.lock();
+            metadata.submit(MetadataCommand::Quota { change })?;
+            *this.quotas.write() = Arc::new(metadata.state().quotas.clone());
             Ok(())
         })
         .await

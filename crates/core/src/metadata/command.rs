@@ -65,6 +65,10 @@ pub enum MetadataCommand {
     Acl {
         change: crate::acl::AclChange,
     },
+    /// A Kafka client quota set or removed.
+    Quota {
+        change: crate::quota::QuotaChange,
+    },
 }
 
 /// One change to a [`crate::routing::RoutingTable`], applied with RabbitMQ's rules.

@@ -39,6 +39,9 @@ pub struct MetadataState {
     /// Kafka ACLs.
     #[serde(default)]
     pub acls: crate::acl::Acls,
+    /// Kafka client quotas.
+    #[serde(default)]
+    pub quotas: crate::quota::ClientQuotas,
 }
 
 impl MetadataState {
@@ -128,6 +131,7 @@ impl MetadataState {
             }
             MetadataCommand::User { change } => self.users.check(change),
             MetadataCommand::Acl { change } => self.acls.check(change),
+            MetadataCommand::Quota { change } => self.quotas.check(change),
             MetadataCommand::CreatePartitions {
                 name,
                 id,
@@ -223,6 +227,7 @@ impl MetadataState {
             }
             MetadataCommand::User { change } => self.users.apply(change),
             MetadataCommand::Acl { change } => self.acls.apply(change),
+            MetadataCommand::Quota { change } => self.quotas.apply(change),
             MetadataCommand::CreateTopic { topic } => {
                 self.topics.insert(topic.name.clone(), topic);
             }

@@ -478,7 +478,7 @@ mod tests {
             .unwrap();
         let conn = Connection::new(registration, budget.connection(), Arc::new(limits));
         let account = conn.budget().clone();
-        let ctx = Arc::new(Context { broker, config });
+        let ctx = Arc::new(Context::new(broker, config));
 
         let (ours, mut theirs) = tokio::io::duplex(64 << 10);
         let client = tokio::spawn(async move {

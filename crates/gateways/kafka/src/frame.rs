@@ -97,6 +97,8 @@ served_apis! {
     DescribeAcls => DescribeAclsRequest, DescribeAclsResponse, 1..=3;
     CreateAcls => CreateAclsRequest, CreateAclsResponse, 1..=3;
     DeleteAcls => DeleteAclsRequest, DeleteAclsResponse, 1..=3;
+    DescribeClientQuotas => DescribeClientQuotasRequest, DescribeClientQuotasResponse, 0..=1;
+    AlterClientQuotas => AlterClientQuotasRequest, AlterClientQuotasResponse, 0..=1;
 }
 
 /// A decoded request.
@@ -243,7 +245,7 @@ mod tests {
                 Err(FrameError::UnsupportedVersion { .. })
             ));
         }
-        assert_eq!(served, 35);
+        assert_eq!(served, 37);
     }
 
     fn header_only(api_key: ApiKey, version: i16) -> Bytes {

@@ -21,6 +21,7 @@ pub mod frame;
 pub mod limits;
 pub mod sasl;
 pub mod server;
+pub mod throttle;
 
 pub use config::KafkaConfig;
 pub use server::{serve, KafkaProtocol};

@@ -24,7 +24,7 @@ pub struct KafkaProtocol {
 impl KafkaProtocol {
     pub fn new(broker: Arc<Broker>, config: KafkaConfig) -> Self {
         KafkaProtocol {
-            ctx: Arc::new(Context { broker, config }),
+            ctx: Arc::new(Context::new(broker, config)),
         }
     }
 }

@@ -44,7 +44,7 @@ async fn serve_one(bytes: Vec<u8>) -> (CloseReason, Vec<u8>) {
     let registry = Registry::new("kafka", 4);
     let registration = registry.register(peer, addr).unwrap();
     let conn = Connection::new(registration, budget.connection(), Arc::new(limits));
-    let ctx = Arc::new(Context { broker, config });
+    let ctx = Arc::new(Context::new(broker, config));
     let reason = tokio::time::timeout(WAIT, connection::run(stream, &conn, ctx))
         .await
         .expect("the connection was not closed");

@@ -197,10 +197,7 @@ mod tests {
             .create_topic("t", 1, porter_core::TopicConfig::default())
             .await
             .unwrap();
-        let ctx = Arc::new(Context {
-            broker,
-            config: KafkaConfig::default(),
-        });
+        let ctx = Arc::new(Context::new(broker, KafkaConfig::default()));
         let topic = || StrBytes::from_static_str("t");
 
         let describe = |v| {

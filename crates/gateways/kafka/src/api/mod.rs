@@ -14,6 +14,7 @@ pub mod acls;
 pub mod admin_acls;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod config_resources;
 pub mod create_partitions;
 pub mod create_topics;
@@ -34,6 +35,7 @@ pub mod membership;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod quotas;
 pub mod scram_credentials;
 
 use std::net::SocketAddr;
@@ -45,6 +47,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
 
 use crate::frame::{RequestKind, ResponseKind};
+use crate::throttle::Direction;
 use porter_core::Broker;
 use porter_gateway_kit::auth::Principal;
 
@@ -63,6 +66,18 @@ pub struct Caller {
 pub struct Context {
     pub broker: Arc<Broker>,
     pub config: KafkaConfig,
+    /// Byte rates of the clients with quotas.
+    pub throttle: crate::throttle::Throttle,
+}
+
+impl Context {
+    pub fn new(broker: Arc<Broker>, config: KafkaConfig) -> Context {
+        Context {
+            broker,
+            config,
+            throttle: Default::default(),
+        }
+    }
 }
 
 /// The rest of a request's work; resolves to its response, or None when the client expects no
@@ -101,6 +116,12 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
             ready(ResponseKind::$kind($body))
         };
     }
+    let client_id = request
+        .header
+        .client_id
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     // Kafka ACLs on requests whose handlers do not check them themselves.
     let refused = group_acls::refusal(ctx, &request.body, &caller)
         .or_else(|| admin_acls::refusal(ctx, &request.body, &caller));
@@ -113,10 +134,15 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
         RequestKind::Metadata(req) => {
             ordered!(Metadata, metadata::handle(ctx, req, version, &caller).await)
         }
-        RequestKind::Produce(req) => produce::handle(ctx, req, version, &caller).await,
+        RequestKind::Produce(req) => {
+            let bytes = quotas::produce_bytes(&req);
+            let hold = quotas::hold(ctx, &caller, &client_id, Direction::Produce, bytes);
+            quotas::produce(produce::handle(ctx, req, version, &caller).await, hold)
+        }
         RequestKind::Fetch(req) => {
-            let caller = caller.clone();
-            later!(Fetch, |c| fetch::handle(&c, req, version, &caller).await)
+            let for_fetch = caller.clone();
+            let pending = later!(Fetch, |c| fetch::handle(&c, req, version, &for_fetch).await);
+            quotas::fetch(ctx, &caller, client_id, pending)
         }
         RequestKind::ListOffsets(req) => {
             later!(ListOffsets, |c| list_offsets::handle(&c, req).await)
@@ -158,15 +184,7 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
         RequestKind::FindCoordinator(req) => ready(ResponseKind::FindCoordinator(
             group_admin::find_coordinator(ctx, req, version),
         )),
-        RequestKind::JoinGroup(req) => {
-            let client_id = request
-                .header
-                .client_id
-                .as_ref()
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            membership::join(ctx, req, version, client_id, caller.peer)
-        }
+        RequestKind::JoinGroup(req) => membership::join(ctx, req, version, client_id, caller.peer),
         RequestKind::SyncGroup(req) => membership::sync(ctx, req, version),
         RequestKind::Heartbeat(req) => {
             ready(ResponseKind::Heartbeat(membership::heartbeat(ctx, req)))
@@ -209,6 +227,13 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
                 scram_credentials::describe(ctx, req, &caller),
             ))
         }
+        RequestKind::DescribeClientQuotas(req) => ready(ResponseKind::DescribeClientQuotas(
+            client_quotas::describe(ctx, req, &caller),
+        )),
+        RequestKind::AlterClientQuotas(req) => ordered!(
+            AlterClientQuotas,
+            client_quotas::alter(ctx, req, &caller).await
+        ),
         RequestKind::DescribeAcls(req) => ready(ResponseKind::DescribeAcls(acls::describe(
             ctx, req, &caller,
         ))),
