@@ -164,3 +164,40 @@ def test_an_address_that_keeps_failing_is_refused_for_a_while(porter):
     log = porter.log_tail(400)
     assert log.count("too many failed logins from this address") == 1
     assert log.count("amqp: login refused") == 20, "throttled attempts are not logged one by one"
+
+
+def test_vhost_limits_refuse_queues_and_connections_past_them(porter):
+    """RabbitMQ's vhost limits through its API: max-queues refuses the next declare with 406,
+    max-connections the next connection with 530, each with RabbitMQ's text; a removed limit
+    lets them in again."""
+    existing = len(api_as(porter, "guest", "guest", "GET", "/api/queues/%2F").json())
+    api_as(porter, "guest", "guest", "PUT", "/api/vhost-limits/%2F/max-queues",
+           json={"value": existing + 2}).raise_for_status()
+    api_as(porter, "guest", "guest", "PUT", "/api/vhost-limits/%2F/max-connections",
+           json={"value": 1}).raise_for_status()
+    assert api_as(porter, "guest", "guest", "GET", "/api/vhost-limits").json() == [
+        {"vhost": "/", "value": {"max-connections": 1, "max-queues": existing + 2}}]
+
+    connection = amqp_as(porter, "guest", "guest")
+    channel = connection.channel()
+    channel.queue_declare("limited-1")
+    channel.queue_declare("limited-2")
+    channel.queue_declare("limited-1")  # a re-declare is not a new queue
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        channel.queue_declare("limited-3")
+    assert refused.value.reply_code == 406
+    assert f"queue limit ({existing + 2}) is reached" in refused.value.reply_text
+
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+        amqp_as(porter, "guest", "guest")
+    assert "connection limit (1) is reached" in str(refused.value)
+    connection.close()
+
+    for name in ("max-queues", "max-connections"):
+        api_as(porter, "guest", "guest", "DELETE", f"/api/vhost-limits/%2F/{name}").raise_for_status()
+    assert api_as(porter, "guest", "guest", "GET", "/api/vhost-limits").json() == []
+    again = amqp_as(porter, "guest", "guest")
+    again.channel().queue_declare("limited-3")
+    again.close()
+    assert api_as(porter, "guest", "guest", "PUT", "/api/vhost-limits/%2F/max-channels",
+                  json={"value": 1}).status_code == 400

@@ -22,6 +22,7 @@ mod admin;
 mod data_dir;
 pub mod dynamic_config;
 mod inventory;
+mod limits;
 mod queue_map;
 mod queues;
 pub mod users;
@@ -128,6 +129,11 @@ pub struct Broker {
     acls: parking_lot::RwLock<Arc<crate::acl::Acls>>,
     /// The Kafka client quotas as of their last change.
     quotas: parking_lot::RwLock<Arc<crate::quota::ClientQuotas>>,
+    /// RabbitMQ's vhost limits as of their last change, and the connections they count.
+    vhost_limits: parking_lot::RwLock<
+        Arc<std::collections::BTreeMap<String, crate::vhost_limits::VhostLimits>>,
+    >,
+    vhost_connections: Arc<crate::vhost_limits::VhostConnections>,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -158,6 +164,7 @@ impl Broker {
         let user_snapshot = metadata.state().users.clone();
         let acl_snapshot = Arc::new(metadata.state().acls.clone());
         let quota_snapshot = Arc::new(metadata.state().quotas.clone());
+        let limits_snapshot = Arc::new(metadata.state().vhost_limits.clone());
         let files = FileCache::new(config.open_files_max);
         let committer = Committer::start(&config.commit)?;
 
@@ -219,6 +226,8 @@ impl Broker {
             users: users::UserCache::new(user_snapshot),
             acls: parking_lot::RwLock::new(acl_snapshot),
             quotas: parking_lot::RwLock::new(quota_snapshot),
+            vhost_limits: parking_lot::RwLock::new(limits_snapshot),
+            vhost_connections: Default::default(),
             _lock: lock,
             shutdown: CancellationToken::new(),
         });

@@ -79,6 +79,7 @@ pub mod topic_records;
 pub mod transaction;
 pub mod users;
 pub mod vhost;
+pub mod vhost_limits;
 
 pub use broker::{Broker, QueueSnapshot};
 pub use config::BrokerConfig;

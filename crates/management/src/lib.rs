@@ -54,6 +54,7 @@ pub mod topic_messages;
 pub mod topics;
 pub mod ui;
 pub mod users;
+pub mod vhost_limits;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -133,6 +134,7 @@ impl Management {
 pub fn router(management: Arc<Management>) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(openapi::document())
         .merge(overview::routes())
+        .merge(vhost_limits::routes())
         .merge(queues::routes())
         .merge(exchanges::routes())
         .merge(topics::routes())

@@ -69,6 +69,12 @@ pub enum MetadataCommand {
     Quota {
         change: crate::quota::QuotaChange,
     },
+    /// A vhost limit (`max-connections`, `max-queues`) set, or removed with `None`.
+    VhostLimit {
+        vhost: String,
+        name: String,
+        value: Option<i64>,
+    },
 }
 
 /// One change to a [`crate::routing::RoutingTable`], applied with RabbitMQ's rules.

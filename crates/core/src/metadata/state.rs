@@ -42,6 +42,9 @@ pub struct MetadataState {
     /// Kafka client quotas.
     #[serde(default)]
     pub quotas: crate::quota::ClientQuotas,
+    /// RabbitMQ's vhost limits, by vhost.
+    #[serde(default)]
+    pub vhost_limits: BTreeMap<String, crate::vhost_limits::VhostLimits>,
 }
 
 impl MetadataState {
@@ -74,6 +77,17 @@ impl MetadataState {
                 // them on a copy of the table.
                 match change {
                     RoutingChange::DeclareQueue { queue } if self.vhosts.contains_key(vhost) => {
+                        let max = self.vhost_limits.get(vhost).and_then(|l| l.max_queues);
+                        let queues = self.queues.get(vhost);
+                        let exists = queues.is_some_and(|q| q.contains_key(&queue.name));
+                        if let Some(max) = max.filter(|_| !exists) {
+                            if queues.map_or(0, |q| q.len()) as u64 >= max {
+                                return Err(CoreError::Precondition(format!(
+                                    "cannot declare queue '{}' in vhost '{vhost}': queue limit ({max}) is reached",
+                                    queue.name
+                                )));
+                            }
+                        }
                         return RoutingTable::new()
                             .add_queue(&queue.name)
                             .map(drop)
@@ -132,6 +146,15 @@ impl MetadataState {
             MetadataCommand::User { change } => self.users.check(change),
             MetadataCommand::Acl { change } => self.acls.check(change),
             MetadataCommand::Quota { change } => self.quotas.check(change),
+            MetadataCommand::VhostLimit { vhost, name, value } => {
+                if vhost != DEFAULT_VHOST && !self.vhosts.contains_key(vhost) {
+                    return Err(CoreError::Routing(RoutingError::VhostNotFound(
+                        vhost.clone(),
+                    )));
+                }
+                let mut limits = self.vhost_limits.get(vhost).copied().unwrap_or_default();
+                limits.set(name, *value)
+            }
             MetadataCommand::CreatePartitions {
                 name,
                 id,
@@ -228,6 +251,14 @@ impl MetadataState {
             MetadataCommand::User { change } => self.users.apply(change),
             MetadataCommand::Acl { change } => self.acls.apply(change),
             MetadataCommand::Quota { change } => self.quotas.apply(change),
+            MetadataCommand::VhostLimit { vhost, name, value } => {
+                let limits = self.vhost_limits.entry(vhost.clone()).or_default();
+                // Checked already: the name is known.
+                let _ = limits.set(&name, value);
+                if limits.is_empty() {
+                    self.vhost_limits.remove(&vhost);
+                }
+            }
             MetadataCommand::CreateTopic { topic } => {
                 self.topics.insert(topic.name.clone(), topic);
             }

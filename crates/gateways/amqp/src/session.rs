@@ -54,6 +54,8 @@ pub struct Session {
     /// Whether operations are checked against the user's permissions: the user is one of the
     /// broker's ([`Authenticator::enforces_permissions`](porter_gateway_kit::auth::Authenticator::enforces_permissions)).
     pub permissions_checked: bool,
+    /// This connection, counted against its vhost's `max-connections` while it lives.
+    pub vhost_slot: Option<porter_core::vhost_limits::VhostConnection>,
 }
 
 /// The receiving ends of a session's feeds: consumer events (bounded by the core's
@@ -87,6 +89,7 @@ impl Session {
             replies,
             operations: Arc::default(),
             permissions_checked: false,
+            vhost_slot: None,
         };
         (
             session,

@@ -93,6 +93,17 @@ pub(super) async fn handshake<S: Stream>(
             .on(10, 40),
         ));
     }
+    // Counted against the vhost's max-connections while the session lives.
+    let vhost_slot = ctx.broker.open_vhost_connection(vhost_name).map_err(|e| {
+        tracing::warn!(%peer, user = %user, vhost = %vhost_name, error = %e, "amqp: vhost connection limit");
+        Some(
+            AmqpError::connection(
+                NOT_ALLOWED,
+                format!("access to vhost '{vhost_name}' refused for user '{user}': {e}"),
+            )
+            .on(10, 40),
+        )
+    })?;
     out.method(
         0,
         AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
@@ -106,6 +117,7 @@ pub(super) async fn handshake<S: Stream>(
         ctx.replies.clone(),
     );
     session.permissions_checked = authenticator.enforces_permissions();
+    session.vhost_slot = Some(vhost_slot);
     tracing::debug!(%peer, user = %session.user, vhost = %session.vhost.name(), frame_max, heartbeat = tune_ok.heartbeat, channel_max = tune_ok.channel_max, "amqp: connection open");
     Ok(Negotiated {
         session,
