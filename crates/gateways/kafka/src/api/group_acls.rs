@@ -4,13 +4,10 @@
 //! shape, and the group is not touched.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
 use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
 use kafka_protocol::messages::{
-    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse,
-    OffsetFetchResponse, SyncGroupResponse,
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetFetchResponse,
+    SyncGroupResponse,
 };
 
 use super::{Caller, Context};
@@ -37,29 +34,9 @@ pub fn refusal(ctx: &Context, body: &RequestKind, caller: &Caller) -> Option<Res
         RequestKind::LeaveGroup(r) if !may(Operation::Read, &r.group_id) => Some(
             ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code)),
         ),
-        RequestKind::OffsetCommit(r) if !may(Operation::Read, &r.group_id) => {
-            let topics = r
-                .topics
-                .iter()
-                .map(|t| {
-                    OffsetCommitResponseTopic::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    OffsetCommitResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                        .with_error_code(code)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            Some(ResponseKind::OffsetCommit(
-                OffsetCommitResponse::default().with_topics(topics),
-            ))
-        }
+        RequestKind::OffsetCommit(r) if !may(Operation::Read, &r.group_id) => Some(
+            ResponseKind::OffsetCommit(super::offsets::commit_response(&r.topics, || code)),
+        ),
         RequestKind::OffsetFetch(r) => {
             // v8 asks for many groups; earlier versions for one.
             if r.groups.is_empty() {

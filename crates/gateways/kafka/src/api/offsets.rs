@@ -73,29 +73,37 @@ pub async fn commit(ctx: &Arc<Context>, request: OffsetCommitRequest) -> Pending
             }
         };
         let mut codes = codes.into_iter();
-        let topics = request
-            .topics
-            .into_iter()
-            .map(|t| {
-                OffsetCommitResponseTopic::default()
-                    .with_name(t.name)
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(codes.next().unwrap_or(0))
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        Some(ResponseKind::OffsetCommit(
-            OffsetCommitResponse::default().with_topics(topics),
-        ))
+        Some(ResponseKind::OffsetCommit(commit_response(
+            &request.topics,
+            || codes.next().unwrap_or(0),
+        )))
     }
     .boxed()
+}
+
+/// An OffsetCommit answer naming every partition of `topics`, each with the next `code()`.
+pub fn commit_response(
+    topics: &[kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic],
+    mut code: impl FnMut() -> i16,
+) -> OffsetCommitResponse {
+    let topics = topics
+        .iter()
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
 }
 
 /// One group's requested offsets: (topic, [(partition, committed)]).
