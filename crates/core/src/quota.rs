@@ -108,26 +108,35 @@ impl ClientQuotas {
 
     /// The quota `key` for a client of `user` (None: not authenticated) with `client_id`.
     pub fn resolve(&self, user: Option<&str>, client_id: &str, key: &str) -> Option<f64> {
-        let named = |n: &str| Some(Some(n.to_string()));
-        let default = Some(None);
-        let mut candidates = Vec::with_capacity(8);
-        if let Some(user) = user {
-            candidates.push((named(user), named(client_id)));
-            candidates.push((named(user), default.clone()));
-            candidates.push((named(user), None));
-        }
-        candidates.push((default.clone(), named(client_id)));
-        candidates.push((default.clone(), default.clone()));
-        candidates.push((default.clone(), None));
-        candidates.push((None, named(client_id)));
-        candidates.push((None, default));
-        candidates.into_iter().find_map(|(user, client_id)| {
-            let entity = QuotaEntity { user, client_id };
-            self.entries
-                .iter()
-                .find(|e| e.entity == entity)
-                .and_then(|e| e.values.get(key).copied())
-        })
+        // One pass, nothing allocated: this runs for every produce and fetch, and most brokers
+        // have no quota at all.
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                let value = e.values.get(key)?;
+                Some((precedence(&e.entity, user, client_id)?, *value))
+            })
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, value)| value)
+    }
+}
+
+/// Where `entity` ranks for a client of `user` with `client_id` in Kafka's order (0 first),
+/// or `None` when it does not apply to that client.
+fn precedence(entity: &QuotaEntity, user: Option<&str>, client_id: &str) -> Option<u8> {
+    let is = |part: &Option<String>, name: Option<&str>| part.as_deref() == name;
+    let named_user = |u: &Option<String>| u.is_some() && is(u, user);
+    let named_client = |c: &Option<String>| is(c, Some(client_id));
+    match (&entity.user, &entity.client_id) {
+        (Some(u), Some(c)) if named_user(u) && named_client(c) => Some(0),
+        (Some(u), Some(None)) if named_user(u) => Some(1),
+        (Some(u), None) if named_user(u) => Some(2),
+        (Some(None), Some(c)) if named_client(c) => Some(3),
+        (Some(None), Some(None)) => Some(4),
+        (Some(None), None) => Some(5),
+        (None, Some(c)) if named_client(c) => Some(6),
+        (None, Some(None)) => Some(7),
+        _ => None,
     }
 }
 

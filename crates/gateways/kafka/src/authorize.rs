@@ -23,10 +23,8 @@ pub fn allowed(
     if !ctx.config.acls {
         return true;
     }
-    if let Some(p) = &caller.principal {
-        if p.tags.iter().any(|t| t == "administrator") {
-            return true;
-        }
+    if is_super_user(caller) {
+        return true;
     }
     let principal = principal_of(caller);
     let host = caller.peer.ip().to_string();
@@ -38,6 +36,14 @@ pub fn allowed(
         tracing::debug!(%principal, %host, ?operation, ?resource_type, name, "Kafka ACLs refused");
     }
     ok
+}
+
+/// Whether `caller` authenticated as a user tagged `administrator` (Kafka's `super.users`).
+pub fn is_super_user(caller: &Caller) -> bool {
+    caller
+        .principal
+        .as_ref()
+        .is_some_and(|p| p.tags.iter().any(|t| t == "administrator"))
 }
 
 /// Kafka's principal string for `caller`.

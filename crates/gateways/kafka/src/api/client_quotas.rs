@@ -20,17 +20,14 @@ use kafka_protocol::protocol::StrBytes;
 use porter_core::quota::{QuotaChange, QuotaEntity};
 
 use super::{Caller, Context};
-use crate::authorize::{allowed, Operation, ResourceType, CLUSTER};
+use crate::authorize::{allowed, is_super_user, Operation, ResourceType, CLUSTER};
 use crate::error::error_code;
 
 /// Whether the caller may: an administrator always; with ACLs off, nobody else (quotas are the
 /// operator's); with ACLs on, whoever they grant.
 fn may(ctx: &Context, caller: &Caller, operation: Operation) -> bool {
-    let admin = caller
-        .principal
-        .as_ref()
-        .is_some_and(|p| p.tags.iter().any(|t| t == "administrator"));
-    admin || (ctx.config.acls && allowed(ctx, caller, operation, ResourceType::Cluster, CLUSTER))
+    is_super_user(caller)
+        || (ctx.config.acls && allowed(ctx, caller, operation, ResourceType::Cluster, CLUSTER))
 }
 
 fn entity_of(parts: &[AlterEntity]) -> Result<QuotaEntity, String> {

@@ -26,6 +26,7 @@ use porter_core::users::credential::{SCRAM_ITERATIONS, SCRAM_ITERATIONS_MAX};
 use porter_core::users::{ScramCredential, ScramMechanism};
 
 use super::{Caller, Context};
+use crate::authorize::is_super_user;
 use crate::error::error_code;
 
 /// One credential change of a request, or why it is refused.
@@ -49,10 +50,7 @@ fn code_of(mechanism: ScramMechanism) -> i8 {
 
 /// Whether the caller may manage users; logged when not.
 fn allowed(caller: &Caller, api: &str) -> bool {
-    let admin = caller
-        .principal
-        .as_ref()
-        .is_some_and(|p| p.tags.iter().any(|t| t == "administrator"));
+    let admin = is_super_user(caller);
     if !admin {
         let user = caller.principal.as_ref().map(|p| p.user.as_str());
         tracing::warn!(peer = %caller.peer, user, api, "refused: needs an authenticated administrator");
