@@ -131,6 +131,13 @@ def test_stomp_send_and_subscribe_are_checked(matrix):
     wait_for(lambda: errors, "an ERROR frame for the SUBSCRIBE")
     assert "access to queue 'billing.inbox'" in errors[0].body
 
+    # SENDs to /topic/ and /amq/queue/ are published in bursts: checked the same.
+    for destination, exchange in (("/topic/k", "amq.topic"), ("/amq/queue/app.inbox", "amq.default")):
+        conn, errors = stomp_as(matrix, "app")
+        conn.send(destination, "not app's")
+        wait_for(lambda: errors, f"an ERROR frame for the SEND to {destination}")
+        assert f"access to exchange '{exchange}' in vhost '/' refused for user 'app'" in errors[0].body
+
 
 def test_mqtt_publish_and_subscribe_are_checked(matrix):
     # MQTT publishes through amq.topic and subscribes from it: app may do neither.
@@ -150,3 +157,59 @@ def test_mqtt_publish_and_subscribe_are_checked(matrix):
     sensor.publish("sensors/1", b"21.5")
     assert sensor.next().payload == b"21.5"
     sensor.client.disconnect()
+
+
+def test_topic_permissions_narrow_routing_keys_on_topic_exchanges(matrix):
+    """RabbitMQ's topic authorisation: `chat` may use amq.topic (its exchange permission says
+    so), but only publish under `chat.<its name>.` and only bind under `chat.`, on every
+    protocol; a direct exchange is not subject to the check."""
+    every = "^(amq\\.topic|amq\\.direct|amq\\.default|chat-.*|mqtt-subscription-.*|stomp-.*)$"
+    user(matrix, "chat", ".*", every, every)
+    put(matrix, "/topic-permissions/%2F/chat",
+        {"exchange": "amq.topic", "write": "^chat\\.{username}\\.", "read": "^chat\\."})
+    listed = requests.get(matrix.http_url + "/api/topic-permissions/%2F/chat", auth=ADMIN,
+                          timeout=WAIT_S).json()
+    assert listed == [{"user": "chat", "vhost": "/", "exchange": "amq.topic",
+                       "write": "^chat\\.{username}\\.", "read": "^chat\\."}]
+
+    connection = amqp_as(matrix, "chat")
+    channel = connection.channel()
+    channel.queue_declare("chat-inbox")
+    channel.queue_bind("chat-inbox", "amq.topic", "chat.#")
+    channel.confirm_delivery()
+    channel.basic_publish("amq.topic", "chat.chat.room1", b"mine")
+    text = refused(lambda: channel.basic_publish("amq.topic", "chat.alice.room1", b"forged"))
+    assert text == ("ACCESS_REFUSED - access to topic 'chat.alice.room1' in exchange "
+                    "'amq.topic' in vhost '/' refused for user 'chat'")
+    text = refused(lambda: connection.channel().queue_bind("chat-inbox", "amq.topic", "logs.#"))
+    assert "access to topic 'logs.#' in exchange 'amq.topic'" in text
+    # amq.direct is no topic exchange: its routing keys are not checked.
+    connection.channel().queue_bind("chat-inbox", "amq.direct", "logs")
+    connection.close()
+
+    # MQTT: the topic is the routing key (`/` becomes `.`).
+    client = Client(matrix.mqtt_port, version=V5, credentials=("chat", "chat-pw"),
+                    client_id=f"chat-{uuid.uuid4().hex[:6]}")
+    assert client.subscribe("chat/#")[0].value == 1
+    assert client.subscribe("logs/#")[0].value == 0x87
+    client.publish("chat/chat/room2", b"via mqtt")
+    assert client.next().payload == b"via mqtt"
+    info = client.client.publish("chat/alice/room2", b"forged", qos=1)
+    info.wait_for_publish(WAIT_S)
+    assert matrix.log_tail(100).count("access to topic 'chat.alice.room2'") >= 1
+    client.client.disconnect()
+
+    # STOMP: /topic/ destinations go through amq.topic.
+    conn, errors = stomp_as(matrix, "chat")
+    conn.send("/topic/chat.alice.x", "forged")
+    wait_for(lambda: errors, "an ERROR frame for the SEND")
+    assert "access to topic 'chat.alice.x' in exchange 'amq.topic'" in errors[0].body
+
+    # Exported with the definitions, and cleared like RabbitMQ's.
+    exported = requests.get(matrix.http_url + "/api/definitions", auth=ADMIN, timeout=WAIT_S).json()
+    assert exported["topic_permissions"] == listed
+    requests.delete(matrix.http_url + "/api/topic-permissions/%2F/chat", auth=ADMIN,
+                    timeout=WAIT_S).raise_for_status()
+    connection = amqp_as(matrix, "chat")
+    connection.channel().queue_bind("chat-inbox", "amq.topic", "logs.#")
+    connection.close()

@@ -129,7 +129,7 @@ fn definitions_of(management: &Management) -> ApiResult<Value> {
             .iter()
             .map(|(user, vhost, p)| crate::users::permission_json(user, vhost, p))
             .collect::<Vec<_>>(),
-        "topic_permissions": [],
+        "topic_permissions": crate::topic_permissions::topic_permissions_where(management, |_, _| true),
         "parameters": [], "global_parameters": [], "policies": [],
         "vhosts": vhosts, "queues": queues, "exchanges": exchanges, "bindings": bindings,
         "topics": topics,
@@ -152,6 +152,8 @@ struct Definitions {
     users: Vec<Value>,
     #[serde(default)]
     permissions: Vec<Value>,
+    #[serde(default)]
+    topic_permissions: Vec<Value>,
     #[serde(default)]
     policies: Vec<Value>,
     #[serde(default)]
@@ -336,6 +338,7 @@ async fn import(State(management): State<Arc<Management>>, body: Bytes) -> ApiRe
             "exchanges": definitions.exchanges.len(), "queues": definitions.queues.len(),
             "bindings": definitions.bindings.len(), "users": users,
             "permissions": definitions.permissions.len(),
+            "topic_permissions": definitions.topic_permissions.len(),
         },
         "skipped": skipped,
     })))
@@ -383,6 +386,23 @@ async fn import_users(
             .await
             .map_err(ApiError::from)
             .map_err(at("permission of", &field("user")))?;
+    }
+    for p in &definitions.topic_permissions {
+        let field = |key: &str| p[key].as_str().unwrap_or_default().to_string();
+        let permission = porter_core::users::TopicPermission {
+            write: field("write"),
+            read: field("read"),
+        };
+        broker
+            .set_topic_permission(
+                &field("user"),
+                &field("vhost"),
+                &field("exchange"),
+                permission,
+            )
+            .await
+            .map_err(ApiError::from)
+            .map_err(at("topic permission of", &field("user")))?;
     }
     Ok(definitions.users.len())
 }

@@ -51,6 +51,7 @@ pub mod payload;
 pub mod queues;
 pub mod rates;
 pub mod topic_messages;
+pub mod topic_permissions;
 pub mod topics;
 pub mod ui;
 pub mod users;
@@ -145,6 +146,7 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(messages::routes())
         .merge(definitions::routes())
         .merge(users::routes())
+        .merge(topic_permissions::routes())
         .merge(dead_letters::routes())
         .split_for_parts();
     let api = api

@@ -130,7 +130,7 @@ pub enum Command {
     },
     /// Users' permissions per virtual host (configure, write, read regular expressions).
     #[command(
-        after_help = "Examples:\n  porter permissions list\n  porter permissions set billing-service\n  porter permissions set reporter --configure '' --write '' --read '.*'\n  porter permissions clear reporter --vhost staging"
+        after_help = "Examples:\n  porter permissions list\n  porter permissions set billing-service\n  porter permissions set reporter --configure '' --write '' --read '.*'\n  porter permissions clear reporter --vhost staging\n  porter permissions set-topic chat amq.topic --write '^chat\\.{username}\\.' --read '^chat\\.'"
     )]
     Permissions {
         #[command(flatten)]

@@ -24,7 +24,8 @@ use crate::users::access::{Access, AccessTable, Resource};
 use crate::users::scram::{ClientFirst, ScramError, ScramExchange};
 use crate::users::throttle::LoginThrottle;
 use crate::users::{
-    PasswordCredentials, Permission, ScramCredential, ScramMechanism, User, UserChange, Users,
+    PasswordCredentials, Permission, ScramCredential, ScramMechanism, TopicPermission, User,
+    UserChange, Users,
 };
 
 use super::Broker;
@@ -80,6 +81,23 @@ impl UserCache {
             .read()
             .access
             .allows(user, vhost, access, resource)
+    }
+
+    /// Whether `user`'s topic permission on `exchange` lets `routing_key` through (see
+    /// [`crate::users::topic_access`]); `None` when it has none there.
+    pub(crate) fn topic_allows(
+        &self,
+        user: &str,
+        vhost: &str,
+        exchange: &str,
+        access: Access,
+        routing_key: &str,
+    ) -> Option<bool> {
+        self.snapshot
+            .read()
+            .access
+            .topics()
+            .allows(user, vhost, exchange, access, routing_key)
     }
 }
 
@@ -227,6 +245,54 @@ impl Broker {
             user: user.to_string(),
             vhost: vhost.to_string(),
             permission,
+        })
+        .await
+    }
+
+    /// Every topic permission: (user, vhost, exchange, permission), sorted.
+    pub fn topic_permissions(&self) -> Vec<(String, String, String, TopicPermission)> {
+        let users = self.users.snapshot();
+        let mut all = Vec::new();
+        for (user, of_user) in &users.topic_permissions {
+            for (vhost, of_vhost) in of_user {
+                for (exchange, p) in of_vhost {
+                    all.push((user.clone(), vhost.clone(), exchange.clone(), p.clone()));
+                }
+            }
+        }
+        all
+    }
+
+    /// Sets `user`'s topic permission on `exchange` in `vhost` (which must exist; the exchange
+    /// need not, as in RabbitMQ).
+    pub async fn set_topic_permission(
+        self: &Arc<Self>,
+        user: &str,
+        vhost: &str,
+        exchange: &str,
+        permission: TopicPermission,
+    ) -> Result<()> {
+        self.routing_table(vhost)?;
+        self.user_change(UserChange::SetTopicPermission {
+            user: user.to_string(),
+            vhost: vhost.to_string(),
+            exchange: exchange.to_string(),
+            permission,
+        })
+        .await
+    }
+
+    /// Clears `user`'s topic permission on `exchange` in `vhost`, or all of them there.
+    pub async fn clear_topic_permission(
+        self: &Arc<Self>,
+        user: &str,
+        vhost: &str,
+        exchange: Option<&str>,
+    ) -> Result<()> {
+        self.user_change(UserChange::ClearTopicPermission {
+            user: user.to_string(),
+            vhost: vhost.to_string(),
+            exchange: exchange.map(str::to_string),
         })
         .await
     }

@@ -19,6 +19,7 @@ use std::fmt;
 
 use regex::Regex;
 
+use super::topic_access::TopicTable;
 use super::{Permission, Users};
 
 /// What an operation does to a resource.
@@ -61,7 +62,7 @@ impl fmt::Display for Resource<'_> {
 
 /// One compiled pattern.
 #[derive(Clone, Debug)]
-enum Pattern {
+pub(crate) enum Pattern {
     /// `.*` (the common case): no regex run.
     Everything,
     /// `""`.
@@ -70,7 +71,7 @@ enum Pattern {
 }
 
 impl Pattern {
-    fn compile(pattern: &str) -> Pattern {
+    pub(crate) fn compile(pattern: &str) -> Pattern {
         match pattern {
             ".*" | "^.*" | "^.*$" | ".*$" => Pattern::Everything,
             "" => Pattern::Nothing,
@@ -79,7 +80,7 @@ impl Pattern {
         }
     }
 
-    fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         match self {
             Pattern::Everything => true,
             Pattern::Nothing => false,
@@ -115,10 +116,11 @@ impl Grants {
     }
 }
 
-/// Every user's compiled permissions: user → vhost → grants.
+/// Every user's compiled permissions: user → vhost → grants, and the topic permissions.
 #[derive(Clone, Debug, Default)]
 pub struct AccessTable {
     grants: HashMap<String, HashMap<String, Grants>>,
+    topics: TopicTable,
 }
 
 impl AccessTable {
@@ -134,7 +136,15 @@ impl AccessTable {
                 (user.clone(), of_user)
             })
             .collect();
-        AccessTable { grants }
+        AccessTable {
+            grants,
+            topics: TopicTable::new(&users.topic_permissions),
+        }
+    }
+
+    /// The topic permissions (see [`super::topic_access`]).
+    pub fn topics(&self) -> &TopicTable {
+        &self.topics
     }
 
     /// Whether `user` may do `access` to `resource` in `vhost`.

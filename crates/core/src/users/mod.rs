@@ -11,6 +11,7 @@ pub mod access;
 pub mod credential;
 pub mod scram;
 pub mod throttle;
+pub mod topic_access;
 
 use std::collections::BTreeMap;
 
@@ -79,12 +80,27 @@ impl Permission {
     }
 }
 
+/// RabbitMQ's topic permission: on one topic exchange, regular expressions over the routing keys
+/// a user may publish with (`write`) and bind or subscribe with (`read`). `{username}` and
+/// `{vhost}` in a pattern stand for the user's name and the virtual host's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicPermission {
+    pub write: String,
+    pub read: String,
+}
+
+/// user → vhost → exchange → topic permission.
+pub type TopicPermissions = BTreeMap<String, BTreeMap<String, BTreeMap<String, TopicPermission>>>;
+
 /// The users part of the metadata state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Users {
     pub users: BTreeMap<String, User>,
     /// user → vhost → permission.
     pub permissions: BTreeMap<String, BTreeMap<String, Permission>>,
+    /// Topic permissions (journals from before they existed have none).
+    #[serde(default)]
+    pub topic_permissions: TopicPermissions,
 }
 
 /// A user change, checked by [`Users::check`] and applied by [`Users::apply`].
@@ -108,6 +124,18 @@ pub enum UserChange {
         user: String,
         vhost: String,
     },
+    SetTopicPermission {
+        user: String,
+        vhost: String,
+        exchange: String,
+        permission: TopicPermission,
+    },
+    /// Clears one exchange's topic permission, or with `exchange: None` all of them in `vhost`.
+    ClearTopicPermission {
+        user: String,
+        vhost: String,
+        exchange: Option<String>,
+    },
 }
 
 pub fn validate_name(name: &str) -> Result<()> {
@@ -120,7 +148,9 @@ pub fn validate_name(name: &str) -> Result<()> {
 }
 
 fn validate_pattern(pattern: &str) -> Result<()> {
-    regex::Regex::new(pattern).map(drop).map_err(|e| {
+    // Topic patterns' variables are substituted (escaped) before compiling: check with a stand-in.
+    let pattern = pattern.replace("{username}", "u").replace("{vhost}", "v");
+    regex::Regex::new(&pattern).map(drop).map_err(|e| {
         CoreError::InvalidRequest(format!("{pattern:?} is not a regular expression: {e}"))
     })
 }
@@ -165,6 +195,31 @@ impl Users {
                     )))
                 }
             }
+            UserChange::SetTopicPermission {
+                user, permission, ..
+            } => {
+                self.known(user)?;
+                validate_pattern(&permission.write)?;
+                validate_pattern(&permission.read)
+            }
+            UserChange::ClearTopicPermission {
+                user,
+                vhost,
+                exchange,
+            } => {
+                let of_vhost = self.topic_permissions.get(user).and_then(|p| p.get(vhost));
+                let found = match exchange {
+                    Some(exchange) => of_vhost.is_some_and(|p| p.contains_key(exchange)),
+                    None => of_vhost.is_some(),
+                };
+                if found {
+                    Ok(())
+                } else {
+                    Err(CoreError::NotFound(format!(
+                        "no topic permissions for user {user:?} in vhost {vhost:?}"
+                    )))
+                }
+            }
         }
     }
 
@@ -185,6 +240,7 @@ impl Users {
             UserChange::Delete { name } => {
                 self.users.remove(&name);
                 self.permissions.remove(&name);
+                self.topic_permissions.remove(&name);
             }
             UserChange::SetPermission {
                 user,
@@ -204,6 +260,44 @@ impl Users {
                     }
                 }
             }
+            UserChange::SetTopicPermission {
+                user,
+                vhost,
+                exchange,
+                permission,
+            } => {
+                self.topic_permissions
+                    .entry(user)
+                    .or_default()
+                    .entry(vhost)
+                    .or_default()
+                    .insert(exchange, permission);
+            }
+            UserChange::ClearTopicPermission {
+                user,
+                vhost,
+                exchange,
+            } => {
+                let Some(of_user) = self.topic_permissions.get_mut(&user) else {
+                    return;
+                };
+                match exchange {
+                    Some(exchange) => {
+                        if let Some(of_vhost) = of_user.get_mut(&vhost) {
+                            of_vhost.remove(&exchange);
+                            if of_vhost.is_empty() {
+                                of_user.remove(&vhost);
+                            }
+                        }
+                    }
+                    None => {
+                        of_user.remove(&vhost);
+                    }
+                }
+                if of_user.is_empty() {
+                    self.topic_permissions.remove(&user);
+                }
+            }
         }
     }
 
@@ -215,6 +309,10 @@ impl Users {
             of_user.remove(vhost);
         }
         self.permissions.retain(|_, p| !p.is_empty());
+        for of_user in self.topic_permissions.values_mut() {
+            of_user.remove(vhost);
+        }
+        self.topic_permissions.retain(|_, p| !p.is_empty());
     }
 
     pub fn permission(&self, user: &str, vhost: &str) -> Option<&Permission> {
@@ -278,8 +376,28 @@ mod tests {
                 permission: Permission::all()
             })
             .is_err());
+        let topic = |read: &str| UserChange::SetTopicPermission {
+            user: "ops".into(),
+            vhost: "/".into(),
+            exchange: "amq.topic".into(),
+            permission: TopicPermission {
+                write: "^{username}\\.".into(),
+                read: read.into(),
+            },
+        };
+        assert!(users.check(&topic("(")).is_err(), "not a regular expression");
+        let topic = topic(".*");
+        users.check(&topic).unwrap();
+        users.apply(topic);
+        let clear_other = UserChange::ClearTopicPermission {
+            user: "ops".into(),
+            vhost: "/".into(),
+            exchange: Some("events".into()),
+        };
+        assert!(users.check(&clear_other).is_err(), "nothing to clear");
         users.forget_vhost("/");
         assert_eq!(users.permission("ops", "/"), None);
+        assert!(users.topic_permissions.is_empty());
         users.apply(UserChange::Delete { name: "ops".into() });
         assert!(users.users.is_empty());
     }

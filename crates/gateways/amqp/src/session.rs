@@ -109,6 +109,35 @@ impl Session {
         self.vhost.authorize(&self.user, access, resource)
     }
 
+    /// A publish's checks: write on the exchange, then the routing key against the user's topic
+    /// permission on it.
+    pub fn authorize_publish(&self, exchange: &str, routing_key: &str) -> Result<(), CoreError> {
+        self.authorize_routing_key(Access::Write, exchange, routing_key)
+    }
+
+    /// A binding's checks on its source: read on the exchange, then the binding key against the
+    /// user's topic permission on it (the destination's write check is the caller's).
+    pub fn authorize_bind_source(
+        &self,
+        exchange: &str,
+        binding_key: &str,
+    ) -> Result<(), CoreError> {
+        self.authorize_routing_key(Access::Read, exchange, binding_key)
+    }
+
+    fn authorize_routing_key(
+        &self,
+        access: Access,
+        exchange: &str,
+        key: &str,
+    ) -> Result<(), CoreError> {
+        if !self.permissions_checked {
+            return Ok(());
+        }
+        self.vhost
+            .authorize_routing(&self.user, access, exchange, key)
+    }
+
     /// A core failure as this session's clients see it (RabbitMQ names the vhost in texts).
     pub fn error(&self, error: &CoreError) -> AmqpError {
         AmqpError::from_core(error, self.vhost.name())

@@ -126,7 +126,7 @@ impl Session {
                 ),
             ));
         }
-        if let Err(e) = self.authorize_exchange(Access::Write) {
+        if let Err(e) = self.authorize_exchange(Access::Write, &name) {
             tracing::warn!(client_id = %self.client_id, user = %self.user, error = %e, "MQTT publish refused");
             self.refuse(
                 qos,

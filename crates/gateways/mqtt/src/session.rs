@@ -23,7 +23,7 @@ use std::sync::Arc;
 use porter_core::queue::api::{ConsumeRequest, ConsumerEvent, OwnerId, QueueDelivery};
 use porter_core::queue::{Queue, QueueDefinition};
 use porter_core::routing::{FieldTable, HeaderValue};
-use porter_core::users::access::{Access, Resource};
+use porter_core::users::access::Access;
 use porter_core::vhost::next_owner_id;
 use porter_core::CoreError;
 use tokio::sync::mpsc;
@@ -33,6 +33,7 @@ use crate::context::Context;
 use crate::error::Refusal;
 use crate::store::{Released, SessionRecord, SharedSubscription, StoredWill};
 use crate::subscribe::Subscription;
+use crate::topic::to_routing_key;
 
 /// Prefix of a session's queue name.
 pub const SESSION_QUEUE_PREFIX: &str = "mqtt-session-";
@@ -141,13 +142,21 @@ fn discard(clean: bool, record: Option<&SessionRecord>) -> bool {
 
 impl Session {
     /// The broker's permission check for this session's user on the MQTT exchange (see
-    /// [`porter_core::users::access`]): publishing writes to it, subscribing reads from it.
-    pub fn authorize_exchange(&self, access: Access) -> Result<(), porter_core::CoreError> {
+    /// [`porter_core::users::access`]): publishing to `topic` writes to it, subscribing to a
+    /// `topic` filter reads from it; then the topic, as a routing key, against the user's topic
+    /// permission on the exchange ([`porter_core::users::topic_access`]).
+    pub fn authorize_exchange(
+        &self,
+        access: Access,
+        topic: &str,
+    ) -> Result<(), porter_core::CoreError> {
         if !self.permissions_checked {
             return Ok(());
         }
-        let exchange = Resource::Exchange(&self.ctx.config.exchange);
-        self.ctx.vhost.authorize(&self.user, access, exchange)
+        let (exchange, key) = (&self.ctx.config.exchange, to_routing_key(topic));
+        self.ctx
+            .vhost
+            .authorize_routing(&self.user, access, exchange, &key)
     }
 
     /// Opens (or resumes) `client_id`'s session. `clean` discards an existing one.

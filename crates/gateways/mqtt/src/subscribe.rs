@@ -209,7 +209,7 @@ impl Session {
                 ),
             )));
         }
-        if let Err(e) = self.authorize_exchange(Access::Read) {
+        if let Err(e) = self.authorize_exchange(Access::Read, parsed.filter) {
             return Ok(Err(Refused(
                 SubscribeReasonCode::NotAuthorized,
                 e.to_string(),

@@ -176,6 +176,21 @@ impl Session {
         self.vhost.authorize(&self.user, access, resource)
     }
 
+    /// A SEND's (`Write`) or a subscription's binding (`Read`) checks on an exchange: its
+    /// permission, then `key` against the user's topic permission on it.
+    pub fn authorize_routing(
+        &self,
+        access: Access,
+        exchange: &str,
+        key: &str,
+    ) -> Result<(), porter_core::CoreError> {
+        if !self.permissions_checked {
+            return Ok(());
+        }
+        self.vhost
+            .authorize_routing(&self.user, access, exchange, key)
+    }
+
     pub fn new(
         ctx: Arc<Context>,
         vhost: VirtualHost,

@@ -360,6 +360,26 @@ pub enum PermissionsCommand {
         #[arg(id = "grantee", value_name = "USER")]
         user: String,
     },
+    /// Every topic permission (routing keys per topic exchange).
+    ListTopic,
+    /// Sets USER's topic permission on topic EXCHANGE in --vhost: the routing keys USER may
+    /// publish with (--write) and bind or subscribe with (--read), regular expressions in which
+    /// {username} and {vhost} stand for USER and the vhost.
+    SetTopic {
+        #[arg(id = "grantee", value_name = "USER")]
+        user: String,
+        exchange: String,
+        #[arg(long, default_value = ".*")]
+        write: String,
+        #[arg(long, default_value = ".*")]
+        read: String,
+    },
+    /// Clears USER's topic permissions in --vhost (on EXCHANGE only, if given).
+    ClearTopic {
+        #[arg(id = "grantee", value_name = "USER")]
+        user: String,
+        exchange: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

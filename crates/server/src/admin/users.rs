@@ -115,5 +115,43 @@ pub fn permissions(
             client.delete(&format!("/api/permissions/{vhost}/{}", segment(&user)))?;
             Ok(done(out, format!("permissions of {user} cleared")))
         }
+        PermissionsCommand::ListTopic => {
+            let permissions = client.get("/api/topic-permissions")?;
+            Ok(Printed::choose(out, permissions, |p| {
+                of_items(
+                    &[
+                        ("USER", "user"),
+                        ("VHOST", "vhost"),
+                        ("EXCHANGE", "exchange"),
+                        ("WRITE", "write"),
+                        ("READ", "read"),
+                    ],
+                    p,
+                )
+            }))
+        }
+        PermissionsCommand::SetTopic {
+            user,
+            exchange,
+            write,
+            read,
+        } => {
+            client.put(
+                &format!("/api/topic-permissions/{vhost}/{}", segment(&user)),
+                &json!({"exchange": exchange, "write": write, "read": read}),
+            )?;
+            Ok(done(
+                out,
+                format!("topic permission of {user} on {exchange} set"),
+            ))
+        }
+        PermissionsCommand::ClearTopic { user, exchange } => {
+            let mut path = format!("/api/topic-permissions/{vhost}/{}", segment(&user));
+            if let Some(exchange) = &exchange {
+                path = format!("{path}/{}", segment(exchange));
+            }
+            client.delete(&path)?;
+            Ok(done(out, format!("topic permissions of {user} cleared")))
+        }
     }
 }

@@ -55,7 +55,7 @@ pub async fn command(
         }
         exchange::AMQPMethod::Bind(b) => {
             s.authorize(Access::Write, Resource::Exchange(b.destination.as_str()))?;
-            s.authorize(Access::Read, Resource::Exchange(b.source.as_str()))?;
+            s.authorize_bind_source(b.source.as_str(), b.routing_key.as_str())?;
             let binding = binding(
                 b.source.as_str(),
                 Destination::Exchange(b.destination.as_str().to_string()),
@@ -67,7 +67,7 @@ pub async fn command(
         }
         exchange::AMQPMethod::Unbind(b) => {
             s.authorize(Access::Write, Resource::Exchange(b.destination.as_str()))?;
-            s.authorize(Access::Read, Resource::Exchange(b.source.as_str()))?;
+            s.authorize_bind_source(b.source.as_str(), b.routing_key.as_str())?;
             let binding = binding(
                 b.source.as_str(),
                 Destination::Exchange(b.destination.as_str().to_string()),

@@ -20,8 +20,6 @@ use porter_core::publish::PUBLISH_BATCH_MAX;
 use porter_core::vhost::{DurableWait, Publish, PublishOutcome};
 use porter_core::CoreError;
 
-use porter_core::users::access::{Access, Resource};
-
 use crate::channel::{Channel, TxOp};
 use crate::confirmer::Pending;
 use crate::convert::properties_from_amqp;
@@ -45,7 +43,7 @@ pub async fn on_content(
     batch: &mut Batch,
     out: &mut Out,
 ) -> Result<(), AmqpError> {
-    s.authorize(Access::Write, Resource::Exchange(publish.exchange.as_str()))
+    s.authorize_publish(publish.exchange.as_str(), publish.routing_key.as_str())
         .map_err(|e| s.error(&e).on(60, 40))?;
     let message = message_of(&publish, &properties, body, s)?;
     on_publish(ch, s, publish, message, batch, out).await

@@ -60,7 +60,7 @@ pub async fn command(
         queue::AMQPMethod::Bind(b) => {
             let name = name_of(ch, b.queue.as_str())?;
             s.authorize(Access::Write, Resource::Queue(&name))
-                .and_then(|()| s.authorize(Access::Read, Resource::Exchange(b.exchange.as_str())))
+                .and_then(|()| s.authorize_bind_source(b.exchange.as_str(), b.routing_key.as_str()))
                 .map_err(core)?;
             let binding = binding(
                 b.exchange.as_str(),
@@ -74,7 +74,7 @@ pub async fn command(
         queue::AMQPMethod::Unbind(b) => {
             let name = name_of(ch, b.queue.as_str())?;
             s.authorize(Access::Write, Resource::Queue(&name))
-                .and_then(|()| s.authorize(Access::Read, Resource::Exchange(b.exchange.as_str())))
+                .and_then(|()| s.authorize_bind_source(b.exchange.as_str(), b.routing_key.as_str()))
                 .map_err(core)?;
             let binding = binding(
                 b.exchange.as_str(),

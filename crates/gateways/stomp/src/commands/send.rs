@@ -8,7 +8,7 @@ use porter_core::message::Message;
 use porter_core::vhost::{DurableWait, Publish};
 
 use super::subscribe::{ensure_queue, temp_queue};
-use porter_core::users::access::{Access, Resource};
+use porter_core::users::access::Access;
 
 use crate::convert::properties;
 use crate::destination::Destination;
@@ -40,7 +40,6 @@ pub async fn send(session: &mut Session, frame: &Frame) -> Result<Option<Durable
             Ok(Some(Durable::Kafka(produced)))
         }
         Prepared::Publish(p) => {
-            session.authorize(Access::Write, Resource::Exchange(&p.exchange))?;
             let outcome = session.vhost.publish(&p.exchange, p.message).await?;
             Ok(Some(Durable::Queue(outcome.durable)))
         }
@@ -70,6 +69,8 @@ async fn prepare(session: &mut Session, frame: &Frame) -> Result<Prepared> {
         Destination::Topic(key) => ("amq.topic".to_string(), key),
         Destination::Exchange { exchange, key } => (exchange, key),
     };
+    // Here, not in `send`: a burst of SENDs is prepared one by one too, and checked the same.
+    session.authorize_routing(Access::Write, &exchange, &key)?;
     let mut props = properties(frame);
     // What the core would refuse at publish (RabbitMQ's 406), refused before any append.
     props

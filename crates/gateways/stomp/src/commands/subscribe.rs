@@ -101,12 +101,12 @@ pub async fn start(
         Destination::TempQueue(name) => temp_queue(session, &name, false).await?,
         Destination::Topic(key) => {
             name_by_message = true;
-            session.authorize(Access::Read, Resource::Exchange("amq.topic"))?;
+            session.authorize_routing(Access::Read, "amq.topic", &key)?;
             bound_queue(session, "amq.topic", &key, &id, persistent, frame).await?
         }
         Destination::Exchange { exchange, key } => {
             name_by_message = true;
-            session.authorize(Access::Read, Resource::Exchange(&exchange))?;
+            session.authorize_routing(Access::Read, &exchange, &key)?;
             bound_queue(session, &exchange, &key, &id, persistent, frame).await?
         }
         Destination::ReplyQueue(_) => {
