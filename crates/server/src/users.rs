@@ -6,6 +6,7 @@
 //! RabbitMQ does) into the store as administrators with every permission on `/`; after that the
 //! store is the truth, changed through the management API.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use porter_core::users::User;
@@ -38,6 +39,19 @@ impl Authenticator for BrokerUsers {
                     true => AuthError::Throttled(e.to_string()),
                     false => AuthError::Denied(e.to_string()),
                 })?;
+            Ok(Principal {
+                user: user.name,
+                tags: user.tags,
+            })
+        })
+    }
+
+    fn authenticate_certificate<'a>(&'a self, user: &'a str, peer: SocketAddr) -> AuthFuture<'a> {
+        Box::pin(async move {
+            let user = self
+                .broker
+                .certificate_login(user, peer.ip())
+                .map_err(|e| AuthError::Denied(e.to_string()))?;
             Ok(Principal {
                 user: user.name,
                 tags: user.tags,

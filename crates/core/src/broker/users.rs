@@ -364,6 +364,23 @@ impl Broker {
         self.count_failure(checked, peer, name)
     }
 
+    /// A certificate login (AMQP EXTERNAL, MQTT and STOMP over mutual TLS): the user the
+    /// verified certificate names must exist and may log in from `peer`; no password is asked
+    /// (RabbitMQ's rule; the TLS handshake proved the client holds the certificate's key).
+    pub fn certificate_login(
+        &self,
+        name: &str,
+        peer: IpAddr,
+    ) -> std::result::Result<User, LoginError> {
+        let user = self
+            .user(name)
+            .ok_or_else(|| LoginError::UnknownUser(name.to_string()))?;
+        if user.loopback_only && !peer.is_loopback() {
+            return Err(LoginError::LoopbackOnly(name.to_string()));
+        }
+        Ok(user)
+    }
+
     /// Refused at once when `peer` failed too often lately.
     fn throttled(&self, peer: IpAddr, user: &str) -> std::result::Result<(), LoginError> {
         match self.users.throttle.refused(peer, user) {
@@ -423,12 +440,7 @@ impl Broker {
         name: &str,
         peer: IpAddr,
     ) -> std::result::Result<(User, PasswordCredentials), LoginError> {
-        let user = self
-            .user(name)
-            .ok_or_else(|| LoginError::UnknownUser(name.to_string()))?;
-        if user.loopback_only && !peer.is_loopback() {
-            return Err(LoginError::LoopbackOnly(name.to_string()));
-        }
+        let user = self.certificate_login(name, peer)?;
         let credentials = user
             .credentials
             .clone()

@@ -385,7 +385,10 @@ mod tests {
                 read: read.into(),
             },
         };
-        assert!(users.check(&topic("(")).is_err(), "not a regular expression");
+        assert!(
+            users.check(&topic("(")).is_err(),
+            "not a regular expression"
+        );
         let topic = topic(".*");
         users.check(&topic).unwrap();
         users.apply(topic);

@@ -1,5 +1,6 @@
 //! AMQP's side of the kit's authentication hook: SASL PLAIN and AMQPLAIN responses decoded into
-//! [`Credentials`] for the listener's [`Authenticator`] (by default [`static_users`], the
+//! [`Credentials`] for the listener's [`Authenticator`], and EXTERNAL, the user a client
+//! certificate names when mutual TLS verified one (by default [`static_users`], the
 //! configured users; `loopback_only` ones, like the default `guest`, are refused from other
 //! addresses, as RabbitMQ refuses `guest` remotely). The client only hears RabbitMQ's 403
 //! ACCESS_REFUSED; why is in the broker's log.
@@ -8,7 +9,9 @@ use std::net::SocketAddr;
 
 use amq_protocol::protocol::connection::StartOk;
 use amq_protocol::types::AMQPValue;
-use porter_gateway_kit::auth::{Authenticator, Credentials, StaticUser, StaticUsers};
+use porter_gateway_kit::auth::{
+    AuthError, Authenticator, Credentials, Principal, StaticUser, StaticUsers,
+};
 
 use crate::config::User;
 use crate::error::{AmqpError, ACCESS_REFUSED, COMMAND_INVALID};
@@ -35,10 +38,24 @@ pub async fn authenticate(
     start_ok: &StartOk,
     peer: SocketAddr,
     authenticator: &dyn Authenticator,
+    client_login: Option<&str>,
 ) -> Result<String, AmqpError> {
     let mechanism = start_ok.mechanism.as_str();
     let response = start_ok.response.as_bytes();
     let decoded = match mechanism {
+        "EXTERNAL" => {
+            // The user is the certificate's, whatever the response says (RabbitMQ ignores it).
+            let Some(user) = client_login else {
+                login_refused(peer, "-", mechanism, "no verified client certificate");
+                return Err(refused(mechanism));
+            };
+            return checked(
+                authenticator.authenticate_certificate(user, peer).await,
+                peer,
+                user,
+                mechanism,
+            );
+        }
         "PLAIN" => plain(response),
         "AMQPLAIN" => amqplain(response),
         _ => {
@@ -60,14 +77,29 @@ pub async fn authenticate(
         secret: password.as_bytes(),
         peer,
     };
-    match authenticator.authenticate(credentials).await {
+    checked(
+        authenticator.authenticate(credentials).await,
+        peer,
+        &name,
+        mechanism,
+    )
+}
+
+/// The user logged in, or the refusal logged and answered.
+fn checked(
+    outcome: Result<Principal, AuthError>,
+    peer: SocketAddr,
+    name: &str,
+    mechanism: &str,
+) -> Result<String, AmqpError> {
+    match outcome {
         Ok(principal) => Ok(principal.user),
         Err(e) if e.is_throttled() => {
             tracing::debug!(%peer, user = %name, mechanism = %mechanism, reason = %e, "amqp: login refused");
             Err(refused(mechanism))
         }
         Err(e) => {
-            login_refused(peer, &name, mechanism, &e.to_string());
+            login_refused(peer, name, mechanism, &e.to_string());
             Err(refused(mechanism))
         }
     }
@@ -137,11 +169,14 @@ mod tests {
         let remote: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         for mechanism in [SASLMechanism::Plain, SASLMechanism::AMQPlain] {
             let ok = start_ok(mechanism, "guest", "guest");
-            assert_eq!(authenticate(&ok, local, &users).await.unwrap(), "guest");
-            let remote_guest = authenticate(&ok, remote, &users).await.unwrap_err();
+            assert_eq!(
+                authenticate(&ok, local, &users, None).await.unwrap(),
+                "guest"
+            );
+            let remote_guest = authenticate(&ok, remote, &users, None).await.unwrap_err();
             assert_eq!((remote_guest.code, remote_guest.connection), (403, true));
             let bad = start_ok(mechanism, "guest", "nope");
-            let e = authenticate(&bad, local, &users).await.unwrap_err();
+            let e = authenticate(&bad, local, &users, None).await.unwrap_err();
             assert_eq!(e.code, 403);
             assert_eq!(
                 e.text,
@@ -151,9 +186,22 @@ mod tests {
                 )
             );
         }
+        // EXTERNAL needs a certificate mutual TLS verified, and a store that takes it.
+        let mut external = start_ok(SASLMechanism::Plain, "guest", "guest");
+        external.mechanism = "EXTERNAL".into();
+        let e = authenticate(&external, local, &users, None)
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.connection), (403, true));
+        let e = authenticate(&external, local, &users, Some("guest"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403, "configured users take no certificate logins");
         let mut unknown = start_ok(SASLMechanism::Plain, "guest", "guest");
         unknown.mechanism = "SCRAM-SHA-256".into();
-        let e = authenticate(&unknown, local, &users).await.unwrap_err();
+        let e = authenticate(&unknown, local, &users, None)
+            .await
+            .unwrap_err();
         assert_eq!((e.code, e.connection), (503, true));
         assert_eq!(
             e.text,

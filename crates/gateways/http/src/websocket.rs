@@ -118,7 +118,7 @@ pub async fn upgrade<P: Protocol>(
                 addrs.peer,
                 addrs.local,
                 route.protocol.clone(),
-                ready(Ok(stream)),
+                ready(Ok((stream, None))),
             );
             let reason = serve.await;
             let write_stall = route.endpoint.limits().deadlines.write_stall;

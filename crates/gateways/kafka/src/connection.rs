@@ -139,7 +139,11 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
         ctx.config.sasl_mechanisms.clone(),
         ctx.config.reauth_ms,
         peer,
-    );
+    )
+    .with_certificate(&ctx.broker, conn.client_login());
+    if let Some(principal) = sasl.principal() {
+        conn.set_user(principal.user.clone());
+    }
     let mut authenticating = (!ctx.config.sasl_mechanisms.is_empty())
         .then(|| tokio::time::Instant::now() + conn.deadlines().handshake);
     loop {

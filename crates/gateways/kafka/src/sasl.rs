@@ -115,6 +115,24 @@ impl Sasl {
         }
     }
 
+    /// Kafka's SSL principal on a listener without SASL: the user a verified client certificate
+    /// names (mutual TLS), for ACLs and quotas. Its tags are the user store's user of that name
+    /// (none when there is no such user, or it may not log in from this address).
+    pub fn with_certificate(mut self, broker: &Broker, user: Option<&str>) -> Sasl {
+        let Some(user) = user.filter(|_| self.mechanisms.is_empty()) else {
+            return self;
+        };
+        let tags = broker
+            .certificate_login(user, self.peer.ip())
+            .map(|u| u.tags)
+            .unwrap_or_default();
+        self.principal = Some(Arc::new(Principal {
+            user: user.to_string(),
+            tags,
+        }));
+        self
+    }
+
     /// The authenticated user, if any.
     pub fn principal(&self) -> Option<Arc<Principal>> {
         self.principal.clone()

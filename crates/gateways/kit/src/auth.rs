@@ -62,6 +62,17 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Checks one login.
     fn authenticate<'a>(&'a self, credentials: Credentials<'a>) -> AuthFuture<'a>;
 
+    /// A certificate login: `user` is what a client certificate verified by mutual TLS names
+    /// ([`crate::connection::Connection::client_login`]), never what a client typed. Stores
+    /// without certificate logins refuse.
+    fn authenticate_certificate<'a>(&'a self, user: &'a str, _peer: SocketAddr) -> AuthFuture<'a> {
+        Box::pin(async move {
+            Err(AuthError::Denied(format!(
+                "certificate login of {user:?}: not offered by this user store"
+            )))
+        })
+    }
+
     /// Whether `user` may use virtual host `vhost` at all (RabbitMQ: it has a permission
     /// there). Every user may, unless the store says otherwise.
     fn may_use_vhost(&self, _user: &str, _vhost: &str) -> bool {

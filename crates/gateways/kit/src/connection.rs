@@ -22,6 +22,8 @@ pub struct Connection {
     budget: ConnectionBudget,
     limits: Arc<ListenerLimits>,
     authenticator: Option<Arc<dyn Authenticator>>,
+    /// The user a verified client certificate names (mutual TLS), set after the handshake.
+    pub(crate) client_login: Option<String>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -49,6 +51,7 @@ impl Connection {
             budget,
             limits,
             authenticator: None,
+            client_login: None,
         }
     }
 
@@ -63,6 +66,20 @@ impl Connection {
     /// own rules (today's AMQP users, Kafka's anonymous clients) until issue 18 sets one.
     pub fn authenticator(&self) -> Option<&dyn Authenticator> {
         self.authenticator.as_deref()
+    }
+
+    /// The user the client's certificate names, when mutual TLS verified one (see
+    /// [`crate::client_cert`]): what AMQP's EXTERNAL, and MQTT and STOMP connects without a
+    /// user name, log in as.
+    pub fn client_login(&self) -> Option<&str> {
+        self.client_login.as_deref()
+    }
+
+    /// The same context as if mutual TLS had verified a certificate naming `user` (tests of a
+    /// protocol's certificate login).
+    pub fn with_client_login(mut self, user: impl Into<String>) -> Self {
+        self.client_login = Some(user.into());
+        self
     }
 
     /// The connection's id in its listener's registry.

@@ -132,7 +132,7 @@ impl Endpoint {
     where
         P: Protocol,
         S: Stream,
-        T: Future<Output = io::Result<S>> + Send + 'static,
+        T: Future<Output = io::Result<(S, Option<String>)>> + Send + 'static,
     {
         // Boxed: the handshake's future (a TLS accept is large) would otherwise sit inline in
         // the connection's task for its whole life; boxed, it is freed once the handshake ends.
@@ -164,10 +164,13 @@ impl Endpoint {
                 registry.close(registration.id(), CloseReason::shutdown());
             }
             let handshake = limits.deadlines.handshake;
-            let conn =
+            let mut conn =
                 Connection::new(registration, budget, limits).with_authenticator(authenticator);
             let reason = match within(Deadline::Handshake, handshake, transport).await {
-                Ok(Ok(stream)) => protocol.serve(stream, &conn).await,
+                Ok(Ok((stream, client_login))) => {
+                    conn.client_login = client_login;
+                    protocol.serve(stream, &conn).await
+                }
                 // Gone before its first byte (a port probe, a health check): not an error.
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     CloseReason::peer("closed before the TLS handshake")
@@ -248,7 +251,7 @@ mod tests {
             addr(),
             addr(),
             Arc::new(UntilClosed),
-            ready(Ok(stream)),
+            ready(Ok((stream, None))),
         ));
         tokio::task::yield_now().await;
         let id = endpoint.registry().list()[0].id;
@@ -271,7 +274,7 @@ mod tests {
                 addr(),
                 addr(),
                 Arc::new(UntilClosed),
-                ready(Ok(stream)),
+                ready(Ok((stream, None))),
             )
             .await;
         assert_eq!(reason.by, ClosedBy::Shutdown);

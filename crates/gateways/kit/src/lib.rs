@@ -27,6 +27,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod client_cert;
 pub mod close;
 pub mod connection;
 pub mod credit;

@@ -140,7 +140,11 @@ impl<A: Acceptor> Listener<A> {
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
             let acceptor = self.acceptor.clone();
-            let transport = async move { acceptor.accept(tcp).await };
+            let transport = async move {
+                let stream = acceptor.accept(tcp).await?;
+                let client_login = acceptor.client_login(&stream);
+                Ok((stream, client_login))
+            };
             tokio::spawn(
                 self.endpoint
                     .serve(slot, peer, local, protocol.clone(), transport),

@@ -22,6 +22,12 @@ pub trait Acceptor: Send + Sync + 'static {
     /// Runs within the listener's handshake deadline; an error closes the connection (logged as
     /// a protocol error with the error's text).
     fn accept(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// The user a verified client certificate names (mutual TLS; see
+    /// [`crate::client_cert`]), read once after the handshake. None without one.
+    fn client_login(&self, _stream: &Self::Stream) -> Option<String> {
+        None
+    }
 }
 
 /// Plain TCP: the socket as accepted.

@@ -21,6 +21,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 
+use crate::client_cert::{login_name, CertLoginFrom};
 use crate::tls::Acceptor;
 
 /// Where a listener's TLS material is.
@@ -32,6 +33,8 @@ pub struct TlsFiles {
     pub key_file: PathBuf,
     /// PEM: CAs client certificates must chain to; set, clients must present one.
     pub client_ca_file: Option<PathBuf>,
+    /// Which part of a client certificate's subject is its user (certificate logins).
+    pub cert_login_from: CertLoginFrom,
 }
 
 /// Why TLS material did not load.
@@ -162,5 +165,12 @@ impl Acceptor for TlsAcceptor {
             config = Arc::new(with_alpn);
         }
         tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
+    }
+
+    fn client_login(&self, stream: &Self::Stream) -> Option<String> {
+        // Without mutual TLS, nothing verified a certificate a client may have sent.
+        self.tls.files.client_ca_file.as_ref()?;
+        let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+        login_name(leaf, self.tls.files.cert_login_from)
     }
 }

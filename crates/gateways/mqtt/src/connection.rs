@@ -341,7 +341,8 @@ async fn connect<R: AsyncRead + Unpin>(
 
 /// The user a CONNECT logs in as. A user name and password are checked by the broker's users
 /// (the listener's authenticator, else the gateway's), and the user needs a permission in the
-/// MQTT virtual host; a client without them is let in as `anonymous` only if
+/// MQTT virtual host; a client without a user name logs in as the user its certificate names
+/// (mutual TLS), else is let in as `anonymous` only if
 /// [`MqttConfig::anonymous`](crate::config::MqttConfig::anonymous) allows its address.
 async fn authenticate(
     conn: &Connection,
@@ -357,29 +358,42 @@ async fn authenticate(
         let name = login.map_or_else(|| "anonymous".to_string(), |l| l.username.clone());
         return Ok(unchecked(name));
     };
-    let Some(login) = login.filter(|l| !l.username.is_empty()) else {
-        if ctx.config.anonymous.allows(peer.ip()) {
+    let login = login.filter(|l| !l.username.is_empty());
+    let outcome = match (login, conn.client_login()) {
+        (Some(login), _) => {
+            let credentials = Credentials {
+                mechanism: "MQTT",
+                user: &login.username,
+                secret: login.password.as_bytes(),
+                peer,
+            };
+            authenticator.authenticate(credentials).await
+        }
+        // RabbitMQ's `ssl_cert_login`: no user name, a verified certificate names the user.
+        (None, Some(user)) => authenticator.authenticate_certificate(user, peer).await,
+        (None, None) if ctx.config.anonymous.allows(peer.ip()) => {
             return Ok(unchecked("anonymous".to_string()));
         }
-        tracing::warn!(%peer, mechanism = "MQTT", "MQTT connection without a user name refused");
-        return Err(Refusal::new(
-            ConnectReturnCode::NotAuthorized,
-            "a user name and password are required",
-        ));
+        (None, None) => {
+            tracing::warn!(%peer, mechanism = "MQTT", "MQTT connection without a user name refused");
+            return Err(Refusal::new(
+                ConnectReturnCode::NotAuthorized,
+                "a user name and password are required",
+            ));
+        }
     };
-    let credentials = Credentials {
-        mechanism: "MQTT",
-        user: &login.username,
-        secret: login.password.as_bytes(),
-        peer,
-    };
-    let principal = match authenticator.authenticate(credentials).await {
+    let principal = match outcome {
         Ok(principal) => principal,
         Err(e) => {
-            if e.is_throttled() {
-                tracing::debug!(%peer, mechanism = "MQTT", reason = %e, "MQTT authentication refused");
+            let mechanism = if login.is_some() {
+                "MQTT"
             } else {
-                tracing::warn!(%peer, mechanism = "MQTT", reason = %e, "MQTT authentication failed");
+                "certificate"
+            };
+            if e.is_throttled() {
+                tracing::debug!(%peer, mechanism, reason = %e, "MQTT authentication refused");
+            } else {
+                tracing::warn!(%peer, mechanism, reason = %e, "MQTT authentication failed");
             }
             return Err(Refusal::new(
                 ConnectReturnCode::BadUserNamePassword,

@@ -384,23 +384,27 @@ fn heart_beat(text: Option<&str>) -> (u64, u64) {
 }
 
 /// `login` / `passcode` checked by the listener's authenticator, else the protocol's own;
-/// no `login` runs as the configured default user (RabbitMQ's `default_user`). With neither
-/// authenticator (a test harness), any login is taken as given.
+/// no `login` logs in as the user the client's certificate names (mutual TLS, RabbitMQ's
+/// `ssl_cert_login`), else runs as the configured default user (RabbitMQ's `default_user`).
+/// With neither authenticator (a test harness), any login is taken as given.
 async fn login(frame: &Frame, conn: &Connection, ctx: &Context) -> Result<String, StompError> {
     let denied = || StompError::protocol("access refused", "bad login or passcode");
-    let Some(user) = frame.header("login") else {
-        return ctx.config.default_user.clone().ok_or_else(denied);
+    let auth = conn.authenticator().or(ctx.authenticator.as_deref());
+    let outcome = match (frame.header("login"), conn.client_login(), auth) {
+        (Some(user), _, None) => return Ok(user.to_string()),
+        (Some(user), _, Some(auth)) => {
+            let credentials = porter_gateway_kit::auth::Credentials {
+                mechanism: "PLAIN",
+                user,
+                secret: frame.header("passcode").unwrap_or("").as_bytes(),
+                peer: conn.peer(),
+            };
+            auth.authenticate(credentials).await
+        }
+        (None, Some(user), Some(auth)) => auth.authenticate_certificate(user, conn.peer()).await,
+        (None, _, _) => return ctx.config.default_user.clone().ok_or_else(denied),
     };
-    let Some(auth) = conn.authenticator().or(ctx.authenticator.as_deref()) else {
-        return Ok(user.to_string());
-    };
-    let credentials = porter_gateway_kit::auth::Credentials {
-        mechanism: "PLAIN",
-        user,
-        secret: frame.header("passcode").unwrap_or("").as_bytes(),
-        peer: conn.peer(),
-    };
-    match auth.authenticate(credentials).await {
+    match outcome {
         Ok(principal) => Ok(principal.user),
         Err(e) => {
             if e.is_throttled() {

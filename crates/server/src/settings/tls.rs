@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use porter_gateway_kit::client_cert::CertLoginFrom;
 use porter_gateway_kit::tls_files::TlsFiles;
 use serde::Deserialize;
 
@@ -17,6 +18,9 @@ pub struct TlsSection {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: which part of a client certificate's subject is its user,
+    /// `distinguished_name` (the default, RabbitMQ's and Kafka's) or `common_name`.
+    pub cert_login_from: Option<String>,
     /// AMQPS (RabbitMQ's 5671).
     pub amqp_listen: Option<String>,
     /// MQTTS (8883).
@@ -67,11 +71,21 @@ pub(super) fn load(section: &TlsSection, src: &Sources<'_>) -> Result<TlsSetting
         || kafka
         || rocketmq
         || http;
+    let cert_login_from = match section.cert_login_from.as_deref() {
+        None => CertLoginFrom::default(),
+        Some(text) => CertLoginFrom::parse(text).ok_or_else(|| {
+            invalid(
+                src.file_origin("[tls] cert_login_from"),
+                format!("{text:?}: use distinguished_name or common_name"),
+            )
+        })?,
+    };
     let files = match (&section.cert_file, &section.key_file) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert_file: cert.clone(),
             key_file: key.clone(),
             client_ca_file: section.client_ca_file.clone(),
+            cert_login_from,
         }),
         _ if wanted => {
             return Err(invalid(

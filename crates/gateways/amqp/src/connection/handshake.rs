@@ -35,10 +35,11 @@ pub(super) async fn handshake<S: Stream>(
     writer: &OutboundSender,
     peer: SocketAddr,
     authenticator: Option<&dyn Authenticator>,
+    client_login: Option<&str>,
     ctx: &Context,
 ) -> Result<Negotiated, Option<AmqpError>> {
     let mut out = Out::new(FRAME_MIN_SIZE);
-    out.method(0, start_method());
+    out.method(0, start_method(client_login.is_some()));
     send(writer, &mut out, None).await.map_err(|_| None)?;
     let start_ok = match next_method(frames).await? {
         AMQPClass::Connection(connection::AMQPMethod::StartOk(ok)) => ok,
@@ -46,7 +47,7 @@ pub(super) async fn handshake<S: Stream>(
     };
     // The listener's authenticator (the kit's hook), else the configured users.
     let authenticator = authenticator.unwrap_or(&ctx.users);
-    let user = authenticate(&start_ok, peer, authenticator)
+    let user = authenticate(&start_ok, peer, authenticator, client_login)
         .await
         .map_err(Some)?;
     let capabilities = client_capabilities(&start_ok.client_properties);
@@ -147,7 +148,9 @@ fn unexpected(expected: &str) -> AmqpError {
     AmqpError::connection(COMMAND_INVALID, format!("expected {expected}"))
 }
 
-fn start_method() -> AMQPClass {
+/// `connection.start`; EXTERNAL is offered, first, when mutual TLS verified a certificate (as
+/// RabbitMQ's `rabbitmq_auth_mechanism_ssl` offers it).
+fn start_method(external: bool) -> AMQPClass {
     let mut capabilities = FieldTable::default();
     for name in [
         "publisher_confirms",
@@ -177,7 +180,10 @@ fn start_method() -> AMQPClass {
         version_major: version.major,
         version_minor: version.minor,
         server_properties: properties,
-        mechanisms: LongString::from("PLAIN AMQPLAIN"),
+        mechanisms: LongString::from(match external {
+            true => "EXTERNAL PLAIN AMQPLAIN",
+            false => "PLAIN AMQPLAIN",
+        }),
         locales: LongString::from("en_US"),
     }))
 }

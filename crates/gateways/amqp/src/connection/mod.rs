@@ -192,12 +192,19 @@ async fn open<S: Stream>(
         }
         Heard::Gone => return Err(Ending::Gone("no protocol header")),
     }
-    handshake(frames, sender, conn.peer(), conn.authenticator(), ctx)
-        .await
-        .map_err(|error| match error {
-            Some(error) => Ending::Error(error),
-            None => Ending::Gone("handshake abandoned"),
-        })
+    handshake(
+        frames,
+        sender,
+        conn.peer(),
+        conn.authenticator(),
+        conn.client_login(),
+        ctx,
+    )
+    .await
+    .map_err(|error| match error {
+        Some(error) => Ending::Error(error),
+        None => Ending::Gone("handshake abandoned"),
+    })
 }
 
 /// The next frame, as `frames.next()`, but the read buffer is held only while bytes arrive:

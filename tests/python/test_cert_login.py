@@ -1,0 +1,133 @@
+"""Certificate logins (issue 18 §2 and §4): with `client_ca_file`, a verified client
+certificate's subject is the user, as RabbitMQ's `rabbitmq_auth_mechanism_ssl` and
+`ssl_cert_login` and Kafka's SSL principal have it. pika logs in with EXTERNAL, paho-mqtt and
+stomp.py connect without a user name, and a confluent-kafka client on the SSL listener is its
+certificate's user. A certificate naming no user is refused; a password login still works."""
+
+from __future__ import annotations
+
+import ssl
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pika
+import pytest
+import requests
+import stomp
+from confluent_kafka import Producer
+from paho.mqtt.enums import CallbackAPIVersion
+
+from conftest import free_loopback_port, run_porter
+from test_tls import client_context, make_ca, make_cert
+
+WAIT_S = 15
+ADMIN = ("guest", "guest")
+
+
+@pytest.fixture
+def mtls_porter(tmp_path):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = make_ca(certs)
+    cert, key = make_cert(certs, "server", "porter")
+    amqps, mqtts, stomps = free_loopback_port(), free_loopback_port(), free_loopback_port()
+    # docs/security.md's certificate-login block, with this test's files and ports.
+    from test_docs import REPO_ROOT, fenced_blocks
+    [block] = [b for b in fenced_blocks(REPO_ROOT / "docs" / "security.md")
+               if b.language == "toml" and "cert_login_from" in b.code]
+    code = (block.code.replace("/etc/porter/server.pem", str(cert))
+            .replace("/etc/porter/server.key", str(key))
+            .replace("/etc/porter/clients-ca.pem", str(ca))
+            .replace("0.0.0.0:5671", f"127.0.0.1:{amqps}"))
+    config = tmp_path / "porter.toml"
+    config.write_text(code + f"""mqtt_listen = "127.0.0.1:{mqtts}"
+stomp_listen = "127.0.0.1:{stomps}"
+kafka = true
+""")
+    for server in run_porter(tmp_path, ["--config", str(config)]):
+        server.ca = ca
+        server.amqps_port, server.mqtts_port, server.stomps_port = amqps, mqtts, stomps
+        server.alice = make_cert(certs, "alice", "alice")
+        server.mallory = make_cert(certs, "mallory", "mallory")
+        for path, body in (("/users/alice", {"password": "not-used-here", "tags": ""}),
+                           ("/permissions/%2F/alice", {"configure": ".*", "write": ".*", "read": ".*"})):
+            requests.put(server.http_url + "/api" + path, json=body, auth=ADMIN,
+                         timeout=WAIT_S).raise_for_status()
+        yield server
+
+
+def amqps_as(server, cert_and_key, credentials) -> pika.BlockingConnection:
+    context = client_context(server.ca)
+    context.load_cert_chain(*map(str, cert_and_key))
+    return pika.BlockingConnection(pika.ConnectionParameters(
+        host="localhost", port=server.amqps_port, credentials=credentials,
+        ssl_options=pika.SSLOptions(context, "localhost")))
+
+
+def connection_users(server, protocol: str) -> list[str]:
+    listed = requests.get(server.http_url + "/api/connections", auth=ADMIN, timeout=WAIT_S).json()
+    return [c["user"] for c in listed if c["protocol"].lower().startswith(protocol)]
+
+
+def test_pika_logs_in_with_external(mtls_porter):
+    connection = amqps_as(mtls_porter, mtls_porter.alice, pika.credentials.ExternalCredentials())
+    channel = connection.channel()
+    channel.queue_declare("alice-inbox")
+    channel.basic_publish("", "alice-inbox", b"signed in by certificate")
+    assert channel.basic_get("alice-inbox", auto_ack=True)[2] == b"signed in by certificate"
+    assert "alice" in connection_users(mtls_porter, "amqp")
+    connection.close()
+    # A certificate from the same CA naming no user: 403, RabbitMQ's text.
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError) as refused:
+        amqps_as(mtls_porter, mtls_porter.mallory, pika.credentials.ExternalCredentials())
+    assert "EXTERNAL" in str(refused.value)
+    refusal = [line for line in mtls_porter.log_tail(50).splitlines() if "login refused" in line]
+    assert refusal and "mechanism=EXTERNAL" in refusal[-1] and "mallory" in refusal[-1]
+    # A password still works over the same listener (PLAIN, with a certificate presented).
+    guest = amqps_as(mtls_porter, mtls_porter.mallory, pika.PlainCredentials("guest", "guest"))
+    guest.close()
+
+
+def mqtt_connect(server, cert_and_key) -> int:
+    codes = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
+                         client_id=f"cert-{uuid.uuid4().hex[:6]}")
+    client.tls_set(ca_certs=str(server.ca), certfile=str(cert_and_key[0]),
+                   keyfile=str(cert_and_key[1]))
+    client.on_connect = lambda c, u, f, rc, p: codes.append(rc.value)
+    client.connect("localhost", server.mqtts_port)
+    client.loop_start()
+    deadline = time.monotonic() + WAIT_S
+    while not codes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.loop_stop()
+    client.disconnect()
+    assert codes, "no CONNACK"
+    return codes[0]
+
+
+def test_mqtt_and_stomp_without_a_user_name_are_the_certificate_s_user(mtls_porter):
+    assert mqtt_connect(mtls_porter, mtls_porter.alice) == 0
+    # paho reports MQTT 3.1.1's return code 4 (bad user name or password) as reason code 134.
+    assert mqtt_connect(mtls_porter, mtls_porter.mallory) == 134
+
+    conn = stomp.Connection12([("localhost", mtls_porter.stomps_port)], auto_content_length=True)
+    conn.set_ssl([("localhost", mtls_porter.stomps_port)], key_file=str(mtls_porter.alice[1]),
+                 cert_file=str(mtls_porter.alice[0]), ca_certs=str(mtls_porter.ca),
+                 ssl_version=ssl.PROTOCOL_TLS_CLIENT)
+    conn.connect(wait=True)
+    assert "alice" in connection_users(mtls_porter, "stomp")
+    conn.disconnect()
+
+
+def test_a_kafka_ssl_client_is_its_certificate_s_principal(mtls_porter):
+    producer = Producer({
+        "bootstrap.servers": mtls_porter.bootstrap, "security.protocol": "SSL",
+        "ssl.ca.location": str(mtls_porter.ca),
+        "ssl.certificate.location": str(mtls_porter.alice[0]),
+        "ssl.key.location": str(mtls_porter.alice[1]),
+    })
+    producer.produce("cert-topic", b"from alice")
+    assert producer.flush(WAIT_S) == 0
+    assert "alice" in connection_users(mtls_porter, "kafka")
