@@ -14,13 +14,14 @@ from rocketmq.grpc_protocol import definition_pb2, service_pb2, service_pb2_grpc
 WAIT_S = 20.0
 
 
-def config(server) -> ClientConfiguration:
-    return ClientConfiguration(server.rocketmq_endpoint, Credentials(), request_timeout=10)
+def config(server, credentials: Credentials | None = None) -> ClientConfiguration:
+    return ClientConfiguration(server.rocketmq_endpoint, credentials or Credentials(), request_timeout=10)
 
 
 @contextlib.contextmanager
-def producer(server, *topics, checker=None):
-    p = Producer(config(server), topics, checker=checker) if checker else Producer(config(server), topics)
+def producer(server, *topics, checker=None, credentials: Credentials | None = None):
+    c = config(server, credentials)
+    p = Producer(c, topics, checker=checker) if checker else Producer(c, topics)
     p.startup()
     try:
         yield p
@@ -29,8 +30,9 @@ def producer(server, *topics, checker=None):
 
 
 @contextlib.contextmanager
-def simple_consumer(server, group, subscriptions: dict, await_s: int = 1):
-    c = SimpleConsumer(config(server), group, subscriptions, await_duration=await_s)
+def simple_consumer(server, group, subscriptions: dict, await_s: int = 1,
+                    credentials: Credentials | None = None):
+    c = SimpleConsumer(config(server, credentials), group, subscriptions, await_duration=await_s)
     c.startup()
     try:
         yield c

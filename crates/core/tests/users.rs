@@ -18,9 +18,9 @@ const REMOTE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3));
 fn guest() -> (User, Option<String>) {
     let user = User {
         name: "guest".into(),
-        credentials: None,
         tags: vec!["administrator".into()],
         loopback_only: true,
+        ..User::default()
     };
     (user, Some("guest".into()))
 }

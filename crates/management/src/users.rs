@@ -35,6 +35,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Management>> {
         .routes(routes!(list_users))
         .route("/api/users/", get(list_users))
         .routes(routes!(show_user, put_user, delete_user))
+        .routes(routes!(set_access_secret, clear_access_secret))
         .routes(routes!(user_permissions))
         .routes(routes!(list_permissions))
         .routes(routes!(vhost_permissions))
@@ -58,6 +59,7 @@ pub fn user_json(user: &User) -> Value {
         "hashing_algorithm": HASHING_ALGORITHM,
         "limits": {},
         "loopback_only": user.loopback_only,
+        "has_access_secret": user.access_secret.is_some(),
     })
 }
 
@@ -274,5 +276,44 @@ async fn clear_permission(
     Path((vhost, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     management.broker.clear_permission(&user, &vhost).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An access secret PUT: the secret to set, or none to have one made.
+#[derive(Debug, Default, Deserialize)]
+pub struct AccessSecretBody {
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+#[utoipa::path(put, operation_id = "users_set_access_secret", path = "/api/users/{name}/access-secret", tag = "users", summary = "Set a user's access secret (RocketMQ's SecretKey; its AccessKey is the user name); without one in the body, a random one is made. Answers the pair, the only time the secret is shown", params(("name" = String, Path, description = "user")), responses((status = 200, description = "the access key and secret"), (status = 400, description = "empty secret"), (status = 404, description = "no such user")))]
+async fn set_access_secret(
+    State(management): State<Arc<Management>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let body: AccessSecretBody = if body.is_empty() {
+        AccessSecretBody::default()
+    } else {
+        parse(&body)?
+    };
+    let secret = match body.secret {
+        Some(s) if s.is_empty() => return Err(ApiError::bad_request("an empty access secret")),
+        Some(s) => s,
+        None => porter_core::users::new_access_secret(),
+    };
+    management
+        .broker
+        .set_access_secret(&name, Some(secret.clone()))
+        .await?;
+    Ok(Json(json!({"access_key": name, "secret_key": secret})))
+}
+
+#[utoipa::path(delete, operation_id = "users_clear_access_secret", path = "/api/users/{name}/access-secret", tag = "users", summary = "Remove a user's access secret: its signed RocketMQ requests are refused", params(("name" = String, Path, description = "user")), responses((status = 204, description = "removed"), (status = 404, description = "no such user")))]
+async fn clear_access_secret(
+    State(management): State<Arc<Management>>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    management.broker.set_access_secret(&name, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }

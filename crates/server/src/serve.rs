@@ -231,6 +231,7 @@ async fn start(mut settings: Settings, hup: tokio::signal::unix::Signal) -> Resu
         ));
     }
     let mut rocketmq_addr = "off".to_string();
+    let rocketmq_authentication = settings.rocketmq.authentication;
     if settings.rocketmq_enabled {
         let tcp = bind("RocketMQ", "--rocketmq-listen", settings.rocketmq.listen).await?;
         rocketmq_addr = tcp.local_addr()?.to_string();
@@ -409,6 +410,15 @@ async fn start(mut settings: Settings, hup: tokio::signal::unix::Signal) -> Resu
         tracing::warn!(
             "the Kafka listener on {kafka_addr} does not authenticate: anyone who reaches it may \
              produce, consume and delete topics. Set [kafka] sasl_mechanisms (docs/security.md)"
+        );
+    }
+    let rocketmq_public = listeners
+        .iter()
+        .any(|l| l.protocol == "rocketmq" && !l.addr.ip().is_loopback());
+    if rocketmq_public && !rocketmq_authentication {
+        tracing::warn!(
+            "the RocketMQ listener on {rocketmq_addr} does not authenticate: anyone who reaches \
+             it may produce and consume. Set [rocketmq] authentication = true (docs/security.md)"
         );
     }
     management.mark_ready(listeners, registries);

@@ -90,6 +90,8 @@ pub struct RocketmqSection {
     /// Per consumer group retry policies: `[rocketmq.groups.<name>]`.
     #[serde(default)]
     pub groups: std::collections::HashMap<String, GroupSection>,
+    /// Every call signed with a user's access secret (AccessKey/SecretKey).
+    pub authentication: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -404,6 +406,9 @@ impl Settings {
         }
         if let Some(v) = r.max_delivery_attempts {
             rocketmq.max_delivery_attempts = v.max(1);
+        }
+        if let Some(v) = r.authentication {
+            rocketmq.authentication = v;
         }
         for (name, g) in &r.groups {
             let backoff = match g.backoff.as_deref() {

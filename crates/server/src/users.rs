@@ -81,9 +81,9 @@ pub async fn seed(
         .map(|u| {
             let user = User {
                 name: u.name.clone(),
-                credentials: None,
                 tags: vec!["administrator".to_string()],
                 loopback_only: u.loopback_only,
+                ..User::default()
             };
             (user, Some(u.password.clone()))
         })

@@ -132,6 +132,10 @@ pub enum LoginError {
     WrongPassword(String),
     #[error("user {0:?} may log in from loopback addresses only")]
     LoopbackOnly(String),
+    #[error("user {0:?} has no access secret")]
+    NoAccessSecret(String),
+    #[error("wrong signature for user {0:?}")]
+    WrongSignature(String),
     #[error("user {user:?}: {error}")]
     Scram { user: String, error: ScramError },
     #[error("user {user:?} has no {mechanism} credential")]
@@ -216,12 +220,55 @@ impl Broker {
                 credentials,
                 tags,
                 loopback_only,
+                access_secret: existing.as_ref().and_then(|u| u.access_secret.clone()),
             };
             this.submit_user_change(&mut metadata, UserChange::Put { user })?;
             tracing::info!(user = %name, created = existing.is_none(), "user put");
             Ok(existing.is_none())
         })
         .await
+    }
+
+    /// Sets (or with `None` removes) user `name`'s access secret, RocketMQ's SecretKey.
+    pub async fn set_access_secret(
+        self: &Arc<Self>,
+        name: &str,
+        secret: Option<String>,
+    ) -> Result<()> {
+        let this = self.clone();
+        let name = name.to_string();
+        run_blocking(move || {
+            let mut metadata = this.metadata.lock();
+            let Some(mut user) = metadata.state().users.users.get(&name).cloned() else {
+                return Err(CoreError::NotFound(format!("no user {name:?}")));
+            };
+            let set = secret.is_some();
+            user.access_secret = secret;
+            this.submit_user_change(&mut metadata, UserChange::Put { user })?;
+            tracing::info!(user = %name, set, "access secret changed");
+            Ok(())
+        })
+        .await
+    }
+
+    /// Checks a request signed with user `name`'s access secret (RocketMQ's AccessKey/SecretKey
+    /// scheme): `verify` gets the secret and says whether the signature matches. Throttled and
+    /// counted like a password login.
+    pub fn signature_login(
+        &self,
+        name: &str,
+        peer: IpAddr,
+        verify: impl FnOnce(&[u8]) -> bool,
+    ) -> std::result::Result<User, LoginError> {
+        self.throttled(peer, name)?;
+        let checked = self.certificate_login(name, peer).and_then(|user| {
+            match user.access_secret.as_deref() {
+                None => Err(LoginError::NoAccessSecret(name.to_string())),
+                Some(secret) if verify(secret.as_bytes()) => Ok(user),
+                Some(_) => Err(LoginError::WrongSignature(name.to_string())),
+            }
+        });
+        self.count_failure(checked, peer, name)
     }
 
     pub async fn delete_user(self: &Arc<Self>, name: &str) -> Result<()> {
@@ -465,9 +512,7 @@ impl Broker {
             let existing = metadata.state().users.users.get(&name).cloned();
             let mut user = existing.clone().unwrap_or_else(|| User {
                 name: name.clone(),
-                credentials: None,
-                tags: Vec::new(),
-                loopback_only: false,
+                ..User::default()
             });
             let mut scram = user.credentials.take().map(|c| c.scram).unwrap_or_default();
             match change {

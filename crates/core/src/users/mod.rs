@@ -34,7 +34,7 @@ pub const KNOWN_TAGS: [&str; 5] = [
 ];
 
 /// One user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub name: String,
     /// `None`: the user cannot log in with a password (RabbitMQ's passwordless users, for
@@ -45,6 +45,12 @@ pub struct User {
     /// Only from a loopback address (RabbitMQ's `loopback_users`, `guest` by default).
     #[serde(default)]
     pub loopback_only: bool,
+    /// RocketMQ's SecretKey for this user (its AccessKey is the user's name): the shared secret
+    /// its clients sign requests with (HMAC-SHA1). Verifying an HMAC needs the secret itself,
+    /// so unlike the password it is kept as given, as RocketMQ's own ACL keeps it; a user has
+    /// one only when an administrator sets it. Never shown by the API after it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_secret: Option<String>,
 }
 
 impl User {
@@ -136,6 +142,14 @@ pub enum UserChange {
         vhost: String,
         exchange: Option<String>,
     },
+}
+
+/// A fresh access secret: 24 random bytes as 48 hex digits (RocketMQ's SecretKeys are
+/// printable strings the clients take as given).
+pub fn new_access_secret() -> String {
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).expect("the OS random source");
+    random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn validate_name(name: &str) -> Result<()> {
@@ -327,9 +341,9 @@ mod tests {
     fn user(name: &str, tags: &[&str]) -> User {
         User {
             name: name.into(),
-            credentials: None,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             loopback_only: false,
+            ..User::default()
         }
     }
 

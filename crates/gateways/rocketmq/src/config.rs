@@ -35,6 +35,9 @@ pub struct RocketmqConfig {
     pub transaction_checks_max: u32,
     /// Per consumer group: its retry policy, where it differs from the defaults.
     pub groups: HashMap<String, GroupPolicy>,
+    /// Every call must be signed with a user's access secret (RocketMQ's
+    /// `authenticationEnabled`; see [`crate::auth`]).
+    pub authentication: bool,
 }
 
 /// How a consumer group's failed messages are retried.
@@ -76,6 +79,7 @@ impl Default for RocketmqConfig {
                 porter_core::transaction::TRANSACTION_CHECK_INTERVAL_MS_DEFAULT,
             transaction_checks_max: porter_core::transaction::TRANSACTION_CHECKS_MAX,
             groups: HashMap::new(),
+            authentication: false,
         }
     }
 }

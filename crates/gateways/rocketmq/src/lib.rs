@@ -8,6 +8,7 @@
 //! from all of them. `convert` maps messages and names, `error` maps core errors to RocketMQ
 //! status codes once, `telemetry` keeps each client's settings stream.
 
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod error;

@@ -13,7 +13,9 @@ use porter_gateway_kit::limits::LimitsError;
 use porter_gateway_kit::{CloseReason, Connection, Drained, Listener, Protocol, Stream};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 
+use crate::auth::Signatures;
 use crate::config::RocketmqConfig;
 use crate::limits::{
     CONNECTION_WINDOW_BYTES, HEADER_LIST_BYTES_MAX, HTTP2_STREAMS_MAX, STREAM_WINDOW_BYTES,
@@ -48,6 +50,19 @@ impl Protocol for RocketmqProtocol {
         let service = MessagingServiceServer::new(Service(self.gateway.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(usize::MAX);
+        // Every call's signature, checked before the service sees it (see `crate::auth`).
+        let signatures = self.gateway.config.authentication.then(|| Signatures {
+            broker: self.gateway.broker.clone(),
+            peer: conn.peer(),
+        });
+        let service =
+            InterceptedService::new(
+                service,
+                move |request: tonic::Request<()>| match &signatures {
+                    Some(signatures) => signatures.check(request.metadata()).map(|_user| request),
+                    None => Ok(request),
+                },
+            );
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())

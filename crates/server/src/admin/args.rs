@@ -338,6 +338,15 @@ pub enum UsersCommand {
     },
     /// Deletes a user and its permissions.
     Delete { name: String },
+    /// Gives a user an access secret, RocketMQ's SecretKey (its AccessKey is the user's name),
+    /// and prints the pair: the only time the secret is shown. Without SECRET, a random one.
+    SetAccessSecret {
+        name: String,
+        #[arg(value_name = "SECRET")]
+        secret: Option<String>,
+    },
+    /// Removes a user's access secret: its signed RocketMQ requests are refused.
+    ClearAccessSecret { name: String },
 }
 
 #[derive(Subcommand, Debug)]

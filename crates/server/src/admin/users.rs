@@ -74,6 +74,21 @@ pub fn users(client: &Client, out: Output, command: UsersCommand) -> Result<Prin
             client.delete(&format!("/api/users/{}", segment(&name)))?;
             Ok(done(out, format!("user {name} deleted")))
         }
+        UsersCommand::SetAccessSecret { name, secret } => {
+            let path = format!("/api/users/{}/access-secret", segment(&name));
+            let pair = client.put(&path, &json!({ "secret": secret }))?;
+            Ok(Printed::choose(out, pair, |p| {
+                format!(
+                    "AccessKey: {}\nSecretKey: {}",
+                    p["access_key"].as_str().unwrap_or_default(),
+                    p["secret_key"].as_str().unwrap_or_default()
+                )
+            }))
+        }
+        UsersCommand::ClearAccessSecret { name } => {
+            client.delete(&format!("/api/users/{}/access-secret", segment(&name)))?;
+            Ok(done(out, format!("access secret of {name} removed")))
+        }
     }
 }
 
