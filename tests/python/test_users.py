@@ -201,3 +201,53 @@ def test_vhost_limits_refuse_queues_and_connections_past_them(porter):
     again.close()
     assert api_as(porter, "guest", "guest", "PUT", "/api/vhost-limits/%2F/max-channels",
                   json={"value": 1}).status_code == 400
+
+
+def test_a_user_s_max_connections_counts_its_connections_on_every_protocol(porter):
+    """RabbitMQ's user limit through its API: with max-connections 2, a user's third
+    connection is refused whether it is AMQP (530), MQTT (CONNACK not authorized) or STOMP (an
+    ERROR frame), and a closed one frees its place; the vhost's max-connections counts MQTT and
+    STOMP connections too."""
+    import stomp
+    from mqtt_helpers import V5, Client
+
+    api_as(porter, "guest", "guest", "PUT", "/api/users/capped",
+           json={"password": "capped-pw", "tags": ""}).raise_for_status()
+    api_as(porter, "guest", "guest", "PUT", "/api/permissions/%2F/capped",
+           json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    api_as(porter, "guest", "guest", "PUT", "/api/user-limits/capped/max-connections",
+           json={"value": 2}).raise_for_status()
+    assert api_as(porter, "guest", "guest", "GET", "/api/user-limits").json() == [
+        {"user": "capped", "value": {"max-connections": 2}}]
+    assert api_as(porter, "guest", "guest", "GET", "/api/users/capped").json()["limits"] == {
+        "max-connections": 2}
+
+    first = amqp_as(porter, "capped", "capped-pw")
+    mqtt = Client(porter.mqtt_port, version=V5, credentials=("capped", "capped-pw"),
+                  client_id="capped-mqtt")
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+        amqp_as(porter, "capped", "capped-pw")
+    assert "user connection limit (2) is reached" in str(refused.value)
+    assert mqtt.reason_code.value == 0
+    refused_mqtt = Client(porter.mqtt_port, version=V5, credentials=("capped", "capped-pw"),
+                          client_id="capped-mqtt-2")
+    assert refused_mqtt.reason_code.value == 0x87  # not authorized
+    refused_stomp = stomp.Connection12([("127.0.0.1", porter.stomp_port)])
+    with pytest.raises(stomp.exception.ConnectFailedException):
+        refused_stomp.connect("capped", "capped-pw", wait=True)
+    assert porter.log_tail(100).count("user connection limit (2) is reached") >= 3
+
+    mqtt.client.disconnect()
+    first.close()
+    again = stomp.Connection12([("127.0.0.1", porter.stomp_port)])
+    again.connect("capped", "capped-pw", wait=True)
+    # The vhost's limit counts STOMP connections too: guest is refused past one.
+    api_as(porter, "guest", "guest", "PUT", "/api/vhost-limits/%2F/max-connections",
+           json={"value": 1}).raise_for_status()
+    full = Client(porter.mqtt_port, version=V5, credentials=("guest", "guest"), client_id="vhost-full")
+    assert full.reason_code.value == 0x87
+    again.disconnect()
+    api_as(porter, "guest", "guest", "DELETE", "/api/vhost-limits/%2F/max-connections").raise_for_status()
+    api_as(porter, "guest", "guest", "DELETE",
+           "/api/user-limits/capped/max-connections").raise_for_status()
+    assert api_as(porter, "guest", "guest", "GET", "/api/user-limits").json() == []

@@ -22,7 +22,7 @@ mod admin;
 mod data_dir;
 pub mod dynamic_config;
 mod inventory;
-mod limits;
+pub mod limits;
 mod queue_map;
 mod queues;
 pub mod users;
@@ -133,7 +133,9 @@ pub struct Broker {
     vhost_limits: parking_lot::RwLock<
         Arc<std::collections::BTreeMap<String, crate::vhost_limits::VhostLimits>>,
     >,
-    vhost_connections: Arc<crate::vhost_limits::VhostConnections>,
+    vhost_connections: Arc<crate::vhost_limits::OpenConnections>,
+    /// Open client connections per user, for users' `max-connections`.
+    user_connections: Arc<crate::vhost_limits::OpenConnections>,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -228,6 +230,7 @@ impl Broker {
             quotas: parking_lot::RwLock::new(quota_snapshot),
             vhost_limits: parking_lot::RwLock::new(limits_snapshot),
             vhost_connections: Default::default(),
+            user_connections: Default::default(),
             _lock: lock,
             shutdown: CancellationToken::new(),
         });

@@ -53,6 +53,15 @@ impl VirtualHost {
         )))
     }
 
+    /// Counts `user`'s connection into this virtual host while the guard lives (see
+    /// [`crate::Broker::open_client_connection`]).
+    pub fn open_client_connection(
+        &self,
+        user: &str,
+    ) -> Result<crate::broker::limits::ClientConnection> {
+        self.broker.open_client_connection(user, &self.name)
+    }
+
     /// A publish's (`Write`) or a binding source's (`Read`) checks: the exchange permission, then
     /// the routing or binding key against the user's topic permission on the exchange.
     pub fn authorize_routing(

@@ -1,8 +1,8 @@
 //! RabbitMQ's virtual-host limits: `max-connections` and `max-queues` per vhost, set with
 //! `PUT /api/vhost-limits/{vhost}/{name}` (and `rabbitmqctl set_vhost_limits`). They are
 //! metadata (the journal keeps them); the queue limit is checked where a declare is journaled,
-//! the connection limit where a gateway opens a connection into the vhost ([`VhostConnection`]
-//! counts it while it lives).
+//! the connection limit where a gateway opens a connection into the vhost ([`CountedConnection`]
+//! counts it while it lives; users' `max-connections` are counted the same way).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -55,22 +55,22 @@ impl VhostLimits {
     }
 }
 
-/// Open connections per vhost, for `max-connections`.
+/// Open connections per vhost (or per user), for `max-connections`.
 #[derive(Debug, Default)]
-pub struct VhostConnections {
+pub struct OpenConnections {
     open: Mutex<HashMap<String, u64>>,
 }
 
-/// A connection counted against its vhost while it lives.
+/// A connection counted against its vhost (or user) while it lives.
 #[derive(Debug)]
-pub struct VhostConnection {
-    counter: Arc<VhostConnections>,
+pub struct CountedConnection {
+    counter: Arc<OpenConnections>,
     vhost: String,
 }
 
-impl VhostConnections {
-    /// Counts a new connection into `vhost`, unless that would pass `max`.
-    pub fn open(self: &Arc<Self>, vhost: &str, max: Option<u64>) -> Result<VhostConnection> {
+impl OpenConnections {
+    /// Counts a new connection into `vhost` (or of a user), unless that would pass `max`.
+    pub fn open(self: &Arc<Self>, vhost: &str, max: Option<u64>) -> Result<CountedConnection> {
         let mut open = self.open.lock();
         let count = open.entry(vhost.to_string()).or_default();
         if let Some(max) = max {
@@ -81,7 +81,7 @@ impl VhostConnections {
             }
         }
         *count += 1;
-        Ok(VhostConnection {
+        Ok(CountedConnection {
             counter: self.clone(),
             vhost: vhost.to_string(),
         })
@@ -93,7 +93,7 @@ impl VhostConnections {
     }
 }
 
-impl Drop for VhostConnection {
+impl Drop for CountedConnection {
     fn drop(&mut self) {
         let mut open = self.counter.open.lock();
         if let Some(count) = open.get_mut(&self.vhost) {
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn connections_are_counted_while_they_live() {
-        let counter = Arc::new(VhostConnections::default());
+        let counter = Arc::new(OpenConnections::default());
         let a = counter.open("/", Some(2)).unwrap();
         let _b = counter.open("/", Some(2)).unwrap();
         assert!(counter.open("/", Some(2)).is_err());

@@ -82,10 +82,17 @@ fn allowed(principal: &Principal, request: &Request) -> Result<(), &'static str>
     {
         return Err("Not management user");
     }
-    let about_users = ["/api/users", "/api/permissions", "/api/definitions"]
-        .iter()
-        .any(|p| path.starts_with(p))
-        || path.ends_with("/permissions");
+    let about_users = [
+        "/api/users",
+        "/api/permissions",
+        "/api/topic-permissions",
+        "/api/user-limits",
+        "/api/definitions",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+        || path.ends_with("/permissions")
+        || path.ends_with("/topic-permissions");
     let reads = matches!(*request.method(), Method::GET | Method::HEAD);
     if (about_users || !reads) && !has("administrator") {
         return Err("Not administrator user");

@@ -54,6 +54,7 @@ pub mod topic_messages;
 pub mod topic_permissions;
 pub mod topics;
 pub mod ui;
+pub mod user_limits;
 pub mod users;
 pub mod vhost_limits;
 
@@ -136,6 +137,7 @@ pub fn router(management: Arc<Management>) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(openapi::document())
         .merge(overview::routes())
         .merge(vhost_limits::routes())
+        .merge(user_limits::routes())
         .merge(queues::routes())
         .merge(exchanges::routes())
         .merge(topics::routes())

@@ -57,7 +57,7 @@ pub fn user_json(user: &User) -> Value {
         "tags": user.tags,
         "password_hash": password_hash,
         "hashing_algorithm": HASHING_ALGORITHM,
-        "limits": {},
+        "limits": user.limits.as_map(),
         "loopback_only": user.loopback_only,
         "has_access_secret": user.access_secret.is_some(),
     })

@@ -50,9 +50,19 @@ async fn vhost_limits(
     Ok(Json(limits_json(&management, |v| v == vhost)))
 }
 
+/// A limit PUT, RabbitMQ's body: `{"value": N}`.
 #[derive(Debug, Default, Deserialize)]
-struct LimitBody {
+pub(crate) struct LimitBody {
     value: Option<i64>,
+}
+
+impl LimitBody {
+    /// The value a PUT must carry.
+    pub(crate) fn parse(body: &Bytes) -> ApiResult<i64> {
+        let body: LimitBody = parse(body)?;
+        body.value
+            .ok_or_else(|| ApiError::bad_request("the body needs a numeric \"value\""))
+    }
 }
 
 #[utoipa::path(put, operation_id = "vhost_limits_set_limit", path = "/api/vhost-limits/{vhost}/{name}", tag = "vhosts", summary = "Set a vhost limit: {\"value\": N}", params(("vhost" = String, Path, description = "virtual host (/ is %2F)"), ("name" = String, Path, description = "max-connections or max-queues")), responses((status = 204, description = "set"), (status = 400, description = "unknown limit or no value"), (status = 404, description = "no such vhost")))]
@@ -61,10 +71,7 @@ async fn set_limit(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let body: LimitBody = parse(&body)?;
-    let value = body
-        .value
-        .ok_or_else(|| ApiError::bad_request("the body needs a numeric \"value\""))?;
+    let value = LimitBody::parse(&body)?;
     management
         .broker
         .set_vhost_limit(&vhost, &name, Some(value))

@@ -221,6 +221,7 @@ impl Broker {
                 tags,
                 loopback_only,
                 access_secret: existing.as_ref().and_then(|u| u.access_secret.clone()),
+                limits: existing.as_ref().map(|u| u.limits).unwrap_or_default(),
             };
             this.submit_user_change(&mut metadata, UserChange::Put { user })?;
             tracing::info!(user = %name, created = existing.is_none(), "user put");
@@ -235,6 +236,42 @@ impl Broker {
         name: &str,
         secret: Option<String>,
     ) -> Result<()> {
+        let set = secret.is_some();
+        self.change_user(name, move |user| {
+            user.access_secret = secret;
+            Ok(())
+        })
+        .await?;
+        tracing::info!(user = %name, set, "access secret changed");
+        Ok(())
+    }
+
+    /// Sets user limit `limit` of user `name` (`None` or negative: no limit).
+    pub async fn set_user_limit(
+        self: &Arc<Self>,
+        name: &str,
+        limit: &str,
+        value: Option<i64>,
+    ) -> Result<()> {
+        let limit_name = limit.to_string();
+        self.change_user(name, move |user| user.limits.set(&limit_name, value))
+            .await?;
+        tracing::info!(user = %name, limit, ?value, "user limit set");
+        Ok(())
+    }
+
+    /// The `max-connections` of user `name`, if it has one.
+    pub(crate) fn user_connection_limit(&self, name: &str) -> Option<u64> {
+        let snapshot = self.users.snapshot.read();
+        snapshot.users.users.get(name)?.limits.max_connections
+    }
+
+    /// Reads user `name`, changes it with `change`, and journals it, under the metadata lock.
+    async fn change_user(
+        self: &Arc<Self>,
+        name: &str,
+        change: impl FnOnce(&mut User) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
         let this = self.clone();
         let name = name.to_string();
         run_blocking(move || {
@@ -242,11 +279,8 @@ impl Broker {
             let Some(mut user) = metadata.state().users.users.get(&name).cloned() else {
                 return Err(CoreError::NotFound(format!("no user {name:?}")));
             };
-            let set = secret.is_some();
-            user.access_secret = secret;
-            this.submit_user_change(&mut metadata, UserChange::Put { user })?;
-            tracing::info!(user = %name, set, "access secret changed");
-            Ok(())
+            change(&mut user)?;
+            this.submit_user_change(&mut metadata, UserChange::Put { user })
         })
         .await
     }

@@ -51,6 +51,45 @@ pub struct User {
     /// one only when an administrator sets it. Never shown by the API after it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_secret: Option<String>,
+    /// RabbitMQ's user limits (`rabbitmqctl set_user_limits`).
+    #[serde(default, skip_serializing_if = "UserLimits::is_empty")]
+    pub limits: UserLimits,
+}
+
+/// RabbitMQ's per-user limit this broker applies: `max-connections`, the user's client
+/// connections on every protocol at once (`None`: no limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLimits {
+    pub max_connections: Option<u64>,
+}
+
+impl UserLimits {
+    pub const MAX_CONNECTIONS: &'static str = "max-connections";
+
+    /// Sets `name` (`None` or a negative value, as RabbitMQ takes it: no limit).
+    pub fn set(&mut self, name: &str, value: Option<i64>) -> Result<()> {
+        match name {
+            Self::MAX_CONNECTIONS => {
+                self.max_connections = value.and_then(|v| u64::try_from(v).ok());
+                Ok(())
+            }
+            other => Err(CoreError::InvalidRequest(format!(
+                "unknown or unsupported user limit {other:?} (max-connections)"
+            ))),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.max_connections.is_none()
+    }
+
+    /// As RabbitMQ's API shows them: `{"max-connections": 10}`.
+    pub fn as_map(&self) -> BTreeMap<&'static str, u64> {
+        self.max_connections
+            .map(|v| (Self::MAX_CONNECTIONS, v))
+            .into_iter()
+            .collect()
+    }
 }
 
 impl User {

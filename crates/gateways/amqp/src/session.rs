@@ -55,7 +55,7 @@ pub struct Session {
     /// broker's ([`Authenticator::enforces_permissions`](porter_gateway_kit::auth::Authenticator::enforces_permissions)).
     pub permissions_checked: bool,
     /// This connection, counted against its vhost's `max-connections` while it lives.
-    pub vhost_slot: Option<porter_core::vhost_limits::VhostConnection>,
+    pub vhost_slot: Option<porter_core::broker::limits::ClientConnection>,
 }
 
 /// The receiving ends of a session's feeds: consumer events (bounded by the core's

@@ -100,6 +100,8 @@ pub struct Sasl {
     principal: Option<Arc<Principal>>,
     /// When the session ends (with `reauth`).
     expires: Option<Instant>,
+    /// The authenticated user's connection, counted against its `max-connections`.
+    slot: Option<porter_core::vhost_limits::CountedConnection>,
 }
 
 impl Sasl {
@@ -112,6 +114,7 @@ impl Sasl {
             state: State::Start,
             principal: None,
             expires: None,
+            slot: None,
         }
     }
 
@@ -280,6 +283,21 @@ impl Sasl {
                     response: failure("Cannot change principals during re-authentication"),
                     close: Some(CloseReason::protocol(0, why)),
                 };
+            }
+        }
+        // The first login counts against the user's max-connections (re-authentication keeps
+        // the count it has).
+        if self.principal.is_none() {
+            match broker.open_user_connection(&user.name) {
+                Ok(slot) => self.slot = slot,
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, user = %user.name, error = %e,
+                        "Kafka connection refused: user connection limit");
+                    return Admission::Answer {
+                        response: failure(&e.to_string()),
+                        close: Some(CloseReason::limit(0, e.to_string())),
+                    };
+                }
             }
         }
         // A v0 client cannot be told the lifetime and cannot re-authenticate: its connection

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use porter_core::broker::limits::ClientConnection;
 use porter_gateway_kit::auth::Credentials;
 use porter_gateway_kit::deadlines::within;
 use porter_gateway_kit::registry::ByteCounters;
@@ -123,6 +124,8 @@ struct Connected {
     claim: Claim,
     will: Option<Will>,
     keep_alive: Option<Duration>,
+    /// Counted against the vhost's and the user's `max-connections` while the connection lives.
+    slot: ClientConnection,
 }
 
 /// Serves one stream until it ends; returns why (the kit's listener logs it).
@@ -267,6 +270,21 @@ async fn connect<R: AsyncRead + Unpin>(
         Ok(user) => user,
         Err(refusal) => return Err(refuse(sender, version, refusal).await),
     };
+    let vhost = &ctx.config.vhost;
+    let slot = match ctx.vhost.open_client_connection(&user.name) {
+        Ok(slot) => slot,
+        Err(e) => {
+            tracing::warn!(peer = %conn.peer(), user = %user.name, vhost = %vhost, error = %e, "MQTT connection limit");
+            let refusal = Refusal::new(
+                ConnectReturnCode::NotAuthorized,
+                format!(
+                    "access to vhost '{vhost}' refused for user '{}': {e}",
+                    user.name
+                ),
+            );
+            return Err(refuse(sender, version, refusal).await);
+        }
+    };
     let will = match last_will.map(|w| Will::from_connect(w, ctx.config.topic_levels_max)) {
         None => None,
         Some(Ok(will)) => Some(will),
@@ -336,6 +354,7 @@ async fn connect<R: AsyncRead + Unpin>(
         claim,
         will,
         keep_alive: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
+        slot,
     })
 }
 
@@ -477,6 +496,7 @@ async fn serve<R: AsyncRead + Unpin>(
         claim,
         will,
         keep_alive,
+        slot: _slot,
     } = connected;
     let version = session.version;
     let mut deliveries = session.take_deliveries();

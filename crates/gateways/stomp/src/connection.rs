@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use porter_core::broker::limits::ClientConnection;
 use porter_core::publish::PUBLISH_BATCH_MAX;
 use porter_core::queue::api::ConsumerEvent;
 use porter_gateway_kit::deadlines::within;
@@ -201,6 +202,8 @@ struct Connected {
     version: Version,
     user: String,
     vhost: porter_core::VirtualHost,
+    /// Counted against the vhost's and the user's `max-connections` while the session lives.
+    slot: ClientConnection,
     /// Beats we send, and the silence after which the client is gone.
     send_every: Option<Duration>,
     silent_after: Option<Duration>,
@@ -237,6 +240,7 @@ pub async fn run<S: Stream>(stream: S, conn: &Connection, ctx: Arc<Context>) -> 
         }
     };
     io.escapes = connected.version.escapes();
+    let _slot = connected.slot;
     let mut session = Session::new(
         ctx.clone(),
         connected.vhost,
@@ -316,6 +320,16 @@ async fn handshake<S: AsyncRead + AsyncWrite + Send>(
         .and_then(|h| ctx.broker.vhost(h).ok())
         .map_or_else(|| ctx.broker.vhost("/"), Ok)
         .map_err(|e| refuse(e.into()))?;
+    let slot = ctx
+        .broker
+        .open_client_connection(&user, vhost.name())
+        .map_err(|e| {
+            tracing::warn!(peer = %conn.peer(), user = %user, vhost = %vhost.name(), error = %e, "stomp: connection limit");
+            refuse(StompError::protocol(
+                "access refused",
+                format!("access to vhost '{}' refused for user '{user}': {e}", vhost.name()),
+            ))
+        })?;
     let (client_send, client_want) = heart_beat(frame.header("heart-beat"));
     let min = ctx.config.heartbeat_min.as_millis() as u64;
     // A client's numbers are clamped: `u64::MAX` ms would overflow the timers.
@@ -346,6 +360,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Send>(
         version,
         user,
         vhost,
+        slot,
         send_every: (send_ms > 0).then(|| Duration::from_millis(send_ms)),
         silent_after: (want_ms > 0)
             .then(|| Duration::from_millis(want_ms * u64::from(HEARTBEAT_GRACE_FACTOR))),

@@ -94,9 +94,9 @@ pub(super) async fn handshake<S: Stream>(
             .on(10, 40),
         ));
     }
-    // Counted against the vhost's max-connections while the session lives.
-    let vhost_slot = ctx.broker.open_vhost_connection(vhost_name).map_err(|e| {
-        tracing::warn!(%peer, user = %user, vhost = %vhost_name, error = %e, "amqp: vhost connection limit");
+    // Counted against the vhost's and the user's max-connections while the session lives.
+    let vhost_slot = ctx.broker.open_client_connection(&user, vhost_name).map_err(|e| {
+        tracing::warn!(%peer, user = %user, vhost = %vhost_name, error = %e, "amqp: connection limit");
         Some(
             AmqpError::connection(
                 NOT_ALLOWED,
