@@ -25,6 +25,7 @@ mod inventory;
 pub mod limits;
 mod queue_map;
 mod queues;
+pub mod tokens;
 pub mod users;
 
 pub use queues::{QUEUES_MAX, QUEUE_IDLE_BYTES, QUEUE_OPEN_THREADS};

@@ -18,8 +18,20 @@ use porter_gateway_kit::auth::{Credentials, Principal};
 use crate::error::ApiError;
 use crate::Management;
 
-/// Lets the request through if its `Authorization: Basic` names a broker user; 401 with
-/// `WWW-Authenticate` otherwise.
+/// How a request logged in (a request extension beside its [`Principal`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LoggedIn {
+    pub via_token: bool,
+}
+
+/// `Authorization: Bearer <token>`.
+fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// Lets the request through if its `Authorization: Basic` names a broker user, or its
+/// `Authorization: Bearer` carries one's API token; 401 with `WWW-Authenticate` otherwise.
 pub async fn require_user(
     State(management): State<Arc<Management>>,
     request: Request,
@@ -30,31 +42,42 @@ pub async fn require_user(
     };
     // The web UI asks with X-Requested-With and shows its own login form: no browser prompt.
     let prompt = !request.headers().contains_key("x-requested-with");
-    let Some((user, password)) = basic_credentials(request.headers()) else {
-        return refused(
-            "this API needs HTTP basic authentication with a broker user",
-            prompt,
-        );
-    };
     let peer = request
         .extensions()
         .get::<PeerAddrs>()
         .map(|addrs| addrs.peer)
         .unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-    let credentials = Credentials {
-        mechanism: "PLAIN",
-        user: &user,
-        secret: password.as_bytes(),
-        peer,
+    let (user, outcome, via_token) = match bearer_token(request.headers()) {
+        Some(token) => {
+            let outcome = authenticator.authenticate_token(token, peer).await;
+            ("(token)".to_string(), outcome, true)
+        }
+        None => {
+            let Some((user, password)) = basic_credentials(request.headers()) else {
+                return refused(
+                    "this API needs HTTP basic authentication with a broker user, or a bearer token",
+                    prompt,
+                );
+            };
+            let credentials = Credentials {
+                mechanism: "PLAIN",
+                user: &user,
+                secret: password.as_bytes(),
+                peer,
+            };
+            let outcome = authenticator.authenticate(credentials).await;
+            (user, outcome, false)
+        }
     };
-    match authenticator.authenticate(credentials).await {
+    match outcome {
         Ok(principal) => {
-            if let Err(reason) = allowed(&principal, &request) {
-                tracing::warn!(%peer, user = %user, path = %request.uri().path(), reason, "management API request refused");
+            if let Err(reason) = allowed(&principal, &request, via_token) {
+                tracing::warn!(%peer, user = %principal.user, path = %request.uri().path(), reason, "management API request refused");
                 return refused(reason, false);
             }
             let mut request = request;
             request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(LoggedIn { via_token });
             next.run(request).await
         }
         Err(error) => {
@@ -69,7 +92,7 @@ pub async fn require_user(
 }
 
 /// What the user's tags let it do with `request`: RabbitMQ's reasons when not.
-fn allowed(principal: &Principal, request: &Request) -> Result<(), &'static str> {
+fn allowed(principal: &Principal, request: &Request, via_token: bool) -> Result<(), &'static str> {
     let has = |tag: &str| principal.tags.iter().any(|t| t == tag);
     let path = request.uri().path();
     // Any user may ask who it is (the UI does, to say why a client-only user cannot log in).
@@ -81,6 +104,14 @@ fn allowed(principal: &Principal, request: &Request) -> Result<(), &'static str>
         .any(|t| has(t))
     {
         return Err("Not management user");
+    }
+    // A user's own tokens: made with its password only, so a leaked token cannot mint more.
+    if path == "/api/tokens" || path.starts_with("/api/tokens/") {
+        let makes = request.method() == Method::POST;
+        return match makes && via_token {
+            true => Err("API tokens are made with a password login, not a token"),
+            false => Ok(()),
+        };
     }
     let about_users = [
         "/api/users",

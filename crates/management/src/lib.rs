@@ -50,6 +50,7 @@ pub mod paging;
 pub mod payload;
 pub mod queues;
 pub mod rates;
+pub mod tokens;
 pub mod topic_messages;
 pub mod topic_permissions;
 pub mod topics;
@@ -138,6 +139,7 @@ pub fn router(management: Arc<Management>) -> Router {
         .merge(overview::routes())
         .merge(vhost_limits::routes())
         .merge(user_limits::routes())
+        .merge(tokens::routes())
         .merge(queues::routes())
         .merge(exchanges::routes())
         .merge(topics::routes())

@@ -59,6 +59,22 @@ impl Authenticator for BrokerUsers {
         })
     }
 
+    fn authenticate_token<'a>(&'a self, token: &'a str, peer: SocketAddr) -> AuthFuture<'a> {
+        Box::pin(async move {
+            let user =
+                self.broker
+                    .token_login(token, peer.ip())
+                    .map_err(|e| match e.is_throttled() {
+                        true => AuthError::Throttled(e.to_string()),
+                        false => AuthError::Denied(e.to_string()),
+                    })?;
+            Ok(Principal {
+                user: user.name,
+                tags: user.tags,
+            })
+        })
+    }
+
     fn may_use_vhost(&self, user: &str, vhost: &str) -> bool {
         self.broker.permission(user, vhost).is_some()
     }

@@ -44,12 +44,24 @@ pub struct UserCache {
 struct Snapshot {
     users: Arc<Users>,
     access: Arc<AccessTable>,
+    /// API token digest → its owner.
+    tokens: Arc<HashMap<String, String>>,
 }
 
 impl Snapshot {
     fn of(users: Users) -> Snapshot {
+        let tokens = users
+            .users
+            .values()
+            .flat_map(|u| {
+                u.api_tokens
+                    .iter()
+                    .map(|t| (t.digest.clone(), u.name.clone()))
+            })
+            .collect();
         Snapshot {
             access: Arc::new(AccessTable::new(&users)),
+            tokens: Arc::new(tokens),
             users: Arc::new(users),
         }
     }
@@ -81,6 +93,11 @@ impl UserCache {
             .read()
             .access
             .allows(user, vhost, access, resource)
+    }
+
+    /// The owner of the API token with this digest, if any.
+    pub(crate) fn token_owner(&self, digest: &str) -> Option<String> {
+        self.snapshot.read().tokens.get(digest).cloned()
     }
 
     /// Whether `user`'s topic permission on `exchange` lets `routing_key` through (see
@@ -136,6 +153,8 @@ pub enum LoginError {
     NoAccessSecret(String),
     #[error("wrong signature for user {0:?}")]
     WrongSignature(String),
+    #[error("unknown or expired API token")]
+    BadToken,
     #[error("user {user:?}: {error}")]
     Scram { user: String, error: ScramError },
     #[error("user {user:?} has no {mechanism} credential")]
@@ -220,8 +239,8 @@ impl Broker {
                 credentials,
                 tags,
                 loopback_only,
-                access_secret: existing.as_ref().and_then(|u| u.access_secret.clone()),
-                limits: existing.as_ref().map(|u| u.limits).unwrap_or_default(),
+                // What a put does not name (access secret, limits, tokens) stays.
+                ..existing.clone().unwrap_or_default()
             };
             this.submit_user_change(&mut metadata, UserChange::Put { user })?;
             tracing::info!(user = %name, created = existing.is_none(), "user put");
@@ -267,7 +286,7 @@ impl Broker {
     }
 
     /// Reads user `name`, changes it with `change`, and journals it, under the metadata lock.
-    async fn change_user(
+    pub(crate) async fn change_user(
         self: &Arc<Self>,
         name: &str,
         change: impl FnOnce(&mut User) -> Result<()> + Send + 'static,
@@ -463,7 +482,11 @@ impl Broker {
     }
 
     /// Refused at once when `peer` failed too often lately.
-    fn throttled(&self, peer: IpAddr, user: &str) -> std::result::Result<(), LoginError> {
+    pub(crate) fn throttled(
+        &self,
+        peer: IpAddr,
+        user: &str,
+    ) -> std::result::Result<(), LoginError> {
         match self.users.throttle.refused(peer, user) {
             Some(secs) => Err(LoginError::Throttled {
                 address: peer,
@@ -474,7 +497,7 @@ impl Broker {
     }
 
     /// `outcome`, counted against `peer` when it failed.
-    fn count_failure<T>(
+    pub(crate) fn count_failure<T>(
         &self,
         outcome: std::result::Result<T, LoginError>,
         peer: IpAddr,

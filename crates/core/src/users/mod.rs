@@ -11,6 +11,7 @@ pub mod access;
 pub mod credential;
 pub mod scram;
 pub mod throttle;
+pub mod tokens;
 pub mod topic_access;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,9 @@ pub struct User {
     /// RabbitMQ's user limits (`rabbitmqctl set_user_limits`).
     #[serde(default, skip_serializing_if = "UserLimits::is_empty")]
     pub limits: UserLimits,
+    /// The HTTP API's bearer tokens of this user (see [`tokens`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_tokens: Vec<tokens::ApiToken>,
 }
 
 /// RabbitMQ's per-user limit this broker applies: `max-connections`, the user's client

@@ -73,6 +73,15 @@ pub trait Authenticator: Send + Sync + 'static {
         })
     }
 
+    /// A bearer token login (the HTTP API's tokens). Stores without tokens refuse.
+    fn authenticate_token<'a>(&'a self, _token: &'a str, _peer: SocketAddr) -> AuthFuture<'a> {
+        Box::pin(async move {
+            Err(AuthError::Denied(
+                "API tokens are not offered by this user store".to_string(),
+            ))
+        })
+    }
+
     /// Whether `user` may use virtual host `vhost` at all (RabbitMQ: it has a permission
     /// there). Every user may, unless the store says otherwise.
     fn may_use_vhost(&self, _user: &str, _vhost: &str) -> bool {

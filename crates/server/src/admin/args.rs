@@ -30,6 +30,9 @@ pub struct ApiArgs {
         global = true
     )]
     pub password: String,
+    /// An API token (`porter users create-token`) to use instead of --user/--password.
+    #[arg(long, env = "PORTER_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
     /// Human tables, or the API's JSON for scripts.
     #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
@@ -347,6 +350,22 @@ pub enum UsersCommand {
     },
     /// Removes a user's access secret: its signed RocketMQ requests are refused.
     ClearAccessSecret { name: String },
+    /// Makes an API token for the calling user (--user/--password) and prints it: the only
+    /// time it is shown. Use it as `--token` / PORTER_TOKEN, or `Authorization: Bearer`.
+    CreateToken {
+        #[arg(value_name = "TOKEN_NAME")]
+        token_name: String,
+        /// Lifetime in seconds; without it, the token works until deleted.
+        #[arg(long)]
+        expires_in_secs: Option<u64>,
+    },
+    /// The calling user's API tokens (names and dates).
+    Tokens,
+    /// Revokes one of the calling user's API tokens.
+    DeleteToken {
+        #[arg(value_name = "TOKEN_NAME")]
+        token_name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -52,10 +52,13 @@ impl Client {
         Client {
             agent: ureq::Agent::new_with_config(config),
             base: args.url.trim_end_matches('/').to_string(),
-            authorization: format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(credentials)
-            ),
+            authorization: match &args.token {
+                Some(token) => format!("Bearer {token}"),
+                None => format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                ),
+            },
         }
     }
 

@@ -85,6 +85,33 @@ pub fn users(client: &Client, out: Output, command: UsersCommand) -> Result<Prin
                 )
             }))
         }
+        UsersCommand::CreateToken {
+            token_name,
+            expires_in_secs,
+        } => {
+            let body = json!({"name": token_name, "expires_in_secs": expires_in_secs});
+            let made = client.post("/api/tokens", &body)?;
+            Ok(Printed::choose(out, made, |t| {
+                t["token"].as_str().unwrap_or_default().to_string()
+            }))
+        }
+        UsersCommand::Tokens => {
+            let tokens = client.get("/api/tokens")?;
+            Ok(Printed::choose(out, tokens, |t| {
+                of_items(
+                    &[
+                        ("NAME", "name"),
+                        ("CREATED_MS", "created_ms"),
+                        ("EXPIRES_MS", "expires_ms"),
+                    ],
+                    t,
+                )
+            }))
+        }
+        UsersCommand::DeleteToken { token_name } => {
+            client.delete(&format!("/api/tokens/{}", segment(&token_name)))?;
+            Ok(done(out, format!("token {token_name} deleted")))
+        }
         UsersCommand::ClearAccessSecret { name } => {
             client.delete(&format!("/api/users/{}/access-secret", segment(&name)))?;
             Ok(done(out, format!("access secret of {name} removed")))
