@@ -149,6 +149,48 @@ def test_admin_requests_need_their_operation(acl_porter):
     bob.create_partitions([NewPartitions("ledger", 3)])["ledger"].result(WAIT_S)
 
 
+def test_groups_and_the_cluster_are_described_only_with_describe(acl_porter):
+    from confluent_kafka import TopicPartition
+    admin = admin_of(acl_porter)
+    admin.create_topics([NewTopic("audit-log", 1)])["audit-log"].result(WAIT_S)
+    for group in ("audit", "billing"):
+        consumer = Consumer(config_of(acl_porter, "guest", "guest", **{"group.id": group}))
+        consumer.commit(offsets=[TopicPartition("audit-log", 0, 0)], asynchronous=False)
+        consumer.close()
+    bob = admin_of(acl_porter, "bob", "bob-pw")
+    assert [g.group_id for g in bob.list_consumer_groups().result(WAIT_S).valid] == []
+    create(admin, allow("User:bob", ResourceType.GROUP, "audit", AclOperation.DESCRIBE))
+    assert [g.group_id for g in bob.list_consumer_groups().result(WAIT_S).valid] == ["audit"]
+    assert bob.describe_consumer_groups(["audit"])["audit"].result(WAIT_S).group_id == "audit"
+    with pytest.raises(KafkaException) as refused:
+        bob.describe_consumer_groups(["billing"])["billing"].result(WAIT_S)
+    assert "GROUP_AUTHORIZATION_FAILED" in str(refused.value)
+    # DescribeLogDirs needs Describe on the cluster: asked with kafka-python's v0 classes as v1
+    # (the same schema; Porter serves v1-4), a refusal lists no directories, as Kafka's does.
+    from kafka.admin import KafkaAdminClient
+    from kafka.protocol.admin import DescribeLogDirsRequest_v0, DescribeLogDirsResponse_v0
+
+    class DescribeLogDirsResponseV1(DescribeLogDirsResponse_v0):
+        API_VERSION = 1
+
+    class DescribeLogDirsRequestV1(DescribeLogDirsRequest_v0):
+        API_VERSION = 1
+        RESPONSE_TYPE = DescribeLogDirsResponseV1
+
+    def log_dirs(user: str, password: str) -> list:
+        client = KafkaAdminClient(bootstrap_servers=acl_porter.bootstrap,
+                                  security_protocol="SASL_PLAINTEXT",
+                                  sasl_mechanism="SCRAM-SHA-256", sasl_plain_username=user,
+                                  sasl_plain_password=password, request_timeout_ms=WAIT_S * 1000)
+        try:
+            return client.send_request(DescribeLogDirsRequestV1([])).log_dirs
+        finally:
+            client.close()
+
+    assert log_dirs("bob", "bob-pw") == []
+    assert len(log_dirs("guest", "guest")) == 1
+
+
 def test_only_administrators_manage_acls(acl_porter):
     bob = admin_of(acl_porter, "bob", "bob-pw")
     with pytest.raises(KafkaException) as refused:

@@ -2,7 +2,8 @@
 //! the operation Kafka names for each: CreatePartitions `Alter`, DeleteRecords `Delete` and
 //! ListOffsets `Describe` on the topic; (Incremental)AlterConfigs `AlterConfigs` and
 //! DescribeConfigs `DescribeConfigs` on the topic or the cluster; DeleteGroups and OffsetDelete
-//! `Delete` on the group.
+//! `Delete` on the group; DescribeProducers `Read` on the topic; DescribeCluster and
+//! DescribeLogDirs `Describe` on the cluster.
 //!
 //! A request naming a resource the caller may not use is refused whole (each resource answered
 //! with the authorisation error of its kind): admin clients send one resource per request, and
@@ -16,13 +17,17 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse as ProducersPartition, TopicResponse as ProducersTopic,
+};
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResult;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{
     AlterConfigsResponse, CreatePartitionsResponse, DeleteGroupsResponse, DeleteRecordsResponse,
-    DescribeConfigsResponse, IncrementalAlterConfigsResponse, ListOffsetsResponse,
+    DescribeClusterResponse, DescribeConfigsResponse, DescribeLogDirsResponse,
+    DescribeProducersResponse, IncrementalAlterConfigsResponse, ListOffsetsResponse,
     OffsetDeleteResponse,
 };
 
@@ -206,6 +211,52 @@ pub fn refusal(ctx: &Context, body: &RequestKind, caller: &Caller) -> Option<Res
         RequestKind::OffsetDelete(r) if !group(Operation::Delete, &r.group_id) => Some(
             ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(GROUP)),
         ),
+        // A topic's producers: `Read` on it, as Kafka asks.
+        RequestKind::DescribeProducers(r)
+            if r.topics.iter().any(|t| !topic(Operation::Read, &t.name)) =>
+        {
+            let topics = r
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|&i| {
+                            ProducersPartition::default()
+                                .with_partition_index(i)
+                                .with_error_code(TOPIC)
+                        })
+                        .collect();
+                    ProducersTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            Some(ResponseKind::DescribeProducers(
+                DescribeProducersResponse::default().with_topics(topics),
+            ))
+        }
+        // The cluster's description and its log directories: `Describe` on the cluster. A
+        // refused DescribeLogDirs lists nothing (v3+ also carries the error, as Kafka's does).
+        RequestKind::DescribeCluster(_) | RequestKind::DescribeLogDirs(_)
+            if !allowed(
+                ctx,
+                caller,
+                Operation::Describe,
+                ResourceType::Cluster,
+                CLUSTER,
+            ) =>
+        {
+            Some(match body {
+                RequestKind::DescribeCluster(_) => ResponseKind::DescribeCluster(
+                    DescribeClusterResponse::default().with_error_code(CLUSTER_REFUSED),
+                ),
+                _ => ResponseKind::DescribeLogDirs(
+                    DescribeLogDirsResponse::default().with_error_code(CLUSTER_REFUSED),
+                ),
+            })
+        }
         _ => None,
     }
 }

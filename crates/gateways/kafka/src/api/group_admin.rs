@@ -17,7 +17,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use porter_core::group::GroupError;
 
-use super::{Context, Pending};
+use super::{Caller, Context, Pending};
+use crate::authorize::{allowed, Operation, ResourceType, CLUSTER};
 use crate::error::group_code;
 use crate::frame::ResponseKind;
 
@@ -32,11 +33,21 @@ pub fn find_coordinator(
     ctx: &Arc<Context>,
     request: FindCoordinatorRequest,
     version: i16,
+    caller: &Caller,
 ) -> FindCoordinatorResponse {
     // Transactions are not built yet: refuse transactional ids with a non-retriable error so
-    // a transactional producer fails at once with a clear cause instead of retrying.
-    let error = (request.key_type != KEY_TYPE_GROUP)
-        .then_some(ResponseError::TransactionalIdAuthorizationFailed);
+    // a transactional producer fails at once with a clear cause instead of retrying. A group's
+    // coordinator needs `Describe` on the group (Kafka's rule).
+    let may = |group: &str| allowed(ctx, caller, Operation::Describe, ResourceType::Group, group);
+    let error_for = |key: &str| {
+        if request.key_type != KEY_TYPE_GROUP {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !may(key) {
+            Some(ResponseError::GroupAuthorizationFailed)
+        } else {
+            None
+        }
+    };
     let node = BrokerId(ctx.config.node_id);
     let host = text(&ctx.config.advertised_host);
     let port = ctx.config.advertised_port as i32;
@@ -45,6 +56,7 @@ pub fn find_coordinator(
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let error = error_for(&key);
                 let c = Coordinator::default().with_key(key);
                 match error {
                     Some(e) => c
@@ -58,7 +70,7 @@ pub fn find_coordinator(
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let response = FindCoordinatorResponse::default();
-    match error {
+    match error_for(&request.key) {
         Some(e) => response
             .with_error_code(e.code())
             .with_node_id(BrokerId(-1))
@@ -67,7 +79,23 @@ pub fn find_coordinator(
     }
 }
 
-pub fn list(ctx: &Arc<Context>, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+/// ListGroups: with ACLs, the groups the caller may `Describe` (all with `Describe` on the
+/// cluster), as Kafka filters them.
+pub fn list(
+    ctx: &Arc<Context>,
+    request: ListGroupsRequest,
+    version: i16,
+    caller: &Caller,
+) -> ListGroupsResponse {
+    let all = allowed(
+        ctx,
+        caller,
+        Operation::Describe,
+        ResourceType::Cluster,
+        CLUSTER,
+    );
+    let visible =
+        |id: &str| all || allowed(ctx, caller, Operation::Describe, ResourceType::Group, id);
     let filter: Vec<String> = request
         .states_filter
         .iter()
@@ -79,6 +107,7 @@ pub fn list(ctx: &Arc<Context>, request: ListGroupsRequest, version: i16) -> Lis
         .group_ids()
         .into_iter()
         .filter(|(_, _, state)| filter.is_empty() || filter.contains(&state.to_lowercase()))
+        .filter(|(id, _, _)| visible(id))
         .map(|(id, protocol_type, state)| {
             let mut group = ListedGroup::default()
                 .with_group_id(GroupId(text(&id)))
@@ -92,15 +121,22 @@ pub fn list(ctx: &Arc<Context>, request: ListGroupsRequest, version: i16) -> Lis
     ListGroupsResponse::default().with_groups(groups)
 }
 
+/// DescribeGroups: a group the caller may not `Describe` is answered GROUP_AUTHORIZATION_FAILED.
 pub fn describe(
     ctx: &Arc<Context>,
     request: DescribeGroupsRequest,
     version: i16,
+    caller: &Caller,
 ) -> DescribeGroupsResponse {
     let groups = request
         .groups
         .into_iter()
         .map(|id| match ctx.broker.groups().describe(&id.0) {
+            _ if !allowed(ctx, caller, Operation::Describe, ResourceType::Group, &id.0) => {
+                DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            }
             // Kafka describes an unknown group as Dead with no members.
             None => DescribedGroup::default()
                 .with_group_id(id)

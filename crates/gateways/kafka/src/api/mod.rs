@@ -182,7 +182,7 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
             describe_log_dirs::handle(ctx, req),
         )),
         RequestKind::FindCoordinator(req) => ready(ResponseKind::FindCoordinator(
-            group_admin::find_coordinator(ctx, req, version),
+            group_admin::find_coordinator(ctx, req, version, &caller),
         )),
         RequestKind::JoinGroup(req) => membership::join(ctx, req, version, client_id, caller.peer),
         RequestKind::SyncGroup(req) => membership::sync(ctx, req, version),
@@ -198,10 +198,10 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
         }
         RequestKind::OffsetDelete(req) => offsets::delete(ctx, req).await,
         RequestKind::ListGroups(req) => ready(ResponseKind::ListGroups(group_admin::list(
-            ctx, req, version,
+            ctx, req, version, &caller,
         ))),
         RequestKind::DescribeGroups(req) => ready(ResponseKind::DescribeGroups(
-            group_admin::describe(ctx, req, version),
+            group_admin::describe(ctx, req, version, &caller),
         )),
         RequestKind::DescribeTopicPartitions(req) => ready(ResponseKind::DescribeTopicPartitions(
             describe_topic_partitions::handle(ctx, req),
