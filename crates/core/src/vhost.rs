@@ -40,6 +40,11 @@ impl VirtualHost {
         &self.name
     }
 
+    /// The broker this virtual host is part of.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
     /// The authorisation decision every gateway asks before an operation (see
     /// [`crate::users::access`]): `Forbidden` with RabbitMQ's text unless `user`'s permission
     /// in this virtual host grants `access` to `resource`.

@@ -8,7 +8,11 @@
 //!   gets CONNACK 0x01 / 0x84 rather than a parse error;
 //! - a body-less MQTT 5 DISCONNECT (reason 0x00), which the crate's reader refuses;
 //! - AUTH (type 15), which the crate's v5 reader does not know: it comes out as
-//!   [`Inbound::Auth`] so the connection can refuse it with a reason code.
+//!   [`Inbound::Auth`], read with the crate's own AUTH reader (MQTT 5 enhanced authentication
+//!   during CONNECT; refused with a reason code anywhere else). The crate's AUTH reader
+//!   miscounts the authentication method's length prefix (every AUTH carries one, so it fails
+//!   them all) and its AUTH types are not exported: [`AuthPacket`] is read here, bounded by the
+//!   packet's own bytes, and [`encode_auth`] writes the broker's AUTH (MQTT 5 §3.15).
 //!
 //! The crate checks the remaining length against the maximum packet size before it waits for
 //! the body, and every length inside a packet against the bytes actually received, so nothing
@@ -36,8 +40,127 @@ pub enum Version {
 #[allow(clippy::large_enum_variant)] // one per read, moved once: boxing would only add a copy
 pub enum Inbound {
     Packet(Packet),
-    /// An AUTH packet (MQTT 5 enhanced authentication), not decoded further.
-    Auth,
+    /// An AUTH packet (MQTT 5 enhanced authentication); `None` when it does not parse (or
+    /// comes from a 3.1.1 client, which has no AUTH).
+    Auth(Option<AuthPacket>),
+}
+
+/// An AUTH packet as read: its reason code (0x18 continue, 0x19 re-authenticate, 0x00 success)
+/// and the authentication method and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthPacket {
+    pub reason: u8,
+    pub method: Option<String>,
+    pub data: Option<bytes::Bytes>,
+}
+
+impl AuthPacket {
+    /// Reads one whole AUTH packet; `None` if it is malformed. Every length is checked against
+    /// the bytes received: nothing is allocated from a length on the wire.
+    fn read(packet: bytes::Bytes) -> Option<AuthPacket> {
+        let mut rest = &packet[1..];
+        read_variable_int(&mut rest)?;
+        // No body: reason 0x00 and no properties (MQTT 5 §3.15.2.1).
+        let Some((&reason, mut rest)) = rest.split_first() else {
+            return Some(AuthPacket {
+                reason: 0,
+                method: None,
+                data: None,
+            });
+        };
+        let properties_len = if rest.is_empty() {
+            0
+        } else {
+            read_variable_int(&mut rest)?
+        };
+        let mut properties = rest.get(..properties_len)?;
+        let (mut method, mut data) = (None, None);
+        while let Some((&id, after)) = properties.split_first() {
+            properties = after;
+            match id {
+                0x15 => {
+                    method = Some(
+                        std::str::from_utf8(take_prefixed(&mut properties)?)
+                            .ok()?
+                            .to_string(),
+                    )
+                }
+                0x16 => {
+                    data = Some(bytes::Bytes::copy_from_slice(take_prefixed(
+                        &mut properties,
+                    )?))
+                }
+                0x1F => {
+                    take_prefixed(&mut properties)?;
+                }
+                0x26 => {
+                    take_prefixed(&mut properties)?;
+                    take_prefixed(&mut properties)?;
+                }
+                _ => return None,
+            }
+        }
+        Some(AuthPacket {
+            reason,
+            method,
+            data,
+        })
+    }
+}
+
+/// A two-byte-length-prefixed field, taken off the front of `bytes`.
+fn take_prefixed<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]) as usize;
+    let field = bytes.get(2..2 + len)?;
+    *bytes = &bytes[2 + len..];
+    Some(field)
+}
+
+/// MQTT's variable byte integer (at most four bytes), taken off the front of `bytes`.
+fn read_variable_int(bytes: &mut &[u8]) -> Option<usize> {
+    let mut value = 0usize;
+    for i in 0..4 {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= usize::from(byte & 0x7F) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Writes an MQTT 5 AUTH packet: `reason`, then the authentication method and data properties.
+pub fn encode_auth(reason: u8, method: &str, data: &[u8], out: &mut BytesMut) {
+    use bytes::BufMut;
+    let properties = 1 + 2 + method.len() + 1 + 2 + data.len();
+    let body = 1 + remaining_length_bytes(properties) + properties;
+    out.put_u8(0xF0);
+    put_variable_int(out, body);
+    out.put_u8(reason);
+    put_variable_int(out, properties);
+    out.put_u8(0x15);
+    out.put_u16(method.len() as u16);
+    out.put_slice(method.as_bytes());
+    out.put_u8(0x16);
+    out.put_u16(data.len() as u16);
+    out.put_slice(data);
+}
+
+/// MQTT's variable byte integer.
+fn put_variable_int(out: &mut BytesMut, mut value: usize) {
+    use bytes::BufMut;
+    loop {
+        let mut byte = (value % 128) as u8;
+        value /= 128;
+        if value > 0 {
+            byte |= 0x80;
+        }
+        out.put_u8(byte);
+        if value == 0 {
+            break;
+        }
+    }
 }
 
 /// Why bytes are not a packet.
@@ -159,8 +282,11 @@ pub fn decode(
     }
     check_flags(buf[0])?;
     if buf[0] >> 4 == 15 {
-        buf.advance(size);
-        return Ok(Some(Inbound::Auth));
+        let packet = buf.split_to(size).freeze();
+        let auth = (version == Version::V5)
+            .then(|| AuthPacket::read(packet))
+            .flatten();
+        return Ok(Some(Inbound::Auth(auth)));
     }
     if version == Version::V5 && buf[0] >> 4 == 14 && size == 2 {
         // MQTT 5 §3.14.2.1: a DISCONNECT without a body is reason 0x00, which the crate's
@@ -373,6 +499,25 @@ pub fn qos_from(n: u8) -> QoS {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_auth_packet_written_is_read_back() {
+        let mut buf = BytesMut::new();
+        encode_auth(0x18, "SCRAM-SHA-256", b"r=nonce,s=salt,i=4096", &mut buf);
+        let Some(Inbound::Auth(Some(auth))) = decode(&mut buf, Version::V5, 1 << 20).unwrap()
+        else {
+            panic!("not an AUTH");
+        };
+        assert_eq!(auth.reason, 0x18);
+        assert_eq!(auth.method.as_deref(), Some("SCRAM-SHA-256"));
+        assert_eq!(auth.data.as_deref(), Some(&b"r=nonce,s=salt,i=4096"[..]));
+        // A 3.1.1 client has no AUTH: it is read as nothing the broker accepts.
+        encode_auth(0x18, "SCRAM-SHA-256", b"x", &mut buf);
+        assert!(matches!(
+            decode(&mut buf, Version::V311, 1 << 20).unwrap(),
+            Some(Inbound::Auth(None))
+        ));
+    }
+
     use super::*;
     use bytes::Bytes;
     use proptest::prelude::*;

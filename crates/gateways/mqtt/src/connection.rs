@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use porter_core::broker::limits::ClientConnection;
-use porter_gateway_kit::auth::Credentials;
 use porter_gateway_kit::deadlines::within;
 use porter_gateway_kit::registry::ByteCounters;
 use porter_gateway_kit::{
@@ -31,6 +30,7 @@ use crate::codec::{self, DecodeError, Inbound, ProtocolRefusal, Version};
 use crate::context::Context;
 use crate::error::{disconnect_number, Disconnect, Refusal};
 use crate::limits::{CLIENT_ID_BYTES_MAX, DELIVERIES_PER_TURN};
+use crate::login::{authenticate, ScramLogin};
 use crate::publish::PendingAcks;
 use crate::registry::Claim;
 use crate::session::{ClientLimits, Session};
@@ -259,16 +259,35 @@ async fn connect<R: AsyncRead + Unpin>(
         );
         return Err(refuse(sender, version, refusal).await);
     }
-    if props.authentication_method.is_some() {
-        let refusal = refused(
-            ConnectReturnCode::BadAuthenticationMethod,
-            "enhanced authentication is not supported".into(),
-        );
-        return Err(refuse(sender, version, refusal).await);
-    }
-    let user = match authenticate(conn, ctx, login.as_ref()).await {
-        Ok(user) => user,
-        Err(refusal) => return Err(refuse(sender, version, refusal).await),
+    let (user, scram_reply) = match props.authentication_method.as_deref() {
+        Some(method) => {
+            let data = props.authentication_data.as_deref();
+            let (scram, challenge) = match ScramLogin::start(conn, ctx, method, data) {
+                Ok(started) => started,
+                Err(refusal) => return Err(refuse(sender, version, refusal).await),
+            };
+            let frame = OutboundFrame {
+                bytes: challenge,
+                charge: None,
+            };
+            if sender.send(frame).await.is_err() {
+                return Err(CloseReason::peer("connection closed during AUTH"));
+            }
+            let answer = match reader.next(version).await {
+                Ok(Some(Inbound::Auth(auth))) => auth,
+                Ok(_) => None,
+                Err(ReadError::Io(e)) => return Err(CloseReason::peer(e.to_string())),
+                Err(ReadError::Decode(_)) => None,
+            };
+            match scram.finish(conn, ctx, answer) {
+                Ok((user, reply)) => (user, Some(reply)),
+                Err(refusal) => return Err(refuse(sender, version, refusal).await),
+            }
+        }
+        None => match authenticate(conn, ctx, login.as_ref()).await {
+            Ok(user) => (user, None),
+            Err(refusal) => return Err(refuse(sender, version, refusal).await),
+        },
     };
     let vhost = &ctx.config.vhost;
     let slot = match ctx.vhost.open_client_connection(&user.name) {
@@ -333,6 +352,8 @@ async fn connect<R: AsyncRead + Unpin>(
         assigned_client_identifier: assigned,
         topic_alias_max: Some(ctx.config.topic_alias_max),
         server_keep_alive,
+        authentication_method: scram_reply.as_ref().map(|r| r.method.clone()),
+        authentication_data: scram_reply.map(|r| r.data),
         ..empty_connack_properties()
     });
     let mut opened = opened;
@@ -356,93 +377,6 @@ async fn connect<R: AsyncRead + Unpin>(
         keep_alive: (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500)),
         slot,
     })
-}
-
-/// The user a CONNECT logs in as. A user name and password are checked by the broker's users
-/// (the listener's authenticator, else the gateway's), and the user needs a permission in the
-/// MQTT virtual host; a client without a user name logs in as the user its certificate names
-/// (mutual TLS), else is let in as `anonymous` only if
-/// [`MqttConfig::anonymous`](crate::config::MqttConfig::anonymous) allows its address.
-async fn authenticate(
-    conn: &Connection,
-    ctx: &Context,
-    login: Option<&rumqttc::v5::mqttbytes::v5::Login>,
-) -> Result<LoggedIn, Refusal> {
-    let peer = conn.peer();
-    let unchecked = |name: String| LoggedIn {
-        name,
-        checked: false,
-    };
-    let Some(authenticator) = conn.authenticator().or(ctx.authenticator.as_deref()) else {
-        let name = login.map_or_else(|| "anonymous".to_string(), |l| l.username.clone());
-        return Ok(unchecked(name));
-    };
-    let login = login.filter(|l| !l.username.is_empty());
-    let outcome = match (login, conn.client_login()) {
-        (Some(login), _) => {
-            let credentials = Credentials {
-                mechanism: "MQTT",
-                user: &login.username,
-                secret: login.password.as_bytes(),
-                peer,
-            };
-            authenticator.authenticate(credentials).await
-        }
-        // RabbitMQ's `ssl_cert_login`: no user name, a verified certificate names the user.
-        (None, Some(user)) => authenticator.authenticate_certificate(user, peer).await,
-        (None, None) if ctx.config.anonymous.allows(peer.ip()) => {
-            return Ok(unchecked("anonymous".to_string()));
-        }
-        (None, None) => {
-            tracing::warn!(%peer, mechanism = "MQTT", "MQTT connection without a user name refused");
-            return Err(Refusal::new(
-                ConnectReturnCode::NotAuthorized,
-                "a user name and password are required",
-            ));
-        }
-    };
-    let principal = match outcome {
-        Ok(principal) => principal,
-        Err(e) => {
-            let mechanism = if login.is_some() {
-                "MQTT"
-            } else {
-                "certificate"
-            };
-            if e.is_throttled() {
-                tracing::debug!(%peer, mechanism, reason = %e, "MQTT authentication refused");
-            } else {
-                tracing::warn!(%peer, mechanism, reason = %e, "MQTT authentication failed");
-            }
-            return Err(Refusal::new(
-                ConnectReturnCode::BadUserNamePassword,
-                "bad user name or password",
-            ));
-        }
-    };
-    let vhost = &ctx.config.vhost;
-    if !authenticator.may_use_vhost(&principal.user, vhost) {
-        tracing::warn!(%peer, user = %principal.user, vhost = %vhost,
-            "MQTT connection refused: the user has no permission in the MQTT virtual host");
-        return Err(Refusal::new(
-            ConnectReturnCode::NotAuthorized,
-            format!(
-                "access to vhost '{vhost}' refused for user '{}'",
-                principal.user
-            ),
-        ));
-    }
-    Ok(LoggedIn {
-        name: principal.user,
-        checked: authenticator.enforces_permissions(),
-    })
-}
-
-/// Who a CONNECT logged in as.
-struct LoggedIn {
-    name: String,
-    /// Whether the user's permissions are checked on publish and subscribe.
-    checked: bool,
 }
 
 /// Sends CONNACK with the refusal and says why the connection closes.
@@ -664,7 +598,7 @@ async fn on_packets<R: AsyncRead + Unpin>(
     let mut handled = 0;
     while let Some(item) = next.take() {
         match item.map_err(read_failure)? {
-            Inbound::Auth => return Err(auth_refused()),
+            Inbound::Auth(_) => return Err(auth_refused()),
             Inbound::Packet(Packet::Publish(publish)) => {
                 let (burst, after) = publish_burst(reader, version, publish);
                 handled += burst.len();

@@ -25,6 +25,7 @@ pub mod convert;
 mod deliver;
 pub mod error;
 pub mod limits;
+mod login;
 mod pending;
 mod publish;
 mod registry;
