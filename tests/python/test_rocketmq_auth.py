@@ -9,6 +9,7 @@ import grpc
 import pytest
 import requests
 from rocketmq import Credentials
+from rocketmq.grpc_protocol import definition_pb2, service_pb2
 
 from rocketmq_helpers import message, producer, raw_stub, receive_all, simple_consumer, tag
 
@@ -63,8 +64,6 @@ def test_a_bad_signature_is_refused(signed_porter, credentials):
 
 
 def test_an_unsigned_call_is_unauthenticated(signed_porter):
-    from rocketmq.grpc_protocol import service_pb2
-
     channel, stub = raw_stub(signed_porter)
     with channel:
         ask = service_pb2.QueryRouteRequest()
@@ -72,3 +71,71 @@ def test_an_unsigned_call_is_unauthenticated(signed_porter):
         with pytest.raises(grpc.RpcError) as refused:
             stub.QueryRoute(ask, timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.fixture
+def acl_porter(porter, tmp_path):
+    """Signed calls checked against the broker's ACLs, made with Kafka's AdminClient (as the
+    administrator `guest` over SASL)."""
+    conf = tmp_path / "porter.toml"
+    conf.write_text('[rocketmq]\nauthentication = true\nacls = true\n'
+                    '[kafka]\nsasl_mechanisms = ["PLAIN"]\n')
+    porter.extra_args = ["--config", str(conf)]
+    porter.restart()
+    requests.put(porter.http_url + "/api/users/orders-app", json={"password": "pw", "tags": ""},
+                 auth=ADMIN, timeout=WAIT_S).raise_for_status()
+    answer = requests.put(porter.http_url + "/api/users/orders-app/access-secret", json={},
+                          auth=ADMIN, timeout=WAIT_S)
+    answer.raise_for_status()
+    porter.credentials = Credentials("orders-app", answer.json()["secret_key"])
+    return porter
+
+
+def test_acls_decide_which_topics_and_groups_a_signed_user_may_use(acl_porter):
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+
+    admin = AdminClient({"bootstrap.servers": acl_porter.bootstrap,
+                         "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                         "sasl.username": "guest", "sasl.password": "guest"})
+    allow = [AclBinding(rt, name, ResourcePatternType.LITERAL, "User:orders-app", "*", op,
+                        AclPermissionType.ALLOW)
+             for rt, name, op in ((ResourceType.TOPIC, "orders", AclOperation.WRITE),
+                                  (ResourceType.TOPIC, "orders", AclOperation.READ),
+                                  (ResourceType.GROUP, "billing", AclOperation.READ))]
+    for future in admin.create_acls(allow).values():
+        future.result(WAIT_S)
+
+    credentials = acl_porter.credentials
+    with producer(acl_porter, "orders", credentials=credentials) as p:
+        p.send(message("orders", b"order-1"))
+    with simple_consumer(acl_porter, "billing", {"orders": tag("*")},
+                         credentials=credentials) as c:
+        assert [m.body for m in receive_all(c, 1)] == [b"order-1"]
+
+    # The client asks the route first: no Describe on `payments`, no route, no send.
+    with pytest.raises(Exception, match="failed to fetch topic:payments route"):
+        with producer(acl_porter, "payments", credentials=credentials) as p:
+            p.send(message("payments", b"not allowed"))
+    channel, stub = raw_stub(acl_porter)
+    with channel:
+        route = service_pb2.QueryRouteRequest()
+        route.topic.name = "payments"
+        answer = stub.QueryRoute(route, metadata=signed(credentials), timeout=10)
+        assert answer.status.code == definition_pb2.Code.FORBIDDEN
+        assert answer.status.message == "User:orders-app may not Describe topic payments"
+        receive = service_pb2.ReceiveMessageRequest()
+        receive.group.name = "other"
+        receive.message_queue.topic.name = "orders"
+        receive.batch_size = 1
+        answers = list(stub.ReceiveMessage(receive, metadata=signed(credentials), timeout=10))
+        assert answers[0].status.code == definition_pb2.Code.FORBIDDEN
+        assert answers[0].status.message == "User:orders-app may not Read group other"
+
+
+def signed(credentials: Credentials) -> list:
+    """The metadata the official client signs its calls with."""
+    from types import SimpleNamespace
+
+    from rocketmq.v5.util.signature import Signature
+    return Signature.metadata(SimpleNamespace(credentials=credentials, namespace=""), "acl-test")

@@ -92,6 +92,8 @@ pub struct RocketmqSection {
     pub groups: std::collections::HashMap<String, GroupSection>,
     /// Every call signed with a user's access secret (AccessKey/SecretKey).
     pub authentication: Option<bool>,
+    /// Calls checked against the broker's ACLs per topic and group.
+    pub acls: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -409,6 +411,9 @@ impl Settings {
         }
         if let Some(v) = r.authentication {
             rocketmq.authentication = v;
+        }
+        if let Some(v) = r.acls {
+            rocketmq.acls = v;
         }
         for (name, g) in &r.groups {
             let backoff = match g.backoff.as_deref() {

@@ -87,7 +87,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 impl Signatures {
     /// The check a call passes before it reaches the service: the signing user, or
     /// UNAUTHENTICATED (the reason is logged with the peer, never the secret).
-    pub fn check(&self, metadata: &MetadataMap) -> Result<String, Status> {
+    pub fn check(&self, metadata: &MetadataMap) -> Result<porter_core::users::User, Status> {
         let header = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
         let refused = |user: &str, reason: &str| {
             tracing::warn!(peer = %self.peer, user = %user, mechanism = %ALGORITHM, reason = %reason, "rocketmq: request refused");
@@ -106,7 +106,7 @@ impl Signatures {
         match self.broker.signature_login(user, self.peer.ip(), |secret| {
             verify(secret, date_time, authorization.signature)
         }) {
-            Ok(user) => Ok(user.name),
+            Ok(user) => Ok(user),
             Err(e) if e.is_throttled() => {
                 tracing::debug!(peer = %self.peer, user = %user, reason = %e, "rocketmq: request refused");
                 Err(Status::unauthenticated(

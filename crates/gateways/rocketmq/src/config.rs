@@ -38,6 +38,8 @@ pub struct RocketmqConfig {
     /// Every call must be signed with a user's access secret (RocketMQ's
     /// `authenticationEnabled`; see [`crate::auth`]).
     pub authentication: bool,
+    /// Calls are checked against the broker's ACLs per topic and group ([`crate::authorize`]).
+    pub acls: bool,
 }
 
 /// How a consumer group's failed messages are retried.
@@ -80,6 +82,7 @@ impl Default for RocketmqConfig {
             transaction_checks_max: porter_core::transaction::TRANSACTION_CHECKS_MAX,
             groups: HashMap::new(),
             authentication: false,
+            acls: false,
         }
     }
 }

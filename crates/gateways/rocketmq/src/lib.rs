@@ -9,6 +9,7 @@
 //! status codes once, `telemetry` keeps each client's settings stream.
 
 pub mod auth;
+pub mod authorize;
 pub mod config;
 pub mod convert;
 pub mod error;

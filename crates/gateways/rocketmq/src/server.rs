@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::auth::Signatures;
+use crate::authorize::Caller;
 use crate::config::RocketmqConfig;
 use crate::limits::{
     CONNECTION_WINDOW_BYTES, HEADER_LIST_BYTES_MAX, HTTP2_STREAMS_MAX, STREAM_WINDOW_BYTES,
@@ -55,14 +56,27 @@ impl Protocol for RocketmqProtocol {
             broker: self.gateway.broker.clone(),
             peer: conn.peer(),
         });
-        let service =
-            InterceptedService::new(
-                service,
-                move |request: tonic::Request<()>| match &signatures {
-                    Some(signatures) => signatures.check(request.metadata()).map(|_user| request),
-                    None => Ok(request),
+        // Then who made it, for the ACLs (see `crate::authorize`).
+        let peer = conn.peer();
+        let service = InterceptedService::new(service, move |mut request: tonic::Request<()>| {
+            let caller = match &signatures {
+                Some(signatures) => {
+                    let user = signatures.check(request.metadata())?;
+                    Caller {
+                        super_user: user.has_tag("administrator"),
+                        user: Some(user.name),
+                        peer,
+                    }
+                }
+                None => Caller {
+                    user: None,
+                    super_user: false,
+                    peer,
                 },
-            );
+            };
+            request.extensions_mut().insert(caller);
+            Ok(request)
+        });
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())

@@ -12,6 +12,7 @@ use porter_core::topic_publish::{publish, PartitionChoice};
 use porter_core::{Broker, CoreError};
 use tonic::{Request, Response};
 
+use crate::authorize::{Caller, Operation, ResourceType};
 use crate::config::RocketmqConfig;
 use crate::convert::{self, group_name, to_ms, topic_name};
 use crate::error::{ok, status, Refusal};
@@ -131,7 +132,11 @@ impl Gateway {
             .collect()
     }
 
-    async fn send(&self, request: SendMessageRequest) -> Result<Vec<SendResultEntry>, Refusal> {
+    async fn send(
+        &self,
+        caller: &Caller,
+        request: SendMessageRequest,
+    ) -> Result<Vec<SendResultEntry>, Refusal> {
         if request.messages.is_empty() || request.messages.len() > SEND_BATCH_MAX {
             return Err(Refusal::new(
                 Code::BadRequest,
@@ -139,6 +144,7 @@ impl Gateway {
             ));
         }
         let name = topic_name(request.messages[0].topic.as_ref())?;
+        caller.may(self, Operation::Write, ResourceType::Topic, &name)?;
         let mut incoming = Vec::with_capacity(request.messages.len());
         for message in &request.messages {
             if topic_name(message.topic.as_ref())? != name {
@@ -225,6 +231,7 @@ impl Gateway {
 
     async fn receive(
         &self,
+        caller: &Caller,
         request: ReceiveMessageRequest,
     ) -> Result<Vec<ReceiveMessageResponse>, Refusal> {
         let group = self.group(request.group.as_ref())?;
@@ -233,6 +240,7 @@ impl Gateway {
             .as_ref()
             .ok_or_else(|| Refusal::new(Code::BadRequest, "a receive names a message queue"))?;
         let name = topic_name(queue.topic.as_ref())?;
+        caller.may_consume(self, &group, &name)?;
         let filter = crate::filter::compile(request.filter_expression.as_ref())?;
         let invisible = match &request.invisible_duration {
             Some(d) => to_ms(d).ok_or_else(|| {
@@ -332,9 +340,11 @@ impl MessagingService for Service {
         &self,
         request: Request<QueryRouteRequest>,
     ) -> RpcResult<QueryRouteResponse> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let result = async {
             let name = topic_name(request.topic.as_ref())?;
+            caller.may(&self.0, Operation::Describe, ResourceType::Topic, &name)?;
             let handle = self.0.topic(&name).await?;
             Ok::<_, Refusal>(Gateway::queues(&handle, request.endpoints.clone()))
         }
@@ -359,8 +369,9 @@ impl MessagingService for Service {
         &self,
         request: Request<SendMessageRequest>,
     ) -> RpcResult<SendMessageResponse> {
+        let caller = Caller::of(&request);
         Ok(Response::new(
-            match self.0.send(request.into_inner()).await {
+            match self.0.send(&caller, request.into_inner()).await {
                 Ok(entries) => SendMessageResponse {
                     status: Some(ok()),
                     entries,
@@ -383,10 +394,13 @@ impl MessagingService for Service {
         &self,
         request: Request<QueryAssignmentRequest>,
     ) -> RpcResult<QueryAssignmentResponse> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let result = async {
-            self.0.group(request.group.as_ref())?;
+            let group = self.0.group(request.group.as_ref())?;
             let name = topic_name(request.topic.as_ref())?;
+            caller.may(&self.0, Operation::Read, ResourceType::Group, &group)?;
+            caller.may(&self.0, Operation::Describe, ResourceType::Topic, &name)?;
             let handle = self.0.topic(&name).await?;
             Ok::<_, Refusal>(Gateway::queues(&handle, request.endpoints.clone()))
         }
@@ -415,6 +429,7 @@ impl MessagingService for Service {
         request: Request<ReceiveMessageRequest>,
     ) -> RpcResult<Self::ReceiveMessageStream> {
         let deadline = grpc_timeout(request.metadata());
+        let caller = Caller::of(&request);
         let mut request = request.into_inner();
         // A long poll that outlives the client's own deadline answers nobody: end it a little
         // before, so an empty poll reaches the client as MESSAGE_NOT_FOUND, not a timeout.
@@ -425,7 +440,7 @@ impl MessagingService for Service {
                 *poll = convert::duration_ms(cap.as_millis() as u64);
             }
         }
-        let responses = match self.0.receive(request).await {
+        let responses = match self.0.receive(&caller, request).await {
             Ok(responses) => responses,
             Err(refusal) => vec![ReceiveMessageResponse {
                 content: Some(receive_message_response::Content::Status(refusal.status())),
@@ -440,11 +455,13 @@ impl MessagingService for Service {
         &self,
         request: Request<AckMessageRequest>,
     ) -> RpcResult<AckMessageResponse> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let gateway = &self.0;
         let prepared = async {
             let group = self.0.group(request.group.as_ref())?;
             let name = topic_name(request.topic.as_ref())?;
+            caller.may_consume(gateway, &group, &name)?;
             let handle = gateway.topic(&name).await?;
             Ok::<_, Refusal>((group, handle))
         }
@@ -491,10 +508,12 @@ impl MessagingService for Service {
         &self,
         request: Request<ForwardMessageToDeadLetterQueueRequest>,
     ) -> RpcResult<ForwardMessageToDeadLetterQueueResponse> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let result = async {
             let group = self.0.group(request.group.as_ref())?;
             let name = topic_name(request.topic.as_ref())?;
+            caller.may_consume(&self.0, &group, &name)?;
             let handle = self.0.topic(&name).await?;
             self.0
                 .pop
@@ -552,9 +571,11 @@ impl MessagingService for Service {
         &self,
         request: Request<EndTransactionRequest>,
     ) -> RpcResult<EndTransactionResponse> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let result = async {
             let name = topic_name(request.topic.as_ref())?;
+            caller.may(&self.0, Operation::Write, ResourceType::Topic, &name)?;
             let handle = self.0.topic(&name).await?;
             let resolution = TransactionResolution::try_from(request.resolution)
                 .unwrap_or(TransactionResolution::Unspecified);
@@ -631,10 +652,12 @@ impl MessagingService for Service {
         &self,
         request: Request<ChangeInvisibleDurationRequest>,
     ) -> RpcResult<ChangeInvisibleDurationResponse> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let result = async {
             let group = self.0.group(request.group.as_ref())?;
             let name = topic_name(request.topic.as_ref())?;
+            caller.may_consume(&self.0, &group, &name)?;
             let invisible = request
                 .invisible_duration
                 .as_ref()
