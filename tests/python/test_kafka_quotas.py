@@ -121,3 +121,33 @@ def test_a_producer_over_its_quota_is_throttled_to_it(quota_porter):
     assert [e[0] for e in send(admin, remove).entries] == [0]
     assert send(admin, DescribeClientQuotasRequest_v0(components=[], strict=False)).entries == []
     admin.close()
+
+
+def test_a_client_over_its_request_percentage_is_held_back(quota_porter):
+    """request_percentage: the share of one thread's time the broker may spend on a client's
+    requests. At 0.5 % (5 ms a second), a producer sending one small record per request soon
+    passes it: its answers come back with throttle_time_ms and its request rate falls, while the
+    same producer under another client id is not slowed."""
+    admin = admin_of(quota_porter)
+    alter = AlterClientQuotasRequest_v0(
+        entries=[([("client-id", "chatty")], [("request_percentage", 0.5, False)])],
+        validate_only=False)
+    assert [e[0] for e in send(admin, alter).entries] == [0]
+    admin.close()
+
+    def requests_per_second(client_id: str, throttles: list) -> float:
+        producer = Producer(producer_config(quota_porter, client_id, **{
+            "throttle_cb": lambda event: throttles.append(event)}))
+        sent, started = 0, time.monotonic()
+        while time.monotonic() - started < 4:
+            producer.produce("chatter", b"x")
+            producer.flush(WAIT_S)  # one record, one request, one answer
+            sent += 1
+        return sent / (time.monotonic() - started)
+
+    throttled = []
+    slow = requests_per_second("chatty", throttled)
+    assert throttled, f"no throttle_time_ms reached librdkafka ({slow:.0f} requests/s)"
+    free = []
+    fast = requests_per_second("calm", free)
+    assert not free and fast > 2 * slow, (fast, slow)

@@ -16,6 +16,11 @@ use crate::error::{CoreError, Result};
 /// The keys Porter enforces (Kafka's names); others are refused.
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+/// Kafka's request quota: the share of one request thread's time (percent) a client's requests
+/// may take, measured as the time the broker works on them (not their durability waits).
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+/// The quota keys the broker enforces.
+pub const QUOTA_KEYS: [&str; 3] = [PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE];
 /// Entities the broker holds at most.
 pub const QUOTA_ENTITIES_MAX: usize = 10_000;
 
@@ -60,9 +65,10 @@ impl ClientQuotas {
             ));
         }
         for (key, value) in &change.ops {
-            if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
+            if !QUOTA_KEYS.contains(&key.as_str()) {
                 return Err(CoreError::InvalidRequest(format!(
-                    "quota key {key:?} is not supported (only {PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE})"
+                    "quota key {key:?} is not supported (only {})",
+                    QUOTA_KEYS.join(", ")
                 )));
             }
             if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
@@ -192,9 +198,14 @@ mod tests {
         });
         assert!(q.entries.is_empty());
         let bad = QuotaChange {
-            entity,
-            ops: vec![("request_percentage".to_string(), Some(10.0))],
+            entity: entity.clone(),
+            ops: vec![("connection_creation_rate".to_string(), Some(10.0))],
         };
         assert!(q.check(&bad).is_err());
+        let requests = QuotaChange {
+            entity,
+            ops: vec![(REQUEST_PERCENTAGE.to_string(), Some(10.0))],
+        };
+        assert!(q.check(&requests).is_ok());
     }
 }

@@ -1,5 +1,7 @@
 //! Kafka client quotas, enforced: each (user, client id) whose quota the core resolves has its
-//! produced and fetched bytes measured over a sliding window of [`SAMPLES`] one-second samples
+//! produced and fetched bytes, and the time the broker spent on its requests
+//! (`request_percentage`, in microseconds against `percent × 10 000` per second), measured over
+//! a sliding window of [`SAMPLES`] one-second samples
 //! (Kafka's `quota.window.num` and `quota.window.size.seconds`). A request that takes the rate
 //! over the quota is answered with `throttle_time_ms` and held back that long (Kafka's formula:
 //! `(rate - quota) / quota × window`), so the client's rate falls to its quota whether or not it
@@ -11,7 +13,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use porter_core::quota::{ClientQuotas, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
+use porter_core::quota::{
+    ClientQuotas, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
+};
 use std::sync::Mutex;
 
 /// One-second samples in the window.
@@ -26,6 +30,8 @@ pub const CLIENTS_MAX: usize = 10_000;
 pub enum Direction {
     Produce,
     Fetch,
+    /// Request handling time, counted in microseconds.
+    Request,
 }
 
 impl Direction {
@@ -33,6 +39,16 @@ impl Direction {
         match self {
             Direction::Produce => PRODUCER_BYTE_RATE,
             Direction::Fetch => CONSUMER_BYTE_RATE,
+            Direction::Request => REQUEST_PERCENTAGE,
+        }
+    }
+
+    /// The quota as a rate of what is counted: bytes per second as set, or for requests
+    /// `percent` of one thread's second, in microseconds.
+    fn per_second(self, quota: f64) -> f64 {
+        match self {
+            Direction::Request => quota * 10_000.0,
+            _ => quota,
         }
     }
 }
@@ -64,20 +80,21 @@ impl Default for Throttle {
 }
 
 impl Throttle {
-    /// Counts `bytes` for the client and returns how long to hold its answer (zero without a
-    /// quota, or under it).
+    /// Counts `amount` (bytes, or microseconds for requests) for the client and returns how
+    /// long to hold its answer (zero without a quota, or under it).
     pub fn record(
         &self,
         quotas: &ClientQuotas,
         user: Option<&str>,
         client_id: &str,
         direction: Direction,
-        bytes: usize,
+        amount: usize,
     ) -> Duration {
         let Some(quota) = quotas.resolve(user, client_id, direction.key()) else {
             return Duration::ZERO;
         };
-        self.record_at(Instant::now(), quota, user, client_id, direction, bytes)
+        let quota = direction.per_second(quota);
+        self.record_at(Instant::now(), quota, user, client_id, direction, amount)
     }
 
     fn record_at(

@@ -99,8 +99,27 @@ pub fn duplicated<K: std::hash::Hash + Eq>(keys: impl IntoIterator<Item = K>) ->
     keys.iter().map(|k| counts[k] > 1).collect()
 }
 
-/// Handles one request: the ordered stage now, the rest as a [`Pending`].
+/// Handles one request: the ordered stage now, the rest as a [`Pending`]. The ordered stage's
+/// time is what the caller's `request_percentage` quota counts (durability and long-poll waits
+/// are in the rest, as Kafka's purgatory is outside its request threads' time).
 pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pending {
+    let started = std::time::Instant::now();
+    let client_id = request
+        .header
+        .client_id
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let pending = dispatch(ctx, request, caller.clone(), client_id.clone()).await;
+    quotas::request_time(ctx, &caller, &client_id, started.elapsed(), pending)
+}
+
+async fn dispatch(
+    ctx: &Arc<Context>,
+    request: Request,
+    caller: Caller,
+    client_id: String,
+) -> Pending {
     let version = request.version;
     let ready = |response: ResponseKind| async move { Some(response) }.boxed();
     // Runs a read-only handler as the concurrent stage.
@@ -116,12 +135,6 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
             ready(ResponseKind::$kind($body))
         };
     }
-    let client_id = request
-        .header
-        .client_id
-        .as_ref()
-        .map(|s| s.to_string())
-        .unwrap_or_default();
     // Kafka ACLs on requests whose handlers do not check them themselves.
     let refused = group_acls::refusal(ctx, &request.body, &caller)
         .or_else(|| admin_acls::refusal(ctx, &request.body, &caller));

@@ -1,6 +1,7 @@
-//! Produce and Fetch under client quotas: the bytes each moves are counted against the caller's
-//! quota (`crate::throttle`), and an answer over it is held back and carries
-//! `throttle_time_ms`. Nothing is counted for a client without a quota.
+//! Requests under client quotas: the bytes a Produce or Fetch moves, and the time the broker
+//! spends on any request (`request_percentage`), are counted against the caller's quota
+//! (`crate::throttle`), and an answer over it is held back and carries `throttle_time_ms`.
+//! Nothing is counted for a client without a quota.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,13 +41,64 @@ pub fn hold(
     )
 }
 
+/// Sets `throttle_time_ms` on the responses that carry it (the longer of two holds wins).
 fn with_throttle(response: &mut ResponseKind, hold: Duration) {
     let ms = hold.as_millis().min(i32::MAX as u128) as i32;
-    match response {
-        ResponseKind::Produce(r) => r.throttle_time_ms = ms,
-        ResponseKind::Fetch(answer) => answer.response.throttle_time_ms = ms,
-        _ => {}
+    macro_rules! field {
+        ($($kind:ident),*) => {
+            match response {
+                ResponseKind::Fetch(answer) => {
+                    let t = &mut answer.response.throttle_time_ms;
+                    *t = (*t).max(ms);
+                }
+                $(ResponseKind::$kind(r) => r.throttle_time_ms = r.throttle_time_ms.max(ms),)*
+                _ => {}
+            }
+        };
     }
+    field!(
+        Produce,
+        Metadata,
+        ListOffsets,
+        OffsetCommit,
+        OffsetFetch,
+        FindCoordinator,
+        JoinGroup,
+        Heartbeat,
+        LeaveGroup,
+        SyncGroup,
+        DescribeGroups,
+        ListGroups,
+        CreateTopics,
+        DeleteTopics,
+        DescribeConfigs,
+        InitProducerId,
+        DeleteGroups,
+        DescribeCluster
+    );
+}
+
+/// Any answer, held back when the time the broker spent on the request (`spent`) takes the
+/// caller over its `request_percentage`.
+pub fn request_time(
+    ctx: &Context,
+    caller: &Caller,
+    client_id: &str,
+    spent: Duration,
+    pending: Pending,
+) -> Pending {
+    let micros = spent.as_micros().min(usize::MAX as u128) as usize;
+    let hold = hold(ctx, caller, client_id, Direction::Request, micros);
+    if hold.is_zero() {
+        return pending;
+    }
+    async move {
+        let mut response = pending.await?;
+        tokio::time::sleep(hold).await;
+        with_throttle(&mut response, hold);
+        Some(response)
+    }
+    .boxed()
 }
 
 /// A Produce's answer, held back `hold` (its bytes were counted when it arrived).
