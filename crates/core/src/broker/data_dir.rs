@@ -34,12 +34,26 @@ pub(super) fn take(path: &Path) -> Result<DataDir> {
         fs::create_dir_all(shown.join(sub)).map_err(|e| unusable(&shown, &e))?;
     }
     let path = fs::canonicalize(&shown).map_err(|e| unusable(&shown, &e))?;
+    keep_private(&path, is_new).map_err(|e| unusable(&path, &e))?;
     let lock = File::create(path.join(LOCK_FILE)).map_err(|e| unusable(&path, &e))?;
     lock.try_lock().map_err(|_| CoreError::DataDir {
         path: path.clone(),
         reason: "it is in use by another porter process".to_string(),
     })?;
     Ok(DataDir { path, is_new, lock })
+}
+
+/// The metadata journal holds SCRAM credentials, token digests and access secrets: its
+/// directory is the broker's user's alone (0700), and so is a data directory this start made.
+/// An existing data directory's own mode is the operator's to choose.
+fn keep_private(path: &Path, is_new: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let private = fs::Permissions::from_mode(0o700);
+    fs::set_permissions(path.join("metadata"), private.clone())?;
+    if is_new {
+        fs::set_permissions(path, private)?;
+    }
+    Ok(())
 }
 
 /// The error for a data directory `dir` that `error` kept the broker from using.
@@ -84,6 +98,17 @@ fn reason(dir: &Path, error: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_data_directory_and_the_metadata_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let taken = take(&dir).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&taken.path), 0o700);
+        assert_eq!(mode(&taken.path.join("metadata")), 0o700);
+    }
 
     #[test]
     fn a_file_in_the_way_is_named() {
