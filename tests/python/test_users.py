@@ -251,3 +251,25 @@ def test_a_user_s_max_connections_counts_its_connections_on_every_protocol(porte
     api_as(porter, "guest", "guest", "DELETE",
            "/api/user-limits/capped/max-connections").raise_for_status()
     assert api_as(porter, "guest", "guest", "GET", "/api/user-limits").json() == []
+
+
+def test_a_user_s_max_channels_counts_its_amqp_channels_across_connections(porter):
+    api_as(porter, "guest", "guest", "PUT", "/api/users/chatty",
+           json={"password": "chatty-pw", "tags": ""}).raise_for_status()
+    api_as(porter, "guest", "guest", "PUT", "/api/permissions/%2F/chatty",
+           json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    api_as(porter, "guest", "guest", "PUT", "/api/user-limits/chatty/max-channels",
+           json={"value": 2}).raise_for_status()
+    first, second = amqp_as(porter, "chatty", "chatty-pw"), amqp_as(porter, "chatty", "chatty-pw")
+    kept = first.channel()
+    second.channel()
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as refused:
+        second.channel()
+    assert refused.value.reply_code == 530
+    assert refused.value.reply_text == (
+        "NOT_ALLOWED - number of channels opened for user 'chatty' has reached the maximum "
+        "allowed user limit of (2)")
+    # The closed connection's channel freed its place.
+    first.channel()
+    kept.close()
+    first.close()

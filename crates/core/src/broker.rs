@@ -137,6 +137,8 @@ pub struct Broker {
     vhost_connections: Arc<crate::vhost_limits::OpenConnections>,
     /// Open client connections per user, for users' `max-connections`.
     user_connections: Arc<crate::vhost_limits::OpenConnections>,
+    /// Open AMQP channels per user, for users' `max-channels`.
+    user_channels: Arc<crate::vhost_limits::OpenConnections>,
     /// Kept open so the flock is held for the broker's lifetime.
     _lock: File,
     shutdown: CancellationToken,
@@ -232,6 +234,7 @@ impl Broker {
             vhost_limits: parking_lot::RwLock::new(limits_snapshot),
             vhost_connections: Default::default(),
             user_connections: Default::default(),
+            user_channels: Default::default(),
             _lock: lock,
             shutdown: CancellationToken::new(),
         });

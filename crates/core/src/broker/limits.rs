@@ -57,13 +57,30 @@ impl Broker {
     /// Counts `user`'s connection (a protocol without virtual hosts: Kafka) against the
     /// user's `max-connections`; `None` for a user without one, or not in the store.
     pub fn open_user_connection(&self, user: &str) -> Result<Option<CountedConnection>> {
-        let Some(max) = self.user_connection_limit(user) else {
+        let Some(max) = self.user_limits(user).and_then(|l| l.max_connections) else {
             return Ok(None);
         };
         self.user_connections
             .open(user, Some(max))
             .map(Some)
             .map_err(|_| CoreError::Forbidden(format!("user connection limit ({max}) is reached")))
+    }
+
+    /// Counts an AMQP channel of `user` against its `max-channels` while the guard lives;
+    /// `Forbidden` with RabbitMQ's text past it.
+    pub fn open_user_channel(&self, user: &str) -> Result<Option<CountedConnection>> {
+        let Some(max) = self.user_limits(user).and_then(|l| l.max_channels) else {
+            return Ok(None);
+        };
+        self.user_channels
+            .open(user, Some(max))
+            .map(Some)
+            .map_err(|_| {
+                CoreError::Forbidden(format!(
+                    "number of channels opened for user '{user}' has reached the maximum allowed \
+                 user limit of ({max})"
+                ))
+            })
     }
 
     /// Open client connections of `user`, as counted for its limit (users with a limit only).

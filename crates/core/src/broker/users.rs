@@ -279,10 +279,10 @@ impl Broker {
         Ok(())
     }
 
-    /// The `max-connections` of user `name`, if it has one.
-    pub(crate) fn user_connection_limit(&self, name: &str) -> Option<u64> {
+    /// The limits of user `name`, if it is in the store.
+    pub(crate) fn user_limits(&self, name: &str) -> Option<crate::users::UserLimits> {
         let snapshot = self.users.snapshot.read();
-        snapshot.users.users.get(name)?.limits.max_connections
+        snapshot.users.users.get(name).map(|u| u.limits)
     }
 
     /// Reads user `name`, changes it with `change`, and journals it, under the metadata lock.

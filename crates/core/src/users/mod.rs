@@ -60,39 +60,47 @@ pub struct User {
     pub api_tokens: Vec<tokens::ApiToken>,
 }
 
-/// RabbitMQ's per-user limit this broker applies: `max-connections`, the user's client
-/// connections on every protocol at once (`None`: no limit).
+/// RabbitMQ's per-user limits (`None`: no limit): `max-connections`, the user's client
+/// connections on every protocol at once, and `max-channels`, its AMQP channels across them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserLimits {
     pub max_connections: Option<u64>,
+    #[serde(default)]
+    pub max_channels: Option<u64>,
 }
 
 impl UserLimits {
     pub const MAX_CONNECTIONS: &'static str = "max-connections";
+    pub const MAX_CHANNELS: &'static str = "max-channels";
 
     /// Sets `name` (`None` or a negative value, as RabbitMQ takes it: no limit).
     pub fn set(&mut self, name: &str, value: Option<i64>) -> Result<()> {
+        let value = value.and_then(|v| u64::try_from(v).ok());
         match name {
-            Self::MAX_CONNECTIONS => {
-                self.max_connections = value.and_then(|v| u64::try_from(v).ok());
-                Ok(())
+            Self::MAX_CONNECTIONS => self.max_connections = value,
+            Self::MAX_CHANNELS => self.max_channels = value,
+            other => {
+                return Err(CoreError::InvalidRequest(format!(
+                    "unknown user limit {other:?} (max-connections, max-channels)"
+                )))
             }
-            other => Err(CoreError::InvalidRequest(format!(
-                "unknown or unsupported user limit {other:?} (max-connections)"
-            ))),
         }
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.max_connections.is_none()
+        self.max_connections.is_none() && self.max_channels.is_none()
     }
 
     /// As RabbitMQ's API shows them: `{"max-connections": 10}`.
     pub fn as_map(&self) -> BTreeMap<&'static str, u64> {
-        self.max_connections
-            .map(|v| (Self::MAX_CONNECTIONS, v))
-            .into_iter()
-            .collect()
+        [
+            (Self::MAX_CONNECTIONS, self.max_connections),
+            (Self::MAX_CHANNELS, self.max_channels),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| Some((name, v?)))
+        .collect()
     }
 }
 

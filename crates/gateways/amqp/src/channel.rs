@@ -65,6 +65,8 @@ pub struct Channel {
     pub last_queue: Option<String>,
     /// A direct reply-to consumer: (client tag, the name handed out for `reply_to`).
     pub direct_reply: Option<(String, String)>,
+    /// Counted against the user's `max-channels` while the channel is open.
+    pub user_slot: Option<porter_core::vhost_limits::CountedConnection>,
     /// Acks taken off `unacked` but not yet applied: the connection applies them together at
     /// the end of a batch of frames (one ack-file write per queue instead of one per ack).
     pending_acks: Vec<Unacked>,
@@ -109,6 +111,7 @@ impl Channel {
             content: None,
             last_queue: None,
             direct_reply: None,
+            user_slot: None,
             pending_acks: Vec::new(),
         }
     }

@@ -145,7 +145,16 @@ impl Channels {
                     )
                     .on(20, 10));
                 }
-                slot.insert(Box::new(Channel::new(channel_id)));
+                // Counted against the user's max-channels, across its connections (530 past it).
+                let user_slot = self
+                    .session
+                    .vhost
+                    .broker()
+                    .open_user_channel(&self.session.user)
+                    .map_err(|e| AmqpError::connection(NOT_ALLOWED, e.to_string()).on(20, 10))?;
+                let mut channel = Box::new(Channel::new(channel_id));
+                channel.user_slot = user_slot;
+                slot.insert(channel);
                 out.method(
                     channel_id,
                     AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
