@@ -203,6 +203,14 @@ def test_vhost_limits_refuse_queues_and_connections_past_them(porter):
                   json={"value": 1}).status_code == 400
 
 
+def client_user(porter, name: str) -> None:
+    """A user without tags, password `<name>-pw`, with every permission on `/`."""
+    api_as(porter, "guest", "guest", "PUT", f"/api/users/{name}",
+           json={"password": f"{name}-pw", "tags": ""}).raise_for_status()
+    api_as(porter, "guest", "guest", "PUT", f"/api/permissions/%2F/{name}",
+           json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+
+
 def test_a_user_s_max_connections_counts_its_connections_on_every_protocol(porter):
     """RabbitMQ's user limit through its API: with max-connections 2, a user's third
     connection is refused whether it is AMQP (530), MQTT (CONNACK not authorized) or STOMP (an
@@ -211,10 +219,7 @@ def test_a_user_s_max_connections_counts_its_connections_on_every_protocol(porte
     import stomp
     from mqtt_helpers import V5, Client
 
-    api_as(porter, "guest", "guest", "PUT", "/api/users/capped",
-           json={"password": "capped-pw", "tags": ""}).raise_for_status()
-    api_as(porter, "guest", "guest", "PUT", "/api/permissions/%2F/capped",
-           json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    client_user(porter, "capped")
     api_as(porter, "guest", "guest", "PUT", "/api/user-limits/capped/max-connections",
            json={"value": 2}).raise_for_status()
     assert api_as(porter, "guest", "guest", "GET", "/api/user-limits").json() == [
@@ -254,10 +259,7 @@ def test_a_user_s_max_connections_counts_its_connections_on_every_protocol(porte
 
 
 def test_a_user_s_max_channels_counts_its_amqp_channels_across_connections(porter):
-    api_as(porter, "guest", "guest", "PUT", "/api/users/chatty",
-           json={"password": "chatty-pw", "tags": ""}).raise_for_status()
-    api_as(porter, "guest", "guest", "PUT", "/api/permissions/%2F/chatty",
-           json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    client_user(porter, "chatty")
     api_as(porter, "guest", "guest", "PUT", "/api/user-limits/chatty/max-channels",
            json={"value": 2}).raise_for_status()
     first, second = amqp_as(porter, "chatty", "chatty-pw"), amqp_as(porter, "chatty", "chatty-pw")

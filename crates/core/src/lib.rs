@@ -57,6 +57,7 @@ pub mod delayed;
 pub mod error;
 pub mod filter;
 pub mod group;
+pub mod hex;
 pub mod history;
 pub mod keyed_store;
 pub mod limits;

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use porter_core::broker::users::LoginError;
 use porter_core::users::User;
 use porter_core::Broker;
 use porter_gateway_kit::auth::{AuthError, AuthFuture, Authenticator, Credentials, Principal};
@@ -30,49 +31,15 @@ impl Authenticator for BrokerUsers {
     }
 
     fn authenticate<'a>(&'a self, c: Credentials<'a>) -> AuthFuture<'a> {
-        Box::pin(async move {
-            let user = self
-                .broker
-                .login(c.user, c.secret, c.peer.ip())
-                .await
-                .map_err(|e| match e.is_throttled() {
-                    true => AuthError::Throttled(e.to_string()),
-                    false => AuthError::Denied(e.to_string()),
-                })?;
-            Ok(Principal {
-                user: user.name,
-                tags: user.tags,
-            })
-        })
+        Box::pin(async move { principal(self.broker.login(c.user, c.secret, c.peer.ip()).await) })
     }
 
     fn authenticate_certificate<'a>(&'a self, user: &'a str, peer: SocketAddr) -> AuthFuture<'a> {
-        Box::pin(async move {
-            let user = self
-                .broker
-                .certificate_login(user, peer.ip())
-                .map_err(|e| AuthError::Denied(e.to_string()))?;
-            Ok(Principal {
-                user: user.name,
-                tags: user.tags,
-            })
-        })
+        Box::pin(async move { principal(self.broker.certificate_login(user, peer.ip())) })
     }
 
     fn authenticate_token<'a>(&'a self, token: &'a str, peer: SocketAddr) -> AuthFuture<'a> {
-        Box::pin(async move {
-            let user =
-                self.broker
-                    .token_login(token, peer.ip())
-                    .map_err(|e| match e.is_throttled() {
-                        true => AuthError::Throttled(e.to_string()),
-                        false => AuthError::Denied(e.to_string()),
-                    })?;
-            Ok(Principal {
-                user: user.name,
-                tags: user.tags,
-            })
-        })
+        Box::pin(async move { principal(self.broker.token_login(token, peer.ip())) })
     }
 
     fn may_use_vhost(&self, user: &str, vhost: &str) -> bool {
@@ -82,6 +49,19 @@ impl Authenticator for BrokerUsers {
     fn enforces_permissions(&self) -> bool {
         true
     }
+}
+
+/// A login's outcome as the kit's: the user's name and tags, or why not (a throttled address
+/// apart, so it is not logged at every attempt).
+fn principal(login: Result<User, LoginError>) -> Result<Principal, AuthError> {
+    let user = login.map_err(|e| match e.is_throttled() {
+        true => AuthError::Throttled(e.to_string()),
+        false => AuthError::Denied(e.to_string()),
+    })?;
+    Ok(Principal {
+        user: user.name,
+        tags: user.tags,
+    })
 }
 
 /// Puts the configured users into an empty store (the first start), with every permission on

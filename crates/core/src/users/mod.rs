@@ -200,7 +200,7 @@ pub enum UserChange {
 pub fn new_access_secret() -> String {
     let mut random = [0u8; 24];
     getrandom::fill(&mut random).expect("the OS random source");
-    random.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&random)
 }
 
 pub fn validate_name(name: &str) -> Result<()> {

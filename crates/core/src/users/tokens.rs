@@ -35,16 +35,12 @@ impl ApiToken {
 pub fn new_token() -> String {
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).expect("the OS random source");
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{TOKEN_PREFIX}{hex}")
+    format!("{TOKEN_PREFIX}{}", crate::hex::encode(&random))
 }
 
 /// The digest a token is kept and looked up by.
 pub fn digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]

@@ -108,19 +108,7 @@ mod hex {
         decode(&text).ok_or_else(|| D::Error::custom("not hex"))
     }
 
-    pub fn encode(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    pub fn decode(text: &str) -> Option<Vec<u8>> {
-        if !text.len().is_multiple_of(2) {
-            return None;
-        }
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-            .collect()
-    }
+    pub use porter_core::hex::{decode, encode};
 }
 
 mod hex_option {

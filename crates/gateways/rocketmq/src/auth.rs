@@ -66,22 +66,12 @@ fn parse(header: &str) -> Option<Authorization<'_>> {
 
 /// Whether `signature` (hex) is HMAC-SHA1(`secret`, `date_time`), compared in constant time.
 fn verify(secret: &[u8], date_time: &str, signature: &str) -> bool {
-    let Some(expected) = decode_hex(signature) else {
+    let Some(expected) = porter_core::hex::decode(signature) else {
         return false;
     };
     let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes any key");
     mac.update(date_time.as_bytes());
     mac.verify_slice(&expected).is_ok()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 impl Signatures {

@@ -150,7 +150,7 @@ async fn dispatch(
         RequestKind::Produce(req) => {
             let bytes = quotas::produce_bytes(&req);
             let hold = quotas::hold(ctx, &caller, &client_id, Direction::Produce, bytes);
-            quotas::produce(produce::handle(ctx, req, version, &caller).await, hold)
+            quotas::held(produce::handle(ctx, req, version, &caller).await, hold)
         }
         RequestKind::Fetch(req) => {
             let for_fetch = caller.clone();

@@ -88,21 +88,15 @@ pub fn request_time(
     pending: Pending,
 ) -> Pending {
     let micros = spent.as_micros().min(usize::MAX as u128) as usize;
-    let hold = hold(ctx, caller, client_id, Direction::Request, micros);
-    if hold.is_zero() {
-        return pending;
-    }
-    async move {
-        let mut response = pending.await?;
-        tokio::time::sleep(hold).await;
-        with_throttle(&mut response, hold);
-        Some(response)
-    }
-    .boxed()
+    held(
+        pending,
+        hold(ctx, caller, client_id, Direction::Request, micros),
+    )
 }
 
-/// A Produce's answer, held back `hold` (its bytes were counted when it arrived).
-pub fn produce(pending: Pending, hold: Duration) -> Pending {
+/// An answer held back `hold`, with `throttle_time_ms` set (a Produce's: its bytes were counted
+/// when it arrived).
+pub fn held(pending: Pending, hold: Duration) -> Pending {
     if hold.is_zero() {
         return pending;
     }
