@@ -260,8 +260,8 @@ def test_a_user_s_max_connections_counts_its_connections_on_every_protocol(porte
 
 def test_a_user_s_max_channels_counts_its_amqp_channels_across_connections(porter):
     client_user(porter, "chatty")
-    api_as(porter, "guest", "guest", "PUT", "/api/user-limits/chatty/max-channels",
-           json={"value": 2}).raise_for_status()
+    assert ok(porter, "users", "set-limit", "chatty", "max-channels", "2").strip() == \
+        "max-channels of chatty set"
     first, second = amqp_as(porter, "chatty", "chatty-pw"), amqp_as(porter, "chatty", "chatty-pw")
     kept = first.channel()
     second.channel()
@@ -275,3 +275,5 @@ def test_a_user_s_max_channels_counts_its_amqp_channels_across_connections(porte
     first.channel()
     kept.close()
     first.close()
+    ok(porter, "users", "set-limit", "chatty", "max-channels", "-1")
+    assert api_as(porter, "guest", "guest", "GET", "/api/user-limits/chatty").json() == []

@@ -118,9 +118,9 @@ pub enum Command {
         #[command(subcommand)]
         command: DefinitionsCommand,
     },
-    /// The broker's users and their tags: list, add, set-password, set-tags, delete.
+    /// The broker's users: their tags, passwords, limits, RocketMQ access secrets and API tokens.
     #[command(
-        after_help = "Examples:\n  porter users list\n  porter users add ops 's3cret' --tags administrator\n  porter users add billing-service 'p4ss'\n  porter users set-password billing-service 'n3w-p4ss'\n  porter users set-tags ops --tags monitoring\n  porter users delete ops"
+        after_help = "Examples:\n  porter users list\n  porter users add ops 's3cret' --tags administrator\n  porter users add billing-service 'p4ss'\n  porter users set-password billing-service 'n3w-p4ss'\n  porter users set-tags ops --tags monitoring\n  porter users set-limit billing-service max-connections 20\n  porter users set-access-secret billing-service\n  porter users create-token ci --expires-in-secs 86400\n  porter users delete ops"
     )]
     Users {
         #[command(flatten)]

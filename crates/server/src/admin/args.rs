@@ -341,6 +341,15 @@ pub enum UsersCommand {
     },
     /// Deletes a user and its permissions.
     Delete { name: String },
+    /// Sets one of a user's limits (RabbitMQ's): max-connections or max-channels; a negative
+    /// VALUE removes it.
+    SetLimit {
+        name: String,
+        #[arg(value_name = "LIMIT")]
+        limit: String,
+        #[arg(value_name = "VALUE", allow_hyphen_values = true)]
+        value: i64,
+    },
     /// Gives a user an access secret, RocketMQ's SecretKey (its AccessKey is the user's name),
     /// and prints the pair: the only time the secret is shown. Without SECRET, a random one.
     SetAccessSecret {

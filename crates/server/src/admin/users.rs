@@ -85,6 +85,15 @@ pub fn users(client: &Client, out: Output, command: UsersCommand) -> Result<Prin
                 )
             }))
         }
+        UsersCommand::SetLimit { name, limit, value } => {
+            let path = format!("/api/user-limits/{}/{}", segment(&name), segment(&limit));
+            if value < 0 {
+                client.delete(&path)?;
+            } else {
+                client.put(&path, &json!({ "value": value }))?;
+            }
+            Ok(done(out, format!("{limit} of {name} set")))
+        }
         UsersCommand::CreateToken {
             token_name,
             expires_in_secs,
