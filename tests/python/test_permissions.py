@@ -213,3 +213,20 @@ def test_topic_permissions_narrow_routing_keys_on_topic_exchanges(matrix):
     connection = amqp_as(matrix, "chat")
     connection.channel().queue_bind("chat-inbox", "amq.topic", "logs.#")
     connection.close()
+
+
+def test_an_mqtt_client_s_id_in_a_topic_permission(matrix):
+    """RabbitMQ's `{client_id}` (MQTT only): each device publishes under its own client id."""
+    every = "^(amq\\.topic|mqtt-subscription-.*)$"
+    user(matrix, "device", "^mqtt-subscription-", every, every)
+    put(matrix, "/topic-permissions/%2F/device",
+        {"exchange": "amq.topic", "write": "^devices\\.{client_id}\\.", "read": ".*"})
+    client = Client(matrix.mqtt_port, version=V5, credentials=("device", "device-pw"),
+                    client_id="d-1")
+    assert client.subscribe("devices/#")[0].value == 1
+    client.publish("devices/d-1/temp", b"21.5")
+    assert client.next().payload == b"21.5"
+    info = client.client.publish("devices/d-2/temp", b"forged", qos=1)
+    info.wait_for_publish(WAIT_S)
+    assert matrix.log_tail(100).count("access to topic 'devices.d-2.temp'") >= 1
+    client.client.disconnect()

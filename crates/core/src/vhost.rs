@@ -69,32 +69,39 @@ impl VirtualHost {
 
     /// A publish's (`Write`) or a binding source's (`Read`) checks: the exchange permission, then
     /// the routing or binding key against the user's topic permission on the exchange.
+    /// `client_id` is an MQTT client's, for `{client_id}` in topic permissions (other protocols
+    /// have none: such a pattern grants them nothing).
     pub fn authorize_routing(
         &self,
         user: &str,
+        client_id: Option<&str>,
         access: Access,
         exchange: &str,
         key: &str,
     ) -> Result<()> {
         self.authorize(user, access, Resource::Exchange(exchange))?;
-        self.authorize_topic(user, exchange, access, key)
+        self.authorize_topic(user, client_id, exchange, access, key)
     }
 
     /// The topic check after [`authorize`](Self::authorize) for a publish (`Write`, the routing
     /// key) or a binding (`Read`, the binding key) on exchange `exchange` (see
     /// [`crate::users::topic_access`]): only topic exchanges are checked, and only when the user
     /// has a topic permission on that exchange. RabbitMQ's text on refusal.
-    pub fn authorize_topic(
+    fn authorize_topic(
         &self,
         user: &str,
+        client_id: Option<&str>,
         exchange: &str,
         access: Access,
         routing_key: &str,
     ) -> Result<()> {
-        let allowed =
-            self.broker
-                .users
-                .topic_allows(user, &self.name, exchange, access, routing_key);
+        let topic = crate::users::topic_access::TopicUse {
+            exchange,
+            access,
+            routing_key,
+            client_id,
+        };
+        let allowed = self.broker.users.topic_allows(user, &self.name, &topic);
         if allowed != Some(false) {
             return Ok(());
         }

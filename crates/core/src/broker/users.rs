@@ -106,15 +106,13 @@ impl UserCache {
         &self,
         user: &str,
         vhost: &str,
-        exchange: &str,
-        access: Access,
-        routing_key: &str,
+        topic: &crate::users::topic_access::TopicUse<'_>,
     ) -> Option<bool> {
         self.snapshot
             .read()
             .access
             .topics()
-            .allows(user, vhost, exchange, access, routing_key)
+            .allows(user, vhost, topic)
     }
 }
 

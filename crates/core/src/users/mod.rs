@@ -214,7 +214,10 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 fn validate_pattern(pattern: &str) -> Result<()> {
     // Topic patterns' variables are substituted (escaped) before compiling: check with a stand-in.
-    let pattern = pattern.replace("{username}", "u").replace("{vhost}", "v");
+    let pattern = pattern
+        .replace("{username}", "u")
+        .replace("{vhost}", "v")
+        .replace("{client_id}", "c");
     regex::Regex::new(&pattern).map(drop).map_err(|e| {
         CoreError::InvalidRequest(format!("{pattern:?} is not a regular expression: {e}"))
     })

@@ -135,7 +135,7 @@ impl Session {
             return Ok(());
         }
         self.vhost
-            .authorize_routing(&self.user, access, exchange, key)
+            .authorize_routing(&self.user, None, access, exchange, key)
     }
 
     /// A core failure as this session's clients see it (RabbitMQ names the vhost in texts).

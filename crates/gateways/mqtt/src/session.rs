@@ -156,7 +156,7 @@ impl Session {
         let (exchange, key) = (&self.ctx.config.exchange, to_routing_key(topic));
         self.ctx
             .vhost
-            .authorize_routing(&self.user, access, exchange, &key)
+            .authorize_routing(&self.user, Some(&self.client_id), access, exchange, &key)
     }
 
     /// Opens (or resumes) `client_id`'s session. `clean` discards an existing one.

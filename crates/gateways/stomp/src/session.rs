@@ -188,7 +188,7 @@ impl Session {
             return Ok(());
         }
         self.vhost
-            .authorize_routing(&self.user, access, exchange, key)
+            .authorize_routing(&self.user, None, access, exchange, key)
     }
 
     pub fn new(
