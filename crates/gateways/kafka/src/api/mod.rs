@@ -110,15 +110,15 @@ pub async fn handle(ctx: &Arc<Context>, request: Request, caller: Caller) -> Pen
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let pending = dispatch(ctx, request, caller.clone(), client_id.clone()).await;
+    let pending = dispatch(ctx, request, &caller, &client_id).await;
     quotas::request_time(ctx, &caller, &client_id, started.elapsed(), pending)
 }
 
 async fn dispatch(
     ctx: &Arc<Context>,
     request: Request,
-    caller: Caller,
-    client_id: String,
+    caller: &Caller,
+    client_id: &str,
 ) -> Pending {
     let version = request.version;
     let ready = |response: ResponseKind| async move { Some(response) }.boxed();
@@ -136,8 +136,8 @@ async fn dispatch(
         };
     }
     // Kafka ACLs on requests whose handlers do not check them themselves.
-    let refused = group_acls::refusal(ctx, &request.body, &caller)
-        .or_else(|| admin_acls::refusal(ctx, &request.body, &caller));
+    let refused = group_acls::refusal(ctx, &request.body, caller)
+        .or_else(|| admin_acls::refusal(ctx, &request.body, caller));
     if let Some(refused) = refused {
         return ready(refused);
     }
@@ -145,17 +145,17 @@ async fn dispatch(
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
         // Metadata may auto-create topics: ordered.
         RequestKind::Metadata(req) => {
-            ordered!(Metadata, metadata::handle(ctx, req, version, &caller).await)
+            ordered!(Metadata, metadata::handle(ctx, req, version, caller).await)
         }
         RequestKind::Produce(req) => {
             let bytes = quotas::produce_bytes(&req);
-            let hold = quotas::hold(ctx, &caller, &client_id, Direction::Produce, bytes);
-            quotas::held(produce::handle(ctx, req, version, &caller).await, hold)
+            let hold = quotas::hold(ctx, caller, client_id, Direction::Produce, bytes);
+            quotas::held(produce::handle(ctx, req, version, caller).await, hold)
         }
         RequestKind::Fetch(req) => {
             let for_fetch = caller.clone();
             let pending = later!(Fetch, |c| fetch::handle(&c, req, version, &for_fetch).await);
-            quotas::fetch(ctx, &caller, client_id, pending)
+            quotas::fetch(ctx, caller, client_id, pending)
         }
         RequestKind::ListOffsets(req) => {
             later!(ListOffsets, |c| list_offsets::handle(&c, req).await)
@@ -163,13 +163,13 @@ async fn dispatch(
         RequestKind::CreateTopics(req) => {
             ordered!(
                 CreateTopics,
-                create_topics::handle(ctx, req, version, &caller).await
+                create_topics::handle(ctx, req, version, caller).await
             )
         }
         RequestKind::DeleteTopics(req) => {
             ordered!(
                 DeleteTopics,
-                delete_topics::handle(ctx, req, version, &caller).await
+                delete_topics::handle(ctx, req, version, caller).await
             )
         }
         RequestKind::CreatePartitions(req) => {
@@ -195,9 +195,11 @@ async fn dispatch(
             describe_log_dirs::handle(ctx, req),
         )),
         RequestKind::FindCoordinator(req) => ready(ResponseKind::FindCoordinator(
-            group_admin::find_coordinator(ctx, req, version, &caller),
+            group_admin::find_coordinator(ctx, req, version, caller),
         )),
-        RequestKind::JoinGroup(req) => membership::join(ctx, req, version, client_id, caller.peer),
+        RequestKind::JoinGroup(req) => {
+            membership::join(ctx, req, version, client_id.to_string(), caller.peer)
+        }
         RequestKind::SyncGroup(req) => membership::sync(ctx, req, version),
         RequestKind::Heartbeat(req) => {
             ready(ResponseKind::Heartbeat(membership::heartbeat(ctx, req)))
@@ -211,10 +213,10 @@ async fn dispatch(
         }
         RequestKind::OffsetDelete(req) => offsets::delete(ctx, req).await,
         RequestKind::ListGroups(req) => ready(ResponseKind::ListGroups(group_admin::list(
-            ctx, req, version, &caller,
+            ctx, req, version, caller,
         ))),
         RequestKind::DescribeGroups(req) => ready(ResponseKind::DescribeGroups(
-            group_admin::describe(ctx, req, version, &caller),
+            group_admin::describe(ctx, req, version, caller),
         )),
         RequestKind::DescribeTopicPartitions(req) => ready(ResponseKind::DescribeTopicPartitions(
             describe_topic_partitions::handle(ctx, req),
@@ -237,28 +239,28 @@ async fn dispatch(
         )),
         RequestKind::DescribeUserScramCredentials(req) => {
             ready(ResponseKind::DescribeUserScramCredentials(
-                scram_credentials::describe(ctx, req, &caller),
+                scram_credentials::describe(ctx, req, caller),
             ))
         }
         RequestKind::DescribeClientQuotas(req) => ready(ResponseKind::DescribeClientQuotas(
-            client_quotas::describe(ctx, req, &caller),
+            client_quotas::describe(ctx, req, caller),
         )),
         RequestKind::AlterClientQuotas(req) => ordered!(
             AlterClientQuotas,
-            client_quotas::alter(ctx, req, &caller).await
+            client_quotas::alter(ctx, req, caller).await
         ),
-        RequestKind::DescribeAcls(req) => ready(ResponseKind::DescribeAcls(acls::describe(
-            ctx, req, &caller,
-        ))),
+        RequestKind::DescribeAcls(req) => {
+            ready(ResponseKind::DescribeAcls(acls::describe(ctx, req, caller)))
+        }
         RequestKind::CreateAcls(req) => {
-            ordered!(CreateAcls, acls::create(ctx, req, &caller).await)
+            ordered!(CreateAcls, acls::create(ctx, req, caller).await)
         }
         RequestKind::DeleteAcls(req) => {
-            ordered!(DeleteAcls, acls::delete(ctx, req, &caller).await)
+            ordered!(DeleteAcls, acls::delete(ctx, req, caller).await)
         }
         RequestKind::AlterUserScramCredentials(req) => ordered!(
             AlterUserScramCredentials,
-            scram_credentials::alter(ctx, req, &caller).await
+            scram_credentials::alter(ctx, req, caller).await
         ),
     }
 }

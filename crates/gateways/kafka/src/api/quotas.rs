@@ -110,15 +110,15 @@ pub fn held(pending: Pending, hold: Duration) -> Pending {
 }
 
 /// A Fetch's answer, counted by the bytes it returns and held back if that is over the quota.
-pub fn fetch(ctx: &Arc<Context>, caller: &Caller, client_id: String, pending: Pending) -> Pending {
+pub fn fetch(ctx: &Arc<Context>, caller: &Caller, client_id: &str, pending: Pending) -> Pending {
     // Most clients have no quota: their fetches are not wrapped at all.
-    let user = caller.principal.as_ref().map(|p| p.user.clone());
+    let user = caller.principal.as_ref().map(|p| p.user.as_str());
     let quotas = ctx.broker.client_quotas();
     let key = porter_core::quota::CONSUMER_BYTE_RATE;
-    if quotas.resolve(user.as_deref(), &client_id, key).is_none() {
+    if quotas.resolve(user, client_id, key).is_none() {
         return pending;
     }
-    let (ctx, caller) = (ctx.clone(), caller.clone());
+    let (ctx, caller, client_id) = (ctx.clone(), caller.clone(), client_id.to_string());
     async move {
         let mut response = pending.await?;
         let bytes = match &response {
