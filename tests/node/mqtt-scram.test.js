@@ -95,3 +95,61 @@ test('MQTT 5 SCRAM-SHA-256 enhanced authentication logs a user in, both sides pr
     await assert.rejects(connectScram(porter, 'sensor', 'wrong-pw'), err => err.code === 135)
     await assert.rejects(connectScram(porter, 'sensor', 'sensor-pw', 'KERBEROS'), err => err.code === 140)
   }, OPTIONS))
+
+// Starts a re-authentication (AUTH 0x19, MQTT 5 §4.12.1) on a connected client. MQTT.js answers
+// the broker's AUTH through `handleAuth` but has no call that starts a re-authentication, so
+// the AUTH goes out through the client's own packet writer (mqtt-packet encodes it). Resolves
+// with the broker's final AUTH, or with the DISCONNECT that ended the connection.
+function reauthenticate (client, user, password) {
+  const scram = scramClient(user, password)
+  return new Promise(resolve => {
+    client.once('disconnect', packet => resolve({ disconnect: packet }))
+    client.handleAuth = (packet, callback) => {
+      const data = packet.properties.authenticationData.toString()
+      if (packet.reasonCode === 0x18) {
+        callback(null, {
+          cmd: 'auth',
+          reasonCode: 0x18,
+          properties: { authenticationMethod: METHOD, authenticationData: scram.final(data) }
+        })
+      } else {
+        callback(null)
+        resolve({ success: packet, verified: scram.verify(data) })
+      }
+    }
+    client._sendPacket({
+      cmd: 'auth',
+      reasonCode: 0x19,
+      properties: { authenticationMethod: METHOD, authenticationData: scram.first }
+    })
+  })
+}
+
+test('MQTT 5 re-authentication proves the password again on the open connection',
+  { timeout: 60_000 }, porterTest(async (t, porter) => {
+    await api(porter, 'PUT', '/api/users/sensor', { password: 'sensor-pw', tags: '' })
+    await api(porter, 'PUT', '/api/permissions/%2F/sensor', { configure: '.*', write: '.*', read: '.*' })
+    const { client } = await connectScram(porter, 'sensor', 'sensor-pw')
+    await client.subscribeAsync('plant/#', { qos: 1 })
+
+    const renewed = await reauthenticate(client, 'sensor', 'sensor-pw')
+    assert.equal(renewed.success?.reasonCode, 0, 'AUTH 0x00 ends the re-authentication')
+    assert.ok(renewed.verified, 'the broker proved again that it knows the password')
+    // The session is the same one: the subscription still delivers.
+    const got = new Promise(resolve => client.once('message', (topic, payload) => resolve(payload.toString())))
+    await client.publishAsync('plant/temp', '22.0', { qos: 1 })
+    assert.equal(await got, '22.0')
+
+    // The password changes; a re-authentication with the old one ends the connection.
+    await api(porter, 'PUT', '/api/users/sensor', { password: 'rotated-pw', tags: '' })
+    const refused = await reauthenticate(client, 'sensor', 'sensor-pw')
+    assert.equal(refused.disconnect?.reasonCode, 0x87, 'DISCONNECT 0x87 not authorized')
+
+    // A client that logged in with a password has no method to re-authenticate with.
+    const plain = await mqtt.connectAsync(porter.mqttUrl, {
+      protocolVersion: 5, reconnectPeriod: 0, username: 'sensor', password: 'rotated-pw'
+    })
+    porter.defer(() => plain.endAsync())
+    const protocol = await reauthenticate(plain, 'sensor', 'rotated-pw')
+    assert.equal(protocol.disconnect?.reasonCode, 0x82, 'DISCONNECT 0x82 protocol error')
+  }, OPTIONS))

@@ -8,8 +8,8 @@
 //!   gets CONNACK 0x01 / 0x84 rather than a parse error;
 //! - a body-less MQTT 5 DISCONNECT (reason 0x00), which the crate's reader refuses;
 //! - AUTH (type 15), which the crate's v5 reader does not know: it comes out as
-//!   [`Inbound::Auth`], read with the crate's own AUTH reader (MQTT 5 enhanced authentication
-//!   during CONNECT; refused with a reason code anywhere else). The crate's AUTH reader
+//!   [`Inbound::Auth`] (MQTT 5 enhanced authentication during CONNECT, and re-authentication
+//!   after CONNACK; refused with a reason code from a client that logged in without it). The crate's AUTH reader
 //!   miscounts the authentication method's length prefix (every AUTH carries one, so it fails
 //!   them all) and its AUTH types are not exported: [`AuthPacket`] is read here, bounded by the
 //!   packet's own bytes, and [`encode_auth`] writes the broker's AUTH (MQTT 5 §3.15).

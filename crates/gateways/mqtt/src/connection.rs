@@ -32,6 +32,7 @@ use crate::error::{disconnect_number, Disconnect, Refusal};
 use crate::limits::{CLIENT_ID_BYTES_MAX, DELIVERIES_PER_TURN};
 use crate::login::{authenticate, ScramLogin};
 use crate::publish::PendingAcks;
+use crate::reauth::Reauthentication;
 use crate::registry::Claim;
 use crate::session::{ClientLimits, Session};
 use crate::will::{self, Will};
@@ -345,6 +346,7 @@ async fn connect<R: AsyncRead + Unpin>(
         Ok(opened) => opened,
         Err(refusal) => return Err(refuse(sender, version, refusal).await),
     };
+    let scram_method = scram_reply.as_ref().map(|r| r.method.clone());
     let properties = (version == Version::V5).then(|| ConnAckProperties {
         session_expiry_interval: (expiry != requested_expiry).then_some(expiry),
         receive_max: Some(ctx.config.receive_max),
@@ -352,11 +354,12 @@ async fn connect<R: AsyncRead + Unpin>(
         assigned_client_identifier: assigned,
         topic_alias_max: Some(ctx.config.topic_alias_max),
         server_keep_alive,
-        authentication_method: scram_reply.as_ref().map(|r| r.method.clone()),
+        authentication_method: scram_method.clone(),
         authentication_data: scram_reply.map(|r| r.data),
         ..empty_connack_properties()
     });
     let mut opened = opened;
+    opened.session.reauth = Reauthentication::new(scram_method, conn.peer());
     opened.session.user = user.name;
     opened.session.permissions_checked = user.checked;
     let mut out = vec![Packet::ConnAck(ConnAck {
@@ -442,6 +445,15 @@ async fn serve<R: AsyncRead + Unpin>(
         session.settle_pending();
         if !flush(sender, &mut out, version).await {
             break Ending::WriterGone;
+        }
+        if let Some(auth) = session.reauth.take_reply() {
+            let frame = OutboundFrame {
+                bytes: auth,
+                charge: None,
+            };
+            if sender.send(frame).await.is_err() {
+                break Ending::WriterGone;
+            }
         }
         let deadline = last_packet + keep_alive.unwrap_or(far);
         tokio::select! {
@@ -598,7 +610,12 @@ async fn on_packets<R: AsyncRead + Unpin>(
     let mut handled = 0;
     while let Some(item) = next.take() {
         match item.map_err(read_failure)? {
-            Inbound::Auth(_) => return Err(auth_refused()),
+            Inbound::Auth(auth) => {
+                handled += 1;
+                let vhost = &session.ctx.config.vhost;
+                let broker = session.ctx.vhost.broker();
+                session.reauth.on_auth(auth, broker, vhost, &session.user)?;
+            }
             Inbound::Packet(Packet::Publish(publish)) => {
                 let (burst, after) = publish_burst(reader, version, publish);
                 handled += burst.len();
@@ -639,12 +656,6 @@ fn publish_burst<R: AsyncRead + Unpin>(
         }
     }
     (burst, None)
-}
-
-fn auth_refused() -> Disconnect {
-    Disconnect::protocol(
-        "AUTH without an authentication method in CONNECT (enhanced authentication is not supported)",
-    )
 }
 
 /// How a read that is not a packet ends the connection.

@@ -28,6 +28,7 @@ pub mod limits;
 mod login;
 mod pending;
 mod publish;
+mod reauth;
 mod registry;
 pub mod server;
 pub mod session;

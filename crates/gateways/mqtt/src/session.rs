@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use crate::codec::Version;
 use crate::context::Context;
 use crate::error::Refusal;
+use crate::reauth::Reauthentication;
 use crate::store::{Released, SessionRecord, SharedSubscription, StoredWill};
 use crate::subscribe::Subscription;
 use crate::topic::to_routing_key;
@@ -116,6 +117,8 @@ pub(crate) struct Session {
     pub to_settle: Vec<(Arc<Queue>, u64)>,
     /// The delayed will to record with the session's end (set just before `close`).
     pub pending_will: Option<StoredWill>,
+    /// MQTT 5 re-authentication (AUTH after CONNACK), for a client that logged in with SCRAM.
+    pub reauth: Reauthentication,
 }
 
 /// Consumer tag of a session's consumer on `queue` (unique per connection: members of a
@@ -235,6 +238,7 @@ impl Session {
             released,
             to_settle: Vec::new(),
             pending_will: None,
+            reauth: Reauthentication::default(),
         };
         if let Some(queue) = queue {
             session
