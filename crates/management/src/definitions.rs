@@ -130,10 +130,28 @@ fn definitions_of(management: &Management) -> ApiResult<Value> {
             .map(|(user, vhost, p)| crate::users::permission_json(user, vhost, p))
             .collect::<Vec<_>>(),
         "topic_permissions": crate::topic_permissions::topic_permissions_where(management, |_, _| true),
-        "parameters": [], "global_parameters": [], "policies": [],
+        "parameters": vhost_limit_parameters(management), "global_parameters": [], "policies": [],
         "vhosts": vhosts, "queues": queues, "exchanges": exchanges, "bindings": bindings,
         "topics": topics,
     }))
+}
+
+/// RabbitMQ keeps vhost limits as a runtime parameter (component `vhost-limits`, name
+/// `limits`) and exports them among `parameters`; Porter writes and reads them the same way, so
+/// a RabbitMQ export brings its limits along.
+const VHOST_LIMITS_COMPONENT: &str = "vhost-limits";
+
+fn vhost_limit_parameters(management: &Management) -> Vec<Value> {
+    management
+        .broker
+        .vhost_limits()
+        .iter()
+        .filter(|(_, limits)| !limits.as_map().is_empty())
+        .map(|(vhost, limits)| {
+            json!({"vhost": vhost, "component": VHOST_LIMITS_COMPONENT, "name": "limits",
+                   "value": limits.as_map()})
+        })
+        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -313,9 +331,23 @@ async fn import(State(management): State<Arc<Management>>, body: Bytes) -> ApiRe
     }
     let mut skipped = Vec::new();
     let users = import_users(broker, &definitions, &mut skipped).await?;
+    let (vhost_limits, parameters): (Vec<&Value>, Vec<&Value>) = definitions
+        .parameters
+        .iter()
+        .partition(|p| p["component"] == VHOST_LIMITS_COMPONENT);
+    for parameter in vhost_limits {
+        let vhost = parameter["vhost"].as_str().unwrap_or("/");
+        for (name, value) in limits_of(&parameter["value"]).map_err(at("vhost", vhost))? {
+            broker
+                .set_vhost_limit(vhost, name, Some(value))
+                .await
+                .map_err(ApiError::from)
+                .map_err(at("limits of vhost", vhost))?;
+        }
+    }
     for (what, count) in [
         ("policies", definitions.policies.len()),
-        ("parameters", definitions.parameters.len()),
+        ("parameters", parameters.len()),
     ] {
         if count > 0 {
             skipped.push(format!(
@@ -373,6 +405,13 @@ async fn import_users(
             .await
             .map_err(ApiError::from)
             .map_err(at("user", &name))?;
+        for (limit, n) in limits_of(&value["limits"]).map_err(at("user", &name))? {
+            broker
+                .set_user_limit(&name, limit, Some(n))
+                .await
+                .map_err(ApiError::from)
+                .map_err(at("limits of user", &name))?;
+        }
     }
     for p in &definitions.permissions {
         let field = |key: &str| p[key].as_str().unwrap_or_default().to_string();
@@ -405,4 +444,21 @@ async fn import_users(
             .map_err(at("topic permission of", &field("user")))?;
     }
     Ok(definitions.users.len())
+}
+
+/// The limits of a definitions object (`{"max-connections": 10}`; absent: none). A limit not
+/// named is left as it is when they are set, so an import only adds.
+fn limits_of(limits: &Value) -> ApiResult<Vec<(&str, i64)>> {
+    let Some(limits) = limits.as_object() else {
+        return Ok(Vec::new());
+    };
+    limits
+        .iter()
+        .map(|(name, value)| match value.as_i64() {
+            Some(value) => Ok((name.as_str(), value)),
+            None => Err(ApiError::bad_request(format!(
+                "limit {name}: {value} is not a whole number"
+            ))),
+        })
+        .collect()
 }
