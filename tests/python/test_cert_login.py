@@ -2,11 +2,13 @@
 certificate's subject is the user, as RabbitMQ's `rabbitmq_auth_mechanism_ssl` and
 `ssl_cert_login` and Kafka's SSL principal have it. pika logs in with EXTERNAL, paho-mqtt and
 stomp.py connect without a user name, and a confluent-kafka client on the SSL listener is its
-certificate's user. A certificate naming no user is refused; a password login still works."""
+certificate's user. A certificate naming no user is refused; a password login still works.
+Kafka's principal mapping rules rewrite a subject into a user on every protocol."""
 
 from __future__ import annotations
 
 import ssl
+import subprocess
 import time
 import uuid
 
@@ -18,7 +20,7 @@ import stomp
 from confluent_kafka import Producer
 from paho.mqtt.enums import CallbackAPIVersion
 
-from conftest import free_loopback_port, run_porter
+from conftest import PORTER_BIN, free_loopback_port, run_porter
 from test_tls import client_context, make_ca, make_cert
 
 WAIT_S = 15
@@ -131,3 +133,50 @@ def test_a_kafka_ssl_client_is_its_certificate_s_principal(mtls_porter):
     producer.produce("cert-topic", b"from alice")
     assert producer.flush(WAIT_S) == 0
     assert "alice" in connection_users(mtls_porter, "kafka")
+
+
+def test_principal_mapping_rules_rewrite_the_subject_into_a_user(tmp_path):
+    """Kafka's ssl.principal.mapping.rules, served from docs/security.md's block: a
+    `CN=Billing,OU=services,O=Example` certificate logs in as `billing` over Kafka SSL and
+    MQTTS; a subject no rule rewrites falls to DEFAULT, names no user, and is refused."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = make_ca(certs)
+    cert, key = make_cert(certs, "server", "porter")
+    mqtts = free_loopback_port()
+    from test_docs import REPO_ROOT, fenced_blocks
+    [block] = [b for b in fenced_blocks(REPO_ROOT / "docs" / "security.md")
+               if b.language == "toml" and "principal_mapping_rules" in b.code]
+    config = tmp_path / "porter.toml"
+    config.write_text(block.code.replace("/etc/porter/server.pem", str(cert))
+                      .replace("/etc/porter/server.key", str(key))
+                      .replace("/etc/porter/clients-ca.pem", str(ca))
+                      + f'mqtt_listen = "127.0.0.1:{mqtts}"\n')
+    billing = make_cert(certs, "billing", "", subject="/O=Example/OU=services/CN=Billing")
+    visitor = make_cert(certs, "visitor", "", subject="/O=Example/OU=guests/CN=visitor")
+    for server in run_porter(tmp_path, ["--config", str(config)]):
+        server.ca, server.mqtts_port = ca, mqtts
+        for path, body in (("/users/billing", {"password": "not-used-here", "tags": ""}),
+                           ("/permissions/%2F/billing", {"configure": ".*", "write": ".*", "read": ".*"})):
+            requests.put(server.http_url + "/api" + path, json=body, auth=ADMIN,
+                         timeout=WAIT_S).raise_for_status()
+        producer = Producer({
+            "bootstrap.servers": server.bootstrap, "security.protocol": "SSL",
+            "ssl.ca.location": str(ca), "ssl.certificate.location": str(billing[0]),
+            "ssl.key.location": str(billing[1]),
+        })
+        producer.produce("invoices", b"from billing")
+        assert producer.flush(WAIT_S) == 0
+        assert "billing" in connection_users(server, "kafka")
+        assert mqtt_connect(server, billing) == 0
+        # DEFAULT keeps `CN=visitor,OU=guests,O=Example`, which is no user.
+        assert mqtt_connect(server, visitor) == 134
+        assert "CN=visitor,OU=guests,O=Example" in server.log_tail(50)
+
+    # A rule that does not parse stops the broker at start, naming the setting.
+    config.write_text(config.read_text().replace("$/$1/L, DEFAULT", "$/$1"))
+    started = subprocess.run([str(PORTER_BIN), "serve", "--config", str(config),
+                              "--data-dir", str(tmp_path / "bad")],
+                             capture_output=True, text=True, timeout=WAIT_S)
+    assert started.returncode != 0
+    assert "[tls] principal_mapping_rules: invalid rule" in started.stderr

@@ -38,6 +38,7 @@ pub mod layering;
 pub mod limits;
 pub mod listener;
 pub mod outbound;
+pub mod principal_rules;
 pub mod read_buffer;
 pub mod registry;
 pub mod sniff;

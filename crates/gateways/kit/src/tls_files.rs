@@ -22,6 +22,7 @@ use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 
 use crate::client_cert::{login_name, CertLoginFrom};
+use crate::principal_rules::PrincipalRules;
 use crate::tls::Acceptor;
 
 /// Where a listener's TLS material is.
@@ -35,6 +36,8 @@ pub struct TlsFiles {
     pub client_ca_file: Option<PathBuf>,
     /// Which part of a client certificate's subject is its user (certificate logins).
     pub cert_login_from: CertLoginFrom,
+    /// Kafka's `ssl.principal.mapping.rules`, applied to the distinguished name.
+    pub principal_rules: Option<Arc<PrincipalRules>>,
 }
 
 /// Why TLS material did not load.
@@ -171,6 +174,16 @@ impl Acceptor for TlsAcceptor {
         // Without mutual TLS, nothing verified a certificate a client may have sent.
         self.tls.files.client_ca_file.as_ref()?;
         let leaf = stream.get_ref().1.peer_certificates()?.first()?;
-        login_name(leaf, self.tls.files.cert_login_from)
+        let name = login_name(leaf, self.tls.files.cert_login_from)?;
+        let Some(rules) = &self.tls.files.principal_rules else {
+            return Some(name);
+        };
+        let user = rules.apply(&name);
+        if user.is_none() {
+            let peer = stream.get_ref().0.peer_addr().ok();
+            tracing::warn!(?peer, subject = %name,
+                "no principal_mapping_rules rule applies to the client certificate: it names no user");
+        }
+        user
     }
 }

@@ -4,9 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Result;
 use porter_gateway_kit::client_cert::CertLoginFrom;
+use porter_gateway_kit::principal_rules::PrincipalRules;
 use porter_gateway_kit::tls_files::TlsFiles;
 use serde::Deserialize;
 
@@ -21,6 +23,9 @@ pub struct TlsSection {
     /// With `client_ca_file`: which part of a client certificate's subject is its user,
     /// `distinguished_name` (the default, RabbitMQ's and Kafka's) or `common_name`.
     pub cert_login_from: Option<String>,
+    /// Kafka's `ssl.principal.mapping.rules`, in its syntax: rewrites a certificate's
+    /// distinguished name into a user name on every protocol (`RULE:^CN=(.*?),.*$/$1/L,DEFAULT`).
+    pub principal_mapping_rules: Option<String>,
     /// AMQPS (RabbitMQ's 5671).
     pub amqp_listen: Option<String>,
     /// MQTTS (8883).
@@ -80,12 +85,25 @@ pub(super) fn load(section: &TlsSection, src: &Sources<'_>) -> Result<TlsSetting
             )
         })?,
     };
+    let principal_rules = match section.principal_mapping_rules.as_deref() {
+        None => None,
+        Some(_) if cert_login_from == CertLoginFrom::CommonName => {
+            return Err(invalid(
+                src.file_origin("[tls] principal_mapping_rules"),
+                "the rules rewrite the distinguished name: use them with cert_login_from = \"distinguished_name\"".to_string(),
+            ))
+        }
+        Some(text) => Some(Arc::new(PrincipalRules::parse(text).map_err(|e| {
+            invalid(src.file_origin("[tls] principal_mapping_rules"), e)
+        })?)),
+    };
     let files = match (&section.cert_file, &section.key_file) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert_file: cert.clone(),
             key_file: key.clone(),
             client_ca_file: section.client_ca_file.clone(),
             cert_login_from,
+            principal_rules,
         }),
         _ if wanted => {
             return Err(invalid(
