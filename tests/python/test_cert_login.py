@@ -180,3 +180,58 @@ def test_principal_mapping_rules_rewrite_the_subject_into_a_user(tmp_path):
                              capture_output=True, text=True, timeout=WAIT_S)
     assert started.returncode != 0
     assert "[tls] principal_mapping_rules: invalid rule" in started.stderr
+
+
+def test_https_and_wss_log_in_with_the_certificate(tmp_path):
+    """With `http = true` and mutual TLS, an API request without credentials acts as its
+    certificate's user (with that user's tags), and MQTT over WSS connects without a user
+    name as it; basic auth over the same connection still wins."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = make_ca(certs)
+    cert, key = make_cert(certs, "server", "porter")
+    config = tmp_path / "porter.toml"
+    config.write_text(f"""[tls]
+cert_file = "{cert}"
+key_file = "{key}"
+client_ca_file = "{ca}"
+cert_login_from = "common_name"
+http = true
+""")
+    alice = make_cert(certs, "alice", "alice")
+    mallory = make_cert(certs, "mallory", "mallory")
+    for server in run_porter(tmp_path, ["--config", str(config)]):
+        https = f"https://localhost:{server.http_port}"
+
+        def api(method, path, cert_and_key, **kwargs):
+            return requests.request(method, https + path, cert=tuple(map(str, cert_and_key)),
+                                    verify=str(ca), timeout=WAIT_S, **kwargs)
+
+        for path, body in (("/users/alice", {"password": "not-used-here", "tags": ""}),
+                           ("/permissions/%2F/alice", {"configure": ".*", "write": ".*", "read": ".*"})):
+            api("PUT", "/api" + path, alice, json=body, auth=ADMIN).raise_for_status()
+        assert api("GET", "/api/whoami", alice).json()["name"] == "alice"
+        # The certificate's user has its own tags: none yet, so no management API.
+        assert api("GET", "/api/overview", alice).status_code == 401
+        api("PUT", "/api/users/alice", alice, json={"tags": "management"}, auth=ADMIN).raise_for_status()
+        assert api("GET", "/api/overview", alice).ok
+        assert api("GET", "/api/whoami", mallory).status_code == 401
+
+        codes = []
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, transport="websockets",
+                             protocol=mqtt.MQTTv311, client_id="wss-alice")
+        client.ws_set_options(path="/mqtt")
+        client.tls_set(ca_certs=str(ca), certfile=str(alice[0]), keyfile=str(alice[1]))
+        client.on_connect = lambda c, u, f, rc, p: codes.append(rc.value)
+        client.connect("localhost", server.http_port)
+        client.loop_start()
+        deadline = time.monotonic() + WAIT_S
+        while not codes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            assert codes == [0], "CONNACK accepted"
+            listed = api("GET", "/api/connections", alice, auth=ADMIN).json()
+            assert ("alice", "Web MQTT") in [(c["user"], c["protocol"]) for c in listed]
+        finally:
+            client.loop_stop()
+            client.disconnect()

@@ -30,8 +30,9 @@ fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     value.strip_prefix("Bearer ").map(str::trim)
 }
 
-/// Lets the request through if its `Authorization: Basic` names a broker user, or its
-/// `Authorization: Bearer` carries one's API token; 401 with `WWW-Authenticate` otherwise.
+/// Lets the request through if its `Authorization: Basic` names a broker user, its
+/// `Authorization: Bearer` carries one's API token, or (HTTPS with mutual TLS, no
+/// `Authorization`) its client certificate names one; 401 with `WWW-Authenticate` otherwise.
 pub async fn require_user(
     State(management): State<Arc<Management>>,
     request: Request,
@@ -42,23 +43,21 @@ pub async fn require_user(
     };
     // The web UI asks with X-Requested-With and shows its own login form: no browser prompt.
     let prompt = !request.headers().contains_key("x-requested-with");
-    let peer = request
-        .extensions()
-        .get::<PeerAddrs>()
+    let addrs = request.extensions().get::<PeerAddrs>();
+    let peer = addrs
         .map(|addrs| addrs.peer)
         .unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-    let (user, outcome, via_token) = match bearer_token(request.headers()) {
-        Some(token) => {
+    let certificate = addrs.and_then(|addrs| addrs.client_login.clone());
+    let (user, outcome, via_token) = match (
+        bearer_token(request.headers()),
+        basic_credentials(request.headers()),
+        certificate,
+    ) {
+        (Some(token), _, _) => {
             let outcome = authenticator.authenticate_token(token, peer).await;
             ("(token)".to_string(), outcome, true)
         }
-        None => {
-            let Some((user, password)) = basic_credentials(request.headers()) else {
-                return refused(
-                    "this API needs HTTP basic authentication with a broker user, or a bearer token",
-                    prompt,
-                );
-            };
+        (None, Some((user, password)), _) => {
             let credentials = Credentials {
                 mechanism: "PLAIN",
                 user: &user,
@@ -67,6 +66,18 @@ pub async fn require_user(
             };
             let outcome = authenticator.authenticate(credentials).await;
             (user, outcome, false)
+        }
+        // HTTPS with mutual TLS and no credentials: the certificate's user, as AMQP's
+        // EXTERNAL and MQTT's certificate logins have it.
+        (None, None, Some(user)) => {
+            let outcome = authenticator.authenticate_certificate(&user, peer).await;
+            (user.to_string(), outcome, false)
+        }
+        (None, None, None) => {
+            return refused(
+                "this API needs HTTP basic authentication with a broker user, a bearer token or a client certificate",
+                prompt,
+            )
         }
     };
     match outcome {

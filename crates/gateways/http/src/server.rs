@@ -47,10 +47,11 @@ impl Protocol for Http {
         let addrs = PeerAddrs {
             peer: info.peer,
             local: info.local,
+            client_login: conn.client_login().map(Arc::from),
         };
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(addrs);
+            request.extensions_mut().insert(addrs.clone());
             router.clone().call(request.map(Body::new))
         });
         let mut http = hyper::server::conn::http1::Builder::new();

@@ -118,7 +118,11 @@ pub async fn upgrade<P: Protocol>(
                 addrs.peer,
                 addrs.local,
                 route.protocol.clone(),
-                ready(Ok((stream, None))),
+                // A certificate login carries over to MQTT or STOMP inside the WebSocket.
+                ready(Ok((
+                    stream,
+                    addrs.client_login.as_deref().map(String::from),
+                ))),
             );
             let reason = serve.await;
             let write_stall = route.endpoint.limits().deadlines.write_stall;
