@@ -5,11 +5,13 @@ refused (gRPC UNAUTHENTICATED), and each refusal is logged with the peer, never 
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 import requests
 from rocketmq import Credentials
-from rocketmq.grpc_protocol import definition_pb2, service_pb2
+from rocketmq.grpc_protocol import definition_pb2, service_pb2, service_pb2_grpc
 
 from rocketmq_helpers import message, producer, raw_stub, receive_all, simple_consumer, tag
 
@@ -139,3 +141,42 @@ def signed(credentials: Credentials) -> list:
 
     from rocketmq.v5.util.signature import Signature
     return Signature.metadata(SimpleNamespace(credentials=credentials, namespace=""), "acl-test")
+
+
+def test_a_user_s_max_connections_counts_its_rocketmq_connections(signed_porter):
+    """RabbitMQ's user limit `max-connections` holds for RocketMQ too: a connection counts from
+    its first signed call until it closes, and the user's next connection is refused with
+    RESOURCE_EXHAUSTED and RabbitMQ's text."""
+    requests.put(signed_porter.http_url + "/api/user-limits/orders-app/max-connections",
+                 json={"value": 1}, auth=ADMIN, timeout=WAIT_S).raise_for_status()
+    credentials = Credentials(signed_porter.access_key, signed_porter.secret_key)
+    route = service_pb2.QueryRouteRequest()
+    route.topic.name = "orders"
+    route.endpoints.addresses.add(host="127.0.0.1", port=signed_porter.rocketmq_port)
+
+    def connection():
+        # Its own TCP connection: gRPC otherwise shares one between channels to one address.
+        channel = grpc.insecure_channel(signed_porter.rocketmq_endpoint,
+                                        options=[("grpc.use_local_subchannel_pool", 1)])
+        return channel, service_pb2_grpc.MessagingServiceStub(channel)
+
+    first, first_stub = connection()
+    first_stub.QueryRoute(route, metadata=signed(credentials), timeout=10)
+    first_stub.QueryRoute(route, metadata=signed(credentials), timeout=10)  # the same connection
+    second, second_stub = connection()
+    with second, pytest.raises(grpc.RpcError) as refused:
+        second_stub.QueryRoute(route, metadata=signed(credentials), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "user connection limit (1) is reached" in refused.value.details()
+    first.close()
+    # Once the first connection is gone, a new one is let in.
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        third, third_stub = connection()
+        with third:
+            try:
+                third_stub.QueryRoute(route, metadata=signed(credentials), timeout=10)
+                break
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+        time.sleep(0.1)

@@ -20,6 +20,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
+use porter_core::vhost_limits::CountedConnection;
 use porter_core::Broker;
 use sha1::Sha1;
 use tonic::metadata::MetadataMap;
@@ -28,11 +30,19 @@ use tonic::Status;
 const ALGORITHM: &str = "MQv2-HMAC-SHA1";
 const DATE_TIME: &str = "x-mq-date-time";
 
-/// One listener's signature check, cloned into each connection's interceptor.
+/// One connection's signature check, cloned into its interceptor.
 #[derive(Clone)]
 pub struct Signatures {
     pub broker: Arc<Broker>,
     pub peer: SocketAddr,
+    /// The connection's first signed user, and its place in that user's `max-connections`
+    /// while the connection lives (a RocketMQ client has no connection-level login: its first
+    /// signed call stands for one).
+    counted: Arc<Mutex<Option<CountedLogin>>>,
+}
+
+struct CountedLogin {
+    _slot: Option<CountedConnection>,
 }
 
 /// An `authorization` header taken apart.
@@ -75,6 +85,34 @@ fn verify(secret: &[u8], date_time: &str, signature: &str) -> bool {
 }
 
 impl Signatures {
+    pub fn new(broker: Arc<Broker>, peer: SocketAddr) -> Self {
+        Signatures {
+            broker,
+            peer,
+            counted: Arc::default(),
+        }
+    }
+
+    /// Counts the connection against `user`'s `max-connections` at its first signed call;
+    /// past the limit the call (and each one after it) is refused with RESOURCE_EXHAUSTED
+    /// and RabbitMQ's text, logged with the peer.
+    pub fn count_connection(&self, user: &str) -> Result<(), Status> {
+        let mut counted = self.counted.lock();
+        if counted.is_some() {
+            return Ok(());
+        }
+        match self.broker.open_user_connection(user) {
+            Ok(slot) => {
+                *counted = Some(CountedLogin { _slot: slot });
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, user, error = %e, "rocketmq: request refused: user connection limit");
+                Err(Status::resource_exhausted(e.to_string()))
+            }
+        }
+    }
+
     /// The check a call passes before it reaches the service: the signing user, or
     /// UNAUTHENTICATED (the reason is logged with the peer, never the secret).
     pub fn check(&self, metadata: &MetadataMap) -> Result<porter_core::users::User, Status> {

@@ -52,16 +52,18 @@ impl Protocol for RocketmqProtocol {
             .max_decoding_message_size(max)
             .max_encoding_message_size(usize::MAX);
         // Every call's signature, checked before the service sees it (see `crate::auth`).
-        let signatures = self.gateway.config.authentication.then(|| Signatures {
-            broker: self.gateway.broker.clone(),
-            peer: conn.peer(),
-        });
+        let signatures = self
+            .gateway
+            .config
+            .authentication
+            .then(|| Signatures::new(self.gateway.broker.clone(), conn.peer()));
         // Then who made it, for the ACLs (see `crate::authorize`).
         let peer = conn.peer();
         let service = InterceptedService::new(service, move |mut request: tonic::Request<()>| {
             let caller = match &signatures {
                 Some(signatures) => {
                     let user = signatures.check(request.metadata())?;
+                    signatures.count_connection(&user.name)?;
                     Caller {
                         super_user: user.has_tag("administrator"),
                         user: Some(user.name),
