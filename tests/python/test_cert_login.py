@@ -91,21 +91,30 @@ def test_pika_logs_in_with_external(mtls_porter):
     guest.close()
 
 
-def mqtt_connect(server, cert_and_key) -> int:
+def mqtt_connect(server, cert_and_key, websocket=False, while_connected=None) -> int:
+    """CONNACK's code for a paho client presenting `cert_and_key` without a user name, over
+    MQTTS or (`websocket`) WSS; `while_connected()` runs before it disconnects."""
     codes = []
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
-                         client_id=f"cert-{uuid.uuid4().hex[:6]}")
+                         client_id=f"cert-{uuid.uuid4().hex[:6]}",
+                         transport="websockets" if websocket else "tcp")
+    if websocket:
+        client.ws_set_options(path="/mqtt")
     client.tls_set(ca_certs=str(server.ca), certfile=str(cert_and_key[0]),
                    keyfile=str(cert_and_key[1]))
     client.on_connect = lambda c, u, f, rc, p: codes.append(rc.value)
-    client.connect("localhost", server.mqtts_port)
+    client.connect("localhost", server.http_port if websocket else server.mqtts_port)
     client.loop_start()
     deadline = time.monotonic() + WAIT_S
     while not codes and time.monotonic() < deadline:
         time.sleep(0.05)
-    client.loop_stop()
-    client.disconnect()
-    assert codes, "no CONNACK"
+    try:
+        assert codes, "no CONNACK"
+        if while_connected and codes[0] == 0:
+            while_connected()
+    finally:
+        client.loop_stop()
+        client.disconnect()
     return codes[0]
 
 
@@ -217,21 +226,10 @@ http = true
         assert api("GET", "/api/overview", alice).ok
         assert api("GET", "/api/whoami", mallory).status_code == 401
 
-        codes = []
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, transport="websockets",
-                             protocol=mqtt.MQTTv311, client_id="wss-alice")
-        client.ws_set_options(path="/mqtt")
-        client.tls_set(ca_certs=str(ca), certfile=str(alice[0]), keyfile=str(alice[1]))
-        client.on_connect = lambda c, u, f, rc, p: codes.append(rc.value)
-        client.connect("localhost", server.http_port)
-        client.loop_start()
-        deadline = time.monotonic() + WAIT_S
-        while not codes and time.monotonic() < deadline:
-            time.sleep(0.05)
-        try:
-            assert codes == [0], "CONNACK accepted"
+        server.ca = ca
+
+        def listed_as_alice():
             listed = api("GET", "/api/connections", alice, auth=ADMIN).json()
             assert ("alice", "Web MQTT") in [(c["user"], c["protocol"]) for c in listed]
-        finally:
-            client.loop_stop()
-            client.disconnect()
+
+        assert mqtt_connect(server, alice, websocket=True, while_connected=listed_as_alice) == 0
