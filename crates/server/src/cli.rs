@@ -108,7 +108,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ConnectionsCommand,
     },
-    /// Definitions (vhosts, exchanges, queues, bindings, topics): export to JSON, import.
+    /// Definitions (vhosts, exchanges, queues, bindings, topics, users with their permissions and
+    /// limits): export to JSON, import.
     #[command(
         after_help = "Examples:\n  porter definitions export backup.json\n  porter definitions import backup.json\n  porter definitions import rabbitmq-export.json"
     )]
