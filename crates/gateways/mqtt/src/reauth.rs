@@ -162,3 +162,82 @@ fn auth_packet(reason: u8, method: &str, data: &[u8]) -> Bytes {
     encode_auth(reason, method, data, &mut out);
     out.freeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use porter_core::broker::users::PasswordChange;
+    use porter_core::config::BrokerConfig;
+
+    fn auth(reason: u8, method: &str, data: &[u8]) -> Option<AuthPacket> {
+        Some(AuthPacket {
+            reason,
+            method: Some(method.to_string()),
+            data: Some(Bytes::copy_from_slice(data)),
+        })
+    }
+
+    const METHOD: &str = "SCRAM-SHA-256";
+    const CLIENT_FIRST: &[u8] = b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL";
+
+    /// The exchange's transitions: what each AUTH gets in each state (MQTT 5 §4.12.1).
+    #[tokio::test]
+    async fn each_auth_in_each_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::open(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        })
+        .unwrap();
+        broker
+            .put_user("alice", PasswordChange::Set("pw".into()), vec![], false)
+            .await
+            .unwrap();
+        let peer = "127.0.0.1:40000".parse().unwrap();
+        let code = |r: Result<(), Disconnect>| r.err().map(|d| d.code);
+
+        // Logged in without enhanced authentication: nothing to re-authenticate with.
+        let mut plain = Reauthentication::new(None, peer);
+        let answer = plain.on_auth(auth(0x19, METHOD, CLIENT_FIRST), &broker, "/", "alice");
+        assert_eq!(code(answer), Some(DisconnectReasonCode::ProtocolError));
+
+        let mut scram = || Reauthentication::new(Some(METHOD.to_string()), peer);
+        // Another method, a continue before any start, a malformed AUTH: protocol errors.
+        for packet in [
+            auth(0x19, "SCRAM-SHA-512", CLIENT_FIRST),
+            auth(0x18, METHOD, b"c=biws"),
+            auth(0x00, METHOD, b""),
+        ] {
+            let answer = scram().on_auth(packet, &broker, "/", "alice");
+            assert_eq!(code(answer), Some(DisconnectReasonCode::ProtocolError));
+        }
+        let answer = scram().on_auth(None, &broker, "/", "alice");
+        assert_eq!(code(answer), Some(DisconnectReasonCode::MalformedPacket));
+
+        // A start gets AUTH 0x18 with the server-first message; a second start is refused.
+        let mut started = scram();
+        started
+            .on_auth(auth(0x19, METHOD, CLIENT_FIRST), &broker, "/", "alice")
+            .unwrap();
+        let reply = started.take_reply().expect("AUTH (continue)");
+        assert_eq!(&reply[..1], &[0xF0]);
+        assert_eq!(reply[2], 0x18);
+        assert!(started.take_reply().is_none(), "sent once");
+        let again = started.on_auth(auth(0x19, METHOD, CLIENT_FIRST), &broker, "/", "alice");
+        assert_eq!(code(again), Some(DisconnectReasonCode::ProtocolError));
+
+        // A wrong proof ends it: not authorized.
+        let mut proving = scram();
+        proving
+            .on_auth(auth(0x19, METHOD, CLIENT_FIRST), &broker, "/", "alice")
+            .unwrap();
+        let wrong = proving.on_auth(
+            auth(0x18, METHOD, b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL,p=AAAA"),
+            &broker,
+            "/",
+            "alice",
+        );
+        assert_eq!(code(wrong), Some(DisconnectReasonCode::NotAuthorized));
+    }
+}
