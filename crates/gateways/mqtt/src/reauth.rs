@@ -202,7 +202,7 @@ mod tests {
         let answer = plain.on_auth(auth(0x19, METHOD, CLIENT_FIRST), &broker, "/", "alice");
         assert_eq!(code(answer), Some(DisconnectReasonCode::ProtocolError));
 
-        let mut scram = || Reauthentication::new(Some(METHOD.to_string()), peer);
+        let scram = || Reauthentication::new(Some(METHOD.to_string()), peer);
         // Another method, a continue before any start, a malformed AUTH: protocol errors.
         for packet in [
             auth(0x19, "SCRAM-SHA-512", CLIENT_FIRST),
