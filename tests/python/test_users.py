@@ -6,6 +6,7 @@ definitions (their SCRAM credentials, never the password)."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pika
 import pytest
@@ -293,3 +294,43 @@ def test_a_user_s_max_channels_counts_its_amqp_channels_across_connections(porte
     first.close()
     ok(porter, "users", "set-limit", "chatty", "max-channels", "-1")
     assert api_as(porter, "guest", "guest", "GET", "/api/user-limits/chatty").json() == []
+
+
+def host_address() -> str:
+    """This host's own non-loopback IPv4 address (the one outbound traffic would leave from):
+    a connection to it from here comes from a non-loopback peer without leaving the host."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # a UDP connect sends nothing
+            address = probe.getsockname()[0]
+        except OSError:
+            address = ""
+    if not address or address.startswith("127."):
+        pytest.skip("this host has no non-loopback IPv4 address to come from")
+    return address
+
+
+def stomp_connect_frame(host: str, port: int, headers: str = "") -> bytes:
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(f"CONNECT\naccept-version:1.2\n{headers}\n\x00".encode())
+        return s.recv(4096)
+
+
+def test_guest_comes_in_from_loopback_only_whichever_way(porter):
+    """`guest` is loopback-only, as RabbitMQ's: from this host's own non-loopback address its
+    AMQP login, and a STOMP CONNECT without login (which runs as STOMP's default user, guest),
+    are refused; from loopback both work."""
+    address = host_address()
+    porter.amqp_host = "0.0.0.0"
+    porter.extra_args = ["--stomp-listen", f"0.0.0.0:{porter.stomp_port}"]
+    porter.restart()
+    guest = pika.PlainCredentials("guest", "guest")
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        pika.BlockingConnection(pika.ConnectionParameters(address, porter.amqp_port, credentials=guest))
+    pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", porter.amqp_port,
+                                                      credentials=guest)).close()
+    for headers in ("", "login:guest\npasscode:guest\n"):
+        refused = stomp_connect_frame(address, porter.stomp_port, headers)
+        assert refused.startswith(b"ERROR\n") and b"message:access refused" in refused, refused
+        assert stomp_connect_frame("127.0.0.1", porter.stomp_port, headers).startswith(b"CONNECTED\n")
+    assert "may log in from loopback addresses only" in porter.log_tail(100)

@@ -35,7 +35,11 @@ impl Authenticator for BrokerUsers {
     }
 
     fn authenticate_certificate<'a>(&'a self, user: &'a str, peer: SocketAddr) -> AuthFuture<'a> {
-        Box::pin(async move { principal(self.broker.certificate_login(user, peer.ip())) })
+        Box::pin(async move { principal(self.broker.vouched_login(user, peer.ip())) })
+    }
+
+    fn authenticate_default_user<'a>(&'a self, user: &'a str, peer: SocketAddr) -> AuthFuture<'a> {
+        Box::pin(async move { principal(self.broker.vouched_login(user, peer.ip())) })
     }
 
     fn authenticate_token<'a>(&'a self, token: &'a str, peer: SocketAddr) -> AuthFuture<'a> {

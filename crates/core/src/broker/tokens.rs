@@ -89,7 +89,7 @@ impl Broker {
             .users
             .token_owner(&digest)
             .ok_or(LoginError::BadToken)
-            .and_then(|owner| self.certificate_login(&owner, peer))
+            .and_then(|owner| self.vouched_login(&owner, peer))
             .and_then(|user| {
                 let live = user
                     .api_tokens

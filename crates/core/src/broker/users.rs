@@ -312,13 +312,13 @@ impl Broker {
         verify: impl FnOnce(&[u8]) -> bool,
     ) -> std::result::Result<User, LoginError> {
         self.throttled(peer, name)?;
-        let checked = self.certificate_login(name, peer).and_then(|user| {
-            match user.access_secret.as_deref() {
-                None => Err(LoginError::NoAccessSecret(name.to_string())),
-                Some(secret) if verify(secret.as_bytes()) => Ok(user),
-                Some(_) => Err(LoginError::WrongSignature(name.to_string())),
-            }
-        });
+        let checked =
+            self.vouched_login(name, peer)
+                .and_then(|user| match user.access_secret.as_deref() {
+                    None => Err(LoginError::NoAccessSecret(name.to_string())),
+                    Some(secret) if verify(secret.as_bytes()) => Ok(user),
+                    Some(_) => Err(LoginError::WrongSignature(name.to_string())),
+                });
         self.count_failure(checked, peer, name)
     }
 
@@ -462,14 +462,13 @@ impl Broker {
         self.count_failure(checked, peer, name)
     }
 
-    /// A certificate login (AMQP EXTERNAL, MQTT and STOMP over mutual TLS): the user the
-    /// verified certificate names must exist and may log in from `peer`; no password is asked
-    /// (RabbitMQ's rule; the TLS handshake proved the client holds the certificate's key).
-    pub fn certificate_login(
-        &self,
-        name: &str,
-        peer: IpAddr,
-    ) -> std::result::Result<User, LoginError> {
+    /// A login something other than a password vouches for: a verified client certificate
+    /// (AMQP EXTERNAL, MQTT and STOMP over mutual TLS; the TLS handshake proved the client holds
+    /// its key, and RabbitMQ asks no password either), a token or signature checked by the
+    /// caller, or a protocol's configured default user (STOMP's `default_user`). The user must
+    /// exist and may log in from `peer`: a `loopback_only` user (`guest`) is refused elsewhere,
+    /// however it came.
+    pub fn vouched_login(&self, name: &str, peer: IpAddr) -> std::result::Result<User, LoginError> {
         let user = self
             .user(name)
             .ok_or_else(|| LoginError::UnknownUser(name.to_string()))?;
@@ -542,7 +541,7 @@ impl Broker {
         name: &str,
         peer: IpAddr,
     ) -> std::result::Result<(User, PasswordCredentials), LoginError> {
-        let user = self.certificate_login(name, peer)?;
+        let user = self.vouched_login(name, peer)?;
         let credentials = user
             .credentials
             .clone()

@@ -126,7 +126,7 @@ impl Sasl {
             return self;
         };
         let tags = broker
-            .certificate_login(user, self.peer.ip())
+            .vouched_login(user, self.peer.ip())
             .map(|u| u.tags)
             .unwrap_or_default();
         self.principal = Some(Arc::new(Principal {

@@ -73,6 +73,18 @@ pub trait Authenticator: Send + Sync + 'static {
         })
     }
 
+    /// A protocol's configured default user (STOMP's `default_user`, for a CONNECT without
+    /// `login`): no secret, but the store's other rules hold (the user exists, a loopback-only
+    /// user comes from loopback). Stores without such rules let it in as it is.
+    fn authenticate_default_user<'a>(&'a self, user: &'a str, _peer: SocketAddr) -> AuthFuture<'a> {
+        Box::pin(async move {
+            Ok(Principal {
+                user: user.to_string(),
+                tags: Vec::new(),
+            })
+        })
+    }
+
     /// A bearer token login (the HTTP API's tokens). Stores without tokens refuse.
     fn authenticate_token<'a>(&'a self, _token: &'a str, _peer: SocketAddr) -> AuthFuture<'a> {
         Box::pin(async move {

@@ -400,7 +400,8 @@ fn heart_beat(text: Option<&str>) -> (u64, u64) {
 
 /// `login` / `passcode` checked by the listener's authenticator, else the protocol's own;
 /// no `login` logs in as the user the client's certificate names (mutual TLS, RabbitMQ's
-/// `ssl_cert_login`), else runs as the configured default user (RabbitMQ's `default_user`).
+/// `ssl_cert_login`), else as the configured default user (RabbitMQ's `default_user`), which
+/// the store still checks: `guest`, loopback-only by default, is no way in from elsewhere.
 /// With neither authenticator (a test harness), any login is taken as given.
 async fn login(frame: &Frame, conn: &Connection, ctx: &Context) -> Result<String, StompError> {
     let denied = || StompError::protocol("access refused", "bad login or passcode");
@@ -417,7 +418,11 @@ async fn login(frame: &Frame, conn: &Connection, ctx: &Context) -> Result<String
             auth.authenticate(credentials).await
         }
         (None, Some(user), Some(auth)) => auth.authenticate_certificate(user, conn.peer()).await,
-        (None, _, _) => return ctx.config.default_user.clone().ok_or_else(denied),
+        (None, None, Some(auth)) => {
+            let user = ctx.config.default_user.as_deref().ok_or_else(denied)?;
+            auth.authenticate_default_user(user, conn.peer()).await
+        }
+        (None, _, None) => return ctx.config.default_user.clone().ok_or_else(denied),
     };
     match outcome {
         Ok(principal) => Ok(principal.user),
