@@ -91,15 +91,17 @@ def test_pika_logs_in_with_external(mtls_porter):
     guest.close()
 
 
-def mqtt_connect(server, cert_and_key, websocket=False, while_connected=None) -> int:
+def mqtt_connect(server, cert_and_key, websocket=False, while_connected=None,
+                 origin=None) -> int:
     """CONNACK's code for a paho client presenting `cert_and_key` without a user name, over
-    MQTTS or (`websocket`) WSS; `while_connected()` runs before it disconnects."""
+    MQTTS or (`websocket`) WSS, as a page of `origin` would; `while_connected()` runs before it
+    disconnects."""
     codes = []
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
                          client_id=f"cert-{uuid.uuid4().hex[:6]}",
                          transport="websockets" if websocket else "tcp")
     if websocket:
-        client.ws_set_options(path="/mqtt")
+        client.ws_set_options(path="/mqtt", headers={"Origin": origin} if origin else None)
     client.tls_set(ca_certs=str(server.ca), certfile=str(cert_and_key[0]),
                    keyfile=str(cert_and_key[1]))
     client.on_connect = lambda c, u, f, rc, p: codes.append(rc.value)
@@ -233,3 +235,20 @@ http = true
             assert ("alice", "Web MQTT") in [(c["user"], c["protocol"]) for c in listed]
 
         assert mqtt_connect(server, alice, websocket=True, while_connected=listed_as_alice) == 0
+
+        # Another site's page: the browser would present alice's certificate on its own, so
+        # the WebSocket gets no certificate login (here: MQTT's loopback `anonymous`) and the
+        # API refuses changes.
+        def not_alice():
+            listed = api("GET", "/api/connections", alice, auth=ADMIN).json()
+            assert ("anonymous", "Web MQTT") in [(c["user"], c["protocol"]) for c in listed]
+
+        assert mqtt_connect(server, alice, websocket=True, while_connected=not_alice,
+                            origin="https://evil.example") == 0
+        evil = {"Origin": "https://evil.example"}
+        refused = api("PUT", "/api/queues/%2F/planted", alice, json={}, auth=ADMIN, headers=evil)
+        assert refused.status_code == 403 and "cross-origin" in refused.json()["reason"]
+        assert api("GET", "/api/whoami", alice, headers=evil).json()["name"] == "alice"
+        own_page = {"Origin": https}
+        assert api("PUT", "/api/queues/%2F/planted", alice, json={}, auth=ADMIN,
+                   headers=own_page).status_code == 201

@@ -334,3 +334,21 @@ def test_guest_comes_in_from_loopback_only_whichever_way(porter):
         assert refused.startswith(b"ERROR\n") and b"message:access refused" in refused, refused
         assert stomp_connect_frame("127.0.0.1", porter.stomp_port, headers).startswith(b"CONNECTED\n")
     assert "may log in from loopback addresses only" in porter.log_tail(100)
+
+
+def test_another_site_s_page_cannot_change_the_broker(porter):
+    """A browser that cached the admin's basic credentials would add them to a form another
+    site's page posts here; such requests (the browser's Sec-Fetch-Site or Origin says so) are
+    refused when they would change something. Reads, the broker's own pages, and clients that
+    are not browsers are not affected."""
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        refused = api_as(porter, "guest", "guest", "POST", "/api/definitions",
+                         json={"users": [{"name": "mole", "password": "x", "tags": "administrator"}]},
+                         headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert api_as(porter, "guest", "guest", "GET", "/api/overview", headers=headers).ok
+    assert "mole" not in [u["name"] for u in api_as(porter, "guest", "guest", "GET", "/api/users").json()]
+    assert "cross-origin request refused" in porter.log_tail(50)
+    own = api_as(porter, "guest", "guest", "PUT", "/api/queues/%2F/from-the-ui", json={},
+                 headers={"Sec-Fetch-Site": "same-origin", "Origin": porter.http_url})
+    assert own.status_code == 201

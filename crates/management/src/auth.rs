@@ -4,6 +4,10 @@
 //! what it may do, as RabbitMQ's do: without a management tag (`administrator`, `monitoring`,
 //! `management`, `policymaker`) nothing; with one, read; changes, and anything about users,
 //! permissions or definitions (which carry password credentials), only as `administrator`.
+//! A bearer API token, or over HTTPS with mutual TLS the client certificate, logs in too.
+//! Before any of that, a request that changes something and comes from another site's page is
+//! refused 403: the browser would add a certificate or cached credentials on its own
+//! (`porter_gateway_http::cross_origin`).
 
 use std::sync::Arc;
 
@@ -12,6 +16,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use porter_gateway_http::cross_origin::is_cross_origin;
 use porter_gateway_http::PeerAddrs;
 use porter_gateway_kit::auth::{Credentials, Principal};
 
@@ -38,6 +43,14 @@ pub async fn require_user(
     request: Request,
     next: Next,
 ) -> Response {
+    if changes_something(request.method()) && is_cross_origin(request.headers()) {
+        // Another site's page, riding on what the browser holds for this origin (a client
+        // certificate, cached basic credentials): see `porter_gateway_http::cross_origin`.
+        let origin = request.headers().get(header::ORIGIN).cloned();
+        tracing::warn!(?origin, path = %request.uri().path(), "management API: cross-origin request refused");
+        return ApiError::new(StatusCode::FORBIDDEN, "cross-origin request refused")
+            .into_response();
+    }
     let Some(authenticator) = management.authenticator.as_ref() else {
         return next.run(request).await;
     };
@@ -100,6 +113,11 @@ pub async fn require_user(
             refused("Not_Authorized", prompt)
         }
     }
+}
+
+/// Whether a request with this method may change something (GET, HEAD and OPTIONS only read).
+fn changes_something(method: &Method) -> bool {
+    ![Method::GET, Method::HEAD, Method::OPTIONS].contains(method)
 }
 
 /// What the user's tags let it do with `request`: RabbitMQ's reasons when not.

@@ -11,6 +11,7 @@
 //!   [`Endpoint`](porter_gateway_kit::Endpoint);
 //! - [`ws_stream`]: a WebSocket as a byte stream;
 //! - [`peer`]: the connection's addresses on every request;
+//! - [`cross_origin`]: which requests a browser sent from another site's page;
 //! - [`assets`]: the embedded chat page;
 //! - [`chat_history`]: a chat room's last messages, read from the log;
 //! - [`config`] and [`limits`]: the named limits and what they bound.
@@ -18,6 +19,7 @@
 pub mod assets;
 pub mod chat_history;
 pub mod config;
+pub mod cross_origin;
 pub mod limits;
 pub mod peer;
 pub mod router;

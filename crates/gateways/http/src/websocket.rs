@@ -12,13 +12,14 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use porter_gateway_kit::limits::LimitsError;
 use porter_gateway_kit::{CloseReason, ClosedBy, Endpoint, ListenerLimits, Protocol};
 
 use crate::config::WebSocketConfig;
+use crate::cross_origin::is_cross_origin;
 use crate::limits::{WEBSOCKET_CONTROL_FRAME_BYTES, WEBSOCKET_FRAME_HEADER_BYTES};
 use crate::peer::PeerAddrs;
 use crate::ws_stream::{Returned, WsStream};
@@ -80,6 +81,7 @@ impl<P: Protocol> WebSocketRoute<P> {
 pub async fn upgrade<P: Protocol>(
     State(route): State<Arc<WebSocketRoute<P>>>,
     Extension(addrs): Extension<PeerAddrs>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Some(slot) = route.endpoint.try_slot() else {
@@ -107,6 +109,12 @@ pub async fn upgrade<P: Protocol>(
                 + WEBSOCKET_CONTROL_FRAME_BYTES,
         );
     let name = route.endpoint.protocol();
+    // A certificate login carries over to MQTT or STOMP inside the WebSocket, unless another
+    // site's page opened it: the browser presents the certificate on its own.
+    let client_login = addrs
+        .client_login
+        .filter(|_| !is_cross_origin(&headers))
+        .map(|user| user.to_string());
     upgrade
         .on_failed_upgrade(
             move |e| tracing::debug!(protocol = name, error = %e, "WebSocket upgrade failed"),
@@ -118,11 +126,7 @@ pub async fn upgrade<P: Protocol>(
                 addrs.peer,
                 addrs.local,
                 route.protocol.clone(),
-                // A certificate login carries over to MQTT or STOMP inside the WebSocket.
-                ready(Ok((
-                    stream,
-                    addrs.client_login.as_deref().map(String::from),
-                ))),
+                ready(Ok((stream, client_login))),
             );
             let reason = serve.await;
             let write_stall = route.endpoint.limits().deadlines.write_stall;
