@@ -66,3 +66,27 @@ def test_a_message_larger_than_a_websocket_frame_arrives_whole(porter):
     assert len(got.payload) == len(payload) and got.payload == payload
     for c in (ws, tcp):
         c.close()
+
+
+def upgrade_status(porter, path: str, origin: str | None) -> int:
+    """The status a browser's WebSocket handshake from a page of `origin` gets."""
+    import socket
+    with socket.create_connection(("127.0.0.1", porter.http_port), timeout=10) as s:
+        headers = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{porter.http_port}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\n")
+        if origin:
+            headers += f"Origin: {origin}\r\n"
+        s.sendall((headers + "\r\n").encode())
+        return int(s.recv(1024).split(b" ")[1])
+
+
+def test_a_page_from_another_site_cannot_reach_the_broker_through_a_local_browser(porter):
+    """A browser on the broker's host connects from loopback, where guest and MQTT's anonymous
+    are let in; a page from the internet must not get that, so its WebSocket is refused. Local
+    pages (a developer's app on another port) and non-browser clients still connect."""
+    assert upgrade_status(porter, "/mqtt", "https://evil.example") == 403
+    assert upgrade_status(porter, "/ws", "https://evil.example") == 403
+    for origin in (None, f"http://127.0.0.1:{porter.http_port}", "http://localhost:3000"):
+        assert upgrade_status(porter, "/mqtt", origin) == 101, origin
+    assert "another site's page on a loopback client" in porter.log_tail(50)

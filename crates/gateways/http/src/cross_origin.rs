@@ -8,7 +8,10 @@
 //!
 //! The management API refuses cross-origin requests that change something; a WebSocket
 //! upgrade from another site still connects, but without the certificate login (its CONNECT
-//! must carry a user name and password).
+//! must carry a user name and password). One more case: a browser on the broker's own host
+//! connects from loopback, where `guest` and MQTT's `anonymous` are let in, so a page from
+//! the internet could use the broker as a local program would. A WebSocket from a loopback
+//! client opened by a page that is not itself local ([`is_local_origin`]) is refused.
 
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::HeaderMap;
@@ -35,6 +38,28 @@ pub fn is_cross_origin(headers: &HeaderMap) -> bool {
         // `Origin: null` (a sandboxed page, a file) or no Host: not the broker's own page.
         _ => true,
     }
+}
+
+/// Whether the page that sent the request is served from this host (`localhost`, a
+/// `*.localhost` name, a loopback address), whatever its port: a developer's own app, not a
+/// site from the internet. No `Origin` (not a browser): local too.
+pub fn is_local_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return true;
+    };
+    let Some((_, authority)) = origin.to_str().ok().and_then(|o| o.split_once("://")) else {
+        return false;
+    };
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -77,6 +102,26 @@ mod tests {
             vec![("origin", "https://broker.example:15672")],
         ] {
             assert!(is_cross_origin(&headers(&cross)), "{cross:?}");
+        }
+    }
+
+    #[test]
+    fn local_pages_are_this_host_s() {
+        for local in [
+            vec![],
+            vec![("origin", "http://localhost:3000")],
+            vec![("origin", "http://app.localhost")],
+            vec![("origin", "http://127.0.0.1:8080")],
+            vec![("origin", "http://[::1]:5173")],
+        ] {
+            assert!(is_local_origin(&headers(&local)), "{local:?}");
+        }
+        for remote in [
+            vec![("origin", "https://evil.example")],
+            vec![("origin", "https://localhost.evil.example")],
+            vec![("origin", "null")],
+        ] {
+            assert!(!is_local_origin(&headers(&remote)), "{remote:?}");
         }
     }
 }

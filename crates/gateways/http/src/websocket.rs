@@ -19,7 +19,7 @@ use porter_gateway_kit::limits::LimitsError;
 use porter_gateway_kit::{CloseReason, ClosedBy, Endpoint, ListenerLimits, Protocol};
 
 use crate::config::WebSocketConfig;
-use crate::cross_origin::is_cross_origin;
+use crate::cross_origin::{is_cross_origin, is_local_origin};
 use crate::limits::{WEBSOCKET_CONTROL_FRAME_BYTES, WEBSOCKET_FRAME_HEADER_BYTES};
 use crate::peer::PeerAddrs;
 use crate::ws_stream::{Returned, WsStream};
@@ -84,6 +84,18 @@ pub async fn upgrade<P: Protocol>(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if addrs.peer.ip().is_loopback() && is_cross_origin(&headers) && !is_local_origin(&headers) {
+        // A page from elsewhere in a browser on this host: it must not get what a local
+        // program gets (`guest`, loopback `anonymous`); see `crate::cross_origin`.
+        let origin = headers.get(axum::http::header::ORIGIN).cloned();
+        tracing::warn!(protocol = route.endpoint.protocol(), peer = %addrs.peer, ?origin,
+            "refusing WebSocket: another site's page on a loopback client");
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-site WebSocket from a loopback client refused\n",
+        )
+            .into_response();
+    }
     let Some(slot) = route.endpoint.try_slot() else {
         tracing::warn!(protocol = route.endpoint.protocol(), peer = %addrs.peer, "refusing WebSocket: connections_max reached");
         return (
