@@ -236,15 +236,18 @@ http = true
 
         assert mqtt_connect(server, alice, websocket=True, while_connected=listed_as_alice) == 0
 
-        # Another site's page: the browser would present alice's certificate on its own, so
-        # the WebSocket gets no certificate login (here: MQTT's loopback `anonymous`) and the
-        # API refuses changes.
+        # Another origin's page: the browser would present alice's certificate on its own, so
+        # the WebSocket gets no certificate login (here: MQTT's loopback `anonymous`; a local
+        # page, since a page from the internet through a loopback browser is refused outright)
+        # and the API refuses changes.
         def not_alice():
             listed = api("GET", "/api/connections", alice, auth=ADMIN).json()
             assert ("anonymous", "Web MQTT") in [(c["user"], c["protocol"]) for c in listed]
 
         assert mqtt_connect(server, alice, websocket=True, while_connected=not_alice,
-                            origin="https://evil.example") == 0
+                            origin="https://localhost:3000") == 0
+        with pytest.raises(mqtt.WebsocketConnectionError):
+            mqtt_connect(server, alice, websocket=True, origin="https://evil.example")
         evil = {"Origin": "https://evil.example"}
         refused = api("PUT", "/api/queues/%2F/planted", alice, json={}, auth=ADMIN, headers=evil)
         assert refused.status_code == 403 and "cross-origin" in refused.json()["reason"]

@@ -523,7 +523,16 @@ def test_flower_reads_celery_queue_lengths_from_the_api(porter):
     async def lengths():
         return {q["name"]: q["messages"] for q in await broker.queues(["celery"])}
 
-    assert wait_for(lambda: asyncio.run(lengths()).get("celery") == 3, "celery's queue length 3")
+    def celery_length():
+        # A loop of its own, not asyncio.run: that leaves the main thread "without a current
+        # event loop", and rocketmq-python-client, in later tests, asks for it and fails.
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(lengths()).get("celery")
+        finally:
+            loop.close()
+
+    assert wait_for(lambda: celery_length() == 3, "celery's queue length 3")
 
 
 def test_a_group_with_members_is_not_reset_or_deleted(porter):
