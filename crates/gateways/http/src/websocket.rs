@@ -84,7 +84,8 @@ pub async fn upgrade<P: Protocol>(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if addrs.peer.ip().is_loopback() && is_cross_origin(&headers) && !is_local_origin(&headers) {
+    let cross_origin = is_cross_origin(&headers);
+    if addrs.peer.ip().is_loopback() && cross_origin && !is_local_origin(&headers) {
         // A page from elsewhere in a browser on this host: it must not get what a local
         // program gets (`guest`, loopback `anonymous`); see `crate::cross_origin`.
         let origin = headers.get(axum::http::header::ORIGIN).cloned();
@@ -125,7 +126,7 @@ pub async fn upgrade<P: Protocol>(
     // site's page opened it: the browser presents the certificate on its own.
     let client_login = addrs
         .client_login
-        .filter(|_| !is_cross_origin(&headers))
+        .filter(|_| !cross_origin)
         .map(|user| user.to_string());
     upgrade
         .on_failed_upgrade(
